@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The wgfleet authors */
+/* key: WireGuard key codecs and checks on top of libsodium. */
+#include "key.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#define B64_KEY_CHARS 44
+
+int wgf_key_init(void)
+{
+	return sodium_init() < 0 ? -EIO : 0;
+}
+
+bool wgf_key_is_zero(const uint8_t key[static WGF_KEY_LEN])
+{
+	return sodium_is_zero(key, WGF_KEY_LEN) == 1;
+}
+
+static bool is_low_order(const uint8_t key[static WGF_KEY_LEN])
+{
+	/* libsodium refuses a point of small order (and any input whose product is
+	 * zero) with -1; any fixed scalar will do for the test. */
+	static const uint8_t scalar[WGF_KEY_LEN] = {0x77, 0x07, 0x6d, 0x0a, 0x73, 0x18, 0xa5, 0x7d,
+	                                            0x3c, 0x16, 0xc1, 0x72, 0x51, 0xb2, 0x66, 0x45,
+	                                            0xdf, 0x4c, 0x2f, 0x87, 0xeb, 0xc0, 0x99, 0x2a,
+	                                            0xb1, 0x77, 0xfb, 0xa5, 0x1d, 0xb9, 0x2c, 0x2a};
+	uint8_t out[WGF_KEY_LEN];
+	int r = crypto_scalarmult(out, scalar, key);
+
+	sodium_memzero(out, sizeof(out));
+	return r != 0;
+}
+
+int wgf_key_check(const uint8_t key[static WGF_KEY_LEN], enum wgf_key_kind kind,
+                  struct wgf_err *err)
+{
+	if (wgf_key_is_zero(key))
+		return wgf_err_set(err, -EINVAL, "key is all zeros");
+	if (kind == WGF_KEY_PUBLIC && is_low_order(key))
+		return wgf_err_set(err, -EINVAL,
+		                   "key is a low-order point of Curve25519, which no real "
+		                   "WireGuard key is");
+	return 0;
+}
+
+static bool is_b64_alphabet(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '+' || c == '/';
+}
+
+/*
+ * libsodium said no, or stopped early: find out why, for the message. The decoding
+ * itself is libsodium's; this only names the first thing that is wrong.
+ */
+static int explain_bad_base64(const char *b64, struct wgf_err *err)
+{
+	size_t pad = 0;
+
+	for (size_t i = 0; i < B64_KEY_CHARS; i++) {
+		if (b64[i] == '=') {
+			pad++;
+			continue;
+		}
+		if (!is_b64_alphabet(b64[i]) || pad > 0)
+			return wgf_err_set(err, -EINVAL,
+			                   "key has a character that is not base64 at position %zu",
+			                   i + 1);
+	}
+	if (pad > 2)
+		return wgf_err_set(err, -EINVAL, "key has %zu '=' of padding; base64 has at most 2",
+		                   pad);
+	return wgf_err_set(err, -EINVAL,
+	                   "key is not canonical base64: its last character carries stray bits");
+}
+
+int wgf_key_from_base64(uint8_t ret_key[static WGF_KEY_LEN], const char *b64,
+                        enum wgf_key_kind kind, struct wgf_err *err)
+{
+	uint8_t buf[WGF_KEY_LEN + 8];
+	size_t len, bin_len = 0;
+	const char *end = NULL;
+	int r;
+
+	if (!b64 || b64[0] == '\0')
+		return wgf_err_set(err, -EINVAL, "key is empty");
+	len = strlen(b64);
+	if (len != B64_KEY_CHARS)
+		return wgf_err_set(err, -EINVAL,
+		                   "key is %zu characters long; a WireGuard key is 44 characters "
+		                   "of base64",
+		                   len);
+	if (sodium_base642bin(buf, sizeof(buf), b64, len, NULL, &bin_len, &end,
+	                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	    end != b64 + len) {
+		r = explain_bad_base64(b64, err);
+		goto out;
+	}
+	if (bin_len != WGF_KEY_LEN) {
+		r = wgf_err_set(err, -EINVAL,
+		                "key decodes to %zu bytes; a WireGuard key is exactly 32 bytes",
+		                bin_len);
+		goto out;
+	}
+	r = wgf_key_check(buf, kind, err);
+	if (r == 0)
+		memcpy(ret_key, buf, WGF_KEY_LEN);
+out:
+	sodium_memzero(buf, sizeof(buf));
+	return r;
+}
+
+void wgf_key_to_base64(char out[static WGF_KEY_B64_LEN], const uint8_t key[static WGF_KEY_LEN])
+{
+	sodium_bin2base64(out, WGF_KEY_B64_LEN, key, WGF_KEY_LEN, sodium_base64_VARIANT_ORIGINAL);
+}
+
+int wgf_key_from_hex(uint8_t ret_key[static WGF_KEY_LEN], const char *hex, struct wgf_err *err)
+{
+	uint8_t buf[WGF_KEY_LEN];
+	size_t bin_len = 0, len = strnlen(hex, 2 * WGF_KEY_LEN + 1);
+	const char *end = NULL;
+
+	if (len != 2 * WGF_KEY_LEN)
+		return wgf_err_set(err, -EINVAL, "hex key must be 64 hex digits");
+	if (sodium_hex2bin(buf, sizeof(buf), hex, len, NULL, &bin_len, &end) != 0 ||
+	    end != hex + len || bin_len != WGF_KEY_LEN) {
+		sodium_memzero(buf, sizeof(buf));
+		return wgf_err_set(err, -EINVAL, "hex key has a character that is not a hex digit");
+	}
+	memcpy(ret_key, buf, WGF_KEY_LEN);
+	sodium_memzero(buf, sizeof(buf));
+	return 0;
+}
+
+void wgf_key_to_hex(char out[static WGF_KEY_HEX_LEN], const uint8_t key[static WGF_KEY_LEN])
+{
+	sodium_bin2hex(out, WGF_KEY_HEX_LEN, key, WGF_KEY_LEN);
+}
+
+void wgf_key_generate_private(uint8_t ret_key[static WGF_KEY_LEN])
+{
+	randombytes_buf(ret_key, WGF_KEY_LEN);
+	/* Curve25519 clamping, as wg genkey does. */
+	ret_key[0] &= 248;
+	ret_key[31] = (ret_key[31] & 127) | 64;
+}
+
+int wgf_key_public_from_private(uint8_t ret_pub[static WGF_KEY_LEN],
+                                const uint8_t priv[static WGF_KEY_LEN])
+{
+	if (wgf_key_is_zero(priv))
+		return -EINVAL;
+	return crypto_scalarmult_base(ret_pub, priv) == 0 ? 0 : -EINVAL;
+}
