@@ -4,14 +4,14 @@
 #include "conf.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ini.h>
+
+#include "fs.h"
 
 #define MS_PER_S ((uint64_t)1000)
 
@@ -385,51 +385,22 @@ int wgf_conf_load_file(const struct wgf_conf_table *t, void *cfg, const char *pa
 {
 	char *text = NULL;
 	size_t len = 0;
-	struct stat st;
-	int fd, r;
+	int r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		r = -errno;
-		return wgf_err_set(err, r, "%s: cannot open: %s", path, wgf_strerror(r));
-	}
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		wgf_err_set(err, r, "%s: cannot stat: %s", path, wgf_strerror(r));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		r = wgf_err_set(err, -EINVAL, "%s: not a regular file", path);
-		goto out;
-	}
-	if (st.st_size > WGF_CONF_FILE_MAX) {
-		r = wgf_err_set(err, -EFBIG, "%s: larger than %d bytes", path, WGF_CONF_FILE_MAX);
-		goto out;
-	}
-	text = malloc((size_t)st.st_size + 1);
-	if (!text) {
-		r = wgf_err_set(err, -ENOMEM, "%s: out of memory", path);
-		goto out;
-	}
-	while (len < (size_t)st.st_size) {
-		ssize_t n = read(fd, text + len, (size_t)st.st_size - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			wgf_err_set(err, r, "%s: cannot read: %s", path, wgf_strerror(r));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
+	r = wgf_fs_read(path, WGF_CONF_FILE_MAX, &text, &len, err);
+	if (r < 0)
+		return r;
 	r = wgf_conf_load_string(t, cfg, path, text, len, err);
-out:
 	free(text);
-	close(fd);
 	return r;
+}
+
+int wgf_conf_load_optional(const struct wgf_conf_table *t, void *cfg, const char *path,
+                           bool must_exist, struct wgf_err *err)
+{
+	if (!must_exist && access(path, F_OK) != 0 && errno == ENOENT)
+		return wgf_conf_defaults(t, cfg, err);
+	return wgf_conf_load_file(t, cfg, path, err);
 }
 
 static void dump_value(const struct wgf_conf_entry *e, const void *cfg, FILE *out)

@@ -94,6 +94,14 @@ int wgf_conf_load_string(const struct wgf_conf_table *t, void *cfg, const char *
 int wgf_conf_load_file(const struct wgf_conf_table *t, void *cfg, const char *path,
                        struct wgf_err *err);
 
+/*
+ * As wgf_conf_load_file, except that when `must_exist` is false and nothing is at path,
+ * the defaults alone are applied: a daemon's default config file is optional, one
+ * named on the command line is not.
+ */
+int wgf_conf_load_optional(const struct wgf_conf_table *t, void *cfg, const char *path,
+                           bool must_exist, struct wgf_err *err);
+
 const struct wgf_conf_entry *wgf_conf_find(const struct wgf_conf_table *t, const char *section,
                                            const char *name);
 

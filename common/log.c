@@ -20,6 +20,8 @@ int wgf_log_max_level = LOG_INFO;
 static const char *log_ident = "wgfleet";
 static int log_fd = STDERR_FILENO;
 
+const char *const wgf_log_level_choices[] = {"error", "warning", "notice", "info", "debug", NULL};
+
 static const char *const level_names[] = {
         [LOG_ERR] = "error", [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice",
         [LOG_INFO] = "info", [LOG_DEBUG] = "debug",

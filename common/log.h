@@ -41,6 +41,9 @@ struct wgf_log_field {
 
 extern int wgf_log_max_level;
 
+/* "error" .. "debug", NULL-terminated: entry i is level LOG_ERR + i (for config enums). */
+extern const char *const wgf_log_level_choices[];
+
 /* Sets the program name used for `mod` and the first level that is not written. */
 void wgf_log_init(const char *ident, int max_level);
 

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The wgfleet authors */
+/* fs: bounded whole-file reads and crash-safe replacement. */
+#include "fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PATH_BUF 4096
+
+static int sys_error(struct wgf_err *err, const char *path, const char *what)
+{
+	int r = -errno;
+
+	return wgf_err_set(err, r, "%s: cannot %s: %s", path, what, wgf_strerror(r));
+}
+
+int wgf_fs_read(const char *path, size_t max, char **ret, size_t *ret_len, struct wgf_err *err)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	struct stat st;
+	int fd, r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return sys_error(err, path, "open");
+	if (fstat(fd, &st) < 0) {
+		r = sys_error(err, path, "stat");
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = wgf_err_set(err, -EINVAL, "%s: not a regular file", path);
+		goto out;
+	}
+	if ((uintmax_t)st.st_size > max) {
+		r = wgf_err_set(err, -EFBIG, "%s: larger than %zu bytes", path, max);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		r = wgf_err_set(err, -ENOMEM, "%s: out of memory", path);
+		goto out;
+	}
+	/* Read until EOF, not st_size: the file may have shrunk or grown meanwhile. */
+	for (;;) {
+		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = sys_error(err, path, "read");
+			goto out;
+		}
+		if (n == 0 || len + (size_t)n == (size_t)st.st_size) {
+			len += (size_t)n;
+			break;
+		}
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	*ret = buf;
+	*ret_len = len;
+	buf = NULL;
+	r = 0;
+out:
+	free(buf);
+	close(fd);
+	return r;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int wgf_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                        struct wgf_err *err)
+{
+	char tmp[PATH_BUF], dir[PATH_BUF];
+	int fd, dfd, r;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmpXXXXXX", path) >= sizeof(tmp))
+		return wgf_err_set(err, -ENAMETOOLONG, "%s: path too long", path);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return sys_error(err, tmp, "create");
+	if (fchmod(fd, mode) < 0) {
+		r = sys_error(err, tmp, "chmod");
+		goto fail;
+	}
+	r = write_all(fd, data, len);
+	if (r < 0) {
+		wgf_err_set(err, r, "%s: cannot write: %s", tmp, wgf_strerror(r));
+		goto fail;
+	}
+	if (fsync(fd) < 0) {
+		r = sys_error(err, tmp, "fsync");
+		goto fail;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		r = sys_error(err, tmp, "close");
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		r = sys_error(err, path, "rename into place");
+		goto fail;
+	}
+	/* Make the rename itself durable. */
+	snprintf(dir, sizeof(dir), "%s", path);
+	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return r;
+}
