@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The wgfleet authors */
+/* wgfleet-coordinator: command line, configuration and the subcommands. */
+#define LOG_MODULE "main"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "db_sync.h"
+#include "key.h"
+#include "log.h"
+#include "migrate.h"
+#include "settings.h"
+
+#define DEFAULT_CONFIG WGF_SYSCONFDIR "/coordinator.conf"
+
+struct options {
+	const char *config;
+	const char *database;
+	bool config_given;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "Usage: wgfleet-coordinator [OPTIONS] COMMAND\n"
+	        "\n"
+	        "Commands:\n"
+	        "  migrate          apply the schema migrations this binary carries\n"
+	        "  migrate-status   list the migrations, applied and pending\n"
+	        "  check-config     load the configuration and report the first problem\n"
+	        "  dump-config      print the effective configuration\n"
+	        "  sample-config    print a configuration file with every option and default\n"
+	        "  version          print the version\n"
+	        "\n"
+	        "Options:\n"
+	        "  -c, --config FILE          configuration file (default %s)\n"
+	        "  -d, --database CONNINFO    libpq connection string; overrides [database]\n"
+	        "  -h, --help                 show this help\n",
+	        DEFAULT_CONFIG);
+}
+
+/*
+ * Loads the configuration. Without --config a missing default file is not an error
+ * (the defaults stand), so a first run on a fresh machine needs no file.
+ */
+static int load_settings(const struct options *o, struct settings *s)
+{
+	struct wgf_err err = {0};
+	int r;
+
+	r = wgf_conf_load_optional(&settings_table, s, o->config, o->config_given, &err);
+	if (r == 0 && o->database)
+		r = wgf_conf_set(&settings_table, s, "database", "conninfo", o->database, &err);
+	if (r < 0) {
+		log_error("Invalid configuration: %s", err.msg);
+		return r;
+	}
+	wgf_log_init(NULL, settings_log_level(s));
+	return 0;
+}
+
+static int connect_db(const struct settings *s, PGconn **ret)
+{
+	struct wgf_err err = {0};
+	int r = db_sync_connect(s->conninfo, ret, &err);
+
+	if (r < 0)
+		log_error("%s", err.msg);
+	return r;
+}
+
+static int cmd_migrate(const struct settings *s)
+{
+	struct migrate_result res = {0};
+	struct wgf_err err = {0};
+	PGconn *conn;
+	int r;
+
+	r = connect_db(s, &conn);
+	if (r < 0)
+		return r;
+	r = migrate_run(conn, &res, &err);
+	PQfinish(conn);
+	if (r < 0) {
+		log_error("Migration failed: %s", err.msg);
+		return r;
+	}
+	if (res.from_version == res.to_version)
+		printf("schema is current at version %d\n", res.to_version);
+	else
+		printf("schema migrated from version %d to %d\n", res.from_version, res.to_version);
+	return 0;
+}
+
+static int cmd_migrate_status(const struct settings *s)
+{
+	struct wgf_err err = {0};
+	PGconn *conn;
+	int r;
+
+	r = connect_db(s, &conn);
+	if (r < 0)
+		return r;
+	r = migrate_print_status(conn, stdout, &err);
+	if (r == 0)
+		r = migrate_check(conn, &err);
+	PQfinish(conn);
+	if (r < 0)
+		log_error("%s", err.msg);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	        {"config", required_argument, NULL, 'c'},
+	        {"database", required_argument, NULL, 'd'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
+	};
+	struct options o = {.config = DEFAULT_CONFIG};
+	struct settings s;
+	const char *cmd;
+	int c, r;
+
+	wgf_log_init("wgfleet-coordinator", LOG_INFO);
+	while ((c = getopt_long(argc, argv, "c:d:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			o.config = optarg;
+			o.config_given = true;
+			break;
+		case 'd':
+			o.database = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_SUCCESS;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[optind];
+	if (strcmp(cmd, "version") == 0) {
+		printf("wgfleet-coordinator %s\n", WGF_VERSION);
+		return EXIT_SUCCESS;
+	}
+	if (strcmp(cmd, "sample-config") == 0) {
+		wgf_conf_dump(&settings_table, NULL, stdout);
+		return EXIT_SUCCESS;
+	}
+	if (wgf_key_init() < 0) {
+		log_error("Cannot initialise libsodium");
+		return EXIT_FAILURE;
+	}
+	memset(&s, 0, sizeof(s));
+	if (load_settings(&o, &s) < 0)
+		return EXIT_FAILURE;
+	if (strcmp(cmd, "check-config") == 0) {
+		r = 0;
+	} else if (strcmp(cmd, "dump-config") == 0) {
+		wgf_conf_dump(&settings_table, &s, stdout);
+		r = 0;
+	} else if (strcmp(cmd, "migrate") == 0) {
+		r = cmd_migrate(&s);
+	} else if (strcmp(cmd, "migrate-status") == 0) {
+		r = cmd_migrate_status(&s);
+	} else {
+		fprintf(stderr, "wgfleet-coordinator: unknown command '%s'\n\n", cmd);
+		usage(stderr);
+		return 2;
+	}
+	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
