@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The wgfleet authors
+"""The command lines: configuration files, sample files, the agent's identity."""
+import base64
+import os
+import stat
+
+import pytest
+
+from conftest import TOP, binary, log_lines, log_messages, run
+
+DAEMONS = ["wgfleet-coordinator", "wgfleet-agent"]
+
+
+@pytest.mark.parametrize("daemon", DAEMONS)
+def test_sample_config_is_the_shipped_file_and_loads(daemon):
+    shipped = os.path.join(TOP, "deploy", daemon.split("-")[1] + ".conf")
+    proc = run([binary(daemon), "sample-config"], check=True)
+    with open(shipped) as f:
+        assert proc.stdout == f.read(), f"regenerate {shipped} with '{daemon} sample-config'"
+    check = run([binary(daemon), "--config", shipped, "check-config"])
+    assert check.returncode == 0, check.stderr
+
+
+@pytest.mark.parametrize("daemon", DAEMONS)
+def test_dump_config_round_trips(daemon, tmp_path):
+    conf = tmp_path / "a.conf"
+    conf.write_text("[log]\nlevel = debug ; comment\n")
+    dumped = run([binary(daemon), "--config", str(conf), "dump-config"], check=True).stdout
+    assert "\nlevel = debug\n" in dumped
+    again = tmp_path / "b.conf"
+    again.write_text(dumped)
+    assert run([binary(daemon), "--config", str(again), "dump-config"],
+               check=True).stdout == dumped
+
+
+@pytest.mark.parametrize("text,message", [
+    ("[log]\nlevel = loud\n",
+     "{f}:2: bad value for 'level' in section [log]: 'loud' is not one of: error, warning, "
+     "notice, info, debug"),
+    ("[log]\nlevel = info\nlevel = debug\n",
+     "{f}:3: duplicate key 'level' in section [log]"),
+    ("[logs]\nlevel = info\n", "{f}:2: unknown section [logs]"),
+    ("[log]\nverbosity = 3\n", "{f}:2: unknown key 'verbosity' in section [log]"),
+    ("[log]\njust words\n", "{f}:2: syntax error: expected '[section]' or 'key = value'"),
+    ("[log]\n  level = info\n",
+     "{f}:2: line starts with whitespace; keys and sections start in the first column"),
+])
+def test_bad_config_is_refused_with_file_and_line(tmp_path, text, message):
+    conf = tmp_path / "bad.conf"
+    conf.write_text(text)
+    for daemon in DAEMONS:
+        proc = run([binary(daemon), "--config", str(conf), "check-config"])
+        assert proc.returncode == 1
+        assert log_messages(proc.stderr) == [
+            "Invalid configuration: " + message.format(f=conf)]
+
+
+def test_missing_named_config_is_an_error_but_missing_default_is_not(tmp_path):
+    proc = run([binary("wgfleet-agent"), "--config", str(tmp_path / "none.conf"),
+                "check-config"])
+    assert proc.returncode == 1
+    assert "none.conf: cannot open: No such file or directory" in proc.stderr
+    # Without --config the default path is optional: the defaults stand.
+    proc = run([binary("wgfleet-agent"), "check-config"])
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_usage_errors_exit_2():
+    assert run([binary("wgfleet-coordinator")]).returncode == 2
+    proc = run([binary("wgfleet-coordinator"), "frobnicate"])
+    assert proc.returncode == 2 and "unknown command 'frobnicate'" in proc.stderr
+    assert run([binary("wgfleet-agent"), "--bogus", "version"]).returncode == 2
+    ver = run([binary("wgfleet-agent"), "version"], check=True)
+    assert ver.stdout.startswith("wgfleet-agent ")
+
+
+def agent_init(state):
+    conf = state.parent / "agent.conf"
+    conf.write_text(f"[agent]\nstate_directory = {state}\n")
+    return run([binary("wgfleet-agent"), "--config", str(conf), "init"])
+
+
+def test_agent_init_creates_one_key_and_keeps_it(tmp_path):
+    state = tmp_path / "state"
+    first = agent_init(state)
+    assert first.returncode == 0, first.stderr
+    pk = base64.b64decode(first.stdout.strip(), validate=True)
+    assert len(pk) == 32
+    key = state / "signing.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert len(base64.b64decode(key.read_text().strip())) == 32
+    # The secret never reaches the output or the log.
+    assert key.read_text().strip() not in first.stdout + first.stderr
+    lines = log_lines(first.stderr)
+    assert lines[0]["msg"] == "Created the signing key" and lines[0]["level"] == "notice"
+    second = agent_init(state)
+    assert second.returncode == 0
+    assert second.stdout == first.stdout
+    assert log_messages(second.stderr) == ["Signing key exists"]
+
+
+def test_agent_init_refuses_an_exposed_or_corrupt_key(tmp_path):
+    state = tmp_path / "state"
+    assert agent_init(state).returncode == 0
+    key = state / "signing.key"
+    key.chmod(0o644)
+    proc = agent_init(state)
+    assert proc.returncode == 1
+    assert f"{key}: readable by other users (mode 644); chmod 600 it" in proc.stderr
+    key.chmod(0o600)
+    key.write_text("not a key\n")
+    proc = agent_init(state)
+    assert proc.returncode == 1
+    assert f"{key}: not a base64 Ed25519 seed of 32 bytes" in proc.stderr
+    assert key.read_text() == "not a key\n"
