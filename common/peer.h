@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The wgfleet authors */
+/* peer: the domain structs for WireGuard peers and devices, shared by both daemons. */
+#ifndef WGF_COMMON_PEER_H
+#define WGF_COMMON_PEER_H
+
+/*
+ * A desired peer is what the coordinator says a server's interface must hold: a public
+ * key, its allowed IPs and a keepalive. An observed peer adds what the data plane
+ * shows: the last handshake, the endpoint and the byte counters. One struct serves
+ * both; `flags` says which optional parts are present (the wg-tools containers.h
+ * idiom). Allowed IPs are bounded per peer, so a peer has a fixed size and a set of
+ * peers is one array.
+ *
+ * A device is an interface's own facts (its public key, listen port) and its peers, in
+ * a growable array that the device owns. The private key is never held here.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "cidr.h"
+#include "key.h"
+
+#define WGF_PEER_ALLOWED_IPS_MAX 8
+#define WGF_DEVICE_PEERS_MAX     100000
+
+#define WGF_PEER_HAS_KEEPALIVE (1U << 0)
+#define WGF_PEER_HAS_HANDSHAKE (1U << 1)
+#define WGF_PEER_HAS_ENDPOINT  (1U << 2)
+#define WGF_PEER_HAS_TRANSFER  (1U << 3)
+
+struct wgf_peer {
+	uint8_t public_key[WGF_KEY_LEN];
+	struct wgf_cidr allowed_ips[WGF_PEER_ALLOWED_IPS_MAX];
+	unsigned n_allowed_ips;
+	uint16_t persistent_keepalive; /* seconds, 0 = off */
+	unsigned flags;                /* WGF_PEER_HAS_* */
+	int64_t last_handshake_ms;     /* unix ms; 0 = never */
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} endpoint;
+	uint64_t rx_bytes, tx_bytes;
+};
+
+#define WGF_DEVICE_HAS_PUBLIC_KEY  (1U << 0)
+#define WGF_DEVICE_HAS_LISTEN_PORT (1U << 1)
+
+struct wgf_device {
+	char ifname[16];
+	unsigned flags; /* WGF_DEVICE_HAS_* */
+	uint8_t public_key[WGF_KEY_LEN];
+	uint16_t listen_port;
+	struct wgf_peer *peers; /* owned */
+	size_t n_peers, cap_peers;
+};
+
+/* Appends a zeroed peer and returns it, or NULL (-ENOMEM or past WGF_DEVICE_PEERS_MAX). */
+struct wgf_peer *wgf_device_add_peer(struct wgf_device *dev);
+
+/* Frees the peers and resets the device to empty (the struct itself is the caller's). */
+void wgf_device_fini(struct wgf_device *dev);
+
+/* Appends an allowed IP; -E2BIG past WGF_PEER_ALLOWED_IPS_MAX. */
+int wgf_peer_add_allowed_ip(struct wgf_peer *p, const struct wgf_cidr *c);
+
+/* Same allowed IPs, as sets (order does not matter), and the same keepalive. */
+bool wgf_peer_config_equal(const struct wgf_peer *a, const struct wgf_peer *b);
+
+/* Orders peers by public key (memcmp), for sorting and binary search. */
+int wgf_peer_cmp_key(const void *a, const void *b);
+
+#endif
