@@ -16,7 +16,7 @@ pkgs=(
 	build-essential meson ninja-build pkg-config clang clang-format clang-tidy
 	# libraries the design card fixes, plus the HTTP server, JSON, INI and unit tests
 	libnng-dev protobuf-c-compiler libprotobuf-c-dev libpq-dev libsodium-dev libmnl-dev
-	libuv1-dev libh2o-dev libssl-dev libjansson-dev libinih-dev libcmocka-dev
+	libuv1-dev libh2o-dev libssl-dev libjansson-dev libinih-dev libcmocka-dev liburiparser-dev
 	# sanitizer runtimes for clang builds
 	libclang-rt-14-dev
 	# the database and the data plane the tests drive
