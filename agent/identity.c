@@ -17,33 +17,11 @@
 static int load(struct identity *id, const char *path, struct wgf_err *err)
 {
 	uint8_t seed[crypto_sign_SEEDBYTES];
-	size_t len = 0, seed_len = 0;
-	const char *end = NULL;
-	struct stat st;
-	char *text = NULL;
-	int r;
+	int r = wgf_fs_read_secret32(path, seed, err);
 
-	if (stat(path, &st) == 0 && (st.st_mode & 077))
-		return wgf_err_set(err, -EINVAL,
-		                   "%s: readable by other users (mode %03o); chmod 600 it", path,
-		                   st.st_mode & 0777);
-	r = wgf_fs_read(path, 256, &text, &len, err);
-	if (r < 0)
-		return r;
-	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
-		len--;
-	if (sodium_base642bin(seed, sizeof(seed), text, len, NULL, &seed_len, &end,
-	                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
-	    end != text + len || seed_len != sizeof(seed)) {
-		r = wgf_err_set(err, -EINVAL, "%s: not a base64 Ed25519 seed of 32 bytes", path);
-		goto out;
-	}
-	crypto_sign_seed_keypair(id->pk, id->sk, seed);
-	r = 0;
-out:
+	if (r == 0)
+		crypto_sign_seed_keypair(id->pk, id->sk, seed);
 	sodium_memzero(seed, sizeof(seed));
-	sodium_memzero(text, len);
-	free(text);
 	return r;
 }
 

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #define PATH_BUF 4096
 
 static int sys_error(struct wgf_err *err, const char *path, const char *what)
@@ -139,5 +141,38 @@ fail:
 	if (fd >= 0)
 		close(fd);
 	unlink(tmp);
+	return r;
+}
+
+int wgf_fs_read_secret32(const char *path, uint8_t ret[static 32], struct wgf_err *err)
+{
+	uint8_t buf[32];
+	size_t len = 0, bin_len = 0;
+	const char *end = NULL;
+	struct stat st;
+	char *text = NULL;
+	int r;
+
+	if (stat(path, &st) == 0 && (st.st_mode & 077))
+		return wgf_err_set(err, -EPERM,
+		                   "%s: readable by other users (mode %03o); chmod 600 it", path,
+		                   (unsigned)(st.st_mode & 0777));
+	r = wgf_fs_read(path, 256, &text, &len, err);
+	if (r < 0)
+		return r;
+	if (len > 0 && text[len - 1] == '\n')
+		len--;
+	if (sodium_base642bin(buf, sizeof(buf), text, len, NULL, &bin_len, &end,
+	                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	    end != text + len || bin_len != sizeof(buf)) {
+		r = wgf_err_set(err, -EINVAL, "%s: not 32 bytes in base64", path);
+		goto out;
+	}
+	memcpy(ret, buf, sizeof(buf));
+	r = 0;
+out:
+	sodium_memzero(buf, sizeof(buf));
+	sodium_memzero(text, len);
+	free(text);
 	return r;
 }

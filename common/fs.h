@@ -13,6 +13,7 @@
  */
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "err.h"
@@ -27,5 +28,13 @@ int wgf_fs_read(const char *path, size_t max, char **ret, size_t *ret_len, struc
 /* Replaces path with data, atomically and durably, with the given mode (e.g. 0600). */
 int wgf_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
                         struct wgf_err *err);
+
+/*
+ * Reads a secret file holding exactly 32 bytes in standard base64 (one trailing newline
+ * allowed), as made by `head -c 32 /dev/urandom | base64`. Refuses a file that group or
+ * others may read (-EPERM), and wipes every buffer that held the secret. The message
+ * never quotes the file's contents.
+ */
+int wgf_fs_read_secret32(const char *path, uint8_t ret[static 32], struct wgf_err *err);
 
 #endif

@@ -112,5 +112,5 @@ def test_agent_init_refuses_an_exposed_or_corrupt_key(tmp_path):
     key.write_text("not a key\n")
     proc = agent_init(state)
     assert proc.returncode == 1
-    assert f"{key}: not a base64 Ed25519 seed of 32 bytes" in proc.stderr
+    assert f"{key}: not 32 bytes in base64" in proc.stderr
     assert key.read_text() == "not a key\n"
