@@ -59,7 +59,7 @@ struct backend_ops {
 	int (*set_peers)(struct backend *b, const struct wgf_peer *peers, size_t n);
 	int (*remove_peers)(struct backend *b, const struct wgf_peer *peers, size_t n);
 	int (*ensure_device)(struct backend *b, const struct backend_device_cfg *cfg,
-			     struct wgf_err *err);
+	                     struct wgf_err *err);
 	void (*free)(struct backend *b);
 };
 
@@ -73,8 +73,25 @@ struct backend {
 int backend_uapi_new(const char *ifname, const char *socket_dir, struct backend **ret);
 int backend_kernel_new(const char *ifname, struct backend **ret);
 
-/* Checks an interface name the way the kernel does. */
+/* Checks an interface name the way the kernel does (dev_valid_name). */
 bool backend_ifname_is_valid(const char *ifname);
+
+/*
+ * In wgf_peer.flags of a peer that get_device returns: the interface holds more allowed
+ * IPs for it than WGF_PEER_ALLOWED_IPS_MAX, and only the first ones are in the struct.
+ * Such a peer never equals a desired peer, so the reconciler rewrites it.
+ */
+#define BACKEND_PEER_F_TRUNCATED (1U << 16)
+
+/*
+ * Reads the interface's private key from path: one base64 key (the `wg genkey` format),
+ * in a file no other user can read. When the file is absent and create is set, a new
+ * key is generated and written there atomically, mode 0600; *ret_created (may be NULL)
+ * says which happened. ret_key is written only on success; the caller wipes it with
+ * sodium_memzero(). -EINVAL with a message for a bad or exposed file.
+ */
+int backend_private_key_load(const char *path, bool create, uint8_t ret_key[static WGF_KEY_LEN],
+                             bool *ret_created, struct wgf_err *err);
 
 static inline void backend_free(struct backend *b)
 {
