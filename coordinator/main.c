@@ -12,7 +12,12 @@
 
 #include <libpq-fe.h>
 
+#include <sodium.h>
+
+#include "apikey.h"
+#include "daemon.h"
 #include "db_sync.h"
+#include "fs.h"
 #include "key.h"
 #include "log.h"
 #include "migrate.h"
@@ -117,6 +122,48 @@ static int cmd_migrate_status(const struct settings *s)
 	return r;
 }
 
+/* Talks to the database directly, so an operator can bootstrap before any key exists. */
+static int cmd_create_admin_key(const struct settings *s)
+{
+	char text[APIKEY_TEXT_LEN + 1], hash[2 + 2 * APIKEY_HASH_LEN + 1], id[24];
+	uint8_t secret[32];
+	struct wgf_err err = {0};
+	struct apikey k;
+	PGresult *res = NULL;
+	PGconn *conn;
+	int r;
+
+	r = wgf_fs_read_secret32(s->key_hash_secret_file, secret, &err);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "Cannot read the API key hashing secret: %s", err.msg);
+	r = connect_db(s, &conn);
+	if (r < 0)
+		goto out;
+	r = migrate_check(conn, &err);
+	if (r == 0) {
+		apikey_generate(secret, text, &k);
+		hash[0] = '\\';
+		hash[1] = 'x';
+		sodium_bin2hex(hash + 2, sizeof(hash) - 2, k.hash, sizeof(k.hash));
+		r = db_sync_exec(conn,
+		                 "SELECT wgf_create_admin_key($1, $2::bytea, 'create-admin-key')",
+		                 2, (const char *const[]){k.prefix, hash}, &res, &err);
+	}
+	PQfinish(conn);
+	if (r < 0) {
+		log_error("Cannot create the key: %s", err.msg);
+		goto out;
+	}
+	snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	log_fields(LOG_NOTICE, "Created an admin API key", {"key_id", id}, {"prefix", k.prefix});
+	printf("%s\n", text);
+	sodium_memzero(text, sizeof(text));
+out:
+	sodium_memzero(secret, sizeof(secret));
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -173,6 +220,10 @@ int main(int argc, char **argv)
 	} else if (strcmp(cmd, "dump-config") == 0) {
 		wgf_conf_dump(&settings_table, &s, stdout);
 		r = 0;
+	} else if (strcmp(cmd, "serve") == 0) {
+		r = daemon_run(&s, o.config, o.config_given);
+	} else if (strcmp(cmd, "create-admin-key") == 0) {
+		r = cmd_create_admin_key(&s);
 	} else if (strcmp(cmd, "migrate") == 0) {
 		r = cmd_migrate(&s);
 	} else if (strcmp(cmd, "migrate-status") == 0) {

@@ -10,13 +10,27 @@
  * deploy/coordinator.conf is that output (a test keeps the two equal).
  */
 
+#include <stdint.h>
+
 #include "conf.h"
 
 #define SETTINGS_CONNINFO_MAX 1024
 
 struct settings {
 	char conninfo[SETTINGS_CONNINFO_MAX];
-	int log_level; /* index into the level names: 0 error .. 4 debug */
+	uint64_t db_connections;
+	uint64_t db_queue_max;
+	uint64_t statement_timeout_ms;
+	char listen[128];
+	uint64_t request_timeout_ms;
+	char key_hash_secret_file[512];
+	uint64_t reservation_ttl_ms;
+	uint64_t address_cooldown_ms;
+	uint64_t persistent_keepalive;
+	uint64_t server_online_ms;
+	uint64_t request_deadline_ms;
+	uint64_t sweep_interval_ms;
+	int log_level; /* index into wgf_log_level_choices */
 };
 
 extern const struct wgf_conf_table settings_table;

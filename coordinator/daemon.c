@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The wgfleet authors */
+/* daemon: the coordinator's loop, signals, sweeper and readiness. */
+#define LOG_MODULE "daemon"
+
+#include "daemon.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <uv.h>
+
+#include "api.h"
+#include "db.h"
+#include "db_sync.h"
+#include "fs.h"
+#include "http.h"
+#include "log.h"
+#include "migrate.h"
+
+struct daemon {
+	uv_loop_t loop;
+	uv_signal_t sig_term, sig_int, sig_hup;
+	uv_timer_t sweep, grace;
+	struct settings s;
+	const char *config_path;
+	bool config_given;
+	struct db *db;
+	struct api *api;
+	struct http_server *http;
+	bool stopping;
+};
+
+/* Tells systemd (or anything speaking its notify protocol) that we are ready. */
+static void notify_ready(void)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t len;
+	int fd;
+
+	if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(sa.sun_path))
+		return;
+	len = strlen(path);
+	memcpy(sa.sun_path, path, len);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0';
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	(void)sendto(fd, "READY=1", 7, MSG_NOSIGNAL, (struct sockaddr *)&sa,
+	             (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+	close(fd);
+}
+
+static void on_sweep_result(void *ctx, const PGresult *res, const struct db_error *e)
+{
+	(void)ctx;
+	if (e) {
+		log_warning("Sweep failed, retrying at the next interval: %s", e->message);
+		return;
+	}
+	if (atoi(PQgetvalue(res, 0, 0)) > 0)
+		log_fields(LOG_NOTICE, "Expired reservations released",
+		           {"count", PQgetvalue(res, 0, 0)});
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+
+	(void)db_query(d->db, "SELECT wgf_sweep(1000)", 0, NULL, 0, on_sweep_result, d);
+}
+
+static void on_grace_over(uv_timer_t *t)
+{
+	uv_stop(t->loop);
+}
+
+static void close_handle(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+/*
+ * Stops accepting and closes what we own. Requests in flight get a short grace to be
+ * answered; idle keep-alive connections, which h2o would keep until its own timeout,
+ * are then closed with the loop.
+ */
+static void stop(struct daemon *d)
+{
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	log_notice("Stopping");
+	uv_timer_init(&d->loop, &d->grace);
+	uv_timer_start(&d->grace, on_grace_over, 200, 0);
+	http_stop(d->http);
+	db_close(d->db);
+	uv_timer_stop(&d->sweep);
+	uv_close((uv_handle_t *)&d->sweep, NULL);
+	uv_close((uv_handle_t *)&d->sig_term, NULL);
+	uv_close((uv_handle_t *)&d->sig_int, NULL);
+	uv_close((uv_handle_t *)&d->sig_hup, NULL);
+}
+
+static void on_stop_signal(uv_signal_t *h, int signum)
+{
+	(void)signum;
+	stop(h->data);
+}
+
+/* Re-reads the file; applies the reloadable options, warns about the others. */
+static void on_hup(uv_signal_t *h, int signum)
+{
+	struct daemon *d = h->data;
+	struct settings n;
+	struct wgf_err err = {0};
+
+	(void)signum;
+	memset(&n, 0, sizeof(n));
+	if (wgf_conf_load_optional(&settings_table, &n, d->config_path, d->config_given, &err) <
+	    0) {
+		log_error("Reload failed, keeping the running configuration: %s", err.msg);
+		return;
+	}
+	if (strcmp(n.listen, d->s.listen) != 0 || strcmp(n.conninfo, d->s.conninfo) != 0 ||
+	    n.db_connections != d->s.db_connections)
+		log_warning("Listen address or database settings changed, ignoring until restart");
+	d->s.log_level = n.log_level;
+	d->s.reservation_ttl_ms = n.reservation_ttl_ms;
+	d->s.address_cooldown_ms = n.address_cooldown_ms;
+	d->s.persistent_keepalive = n.persistent_keepalive;
+	d->s.server_online_ms = n.server_online_ms;
+	wgf_log_init(NULL, settings_log_level(&d->s));
+	api_set_reloadable(d->api, n.reservation_ttl_ms, n.address_cooldown_ms,
+	                   (unsigned)n.persistent_keepalive, n.server_online_ms);
+	log_notice("Configuration reloaded");
+}
+
+/* The schema must be exactly this binary's before anything is served. */
+static int check_schema(const struct settings *s)
+{
+	struct wgf_err err = {0};
+	PGconn *conn;
+	int r;
+
+	r = db_sync_connect(s->conninfo, &conn, &err);
+	if (r == 0) {
+		r = migrate_check(conn, &err);
+		PQfinish(conn);
+	}
+	if (r < 0)
+		log_error("%s", err.msg);
+	return r;
+}
+
+static int start(struct daemon *d)
+{
+	struct db_options dbo = {
+	        .conninfo = d->s.conninfo,
+	        .connections = (unsigned)d->s.db_connections,
+	        .queue_max = (unsigned)d->s.db_queue_max,
+	        .statement_timeout_ms = d->s.statement_timeout_ms,
+	};
+	struct api_options ao = {
+	        .reservation_ttl_ms = d->s.reservation_ttl_ms,
+	        .address_cooldown_ms = d->s.address_cooldown_ms,
+	        .server_online_ms = d->s.server_online_ms,
+	        .request_deadline_ms = d->s.request_deadline_ms,
+	        .persistent_keepalive = (unsigned)d->s.persistent_keepalive,
+	};
+	struct http_options ho = {
+	        .listen = d->s.listen,
+	        .request_timeout_ms = d->s.request_timeout_ms,
+	};
+	struct wgf_err err = {0};
+	char port_text[8];
+	int r, port = 0;
+
+	r = wgf_fs_read_secret32(d->s.key_hash_secret_file, ao.key_hash_secret, &err);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "Cannot read the API key hashing secret: %s", err.msg);
+	r = check_schema(&d->s);
+	if (r < 0)
+		goto out;
+	r = db_new(&d->loop, &dbo, &d->db);
+	if (r == 0)
+		r = api_new(&d->loop, d->db, &ao, &d->api);
+	if (r < 0) {
+		log_errno(LOG_ERR, r, "Cannot start");
+		goto out;
+	}
+	r = http_start(&d->loop, &ho, api_handle, d->api, &d->http, &port);
+	if (r < 0) {
+		log_errno(LOG_ERR, r, "Cannot listen on '%s'", d->s.listen);
+		goto out;
+	}
+	snprintf(port_text, sizeof(port_text), "%d", port);
+	log_fields(LOG_NOTICE, "Listening", {"listen", d->s.listen}, {"port", port_text});
+out:
+	sodium_memzero(ao.key_hash_secret, sizeof(ao.key_hash_secret));
+	return r;
+}
+
+int daemon_run(const struct settings *s, const char *config_path, bool config_given)
+{
+	struct daemon *d = calloc(1, sizeof(*d));
+	int r;
+
+	if (!d)
+		return -ENOMEM;
+	d->s = *s;
+	d->config_path = config_path;
+	d->config_given = config_given;
+	uv_loop_init(&d->loop);
+	r = start(d);
+	if (r < 0) {
+		if (d->http)
+			http_stop(d->http);
+		if (d->db)
+			db_close(d->db);
+		goto out;
+	}
+	uv_signal_init(&d->loop, &d->sig_term);
+	uv_signal_init(&d->loop, &d->sig_int);
+	uv_signal_init(&d->loop, &d->sig_hup);
+	d->sig_term.data = d->sig_int.data = d->sig_hup.data = d;
+	uv_signal_start(&d->sig_term, on_stop_signal, SIGTERM);
+	uv_signal_start(&d->sig_int, on_stop_signal, SIGINT);
+	uv_signal_start(&d->sig_hup, on_hup, SIGHUP);
+	uv_timer_init(&d->loop, &d->sweep);
+	d->sweep.data = d;
+	uv_timer_start(&d->sweep, on_sweep, 0, d->s.sweep_interval_ms);
+	notify_ready();
+	uv_run(&d->loop, UV_RUN_DEFAULT);
+	log_notice("Stopped");
+out:
+	/* Whatever is left (idle keep-alive connections, the grace timer) closes here. */
+	uv_walk(&d->loop, close_handle, NULL);
+	uv_run(&d->loop, UV_RUN_DEFAULT);
+	if (uv_loop_close(&d->loop) != 0)
+		log_warning("The event loop still had handles at exit");
+	api_free(d->api);
+	free(d);
+	return r;
+}

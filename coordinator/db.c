@@ -1,0 +1,427 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The wgfleet authors */
+/* db: asynchronous libpq connections driven by uv_poll_t, and the query queue. */
+#include "db.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+enum conn_state {
+	CONN_DOWN,       /* no socket; the retry timer may be armed */
+	CONN_CONNECTING, /* PQconnectPoll in progress */
+	CONN_IDLE,
+	CONN_BUSY,    /* a job is in flight */
+	CONN_CLOSING, /* waiting for the poll handle's close callback */
+};
+
+struct db_job {
+	struct db_job *next;
+	const char *sql; /* borrowed: callers pass string literals */
+	int n;
+	char *params[DB_PARAMS_MAX]; /* owned */
+	uint64_t deadline_ms;
+	db_result_cb cb;
+	void *ctx;
+};
+
+struct db_conn {
+	struct db *db;
+	PGconn *pg;
+	uv_poll_t poll;
+	uv_timer_t retry;
+	enum conn_state state;
+	struct db_job *job;
+	PGresult *res;
+	unsigned failures;
+};
+
+struct db {
+	uv_loop_t *loop;
+	char *conninfo;
+	char options[64];
+	struct db_conn *conns;
+	unsigned n_conns;
+	struct db_job *head, *tail;
+	unsigned queued, queue_max;
+	unsigned open_handles;
+	bool closing;
+};
+
+static void conn_start(struct db_conn *c);
+static void retry_cb(uv_timer_t *t);
+static void db_dispatch(struct db *db);
+
+static void job_free(struct db_job *j)
+{
+	for (int i = 0; i < j->n; i++)
+		free(j->params[i]);
+	free(j);
+}
+
+static void job_fail(struct db_job *j, int code, const char *msg)
+{
+	struct db_error e = {.code = code};
+
+	snprintf(e.message, sizeof(e.message), "%s", msg);
+	j->cb(j->ctx, NULL, &e);
+	job_free(j);
+}
+
+static void copy_field(char *dst, size_t size, const char *src)
+{
+	snprintf(dst, size, "%s", src ? src : "");
+}
+
+static void job_finish(struct db_job *j, PGconn *pg, PGresult *res)
+{
+	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	struct db_error e = {0};
+
+	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+		j->cb(j->ctx, res, NULL);
+	} else {
+		const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+		const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+		e.code = wgf_err_from_sqlstate(state);
+		copy_field(e.sqlstate, sizeof(e.sqlstate), state);
+		copy_field(e.message, sizeof(e.message), msg ? msg : PQerrorMessage(pg));
+		if (res) {
+			copy_field(e.detail, sizeof(e.detail),
+			           PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL));
+			copy_field(e.hint, sizeof(e.hint),
+			           PQresultErrorField(res, PG_DIAG_MESSAGE_HINT));
+		}
+		j->cb(j->ctx, NULL, &e);
+	}
+	job_free(j);
+}
+
+static unsigned backoff_ms(unsigned failures)
+{
+	unsigned ms = BACKOFF_MIN_MS << (failures < 6 ? failures : 6);
+
+	if (ms > BACKOFF_MAX_MS)
+		ms = BACKOFF_MAX_MS;
+	/* Full jitter in the upper half, so replicas do not reconnect in step. */
+	return ms / 2 + randombytes_uniform(ms / 2 + 1);
+}
+
+/* One of db's handles finished closing; the last one after db_close frees db. */
+static void db_handle_gone(struct db *db)
+{
+	if (--db->open_handles == 0 && db->closing) {
+		free(db->conns);
+		free(db->conninfo);
+		free(db);
+	}
+}
+
+static void retry_closed(uv_handle_t *h)
+{
+	struct db_conn *c = h->data;
+
+	db_handle_gone(c->db);
+}
+
+static void poll_closed(uv_handle_t *h)
+{
+	struct db_conn *c = h->data;
+	struct db *db = c->db;
+
+	c->state = CONN_DOWN;
+	if (!db->closing)
+		uv_timer_start(&c->retry, retry_cb, backoff_ms(c->failures++), 0);
+	db_handle_gone(db);
+}
+
+/* Tears the connection down; its job (if any) fails with code. Retries later. */
+static void conn_fail(struct db_conn *c, int code)
+{
+	struct db_job *j = c->job;
+
+	c->job = NULL;
+	PQclear(c->res);
+	c->res = NULL;
+	if (j)
+		job_fail(j, code, PQerrorMessage(c->pg));
+	uv_poll_stop(&c->poll);
+	PQfinish(c->pg);
+	c->pg = NULL;
+	c->state = CONN_CLOSING;
+	uv_close((uv_handle_t *)&c->poll, poll_closed);
+}
+
+static void conn_want(struct db_conn *c, int events);
+
+static void conn_send(struct db_conn *c, struct db_job *j)
+{
+	int r;
+
+	c->job = j;
+	c->state = CONN_BUSY;
+	if (!PQsendQueryParams(c->pg, j->sql, j->n, NULL, (const char *const *)j->params, NULL,
+	                       NULL, 0)) {
+		conn_fail(c, -ECONNRESET);
+		return;
+	}
+	r = PQflush(c->pg);
+	if (r < 0)
+		conn_fail(c, -ECONNRESET);
+	else
+		conn_want(c, r == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE);
+}
+
+static void conn_read(struct db_conn *c)
+{
+	PGresult *res;
+
+	if (!PQconsumeInput(c->pg)) {
+		conn_fail(c, -ECONNRESET);
+		return;
+	}
+	/* Notifications are not used yet; drop them so they do not accumulate. */
+	for (PGnotify *n; (n = PQnotifies(c->pg)) != NULL;)
+		PQfreemem(n);
+	if (c->state != CONN_BUSY)
+		return;
+	while (!PQisBusy(c->pg)) {
+		res = PQgetResult(c->pg);
+		if (!res) {
+			struct db_job *j = c->job;
+
+			/* Idle before the callback runs: it may queue the next query. */
+			res = c->res;
+			c->res = NULL;
+			c->job = NULL;
+			c->state = CONN_IDLE;
+			conn_want(c, UV_READABLE);
+			job_finish(j, c->pg, res);
+			PQclear(res);
+			db_dispatch(c->db);
+			return;
+		}
+		PQclear(c->res);
+		c->res = res;
+	}
+}
+
+static void conn_connect_step(struct db_conn *c)
+{
+	switch (PQconnectPoll(c->pg)) {
+	case PGRES_POLLING_READING:
+		conn_want(c, UV_READABLE);
+		break;
+	case PGRES_POLLING_WRITING:
+		conn_want(c, UV_WRITABLE);
+		break;
+	case PGRES_POLLING_OK:
+		if (PQsetnonblocking(c->pg, 1) != 0) {
+			conn_fail(c, -ECONNRESET);
+			return;
+		}
+		c->failures = 0;
+		c->state = CONN_IDLE;
+		conn_want(c, UV_READABLE);
+		db_dispatch(c->db);
+		break;
+	default:
+		conn_fail(c, -ECONNREFUSED);
+		break;
+	}
+}
+
+static void conn_event(uv_poll_t *p, int status, int events)
+{
+	struct db_conn *c = p->data;
+
+	if (status < 0) {
+		conn_fail(c, -ECONNRESET);
+		return;
+	}
+	switch (c->state) {
+	case CONN_CONNECTING:
+		conn_connect_step(c);
+		break;
+	case CONN_BUSY:
+		if (events & UV_WRITABLE) {
+			int r = PQflush(c->pg);
+
+			if (r < 0) {
+				conn_fail(c, -ECONNRESET);
+				return;
+			}
+			if (r == 0)
+				conn_want(c, UV_READABLE);
+		}
+		if (events & UV_READABLE)
+			conn_read(c);
+		break;
+	case CONN_IDLE:
+		conn_read(c);
+		break;
+	default:
+		break;
+	}
+}
+
+static void conn_want(struct db_conn *c, int events)
+{
+	uv_poll_start(&c->poll, events, conn_event);
+}
+
+static void conn_start(struct db_conn *c)
+{
+	struct db *db = c->db;
+	const char *const keys[] = {"dbname", "options", "application_name", NULL};
+	const char *const values[] = {db->conninfo, db->options, "wgfleet-coordinator", NULL};
+	int fd;
+
+	c->pg = PQconnectStartParams(keys, values, 1);
+	if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD || (fd = PQsocket(c->pg)) < 0 ||
+	    uv_poll_init(db->loop, &c->poll, fd) < 0) {
+		PQfinish(c->pg);
+		c->pg = NULL;
+		uv_timer_start(&c->retry, retry_cb, backoff_ms(c->failures++), 0);
+		return;
+	}
+	c->poll.data = c;
+	db->open_handles++;
+	c->state = CONN_CONNECTING;
+	conn_want(c, UV_WRITABLE);
+}
+
+static void retry_cb(uv_timer_t *t)
+{
+	conn_start(t->data);
+}
+
+int db_new(uv_loop_t *loop, const struct db_options *o, struct db **ret)
+{
+	struct db *db = calloc(1, sizeof(*db));
+
+	if (!db)
+		return -ENOMEM;
+	db->loop = loop;
+	db->conninfo = strdup(o->conninfo);
+	db->n_conns = o->connections ? o->connections : 1;
+	db->conns = calloc(db->n_conns, sizeof(*db->conns));
+	db->queue_max = o->queue_max;
+	if (!db->conninfo || !db->conns) {
+		free(db->conninfo);
+		free(db->conns);
+		free(db);
+		return -ENOMEM;
+	}
+	snprintf(db->options, sizeof(db->options), "-c statement_timeout=%llu",
+	         (unsigned long long)o->statement_timeout_ms);
+	for (unsigned i = 0; i < db->n_conns; i++) {
+		struct db_conn *c = &db->conns[i];
+
+		c->db = db;
+		uv_timer_init(loop, &c->retry);
+		c->retry.data = c;
+		db->open_handles++;
+		conn_start(c);
+	}
+	*ret = db;
+	return 0;
+}
+
+static void db_dispatch(struct db *db)
+{
+	for (unsigned i = 0; i < db->n_conns && db->head; i++) {
+		struct db_conn *c = &db->conns[i];
+		struct db_job *j;
+
+		if (c->state != CONN_IDLE)
+			continue;
+		while ((j = db->head) != NULL) {
+			db->head = j->next;
+			if (!db->head)
+				db->tail = NULL;
+			db->queued--;
+			if (j->deadline_ms && uv_now(db->loop) > j->deadline_ms) {
+				job_fail(j, -ETIMEDOUT,
+				         "waited too long for a database connection");
+				continue;
+			}
+			conn_send(c, j);
+			break;
+		}
+	}
+}
+
+int db_query(struct db *db, const char *sql, int n, const char *const *params, uint64_t deadline_ms,
+             db_result_cb cb, void *ctx)
+{
+	struct db_job *j;
+
+	if (db->closing)
+		return -ECANCELED;
+	if (n < 0 || n > DB_PARAMS_MAX)
+		return -E2BIG;
+	if (db->queued >= db->queue_max)
+		return -EAGAIN;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->sql = sql;
+	j->deadline_ms = deadline_ms;
+	j->cb = cb;
+	j->ctx = ctx;
+	for (int i = 0; i < n; i++, j->n++) {
+		if (!params[i])
+			continue;
+		j->params[i] = strdup(params[i]);
+		if (!j->params[i]) {
+			job_free(j);
+			return -ENOMEM;
+		}
+	}
+	if (db->tail)
+		db->tail->next = j;
+	else
+		db->head = j;
+	db->tail = j;
+	db->queued++;
+	db_dispatch(db);
+	return 0;
+}
+
+unsigned db_connected(const struct db *db)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < db->n_conns; i++)
+		if (db->conns[i].state == CONN_IDLE || db->conns[i].state == CONN_BUSY)
+			n++;
+	return n;
+}
+
+void db_close(struct db *db)
+{
+	struct db_job *j;
+
+	db->closing = true;
+	while ((j = db->head) != NULL) {
+		db->head = j->next;
+		job_fail(j, -ECANCELED, "the coordinator is shutting down");
+	}
+	db->tail = NULL;
+	for (unsigned i = 0; i < db->n_conns; i++) {
+		struct db_conn *c = &db->conns[i];
+
+		if (c->state != CONN_DOWN && c->state != CONN_CLOSING)
+			conn_fail(c, -ECANCELED);
+		uv_timer_stop(&c->retry);
+		uv_close((uv_handle_t *)&c->retry, retry_closed);
+	}
+}

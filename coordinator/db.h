@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The wgfleet authors */
+/* db: a small pool of asynchronous libpq connections on the coordinator's libuv loop. */
+#ifndef WGF_COORDINATOR_DB_H
+#define WGF_COORDINATOR_DB_H
+
+/*
+ * The coordinator never blocks on PostgreSQL. A query is queued with its parameters
+ * (copied) and a callback; an idle connection sends it with PQsendQueryParams and a
+ * uv_poll_t on the connection's socket drives PQflush, PQconsumeInput and
+ * PQgetResult; the callback runs on the loop with the result or an error. There is
+ * no locking: everything here belongs to the loop thread.
+ *
+ * Connections are made with PQconnectStart/PQconnectPoll, also on the loop. A
+ * connection that breaks fails its query with -ECONNRESET (the caller decides whether
+ * a retry is safe) and is remade after a jittered backoff of up to 5 s. The queue is
+ * bounded: db_query returns -EAGAIN when it is full, so overload becomes a quick 503
+ * instead of a growing backlog. Each query also carries a deadline; one that waited
+ * past it in the queue fails with -ETIMEDOUT without being sent. Server-side,
+ * statement_timeout bounds the time a sent query can take.
+ *
+ * Errors reach the callback as a struct db_error: the negative errno from the SQLSTATE
+ * (common/err.h), the SQLSTATE itself, and PostgreSQL's message, detail and hint.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+#include <uv.h>
+
+#include "err.h"
+
+#define DB_PARAMS_MAX 16
+
+struct db;
+
+struct db_error {
+	int code; /* negative errno */
+	char sqlstate[6];
+	char message[256];
+	char detail[512];
+	char hint[64];
+};
+
+/*
+ * res is borrowed: valid during the call, cleared after it. On failure res is NULL and
+ * e says why; on success e is NULL.
+ */
+typedef void (*db_result_cb)(void *ctx, const PGresult *res, const struct db_error *e);
+
+struct db_options {
+	const char *conninfo;
+	unsigned connections; /* how many to keep open */
+	unsigned queue_max;   /* queued queries beyond which db_query says -EAGAIN */
+	uint64_t statement_timeout_ms;
+};
+
+int db_new(uv_loop_t *loop, const struct db_options *o, struct db **ret);
+
+/*
+ * Queues sql with n parameters (text; NULL entries are SQL NULL; copied). The callback
+ * runs exactly once, later, unless db_query fails (then it never runs). deadline_ms is
+ * an absolute uv_now() value; 0 means none.
+ */
+int db_query(struct db *db, const char *sql, int n, const char *const *params, uint64_t deadline_ms,
+             db_result_cb cb, void *ctx);
+
+/* How many connections are up. */
+unsigned db_connected(const struct db *db);
+
+/* Fails every queued query with -ECANCELED, closes the connections and frees db once
+ * the loop has closed its handles. */
+void db_close(struct db *db);
+
+#endif

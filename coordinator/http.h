@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The wgfleet authors */
+/* http: the coordinator's HTTP/1.1 server: h2o on the libuv loop, and reply helpers. */
+#ifndef WGF_COORDINATOR_HTTP_H
+#define WGF_COORDINATOR_HTTP_H
+
+/*
+ * h2o 2.2 in its libuv flavour parses HTTP; this file owns its configuration, the
+ * listening socket and the helpers that write replies, and hands every request to one
+ * handler (api.c). The settings follow docs/DECISIONS.md: HTTP/2 off, bodies capped
+ * (h2o refuses past HTTP_BODY_HARD_MAX with its own 413; api.c answers bodies past its
+ * own, smaller limit with a JSON 413), and an absolute deadline for receiving a
+ * request, so slow or idle clients are cut off without holding anything.
+ *
+ * A handler may reply later, from a database callback. struct http_pending ties such a
+ * reply to the request's lifetime: if h2o disposes of the request first, the pending
+ * reply learns it and drops its answer instead of touching freed memory.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <h2o.h>
+#include <jansson.h>
+#include <uv.h>
+
+#define HTTP_BODY_HARD_MAX (1024 * 1024)
+
+struct http_server;
+
+typedef void (*http_handler_fn)(void *ctx, h2o_req_t *req);
+
+struct http_options {
+	const char *listen;          /* "127.0.0.1:8080", "[::1]:0" */
+	uint64_t request_timeout_ms; /* to receive a whole request */
+};
+
+/* Starts listening; on success logs nothing, *ret_port holds the bound port. */
+int http_start(uv_loop_t *loop, const struct http_options *o, http_handler_fn handler, void *ctx,
+               struct http_server **ret, int *ret_port);
+
+/* Stops accepting and frees the server once its handles are closed. Connections in
+ * progress are not waited for. */
+void http_stop(struct http_server *s);
+
+/* Replies. Each sets Content-Length and X-Request-Id (if request_id is not NULL). */
+void http_reply_json(h2o_req_t *req, int status, const json_t *body, const char *request_id);
+void http_reply_text(h2o_req_t *req, int status, const char *text, const char *request_id);
+void http_reply_empty(h2o_req_t *req, int status, const char *request_id);
+/* {"error":{"code":code,"message":message}} */
+void http_reply_error(h2o_req_t *req, int status, const char *code, const char *message,
+                      const char *request_id);
+/* Adds a response header before one of the replies above. */
+void http_add_header(h2o_req_t *req, const char *name, const char *value);
+
+/* A request header's value copied into buf (NUL-terminated); false when absent or too
+ * long. */
+bool http_header(h2o_req_t *req, const char *lower_name, char *buf, size_t size);
+
+/*
+ * A reply that will be written later. http_pending_new ties p to req; when h2o
+ * disposes of req first, p->req becomes NULL. The owner frees p with
+ * http_pending_free once it has replied or given up.
+ */
+struct http_pending {
+	h2o_req_t *req; /* NULL once the request is gone */
+	void **slot;    /* inside req->pool */
+};
+
+int http_pending_attach(struct http_pending *p, h2o_req_t *req);
+/* Detaches from the request (call before replying, or when giving up). */
+void http_pending_detach(struct http_pending *p);
+
+#endif
