@@ -7,12 +7,17 @@ under /tmp (unix socket paths are limited to 107 bytes), with durability off for
 speed, and wiped at the end. Each test that needs a database gets a fresh one of its
 own, so tests never see each other's rows.
 """
+import base64
+import http.client
 import itertools
+import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -117,3 +122,94 @@ def migrated_db(pg, db):
     name, conninfo = db
     run([binary("wgfleet-coordinator"), "--database", conninfo, "migrate"], check=True)
     return name, conninfo
+
+
+class Coordinator:
+    """A wgfleet-coordinator serving on 127.0.0.1 (a port the kernel picks) for one test."""
+
+    def __init__(self, workdir, conninfo, secret_file=None, extra=""):
+        self.workdir = str(workdir)
+        self.conninfo = conninfo
+        self.secret_file = secret_file or os.path.join(self.workdir, "api-key.secret")
+        if not os.path.exists(self.secret_file):
+            fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.write(fd, base64.b64encode(os.urandom(32)) + b"\n")
+            os.close(fd)
+        self.config = os.path.join(self.workdir, f"coordinator-{id(self)}.conf")
+        with open(self.config, "w") as f:
+            f.write(f"[database]\nconninfo = {conninfo}\n"
+                    f"[http]\nlisten = 127.0.0.1:0\n"
+                    f"[api]\nkey_hash_secret_file = {self.secret_file}\n{extra}")
+        self.proc = None
+        self.port = None
+        self.log_path = os.path.join(self.workdir, f"coordinator-{id(self)}.log")
+
+    def cli(self, *args, check=True):
+        return run([binary("wgfleet-coordinator"), "--config", self.config, *args], check=check)
+
+    def create_admin_key(self):
+        return self.cli("create-admin-key").stdout.strip()
+
+    def start(self, timeout=15):
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([binary("wgfleet-coordinator"), "--config", self.config,
+                                      "serve"], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.log_path) as f:
+                for line in log_lines(f.read()):
+                    if line.get("msg") == "Listening":
+                        self.port = int(line["port"])
+                        return self
+            if self.proc.poll() is not None:
+                raise AssertionError(f"coordinator exited: {self.read_log()}")
+            time.sleep(0.02)
+        raise AssertionError(f"coordinator did not listen within {timeout}s: {self.read_log()}")
+
+    def read_log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop(self, timeout=5):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("coordinator did not stop within 5 s of SIGTERM")
+        if self.proc:
+            self.log.close()
+        return self.proc.returncode if self.proc else None
+
+    def request(self, method, path, key=None, body=None, headers=None, raw=None, timeout=30):
+        """Returns (status, headers dict with lower-case names, parsed JSON or text)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        hdrs = dict(headers or {})
+        if key:
+            hdrs["Authorization"] = f"Bearer {key}"
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        if data is not None:
+            hdrs.setdefault("Content-Type", "application/json")
+        try:
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            text = resp.read().decode()
+            out_headers = {k.lower(): v for k, v in resp.getheaders()}
+        finally:
+            conn.close()
+        ctype = out_headers.get("content-type", "")
+        payload = json.loads(text) if ctype.startswith("application/json") else text
+        return resp.status, out_headers, payload
+
+
+@pytest.fixture
+def coordinator(tmp_path, migrated_db):
+    """A running coordinator on a fresh, migrated database, with its admin key."""
+    _, conninfo = migrated_db
+    coord = Coordinator(tmp_path, conninfo)
+    coord.admin_key = coord.create_admin_key()
+    coord.start()
+    yield coord
+    coord.stop()
