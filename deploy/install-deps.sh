@@ -22,7 +22,7 @@ pkgs=(
 	# the database and the data plane the tests drive
 	postgresql postgresql-contrib wireguard-go wireguard-tools iproute2
 	# the integration test harness and the HTTP client it uses
-	python3 python3-pytest curl
+	python3 python3-pytest python3-yaml curl
 )
 
 missing=()
