@@ -22,10 +22,12 @@ step() {
 
 case "${1:-}" in
 stop)
+	[ -f "$run_dir/coordinator.pid" ] && kill "$(cat "$run_dir/coordinator.pid")" 2>/dev/null || true
 	bash "$top/deploy/pg.sh" stop "$run_dir/pg"
 	exit 0
 	;;
 clean)
+	[ -f "$run_dir/coordinator.pid" ] && kill "$(cat "$run_dir/coordinator.pid")" 2>/dev/null || true
 	bash "$top/deploy/pg.sh" wipe "$run_dir/pg"
 	rm -rf "$run_dir"
 	exit 0
@@ -66,16 +68,82 @@ cat >"$run_dir/agent.conf" <<CONF
 state_directory = $run_dir/agent
 CONF
 agent_key=$("$build/agent/wgfleet-agent" --config "$run_dir/agent.conf" init 2>/dev/null)
-echo "agent public key (register it with the server): $agent_key"
+echo "agent public key (registered with the server below): $agent_key"
+
+step "Starting the coordinator (HTTP API on 127.0.0.1, a free port)"
+if [ ! -f "$run_dir/api-key.secret" ]; then
+	(umask 077 && head -c 32 /dev/urandom | base64 >"$run_dir/api-key.secret")
+fi
+cat >"$run_dir/coordinator.conf" <<CONF
+[database]
+conninfo = $conninfo
+[http]
+listen = 127.0.0.1:0
+[api]
+key_hash_secret_file = $run_dir/api-key.secret
+CONF
+coord=("$build/coordinator/wgfleet-coordinator" --config "$run_dir/coordinator.conf")
+if [ -f "$run_dir/coordinator.pid" ] && kill -0 "$(cat "$run_dir/coordinator.pid")" 2>/dev/null; then
+	kill "$(cat "$run_dir/coordinator.pid")"
+	sleep 0.5
+fi
+setsid "${coord[@]}" serve >"$run_dir/coordinator.log" 2>&1 &
+echo $! >"$run_dir/coordinator.pid"
+port=""
+for _ in $(seq 1 100); do
+	port=$(grep -o 'msg=Listening .*port=[0-9]*' "$run_dir/coordinator.log" | grep -o '[0-9]*$' || true)
+	[ -n "$port" ] && break
+	sleep 0.1
+done
+[ -n "$port" ] || { cat "$run_dir/coordinator.log"; echo "the coordinator did not start" >&2; exit 1; }
+api=http://127.0.0.1:$port
+echo "coordinator listening on $api (log: $run_dir/coordinator.log)"
+
+# call METHOD PATH KEY [JSON]: prints the reply, fails on an HTTP error.
+call() {
+	local args=(-sS --fail-with-body -X "$1" "$api$2" -H "Authorization: Bearer $3")
+	[ $# -ge 4 ] && args+=(-H 'Content-Type: application/json' -d "$4")
+	curl "${args[@]}"
+}
+field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+
+step "Bootstrapping an admin key (wgfleet-coordinator create-admin-key)"
+admin=$("${coord[@]}" create-admin-key 2>/dev/null)
+echo "admin key: ${admin:0:20}... (shown once; only its keyed hash is stored)"
+
+step "Registering a server and a demo tenant with a portal API key"
+call POST /v1/servers "$admin" "{\"name\":\"vps-demo-$$\",\"endpoint\":\"vps.example.net:51820\",\"pool\":\"10.100.0.0/24\",\"gateway\":\"10.100.0.1\",\"agent_key\":\"$agent_key\"}"
+echo
+slug=demo-$$
+call POST /v1/tenants "$admin" "{\"slug\":\"$slug\",\"name\":\"Demo tenant\",\"router_quota\":10}"
+echo
+tenant_key=$(call POST "/v1/tenants/$slug/keys" "$admin" '{"label":"portal"}' | field key)
+echo "tenant key: ${tenant_key:0:20}..."
+
+step "The portal reserves an address for a router (POST /v1/routers)"
+router=$(call POST /v1/routers "$tenant_key" "{\"name\":\"shop-router\",\"server\":\"vps-demo-$$\"}")
+router_id=$(echo "$router" | field id)
+echo "$router" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("router", r["id"], "got", r["vpn_ip"], "status", r["vpn_status"])'
+
+step "The tenant reads the setup text (GET /v1/routers/ID/config?format=wg-quick)"
+call GET "/v1/routers/$router_id/config?format=wg-quick" "$tenant_key"
+
+step "A simulated router makes its key pair and the portal submits the public key"
+router_pub=$(wg genkey | wg pubkey)
+call PUT "/v1/routers/$router_id/public-key" "$tenant_key" "{\"public_key\":\"$router_pub\"}" |
+	python3 -c 'import json,sys; r=json.load(sys.stdin); print("status:", r["vpn_status"])'
+
+step "The audit log holds every step (GET /v1/audit)"
+call GET "/v1/audit?router=$router_id" "$tenant_key" |
+	python3 -c 'import json,sys; [print(e["at"], e["action"], e["vpn_ip"]) for e in json.load(sys.stdin)["items"]]'
 
 step "Not there yet"
 cat <<'TXT'
-The rest of the story arrives with the issues that build it:
-  - the coordinator's HTTP API: demo tenant, API key, reserving an address,
-    submitting the router's public key, status and setup text (issue #3);
+The change for the server's agent is in the change log (revision 1), but nothing
+carries it to a WireGuard interface yet:
   - the agent's reconciler on a userspace WireGuard interface (issue #4);
   - the signed nng channel that turns a submitted key into a peer and a handshake
     into "connected" (issue #5).
 TXT
 
-printf '\nDone. PostgreSQL is still running; stop it with: deploy/quickstart.sh stop\n'
+printf '\nDone. The coordinator (%s) and PostgreSQL are still running; stop them with:\n  deploy/quickstart.sh stop\n' "$api"
