@@ -25,6 +25,9 @@ TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("WGF_BUILD_DIR", os.path.join(TOP, "build", "ci-gcc"))
 PG_SH = os.path.join(TOP, "deploy", "pg.sh")
 _db_counter = itertools.count(1)
+# The migrations the binary carries, in order ("0001_core", ...).
+MIGRATIONS = sorted(f[:-4] for f in os.listdir(os.path.join(TOP, "coordinator", "sql"))
+                    if f.endswith(".sql"))
 
 
 def binary(name):

@@ -5,10 +5,13 @@ import subprocess
 
 import pytest
 
-from conftest import binary, log_messages, run
+from conftest import MIGRATIONS, binary, log_messages, run
+
+N = len(MIGRATIONS)
 
 TABLES = {"tenants", "api_keys", "servers", "pool_addresses", "routers",
-          "router_transitions", "changes", "audit_log", "wgf_schema_migrations"}
+          "router_transitions", "changes", "audit_log", "wgf_schema_migrations",
+          "server_usage", "idempotency_keys", "agent_nonces"}
 
 
 def migrate(conninfo, *extra):
@@ -24,15 +27,15 @@ def test_fresh_database_is_migrated_once(pg, db):
     name, conninfo = db
     first = migrate(conninfo)
     assert first.returncode == 0, first.stderr
-    assert first.stdout == "schema migrated from version 0 to 1\n"
+    assert first.stdout == f"schema migrated from version 0 to {N}\n"
     assert tables(pg, name) == TABLES
     rows = pg.psql("SELECT version, name, length(checksum) FROM wgf_schema_migrations",
                    dbname=name)
-    assert rows == [["1", "0001_core", "64"]]
+    assert rows == [[str(i + 1), m, "64"] for i, m in enumerate(MIGRATIONS)]
     second = migrate(conninfo)
     assert second.returncode == 0, second.stderr
-    assert second.stdout == "schema is current at version 1\n"
-    assert pg.psql("SELECT count(*) FROM wgf_schema_migrations", dbname=name) == [["1"]]
+    assert second.stdout == f"schema is current at version {N}\n"
+    assert pg.psql("SELECT count(*) FROM wgf_schema_migrations", dbname=name) == [[str(N)]]
 
 
 def test_concurrent_migrators_apply_each_step_once(pg, db):
@@ -45,25 +48,26 @@ def test_concurrent_migrators_apply_each_step_once(pg, db):
     migrated = [o for o, _ in outputs if o.startswith("schema migrated")]
     current = [o for o, _ in outputs if o.startswith("schema is current")]
     assert len(migrated) == 1 and len(current) == 5, outputs
-    assert pg.psql("SELECT count(*) FROM wgf_schema_migrations", dbname=name) == [["1"]]
+    assert pg.psql("SELECT count(*) FROM wgf_schema_migrations", dbname=name) == [[str(N)]]
 
 
 def test_refuses_a_schema_newer_than_the_binary(pg, migrated_db):
     name, conninfo = migrated_db
     pg.psql("INSERT INTO wgf_schema_migrations (version, name, checksum) "
-            "VALUES (2, '0002_future', 'x')", dbname=name)
+            f"VALUES ({N + 1}, '{N + 1:04d}_future', 'x')", dbname=name)
     proc = migrate(conninfo)
     assert proc.returncode == 1
-    assert ("the database schema is at version 2, newer than this wgfleet-coordinator "
-            "knows (1); run a newer binary") in proc.stderr
+    assert (f"the database schema is at version {N + 1}, newer than this wgfleet-coordinator "
+            f"knows ({N}); run a newer binary") in proc.stderr
     status = run([binary("wgfleet-coordinator"), "--database", conninfo, "migrate-status"])
     assert status.returncode == 1
-    assert "0002 0002_future applied" in status.stdout
+    assert f"{N + 1:04d} {N + 1:04d}_future applied" in status.stdout
 
 
 def test_refuses_an_applied_migration_that_was_edited(pg, migrated_db):
     name, conninfo = migrated_db
-    pg.psql("UPDATE wgf_schema_migrations SET checksum = repeat('0', 64)", dbname=name)
+    pg.psql("UPDATE wgf_schema_migrations SET checksum = repeat('0', 64) WHERE version = 1",
+            dbname=name)
     proc = migrate(conninfo)
     assert proc.returncode == 1
     assert "applied migration 0001_core differs from this binary's 0001_core" in proc.stderr
@@ -86,12 +90,14 @@ def test_status_lists_applied_and_pending(pg, db):
     _, conninfo = db
     before = run([binary("wgfleet-coordinator"), "--database", conninfo, "migrate-status"])
     assert before.returncode == 1
-    assert before.stdout == "0001 0001_core pending\n"
+    assert before.stdout == "".join(f"{i + 1:04d} {m} pending\n"
+                                    for i, m in enumerate(MIGRATIONS))
     assert "run 'wgfleet-coordinator migrate'" in before.stderr
     migrate(conninfo)
     after = run([binary("wgfleet-coordinator"), "--database", conninfo, "migrate-status"])
     assert after.returncode == 0, after.stderr
     assert after.stdout.startswith("0001 0001_core applied 20")
+    assert after.stdout.count(" applied 20") == N
 
 
 def test_unreachable_database_is_a_clear_error():
