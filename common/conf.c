@@ -89,16 +89,18 @@ static int parse_duration(const struct wgf_conf_entry *e, const char *value, uin
 	             {"d", 86400 * MS_PER_S}};
 	size_t digits = strspn(value, "0123456789");
 	const char *unit = value + digits;
-	uint64_t n;
+	uint64_t n = 0;
+	int r = digits ? parse_u64(value, digits, &n) : -EINVAL;
 
-	if (digits == 0 || parse_u64(value, digits, &n) == -EINVAL)
+	if (r == -EINVAL)
 		return wgf_err_set(err, -EINVAL,
 		                   "'%s' is not a duration (a number and a unit: ms, s, m, h or d)",
 		                   value);
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
 		if (strcmp(unit, units[i].unit) != 0)
 			continue;
-		if (n > UINT64_MAX / units[i].ms || n * units[i].ms < e->min ||
+		/* r is -ERANGE when the number alone does not fit in 64 bits. */
+		if (r < 0 || n > UINT64_MAX / units[i].ms || n * units[i].ms < e->min ||
 		    n * units[i].ms > e->max)
 			return wgf_err_set(err, -ERANGE,
 			                   "%s is out of range (%" PRIu64 "ms-%" PRIu64 "ms)",
@@ -167,6 +169,10 @@ static int entry_set(const struct wgf_conf_entry *e, void *cfg, const char *valu
 			                   e->size - 1);
 		if (value[0] == '\0' && (e->flags & WGF_CONF_F_REQUIRED))
 			return wgf_err_set(err, -EINVAL, "value is empty");
+		/* "key =;x" would be dumped as "key = ;x", which reads back as a comment. */
+		if (value[0] == ';')
+			return wgf_err_set(err, -EINVAL,
+			                   "value starts with ';', which reads as a comment");
 		break;
 	case WGF_CONF_UINT:
 		r = parse_uint(e, value, &v.u, err);
@@ -245,6 +251,7 @@ struct load_ctx {
 	unsigned lineno;
 	bool *seen;
 	unsigned err_line; /* 0: no error recorded by the handler */
+	int err_code;      /* the handler's error, also when err is NULL */
 	struct wgf_err *err;
 };
 
@@ -258,13 +265,17 @@ static char *load_reader(char *str, int num, void *stream)
 	if (ctx->pos >= ctx->end)
 		return NULL;
 	nl = memchr(ctx->pos, '\n', (size_t)(ctx->end - ctx->pos));
-	n = nl ? (size_t)(nl - ctx->pos) + 1 : (size_t)(ctx->end - ctx->pos);
-	/* Lines were checked against WGF_CONF_LINE_MAX before parsing began. */
+	n = nl ? (size_t)(nl - ctx->pos) : (size_t)(ctx->end - ctx->pos);
+	/*
+	 * Lines were checked against WGF_CONF_LINE_MAX before parsing began. The '\n' is
+	 * not handed on (libinih strips it anyway): a line of WGF_CONF_LINE_MAX characters
+	 * fills the buffer, and a newline left over would count as a line of its own.
+	 */
 	if (n > (size_t)num - 1)
 		n = (size_t)num - 1;
 	memcpy(str, ctx->pos, n);
 	str[n] = '\0';
-	ctx->pos += n;
+	ctx->pos = nl ? nl + 1 : ctx->end;
 	ctx->lineno++;
 	return str;
 }
@@ -289,16 +300,22 @@ static int load_handler(void *user, const char *section, const char *name, const
 		                section);
 	else if ((r = wgf_conf_set(ctx->t, ctx->cfg, section, name, value, ctx->err)) == 0)
 		ctx->seen[e - ctx->t->entries] = true;
-	if (r < 0)
+	if (r < 0) {
 		ctx->err_line = ctx->lineno;
+		ctx->err_code = r;
+	}
 	return r == 0;
 }
 
-/* What libinih does not check: NUL bytes, over-long lines, indented lines. */
-static int check_lines(const char *name, const char *text, size_t len, struct wgf_err *err)
+/*
+ * What libinih does not check: NUL bytes, over-long lines, indented lines. Returns the
+ * offset of the first bad line, described in err, or len when there is none. Only the
+ * lines before it are parsed, so that an error on an earlier line still comes first.
+ */
+static size_t check_lines(const char *name, const char *text, size_t len, struct wgf_err *err)
 {
 	unsigned lineno = 1;
-	size_t col = 0;
+	size_t col = 0, start = 0;
 
 	for (size_t i = 0; i < len; i++) {
 		char c = text[i];
@@ -306,27 +323,37 @@ static int check_lines(const char *name, const char *text, size_t len, struct wg
 		if (c == '\n') {
 			lineno++;
 			col = 0;
+			start = i + 1;
 			continue;
 		}
-		if (c == '\0')
-			return wgf_err_set(err, -EINVAL, "%s:%u: line holds a NUL byte", name,
-			                   lineno);
-		if (++col > WGF_CONF_LINE_MAX)
-			return wgf_err_set(err, -EINVAL, "%s:%u: line is longer than %d characters",
-			                   name, lineno, WGF_CONF_LINE_MAX);
+		if (c == '\0') {
+			wgf_err_set(err, -EINVAL, "%s:%u: line holds a NUL byte", name, lineno);
+			return start;
+		}
+		if (++col > WGF_CONF_LINE_MAX) {
+			wgf_err_set(err, -EINVAL, "%s:%u: line is longer than %d characters", name,
+			            lineno, WGF_CONF_LINE_MAX);
+			return start;
+		}
 		if (col == 1 && (c == ' ' || c == '\t')) {
-			size_t j = i + strspn(text + i, " \t\r");
+			size_t j = i;
+
+			/* text holds len bytes and need not be NUL-terminated. */
+			while (j < len && (text[j] == ' ' || text[j] == '\t' || text[j] == '\r'))
+				j++;
 
 			/* Blank lines may hold spaces; anything else must start in column 1,
 			 * or libinih would take it as the continuation of the previous value. */
-			if (j < len && text[j] != '\n')
-				return wgf_err_set(err, -EINVAL,
-				                   "%s:%u: line starts with whitespace; keys and "
-				                   "sections start in the first column",
-				                   name, lineno);
+			if (j < len && text[j] != '\n') {
+				wgf_err_set(err, -EINVAL,
+				            "%s:%u: line starts with whitespace; keys and sections "
+				            "start in the first column",
+				            name, lineno);
+				return start;
+			}
 		}
 	}
-	return 0;
+	return len;
 }
 
 int wgf_conf_load_string(const struct wgf_conf_table *t, void *cfg, const char *name,
@@ -334,6 +361,8 @@ int wgf_conf_load_string(const struct wgf_conf_table *t, void *cfg, const char *
 {
 	struct load_ctx ctx = {
 	        .t = t, .cfg = cfg, .text = text, .pos = text, .end = text + len, .err = err};
+	struct wgf_err line_err = {0};
+	size_t good;
 	int r, line;
 
 	if (len > WGF_CONF_FILE_MAX)
@@ -342,9 +371,8 @@ int wgf_conf_load_string(const struct wgf_conf_table *t, void *cfg, const char *
 	r = wgf_conf_defaults(t, cfg, err);
 	if (r < 0)
 		return r;
-	r = check_lines(name, text, len, err);
-	if (r < 0)
-		return r;
+	good = check_lines(name, text, len, &line_err);
+	ctx.end = text + good;
 	ctx.seen = calloc(t->n_entries ? t->n_entries : 1, sizeof(bool));
 	if (!ctx.seen)
 		return wgf_err_set(err, -ENOMEM, "%s: out of memory", name);
@@ -360,8 +388,14 @@ int wgf_conf_load_string(const struct wgf_conf_table *t, void *cfg, const char *
 		goto out;
 	}
 	if (ctx.err_line) {
-		r = err ? err->code : -EINVAL;
+		r = ctx.err_code;
 		wgf_err_prefix(err, "%s:%u: ", name, ctx.err_line);
+		goto out;
+	}
+	if (good < len) {
+		r = line_err.code;
+		if (err)
+			*err = line_err;
 		goto out;
 	}
 	for (size_t i = 0; i < t->n_entries; i++) {

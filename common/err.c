@@ -4,6 +4,7 @@
 #include "err.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -58,7 +59,7 @@ void wgf_err_clear(struct wgf_err *err)
 
 const char *wgf_strerror(int r)
 {
-	const char *s = strerrordesc_np(r < 0 ? -r : r);
+	const char *s = r == INT_MIN ? NULL : strerrordesc_np(r < 0 ? -r : r);
 
 	return s ? s : "Unknown error";
 }

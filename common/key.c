@@ -59,17 +59,19 @@ static bool is_b64_alphabet(char c)
  */
 static int explain_bad_base64(const char *b64, struct wgf_err *err)
 {
-	size_t pad = 0;
+	size_t pad = 0, first_pad = 0;
 
 	for (size_t i = 0; i < B64_KEY_CHARS; i++) {
 		if (b64[i] == '=') {
-			pad++;
+			if (pad++ == 0)
+				first_pad = i;
 			continue;
 		}
+		/* Data after an '=': the misplaced '=' is the first thing wrong. */
 		if (!is_b64_alphabet(b64[i]) || pad > 0)
 			return wgf_err_set(err, -EINVAL,
 			                   "key has a character that is not base64 at position %zu",
-			                   i + 1);
+			                   (pad > 0 ? first_pad : i) + 1);
 	}
 	if (pad > 2)
 		return wgf_err_set(err, -EINVAL, "key has %zu '=' of padding; base64 has at most 2",
@@ -82,6 +84,7 @@ int wgf_key_from_base64(uint8_t ret_key[static WGF_KEY_LEN], const char *b64,
                         enum wgf_key_kind kind, struct wgf_err *err)
 {
 	uint8_t buf[WGF_KEY_LEN + 8];
+	char canon[sodium_base64_ENCODED_LEN(WGF_KEY_LEN + 8, sodium_base64_VARIANT_ORIGINAL)];
 	size_t len, bin_len = 0;
 	const char *end = NULL;
 	int r;
@@ -100,6 +103,15 @@ int wgf_key_from_base64(uint8_t ret_key[static WGF_KEY_LEN], const char *b64,
 		r = explain_bad_base64(b64, err);
 		goto out;
 	}
+	/*
+	 * libsodium 1.0.18 decodes every byte from 0x80 up as '/' (a signed-char slip in its
+	 * constant-time lookup): insist that the bytes encode back to the very same text.
+	 */
+	sodium_bin2base64(canon, sizeof(canon), buf, bin_len, sodium_base64_VARIANT_ORIGINAL);
+	if (sodium_memcmp(canon, b64, B64_KEY_CHARS + 1) != 0) {
+		r = explain_bad_base64(b64, err);
+		goto out;
+	}
 	if (bin_len != WGF_KEY_LEN) {
 		r = wgf_err_set(err, -EINVAL,
 		                "key decodes to %zu bytes; a WireGuard key is exactly 32 bytes",
@@ -111,6 +123,7 @@ int wgf_key_from_base64(uint8_t ret_key[static WGF_KEY_LEN], const char *b64,
 		memcpy(ret_key, buf, WGF_KEY_LEN);
 out:
 	sodium_memzero(buf, sizeof(buf));
+	sodium_memzero(canon, sizeof(canon));
 	return r;
 }
 
@@ -122,7 +135,7 @@ void wgf_key_to_base64(char out[static WGF_KEY_B64_LEN], const uint8_t key[stati
 int wgf_key_from_hex(uint8_t ret_key[static WGF_KEY_LEN], const char *hex, struct wgf_err *err)
 {
 	uint8_t buf[WGF_KEY_LEN];
-	size_t bin_len = 0, len = strnlen(hex, 2 * WGF_KEY_LEN + 1);
+	size_t bin_len = 0, len = hex ? strnlen(hex, 2 * WGF_KEY_LEN + 1) : 0;
 	const char *end = NULL;
 
 	if (len != 2 * WGF_KEY_LEN)

@@ -7,7 +7,9 @@
 /*
  * One line per event, in logfmt, on stderr (journald or the test harness captures it):
  *
- *   ts=2026-11-25T10:38:25.123Z level=info mod=db msg="Connected" host=/tmp/pg
+ *   ts=2026-11-25T10:38:25.123Z level=info mod=db msg="Connected to PostgreSQL" host=/tmp/pg
+ *
+ * (values are quoted only when they need it: msg=Connected stands bare).
  *
  * The macros test the level before any formatting is done, so a debug line that is
  * off costs one comparison. `mod` is the LOG_MODULE a .c file defines before it
@@ -36,7 +38,7 @@ enum wgf_log_level {
 
 struct wgf_log_field {
 	const char *key;
-	const char *value; /* NULL is written as key= with an empty value */
+	const char *value; /* NULL is written as key="" */
 };
 
 extern int wgf_log_max_level;
@@ -44,7 +46,7 @@ extern int wgf_log_max_level;
 /* "error" .. "debug", NULL-terminated: entry i is level LOG_ERR + i (for config enums). */
 extern const char *const wgf_log_level_choices[];
 
-/* Sets the program name used for `mod` and the first level that is not written. */
+/* Sets the program name used for `mod` and the least severe level that is written. */
 void wgf_log_init(const char *ident, int max_level);
 
 /* Redirects output to fd (default 2); for tests. */

@@ -16,10 +16,10 @@
  * a growable array that the device owns. The private key is never held here.
  */
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "cidr.h"
