@@ -1,0 +1,374 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The wgfleet authors */
+/* sync: validate the desired peers, then merge them with the interface's by key. */
+#include "sync.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "cidr.h"
+
+/* One allowed IP in the overlap sweep, with the peer that holds or wants it. */
+struct ip_entry {
+	const struct wgf_cidr *cidr;
+	const struct wgf_peer *peer;
+	size_t idx; /* into diff.d for a desired peer; unused for a static one */
+	bool is_static;
+	uint8_t first[16], last[16];
+};
+
+struct diff {
+	const struct wgf_peer **d; /* desired, sorted by key, then by position */
+	size_t nd;
+	bool *refused;             /* per entry of d */
+	const struct wgf_peer **a; /* actual, sorted by key */
+	size_t na;
+	uint8_t (*statics)[WGF_KEY_LEN]; /* sorted copy */
+	size_t ns;
+	struct sync_plan plan;
+	size_t cap_failed;
+};
+
+static int cmp_peer_ptr(const void *x, const void *y)
+{
+	const struct wgf_peer *const *a = x, *const *b = y;
+	int c = memcmp((*a)->public_key, (*b)->public_key, WGF_KEY_LEN);
+
+	/* Equal keys keep their order in the input, so the first entry is the one used. */
+	if (c == 0)
+		c = (*a > *b) - (*a < *b);
+	return c;
+}
+
+static int cmp_key(const void *x, const void *y)
+{
+	return memcmp(x, y, WGF_KEY_LEN);
+}
+
+static bool is_static(const struct diff *df, const uint8_t key[static WGF_KEY_LEN])
+{
+	return df->ns && bsearch(key, df->statics, df->ns, WGF_KEY_LEN, cmp_key);
+}
+
+static const struct wgf_peer **sorted_ptrs(const struct wgf_peer *peers, size_t n)
+{
+	const struct wgf_peer **p = malloc((n ? n : 1) * sizeof(*p));
+
+	if (!p)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		p[i] = &peers[i];
+	qsort(p, n, sizeof(*p), cmp_peer_ptr);
+	return p;
+}
+
+__attribute__((format(printf, 4, 5))) static int refuse(struct diff *df, size_t i, int code,
+                                                        const char *fmt, ...)
+{
+	struct sync_failure *f;
+	va_list ap;
+
+	if (df->refused[i])
+		return 0;
+	if (df->plan.n_failed == df->cap_failed) {
+		size_t cap = df->cap_failed ? 2 * df->cap_failed : 8;
+
+		f = reallocarray(df->plan.failed, cap, sizeof(*f));
+		if (!f)
+			return -ENOMEM;
+		df->plan.failed = f;
+		df->cap_failed = cap;
+	}
+	f = &df->plan.failed[df->plan.n_failed++];
+	f->peer = df->d[i];
+	f->code = code;
+	va_start(ap, fmt);
+	vsnprintf(f->reason, sizeof(f->reason), fmt, ap);
+	va_end(ap);
+	df->refused[i] = true;
+	return 0;
+}
+
+static int check_keys(struct diff *df, const struct wgf_device *actual)
+{
+	const uint8_t *own =
+	        (actual->flags & WGF_DEVICE_HAS_PUBLIC_KEY) ? actual->public_key : NULL;
+	int r = 0;
+
+	for (size_t i = 0; i < df->nd && r == 0; i++) {
+		const struct wgf_peer *p = df->d[i];
+		struct wgf_err err = {0};
+
+		if (wgf_key_check(p->public_key, WGF_KEY_PUBLIC, &err) < 0)
+			r = refuse(df, i, -EINVAL, "invalid public key: %s", err.msg);
+		else if (i > 0 && memcmp(df->d[i - 1]->public_key, p->public_key, WGF_KEY_LEN) == 0)
+			r = refuse(df, i, -EEXIST,
+			           "public key given twice; the first entry is used");
+		else if (own && memcmp(own, p->public_key, WGF_KEY_LEN) == 0)
+			r = refuse(df, i, -EINVAL, "public key is the interface's own");
+		else if (is_static(df, p->public_key))
+			r = refuse(df, i, -EPERM,
+			           "public key is a static peer, which is left alone");
+	}
+	return r;
+}
+
+static void entry_bounds(struct ip_entry *e)
+{
+	unsigned len = wgf_addr_len(&e->cidr->addr), prefix = e->cidr->prefix;
+
+	memset(e->first, 0, sizeof(e->first));
+	memset(e->last, 0, sizeof(e->last));
+	for (unsigned i = 0; i < len; i++) {
+		unsigned bit = 8 * i;
+		uint8_t host = prefix >= bit + 8 ? 0
+		               : prefix <= bit   ? 0xff
+		                                 : 0xff >> (prefix - bit);
+
+		e->first[i] = e->cidr->addr.bytes[i] & (uint8_t)~host;
+		e->last[i] = e->cidr->addr.bytes[i] | host;
+	}
+}
+
+static int cmp_entry(const void *x, const void *y)
+{
+	const struct ip_entry *a = x, *b = y;
+	int c;
+
+	if (a->cidr->addr.family != b->cidr->addr.family)
+		return a->cidr->addr.family < b->cidr->addr.family ? -1 : 1;
+	c = memcmp(a->first, b->first, sizeof(a->first));
+	if (c)
+		return c;
+	/* A containing prefix comes before what it contains. */
+	if (a->cidr->prefix != b->cidr->prefix)
+		return a->cidr->prefix < b->cidr->prefix ? -1 : 1;
+	if (a->is_static != b->is_static)
+		return a->is_static ? 1 : -1;
+	return (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+static int refuse_overlap(struct diff *df, const struct ip_entry *mine,
+                          const struct ip_entry *theirs)
+{
+	char c1[WGF_CIDR_STRLEN], c2[WGF_CIDR_STRLEN], key[WGF_KEY_B64_LEN];
+
+	if (mine->is_static)
+		return 0;
+	wgf_cidr_format(mine->cidr, c1);
+	wgf_cidr_format(theirs->cidr, c2);
+	wgf_key_to_base64(key, theirs->peer->public_key);
+	return refuse(df, mine->idx, -EADDRINUSE, "allowed IP %s overlaps %s of %speer %s", c1, c2,
+	              theirs->is_static ? "static " : "", key);
+}
+
+/* outer contains inner (or equals it); both come from the sweep's stack. */
+static int check_pair(struct diff *df, const struct ip_entry *outer, const struct ip_entry *inner)
+{
+	char c[WGF_CIDR_STRLEN];
+	int r;
+
+	if (outer->is_static && inner->is_static)
+		return 0;
+	if (!outer->is_static && !inner->is_static && outer->idx == inner->idx) {
+		/* Nested prefixes of one peer are allowed (and redundant); a repeat is not. */
+		if (outer->cidr->prefix != inner->cidr->prefix)
+			return 0;
+		wgf_cidr_format(inner->cidr, c);
+		return refuse(df, inner->idx, -EINVAL, "allowed IP %s is given twice", c);
+	}
+	r = refuse_overlap(df, outer, inner);
+	if (r == 0)
+		r = refuse_overlap(df, inner, outer);
+	return r;
+}
+
+static int collect_entries(struct diff *df, struct ip_entry **ret, size_t *ret_n)
+{
+	struct ip_entry *e;
+	size_t n = 0, cap = 0;
+
+	for (size_t i = 0; i < df->nd; i++)
+		if (!df->refused[i])
+			cap += df->d[i]->n_allowed_ips;
+	for (size_t j = 0; j < df->na; j++)
+		if (is_static(df, df->a[j]->public_key))
+			cap += df->a[j]->n_allowed_ips;
+	e = malloc((cap ? cap : 1) * sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	for (size_t i = 0; i < df->nd; i++) {
+		if (df->refused[i])
+			continue;
+		for (unsigned k = 0; k < df->d[i]->n_allowed_ips; k++)
+			e[n++] = (struct ip_entry){
+			        .cidr = &df->d[i]->allowed_ips[k], .peer = df->d[i], .idx = i};
+	}
+	for (size_t j = 0; j < df->na; j++) {
+		if (!is_static(df, df->a[j]->public_key))
+			continue;
+		for (unsigned k = 0; k < df->a[j]->n_allowed_ips; k++)
+			e[n++] = (struct ip_entry){.cidr = &df->a[j]->allowed_ips[k],
+			                           .peer = df->a[j],
+			                           .is_static = true};
+	}
+	for (size_t k = 0; k < n; k++)
+		entry_bounds(&e[k]);
+	*ret = e;
+	*ret_n = n;
+	return 0;
+}
+
+/*
+ * Prefixes are either nested or disjoint. Sorted by first address (containers first),
+ * each prefix overlaps exactly the prefixes on the stack of those still open, and the
+ * top is the innermost. Checking against the top alone finds every peer involved: along
+ * any chain of nested prefixes, each change of owner is a top-versus-new check.
+ */
+static int check_overlaps(struct diff *df)
+{
+	const struct ip_entry **stack = NULL;
+	struct ip_entry *e = NULL;
+	size_t n = 0, depth = 0;
+	int r;
+
+	r = collect_entries(df, &e, &n);
+	if (r < 0)
+		return r;
+	qsort(e, n, sizeof(*e), cmp_entry);
+	stack = malloc((n ? n : 1) * sizeof(*stack));
+	if (!stack) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t k = 0; k < n && r == 0; k++) {
+		while (depth > 0 &&
+		       (stack[depth - 1]->cidr->addr.family != e[k].cidr->addr.family ||
+		        memcmp(stack[depth - 1]->last, e[k].first, sizeof(e[k].first)) < 0))
+			depth--;
+		if (depth > 0)
+			r = check_pair(df, stack[depth - 1], &e[k]);
+		stack[depth++] = &e[k];
+	}
+out:
+	free(stack);
+	free(e);
+	return r;
+}
+
+/* The lists are sized for the worst case up front (see merge), so this never grows them. */
+static void push_change(struct sync_change *list, size_t *n, const struct wgf_peer *desired,
+                        const struct wgf_peer *actual)
+{
+	list[(*n)++] = (struct sync_change){.desired = desired, .actual = actual};
+}
+
+static bool needs_update(const struct wgf_peer *desired, const struct wgf_peer *actual)
+{
+	return (actual->flags & BACKEND_PEER_F_TRUNCATED) ||
+	       !wgf_peer_config_equal(desired, actual);
+}
+
+static int merge(struct diff *df)
+{
+	struct sync_plan *pl = &df->plan;
+	size_t i = 0, j = 0;
+
+	pl->add = malloc((df->nd ? df->nd : 1) * sizeof(*pl->add));
+	pl->update = malloc((df->nd ? df->nd : 1) * sizeof(*pl->update));
+	pl->remove = malloc((df->na ? df->na : 1) * sizeof(*pl->remove));
+	if (!pl->add || !pl->update || !pl->remove)
+		return -ENOMEM;
+	while (i < df->nd || j < df->na) {
+		int c = i == df->nd ? 1
+		        : j == df->na
+		                ? -1
+		                : memcmp(df->d[i]->public_key, df->a[j]->public_key, WGF_KEY_LEN);
+
+		if (c < 0) {
+			if (!df->refused[i])
+				push_change(pl->add, &pl->n_add, df->d[i], NULL);
+			i++;
+		} else if (c > 0) {
+			if (is_static(df, df->a[j]->public_key))
+				pl->n_static++;
+			else
+				push_change(pl->remove, &pl->n_remove, NULL, df->a[j]);
+			j++;
+		} else {
+			/* A refused peer stays as it is, whatever the interface holds. */
+			if (is_static(df, df->a[j]->public_key))
+				pl->n_static++;
+			else if (df->refused[i])
+				;
+			else if (needs_update(df->d[i], df->a[j]))
+				push_change(pl->update, &pl->n_update, df->d[i], df->a[j]);
+			else
+				pl->n_unchanged++;
+			i++;
+			j++;
+		}
+	}
+	return 0;
+}
+
+static int cmp_failure(const void *x, const void *y)
+{
+	const struct sync_failure *a = x, *b = y;
+
+	return cmp_peer_ptr(&a->peer, &b->peer);
+}
+
+int sync_diff(const struct wgf_peer *desired, size_t n_desired, const struct wgf_device *actual,
+              const struct sync_static *static_peers, struct sync_plan *ret)
+{
+	struct diff df = {.nd = n_desired, .na = actual->n_peers};
+	int r = -ENOMEM;
+
+	df.d = sorted_ptrs(desired, n_desired);
+	df.a = sorted_ptrs(actual->peers, actual->n_peers);
+	df.refused = calloc(n_desired ? n_desired : 1, sizeof(*df.refused));
+	if (!df.d || !df.a || !df.refused)
+		goto fail;
+	if (static_peers && static_peers->n) {
+		df.statics = malloc(static_peers->n * WGF_KEY_LEN);
+		if (!df.statics)
+			goto fail;
+		memcpy(df.statics, static_peers->keys, static_peers->n * WGF_KEY_LEN);
+		df.ns = static_peers->n;
+		qsort(df.statics, df.ns, WGF_KEY_LEN, cmp_key);
+	}
+	r = check_keys(&df, actual);
+	if (r == 0)
+		r = check_overlaps(&df);
+	if (r == 0)
+		r = merge(&df);
+	if (r < 0)
+		goto fail;
+	qsort(df.plan.failed, df.plan.n_failed, sizeof(*df.plan.failed), cmp_failure);
+	*ret = df.plan;
+	r = 0;
+	goto out;
+fail:
+	sync_plan_fini(&df.plan);
+out:
+	free(df.d);
+	free(df.a);
+	free(df.refused);
+	free(df.statics);
+	return r;
+}
+
+void sync_plan_fini(struct sync_plan *plan)
+{
+	free(plan->add);
+	free(plan->update);
+	free(plan->remove);
+	free(plan->failed);
+	memset(plan, 0, sizeof(*plan));
+}

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The wgfleet authors */
+/* sync: the desired-versus-actual diff of an interface's peers, as a pure function. */
+#ifndef WGF_AGENT_SYNC_H
+#define WGF_AGENT_SYNC_H
+
+/*
+ * sync_diff() compares the desired peers with what the interface holds and says what to
+ * do: add the desired peers it lacks, update those whose allowed IPs (as a set) or
+ * keepalive differ, remove the peers nobody asked for. Everything else is left as it is,
+ * so one changed peer on a 10,000-peer interface gives one update.
+ *
+ * Some desired peers are refused and reported in `failed`, with a reason a person can
+ * act on; the rest of the plan is unaffected. A refused peer is not touched at all: it
+ * is neither written nor removed, so a broken entry never takes down a tunnel that works.
+ * Reasons: a public key that wgf_key_check() refuses (all zeros, low order), a key given
+ * twice (the first entry counts), the interface's own key, a key in the static list, an
+ * allowed IP given twice within a peer, and an allowed IP that overlaps one of another
+ * desired peer (both are refused: neither is more right than the other) or of a static
+ * peer as the interface holds it.
+ *
+ * Static peers are configured by key; they are never added, changed or removed, and
+ * count in n_static when the interface has them.
+ *
+ * Cost: O(n log n) in the number of peers and allowed IPs (key-sorted pointer arrays
+ * merged in one pass; overlaps found by one sweep over the sorted prefixes). Nothing is
+ * copied: the plan points into the caller's arrays, which must outlive it and stay
+ * unchanged. Lists come out sorted by public key.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "key.h"
+#include "peer.h"
+
+#define SYNC_REASON_MAX 192
+
+struct sync_change {
+	const struct wgf_peer *desired; /* borrowed; NULL for a removal */
+	const struct wgf_peer *actual;  /* borrowed; NULL for an addition */
+};
+
+struct sync_failure {
+	const struct wgf_peer *peer; /* borrowed: the refused desired peer */
+	int code; /* -EINVAL bad key or list, -EEXIST key twice, -EPERM static, -EADDRINUSE */
+	char reason[SYNC_REASON_MAX];
+};
+
+struct sync_plan {
+	struct sync_change *add, *update, *remove; /* owned arrays */
+	size_t n_add, n_update, n_remove;
+	struct sync_failure *failed; /* owned */
+	size_t n_failed;
+	size_t n_unchanged; /* desired peers the interface already has right */
+	size_t n_static;    /* static peers on the interface, left alone */
+};
+
+struct sync_static {
+	const uint8_t (*keys)[WGF_KEY_LEN]; /* borrowed */
+	size_t n;
+};
+
+/*
+ * Fills *ret (overwritten; free it with sync_plan_fini) from the desired peers and the
+ * actual device (whose public key, when known, no desired peer may use). static_peers
+ * may be NULL. Returns 0, or -ENOMEM (then *ret is untouched).
+ */
+int sync_diff(const struct wgf_peer *desired, size_t n_desired, const struct wgf_device *actual,
+              const struct sync_static *static_peers, struct sync_plan *ret);
+
+void sync_plan_fini(struct sync_plan *plan);
+
+/* True when applying the plan would change nothing. */
+static inline bool sync_plan_is_empty(const struct sync_plan *plan)
+{
+	return plan->n_add == 0 && plan->n_update == 0 && plan->n_remove == 0;
+}
+
+#endif
