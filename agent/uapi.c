@@ -18,6 +18,7 @@
 
 #include "backend.h"
 #include "key.h"
+#include "rtnl.h"
 
 #define CONN_BUF    (64 * 1024)
 #define ERRNO_MAX   4095
@@ -642,12 +643,89 @@ static int set_identity(struct backend *b, const uint8_t priv[static WGF_KEY_LEN
 	return r;
 }
 
+/*
+ * Gives the interface the configured identity: with force (it has no key) the key and
+ * the port, otherwise only what differs from dev.
+ */
+static int ensure_identity(struct backend *b, const struct backend_device_cfg *cfg,
+                           const struct wgf_device *dev, bool force, struct wgf_err *err)
+{
+	uint8_t priv[WGF_KEY_LEN], pub[WGF_KEY_LEN];
+	bool set_key = force, set_port;
+	int r;
+
+	r = backend_private_key_load(cfg->private_key_file, true, priv, NULL, err);
+	if (r < 0)
+		return r;
+	r = wgf_key_public_from_private(pub, priv);
+	if (r < 0) {
+		wgf_err_set(err, r, "%s: not a usable private key", cfg->private_key_file);
+		goto out;
+	}
+	if (!(dev->flags & WGF_DEVICE_HAS_PUBLIC_KEY) ||
+	    sodium_memcmp(pub, dev->public_key, WGF_KEY_LEN) != 0)
+		set_key = true;
+	set_port = cfg->listen_port != 0 && (force || !(dev->flags & WGF_DEVICE_HAS_LISTEN_PORT) ||
+	                                     dev->listen_port != cfg->listen_port);
+	if (set_key || set_port) {
+		r = set_identity(b, priv, set_key, set_port ? cfg->listen_port : 0);
+		if (r < 0)
+			wgf_err_set(err, r, "cannot set the key and port of '%s': %s", b->ifname,
+			            wgf_strerror(r));
+	}
+out:
+	sodium_memzero(priv, sizeof(priv));
+	return r;
+}
+
+/*
+ * The address and the link state go through rtnetlink, as for a kernel interface. The
+ * TUN device lives in the namespace its daemon was started in, while the socket is in
+ * the file system: when the link is not in ours and no address is asked for, there is
+ * nothing to do here.
+ */
+static int ensure_link(struct backend *b, const struct backend_device_cfg *cfg, struct wgf_err *err)
+{
+	struct rtnl_link link;
+	struct rtnl *rt = NULL;
+	int r;
+
+	r = rtnl_open(&rt);
+	if (r < 0)
+		return wgf_err_set(err, r, "cannot open rtnetlink: %s", wgf_strerror(r));
+	r = rtnl_link_get(rt, b->ifname, &link);
+	if (r == -ENODEV && !cfg->has_address) {
+		r = 0;
+		goto out;
+	}
+	if (r < 0) {
+		wgf_err_set(err, r, "cannot look up link '%s' in the agent's network namespace: %s",
+		            b->ifname, wgf_strerror(r));
+		goto out;
+	}
+	if (cfg->has_address) {
+		r = rtnl_addr_add(rt, link.index, &cfg->address);
+		if (r < 0) {
+			wgf_err_set(err, r, "cannot add the address to '%s': %s", b->ifname,
+			            wgf_strerror(r));
+			goto out;
+		}
+	}
+	if (!(link.flags & IFF_UP)) {
+		r = rtnl_link_set_up(rt, link.index);
+		if (r < 0)
+			wgf_err_set(err, r, "cannot bring up '%s': %s", b->ifname, wgf_strerror(r));
+	}
+out:
+	rtnl_free(rt);
+	return r;
+}
+
 static int uapi_ensure_device(struct backend *b, const struct backend_device_cfg *cfg,
                               struct wgf_err *err)
 {
-	uint8_t priv[WGF_KEY_LEN], pub[WGF_KEY_LEN];
 	struct wgf_device dev = {0};
-	bool key_differs, port_differs;
+	bool keyless;
 	int r;
 
 	r = uapi_get_device(b, &dev);
@@ -659,28 +737,14 @@ static int uapi_ensure_device(struct backend *b, const struct backend_device_cfg
 	if (r < 0)
 		return wgf_err_set(err, r, "cannot read interface '%s': %s", b->ifname,
 		                   wgf_strerror(r));
-	if (!cfg->manage_identity)
-		goto out;
-	r = backend_private_key_load(cfg->private_key_file, true, priv, NULL, err);
-	if (r < 0)
-		goto out;
-	r = wgf_key_public_from_private(pub, priv);
-	if (r < 0) {
-		wgf_err_set(err, r, "%s: not a usable private key", cfg->private_key_file);
-		goto out_wipe;
-	}
-	key_differs = !(dev.flags & WGF_DEVICE_HAS_PUBLIC_KEY) ||
-	              sodium_memcmp(pub, dev.public_key, WGF_KEY_LEN) != 0;
-	port_differs = cfg->listen_port != 0 && (!(dev.flags & WGF_DEVICE_HAS_LISTEN_PORT) ||
-	                                         dev.listen_port != cfg->listen_port);
-	if (key_differs || port_differs) {
-		r = set_identity(b, priv, key_differs, port_differs ? cfg->listen_port : 0);
+	/* An interface left without a key gets one; an old key is changed on request. */
+	keyless = !(dev.flags & WGF_DEVICE_HAS_PUBLIC_KEY);
+	if (keyless || cfg->manage_identity) {
+		r = ensure_identity(b, cfg, &dev, keyless, err);
 		if (r < 0)
-			wgf_err_set(err, r, "cannot set the key and port of '%s': %s", b->ifname,
-			            wgf_strerror(r));
+			goto out;
 	}
-out_wipe:
-	sodium_memzero(priv, sizeof(priv));
+	r = ensure_link(b, cfg, err);
 out:
 	wgf_device_fini(&dev);
 	return r;
