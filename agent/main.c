@@ -3,10 +3,12 @@
 /* wgfleet-agent: command line, configuration and the subcommands. */
 #define LOG_MODULE "main"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <sodium.h>
 
@@ -38,19 +40,22 @@ static void usage(FILE *out)
 
 static int cmd_init(const struct settings *s)
 {
-	char pk_b64[sodium_base64_ENCODED_LEN(crypto_sign_PUBLICKEYBYTES,
-	                                      sodium_base64_VARIANT_ORIGINAL)];
-	struct identity id;
+	struct wgf_identity id;
 	struct wgf_err err = {0};
+	char path[sizeof(s->state_directory) + 16], pk_b64[45];
 	bool created = false;
 	int r;
 
-	r = identity_load_or_create(&id, s->state_directory, &created, &err);
+	snprintf(path, sizeof(path), "%s/signing.key", s->state_directory);
+	if (mkdir(s->state_directory, 0700) < 0 && errno != EEXIST) {
+		r = -errno;
+		return log_errno(LOG_ERR, r, "Cannot create '%s'", s->state_directory);
+	}
+	r = wgf_identity_load_or_create(&id, path, &created, &err);
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "Cannot set up the signing key: %s", err.msg);
-	sodium_bin2base64(pk_b64, sizeof(pk_b64), id.pk, sizeof(id.pk),
-	                  sodium_base64_VARIANT_ORIGINAL);
-	identity_fini(&id);
+	wgf_identity_public_b64(&id, pk_b64);
+	wgf_identity_fini(&id);
 	log_fields(LOG_NOTICE, created ? "Created the signing key" : "Signing key exists",
 	           {"dir", s->state_directory});
 	printf("%s\n", pk_b64);

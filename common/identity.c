@@ -1,20 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /* Copyright (c) 2026 The wgfleet authors */
-/* identity: create, check and load the agent's signing key file. */
+/* identity: create, check and load an Ed25519 signing key file. */
 #include "identity.h"
 
 #include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+
+#include <sodium.h>
 
 #include "fs.h"
 
-#define SEED_B64_LEN \
-	sodium_base64_ENCODED_LEN(crypto_sign_SEEDBYTES, sodium_base64_VARIANT_ORIGINAL)
+#define SEED_B64_LEN 45
 
-static int load(struct identity *id, const char *path, struct wgf_err *err)
+int wgf_identity_load(struct wgf_identity *id, const char *path, struct wgf_err *err)
 {
 	uint8_t seed[crypto_sign_SEEDBYTES];
 	int r = wgf_fs_read_secret32(path, seed, err);
@@ -25,7 +23,7 @@ static int load(struct identity *id, const char *path, struct wgf_err *err)
 	return r;
 }
 
-static int create(struct identity *id, const char *path, struct wgf_err *err)
+static int create(struct wgf_identity *id, const char *path, struct wgf_err *err)
 {
 	uint8_t seed[crypto_sign_SEEDBYTES];
 	char text[SEED_B64_LEN + 1];
@@ -42,19 +40,11 @@ static int create(struct identity *id, const char *path, struct wgf_err *err)
 	return r;
 }
 
-int identity_load_or_create(struct identity *id, const char *dir, bool *ret_created,
-                            struct wgf_err *err)
+int wgf_identity_load_or_create(struct wgf_identity *id, const char *path, bool *ret_created,
+                                struct wgf_err *err)
 {
-	char path[4096];
-	int r;
+	int r = wgf_identity_load(id, path, err);
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, IDENTITY_FILE) >= sizeof(path))
-		return wgf_err_set(err, -ENAMETOOLONG, "%s: path too long", dir);
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		r = -errno;
-		return wgf_err_set(err, r, "%s: cannot create: %s", dir, wgf_strerror(r));
-	}
-	r = load(id, path, err);
 	if (r != -ENOENT) {
 		if (r == 0)
 			*ret_created = false;
@@ -67,7 +57,12 @@ int identity_load_or_create(struct identity *id, const char *dir, bool *ret_crea
 	return r;
 }
 
-void identity_fini(struct identity *id)
+void wgf_identity_public_b64(const struct wgf_identity *id, char out[static 45])
+{
+	sodium_bin2base64(out, 45, id->pk, sizeof(id->pk), sodium_base64_VARIANT_ORIGINAL);
+}
+
+void wgf_identity_fini(struct wgf_identity *id)
 {
 	sodium_memzero(id, sizeof(*id));
 }
