@@ -350,7 +350,8 @@ int sync_diff(const struct wgf_peer *desired, size_t n_desired, const struct wgf
 		r = merge(&df);
 	if (r < 0)
 		goto fail;
-	qsort(df.plan.failed, df.plan.n_failed, sizeof(*df.plan.failed), cmp_failure);
+	if (df.plan.n_failed > 1)
+		qsort(df.plan.failed, df.plan.n_failed, sizeof(*df.plan.failed), cmp_failure);
 	*ret = df.plan;
 	r = 0;
 	goto out;

@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The wgfleet authors */
+/* cache: read and write the desired-state JSON file through jansson. */
+#include "cache.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cidr.h"
+#include "fs.h"
+#include "key.h"
+
+/* The one well-formed key that wgf_key_from_base64() refuses for a private key too. */
+#define ZERO_KEY_B64 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+static int parse_key(uint8_t ret[static WGF_KEY_LEN], const char *b64, struct wgf_err *err)
+{
+	/* Decoding as a private key checks the form and skips the low-order test. */
+	if (strcmp(b64, ZERO_KEY_B64) == 0) {
+		memset(ret, 0, WGF_KEY_LEN);
+		return 0;
+	}
+	return wgf_key_from_base64(ret, b64, WGF_KEY_PRIVATE, err);
+}
+
+static int parse_allowed_ips(struct wgf_peer *p, json_t *ips, size_t i, struct wgf_err *err)
+{
+	size_t n = json_array_size(ips);
+
+	if (!json_is_array(ips))
+		return wgf_err_set(err, -EINVAL, "peers[%zu].allowed_ips: not a list", i);
+	if (n > WGF_PEER_ALLOWED_IPS_MAX)
+		return wgf_err_set(err, -E2BIG, "peers[%zu].allowed_ips: %zu entries; at most %d",
+		                   i, n, WGF_PEER_ALLOWED_IPS_MAX);
+	for (size_t k = 0; k < n; k++) {
+		json_t *s = json_array_get(ips, k);
+		struct wgf_cidr c;
+		int r;
+
+		if (!json_is_string(s))
+			return wgf_err_set(err, -EINVAL,
+			                   "peers[%zu].allowed_ips[%zu]: not a string", i, k);
+		r = wgf_cidr_parse(&c, json_string_value(s), 0, err);
+		if (r < 0) {
+			wgf_err_prefix(err, "peers[%zu].allowed_ips[%zu]: ", i, k);
+			return r;
+		}
+		(void)wgf_peer_add_allowed_ip(p, &c); /* bounded above */
+	}
+	return 0;
+}
+
+static int parse_peer(struct wgf_peer *p, json_t *obj, size_t i, struct wgf_err *err)
+{
+	json_t *key = NULL, *ips = NULL, *keepalive = NULL, *v;
+	const char *name;
+	int r;
+
+	if (!json_is_object(obj))
+		return wgf_err_set(err, -EINVAL, "peers[%zu]: not an object", i);
+	json_object_foreach(obj, name, v)
+	{
+		if (strcmp(name, "public_key") == 0)
+			key = v;
+		else if (strcmp(name, "allowed_ips") == 0)
+			ips = v;
+		else if (strcmp(name, "persistent_keepalive") == 0)
+			keepalive = v;
+		else
+			return wgf_err_set(err, -EINVAL, "peers[%zu]: unknown field '%s'", i, name);
+	}
+	if (!key)
+		return wgf_err_set(err, -EINVAL, "peers[%zu]: public_key is missing", i);
+	if (!json_is_string(key))
+		return wgf_err_set(err, -EINVAL, "peers[%zu].public_key: not a string", i);
+	r = parse_key(p->public_key, json_string_value(key), err);
+	if (r < 0) {
+		wgf_err_prefix(err, "peers[%zu].public_key: ", i);
+		return r;
+	}
+	if (!ips)
+		return wgf_err_set(err, -EINVAL, "peers[%zu]: allowed_ips is missing", i);
+	r = parse_allowed_ips(p, ips, i, err);
+	if (r < 0)
+		return r;
+	if (keepalive) {
+		if (!json_is_integer(keepalive) || json_integer_value(keepalive) < 0 ||
+		    json_integer_value(keepalive) > UINT16_MAX)
+			return wgf_err_set(err, -EINVAL,
+			                   "peers[%zu].persistent_keepalive: not a whole number of "
+			                   "seconds from 0 to 65535",
+			                   i);
+		p->persistent_keepalive = (uint16_t)json_integer_value(keepalive);
+		p->flags |= WGF_PEER_HAS_KEEPALIVE;
+	}
+	return 0;
+}
+
+static int parse_root(json_t *root, struct cache_state *st, struct wgf_err *err)
+{
+	json_t *revision = NULL, *peers = NULL, *v;
+	const char *name;
+	size_t n;
+
+	if (!json_is_object(root))
+		return wgf_err_set(err, -EINVAL, "not a JSON object");
+	json_object_foreach(root, name, v)
+	{
+		if (strcmp(name, "revision") == 0)
+			revision = v;
+		else if (strcmp(name, "peers") == 0)
+			peers = v;
+		else
+			return wgf_err_set(err, -EINVAL, "unknown field '%s'", name);
+	}
+	if (!revision)
+		return wgf_err_set(err, -EINVAL, "revision is missing");
+	if (!json_is_integer(revision) || json_integer_value(revision) < 0)
+		return wgf_err_set(err, -EINVAL, "revision: not a whole number from 0 up");
+	st->revision = (uint64_t)json_integer_value(revision);
+	if (!peers)
+		return wgf_err_set(err, -EINVAL, "peers is missing");
+	if (!json_is_array(peers))
+		return wgf_err_set(err, -EINVAL, "peers: not a list");
+	n = json_array_size(peers);
+	if (n > WGF_DEVICE_PEERS_MAX)
+		return wgf_err_set(err, -E2BIG, "peers: %zu entries; at most %d", n,
+		                   WGF_DEVICE_PEERS_MAX);
+	st->peers = calloc(n ? n : 1, sizeof(*st->peers));
+	if (!st->peers)
+		return wgf_err_set(err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		int r = parse_peer(&st->peers[i], json_array_get(peers, i), i, err);
+
+		if (r < 0)
+			return r;
+		st->n_peers++;
+	}
+	return 0;
+}
+
+int cache_parse(const char *name, const char *text, size_t len, struct cache_state *ret,
+                struct wgf_err *err)
+{
+	struct cache_state st = {0};
+	json_error_t jerr;
+	json_t *root;
+	int r;
+
+	if (len > CACHE_FILE_MAX)
+		return wgf_err_set(err, -EFBIG, "%s: larger than %zu bytes", name, CACHE_FILE_MAX);
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		return wgf_err_set(err, -EINVAL, "%s:%d:%d: %s", name, jerr.line, jerr.column,
+		                   jerr.text);
+	r = parse_root(root, &st, err);
+	json_decref(root);
+	if (r < 0) {
+		wgf_err_prefix(err, "%s: ", name);
+		cache_state_fini(&st);
+		return r;
+	}
+	*ret = st;
+	return 0;
+}
+
+int cache_load(const char *path, struct cache_state *ret, struct wgf_err *err)
+{
+	size_t len = 0;
+	char *text = NULL;
+	int r;
+
+	r = wgf_fs_read(path, CACHE_FILE_MAX, &text, &len, err);
+	if (r < 0)
+		return r;
+	r = cache_parse(path, text, len, ret, err);
+	free(text);
+	return r;
+}
+
+struct out {
+	char *buf;
+	size_t len, cap;
+};
+
+static int out_reserve(struct out *o, size_t more)
+{
+	char *b;
+	size_t cap;
+
+	if (o->len + more + 1 <= o->cap)
+		return 0;
+	cap = o->cap ? o->cap : 4096;
+	while (cap < o->len + more + 1)
+		cap *= 2;
+	b = realloc(o->buf, cap);
+	if (!b)
+		return -ENOMEM;
+	o->buf = b;
+	o->cap = cap;
+	return 0;
+}
+
+static int out_text(struct out *o, const char *s, size_t n)
+{
+	if (out_reserve(o, n) < 0)
+		return -ENOMEM;
+	memcpy(o->buf + o->len, s, n);
+	o->len += n;
+	o->buf[o->len] = '\0';
+	return 0;
+}
+
+/* Appends jansson's compact encoding of v. */
+static int out_json(struct out *o, const json_t *v)
+{
+	size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+
+	if (n == 0 || out_reserve(o, n) < 0)
+		return -ENOMEM;
+	if (json_dumpb(v, o->buf + o->len, n, JSON_COMPACT | JSON_ENCODE_ANY) != n)
+		return -ENOMEM;
+	o->len += n;
+	o->buf[o->len] = '\0';
+	return 0;
+}
+
+static json_t *peer_to_json(const struct wgf_peer *p)
+{
+	char key[WGF_KEY_B64_LEN], cidr[WGF_CIDR_STRLEN];
+	json_t *ips = json_array();
+
+	if (!ips)
+		return NULL;
+	for (unsigned i = 0; i < p->n_allowed_ips; i++) {
+		wgf_cidr_format(&p->allowed_ips[i], cidr);
+		if (json_array_append_new(ips, json_string(cidr)) < 0) {
+			json_decref(ips);
+			return NULL;
+		}
+	}
+	wgf_key_to_base64(key, p->public_key);
+	return json_pack("{s:s, s:o, s:i}", "public_key", key, "allowed_ips", ips,
+	                 "persistent_keepalive", (int)p->persistent_keepalive);
+}
+
+int cache_format(const struct cache_state *st, char **ret, size_t *ret_len)
+{
+	struct out o = {0};
+	json_t *v;
+	int r;
+
+	/* The frame is written around jansson's encoding of each value. */
+	v = json_integer((json_int_t)st->revision);
+	r = v ? out_text(&o, "{\"revision\":", 12) : -ENOMEM;
+	if (r == 0)
+		r = out_json(&o, v);
+	json_decref(v);
+	if (r == 0)
+		r = out_text(&o, ",\"peers\":[", 10);
+	for (size_t i = 0; i < st->n_peers && r == 0; i++) {
+		r = out_text(&o, i ? ",\n" : "\n", i ? 2 : 1);
+		v = r == 0 ? peer_to_json(&st->peers[i]) : NULL;
+		r = v ? out_json(&o, v) : -ENOMEM;
+		json_decref(v);
+	}
+	if (r == 0)
+		r = out_text(&o, "\n]}\n", 4);
+	if (r < 0) {
+		free(o.buf);
+		return r;
+	}
+	*ret = o.buf;
+	*ret_len = o.len;
+	return 0;
+}
+
+int cache_save(const char *path, const struct cache_state *st, struct wgf_err *err)
+{
+	size_t len = 0;
+	char *text = NULL;
+	int r;
+
+	r = cache_format(st, &text, &len);
+	if (r < 0)
+		return wgf_err_set(err, r, "%s: out of memory", path);
+	r = wgf_fs_write_atomic(path, text, len, 0600, err);
+	free(text);
+	return r;
+}
+
+void cache_state_fini(struct cache_state *st)
+{
+	free(st->peers);
+	memset(st, 0, sizeof(*st));
+}

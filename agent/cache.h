@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The wgfleet authors */
+/* cache: the desired-state file: what the interface should hold, at which revision. */
+#ifndef WGF_AGENT_CACHE_H
+#define WGF_AGENT_CACHE_H
+
+/*
+ * The agent keeps the last desired set it applied in <state_directory>/desired.json, so
+ * a reboot during a coordinator outage restores every tunnel (DESIGN.md principle 5).
+ * The same format is what `wgfleet-agent apply FILE` and `show FILE` read:
+ *
+ *   {"revision": 7, "peers": [
+ *    {"public_key": "<base64>", "allowed_ips": ["10.100.0.2/32"], "persistent_keepalive": 25}
+ *   ]}
+ *
+ * revision is an integer from 0 to 2^63-1; public_key is a WireGuard key in base64;
+ * allowed_ips is a list (possibly empty) of at most WGF_PEER_ALLOWED_IPS_MAX networks
+ * without host bits; persistent_keepalive (seconds, 0 to 65535) may be left out and
+ * means 0. Anything else is an error that names the place: a field we do not know (a
+ * typo must not silently mean "no allowed IPs"), a duplicate field, a wrong type, a
+ * bad value, more than WGF_DEVICE_PEERS_MAX peers, a file over CACHE_FILE_MAX bytes.
+ * Only the form of a key is checked here: a well-formed key that cannot be a peer
+ * (all zeros, low order) is refused by the sync engine for that peer alone.
+ *
+ * JSON goes through jansson both ways. Writing encodes one peer at a time, one per
+ * line, so saving 10,000 peers never holds a second copy of them as a JSON tree; the
+ * file is replaced atomically (wgf_fs_write_atomic, mode 0600).
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "peer.h"
+
+#define CACHE_FILE     "desired.json"
+#define CACHE_FILE_MAX ((size_t)64 << 20)
+
+struct cache_state {
+	uint64_t revision;
+	struct wgf_peer *peers; /* owned */
+	size_t n_peers;
+};
+
+/* Parses text (len bytes; name is used in messages). *ret is written only on success. */
+int cache_parse(const char *name, const char *text, size_t len, struct cache_state *ret,
+                struct wgf_err *err);
+
+/* Reads and parses path: -ENOENT (with a message) when there is no such file. */
+int cache_load(const char *path, struct cache_state *ret, struct wgf_err *err);
+
+/* The file's text: a malloc'd buffer the caller frees, NUL-terminated. -ENOMEM only. */
+int cache_format(const struct cache_state *st, char **ret, size_t *ret_len);
+
+/* Formats st and replaces path with it, atomically and durably. */
+int cache_save(const char *path, const struct cache_state *st, struct wgf_err *err);
+
+void cache_state_fini(struct cache_state *st);
+
+#endif

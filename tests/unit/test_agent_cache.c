@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The wgfleet authors */
+/* Unit tests for agent/cache.c: the desired-state file, its errors and its round trip. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cache.h"
+
+#define KEY_A "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo="
+#define KEY_B "3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08="
+
+static int setup(void **state)
+{
+	(void)state;
+	return wgf_key_init();
+}
+
+static int parse(const char *text, struct cache_state *st, struct wgf_err *err)
+{
+	return cache_parse("d.json", text, strlen(text), st, err);
+}
+
+static void test_parse_good(void **state)
+{
+	static const char text[] =
+	        "{\"revision\": 7, \"peers\": [\n"
+	        " {\"public_key\": \"" KEY_A "\", \"allowed_ips\": [\"10.100.0.2/32\", "
+	        "\"fd00:100::2/128\"], \"persistent_keepalive\": 25},\n"
+	        " {\"allowed_ips\": [], \"public_key\": \"" KEY_B "\"}\n"
+	        "]}\n";
+	struct cache_state st;
+	char cidr[WGF_CIDR_STRLEN], key[WGF_KEY_B64_LEN];
+
+	(void)state;
+	assert_int_equal(parse(text, &st, NULL), 0);
+	assert_int_equal(st.revision, 7);
+	assert_int_equal(st.n_peers, 2);
+	wgf_key_to_base64(key, st.peers[0].public_key);
+	assert_string_equal(key, KEY_A);
+	assert_int_equal(st.peers[0].n_allowed_ips, 2);
+	wgf_cidr_format(&st.peers[0].allowed_ips[1], cidr);
+	assert_string_equal(cidr, "fd00:100::2/128");
+	assert_int_equal(st.peers[0].persistent_keepalive, 25);
+	wgf_key_to_base64(key, st.peers[1].public_key);
+	assert_string_equal(key, KEY_B);
+	assert_int_equal(st.peers[1].n_allowed_ips, 0);
+	assert_int_equal(st.peers[1].persistent_keepalive, 0);
+	cache_state_fini(&st);
+
+	assert_int_equal(parse("{\"revision\":0,\"peers\":[]}", &st, NULL), 0);
+	assert_int_equal(st.n_peers, 0);
+	cache_state_fini(&st);
+}
+
+/* Keys that are well-formed but unusable are the sync engine's to refuse, per peer. */
+static void test_unusable_keys_parse(void **state)
+{
+	static const char text[] =
+	        "{\"revision\":1,\"peers\":["
+	        "{\"public_key\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"allowed_ips\":[]},"
+	        "{\"public_key\":\"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",\"allowed_ips\":[]}]}";
+	struct cache_state st;
+
+	(void)state;
+	assert_int_equal(parse(text, &st, NULL), 0);
+	assert_int_equal(st.n_peers, 2);
+	assert_true(wgf_key_is_zero(st.peers[0].public_key));
+	assert_int_equal(st.peers[1].public_key[0], 1);
+	cache_state_fini(&st);
+}
+
+struct bad {
+	const char *text;
+	int r;
+	const char *msg;
+};
+
+#define PEER(fields) "{\"revision\":1,\"peers\":[" fields "]}"
+
+static void test_parse_errors(void **state)
+{
+	static const struct bad cases[] = {
+	        {"", -EINVAL, "d.json:1:0: '[' or '{' expected near end of file"},
+	        {"{\"revision\":1,\n\"peers\":[}", -EINVAL,
+	         "d.json:2:10: unexpected token near '}'"},
+	        {"[]", -EINVAL, "d.json: not a JSON object"},
+	        {"{\"peers\":[]}", -EINVAL, "d.json: revision is missing"},
+	        {"{\"revision\":1}", -EINVAL, "d.json: peers is missing"},
+	        {"{\"revision\":-1,\"peers\":[]}", -EINVAL,
+	         "d.json: revision: not a whole number from 0 up"},
+	        {"{\"revision\":\"7\",\"peers\":[]}", -EINVAL,
+	         "d.json: revision: not a whole number from 0 up"},
+	        {"{\"revision\":1,\"revision\":2,\"peers\":[]}", -EINVAL,
+	         "d.json:1:24: duplicate object key near '\"revision\"'"},
+	        {"{\"revision\":1,\"peers\":{}}", -EINVAL, "d.json: peers: not a list"},
+	        {"{\"revision\":1,\"peers\":[],\"extra\":1}", -EINVAL,
+	         "d.json: unknown field 'extra'"},
+	        {PEER("7"), -EINVAL, "d.json: peers[0]: not an object"},
+	        {PEER("{\"allowed_ips\":[]}"), -EINVAL, "d.json: peers[0]: public_key is missing"},
+	        {PEER("{\"public_key\":\"" KEY_A "\"}"), -EINVAL,
+	         "d.json: peers[0]: allowed_ips is missing"},
+	        {PEER("{\"public_key\":\"" KEY_A "\",\"allowed_ip\":[]}"), -EINVAL,
+	         "d.json: peers[0]: unknown field 'allowed_ip'"},
+	        {PEER("{\"public_key\":7,\"allowed_ips\":[]}"), -EINVAL,
+	         "d.json: peers[0].public_key: not a string"},
+	        {PEER("{\"public_key\":\"abc\",\"allowed_ips\":[]}"), -EINVAL,
+	         "d.json: peers[0].public_key: key is 3 characters long; a WireGuard key is 44 "
+	         "characters of base64"},
+	        {PEER("{\"public_key\":\"" KEY_A "\",\"allowed_ips\":\"10.0.0.1/32\"}"), -EINVAL,
+	         "d.json: peers[0].allowed_ips: not a list"},
+	        {PEER("{\"public_key\":\"" KEY_A "\",\"allowed_ips\":[1]}"), -EINVAL,
+	         "d.json: peers[0].allowed_ips[0]: not a string"},
+	        {PEER("{\"public_key\":\"" KEY_A
+	              "\",\"allowed_ips\":[\"10.0.0.0/8\",\"10.0.0.7/24\"]}"),
+	         -EINVAL,
+	         "d.json: peers[0].allowed_ips[1]: '10.0.0.7/24' has host bits set; the network is "
+	         "10.0.0.0/24"},
+	        {PEER("{\"public_key\":\"" KEY_A "\",\"allowed_ips\":[\"1/32\",\"2/32\",\"3/32\","
+	              "\"4/32\",\"5/32\",\"6/32\",\"7/32\",\"8/32\",\"9/32\"]}"),
+	         -E2BIG, "d.json: peers[0].allowed_ips: 9 entries; at most 8"},
+	        {PEER("{\"public_key\":\"" KEY_A "\",\"allowed_ips\":[],\"persistent_keepalive\":"
+	              "65536}"),
+	         -EINVAL,
+	         "d.json: peers[0].persistent_keepalive: not a whole number of seconds from 0 to "
+	         "65535"},
+	        {PEER("{\"public_key\":\"" KEY_A "\",\"allowed_ips\":[],\"persistent_keepalive\":"
+	              "2.5}"),
+	         -EINVAL,
+	         "d.json: peers[0].persistent_keepalive: not a whole number of seconds from 0 to "
+	         "65535"},
+	        {PEER("{\"public_key\":\"" KEY_A "\",\"allowed_ips\":[]},{\"public_key\":\"" KEY_B
+	              "\",\"allowed_ips\":[\"10.0.0.1\"]}"),
+	         -EINVAL, NULL},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cache_state st = {.revision = 99};
+		struct wgf_err err = {0};
+
+		assert_int_equal(parse(cases[i].text, &st, &err), cases[i].r);
+		if (cases[i].msg)
+			assert_string_equal(err.msg, cases[i].msg);
+		else
+			assert_non_null(strstr(err.msg, "d.json: peers[1].allowed_ips[0]: "));
+		assert_int_equal(st.revision, 99); /* untouched on failure */
+		assert_null(st.peers);
+	}
+}
+
+static void test_too_many_peers(void **state)
+{
+	static const char peer[] = "{\"public_key\":\"" KEY_A "\",\"allowed_ips\":[]},";
+	size_t cap = 64 + (WGF_DEVICE_PEERS_MAX + 1) * (sizeof(peer) - 1), n;
+	char *text = malloc(cap);
+	struct wgf_err err = {0};
+	struct cache_state st;
+
+	(void)state;
+	assert_non_null(text);
+	n = (size_t)snprintf(text, cap, "{\"revision\":1,\"peers\":[");
+	for (size_t i = 0; i <= WGF_DEVICE_PEERS_MAX; i++) {
+		memcpy(text + n, peer, sizeof(peer) - 1);
+		n += sizeof(peer) - 1;
+	}
+	memcpy(text + n - 1, "]}", 3);
+	assert_int_equal(cache_parse("d.json", text, strlen(text), &st, &err), -E2BIG);
+	assert_string_equal(err.msg, "d.json: peers: 100001 entries; at most 100000");
+	assert_int_equal(cache_parse("d.json", text, CACHE_FILE_MAX + 1, &st, &err), -EFBIG);
+	assert_string_equal(err.msg, "d.json: larger than 67108864 bytes");
+	free(text);
+}
+
+static void test_format_and_round_trip(void **state)
+{
+	struct cache_state st = {.revision = 42}, back;
+	struct wgf_cidr c;
+	char *text = NULL;
+	size_t len = 0;
+
+	(void)state;
+	st.n_peers = 2;
+	st.peers = calloc(2, sizeof(*st.peers));
+	assert_non_null(st.peers);
+	assert_int_equal(wgf_key_from_base64(st.peers[0].public_key, KEY_A, WGF_KEY_PUBLIC, NULL),
+	                 0);
+	assert_int_equal(wgf_cidr_parse(&c, "10.100.0.2/32", 0, NULL), 0);
+	assert_int_equal(wgf_peer_add_allowed_ip(&st.peers[0], &c), 0);
+	assert_int_equal(wgf_cidr_parse(&c, "fd00::/64", 0, NULL), 0);
+	assert_int_equal(wgf_peer_add_allowed_ip(&st.peers[0], &c), 0);
+	st.peers[0].persistent_keepalive = 25;
+	assert_int_equal(wgf_key_from_base64(st.peers[1].public_key, KEY_B, WGF_KEY_PUBLIC, NULL),
+	                 0);
+	assert_int_equal(cache_format(&st, &text, &len), 0);
+	assert_string_equal(text,
+	                    "{\"revision\":42,\"peers\":[\n"
+	                    "{\"public_key\":\"" KEY_A "\",\"allowed_ips\":[\"10.100.0.2/32\","
+	                    "\"fd00::/64\"],\"persistent_keepalive\":25},\n"
+	                    "{\"public_key\":\"" KEY_B "\",\"allowed_ips\":[],"
+	                    "\"persistent_keepalive\":0}\n"
+	                    "]}\n");
+	assert_int_equal(len, strlen(text));
+	assert_int_equal(cache_parse("t", text, len, &back, NULL), 0);
+	assert_int_equal(back.revision, 42);
+	assert_int_equal(back.n_peers, 2);
+	for (size_t i = 0; i < 2; i++) {
+		assert_memory_equal(back.peers[i].public_key, st.peers[i].public_key, WGF_KEY_LEN);
+		assert_true(wgf_peer_config_equal(&back.peers[i], &st.peers[i]));
+	}
+	free(text);
+	cache_state_fini(&back);
+
+	/* No peers at all. */
+	st.n_peers = 0;
+	assert_int_equal(cache_format(&st, &text, &len), 0);
+	assert_string_equal(text, "{\"revision\":42,\"peers\":[\n]}\n");
+	free(text);
+	cache_state_fini(&st);
+}
+
+static void test_save_and_load(void **state)
+{
+	char dir[] = "/tmp/wgf-cache-XXXXXX", path[64];
+	struct cache_state st = {.revision = 3}, back;
+	struct wgf_err err = {0};
+	struct stat sb;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, CACHE_FILE);
+	assert_int_equal(cache_load(path, &back, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "desired.json: cannot open: No such file or directory"));
+	assert_int_equal(cache_save(path, &st, &err), 0);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	assert_int_equal(cache_load(path, &back, &err), 0);
+	assert_int_equal(back.revision, 3);
+	assert_int_equal(back.n_peers, 0);
+	cache_state_fini(&back);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_parse_good),
+	        cmocka_unit_test(test_unusable_keys_parse),
+	        cmocka_unit_test(test_parse_errors),
+	        cmocka_unit_test(test_too_many_peers),
+	        cmocka_unit_test(test_format_and_round_trip),
+	        cmocka_unit_test(test_save_and_load),
+	};
+
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
