@@ -19,10 +19,12 @@
 #include <uv.h>
 
 #include "api.h"
+#include "channel.h"
 #include "db.h"
 #include "db_sync.h"
 #include "fs.h"
 #include "http.h"
+#include "identity.h"
 #include "log.h"
 #include "migrate.h"
 
@@ -33,7 +35,8 @@ struct daemon {
 	struct settings s;
 	const char *config_path;
 	bool config_given;
-	struct db *db;
+	struct db *db, *listener;
+	struct channel *channel;
 	struct api *api;
 	struct http_server *http;
 	bool stopping;
@@ -103,6 +106,9 @@ static void stop(struct daemon *d)
 		return;
 	d->stopping = true;
 	log_notice("Stopping");
+	channel_stop(d->channel);
+	if (d->listener)
+		db_close(d->listener);
 	uv_timer_init(&d->loop, &d->grace);
 	uv_timer_start(&d->grace, on_grace_over, 200, 0);
 	http_stop(d->http);
@@ -165,6 +171,52 @@ static int check_schema(const struct settings *s)
 	return r;
 }
 
+/* The agents' channel and the LISTEN connection that wakes its long polls. */
+static int start_channel(struct daemon *d)
+{
+	struct channel_options co = {
+	        .listen = d->s.channel_listen,
+	        .max_skew_ms = d->s.channel_max_skew_ms,
+	        .wait_ms = d->s.channel_wait_ms,
+	        .handshake_window_ms = d->s.handshake_window_ms,
+	        .max_deltas = (unsigned)d->s.channel_max_deltas,
+	        .keepalive = (unsigned)d->s.persistent_keepalive,
+	        .max_contexts = (unsigned)d->s.channel_max_agents + 64,
+	};
+	struct db_options lo = {
+	        .conninfo = d->s.conninfo,
+	        .connections = 1,
+	        .queue_max = 1,
+	        .statement_timeout_ms = d->s.statement_timeout_ms,
+	        .listen_sql = "LISTEN wgf_changes",
+	        .notify = channel_notify,
+	};
+	struct wgf_identity id;
+	struct wgf_err err = {0};
+	const char *url;
+	char pk[45];
+	int r;
+
+	r = wgf_identity_load(&id, d->s.channel_key_file, &err);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "Cannot read the channel signing key: %s", err.msg);
+	memcpy(co.sk, id.sk, sizeof(co.sk));
+	memcpy(co.pk, id.pk, sizeof(co.pk));
+	wgf_identity_public_b64(&id, pk);
+	wgf_identity_fini(&id);
+	r = channel_start(&d->loop, d->db, &co, &d->channel, &url);
+	sodium_memzero(co.sk, sizeof(co.sk));
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "Cannot listen for agents on '%s'",
+		                 d->s.channel_listen);
+	lo.notify_ctx = d->channel;
+	r = db_new(&d->loop, &lo, &d->listener);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "Cannot start the change listener");
+	log_fields(LOG_NOTICE, "Listening for agents", {"url", url}, {"public_key", pk});
+	return 0;
+}
+
 static int start(struct daemon *d)
 {
 	struct db_options dbo = {
@@ -201,6 +253,9 @@ static int start(struct daemon *d)
 		log_errno(LOG_ERR, r, "Cannot start");
 		goto out;
 	}
+	r = start_channel(d);
+	if (r < 0)
+		goto out;
 	r = http_start(&d->loop, &ho, api_handle, d->api, &d->http, &port);
 	if (r < 0) {
 		log_errno(LOG_ERR, r, "Cannot listen on '%s'", d->s.listen);
@@ -228,6 +283,9 @@ int daemon_run(const struct settings *s, const char *config_path, bool config_gi
 	if (r < 0) {
 		if (d->http)
 			http_stop(d->http);
+		channel_stop(d->channel);
+		if (d->listener)
+			db_close(d->listener);
 		if (d->db)
 			db_close(d->db);
 		goto out;

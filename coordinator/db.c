@@ -52,6 +52,9 @@ struct db {
 	unsigned queued, queue_max;
 	unsigned open_handles;
 	bool closing;
+	const char *listen_sql;
+	db_notify_cb notify;
+	void *notify_ctx;
 };
 
 static void conn_start(struct db_conn *c);
@@ -187,9 +190,11 @@ static void conn_read(struct db_conn *c)
 		conn_fail(c, -ECONNRESET);
 		return;
 	}
-	/* Notifications are not used yet; drop them so they do not accumulate. */
-	for (PGnotify *n; (n = PQnotifies(c->pg)) != NULL;)
+	for (PGnotify *n; (n = PQnotifies(c->pg)) != NULL;) {
+		if (c->db->notify)
+			c->db->notify(c->db->notify_ctx, n->relname, n->extra);
 		PQfreemem(n);
+	}
 	if (c->state != CONN_BUSY)
 		return;
 	while (!PQisBusy(c->pg)) {
@@ -213,6 +218,30 @@ static void conn_read(struct db_conn *c)
 	}
 }
 
+static void on_listening(void *ctx, const PGresult *res, const struct db_error *e)
+{
+	struct db *db = ctx;
+
+	(void)res;
+	if (!e && db->notify)
+		db->notify(db->notify_ctx, NULL, NULL);
+}
+
+/* Runs the LISTEN statement on this connection before it takes queued queries. */
+static void conn_listen(struct db_conn *c)
+{
+	struct db_job *j = calloc(1, sizeof(*j));
+
+	if (!j) {
+		conn_fail(c, -ENOMEM);
+		return;
+	}
+	j->sql = c->db->listen_sql;
+	j->cb = on_listening;
+	j->ctx = c->db;
+	conn_send(c, j);
+}
+
 static void conn_connect_step(struct db_conn *c)
 {
 	switch (PQconnectPoll(c->pg)) {
@@ -230,7 +259,10 @@ static void conn_connect_step(struct db_conn *c)
 		c->failures = 0;
 		c->state = CONN_IDLE;
 		conn_want(c, UV_READABLE);
-		db_dispatch(c->db);
+		if (c->db->listen_sql)
+			conn_listen(c);
+		else
+			db_dispatch(c->db);
 		break;
 	default:
 		conn_fail(c, -ECONNREFUSED);
@@ -314,6 +346,9 @@ int db_new(uv_loop_t *loop, const struct db_options *o, struct db **ret)
 	db->n_conns = o->connections ? o->connections : 1;
 	db->conns = calloc(db->n_conns, sizeof(*db->conns));
 	db->queue_max = o->queue_max;
+	db->listen_sql = o->listen_sql;
+	db->notify = o->notify;
+	db->notify_ctx = o->notify_ctx;
 	if (!db->conninfo || !db->conns) {
 		free(db->conninfo);
 		free(db->conns);

@@ -49,11 +49,23 @@ struct db_error {
  */
 typedef void (*db_result_cb)(void *ctx, const PGresult *res, const struct db_error *e);
 
+/*
+ * A NOTIFY arrived (channel and payload borrowed), or, with channel NULL, a connection
+ * (re)started listening: notifications sent while it was down are lost, so the
+ * receiver should treat everything as possibly changed.
+ */
+typedef void (*db_notify_cb)(void *ctx, const char *channel, const char *payload);
+
 struct db_options {
 	const char *conninfo;
 	unsigned connections; /* how many to keep open */
 	unsigned queue_max;   /* queued queries beyond which db_query says -EAGAIN */
 	uint64_t statement_timeout_ms;
+	/* Optional: a fixed statement such as "LISTEN wgf_changes" that every connection
+	 * runs first; notifications then go to notify(notify_ctx, ...). */
+	const char *listen_sql;
+	db_notify_cb notify;
+	void *notify_ctx;
 };
 
 int db_new(uv_loop_t *loop, const struct db_options *o, struct db **ret);

@@ -18,6 +18,7 @@
 #include "daemon.h"
 #include "db_sync.h"
 #include "fs.h"
+#include "identity.h"
 #include "key.h"
 #include "log.h"
 #include "migrate.h"
@@ -164,6 +165,25 @@ out:
 	return r;
 }
 
+static int cmd_channel_key(const struct settings *s)
+{
+	struct wgf_identity id;
+	struct wgf_err err = {0};
+	bool created = false;
+	char pk[45];
+	int r;
+
+	r = wgf_identity_load_or_create(&id, s->channel_key_file, &created, &err);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "Cannot set up the channel key: %s", err.msg);
+	wgf_identity_public_b64(&id, pk);
+	wgf_identity_fini(&id);
+	log_fields(LOG_NOTICE, created ? "Created the channel key" : "Channel key exists",
+	           {"file", s->channel_key_file});
+	printf("%s\n", pk);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -224,6 +244,8 @@ int main(int argc, char **argv)
 		r = daemon_run(&s, o.config, o.config_given);
 	} else if (strcmp(cmd, "create-admin-key") == 0) {
 		r = cmd_create_admin_key(&s);
+	} else if (strcmp(cmd, "channel-key") == 0) {
+		r = cmd_channel_key(&s);
 	} else if (strcmp(cmd, "migrate") == 0) {
 		r = cmd_migrate(&s);
 	} else if (strcmp(cmd, "migrate-status") == 0) {

@@ -30,6 +30,13 @@ struct settings {
 	uint64_t server_online_ms;
 	uint64_t request_deadline_ms;
 	uint64_t sweep_interval_ms;
+	char channel_listen[256];
+	char channel_key_file[512];
+	uint64_t channel_max_skew_ms;
+	uint64_t channel_wait_ms;
+	uint64_t handshake_window_ms;
+	uint64_t channel_max_deltas;
+	uint64_t channel_max_agents;
 	int log_level; /* index into wgf_log_level_choices */
 };
 

@@ -316,6 +316,9 @@ BEGIN
 END
 $$;
 
+-- An expired router stays listed, status expired, until its tenant deletes it.
+INSERT INTO router_transitions (from_status, to_status) VALUES ('expired', 'deleted');
+
 -- DELETE /v1/routers/{id}
 CREATE FUNCTION wgf_api_delete_router(p_prefix text, p_hash bytea, p_id uuid,
 	p_request_id text)

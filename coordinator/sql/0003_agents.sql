@@ -46,6 +46,16 @@ BEGIN
 END
 $$;
 
+-- An agent's long poll (a Hint): who it is and the newest revision of its server.
+CREATE FUNCTION wgf_agent_wait(p_agent_key bytea, p_nonce bytea) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	s servers := wgf_agent_begin(p_agent_key, p_nonce);
+BEGIN
+	RETURN jsonb_build_object('server_id', s.id, 'server', s.name, 'revision', s.revision);
+END
+$$;
+
 CREATE FUNCTION wgf_peer_json(p_key bytea, p_ip inet, p_keepalive integer, p_router uuid)
 RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
 	SELECT jsonb_build_object('public_key', encode(p_key, 'base64'),
@@ -65,14 +75,16 @@ DECLARE
 BEGIN
 	IF p_want_snapshot OR p_since <= 0 OR p_since > s.revision
 	   OR s.revision - p_since > p_max_deltas THEN
-		RETURN jsonb_build_object('server', s.name, 'revision', s.revision, 'snapshot', true,
+		RETURN jsonb_build_object('server_id', s.id, 'server', s.name, 'revision', s.revision,
+			'snapshot', true,
 			'peers', (SELECT coalesce(jsonb_agg(wgf_peer_json(r.public_key, r.vpn_ip,
 					p_keepalive, r.id) ORDER BY r.vpn_ip), '[]')
 				FROM routers r WHERE r.server_id = s.id AND r.released_at IS NULL
 				  AND r.public_key IS NOT NULL),
 			'changes', '[]'::jsonb);
 	END IF;
-	RETURN jsonb_build_object('server', s.name, 'revision', s.revision, 'snapshot', false,
+	RETURN jsonb_build_object('server_id', s.id, 'server', s.name, 'revision', s.revision,
+		'snapshot', false,
 		'peers', '[]'::jsonb,
 		'changes', (SELECT coalesce(jsonb_agg(jsonb_build_object('op', c.op,
 				'revision', c.revision,
@@ -177,7 +189,7 @@ BEGIN
 		INSERT INTO audit_log (actor, action, server_id, detail)
 		VALUES ('agent', 'server.drift_repaired', s.id, jsonb_build_object('found', p_drift));
 	END IF;
-	RETURN jsonb_build_object('server', s.name, 'revision', s.revision,
+	RETURN jsonb_build_object('server_id', s.id, 'server', s.name, 'revision', s.revision,
 		'applied_revision', v_applied, 'moves', n_moves);
 END
 $$;

@@ -138,11 +138,16 @@ class Coordinator:
             fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT, 0o600)
             os.write(fd, base64.b64encode(os.urandom(32)) + b"\n")
             os.close(fd)
+        self.channel_key_file = os.path.join(self.workdir, "coordinator.key")
         self.config = os.path.join(self.workdir, f"coordinator-{id(self)}.conf")
         with open(self.config, "w") as f:
             f.write(f"[database]\nconninfo = {conninfo}\n"
                     f"[http]\nlisten = 127.0.0.1:0\n"
+                    f"[channel]\nlisten = tcp://127.0.0.1:0\n"
+                    f"signing_key_file = {self.channel_key_file}\n"
                     f"[api]\nkey_hash_secret_file = {self.secret_file}\n{extra}")
+        # Replicas in one workdir share the key, as replicas must.
+        self.channel_public_key = self.cli("channel-key").stdout.strip()
         self.proc = None
         self.port = None
         self.log_path = os.path.join(self.workdir, f"coordinator-{id(self)}.log")
@@ -161,6 +166,8 @@ class Coordinator:
         while time.monotonic() < deadline:
             with open(self.log_path) as f:
                 for line in log_lines(f.read()):
+                    if line.get("msg") == "Listening for agents":
+                        self.channel_url = line["url"]
                     if line.get("msg") == "Listening":
                         self.port = int(line["port"])
                         return self

@@ -1,0 +1,760 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The wgfleet authors */
+/* channel: nng contexts handed to the loop, request checks, long polls and replies. */
+#define LOG_MODULE "channel"
+
+#include "channel.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <sodium.h>
+
+#include "log.h"
+#include "wgfleet.pb-c.h"
+
+#define MIN_RECEIVERS 8
+#define TICK_MS       1000
+#define HEX_KEY_LEN   (2 + 2 * 32 + 1)
+#define HEX_NONCE_LEN (2 + 2 * WGF_NONCE_LEN + 1)
+
+enum ctx_state {
+	CTX_RECEIVING,
+	CTX_WORKING, /* a database call is in flight */
+	CTX_PARKED,  /* a long poll waits for a newer revision */
+	CTX_SENDING,
+};
+
+struct chan_ctx {
+	struct channel *ch;
+	nng_ctx ctx;
+	nng_aio *aio;
+	enum ctx_state state;
+	struct chan_ctx *next_ready;  /* the queue from nng's threads */
+	struct chan_ctx *prev, *next; /* the parked list */
+	struct wgf_wire_msg *req;     /* the request being answered */
+	char server[64];              /* the server the request names */
+	int64_t server_id;            /* parked: whose revision we wait for */
+	uint64_t known_revision;      /* parked: the agent's revision */
+	uint64_t server_revision;     /* parked: the server's, when the poll began */
+	uint64_t park_deadline;       /* parked: uv_now() value */
+};
+
+struct channel {
+	uv_loop_t *loop;
+	struct db *db;
+	struct channel_options o;
+	nng_socket sock;
+	nng_listener listener;
+	char url[128];
+	uv_async_t async;
+	uv_timer_t tick;
+	pthread_mutex_t mu;
+	struct chan_ctx *ready_head, *ready_tail; /* under mu */
+	struct chan_ctx *parked;
+	unsigned n_ctx, n_receiving, n_parked;
+	unsigned open_handles; /* async and tick, once stopping */
+	bool stopping, finished;
+};
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* nng thread: hand the finished operation to the loop. */
+static void aio_done(void *arg)
+{
+	struct chan_ctx *c = arg;
+	struct channel *ch = c->ch;
+
+	pthread_mutex_lock(&ch->mu);
+	c->next_ready = NULL;
+	if (ch->ready_tail)
+		ch->ready_tail->next_ready = c;
+	else
+		ch->ready_head = c;
+	ch->ready_tail = c;
+	pthread_mutex_unlock(&ch->mu);
+	uv_async_send(&ch->async);
+}
+
+static void channel_closed(uv_handle_t *h)
+{
+	struct channel *ch = h->data;
+
+	if (--ch->open_handles > 0)
+		return;
+	pthread_mutex_destroy(&ch->mu);
+	sodium_memzero(ch->o.sk, sizeof(ch->o.sk));
+	free(ch);
+}
+
+/* Once stopping and the last context is gone, close the handles; the last one frees. */
+static void maybe_finish(struct channel *ch)
+{
+	if (ch->stopping && ch->n_ctx == 0 && !ch->finished) {
+		ch->finished = true;
+		ch->open_handles = 2;
+		uv_close((uv_handle_t *)&ch->async, channel_closed);
+		uv_close((uv_handle_t *)&ch->tick, channel_closed);
+	}
+}
+
+static void ctx_free(struct chan_ctx *c)
+{
+	struct channel *ch = c->ch;
+
+	wgf_wire_msg_free(c->req);
+	nng_ctx_close(c->ctx);
+	nng_aio_free(c->aio);
+	free(c);
+	ch->n_ctx--;
+	maybe_finish(ch);
+}
+
+static void ctx_receive(struct chan_ctx *c)
+{
+	wgf_wire_msg_free(c->req);
+	c->req = NULL;
+	if (c->ch->stopping) {
+		ctx_free(c);
+		return;
+	}
+	c->state = CTX_RECEIVING;
+	c->ch->n_receiving++;
+	nng_ctx_recv(c->ctx, c->aio);
+}
+
+/* Keeps a few contexts receiving, within the bound. */
+static void ensure_receivers(struct channel *ch)
+{
+	while (!ch->stopping && ch->n_receiving < MIN_RECEIVERS && ch->n_ctx < ch->o.max_contexts) {
+		struct chan_ctx *c = calloc(1, sizeof(*c));
+
+		if (!c)
+			return;
+		c->ch = ch;
+		if (nng_aio_alloc(&c->aio, aio_done, c) != 0) {
+			free(c);
+			return;
+		}
+		if (nng_ctx_open(&c->ctx, ch->sock) != 0) {
+			nng_aio_free(c->aio);
+			free(c);
+			return;
+		}
+		ch->n_ctx++;
+		ctx_receive(c);
+	}
+}
+
+static void key_b64(const uint8_t key[static 32], char out[static 45])
+{
+	sodium_bin2base64(out, 45, key, 32, sodium_base64_VARIANT_ORIGINAL);
+}
+
+/* Seals body as the answer to c's request and sends it; c receives again afterwards. */
+static void reply(struct chan_ctx *c, const uint8_t *body, size_t len)
+{
+	uint8_t *buf = NULL;
+	size_t buf_len = 0;
+	nng_msg *msg = NULL;
+	int r;
+
+	r = wgf_wire_seal(c->ch->o.sk, c->req->sender, c->req->nonce, wall_ms(), body, len, NULL,
+	                  &buf, &buf_len);
+	if (r == 0 && nng_msg_alloc(&msg, 0) == 0 && nng_msg_append(msg, buf, buf_len) == 0) {
+		free(buf);
+		nng_aio_set_msg(c->aio, msg);
+		c->state = CTX_SENDING;
+		nng_ctx_send(c->ctx, c->aio);
+		return;
+	}
+	log_errno(LOG_ERR, r < 0 ? r : -ENOMEM, "Cannot send an answer, dropping it");
+	nng_msg_free(msg);
+	free(buf);
+	ctx_receive(c);
+}
+
+static void reply_error(struct chan_ctx *c, enum wgf_wire_error_code code, const char *why)
+{
+	char sender[45];
+	uint8_t *body = NULL;
+	size_t len = 0;
+
+	key_b64(c->req->sender, sender);
+	log_fields(LOG_WARNING, "Rejected a message", {"sender", sender}, {"reason", why});
+	if (wgf_wire_body_error(code, why, &body, &len) < 0) {
+		ctx_receive(c);
+		return;
+	}
+	reply(c, body, len);
+	free(body);
+}
+
+static void reply_hint(struct chan_ctx *c, const char *server, uint64_t revision)
+{
+	uint8_t *body = NULL;
+	size_t len = 0;
+
+	if (wgf_wire_body_hint(server, revision, &body, &len) < 0) {
+		ctx_receive(c);
+		return;
+	}
+	reply(c, body, len);
+	free(body);
+}
+
+/* ---- parked long polls ---- */
+
+static void park(struct chan_ctx *c)
+{
+	struct channel *ch = c->ch;
+
+	c->state = CTX_PARKED;
+	c->park_deadline = uv_now(ch->loop) + ch->o.wait_ms;
+	c->prev = NULL;
+	c->next = ch->parked;
+	if (ch->parked)
+		ch->parked->prev = c;
+	ch->parked = c;
+	ch->n_parked++;
+	ensure_receivers(ch);
+}
+
+static void unpark(struct chan_ctx *c)
+{
+	struct channel *ch = c->ch;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		ch->parked = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	ch->n_parked--;
+}
+
+void channel_notify(void *ctx, const char *chan, const char *payload)
+{
+	struct channel *ch = ctx;
+	long long id = -1;
+	unsigned long long rev = 0;
+	struct chan_ctx *c, *next;
+
+	if (chan && sscanf(payload, "%lld:%llu", &id, &rev) != 2)
+		return;
+	for (c = ch->parked; c; c = next) {
+		next = c->next;
+		if (chan && (c->server_id != id || c->known_revision >= rev))
+			continue;
+		unpark(c);
+		/* After a reconnect the revision is unknown: answer with the last one read,
+		 * and the agent's next poll reads the current one from the database. */
+		reply_hint(c, c->server, chan ? rev : c->server_revision);
+	}
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct channel *ch = t->data;
+	uint64_t now = uv_now(ch->loop);
+	struct chan_ctx *c, *next;
+
+	for (c = ch->parked; c; c = next) {
+		next = c->next;
+		if (c->park_deadline > now)
+			continue;
+		unpark(c);
+		reply_hint(c, c->server, c->server_revision);
+	}
+}
+
+/* ---- database answers ---- */
+
+static bool db_failed(struct chan_ctx *c, const struct db_error *e)
+{
+	if (!e)
+		return false;
+	if (c->ch->stopping) {
+		ctx_free(c);
+		return true;
+	}
+	if (strcmp(e->sqlstate, "WG401") == 0)
+		reply_error(c, WGF_WIRE_ERROR_UNKNOWN_SENDER,
+		            "no server is registered with this key");
+	else if (strcmp(e->sqlstate, "WG409") == 0)
+		reply_error(c, WGF_WIRE_ERROR_REPLAY, "this message was seen before");
+	else
+		reply_error(c, WGF_WIRE_ERROR_INTERNAL,
+		            "the coordinator could not reach its database");
+	return true;
+}
+
+/* Parses the single jsonb column; checks the request named the key's own server. */
+static json_t *db_result_json(struct chan_ctx *c, const PGresult *res)
+{
+	json_t *j = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+	const char *server = json_string_value(json_object_get(j, "server"));
+	char why[200];
+
+	if (!j || !server) {
+		json_decref(j);
+		reply_error(c, WGF_WIRE_ERROR_INTERNAL, "unexpected database answer");
+		return NULL;
+	}
+	if (c->server[0] && strcmp(c->server, server) != 0) {
+		snprintf(why, sizeof(why), "this key belongs to server '%.64s', not '%.64s'",
+		         server, c->server);
+		json_decref(j);
+		reply_error(c, WGF_WIRE_ERROR_MISADDRESSED, why);
+		return NULL;
+	}
+	snprintf(c->server, sizeof(c->server), "%s", server);
+	c->server_id = json_integer_value(json_object_get(j, "server_id"));
+	return j;
+}
+
+static void on_wait_result(void *ctx, const PGresult *res, const struct db_error *e)
+{
+	struct chan_ctx *c = ctx;
+	json_t *j;
+	uint64_t rev;
+
+	if (db_failed(c, e) || !(j = db_result_json(c, res)))
+		return;
+	rev = (uint64_t)json_integer_value(json_object_get(j, "revision"));
+	json_decref(j);
+	/* An agent ahead of the database (restored from a backup) learns it at once too. */
+	if (rev != c->known_revision || c->ch->stopping) {
+		reply_hint(c, c->server, rev);
+		return;
+	}
+	c->server_revision = rev;
+	park(c);
+}
+
+static void on_report_result(void *ctx, const PGresult *res, const struct db_error *e)
+{
+	struct chan_ctx *c = ctx;
+	json_t *j;
+	uint64_t rev;
+
+	if (db_failed(c, e) || !(j = db_result_json(c, res)))
+		return;
+	rev = (uint64_t)json_integer_value(json_object_get(j, "revision"));
+	json_decref(j);
+	reply_hint(c, c->server, rev);
+}
+
+/* Fills a protobuf Peer from the JSON of wgf_peer_json (strings borrowed from j). */
+static bool peer_from_json(json_t *j, Wgfleet__V1__Peer *p, uint8_t key[static 32],
+                           const char **ips, size_t max_ips)
+{
+	const char *b64 = json_string_value(json_object_get(j, "public_key"));
+	json_t *list = json_object_get(j, "allowed_ips"), *v;
+	size_t len = 0, i;
+
+	wgfleet__v1__peer__init(p);
+	if (!b64 ||
+	    sodium_base642bin(key, 32, b64, strlen(b64), NULL, &len, NULL,
+	                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	    len != 32)
+		return false;
+	p->public_key.data = key;
+	p->public_key.len = 32;
+	json_array_foreach(list, i, v)
+	{
+		if (i >= max_ips)
+			break;
+		ips[i] = json_string_value(v);
+	}
+	p->n_allowed_ips = i;
+	p->allowed_ips = (char **)ips;
+	p->persistent_keepalive =
+	        (uint32_t)json_integer_value(json_object_get(j, "persistent_keepalive"));
+	p->router_id = (char *)(json_string_value(json_object_get(j, "router_id")) ?: "");
+	return true;
+}
+
+#define IPS_PER_PEER 8
+
+/* Builds and sends the SyncReply for the JSON of wgf_agent_sync. */
+static void send_sync_reply(struct chan_ctx *c, json_t *j)
+{
+	Wgfleet__V1__SyncReply sr = WGFLEET__V1__SYNC_REPLY__INIT;
+	Wgfleet__V1__Body body = WGFLEET__V1__BODY__INIT;
+	json_t *peers = json_object_get(j, "peers"), *changes = json_object_get(j, "changes");
+	size_t n = json_array_size(peers) + json_array_size(changes), i, len;
+	Wgfleet__V1__Peer *pv = calloc(n ? n : 1, sizeof(*pv));
+	Wgfleet__V1__Peer **pp = calloc(n ? n : 1, sizeof(*pp));
+	Wgfleet__V1__PeerChange *cv = calloc(n ? n : 1, sizeof(*cv));
+	Wgfleet__V1__PeerChange **cp = calloc(n ? n : 1, sizeof(*cp));
+	uint8_t(*keys)[32] = calloc(n ? n : 1, 32);
+	const char **ips = calloc((n ? n : 1) * IPS_PER_PEER, sizeof(*ips));
+	uint8_t *buf = NULL;
+	json_t *v;
+	bool ok = pv && pp && cv && cp && keys && ips;
+
+	sr.server = c->server;
+	sr.revision = (uint64_t)json_integer_value(json_object_get(j, "revision"));
+	sr.snapshot = json_is_true(json_object_get(j, "snapshot"));
+	json_array_foreach(peers, i, v)
+	{
+		if (!ok ||
+		    !peer_from_json(v, &pv[i], keys[i], &ips[i * IPS_PER_PEER], IPS_PER_PEER)) {
+			ok = false;
+			break;
+		}
+		pp[sr.n_peers++] = &pv[i];
+	}
+	json_array_foreach(changes, i, v)
+	{
+		size_t k = sr.n_peers + i;
+
+		if (!ok || !peer_from_json(json_object_get(v, "peer"), &pv[k], keys[k],
+		                           &ips[k * IPS_PER_PEER], IPS_PER_PEER)) {
+			ok = false;
+			break;
+		}
+		wgfleet__v1__peer_change__init(&cv[i]);
+		cv[i].op = strcmp(json_string_value(json_object_get(v, "op")) ?: "", "remove") == 0
+		                   ? WGFLEET__V1__PEER_CHANGE__OP__OP_REMOVE
+		                   : WGFLEET__V1__PEER_CHANGE__OP__OP_UPSERT;
+		cv[i].revision = (uint64_t)json_integer_value(json_object_get(v, "revision"));
+		cv[i].peer = &pv[k];
+		cp[sr.n_changes++] = &cv[i];
+	}
+	sr.peers = pp;
+	sr.changes = cp;
+	body.kind_case = WGFLEET__V1__BODY__KIND_SYNC_REPLY;
+	body.sync_reply = &sr;
+	if (ok) {
+		len = wgfleet__v1__body__get_packed_size(&body);
+		buf = malloc(len ? len : 1);
+		ok = buf != NULL;
+	}
+	if (ok) {
+		wgfleet__v1__body__pack(&body, buf);
+		reply(c, buf, len);
+	} else {
+		reply_error(c, WGF_WIRE_ERROR_INTERNAL, "could not build the sync reply");
+	}
+	free(buf);
+	free(pv);
+	free(pp);
+	free(cv);
+	free(cp);
+	free(keys);
+	free(ips);
+}
+
+static void on_sync_result(void *ctx, const PGresult *res, const struct db_error *e)
+{
+	struct chan_ctx *c = ctx;
+	json_t *j;
+
+	if (db_failed(c, e) || !(j = db_result_json(c, res)))
+		return;
+	send_sync_reply(c, j);
+	json_decref(j);
+}
+
+/* ---- requests ---- */
+
+static void hex_bytea(char *out, size_t size, const uint8_t *bin, size_t len)
+{
+	out[0] = '\\';
+	out[1] = 'x';
+	sodium_bin2hex(out + 2, size - 2, bin, len);
+}
+
+static void query(struct chan_ctx *c, const char *sql, int n, const char *const *params,
+                  db_result_cb cb)
+{
+	c->state = CTX_WORKING;
+	if (db_query(c->ch->db, sql, n, params, 0, cb, c) < 0)
+		reply_error(c, WGF_WIRE_ERROR_INTERNAL, "the coordinator is overloaded");
+}
+
+static json_t *report_errors_json(const Wgfleet__V1__Report *rep)
+{
+	json_t *a = json_array();
+	char key[45];
+
+	for (size_t i = 0; i < rep->n_errors; i++) {
+		if (rep->errors[i]->public_key.len != 32)
+			continue;
+		key_b64(rep->errors[i]->public_key.data, key);
+		json_array_append_new(a, json_pack("{s:s,s:s}", "public_key", key, "reason",
+		                                   rep->errors[i]->reason ?: ""));
+	}
+	return a;
+}
+
+static json_t *report_peers_json(const Wgfleet__V1__Report *rep)
+{
+	json_t *a = json_array();
+	char key[45];
+
+	for (size_t i = 0; i < rep->n_peers; i++) {
+		const Wgfleet__V1__PeerFacts *p = rep->peers[i];
+
+		if (p->public_key.len != 32)
+			continue;
+		key_b64(p->public_key.data, key);
+		json_array_append_new(
+		        a, json_pack("{s:s,s:I,s:s,s:I,s:I}", "public_key", key,
+		                     "last_handshake_ms", (json_int_t)p->last_handshake_ms,
+		                     "endpoint", p->endpoint ?: "", "rx_bytes",
+		                     (json_int_t)p->rx_bytes, "tx_bytes", (json_int_t)p->tx_bytes));
+	}
+	return a;
+}
+
+static json_t *report_drift_json(const Wgfleet__V1__Report *rep)
+{
+	static const char *const kinds[] = {"unspecified", "extra_peer", "missing_peer",
+	                                    "changed_peer"};
+	json_t *a = json_array();
+	char key[45];
+
+	for (size_t i = 0; i < rep->n_drift; i++) {
+		const Wgfleet__V1__Drift *d = rep->drift[i];
+
+		if (d->public_key.len != 32 || d->kind < 0 || d->kind > 3)
+			continue;
+		key_b64(d->public_key.data, key);
+		json_array_append_new(
+		        a, json_pack("{s:s,s:s}", "public_key", key, "kind", kinds[d->kind]));
+	}
+	return a;
+}
+
+static void handle_report(struct chan_ctx *c, const char *key_hex, const char *nonce_hex,
+                          const Wgfleet__V1__Report *rep)
+{
+	char applied[24], port[8], wg_hex[HEX_KEY_LEN], window[48];
+	json_t *errors = report_errors_json(rep), *peers = report_peers_json(rep),
+	       *drift = report_drift_json(rep);
+	char *errors_s = json_dumps(errors, JSON_COMPACT),
+	     *peers_s = json_dumps(peers, JSON_COMPACT), *drift_s = json_dumps(drift, JSON_COMPACT);
+	bool has_key = rep->interface_public_key.len == 32;
+
+	snprintf(applied, sizeof(applied), "%" PRIu64, rep->applied_revision);
+	snprintf(port, sizeof(port), "%u", rep->listen_port);
+	snprintf(window, sizeof(window), "%" PRIu64 " milliseconds", c->ch->o.handshake_window_ms);
+	if (has_key)
+		hex_bytea(wg_hex, sizeof(wg_hex), rep->interface_public_key.data, 32);
+	query(c,
+	      "SELECT wgf_agent_report($1::bytea, $2::bytea, $3::bigint, $4::jsonb, $5::jsonb, "
+	      "$6::bytea, $7::integer, $8::jsonb, $9::interval)",
+	      9,
+	      (const char *[]){key_hex, nonce_hex, applied, errors_s, peers_s,
+	                       has_key ? wg_hex : NULL,
+	                       rep->listen_port > 0 && rep->listen_port <= 65535 ? port : NULL,
+	                       drift_s, window},
+	      on_report_result);
+	json_decref(errors);
+	json_decref(peers);
+	json_decref(drift);
+	free(errors_s);
+	free(peers_s);
+	free(drift_s);
+}
+
+static void copy_server(struct chan_ctx *c, const char *name)
+{
+	snprintf(c->server, sizeof(c->server), "%s", name ? name : "");
+}
+
+static void handle_body(struct chan_ctx *c, const Wgfleet__V1__Body *body)
+{
+	char key_hex[HEX_KEY_LEN], nonce_hex[HEX_NONCE_LEN], since[24], deltas[16], keepalive[16];
+
+	hex_bytea(key_hex, sizeof(key_hex), c->req->sender, WGF_SIGN_PK_LEN);
+	hex_bytea(nonce_hex, sizeof(nonce_hex), c->req->nonce, WGF_NONCE_LEN);
+	switch (body->kind_case) {
+	case WGFLEET__V1__BODY__KIND_HINT:
+		copy_server(c, body->hint->server);
+		c->known_revision = body->hint->revision;
+		query(c, "SELECT wgf_agent_wait($1::bytea, $2::bytea)", 2,
+		      (const char *[]){key_hex, nonce_hex}, on_wait_result);
+		break;
+	case WGFLEET__V1__BODY__KIND_SYNC_REQUEST:
+		copy_server(c, body->sync_request->server);
+		snprintf(since, sizeof(since), "%" PRIu64, body->sync_request->since_revision);
+		snprintf(deltas, sizeof(deltas), "%u", c->ch->o.max_deltas);
+		snprintf(keepalive, sizeof(keepalive), "%u", c->ch->o.keepalive);
+		query(c,
+		      "SELECT wgf_agent_sync($1::bytea, $2::bytea, $3::bigint, $4::boolean, "
+		      "$5::integer, $6::integer)",
+		      6,
+		      (const char *[]){key_hex, nonce_hex, since,
+		                       body->sync_request->want_snapshot ? "true" : "false", deltas,
+		                       keepalive},
+		      on_sync_result);
+		break;
+	case WGFLEET__V1__BODY__KIND_REPORT:
+		copy_server(c, body->report->server);
+		handle_report(c, key_hex, nonce_hex, body->report);
+		break;
+	default:
+		reply_error(c, WGF_WIRE_ERROR_BAD_REQUEST,
+		            "a coordinator does not take this kind of body");
+		break;
+	}
+}
+
+/* Checks one received envelope in the protocol's order and acts on it. */
+static void handle_request(struct chan_ctx *c, nng_msg *msg)
+{
+	static const uint8_t zero[WGF_NONCE_LEN];
+	struct wgf_err err = {0};
+	Wgfleet__V1__Body *body;
+	int r;
+
+	r = wgf_wire_open(nng_msg_body(msg), nng_msg_len(msg), &c->req, &err);
+	nng_msg_free(msg);
+	if (r == -EPROTONOSUPPORT && !c->req->is_reply &&
+	    sodium_memcmp(c->req->nonce, zero, sizeof(zero)) != 0) {
+		reply_error(c, WGF_WIRE_ERROR_UNSUPPORTED_VERSION, err.msg);
+		return;
+	}
+	if (r < 0) {
+		log_warning("Dropped an unreadable message: %s", err.msg);
+		ctx_receive(c);
+		return;
+	}
+	if (wgf_wire_check_addressed(c->req, c->ch->o.pk, &err) < 0) {
+		reply_error(c, WGF_WIRE_ERROR_MISADDRESSED, err.msg);
+		return;
+	}
+	if (wgf_wire_check_fresh(c->req, wall_ms(), c->ch->o.max_skew_ms, &err) < 0) {
+		reply_error(c, WGF_WIRE_ERROR_STALE, err.msg);
+		return;
+	}
+	if (wgf_wire_verify(c->req, c->req->sender, &err) < 0) {
+		reply_error(c, WGF_WIRE_ERROR_BAD_SIGNATURE, err.msg);
+		return;
+	}
+	body = wgfleet__v1__body__unpack(NULL, c->req->body_len, c->req->body);
+	if (!body) {
+		reply_error(c, WGF_WIRE_ERROR_BAD_REQUEST, "the body is not a Body");
+		return;
+	}
+	handle_body(c, body);
+	wgfleet__v1__body__free_unpacked(body, NULL);
+}
+
+/* Loop thread: everything nng finished since the last wake-up. */
+static void on_async(uv_async_t *a)
+{
+	struct channel *ch = a->data;
+	struct chan_ctx *c, *next;
+
+	pthread_mutex_lock(&ch->mu);
+	c = ch->ready_head;
+	ch->ready_head = ch->ready_tail = NULL;
+	pthread_mutex_unlock(&ch->mu);
+	for (; c; c = next) {
+		int rv = nng_aio_result(c->aio);
+
+		next = c->next_ready;
+		if (c->state == CTX_SENDING) {
+			if (rv != 0)
+				nng_msg_free(nng_aio_get_msg(c->aio));
+			ctx_receive(c);
+			continue;
+		}
+		ch->n_receiving--;
+		if (rv != 0) {
+			if (ch->stopping || rv == NNG_ECLOSED)
+				ctx_free(c);
+			else
+				ctx_receive(c);
+			continue;
+		}
+		handle_request(c, nng_aio_get_msg(c->aio));
+		ensure_receivers(ch);
+	}
+}
+
+int channel_start(uv_loop_t *loop, struct db *db, const struct channel_options *o,
+                  struct channel **ret, const char **ret_url)
+{
+	struct channel *ch = calloc(1, sizeof(*ch));
+	nng_sockaddr sa;
+	int rv;
+
+	if (!ch)
+		return -ENOMEM;
+	ch->loop = loop;
+	ch->db = db;
+	ch->o = *o;
+	if (ch->o.max_contexts < MIN_RECEIVERS * 2)
+		ch->o.max_contexts = MIN_RECEIVERS * 2;
+	rv = nng_rep0_open(&ch->sock);
+	if (rv == 0)
+		rv = nng_socket_set_size(ch->sock, NNG_OPT_RECVMAXSZ, WGF_WIRE_MSG_MAX);
+	if (rv == 0)
+		rv = nng_listener_create(&ch->listener, ch->sock, o->listen);
+	if (rv == 0)
+		rv = nng_listener_start(ch->listener, 0);
+	if (rv != 0) {
+		if (nng_socket_id(ch->sock) > 0)
+			nng_close(ch->sock);
+		free(ch);
+		return wgf_err_from_nng(rv);
+	}
+	snprintf(ch->url, sizeof(ch->url), "%s", o->listen);
+	if (nng_listener_get_addr(ch->listener, NNG_OPT_LOCADDR, &sa) == 0 &&
+	    sa.s_family == NNG_AF_INET) {
+		char ip[16];
+		const uint8_t *a = (const uint8_t *)&sa.s_in.sa_addr;
+
+		snprintf(ip, sizeof(ip), "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
+		snprintf(ch->url, sizeof(ch->url), "tcp://%s:%u", ip, ntohs(sa.s_in.sa_port));
+	}
+	pthread_mutex_init(&ch->mu, NULL);
+	uv_async_init(loop, &ch->async, on_async);
+	ch->async.data = ch;
+	uv_timer_init(loop, &ch->tick);
+	ch->tick.data = ch;
+	uv_timer_start(&ch->tick, on_tick, TICK_MS, TICK_MS);
+	ensure_receivers(ch);
+	*ret = ch;
+	*ret_url = ch->url;
+	return 0;
+}
+
+void channel_stop(struct channel *ch)
+{
+	struct chan_ctx *c, *next;
+
+	if (!ch)
+		return;
+	ch->stopping = true;
+	uv_timer_stop(&ch->tick);
+	for (c = ch->parked; c; c = next) {
+		next = c->next;
+		unpark(c);
+		ctx_free(c);
+	}
+	/* Receiving and sending contexts complete with NNG_ECLOSED and free themselves on
+	 * the loop; working ones when their database call returns. */
+	nng_close(ch->sock);
+	maybe_finish(ch);
+}

@@ -1,0 +1,187 @@
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The wgfleet authors
+"""The coordinator's end of the agent channel, driven by chanprobe over real nng."""
+import base64
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import BUILD, Coordinator, binary, log_lines, run
+
+PROBE = os.path.join(BUILD, "tests", "tools", "chanprobe")
+
+
+def wg_pub():
+    return base64.b64encode(os.urandom(31) + b"\x40").decode()
+
+
+class Agent:
+    """A server registered with the coordinator and a key file for chanprobe."""
+
+    def __init__(self, coord, workdir, name, pool):
+        self.coord = coord
+        self.name = name
+        state = os.path.join(str(workdir), f"agent-{name}")
+        conf = os.path.join(str(workdir), f"agent-{name}.conf")
+        with open(conf, "w") as f:
+            f.write(f"[agent]\nstate_directory = {state}\n")
+        self.public = run([binary("wgfleet-agent"), "--config", conf, "init"],
+                          check=True).stdout.strip()
+        self.key_file = os.path.join(state, "signing.key")
+        status, _, body = coord.request("POST", "/v1/servers", coord.admin_key, {
+            "name": name, "endpoint": f"{name}.example.net:51820", "pool": pool,
+            "gateway": pool.replace("0/24", "1"), "agent_key": self.public})
+        assert status == 201, body
+
+    def probe(self, *args, timeout=10, extra=()):
+        cmd = [PROBE, "--url", self.coord.channel_url, "--coordinator",
+               self.coord.channel_public_key, "--key", self.key_file, "--server", self.name,
+               "--timeout", str(int(timeout * 1000)), *extra, *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 10)
+        assert proc.returncode in (0, 1), proc.stderr
+        return proc.stdout.splitlines()
+
+
+@pytest.fixture
+def chan(tmp_path, migrated_db):
+    _, conninfo = migrated_db
+    coord = Coordinator(tmp_path, conninfo, extra="[channel]\npoll_wait = 1500ms\n")
+    coord.admin_key = coord.create_admin_key()
+    coord.start()
+    status, _, _ = coord.request("POST", "/v1/tenants", coord.admin_key,
+                                 {"slug": "acme", "name": "Acme", "router_quota": 50,
+                                  "reservations_per_hour": 50})
+    assert status == 201
+    _, _, key = coord.request("POST", "/v1/tenants/acme/keys", coord.admin_key, {})
+    coord.tenant_key = key["key"]
+    yield coord
+    coord.stop()
+
+
+def add_router(coord, server, pub=None):
+    status, _, r = coord.request("POST", "/v1/routers", coord.tenant_key, {"server": server})
+    assert status == 201, r
+    pub = pub or wg_pub()
+    status, _, r = coord.request("PUT", f"/v1/routers/{r['id']}/public-key", coord.tenant_key,
+                                 {"public_key": pub})
+    assert status == 200, r
+    return r["id"], pub, r["vpn_ip"]
+
+
+def router_status(coord, rid):
+    return coord.request("GET", f"/v1/routers/{rid}", coord.tenant_key)[2]["vpn_status"]
+
+
+def test_sync_gives_snapshot_then_deltas_and_only_own_peers(chan, tmp_path):
+    a = Agent(chan, tmp_path, "vps-a", "10.100.0.0/24")
+    b = Agent(chan, tmp_path, "vps-b", "10.101.0.0/24")
+    _, pub_a, ip_a = add_router(chan, "vps-a")
+    _, pub_b, _ = add_router(chan, "vps-b")
+    lines = a.probe("sync", "0")
+    assert lines == ["sync vps-a 1 1", f"peer {pub_a} {ip_a}/32 keepalive=25"]
+    assert pub_b not in "\n".join(lines)
+    assert a.probe("sync", "1") == ["sync vps-a 1 0"]
+    # Rotation: a remove of the old key and an upsert of the new, in revision order.
+    rid, _, _ = add_router(chan, "vps-a")
+    new = wg_pub()
+    status, _, _ = chan.request("PUT", f"/v1/routers/{rid}/public-key", chan.tenant_key,
+                                {"public_key": new})
+    assert status == 200
+    lines = a.probe("sync", "1")
+    assert lines[0] == "sync vps-a 4 0"
+    assert [line.split()[1:3] for line in lines[1:]] == [
+        ["upsert", "2"], ["remove", "3"], ["upsert", "4"]]
+    assert lines[-1].split()[3] == new
+    assert b.probe("sync", "0")[0] == "sync vps-b 1 1"
+
+
+def test_long_poll_answers_on_change_and_times_out_otherwise(chan, tmp_path):
+    a = Agent(chan, tmp_path, "vps-a", "10.100.0.0/24")
+    start = time.monotonic()
+    assert a.probe("hint", "0") == ["hint vps-a 0"]
+    waited = time.monotonic() - start
+    assert 1.0 <= waited < 4.0, waited
+    poll = subprocess.Popen([PROBE, "--url", chan.channel_url, "--coordinator",
+                             chan.channel_public_key, "--key", a.key_file, "--server", "vps-a",
+                             "--timeout", "10000", "hint", "0"],
+                            stdout=subprocess.PIPE, text=True)
+    time.sleep(0.3)  # let the poll park; the answer must come from the change
+    _, _, _ = add_router(chan, "vps-a")
+    changed = time.monotonic()
+    out, _ = poll.communicate(timeout=15)
+    latency = time.monotonic() - changed
+    assert out.splitlines() == ["hint vps-a 1"]
+    assert latency < 1.0, latency
+
+
+def test_reports_move_routers_along_statuses(chan, tmp_path, pg, migrated_db):
+    a = Agent(chan, tmp_path, "vps-a", "10.100.0.0/24")
+    rid, pub, _ = add_router(chan, "vps-a")
+    bad_rid, bad_pub, _ = add_router(chan, "vps-a")
+    assert router_status(chan, rid) == "configured"
+    wg_key = wg_pub()
+    out = a.probe("report", "2", extra=["--error", f"{bad_pub},allowed IPs overlap",
+                                        "--wg-key", wg_key, "--port", "51820"])
+    assert out == ["hint vps-a 2"]
+    assert router_status(chan, rid) == "vps_ready"
+    assert router_status(chan, bad_rid) == "failed"
+    router = chan.request("GET", f"/v1/routers/{bad_rid}", chan.tenant_key)[2]
+    assert router["status_reason"] == "allowed IPs overlap"
+    assert f"PublicKey = {wg_key}" in router["setup"]["wg_quick"]
+    now_ms = int(time.time() * 1000)
+    a.probe("report", "2", extra=["--fact", f"{pub},{now_ms},192.0.2.7:4242,100,200"])
+    r = chan.request("GET", f"/v1/routers/{rid}", chan.tenant_key)[2]
+    assert (r["vpn_status"], r["endpoint"], r["rx_bytes"], r["tx_bytes"]) == \
+        ("connected", "192.0.2.7:4242", 100, 200)
+    stale = now_ms - 200_000
+    a.probe("report", "2", extra=["--fact", f"{pub},{stale},192.0.2.7:4242,100,200"])
+    assert router_status(chan, rid) == "connected"  # one stale report is not enough
+    a.probe("report", "2", extra=["--fact", f"{pub},{stale},192.0.2.7:4242,100,200"])
+    assert router_status(chan, rid) == "disconnected"
+    a.probe("report", "2", extra=["--fact", f"{pub},{now_ms},192.0.2.7:4242,300,400"])
+    assert router_status(chan, rid) == "connected"
+    name, _ = migrated_db
+    moves = pg.psql(f"SELECT action FROM audit_log WHERE router_id = '{rid}' AND actor = 'agent' "
+                    "ORDER BY id", dbname=name)
+    assert [m[0] for m in moves] == ["router.vps_ready", "router.connected",
+                                     "router.disconnected", "router.connected"]
+    a.probe("report", "2", extra=["--drift", f"{wg_pub()},1"])
+    status = chan.request("GET", "/v1/status", chan.admin_key)[2]
+    server = status["servers"][0]
+    assert server["drift_repairs"] == 1 and server["applied_revision"] == 2
+    assert server["apply_latency"]["samples"] == 2
+
+
+def test_forged_tampered_replayed_and_misaddressed_are_rejected(chan, tmp_path, pg, migrated_db):
+    a = Agent(chan, tmp_path, "vps-a", "10.100.0.0/24")
+    b = Agent(chan, tmp_path, "vps-b", "10.101.0.0/24")
+    add_router(chan, "vps-a")
+    stranger_conf = tmp_path / "stranger.conf"
+    stranger_conf.write_text(f"[agent]\nstate_directory = {tmp_path / 'stranger'}\n")
+    run([binary("wgfleet-agent"), "--config", str(stranger_conf), "init"], check=True)
+    stranger = os.path.join(str(tmp_path / "stranger"), "signing.key")
+    cases = {
+        "tampered": (a, ["--tamper"], "error 2 bad signature"),
+        "claims another sender": (a, ["--claim", b.public], "error 2 bad signature"),
+        "unregistered key": (a, ["--key", stranger], "error 3 no server is registered"),
+        "misaddressed": (a, ["--to", b.public], "error 6 envelope is addressed to another key"),
+        "stale": (a, ["--skew", "-120000"], "error 4 envelope is "),
+        "from the future": (a, ["--skew", "120000"], "error 4 envelope is dated"),
+        "other version": (a, ["--version", "2"], "error 1 protocol version 2 is not supported"),
+    }
+    for what, (agent, extra, expect) in cases.items():
+        out = agent.probe("report", "1", extra=extra)
+        assert out and out[0].startswith(expect), (what, out)
+    # Another server's name with a valid key: refused, and nothing of it is applied.
+    out = b.probe("report", "1", extra=["--server", "vps-a"])
+    assert out[0].startswith("error 6 this key belongs to server 'vps-b', not 'vps-a'"), out
+    replay = a.probe("hint", "5", extra=["--replay"])
+    assert replay[0] == "hint vps-a 1" and replay[1].startswith("error 5 this message was seen")
+    name, _ = migrated_db
+    assert pg.psql("SELECT name, applied_revision FROM servers ORDER BY name", dbname=name) == \
+        [["vps-a", "0"], ["vps-b", "0"]]
+    rejected = [line for line in log_lines(chan.read_log())
+                if line.get("msg") == "Rejected a message"]
+    assert len(rejected) >= len(cases) + 2
