@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -43,6 +44,25 @@ void wgf_addr_format(const struct wgf_addr *a, char out[static WGF_ADDR_STRLEN])
 {
 	if (!inet_ntop(a->family, a->bytes, out, WGF_ADDR_STRLEN))
 		snprintf(out, WGF_ADDR_STRLEN, "?");
+}
+
+void wgf_sockaddr_format(const struct sockaddr *sa, char *out, size_t size)
+{
+	char a[WGF_ADDR_STRLEN];
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a));
+		snprintf(out, size, "%s:%u", a, ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, a, sizeof(a));
+		snprintf(out, size, "[%s]:%u", a, ntohs(in6->sin6_port));
+	} else if (size > 0) {
+		out[0] = '\0';
+	}
 }
 
 bool wgf_addr_equal(const struct wgf_addr *a, const struct wgf_addr *b)

@@ -22,7 +22,9 @@
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "err.h"
 
@@ -47,6 +49,9 @@ void wgf_addr_format(const struct wgf_addr *a, char out[static WGF_ADDR_STRLEN])
 bool wgf_addr_equal(const struct wgf_addr *a, const struct wgf_addr *b);
 /* 4 or 16. */
 unsigned wgf_addr_len(const struct wgf_addr *a);
+
+/* An endpoint as "192.0.2.1:51820" or "[2001:db8::1]:51820"; "" for other families. */
+void wgf_sockaddr_format(const struct sockaddr *sa, char *out, size_t size);
 
 int wgf_cidr_parse(struct wgf_cidr *ret, const char *s, unsigned flags, struct wgf_err *err);
 void wgf_cidr_format(const struct wgf_cidr *c, char out[static WGF_CIDR_STRLEN]);

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The wgfleet authors */
+/* session: the agent's end of the signed nng channel to the coordinators. */
+#ifndef WGF_AGENT_SESSION_H
+#define WGF_AGENT_SESSION_H
+
+/*
+ * The agent dials every configured coordinator (replicas share one database, so any
+ * of them can answer) with one nng req0 socket; nng redials each with a capped backoff
+ * and sends requests over whichever connections are up, which is the failover. Two
+ * contexts run side by side (the exchanges are in proto/wgfleet.proto):
+ *
+ *   poll  a long poll (Hint with our revision) that the coordinator answers when our
+ *         server has a newer revision, or after its wait time;
+ *   work  SyncRequests and Reports, one at a time: a sync when a hint shows a newer
+ *         revision, at start, and every resync interval (so a lost hint costs latency,
+ *         never correctness); reports as the daemon queues them.
+ *
+ * A SyncReply brings a snapshot or deltas; the session keeps the desired set they
+ * apply to and hands the daemon a fresh copy (session_callbacks.desired), which the
+ * daemon gives to its reconciler and then reports with session_report().
+ *
+ * Every answer must be signed by the pinned coordinator key, addressed to us, fresh,
+ * and bound to the request's nonce; anything else is dropped and logged. nng calls
+ * back on its own threads; those callbacks only queue and wake the loop, so the rest
+ * runs on the agent's loop thread.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "cache.h"
+#include "peer.h"
+#include "wire.h"
+
+#define SESSION_URLS_MAX 8
+
+struct session_options {
+	const char *urls[SESSION_URLS_MAX]; /* borrowed */
+	size_t n_urls;
+	const char *server; /* our server's name, as registered */
+	uint8_t coordinator_pk[WGF_SIGN_PK_LEN];
+	uint8_t sk[WGF_SIGN_SK_LEN];
+	uint64_t resync_ms;
+	uint64_t request_timeout_ms; /* for syncs and reports; polls wait longer */
+	uint64_t max_skew_ms;
+};
+
+struct session_callbacks {
+	/* A new desired set at st->revision: the callee takes st->peers (and zeroes *st). */
+	void (*desired)(void *ctx, struct cache_state *st);
+};
+
+struct session_failure {
+	uint8_t public_key[WGF_KEY_LEN];
+	char reason[128];
+};
+
+/* What the agent tells the coordinator; everything is borrowed for the call. */
+struct session_report {
+	uint64_t applied_revision;
+	const struct session_failure *failures;
+	size_t n_failures;
+	const struct wgf_peer *facts; /* peers with handshake, endpoint and counters */
+	size_t n_facts;
+	bool full;
+	const uint8_t (*drift_keys)[WGF_KEY_LEN];
+	const int *drift_kinds; /* 1 extra, 2 missing, 3 changed (proto Drift.Kind) */
+	size_t n_drift;
+	const uint8_t *interface_public_key; /* 32 bytes, or NULL */
+	uint16_t listen_port;
+};
+
+struct session;
+
+/*
+ * Starts dialing. initial (borrowed, copied) is the desired set the agent already has
+ * (from its cache), which deltas apply to; its revision is where syncing starts.
+ */
+int session_start(uv_loop_t *loop, const struct session_options *o,
+                  const struct session_callbacks *cb, void *ctx, const struct cache_state *initial,
+                  struct session **ret);
+
+/* Queues a report (encoded at once; the arguments may go away after the call). */
+int session_report(struct session *s, const struct session_report *r);
+
+/* Asks for a sync at the next chance (e.g. after the daemon restarted the interface). */
+void session_resync(struct session *s);
+
+/* Closes the socket; the session frees itself once nng and the loop are done with it. */
+void session_stop(struct session *s);
+
+#endif
