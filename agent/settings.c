@@ -1,12 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /* Copyright (c) 2026 The wgfleet authors */
-/* settings: the agent's option table. */
+/* settings: the agent's option table, its checks and its reload rule. */
 #include "settings.h"
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 
+#include "backend.h"
+#include "cache.h"
 #include "log.h"
+
+#define FIELD(f)  offsetof(struct settings, f)
+#define SIZE(f)   sizeof(((struct settings *)0)->f)
+#define SECOND_MS 1000ULL
+#define HOUR_MS   (3600 * SECOND_MS)
+
+static const char *const backend_choices[] = {"kernel", "userspace", NULL};
 
 static int validate_absolute(const void *value, struct wgf_err *err)
 {
@@ -17,23 +28,233 @@ static int validate_absolute(const void *value, struct wgf_err *err)
 	return 0;
 }
 
+static int validate_optional_absolute(const void *value, struct wgf_err *err)
+{
+	const char *path = value;
+
+	return path[0] ? validate_absolute(value, err) : 0;
+}
+
+static int validate_ifname(const void *value, struct wgf_err *err)
+{
+	if (!backend_ifname_is_valid(value))
+		return wgf_err_set(err, -EINVAL,
+		                   "'%s' is not an interface name (1 to 15 characters, no '/', ':' "
+		                   "or spaces)",
+		                   (const char *)value);
+	return 0;
+}
+
+static int validate_address(const void *value, struct wgf_err *err)
+{
+	const char *text = value;
+	struct wgf_cidr c;
+
+	if (!text[0])
+		return 0;
+	if (!strchr(text, '/'))
+		return wgf_err_set(err, -EINVAL,
+		                   "'%s' has no prefix length; write the address as in "
+		                   "10.100.0.1/24",
+		                   text);
+	return wgf_cidr_parse(&c, text, WGF_CIDR_F_HOST_BITS, err);
+}
+
+/*
+ * Calls fn for each comma-separated item of text (spaces around items are allowed);
+ * stops at the first error.
+ */
+static int for_each_key(const char *text, int (*fn)(void *ctx, const char *b64, size_t i),
+                        void *ctx)
+{
+	char item[WGF_CONF_LINE_MAX + 1];
+	size_t i = 0;
+
+	for (const char *p = text; *p;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		int r;
+
+		while (len > 0 && (*p == ' ' || *p == '\t')) {
+			p++;
+			len--;
+		}
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len >= sizeof(item))
+			len = sizeof(item) - 1;
+		memcpy(item, p, len);
+		item[len] = '\0';
+		r = fn(ctx, item, i++);
+		if (r < 0)
+			return r;
+		p = end ? end + 1 : p + len;
+		if (!end)
+			break;
+	}
+	return 0;
+}
+
+static int check_key(void *ctx, const char *b64, size_t i)
+{
+	struct wgf_err *err = ctx;
+	uint8_t key[WGF_KEY_LEN];
+	int r;
+
+	if (i >= SETTINGS_STATIC_PEERS_MAX)
+		return wgf_err_set(err, -E2BIG, "more than %d static peers",
+		                   SETTINGS_STATIC_PEERS_MAX);
+	r = wgf_key_from_base64(key, b64, WGF_KEY_PUBLIC, err);
+	if (r < 0)
+		wgf_err_prefix(err, "static peer %zu: ", i + 1);
+	return r;
+}
+
+static int validate_static_peers(const void *value, struct wgf_err *err)
+{
+	return for_each_key(value, check_key, err);
+}
+
 static const struct wgf_conf_entry entries[] = {
         {
                 .section = "agent",
                 .name = "state_directory",
                 .type = WGF_CONF_STRING,
-                .offset = offsetof(struct settings, state_directory),
-                .size = sizeof(((struct settings *)0)->state_directory),
+                .offset = FIELD(state_directory),
+                .size = SIZE(state_directory),
                 .def = WGF_STATEDIR,
                 .validate = validate_absolute,
-                .doc = "Directory for the agent's keys (mode 0600) and its desired-state cache.",
+                .doc = "Directory for the agent's keys (mode 0600) and its desired-state cache "
+                       "(desired.json).",
+        },
+        {
+                .section = "agent",
+                .name = "reconcile_interval",
+                .type = WGF_CONF_DURATION,
+                .flags = WGF_CONF_F_RELOADABLE,
+                .offset = FIELD(reconcile_interval_ms),
+                .def = "30s",
+                .min = 100,
+                .max = 24 * HOUR_MS,
+                .doc = "How often the agent compares the interface with the desired set and "
+                       "repairs any drift (100ms to 1d).",
+        },
+        {
+                .section = "wireguard",
+                .name = "interface",
+                .type = WGF_CONF_STRING,
+                .offset = FIELD(interface),
+                .size = SIZE(interface),
+                .def = "wg0",
+                .validate = validate_ifname,
+                .doc = "The WireGuard interface the agent keeps in step.",
+        },
+        {
+                .section = "wireguard",
+                .name = "backend",
+                .type = WGF_CONF_ENUM,
+                .offset = FIELD(backend),
+                .def = "kernel",
+                .choices = backend_choices,
+                .doc = "kernel (generic netlink; the agent creates the interface when it is "
+                       "absent) or userspace (wireguard-go or boringtun, through their UAPI "
+                       "socket; start them first).",
+        },
+        {
+                .section = "wireguard",
+                .name = "uapi_socket_directory",
+                .type = WGF_CONF_STRING,
+                .offset = FIELD(uapi_socket_directory),
+                .size = SIZE(uapi_socket_directory),
+                .def = "/var/run/wireguard",
+                .validate = validate_absolute,
+                .doc = "Where the userspace backend finds <interface>.sock.",
+        },
+        {
+                .section = "wireguard",
+                .name = "listen_port",
+                .type = WGF_CONF_UINT,
+                .offset = FIELD(listen_port),
+                .def = "0",
+                .min = 0,
+                .max = 65535,
+                .doc = "UDP port of an interface the agent creates or gives a key; with "
+                       "manage_identity also of an existing one. 0 leaves it to WireGuard.",
+        },
+        {
+                .section = "wireguard",
+                .name = "address",
+                .type = WGF_CONF_STRING,
+                .offset = FIELD(address),
+                .size = SIZE(address),
+                .def = "",
+                .validate = validate_address,
+                .doc = "Address of the interface with its prefix length (10.100.0.1/24), added "
+                       "when the agent sets the interface up; empty adds none.",
+        },
+        {
+                .section = "wireguard",
+                .name = "private_key_file",
+                .type = WGF_CONF_STRING,
+                .offset = FIELD(private_key_file),
+                .size = SIZE(private_key_file),
+                .def = "",
+                .validate = validate_optional_absolute,
+                .doc = "The interface's private key (base64, as wg genkey writes it; mode "
+                       "0600), created when needed; empty means <state_directory>/"
+                       "wireguard.key.",
+        },
+        {
+                .section = "wireguard",
+                .name = "manage_identity",
+                .type = WGF_CONF_BOOL,
+                .offset = FIELD(manage_identity),
+                .def = "false",
+                .doc = "Also set the key from private_key_file and listen_port on an interface "
+                       "that already has a key; otherwise its key and port are never changed.",
+        },
+        {
+                .section = "wireguard",
+                .name = "static_peers",
+                .type = WGF_CONF_STRING,
+                .flags = WGF_CONF_F_RELOADABLE,
+                .offset = FIELD(static_peers),
+                .size = SIZE(static_peers),
+                .def = "",
+                .validate = validate_static_peers,
+                .doc = "Comma-separated base64 public keys of peers the agent never adds, "
+                       "changes or removes (at most 4 fit on a line).",
+        },
+        {
+                .section = "monitor",
+                .name = "interval",
+                .type = WGF_CONF_DURATION,
+                .flags = WGF_CONF_F_RELOADABLE,
+                .offset = FIELD(monitor_interval_ms),
+                .def = "5s",
+                .min = 100,
+                .max = HOUR_MS,
+                .doc = "How often the interface's per-peer facts (handshake, endpoint, "
+                       "traffic) are read (100ms to 1h).",
+        },
+        {
+                .section = "monitor",
+                .name = "full_interval",
+                .type = WGF_CONF_DURATION,
+                .flags = WGF_CONF_F_RELOADABLE,
+                .offset = FIELD(monitor_full_interval_ms),
+                .def = "5m",
+                .min = 100,
+                .max = 24 * HOUR_MS,
+                .doc = "How often the monitor reports every peer, not only those that changed "
+                       "(100ms to 1d).",
         },
         {
                 .section = "log",
                 .name = "level",
                 .type = WGF_CONF_ENUM,
                 .flags = WGF_CONF_F_RELOADABLE,
-                .offset = offsetof(struct settings, log_level),
+                .offset = FIELD(log_level),
                 .def = "info",
                 .choices = wgf_log_level_choices,
                 .doc = "Least severe level written to stderr: error, warning, notice, info or "
@@ -45,3 +266,102 @@ const struct wgf_conf_table settings_table = {
         .entries = entries,
         .n_entries = sizeof(entries) / sizeof(entries[0]),
 };
+
+int settings_log_level(const struct settings *s)
+{
+	return LOG_ERR + s->log_level;
+}
+
+void settings_private_key_file(const struct settings *s, char *out, size_t size)
+{
+	if (s->private_key_file[0])
+		snprintf(out, size, "%s", s->private_key_file);
+	else
+		snprintf(out, size, "%s/%s", s->state_directory, SETTINGS_KEY_FILE);
+}
+
+void settings_cache_path(const struct settings *s, char *out, size_t size)
+{
+	snprintf(out, size, "%s/%s", s->state_directory, CACHE_FILE);
+}
+
+int settings_backend_new(const struct settings *s, struct backend **ret)
+{
+	if (s->backend == SETTINGS_BACKEND_USERSPACE)
+		return backend_uapi_new(s->interface, s->uapi_socket_directory, ret);
+	return backend_kernel_new(s->interface, ret);
+}
+
+void settings_device_cfg(const struct settings *s, struct backend_device_cfg *cfg, char *key_path,
+                         size_t size)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->ifname, sizeof(cfg->ifname), "%s", s->interface);
+	settings_private_key_file(s, key_path, size);
+	cfg->private_key_file = key_path;
+	cfg->listen_port = (uint16_t)s->listen_port;
+	cfg->manage_identity = s->manage_identity;
+	/* Checked when the file was loaded. */
+	cfg->has_address = s->address[0] && wgf_cidr_parse(&cfg->address, s->address,
+	                                                   WGF_CIDR_F_HOST_BITS, NULL) == 0;
+}
+
+struct decode_ctx {
+	uint8_t (*keys)[WGF_KEY_LEN];
+	size_t n;
+};
+
+static int decode_key(void *ctx, const char *b64, size_t i)
+{
+	struct decode_ctx *d = ctx;
+
+	if (i >= SETTINGS_STATIC_PEERS_MAX ||
+	    wgf_key_from_base64(d->keys[d->n], b64, WGF_KEY_PUBLIC, NULL) < 0)
+		return -EINVAL;
+	d->n++;
+	return 0;
+}
+
+size_t settings_static_peers(const struct settings *s,
+                             uint8_t keys[SETTINGS_STATIC_PEERS_MAX][WGF_KEY_LEN])
+{
+	struct decode_ctx d = {.keys = keys};
+
+	(void)for_each_key(s->static_peers, decode_key, &d);
+	return d.n;
+}
+
+static size_t field_size(const struct wgf_conf_entry *e)
+{
+	switch (e->type) {
+	case WGF_CONF_STRING:
+		return e->size;
+	case WGF_CONF_UINT:
+	case WGF_CONF_DURATION:
+		return sizeof(uint64_t);
+	case WGF_CONF_BOOL:
+		return sizeof(bool);
+	case WGF_CONF_ENUM:
+		return sizeof(int);
+	}
+	return 0;
+}
+
+void settings_reload(struct settings *cur, const struct settings *next,
+                     void (*changed)(const char *section, const char *name))
+{
+	for (size_t i = 0; i < settings_table.n_entries; i++) {
+		const struct wgf_conf_entry *e = &settings_table.entries[i];
+		char *to = (char *)cur + e->offset;
+		const char *from = (const char *)next + e->offset;
+		bool differs = e->type == WGF_CONF_STRING ? strcmp(to, from) != 0
+		                                          : memcmp(to, from, field_size(e)) != 0;
+
+		if (!differs)
+			continue;
+		if (e->flags & WGF_CONF_F_RELOADABLE)
+			memcpy(to, from, field_size(e));
+		else if (changed)
+			changed(e->section, e->name);
+	}
+}

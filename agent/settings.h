@@ -7,18 +7,82 @@
 /*
  * /etc/wgfleet/agent.conf, parsed by common/conf.c from settings_table;
  * `wgfleet-agent sample-config` prints the table as a commented file, and
- * deploy/agent.conf is that output.
+ * deploy/agent.conf is that output. Options marked reloadable in the table change on
+ * SIGHUP (settings_reload); the others need a restart.
+ *
+ * Derived values (the private key file's default, which follows state_directory, and
+ * the static peers decoded from their base64 list) come from the accessors below, so
+ * the struct stays what the file says.
  */
 
 #include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
+#include "backend.h"
+#include "cidr.h"
 #include "conf.h"
+#include "key.h"
+
+#define SETTINGS_STATIC_PEERS_MAX 8
+#define SETTINGS_KEY_FILE         "wireguard.key"
+
+enum settings_backend {
+	SETTINGS_BACKEND_KERNEL,
+	SETTINGS_BACKEND_USERSPACE,
+};
 
 struct settings {
 	char state_directory[PATH_MAX / 4];
+	uint64_t reconcile_interval_ms;
+
+	char interface[16];
+	int backend; /* enum settings_backend */
+	char uapi_socket_directory[PATH_MAX / 4];
+	uint64_t listen_port; /* 0: leave the interface's (a new one gets a random port) */
+	char address[WGF_CIDR_STRLEN];
+	char private_key_file[PATH_MAX / 4]; /* "": <state_directory>/wireguard.key */
+	bool manage_identity;
+	char static_peers[WGF_CONF_LINE_MAX + 1];
+
+	uint64_t monitor_interval_ms;
+	uint64_t monitor_full_interval_ms;
+
 	int log_level; /* index into wgf_log_level_choices */
 };
 
 extern const struct wgf_conf_table settings_table;
+
+/* The level for wgf_log_init(). */
+int settings_log_level(const struct settings *s);
+
+/* The private key file: the configured one, or <state_directory>/wireguard.key. */
+void settings_private_key_file(const struct settings *s, char *out, size_t size);
+
+/*
+ * Decodes static_peers (validated when loaded) into keys; returns how many (at most
+ * SETTINGS_STATIC_PEERS_MAX).
+ */
+size_t settings_static_peers(const struct settings *s,
+                             uint8_t keys[SETTINGS_STATIC_PEERS_MAX][WGF_KEY_LEN]);
+
+/* The desired-state cache: <state_directory>/desired.json. */
+void settings_cache_path(const struct settings *s, char *out, size_t size);
+
+/* The configured backend for the configured interface; -errno from its constructor. */
+int settings_backend_new(const struct settings *s, struct backend **ret);
+
+/* What ensure_device needs; cfg->private_key_file points into key_path (size bytes). */
+void settings_device_cfg(const struct settings *s, struct backend_device_cfg *cfg, char *key_path,
+                         size_t size);
+
+/*
+ * Takes the reloadable options of next into cur. For each other option whose value
+ * differs, calls changed(section, name) so the caller can warn that it waits for a
+ * restart.
+ */
+void settings_reload(struct settings *cur, const struct settings *next,
+                     void (*changed)(const char *section, const char *name));
 
 #endif

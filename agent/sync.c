@@ -365,6 +365,19 @@ out:
 	return r;
 }
 
+void sync_format_allowed_ips(const struct wgf_peer *p, char *out, size_t size)
+{
+	size_t n = 0;
+
+	snprintf(out, size, "(none)");
+	for (unsigned i = 0; i < p->n_allowed_ips && n < size; i++) {
+		char c[WGF_CIDR_STRLEN];
+
+		wgf_cidr_format(&p->allowed_ips[i], c);
+		n += (size_t)snprintf(out + n, size - n, "%s%s", i ? "," : "", c);
+	}
+}
+
 void sync_plan_fini(struct sync_plan *plan)
 {
 	free(plan->add);

@@ -72,6 +72,13 @@ int sync_diff(const struct wgf_peer *desired, size_t n_desired, const struct wgf
 
 void sync_plan_fini(struct sync_plan *plan);
 
+/*
+ * Writes a peer's allowed IPs as "10.0.0.2/32,fd00::2/128", or "(none)", into out;
+ * truncated to size. SYNC_IPS_STRLEN holds any peer's.
+ */
+#define SYNC_IPS_STRLEN (WGF_PEER_ALLOWED_IPS_MAX * WGF_CIDR_STRLEN)
+void sync_format_allowed_ips(const struct wgf_peer *p, char *out, size_t size);
+
 /* True when applying the plan would change nothing. */
 static inline bool sync_plan_is_empty(const struct sync_plan *plan)
 {

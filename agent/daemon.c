@@ -1,0 +1,464 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The wgfleet authors */
+/* daemon: the agent's loop: start-up from the cache, timers, signals and readiness. */
+#define LOG_MODULE "daemon"
+
+#include "daemon.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "backend.h"
+#include "log.h"
+#include "monitor.h"
+#include "reconcile.h"
+
+struct daemon {
+	uv_loop_t loop;
+	uv_signal_t sig_term, sig_int, sig_hup;
+	uv_timer_t reconcile_timer, monitor_timer;
+	struct settings s;
+	const char *config_path;
+	bool config_given;
+	char cache_path[PATH_MAX];
+	struct backend *b;
+	struct reconciler *rc;
+	struct monitor mon;
+	bool need_ensure;    /* the interface was missing or keyless: ensure_device first */
+	bool ensure_failing; /* the last ensure_device failed (logged once) */
+	bool read_failing;   /* the last pass could not read the interface (logged once) */
+	uint64_t warned_rev; /* refused peers are logged at warning once per revision */
+	bool has_warned_rev;
+	bool stopping;
+};
+
+/* Tells systemd (or anything speaking its notify protocol) that we are ready. */
+static void notify_ready(void)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t len;
+	int fd;
+
+	if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(sa.sun_path))
+		return;
+	len = strlen(path);
+	memcpy(sa.sun_path, path, len);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0'; /* an abstract socket */
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	(void)sendto(fd, "READY=1", 7, MSG_NOSIGNAL, (struct sockaddr *)&sa,
+	             (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+	close(fd);
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void log_change(void *userdata, char op, const struct wgf_peer *desired,
+                       const struct wgf_peer *actual)
+{
+	const struct wgf_peer *p = desired ? desired : actual;
+	char key[WGF_KEY_B64_LEN], ips[SYNC_IPS_STRLEN];
+	static const char *const what[] = {"Adding peer", "Updating peer", "Removing peer"};
+
+	(void)userdata;
+	if (!wgf_log_enabled(LOG_DEBUG))
+		return;
+	wgf_key_to_base64(key, p->public_key);
+	sync_format_allowed_ips(p, ips, sizeof(ips));
+	log_fields(LOG_DEBUG,
+	           what[op == '+'   ? 0
+	                : op == '~' ? 1
+	                            : 2],
+	           {"peer", key}, {"allowed_ips", ips});
+}
+
+static void ensure(struct daemon *d)
+{
+	struct backend_device_cfg cfg;
+	struct wgf_err err = {0};
+	char key_path[PATH_MAX];
+	int r;
+
+	settings_device_cfg(&d->s, &cfg, key_path, sizeof(key_path));
+	r = d->b->ops->ensure_device(d->b, &cfg, &err);
+	if (r < 0) {
+		if (!d->ensure_failing)
+			log_warning("Cannot set up interface '%s', retrying in %" PRIu64 " ms: %s",
+			            d->s.interface, d->s.reconcile_interval_ms, err.msg);
+		d->ensure_failing = true;
+		return;
+	}
+	if (d->ensure_failing || d->need_ensure)
+		log_fields(LOG_INFO, "Interface ready", {"interface", d->s.interface},
+		           {"backend", d->b->ops->name});
+	d->ensure_failing = false;
+	d->need_ensure = false;
+}
+
+static void log_result(struct daemon *d, const struct reconcile_result *res, uint64_t ms)
+{
+	char rev[24], n[8][24], key[WGF_KEY_B64_LEN], msbuf[24];
+	bool first = !d->has_warned_rev || d->warned_rev != res->revision;
+
+	for (size_t i = 0; i < res->n_failed; i++) {
+		wgf_key_to_base64(key, res->failed[i].public_key);
+		/* The same refusal every pass would drown the log: loud once per revision. */
+		log_fields(first ? LOG_WARNING : LOG_DEBUG, "Peer refused, skipping it",
+		           {"peer", key}, {"reason", res->failed[i].reason});
+	}
+	d->warned_rev = res->revision;
+	d->has_warned_rev = true;
+	for (size_t i = 0; i < res->n_drift; i++) {
+		wgf_key_to_base64(key, res->drift[i].public_key);
+		log_fields(LOG_NOTICE, "Drift repaired: peer changed outside the agent",
+		           {"peer", key},
+		           {"drift", reconcile_drift_kind_to_string(res->drift[i].kind)});
+	}
+	snprintf(rev, sizeof(rev), "%" PRIu64, res->revision);
+	snprintf(n[0], sizeof(n[0]), "%zu", res->n_added);
+	snprintf(n[1], sizeof(n[1]), "%zu", res->n_updated);
+	snprintf(n[2], sizeof(n[2]), "%zu", res->n_removed);
+	snprintf(n[3], sizeof(n[3]), "%zu", res->n_unchanged);
+	snprintf(n[4], sizeof(n[4]), "%zu", res->n_static);
+	snprintf(n[5], sizeof(n[5]), "%zu", res->n_failed);
+	snprintf(n[6], sizeof(n[6]), "%zu", res->n_drift);
+	snprintf(n[7], sizeof(n[7]), "%zu", res->n_pending);
+	snprintf(msbuf, sizeof(msbuf), "%" PRIu64, ms);
+	log_fields(res->n_added + res->n_updated + res->n_removed ? LOG_INFO : LOG_DEBUG,
+	           "Reconciled", {"revision", rev}, {"added", n[0]}, {"updated", n[1]},
+	           {"removed", n[2]}, {"unchanged", n[3]}, {"static", n[4]}, {"refused", n[5]},
+	           {"drift", n[6]}, {"pending", n[7]}, {"ms", msbuf});
+	if (res->apply_error < 0)
+		log_errno(LOG_ERR, res->apply_error,
+		          "Failed to apply the changes to '%s', retrying in %" PRIu64 " ms",
+		          d->s.interface, d->s.reconcile_interval_ms);
+	else if (res->n_pending)
+		log_warning("Interface '%s' still differs after applying (%zu changes), retrying "
+		            "in %" PRIu64 " ms",
+		            d->s.interface, res->n_pending, d->s.reconcile_interval_ms);
+	if (res->cache.code < 0)
+		log_error("Cannot write the desired-state cache, retrying after the next pass: %s",
+		          res->cache.msg);
+}
+
+/* One reconcile pass: set the interface up if needed, then diff and apply. */
+static void pass(struct daemon *d)
+{
+	struct reconcile_result res;
+	struct wgf_err err = {0};
+	uint64_t start;
+	int r;
+
+	if (!reconciler_has_desired(d->rc))
+		return;
+	if (d->need_ensure) {
+		ensure(d);
+		if (d->need_ensure)
+			return;
+	}
+	uv_update_time(&d->loop);
+	start = uv_now(&d->loop);
+	r = reconciler_run(d->rc, false, log_change, d, &res, &err);
+	if (r < 0) {
+		if (r == -ENODEV)
+			d->need_ensure = true;
+		if (!d->read_failing)
+			log_warning("%s, retrying in %" PRIu64 " ms", err.msg,
+			            d->s.reconcile_interval_ms);
+		d->read_failing = true;
+		return;
+	}
+	if (d->read_failing)
+		log_info("Interface '%s' is readable again", d->s.interface);
+	d->read_failing = false;
+	uv_update_time(&d->loop);
+	log_result(d, &res, uv_now(&d->loop) - start);
+	/* A daemon restarted behind our back comes back without a key. */
+	if (!res.has_public_key) {
+		d->need_ensure = true;
+		ensure(d);
+	}
+	reconcile_result_fini(&res);
+}
+
+static void on_reconcile_timer(uv_timer_t *t)
+{
+	pass(t->data);
+}
+
+/*
+ * What the monitor saw. The coordinator channel (a later issue) will report it; until
+ * then it is logged: each new handshake at debug, a summary with every full set.
+ */
+static void monitor_report(struct daemon *d, const struct monitor_report *rep)
+{
+	char key[WGF_KEY_B64_LEN], peers[24], recent[24], changed[24], gone[24];
+
+	for (size_t i = 0; i < rep->n_changes && wgf_log_enabled(LOG_DEBUG); i++) {
+		const struct monitor_fact *f = &d->mon.facts[rep->changes[i].fact];
+
+		if (!(rep->changes[i].what & MONITOR_CHANGED_HANDSHAKE) || !f->last_handshake_ms)
+			continue;
+		wgf_key_to_base64(key, f->public_key);
+		log_fields(LOG_DEBUG, "Handshake", {"peer", key});
+	}
+	snprintf(peers, sizeof(peers), "%zu", rep->n_peers);
+	snprintf(recent, sizeof(recent), "%zu", rep->n_recent);
+	snprintf(changed, sizeof(changed), "%zu", rep->n_changes);
+	snprintf(gone, sizeof(gone), "%zu", rep->n_gone);
+	log_fields(rep->full ? LOG_INFO : LOG_DEBUG,
+	           rep->full ? "Interface facts" : "Peers changed", {"peers", peers},
+	           {"connected", recent}, {"changed", changed}, {"gone", gone});
+}
+
+static void on_monitor_timer(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+	struct monitor_report rep;
+	struct wgf_device dev = {0};
+	int r;
+
+	r = d->b->ops->get_device(d->b, &dev);
+	if (r < 0) {
+		/* The reconcile pass says what is wrong with the interface. */
+		log_debug("Monitor cannot read '%s': %s", d->s.interface, wgf_strerror(r));
+		return;
+	}
+	uv_update_time(&d->loop);
+	r = monitor_update(&d->mon, &dev, uv_now(&d->loop), wall_ms(), &rep);
+	wgf_device_fini(&dev);
+	if (r < 0) {
+		log_errno(LOG_WARNING, r, "Monitor skipped a read");
+		return;
+	}
+	monitor_report(d, &rep);
+	monitor_report_fini(&rep);
+}
+
+int daemon_set_desired(struct daemon *d, struct cache_state *st)
+{
+	char rev[24];
+	int r;
+
+	r = reconciler_set_desired(d->rc, st, 0);
+	if (r <= 0)
+		return r;
+	snprintf(rev, sizeof(rev), "%" PRIu64, reconciler_revision(d->rc));
+	log_fields(LOG_INFO, "New desired state", {"revision", rev});
+	pass(d);
+	return 1;
+}
+
+/* Loads the cache file: at start as the baseline, on SIGHUP only if it is newer. */
+static void load_cache(struct daemon *d, bool at_start)
+{
+	struct cache_state st = {0};
+	struct wgf_err err = {0};
+	char rev[24], n[24];
+	int r;
+
+	r = cache_load(d->cache_path, &st, &err);
+	if (r == -ENOENT) {
+		if (at_start)
+			log_notice(
+			        "No desired-state cache yet: the interface is left as it is until "
+			        "a desired set arrives");
+		return;
+	}
+	if (r < 0) {
+		log_error("Ignoring the desired-state cache: %s", err.msg);
+		return;
+	}
+	snprintf(rev, sizeof(rev), "%" PRIu64, st.revision);
+	snprintf(n, sizeof(n), "%zu", st.n_peers);
+	if (at_start) {
+		r = reconciler_set_desired(d->rc, &st, RECONCILE_F_BASELINE | RECONCILE_F_FORCE);
+		if (r > 0)
+			log_fields(LOG_INFO, "Loaded the desired-state cache", {"revision", rev},
+			           {"peers", n});
+	} else {
+		r = daemon_set_desired(d, &st);
+	}
+	if (r < 0)
+		log_errno(LOG_ERR, r, "Cannot take the desired-state cache");
+	cache_state_fini(&st);
+}
+
+static void close_handle(uv_handle_t *h)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static void stop(struct daemon *d)
+{
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	log_notice("Stopping");
+	close_handle((uv_handle_t *)&d->reconcile_timer);
+	close_handle((uv_handle_t *)&d->monitor_timer);
+	close_handle((uv_handle_t *)&d->sig_term);
+	close_handle((uv_handle_t *)&d->sig_int);
+	close_handle((uv_handle_t *)&d->sig_hup);
+}
+
+static void on_stop_signal(uv_signal_t *h, int signum)
+{
+	(void)signum;
+	stop(h->data);
+}
+
+static void warn_restart(const char *section, const char *name)
+{
+	log_warning("Option [%s] %s changed, ignoring until restart", section, name);
+}
+
+static void apply_statics(struct daemon *d)
+{
+	uint8_t keys[SETTINGS_STATIC_PEERS_MAX][WGF_KEY_LEN];
+	size_t n = settings_static_peers(&d->s, keys);
+
+	if (reconciler_set_static(d->rc, keys, n) < 0)
+		log_error("Out of memory for the static peers, keeping the old list");
+}
+
+static void on_hup(uv_signal_t *h, int signum)
+{
+	struct daemon *d = h->data;
+	struct wgf_err err = {0};
+	struct settings n;
+
+	(void)signum;
+	memset(&n, 0, sizeof(n));
+	if (wgf_conf_load_optional(&settings_table, &n, d->config_path, d->config_given, &err) <
+	    0) {
+		log_error("Reload failed, keeping the running configuration: %s", err.msg);
+		return;
+	}
+	settings_reload(&d->s, &n, warn_restart);
+	wgf_log_init(NULL, settings_log_level(&d->s));
+	apply_statics(d);
+	d->mon.full_interval_ms = d->s.monitor_full_interval_ms;
+	uv_timer_start(&d->reconcile_timer, on_reconcile_timer, d->s.reconcile_interval_ms,
+	               d->s.reconcile_interval_ms);
+	uv_timer_start(&d->monitor_timer, on_monitor_timer, d->s.monitor_interval_ms,
+	               d->s.monitor_interval_ms);
+	log_notice("Configuration reloaded");
+	load_cache(d, false);
+}
+
+static void signal_ready(int ready_fd)
+{
+	notify_ready();
+	if (ready_fd >= 0) {
+		(void)!write(ready_fd, "R", 1);
+		close(ready_fd);
+	}
+}
+
+static int setup(struct daemon *d)
+{
+	int r;
+
+	if (mkdir(d->s.state_directory, 0700) < 0 && errno != EEXIST) {
+		r = -errno;
+		return log_errno(LOG_ERR, r, "Cannot create '%s'", d->s.state_directory);
+	}
+	settings_cache_path(&d->s, d->cache_path, sizeof(d->cache_path));
+	r = settings_backend_new(&d->s, &d->b);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "Cannot open the %s backend for '%s'",
+		                 d->s.backend == SETTINGS_BACKEND_KERNEL ? "kernel" : "userspace",
+		                 d->s.interface);
+	r = reconciler_new(d->b, d->cache_path, &d->rc);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "Cannot start the reconciler");
+	apply_statics(d);
+	monitor_init(&d->mon, d->s.monitor_full_interval_ms);
+	r = uv_loop_init(&d->loop);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "Cannot start the event loop");
+	uv_signal_init(&d->loop, &d->sig_term);
+	uv_signal_init(&d->loop, &d->sig_int);
+	uv_signal_init(&d->loop, &d->sig_hup);
+	uv_timer_init(&d->loop, &d->reconcile_timer);
+	uv_timer_init(&d->loop, &d->monitor_timer);
+	d->sig_term.data = d->sig_int.data = d->sig_hup.data = d;
+	d->reconcile_timer.data = d->monitor_timer.data = d;
+	uv_signal_start(&d->sig_term, on_stop_signal, SIGTERM);
+	uv_signal_start(&d->sig_int, on_stop_signal, SIGINT);
+	uv_signal_start(&d->sig_hup, on_hup, SIGHUP);
+	return 0;
+}
+
+int daemon_run(const struct settings *s, const char *config_path, bool config_given, int ready_fd)
+{
+	struct daemon *d = calloc(1, sizeof(*d));
+	bool loop_open = false;
+	int r;
+
+	if (!d)
+		return log_errno(LOG_ERR, -ENOMEM, "Cannot start");
+	d->s = *s;
+	d->config_path = config_path;
+	d->config_given = config_given;
+	d->need_ensure = true;
+	r = setup(d);
+	if (r < 0)
+		goto out;
+	loop_open = true;
+	log_fields(LOG_NOTICE, "Starting", {"interface", d->s.interface},
+	           {"backend", d->b->ops->name});
+	/* Restore before anything else: no coordinator is needed for that. */
+	load_cache(d, true);
+	ensure(d);
+	pass(d);
+	uv_timer_start(&d->reconcile_timer, on_reconcile_timer, d->s.reconcile_interval_ms,
+	               d->s.reconcile_interval_ms);
+	uv_timer_start(&d->monitor_timer, on_monitor_timer, 0, d->s.monitor_interval_ms);
+	signal_ready(ready_fd);
+	ready_fd = -1;
+	log_notice("Ready");
+	r = uv_run(&d->loop, UV_RUN_DEFAULT);
+	if (r != 0)
+		log_warning("Loop ended with %d handles still active", r);
+	r = 0;
+out:
+	if (loop_open) {
+		int rc = uv_loop_close(&d->loop);
+
+		if (rc < 0)
+			r = log_errno(LOG_ERR, rc, "Event loop did not close cleanly");
+	}
+	if (ready_fd >= 0)
+		close(ready_fd);
+	monitor_fini(&d->mon);
+	reconciler_free(d->rc);
+	backend_free(d->b);
+	free(d);
+	if (r == 0)
+		log_notice("Stopped");
+	return r;
+}

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The wgfleet authors */
+/* daemon: `wgfleet-agent run`: the loop that keeps the interface in step. */
+#ifndef WGF_AGENT_DAEMON_H
+#define WGF_AGENT_DAEMON_H
+
+/*
+ * One libuv loop (DESIGN.md principle 8) holds two timers and three signals. At start
+ * the daemon loads the desired-state cache and applies it before anything else, so a
+ * reboot with the coordinator down restores every tunnel; then it tells systemd it is
+ * ready (READY=1 on NOTIFY_SOCKET, no libsystemd). The reconcile timer repairs drift
+ * every reconcile_interval; the monitor timer reads per-peer facts every
+ * [monitor] interval. SIGTERM and SIGINT close every handle and leave the loop
+ * (uv_loop_close() must succeed); SIGHUP reloads the reloadable options, warns about
+ * the others, and takes a newer desired set from the cache file if one was written
+ * there (by `wgfleet-agent apply`, say).
+ *
+ * Backend calls are synchronous on the loop: a pass over 10,000 peers holds it for
+ * about a second, and a stop signal waits for the pass to end.
+ *
+ * daemon_set_desired() is where the coordinator channel will hand over a new desired
+ * set; nothing calls it yet.
+ */
+
+#include <stdbool.h>
+
+#include "cache.h"
+#include "settings.h"
+
+struct daemon;
+
+/*
+ * Runs until a stop signal. config_path is re-read on SIGHUP. When ready_fd is not
+ * -1, one byte is written to it and it is closed once the daemon is ready (the parent
+ * of a daemonised agent waits for it). Returns 0 after a clean stop or a negative
+ * errno (logged) when it could not start.
+ */
+int daemon_run(const struct settings *s, const char *config_path, bool config_given, int ready_fd);
+
+/*
+ * The seam for the coordinator channel: offers a new desired set at st->revision. A
+ * set that is not newer than the current one is ignored (returns 0; st stays the
+ * caller's); a newer one is taken (returns 1; *st is zeroed), cached and applied at
+ * once.
+ */
+int daemon_set_desired(struct daemon *d, struct cache_state *st);
+
+#endif

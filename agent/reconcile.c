@@ -1,0 +1,384 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The wgfleet authors */
+/* reconcile: read, diff, apply the difference, verify, and remember what was applied. */
+#include "reconcile.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct reconciler {
+	struct backend *b;          /* borrowed */
+	char *cache_path;           /* owned; NULL: never written */
+	struct cache_state desired; /* owned; peers sorted by key */
+	bool has_desired;
+	/* What was last applied: the drift baseline. It is `desired` itself when equal. */
+	struct cache_state applied; /* owned unless applied_is_desired */
+	bool has_applied, applied_is_desired;
+	uint8_t (*refused)[WGF_KEY_LEN]; /* owned, sorted: refused when the baseline was set */
+	size_t n_refused;
+	uint8_t (*statics)[WGF_KEY_LEN]; /* owned */
+	size_t n_statics;
+	bool cache_dirty;
+};
+
+int reconciler_new(struct backend *b, const char *cache_path, struct reconciler **ret)
+{
+	struct reconciler *rc = calloc(1, sizeof(*rc));
+
+	if (!rc)
+		return -ENOMEM;
+	rc->b = b;
+	if (cache_path) {
+		rc->cache_path = strdup(cache_path);
+		if (!rc->cache_path) {
+			free(rc);
+			return -ENOMEM;
+		}
+	}
+	*ret = rc;
+	return 0;
+}
+
+static void drop_applied(struct reconciler *rc)
+{
+	if (!rc->applied_is_desired)
+		cache_state_fini(&rc->applied);
+	memset(&rc->applied, 0, sizeof(rc->applied));
+	rc->has_applied = rc->applied_is_desired = false;
+	free(rc->refused);
+	rc->refused = NULL;
+	rc->n_refused = 0;
+}
+
+void reconciler_free(struct reconciler *rc)
+{
+	if (!rc)
+		return;
+	drop_applied(rc);
+	cache_state_fini(&rc->desired);
+	free(rc->statics);
+	free(rc->cache_path);
+	free(rc);
+}
+
+int reconciler_set_static(struct reconciler *rc, const uint8_t (*keys)[WGF_KEY_LEN], size_t n)
+{
+	uint8_t(*copy)[WGF_KEY_LEN] = NULL;
+
+	if (n) {
+		copy = malloc(n * WGF_KEY_LEN);
+		if (!copy)
+			return -ENOMEM;
+		memcpy(copy, keys, n * WGF_KEY_LEN);
+	}
+	free(rc->statics);
+	rc->statics = copy;
+	rc->n_statics = n;
+	return 0;
+}
+
+static int cmp_key_peer(const void *key, const void *peer)
+{
+	return memcmp(key, ((const struct wgf_peer *)peer)->public_key, WGF_KEY_LEN);
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+	return memcmp(a, b, WGF_KEY_LEN);
+}
+
+int reconciler_set_desired(struct reconciler *rc, struct cache_state *st, unsigned flags)
+{
+	if (rc->has_desired && !(flags & RECONCILE_F_FORCE) && st->revision <= rc->desired.revision)
+		return 0;
+	if (st->n_peers > 1)
+		qsort(st->peers, st->n_peers, sizeof(*st->peers), wgf_peer_cmp_key);
+	if (flags & RECONCILE_F_BASELINE) {
+		drop_applied(rc);
+		cache_state_fini(&rc->desired);
+		rc->applied_is_desired = rc->has_applied = true;
+	} else if (rc->applied_is_desired) {
+		/* The old set stays as the baseline until the new one is applied. */
+		rc->applied = rc->desired;
+		rc->applied_is_desired = false;
+	} else {
+		cache_state_fini(&rc->desired);
+	}
+	rc->desired = *st;
+	rc->has_desired = true;
+	if (rc->applied_is_desired)
+		rc->applied = rc->desired;
+	memset(st, 0, sizeof(*st));
+	/* A baseline came from the cache: it is on disk already. */
+	rc->cache_dirty = !(flags & RECONCILE_F_BASELINE);
+	return 1;
+}
+
+bool reconciler_has_desired(const struct reconciler *rc)
+{
+	return rc->has_desired;
+}
+
+uint64_t reconciler_revision(const struct reconciler *rc)
+{
+	return rc->desired.revision;
+}
+
+/* The baseline's version of a peer, or NULL if we never applied it. */
+static const struct wgf_peer *baseline_find(const struct reconciler *rc,
+                                            const uint8_t key[static WGF_KEY_LEN])
+{
+	if (!rc->has_applied)
+		return NULL;
+	if (rc->n_refused && bsearch(key, rc->refused, rc->n_refused, WGF_KEY_LEN, cmp_key))
+		return NULL;
+	return bsearch(key, rc->applied.peers, rc->applied.n_peers, sizeof(*rc->applied.peers),
+	               cmp_key_peer);
+}
+
+static int push_drift(struct reconcile_result *res, size_t *cap,
+                      const uint8_t key[static WGF_KEY_LEN], enum reconcile_drift_kind kind)
+{
+	if (res->n_drift == *cap) {
+		size_t n = *cap ? 2 * *cap : 16;
+		struct reconcile_drift *d = reallocarray(res->drift, n, sizeof(*d));
+
+		if (!d)
+			return -ENOMEM;
+		res->drift = d;
+		*cap = n;
+	}
+	memcpy(res->drift[res->n_drift].public_key, key, WGF_KEY_LEN);
+	res->drift[res->n_drift++].kind = kind;
+	return 0;
+}
+
+/* Classifies the peers the plan changes against what we last applied. */
+static int find_drift(const struct reconciler *rc, const struct sync_plan *pl,
+                      struct reconcile_result *res)
+{
+	size_t cap = 0;
+	int r = 0;
+
+	if (!rc->has_applied)
+		return 0;
+	for (size_t i = 0; i < pl->n_add && r == 0; i++) {
+		const uint8_t *key = pl->add[i].desired->public_key;
+
+		if (baseline_find(rc, key))
+			r = push_drift(res, &cap, key, RECONCILE_DRIFT_REMOVED);
+	}
+	for (size_t i = 0; i < pl->n_update && r == 0; i++) {
+		const struct wgf_peer *actual = pl->update[i].actual;
+		const struct wgf_peer *base = baseline_find(rc, actual->public_key);
+
+		if (!base)
+			r = push_drift(res, &cap, actual->public_key, RECONCILE_DRIFT_ADDED);
+		else if ((actual->flags & BACKEND_PEER_F_TRUNCATED) ||
+		         !wgf_peer_config_equal(base, actual))
+			r = push_drift(res, &cap, actual->public_key, RECONCILE_DRIFT_CHANGED);
+	}
+	for (size_t i = 0; i < pl->n_remove && r == 0; i++) {
+		const uint8_t *key = pl->remove[i].actual->public_key;
+
+		if (!baseline_find(rc, key))
+			r = push_drift(res, &cap, key, RECONCILE_DRIFT_ADDED);
+	}
+	return r;
+}
+
+static int copy_failures(const struct sync_plan *pl, struct reconcile_result *res)
+{
+	if (pl->n_failed == 0)
+		return 0;
+	res->failed = calloc(pl->n_failed, sizeof(*res->failed));
+	if (!res->failed)
+		return -ENOMEM;
+	for (size_t i = 0; i < pl->n_failed; i++) {
+		memcpy(res->failed[i].public_key, pl->failed[i].peer->public_key, WGF_KEY_LEN);
+		res->failed[i].code = pl->failed[i].code;
+		memcpy(res->failed[i].reason, pl->failed[i].reason, sizeof(res->failed[i].reason));
+	}
+	res->n_failed = pl->n_failed;
+	return 0;
+}
+
+/*
+ * Sends one list of changes through the backend in chunks. Only the chunk is copied,
+ * so applying 10,000 peers never holds a third copy of them.
+ */
+static int send_changes(struct backend *b, const struct sync_change *list, size_t n, bool remove)
+{
+	size_t chunk = n < RECONCILE_CHUNK ? n : RECONCILE_CHUNK;
+	struct wgf_peer *buf;
+	int r = 0;
+
+	if (n == 0)
+		return 0;
+	buf = malloc(chunk * sizeof(*buf));
+	if (!buf)
+		return -ENOMEM;
+	for (size_t done = 0; done < n && r == 0; done += chunk) {
+		size_t k = n - done < chunk ? n - done : chunk;
+
+		for (size_t i = 0; i < k; i++)
+			buf[i] = remove ? *list[done + i].actual : *list[done + i].desired;
+		r = remove ? b->ops->remove_peers(b, buf, k) : b->ops->set_peers(b, buf, k);
+	}
+	free(buf);
+	return r;
+}
+
+static void report_changes(const struct sync_plan *pl, reconcile_change_fn cb, void *userdata)
+{
+	if (!cb)
+		return;
+	for (size_t i = 0; i < pl->n_remove; i++)
+		cb(userdata, '-', NULL, pl->remove[i].actual);
+	for (size_t i = 0; i < pl->n_add; i++)
+		cb(userdata, '+', pl->add[i].desired, NULL);
+	for (size_t i = 0; i < pl->n_update; i++)
+		cb(userdata, '~', pl->update[i].desired, pl->update[i].actual);
+}
+
+static int plan(struct reconciler *rc, const struct wgf_device *actual, struct sync_plan *ret)
+{
+	struct sync_static st = {.keys = rc->statics, .n = rc->n_statics};
+
+	return sync_diff(rc->desired.peers, rc->desired.n_peers, actual, &st, ret);
+}
+
+/* The pass went through: what we applied is the new baseline. */
+static int set_baseline(struct reconciler *rc, const struct reconcile_result *res)
+{
+	uint8_t(*refused)[WGF_KEY_LEN] = NULL;
+
+	if (res->n_failed) {
+		refused = malloc(res->n_failed * WGF_KEY_LEN);
+		if (!refused)
+			return -ENOMEM;
+		for (size_t i = 0; i < res->n_failed; i++)
+			memcpy(refused[i], res->failed[i].public_key, WGF_KEY_LEN);
+		qsort(refused, res->n_failed, WGF_KEY_LEN, cmp_key);
+	}
+	drop_applied(rc);
+	rc->applied = rc->desired;
+	rc->has_applied = rc->applied_is_desired = true;
+	rc->refused = refused;
+	rc->n_refused = res->n_failed;
+	return 0;
+}
+
+/* Re-reads the interface after applying: how many changes are still needed. */
+static int verify(struct reconciler *rc, struct reconcile_result *res)
+{
+	struct wgf_device dev = {0};
+	struct sync_plan pl;
+	int r;
+
+	r = rc->b->ops->get_device(rc->b, &dev);
+	if (r < 0)
+		return r;
+	r = plan(rc, &dev, &pl);
+	if (r == 0) {
+		res->n_pending = pl.n_add + pl.n_update + pl.n_remove;
+		sync_plan_fini(&pl);
+	}
+	wgf_device_fini(&dev);
+	return r;
+}
+
+int reconciler_run(struct reconciler *rc, bool dry_run, reconcile_change_fn cb, void *userdata,
+                   struct reconcile_result *ret, struct wgf_err *err)
+{
+	struct reconcile_result res = {0};
+	struct wgf_device dev = {0};
+	struct sync_plan pl = {0};
+	bool changed;
+	int r;
+
+	if (!rc->has_desired)
+		return wgf_err_set(err, -ENODATA, "no desired state yet");
+	r = rc->b->ops->get_device(rc->b, &dev);
+	if (r < 0)
+		return wgf_err_set(err, r, "cannot read interface '%s': %s", rc->b->ifname,
+		                   wgf_strerror(r));
+	r = plan(rc, &dev, &pl);
+	if (r == 0)
+		r = copy_failures(&pl, &res);
+	if (r == 0)
+		r = find_drift(rc, &pl, &res);
+	if (r < 0) {
+		wgf_err_set(err, r, "out of memory");
+		goto fail;
+	}
+	res.revision = rc->desired.revision;
+	res.n_desired = rc->desired.n_peers;
+	res.n_actual = dev.n_peers;
+	res.has_public_key = dev.flags & WGF_DEVICE_HAS_PUBLIC_KEY;
+	res.n_added = pl.n_add;
+	res.n_updated = pl.n_update;
+	res.n_removed = pl.n_remove;
+	res.n_unchanged = pl.n_unchanged;
+	res.n_static = pl.n_static;
+	report_changes(&pl, cb, userdata);
+	changed = !sync_plan_is_empty(&pl);
+	if (dry_run) {
+		res.n_pending = pl.n_add + pl.n_update + pl.n_remove;
+		goto done;
+	}
+	if (changed) {
+		res.apply_error = send_changes(rc->b, pl.remove, pl.n_remove, true);
+		if (res.apply_error == 0)
+			res.apply_error = send_changes(rc->b, pl.add, pl.n_add, false);
+		if (res.apply_error == 0)
+			res.apply_error = send_changes(rc->b, pl.update, pl.n_update, false);
+	}
+	/* The plan points into dev: both go before the interface is read again. */
+	sync_plan_fini(&pl);
+	wgf_device_fini(&dev);
+	if (changed) {
+		r = verify(rc, &res);
+		if (r < 0 && res.apply_error == 0)
+			res.apply_error = r;
+	}
+	if (res.apply_error == 0 && res.n_pending == 0 && set_baseline(rc, &res) < 0) {
+		r = wgf_err_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (rc->cache_dirty && rc->cache_path) {
+		if (cache_save(rc->cache_path, &rc->desired, &res.cache) == 0)
+			rc->cache_dirty = false;
+	}
+done:
+	sync_plan_fini(&pl);
+	wgf_device_fini(&dev);
+	*ret = res;
+	return 0;
+fail:
+	sync_plan_fini(&pl);
+	wgf_device_fini(&dev);
+	reconcile_result_fini(&res);
+	return r;
+}
+
+void reconcile_result_fini(struct reconcile_result *r)
+{
+	free(r->failed);
+	free(r->drift);
+	memset(r, 0, sizeof(*r));
+}
+
+const char *reconcile_drift_kind_to_string(enum reconcile_drift_kind kind)
+{
+	switch (kind) {
+	case RECONCILE_DRIFT_ADDED:
+		return "added";
+	case RECONCILE_DRIFT_REMOVED:
+		return "removed";
+	case RECONCILE_DRIFT_CHANGED:
+		return "changed";
+	}
+	return "unknown";
+}

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The wgfleet authors */
+/* reconcile: one pass of making an interface's peers equal to the desired set. */
+#ifndef WGF_AGENT_RECONCILE_H
+#define WGF_AGENT_RECONCILE_H
+
+/*
+ * The reconciler owns the desired set and applies it through a backend (DESIGN.md
+ * principle 5). A pass reads the interface, diffs it against the desired set
+ * (sync.h), applies only the difference (removals first, so an allowed IP that moves
+ * between peers ends where it belongs, then additions and updates, in chunks of
+ * RECONCILE_CHUNK peers), and reads the interface again to verify. It never touches the
+ * interface's key or port, nor static peers.
+ *
+ * Drift is a difference between the interface and what the agent last applied (the
+ * baseline): a peer removed, added or changed by someone else. Only peers that the pass
+ * has to change are classified, so drift costs nothing when there is none. The first
+ * baseline is the cache file, so a wireguard-go restarted empty shows as drift too.
+ *
+ * Without a desired set (no cache yet and no coordinator), a pass does nothing: losing
+ * the coordinator never removes a peer.
+ *
+ * reconciler_set_desired() is the seam for the coordinator channel: it takes a new
+ * desired set and revision, ignores one that is not newer, and marks the cache to be
+ * written after the next pass. Nothing here logs; the caller decides what a result is
+ * worth saying. All calls happen on one thread (the agent's loop).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "cache.h"
+#include "err.h"
+#include "sync.h"
+
+#define RECONCILE_CHUNK 1024 /* peers per set_peers/remove_peers call */
+
+enum reconcile_drift_kind {
+	RECONCILE_DRIFT_ADDED,   /* on the interface, never applied by us */
+	RECONCILE_DRIFT_REMOVED, /* applied by us, gone from the interface */
+	RECONCILE_DRIFT_CHANGED, /* applied by us, allowed IPs or keepalive changed */
+};
+
+struct reconcile_failure {
+	uint8_t public_key[WGF_KEY_LEN];
+	int code;
+	char reason[SYNC_REASON_MAX];
+};
+
+struct reconcile_drift {
+	uint8_t public_key[WGF_KEY_LEN];
+	enum reconcile_drift_kind kind;
+};
+
+struct reconcile_result {
+	uint64_t revision;
+	size_t n_desired, n_actual;
+	bool has_public_key; /* the interface has a private key (a fresh daemon has none) */
+	size_t n_added, n_updated, n_removed; /* planned; sent unless dry run */
+	size_t n_unchanged, n_static;
+	struct reconcile_failure *failed; /* owned: desired peers refused */
+	size_t n_failed;
+	struct reconcile_drift *drift; /* owned */
+	size_t n_drift;
+	size_t n_pending;     /* changes still needed after applying (0 = verified) */
+	int apply_error;      /* first backend error while applying or re-reading, or 0 */
+	struct wgf_err cache; /* code < 0 when writing the cache failed */
+};
+
+/* Called for each planned change before it is applied: op is '+', '~' or '-'. */
+typedef void (*reconcile_change_fn)(void *userdata, char op, const struct wgf_peer *desired,
+                                    const struct wgf_peer *actual);
+
+#define RECONCILE_F_BASELINE (1U << 0) /* this set is also what was last applied */
+#define RECONCILE_F_FORCE    (1U << 1) /* accept it even if its revision is not newer */
+
+struct reconciler;
+
+/* b is borrowed and must outlive the reconciler; cache_path (copied) may be NULL. */
+int reconciler_new(struct backend *b, const char *cache_path, struct reconciler **ret);
+void reconciler_free(struct reconciler *rc);
+
+/* Replaces the static peers (copied); they are never added, changed or removed. */
+int reconciler_set_static(struct reconciler *rc, const uint8_t (*keys)[WGF_KEY_LEN], size_t n);
+
+/*
+ * Offers a desired set. Returns 1 when taken: st->peers is then the reconciler's and
+ * *st is zeroed. Returns 0 when st->revision is not newer than the current one (and
+ * RECONCILE_F_FORCE is not given): nothing changes and st stays the caller's. -ENOMEM.
+ */
+int reconciler_set_desired(struct reconciler *rc, struct cache_state *st, unsigned flags);
+
+bool reconciler_has_desired(const struct reconciler *rc);
+uint64_t reconciler_revision(const struct reconciler *rc);
+
+/*
+ * Runs one pass. With dry_run nothing is written (neither the interface nor the
+ * cache). Returns 0 with *ret filled (free it with reconcile_result_fini) whenever
+ * the pass got as far as a plan, even if applying then failed (see apply_error);
+ * -ENODATA without a desired set; otherwise a negative errno with err filled (the
+ * interface could not be read, or memory ran out).
+ */
+int reconciler_run(struct reconciler *rc, bool dry_run, reconcile_change_fn cb, void *userdata,
+                   struct reconcile_result *ret, struct wgf_err *err);
+
+void reconcile_result_fini(struct reconcile_result *r);
+
+const char *reconcile_drift_kind_to_string(enum reconcile_drift_kind kind);
+
+#endif
