@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The wgfleet authors */
+/* Unit tests for agent/monitor.c: what changed between two reads, and the full sets. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "monitor.h"
+
+#define NOW_WALL 1795604061825LL
+#define FULL_MS  60000
+
+static void key_of(uint8_t key[static WGF_KEY_LEN], uint32_t n)
+{
+	memset(key, 0x33, WGF_KEY_LEN);
+	key[0] = (uint8_t)(n >> 8);
+	key[1] = (uint8_t)n;
+}
+
+/* A device of n peers; peer i has handshake hs[i] (0 = never) and 100 * i bytes. */
+static void device(struct wgf_device *dev, size_t n, const int64_t *hs)
+{
+	memset(dev, 0, sizeof(*dev));
+	/* Filled back to front: the interface's order means nothing. */
+	for (size_t k = n; k-- > 0;) {
+		struct wgf_peer *p = wgf_device_add_peer(dev);
+
+		assert_non_null(p);
+		key_of(p->public_key, (uint32_t)k);
+		p->flags = WGF_PEER_HAS_HANDSHAKE | WGF_PEER_HAS_TRANSFER;
+		p->last_handshake_ms = hs ? hs[k] : 0;
+		p->rx_bytes = p->tx_bytes = 100 * k;
+	}
+}
+
+static struct wgf_peer *peer_of(struct wgf_device *dev, uint32_t n)
+{
+	uint8_t key[WGF_KEY_LEN];
+
+	key_of(key, n);
+	for (size_t i = 0; i < dev->n_peers; i++)
+		if (memcmp(dev->peers[i].public_key, key, WGF_KEY_LEN) == 0)
+			return &dev->peers[i];
+	fail_msg("no peer %u", n);
+	abort();
+}
+
+static const struct monitor_change *change_of(const struct monitor *m,
+                                              const struct monitor_report *r, uint32_t n)
+{
+	uint8_t key[WGF_KEY_LEN];
+
+	key_of(key, n);
+	for (size_t i = 0; i < r->n_changes; i++)
+		if (memcmp(m->facts[r->changes[i].fact].public_key, key, WGF_KEY_LEN) == 0)
+			return &r->changes[i];
+	return NULL;
+}
+
+static void test_first_read_is_full(void **state)
+{
+	int64_t hs[3] = {0, NOW_WALL - 5000, NOW_WALL - 200000};
+	struct monitor_report r;
+	struct wgf_device dev;
+	struct monitor m;
+
+	(void)state;
+	monitor_init(&m, FULL_MS);
+	device(&dev, 3, hs);
+	assert_int_equal(monitor_update(&m, &dev, 1000, NOW_WALL, &r), 0);
+	assert_true(r.full);
+	assert_int_equal(r.n_peers, 3);
+	assert_int_equal(r.n_changes, 3);
+	assert_int_equal(r.n_gone, 0);
+	/* Only peer 1 shook hands within 180 s. */
+	assert_int_equal(r.n_recent, 1);
+	for (uint32_t i = 0; i < 3; i++)
+		assert_int_equal(change_of(&m, &r, i)->what, MONITOR_CHANGED_NEW);
+	/* Facts are kept sorted by key. */
+	for (size_t i = 1; i < m.n_facts; i++)
+		assert_true(memcmp(m.facts[i - 1].public_key, m.facts[i].public_key, WGF_KEY_LEN) <
+		            0);
+	monitor_report_fini(&r);
+	wgf_device_fini(&dev);
+	monitor_fini(&m);
+}
+
+static void test_changes_between_reads(void **state)
+{
+	struct monitor_report r;
+	struct wgf_device dev;
+	struct wgf_peer *p;
+	struct monitor m;
+
+	(void)state;
+	monitor_init(&m, FULL_MS);
+	device(&dev, 5, NULL);
+	assert_int_equal(monitor_update(&m, &dev, 1000, NOW_WALL, &r), 0);
+	monitor_report_fini(&r);
+
+	/* The same read again: nothing to say. */
+	assert_int_equal(monitor_update(&m, &dev, 6000, NOW_WALL, &r), 0);
+	assert_false(r.full);
+	assert_int_equal(r.n_changes + r.n_gone, 0);
+	monitor_report_fini(&r);
+	wgf_device_fini(&dev);
+
+	/* Peer 1 shook hands, peer 2 moved, peer 3 sent traffic, peer 4 left, 5 is new. */
+	device(&dev, 6, NULL);
+	peer_of(&dev, 1)->last_handshake_ms = NOW_WALL;
+	p = peer_of(&dev, 2);
+	p->flags |= WGF_PEER_HAS_ENDPOINT;
+	p->endpoint.in.sin_family = AF_INET;
+	p->endpoint.in.sin_port = htons(51820);
+	inet_pton(AF_INET, "192.0.2.7", &p->endpoint.in.sin_addr);
+	peer_of(&dev, 3)->rx_bytes += 148;
+	dev.peers[dev.n_peers - 1 - 4] = dev.peers[dev.n_peers - 1]; /* drop peer 4 */
+	dev.n_peers--;
+	assert_int_equal(monitor_update(&m, &dev, 11000, NOW_WALL, &r), 0);
+	assert_false(r.full);
+	assert_int_equal(r.n_peers, 5);
+	assert_int_equal(r.n_recent, 1);
+	assert_int_equal(r.n_changes, 4);
+	assert_int_equal(change_of(&m, &r, 1)->what, MONITOR_CHANGED_HANDSHAKE);
+	assert_int_equal(change_of(&m, &r, 2)->what, MONITOR_CHANGED_ENDPOINT);
+	assert_int_equal(change_of(&m, &r, 3)->what, MONITOR_CHANGED_TRANSFER);
+	assert_int_equal(change_of(&m, &r, 5)->what, MONITOR_CHANGED_NEW);
+	assert_null(change_of(&m, &r, 0));
+	assert_int_equal(r.n_gone, 1);
+	assert_int_equal(r.gone[0][1], 4);
+	monitor_report_fini(&r);
+
+	/* The endpoint moves from IPv4 to IPv6, and the port alone changes after. */
+	p = peer_of(&dev, 2);
+	memset(&p->endpoint, 0, sizeof(p->endpoint));
+	p->endpoint.in6.sin6_family = AF_INET6;
+	p->endpoint.in6.sin6_port = htons(51820);
+	inet_pton(AF_INET6, "2001:db8::7", &p->endpoint.in6.sin6_addr);
+	assert_int_equal(monitor_update(&m, &dev, 12000, NOW_WALL, &r), 0);
+	assert_int_equal(r.n_changes, 1);
+	assert_int_equal(change_of(&m, &r, 2)->what, MONITOR_CHANGED_ENDPOINT);
+	monitor_report_fini(&r);
+	p->endpoint.in6.sin6_port = htons(51821);
+	assert_int_equal(monitor_update(&m, &dev, 13000, NOW_WALL, &r), 0);
+	assert_int_equal(r.n_changes, 1);
+	monitor_report_fini(&r);
+	assert_int_equal(monitor_update(&m, &dev, 14000, NOW_WALL, &r), 0);
+	assert_int_equal(r.n_changes, 0);
+	monitor_report_fini(&r);
+	wgf_device_fini(&dev);
+	monitor_fini(&m);
+}
+
+static void test_periodic_full_set(void **state)
+{
+	struct monitor_report r;
+	struct wgf_device dev;
+	struct monitor m;
+
+	(void)state;
+	monitor_init(&m, FULL_MS);
+	device(&dev, 4, NULL);
+	assert_int_equal(monitor_update(&m, &dev, 1000, NOW_WALL, &r), 0);
+	monitor_report_fini(&r);
+	assert_int_equal(monitor_update(&m, &dev, 1000 + FULL_MS - 1, NOW_WALL, &r), 0);
+	assert_false(r.full);
+	assert_int_equal(r.n_changes, 0);
+	monitor_report_fini(&r);
+	assert_int_equal(monitor_update(&m, &dev, 1000 + FULL_MS, NOW_WALL, &r), 0);
+	assert_true(r.full);
+	/* Every peer is listed; none changed. */
+	assert_int_equal(r.n_changes, 4);
+	for (size_t i = 0; i < r.n_changes; i++)
+		assert_int_equal(r.changes[i].what, 0);
+	monitor_report_fini(&r);
+	assert_int_equal(monitor_update(&m, &dev, 1001 + FULL_MS, NOW_WALL, &r), 0);
+	assert_false(r.full);
+	monitor_report_fini(&r);
+	wgf_device_fini(&dev);
+	monitor_fini(&m);
+}
+
+static void test_empty_and_big(void **state)
+{
+	struct monitor_report r;
+	struct wgf_device dev = {0};
+	struct monitor m;
+
+	(void)state;
+	monitor_init(&m, FULL_MS);
+	assert_int_equal(monitor_update(&m, &dev, 0, NOW_WALL, &r), 0);
+	assert_int_equal(r.n_changes + r.n_gone + r.n_peers, 0);
+	monitor_report_fini(&r);
+	device(&dev, 10000, NULL);
+	assert_int_equal(monitor_update(&m, &dev, 5000, NOW_WALL, &r), 0);
+	assert_int_equal(r.n_changes, 10000);
+	monitor_report_fini(&r);
+	peer_of(&dev, 7777)->tx_bytes++;
+	assert_int_equal(monitor_update(&m, &dev, 10000, NOW_WALL, &r), 0);
+	assert_int_equal(r.n_changes, 1);
+	assert_non_null(change_of(&m, &r, 7777));
+	monitor_report_fini(&r);
+	wgf_device_fini(&dev);
+	assert_int_equal(monitor_update(&m, &dev, 15000, NOW_WALL, &r), 0);
+	assert_int_equal(r.n_gone, 10000);
+	monitor_report_fini(&r);
+	monitor_fini(&m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_first_read_is_full),
+	        cmocka_unit_test(test_changes_between_reads),
+	        cmocka_unit_test(test_periodic_full_set),
+	        cmocka_unit_test(test_empty_and_big),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

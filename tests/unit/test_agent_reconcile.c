@@ -1,0 +1,461 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The wgfleet authors */
+/* Unit tests for agent/reconcile.c against an in-memory backend. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "reconcile.h"
+
+/* A backend that keeps the "interface" in a struct wgf_device and counts calls. */
+struct fake {
+	struct backend base;
+	struct wgf_device dev;
+	unsigned n_get, n_set_calls, n_remove_calls;
+	size_t n_set_peers, n_removed_peers;
+	int fail_set;     /* returned by set_peers when nonzero */
+	bool ignore_sets; /* accept sets without doing them */
+	bool absent;      /* -ENODEV */
+};
+
+static void key_of(uint8_t key[static WGF_KEY_LEN], uint32_t n)
+{
+	memset(key, 0x42, WGF_KEY_LEN);
+	key[0] = (uint8_t)(n >> 16);
+	key[1] = (uint8_t)(n >> 8);
+	key[2] = (uint8_t)n;
+}
+
+static struct wgf_peer *fake_find(struct fake *f, const uint8_t key[static WGF_KEY_LEN])
+{
+	for (size_t i = 0; i < f->dev.n_peers; i++)
+		if (memcmp(f->dev.peers[i].public_key, key, WGF_KEY_LEN) == 0)
+			return &f->dev.peers[i];
+	return NULL;
+}
+
+static struct wgf_peer *fake_must_find(struct fake *f, uint32_t n)
+{
+	uint8_t key[WGF_KEY_LEN];
+	struct wgf_peer *p;
+
+	key_of(key, n);
+	p = fake_find(f, key);
+	if (!p) {
+		fail_msg("peer %u is not on the interface", n);
+		abort();
+	}
+	return p;
+}
+
+static int fake_get(struct backend *b, struct wgf_device *ret)
+{
+	struct fake *f = (struct fake *)b;
+	struct wgf_device copy = {0};
+
+	f->n_get++;
+	if (f->absent)
+		return -ENODEV;
+	copy.flags = f->dev.flags;
+	memcpy(copy.public_key, f->dev.public_key, WGF_KEY_LEN);
+	for (size_t i = 0; i < f->dev.n_peers; i++)
+		*wgf_device_add_peer(&copy) = f->dev.peers[i];
+	*ret = copy;
+	return 0;
+}
+
+static int fake_set(struct backend *b, const struct wgf_peer *peers, size_t n)
+{
+	struct fake *f = (struct fake *)b;
+
+	f->n_set_calls++;
+	assert_true(n > 0 && n <= RECONCILE_CHUNK);
+	if (f->fail_set)
+		return f->fail_set;
+	f->n_set_peers += n;
+	for (size_t i = 0; i < n && !f->ignore_sets; i++) {
+		struct wgf_peer *p = fake_find(f, peers[i].public_key);
+
+		if (!p)
+			p = wgf_device_add_peer(&f->dev);
+		*p = peers[i];
+	}
+	return 0;
+}
+
+static int fake_remove(struct backend *b, const struct wgf_peer *peers, size_t n)
+{
+	struct fake *f = (struct fake *)b;
+
+	f->n_remove_calls++;
+	f->n_removed_peers += n;
+	for (size_t i = 0; i < n; i++) {
+		struct wgf_peer *p = fake_find(f, peers[i].public_key);
+
+		if (p)
+			*p = f->dev.peers[--f->dev.n_peers];
+	}
+	return 0;
+}
+
+static const struct backend_ops fake_ops = {
+        .name = "fake",
+        .get_device = fake_get,
+        .set_peers = fake_set,
+        .remove_peers = fake_remove,
+};
+
+static void fake_init(struct fake *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->base.ops = &fake_ops;
+	strcpy(f->base.ifname, "wgt0");
+	memset(f->dev.public_key, 0x77, WGF_KEY_LEN);
+	f->dev.flags = WGF_DEVICE_HAS_PUBLIC_KEY;
+}
+
+static void peer_of(struct wgf_peer *p, uint32_t n)
+{
+	struct wgf_cidr c;
+	char cidr[32];
+
+	memset(p, 0, sizeof(*p));
+	key_of(p->public_key, n);
+	snprintf(cidr, sizeof(cidr), "10.%u.%u.%u/32", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);
+	assert_int_equal(wgf_cidr_parse(&c, cidr, 0, NULL), 0);
+	assert_int_equal(wgf_peer_add_allowed_ip(p, &c), 0);
+	p->persistent_keepalive = 25;
+}
+
+/* A desired set of peers first..first+n-1 (the reconciler takes it). */
+static void state_of(struct cache_state *st, uint64_t revision, uint32_t first, size_t n)
+{
+	st->revision = revision;
+	st->n_peers = n;
+	st->peers = calloc(n ? n : 1, sizeof(*st->peers));
+	assert_non_null(st->peers);
+	for (size_t i = 0; i < n; i++)
+		peer_of(&st->peers[i], first + (uint32_t)i);
+}
+
+static void offer(struct reconciler *rc, uint64_t revision, uint32_t first, size_t n,
+                  unsigned flags, int expect)
+{
+	struct cache_state st;
+
+	state_of(&st, revision, first, n);
+	assert_int_equal(reconciler_set_desired(rc, &st, flags), expect);
+	if (expect == 1)
+		assert_null(st.peers);
+	cache_state_fini(&st);
+}
+
+struct counts {
+	size_t add, update, remove;
+};
+
+static void count_change(void *userdata, char op, const struct wgf_peer *desired,
+                         const struct wgf_peer *actual)
+{
+	struct counts *c = userdata;
+
+	if (op == '+') {
+		assert_non_null(desired);
+		assert_null(actual);
+		c->add++;
+	} else if (op == '~') {
+		assert_non_null(desired);
+		assert_non_null(actual);
+		c->update++;
+	} else {
+		assert_int_equal(op, '-');
+		c->remove++;
+	}
+}
+
+static void run(struct reconciler *rc, bool dry, struct reconcile_result *res)
+{
+	struct wgf_err err = {0};
+
+	assert_int_equal(reconciler_run(rc, dry, NULL, NULL, res, &err), 0);
+}
+
+static void test_no_desired_set_changes_nothing(void **state)
+{
+	struct reconcile_result res;
+	struct reconciler *rc;
+	struct wgf_err err = {0};
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	peer_of(wgf_device_add_peer(&f.dev), 1);
+	assert_int_equal(reconciler_new(&f.base, NULL, &rc), 0);
+	assert_false(reconciler_has_desired(rc));
+	assert_int_equal(reconciler_run(rc, false, NULL, NULL, &res, &err), -ENODATA);
+	assert_int_equal(f.n_get + f.n_remove_calls + f.n_set_calls, 0);
+	assert_int_equal(f.dev.n_peers, 1);
+	reconciler_free(rc);
+	wgf_device_fini(&f.dev);
+}
+
+static void test_apply_in_chunks_then_nothing(void **state)
+{
+	size_t n = 2 * RECONCILE_CHUNK + 10;
+	struct reconcile_result res;
+	struct counts c = {0};
+	struct reconciler *rc;
+	struct wgf_err err = {0};
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	assert_int_equal(reconciler_new(&f.base, NULL, &rc), 0);
+	offer(rc, 1, 0, n, 0, 1);
+	assert_int_equal(reconciler_revision(rc), 1);
+	assert_int_equal(reconciler_run(rc, false, count_change, &c, &res, &err), 0);
+	assert_int_equal(c.add, n);
+	assert_int_equal(res.n_added, n);
+	assert_int_equal(res.n_pending, 0);
+	assert_int_equal(res.apply_error, 0);
+	assert_true(res.has_public_key);
+	assert_int_equal(f.n_set_calls, 3);
+	assert_int_equal(f.n_get, 2); /* read, then verify */
+	assert_int_equal(f.dev.n_peers, n);
+	/* Nothing new was ever applied by us before, so nothing counts as drift. */
+	assert_int_equal(res.n_drift, 0);
+	reconcile_result_fini(&res);
+
+	/* A second pass finds nothing to do and does not re-read. */
+	f.n_get = f.n_set_calls = 0;
+	run(rc, false, &res);
+	assert_int_equal(res.n_unchanged, n);
+	assert_int_equal(res.n_added + res.n_updated + res.n_removed, 0);
+	assert_int_equal(f.n_get, 1);
+	assert_int_equal(f.n_set_calls, 0);
+	reconcile_result_fini(&res);
+	reconciler_free(rc);
+	wgf_device_fini(&f.dev);
+}
+
+static void test_drift_is_classified_and_repaired(void **state)
+{
+	struct reconcile_result res;
+	struct reconciler *rc;
+	struct wgf_peer *p;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	assert_int_equal(reconciler_new(&f.base, NULL, &rc), 0);
+	offer(rc, 1, 0, 10, 0, 1);
+	run(rc, false, &res);
+	reconcile_result_fini(&res);
+
+	/* By hand: peer 3 removed, peer 5's keepalive changed, a stranger added. */
+	p = fake_must_find(&f, 3);
+	*p = f.dev.peers[--f.dev.n_peers];
+	fake_must_find(&f, 5)->persistent_keepalive = 0;
+	peer_of(wgf_device_add_peer(&f.dev), 999);
+
+	run(rc, false, &res);
+	assert_int_equal(res.n_added, 1);
+	assert_int_equal(res.n_updated, 1);
+	assert_int_equal(res.n_removed, 1);
+	assert_int_equal(res.n_drift, 3);
+	for (size_t i = 0; i < res.n_drift; i++) {
+		uint32_t n = (uint32_t)res.drift[i].public_key[2] | res.drift[i].public_key[1] << 8;
+		enum reconcile_drift_kind k = res.drift[i].kind;
+
+		assert_true((n == 3 && k == RECONCILE_DRIFT_REMOVED) ||
+		            (n == 5 && k == RECONCILE_DRIFT_CHANGED) ||
+		            (n == 999 && k == RECONCILE_DRIFT_ADDED));
+	}
+	assert_int_equal(res.n_pending, 0);
+	assert_int_equal(f.dev.n_peers, 10);
+	reconcile_result_fini(&res);
+
+	/* A new revision drops peers 0-1 and adds 10-11: intended, not drift. */
+	offer(rc, 2, 2, 10, 0, 1);
+	run(rc, false, &res);
+	assert_int_equal(res.n_added, 2);
+	assert_int_equal(res.n_removed, 2);
+	assert_int_equal(res.n_drift, 0);
+	assert_int_equal(res.revision, 2);
+	reconcile_result_fini(&res);
+	reconciler_free(rc);
+	wgf_device_fini(&f.dev);
+}
+
+/* The cache is the first baseline: a daemon restarted empty shows as drift. */
+static void test_baseline_from_cache(void **state)
+{
+	struct reconcile_result res;
+	struct reconciler *rc;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	assert_int_equal(reconciler_new(&f.base, NULL, &rc), 0);
+	offer(rc, 7, 0, 4, RECONCILE_F_BASELINE | RECONCILE_F_FORCE, 1);
+	run(rc, false, &res);
+	assert_int_equal(res.n_added, 4);
+	assert_int_equal(res.n_drift, 4);
+	for (size_t i = 0; i < res.n_drift; i++)
+		assert_int_equal(res.drift[i].kind, RECONCILE_DRIFT_REMOVED);
+	reconcile_result_fini(&res);
+	reconciler_free(rc);
+	wgf_device_fini(&f.dev);
+}
+
+static void test_stale_revisions_are_ignored(void **state)
+{
+	struct reconciler *rc;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	assert_int_equal(reconciler_new(&f.base, NULL, &rc), 0);
+	offer(rc, 5, 0, 3, 0, 1);
+	offer(rc, 5, 0, 4, 0, 0);
+	offer(rc, 4, 0, 4, 0, 0);
+	assert_int_equal(reconciler_revision(rc), 5);
+	offer(rc, 4, 0, 4, RECONCILE_F_FORCE, 1);
+	assert_int_equal(reconciler_revision(rc), 4);
+	offer(rc, 6, 0, 1, 0, 1);
+	assert_int_equal(reconciler_revision(rc), 6);
+	reconciler_free(rc);
+}
+
+static void test_dry_run_changes_nothing(void **state)
+{
+	char dir[] = "/tmp/wgf-rc-XXXXXX", path[64];
+	struct reconcile_result res;
+	struct reconciler *rc;
+	struct fake f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/desired.json", dir);
+	fake_init(&f);
+	peer_of(wgf_device_add_peer(&f.dev), 100);
+	assert_int_equal(reconciler_new(&f.base, path, &rc), 0);
+	offer(rc, 1, 0, 3, 0, 1);
+	run(rc, true, &res);
+	assert_int_equal(res.n_added, 3);
+	assert_int_equal(res.n_removed, 1);
+	assert_int_equal(res.n_pending, 4);
+	assert_int_equal(f.n_set_calls + f.n_remove_calls, 0);
+	assert_int_equal(access(path, F_OK), -1); /* no cache written */
+	reconcile_result_fini(&res);
+
+	/* The real pass writes the cache, once. */
+	run(rc, false, &res);
+	assert_int_equal(res.cache.code, 0);
+	assert_int_equal(access(path, F_OK), 0);
+	reconcile_result_fini(&res);
+	assert_int_equal(unlink(path), 0);
+	run(rc, false, &res);
+	assert_int_equal(access(path, F_OK), -1);
+	reconcile_result_fini(&res);
+	reconciler_free(rc);
+	wgf_device_fini(&f.dev);
+	rmdir(dir);
+}
+
+static void test_failures_are_reported(void **state)
+{
+	struct reconcile_result res;
+	struct reconciler *rc;
+	struct cache_state st;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	assert_int_equal(reconciler_new(&f.base, NULL, &rc), 0);
+	state_of(&st, 1, 0, 3);
+	st.peers[1].allowed_ips[0] = st.peers[2].allowed_ips[0]; /* 1 and 2 overlap */
+	memset(st.peers[0].public_key, 0, WGF_KEY_LEN);          /* 0 is all zeros */
+	assert_int_equal(reconciler_set_desired(rc, &st, 0), 1);
+	run(rc, false, &res);
+	assert_int_equal(res.n_failed, 3);
+	assert_int_equal(res.n_added, 0);
+	assert_string_equal(res.failed[0].reason, "invalid public key: key is all zeros");
+	assert_int_equal(res.failed[1].code, -EADDRINUSE);
+	reconcile_result_fini(&res);
+
+	/* A backend error is reported, and the next pass retries. */
+	offer(rc, 2, 0, 3, 0, 1);
+	f.fail_set = -EIO;
+	run(rc, false, &res);
+	assert_int_equal(res.apply_error, -EIO);
+	assert_int_equal(res.n_pending, 3);
+	reconcile_result_fini(&res);
+	f.fail_set = 0;
+	run(rc, false, &res);
+	assert_int_equal(res.apply_error, 0);
+	assert_int_equal(res.n_added, 3);
+	/* Not drift: they never made it in the first place. */
+	assert_int_equal(res.n_drift, 0);
+	reconcile_result_fini(&res);
+
+	/* A set the backend swallows without doing shows as pending. */
+	offer(rc, 3, 0, 4, 0, 1);
+	f.ignore_sets = true;
+	run(rc, false, &res);
+	assert_int_equal(res.n_pending, 1);
+	reconcile_result_fini(&res);
+	reconciler_free(rc);
+	wgf_device_fini(&f.dev);
+}
+
+static void test_static_and_absent(void **state)
+{
+	uint8_t statics[1][WGF_KEY_LEN];
+	struct reconcile_result res;
+	struct reconciler *rc;
+	struct wgf_err err = {0};
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	peer_of(wgf_device_add_peer(&f.dev), 500);
+	key_of(statics[0], 500);
+	assert_int_equal(reconciler_new(&f.base, NULL, &rc), 0);
+	assert_int_equal(reconciler_set_static(rc, statics, 1), 0);
+	offer(rc, 1, 0, 2, 0, 1);
+	run(rc, false, &res);
+	assert_int_equal(res.n_static, 1);
+	assert_int_equal(res.n_removed, 0);
+	assert_int_equal(f.dev.n_peers, 3);
+	reconcile_result_fini(&res);
+	f.absent = true;
+	assert_int_equal(reconciler_run(rc, false, NULL, NULL, &res, &err), -ENODEV);
+	assert_string_equal(err.msg, "cannot read interface 'wgt0': No such device");
+	reconciler_free(rc);
+	wgf_device_fini(&f.dev);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_no_desired_set_changes_nothing),
+	        cmocka_unit_test(test_apply_in_chunks_then_nothing),
+	        cmocka_unit_test(test_drift_is_classified_and_repaired),
+	        cmocka_unit_test(test_baseline_from_cache),
+	        cmocka_unit_test(test_stale_revisions_are_ignored),
+	        cmocka_unit_test(test_dry_run_changes_nothing),
+	        cmocka_unit_test(test_failures_are_reported),
+	        cmocka_unit_test(test_static_and_absent),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
