@@ -219,10 +219,13 @@ BEGIN
 	END IF;
 	SELECT count(*), min(created_at) INTO v_recent, v_oldest FROM routers
 	WHERE tenant_id = t.id AND created_at > now() - interval '1 hour';
+	-- Retry-After counts from clock_timestamp(): now() is when this transaction began,
+	-- which can be before the reservations it waited for on the tenant lock.
 	IF v_recent >= t.reservations_per_hour THEN
 		PERFORM wgf_raise('WG429', 'rate_limited',
 			format('At most %s reservations an hour.', t.reservations_per_hour),
-			greatest(1, ceil(extract(epoch FROM v_oldest + interval '1 hour' - now())))::text);
+			greatest(1, ceil(extract(epoch FROM
+				v_oldest + interval '1 hour' - clock_timestamp())))::text);
 	END IF;
 	IF p_server IS NOT NULL THEN
 		SELECT * INTO s FROM servers WHERE name = p_server;
