@@ -68,7 +68,9 @@ static void on_sweep_result(void *ctx, const PGresult *res, const struct db_erro
 {
 	(void)ctx;
 	if (e) {
-		log_warning("Sweep failed, retrying at the next interval: %s", e->message);
+		/* A sweep still running when the coordinator stops is dropped, not a failure. */
+		if (e->code != -ECANCELED)
+			log_warning("Sweep failed, retrying at the next interval: %s", e->message);
 		return;
 	}
 	if (atoi(PQgetvalue(res, 0, 0)) > 0)
