@@ -10,9 +10,9 @@ import uuid
 
 import yaml
 
-from apiutil import (ADMIN_ONLY, ENDPOINT, LOW_ORDER_POINTS, SERVER_WG_KEY, UNAUTHENTICATED, ZERO_KEY,
-                     api_routes, concrete_request, expect, fleet, fleet_factory, low_order_key,
-                     poll, route_table_routes, wg_key)
+from apiutil import (ADMIN_ONLY, ENDPOINT, LOW_ORDER_POINTS, SERVER_WG_KEY, UNAUTHENTICATED,
+                     ZERO_KEY, api_routes, concrete_request, expect, fleet, fleet_factory,
+                     low_order_key, poll, route_table_routes, wg_key)
 from conftest import TOP, log_messages
 
 assert fleet and fleet_factory  # fixtures, used by name
