@@ -22,9 +22,10 @@
  * Only the form of a key is checked here: a well-formed key that cannot be a peer
  * (all zeros, low order) is refused by the sync engine for that peer alone.
  *
- * JSON goes through jansson both ways. Writing encodes one peer at a time, one per
- * line, so saving 10,000 peers never holds a second copy of them as a JSON tree; the
- * file is replaced atomically (wgf_fs_write_atomic, mode 0600).
+ * JSON goes through jansson both ways. Reading lets jansson take the file itself and
+ * releases each peer's part of the tree once it is converted; writing encodes one peer
+ * at a time, one per line, so saving 10,000 peers never holds a second copy of them as
+ * a JSON tree. The file is replaced atomically (wgf_fs_write_atomic, mode 0600).
  */
 
 #include <stddef.h>
