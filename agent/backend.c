@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <net/if.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -66,16 +67,17 @@ static int key_file_create(const char *path, uint8_t ret_key[static WGF_KEY_LEN]
                            struct wgf_err *err)
 {
 	uint8_t key[WGF_KEY_LEN];
-	char text[WGF_KEY_B64_LEN + 1];
+	char b64[WGF_KEY_B64_LEN], text[WGF_KEY_B64_LEN + 1];
 	int r;
 
 	wgf_key_generate_private(key);
-	wgf_key_to_base64(text, key);
-	strcat(text, "\n");
+	wgf_key_to_base64(b64, key);
+	snprintf(text, sizeof(text), "%s\n", b64);
 	r = wgf_fs_write_atomic(path, text, strlen(text), 0600, err);
 	if (r == 0)
 		memcpy(ret_key, key, WGF_KEY_LEN);
 	sodium_memzero(key, sizeof(key));
+	sodium_memzero(b64, sizeof(b64));
 	sodium_memzero(text, sizeof(text));
 	return r;
 }

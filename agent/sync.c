@@ -57,13 +57,13 @@ static bool is_static(const struct diff *df, const uint8_t key[static WGF_KEY_LE
 
 static const struct wgf_peer **sorted_ptrs(const struct wgf_peer *peers, size_t n)
 {
-	const struct wgf_peer **p = malloc((n ? n : 1) * sizeof(*p));
+	const struct wgf_peer **p = malloc((n ? n : 1) * sizeof(const struct wgf_peer *));
 
 	if (!p)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
 		p[i] = &peers[i];
-	qsort(p, n, sizeof(*p), cmp_peer_ptr);
+	qsort(p, n, sizeof(const struct wgf_peer *), cmp_peer_ptr);
 	return p;
 }
 
@@ -241,7 +241,7 @@ static int check_overlaps(struct diff *df)
 	if (r < 0)
 		return r;
 	qsort(e, n, sizeof(*e), cmp_entry);
-	stack = malloc((n ? n : 1) * sizeof(*stack));
+	stack = malloc((n ? n : 1) * sizeof(const struct ip_entry *));
 	if (!stack) {
 		r = -ENOMEM;
 		goto out;

@@ -20,18 +20,19 @@
 #include "key.h"
 #include "rtnl.h"
 
-#define CONN_BUF    (64 * 1024)
+#define CONN_BUF    ((size_t)64 << 10)
 #define ERRNO_MAX   4095
 #define HS_SEC_MAX  ((uint64_t)INT64_MAX / 1000 - 1)
 #define NSEC_PER_MS 1000000U
 
 /* The longest peer uapi_format_peer() writes, with every allowed IP at its longest. */
-#define PEER_TEXT_LONGEST                                                                   \
-	(sizeof("public_key=\n") + 2 * WGF_KEY_LEN + sizeof("replace_allowed_ips=true\n") + \
-	 WGF_PEER_ALLOWED_IPS_MAX * (sizeof("allowed_ip=\n") + WGF_CIDR_STRLEN) +           \
+#define PEER_TEXT_LONGEST                                                         \
+	(sizeof("public_key=\n") + 2 * (size_t)WGF_KEY_LEN +                      \
+	 sizeof("replace_allowed_ips=true\n") +                                   \
+	 WGF_PEER_ALLOWED_IPS_MAX * (sizeof("allowed_ip=\n") + WGF_CIDR_STRLEN) + \
 	 sizeof("persistent_keepalive_interval=65535\n"))
 _Static_assert(PEER_TEXT_LONGEST < UAPI_PEER_TEXT_MAX, "UAPI_PEER_TEXT_MAX holds any peer");
-_Static_assert(CONN_BUF > 2 * UAPI_PEER_TEXT_MAX, "the write buffer holds several peers");
+_Static_assert(CONN_BUF > 2 * (size_t)UAPI_PEER_TEXT_MAX, "the write buffer holds several peers");
 _Static_assert(CONN_BUF > UAPI_LINE_MAX + 1, "the read buffer holds a whole line");
 
 /* ---- parsing ---------------------------------------------------------------- */
@@ -395,7 +396,7 @@ static int conn_open(const struct uapi_backend *u, struct conn *c)
 {
 	const struct timeval tv = {
 	        .tv_sec = UAPI_TIMEOUT_MS / 1000,
-	        .tv_usec = (UAPI_TIMEOUT_MS % 1000) * 1000,
+	        .tv_usec = (suseconds_t)(UAPI_TIMEOUT_MS % 1000) * 1000,
 	};
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int r;
