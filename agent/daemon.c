@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@ struct daemon {
 	uv_loop_t loop;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t reconcile_timer, monitor_timer;
+	uv_work_t work; /* a pass on the thread pool; the loop stays free for signals */
 	struct settings s;
 	const char *config_path;
 	bool config_given;
@@ -36,12 +38,32 @@ struct daemon {
 	struct backend *b;
 	struct reconciler *rc;
 	struct monitor mon;
+	int ready_fd;
+	bool ready;                 /* readiness was signalled (after the first pass) */
+	bool busy;                  /* a pass runs: the backend and reconciler are the worker's */
+	bool again;                 /* another pass was asked for meanwhile */
+	bool statics_changed;       /* SIGHUP changed static_peers while a pass ran */
+	struct cache_state pending; /* a desired set offered while a pass ran */
+	bool has_pending;
+	atomic_bool cancel; /* set on stop: the pass ends at its next chunk */
+	bool stopping;
+	/* Loop-thread state about the interface, for saying things once. */
 	bool need_ensure;    /* the interface was missing or keyless: ensure_device first */
 	bool ensure_failing; /* the last ensure_device failed (logged once) */
 	bool read_failing;   /* the last pass could not read the interface (logged once) */
 	uint64_t warned_rev; /* refused peers are logged at warning once per revision */
 	bool has_warned_rev;
-	bool stopping;
+	/* Written by the worker, read by pass_done. */
+	struct pass_out {
+		bool ensured; /* ensure_device ran */
+		int ensure_r;
+		struct wgf_err ensure_err;
+		bool ran; /* reconciler_run ran */
+		int run_r;
+		struct wgf_err run_err;
+		struct reconcile_result res;
+		uint64_t ms;
+	} out;
 };
 
 /* Tells systemd (or anything speaking its notify protocol) that we are ready. */
@@ -93,29 +115,6 @@ static void log_change(void *userdata, char op, const struct wgf_peer *desired,
 	           {"peer", key}, {"allowed_ips", ips});
 }
 
-static void ensure(struct daemon *d)
-{
-	struct backend_device_cfg cfg;
-	struct wgf_err err = {0};
-	char key_path[PATH_MAX];
-	int r;
-
-	settings_device_cfg(&d->s, &cfg, key_path, sizeof(key_path));
-	r = d->b->ops->ensure_device(d->b, &cfg, &err);
-	if (r < 0) {
-		if (!d->ensure_failing)
-			log_warning("Cannot set up interface '%s', retrying in %" PRIu64 " ms: %s",
-			            d->s.interface, d->s.reconcile_interval_ms, err.msg);
-		d->ensure_failing = true;
-		return;
-	}
-	if (d->ensure_failing || d->need_ensure)
-		log_fields(LOG_INFO, "Interface ready", {"interface", d->s.interface},
-		           {"backend", d->b->ops->name});
-	d->ensure_failing = false;
-	d->need_ensure = false;
-}
-
 static void log_result(struct daemon *d, const struct reconcile_result *res, uint64_t ms)
 {
 	char rev[24], n[8][24], key[WGF_KEY_B64_LEN], msbuf[24];
@@ -162,29 +161,78 @@ static void log_result(struct daemon *d, const struct reconcile_result *res, uin
 		          res->cache.msg);
 }
 
-/* One reconcile pass: set the interface up if needed, then diff and apply. */
-static void pass(struct daemon *d)
+static uint64_t mono_ms(void)
 {
-	struct reconcile_result res;
-	struct wgf_err err = {0};
-	uint64_t start;
-	int r;
+	struct timespec ts;
 
-	if (!reconciler_has_desired(d->rc))
-		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void ensure_work(struct daemon *d, struct pass_out *o)
+{
+	struct backend_device_cfg cfg;
+	char key_path[PATH_MAX];
+
+	settings_device_cfg(&d->s, &cfg, key_path, sizeof(key_path));
+	o->ensured = true;
+	o->ensure_r = d->b->ops->ensure_device(d->b, &cfg, &o->ensure_err);
+}
+
+/*
+ * On the thread pool: set the interface up if needed, then one reconcile pass. Only
+ * the backend and the reconciler are touched (the loop thread leaves them alone while
+ * d->busy), and what happened goes to d->out for pass_done to say.
+ */
+static void pass_work(uv_work_t *req)
+{
+	struct daemon *d = req->data;
+	struct pass_out *o = &d->out;
+	uint64_t start = mono_ms();
+
+	memset(o, 0, sizeof(*o));
 	if (d->need_ensure) {
-		ensure(d);
-		if (d->need_ensure)
+		ensure_work(d, o);
+		if (o->ensure_r < 0)
 			return;
 	}
-	uv_update_time(&d->loop);
-	start = uv_now(&d->loop);
-	r = reconciler_run(d->rc, false, log_change, d, &res, &err);
-	if (r < 0) {
-		if (r == -ENODEV)
+	if (!reconciler_has_desired(d->rc))
+		return;
+	o->ran = true;
+	o->run_r = reconciler_run(d->rc, false, log_change, d, &o->res, &o->run_err);
+	o->ms = mono_ms() - start;
+	/* A daemon restarted behind our back comes back without a key. */
+	if (o->run_r == 0 && !o->res.has_public_key && !o->ensured)
+		ensure_work(d, o);
+}
+
+static void say_ensure(struct daemon *d, const struct pass_out *o)
+{
+	if (!o->ensured)
+		return;
+	if (o->ensure_r < 0) {
+		if (!d->ensure_failing)
+			log_warning("Cannot set up interface '%s', retrying in %" PRIu64 " ms: %s",
+			            d->s.interface, d->s.reconcile_interval_ms, o->ensure_err.msg);
+		d->ensure_failing = true;
+		d->need_ensure = true;
+		return;
+	}
+	log_fields(LOG_INFO, "Interface ready", {"interface", d->s.interface},
+	           {"backend", d->b->ops->name});
+	d->ensure_failing = false;
+	d->need_ensure = false;
+}
+
+static void say_pass(struct daemon *d, struct pass_out *o)
+{
+	if (!o->ran)
+		return;
+	if (o->run_r < 0) {
+		if (o->run_r == -ENODEV)
 			d->need_ensure = true;
 		if (!d->read_failing)
-			log_warning("%s, retrying in %" PRIu64 " ms", err.msg,
+			log_warning("%s, retrying in %" PRIu64 " ms", o->run_err.msg,
 			            d->s.reconcile_interval_ms);
 		d->read_failing = true;
 		return;
@@ -192,19 +240,66 @@ static void pass(struct daemon *d)
 	if (d->read_failing)
 		log_info("Interface '%s' is readable again", d->s.interface);
 	d->read_failing = false;
-	uv_update_time(&d->loop);
-	log_result(d, &res, uv_now(&d->loop) - start);
-	/* A daemon restarted behind our back comes back without a key. */
-	if (!res.has_public_key) {
-		d->need_ensure = true;
-		ensure(d);
+	if (o->res.apply_error != -ECANCELED)
+		log_result(d, &o->res, o->ms);
+	reconcile_result_fini(&o->res);
+}
+
+static void request_pass(struct daemon *d);
+static void apply_statics(struct daemon *d);
+static void signal_ready(struct daemon *d);
+
+static void pass_done(uv_work_t *req, int status)
+{
+	struct daemon *d = req->data;
+
+	(void)status; /* never cancelled: stop() lets a pass end at a chunk boundary */
+	d->busy = false;
+	say_ensure(d, &d->out);
+	say_pass(d, &d->out);
+	if (d->stopping)
+		return;
+	if (!d->ready)
+		signal_ready(d);
+	if (d->statics_changed) {
+		d->statics_changed = false;
+		apply_statics(d);
 	}
-	reconcile_result_fini(&res);
+	if (d->has_pending) {
+		d->has_pending = false;
+		(void)daemon_set_desired(d, &d->pending);
+		cache_state_fini(&d->pending);
+	}
+	if (d->again) {
+		d->again = false;
+		request_pass(d);
+	}
+}
+
+/* Starts a pass on the thread pool, or asks for one after the pass that runs. */
+static void request_pass(struct daemon *d)
+{
+	int r;
+
+	if (d->stopping)
+		return;
+	if (d->busy) {
+		d->again = true;
+		return;
+	}
+	d->work.data = d;
+	r = uv_queue_work(&d->loop, &d->work, pass_work, pass_done);
+	if (r < 0) {
+		log_errno(LOG_ERR, r, "Cannot start a pass, retrying in %" PRIu64 " ms",
+		          d->s.reconcile_interval_ms);
+		return;
+	}
+	d->busy = true;
 }
 
 static void on_reconcile_timer(uv_timer_t *t)
 {
-	pass(t->data);
+	request_pass(t->data);
 }
 
 /*
@@ -239,6 +334,8 @@ static void on_monitor_timer(uv_timer_t *t)
 	struct wgf_device dev = {0};
 	int r;
 
+	if (d->busy)
+		return; /* the backend is the pass's; the next tick reads */
 	r = d->b->ops->get_device(d->b, &dev);
 	if (r < 0) {
 		/* The reconcile pass says what is wrong with the interface. */
@@ -261,12 +358,23 @@ int daemon_set_desired(struct daemon *d, struct cache_state *st)
 	char rev[24];
 	int r;
 
+	if (d->busy) {
+		/* The reconciler is the worker's: keep the newest offer for pass_done. */
+		if ((d->has_pending && st->revision <= d->pending.revision) ||
+		    (reconciler_has_desired(d->rc) && st->revision <= reconciler_revision(d->rc)))
+			return 0;
+		cache_state_fini(&d->pending);
+		d->pending = *st;
+		d->has_pending = true;
+		memset(st, 0, sizeof(*st));
+		return 1;
+	}
 	r = reconciler_set_desired(d->rc, st, 0);
 	if (r <= 0)
 		return r;
 	snprintf(rev, sizeof(rev), "%" PRIu64, reconciler_revision(d->rc));
 	log_fields(LOG_INFO, "New desired state", {"revision", rev});
-	pass(d);
+	request_pass(d);
 	return 1;
 }
 
@@ -316,6 +424,7 @@ static void stop(struct daemon *d)
 	if (d->stopping)
 		return;
 	d->stopping = true;
+	atomic_store(&d->cancel, true);
 	log_notice("Stopping");
 	close_handle((uv_handle_t *)&d->reconcile_timer);
 	close_handle((uv_handle_t *)&d->monitor_timer);
@@ -359,7 +468,10 @@ static void on_hup(uv_signal_t *h, int signum)
 	}
 	settings_reload(&d->s, &n, warn_restart);
 	wgf_log_init(NULL, settings_log_level(&d->s));
-	apply_statics(d);
+	if (d->busy)
+		d->statics_changed = true;
+	else
+		apply_statics(d);
 	d->mon.full_interval_ms = d->s.monitor_full_interval_ms;
 	uv_timer_start(&d->reconcile_timer, on_reconcile_timer, d->s.reconcile_interval_ms,
 	               d->s.reconcile_interval_ms);
@@ -369,13 +481,16 @@ static void on_hup(uv_signal_t *h, int signum)
 	load_cache(d, false);
 }
 
-static void signal_ready(int ready_fd)
+static void signal_ready(struct daemon *d)
 {
+	d->ready = true;
 	notify_ready();
-	if (ready_fd >= 0) {
-		(void)!write(ready_fd, "R", 1);
-		close(ready_fd);
+	if (d->ready_fd >= 0) {
+		(void)!write(d->ready_fd, "R", 1);
+		close(d->ready_fd);
+		d->ready_fd = -1;
 	}
+	log_notice("Ready");
 }
 
 static int setup(struct daemon *d)
@@ -395,6 +510,7 @@ static int setup(struct daemon *d)
 	r = reconciler_new(d->b, d->cache_path, &d->rc);
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "Cannot start the reconciler");
+	reconciler_set_cancel(d->rc, &d->cancel);
 	apply_statics(d);
 	monitor_init(&d->mon, d->s.monitor_full_interval_ms);
 	r = uv_loop_init(&d->loop);
@@ -419,28 +535,33 @@ int daemon_run(const struct settings *s, const char *config_path, bool config_gi
 	bool loop_open = false;
 	int r;
 
-	if (!d)
+	if (!d) {
+		if (ready_fd >= 0)
+			close(ready_fd);
 		return log_errno(LOG_ERR, -ENOMEM, "Cannot start");
+	}
 	d->s = *s;
 	d->config_path = config_path;
 	d->config_given = config_given;
+	d->ready_fd = ready_fd;
 	d->need_ensure = true;
+	atomic_init(&d->cancel, false);
 	r = setup(d);
 	if (r < 0)
 		goto out;
 	loop_open = true;
 	log_fields(LOG_NOTICE, "Starting", {"interface", d->s.interface},
 	           {"backend", d->b->ops->name});
-	/* Restore before anything else: no coordinator is needed for that. */
+	/*
+	 * Restore before anything else: no coordinator is needed for that. Readiness is
+	 * signalled once this first pass is done.
+	 */
 	load_cache(d, true);
-	ensure(d);
-	pass(d);
+	request_pass(d);
 	uv_timer_start(&d->reconcile_timer, on_reconcile_timer, d->s.reconcile_interval_ms,
 	               d->s.reconcile_interval_ms);
-	uv_timer_start(&d->monitor_timer, on_monitor_timer, 0, d->s.monitor_interval_ms);
-	signal_ready(ready_fd);
-	ready_fd = -1;
-	log_notice("Ready");
+	uv_timer_start(&d->monitor_timer, on_monitor_timer, d->s.monitor_interval_ms,
+	               d->s.monitor_interval_ms);
 	r = uv_run(&d->loop, UV_RUN_DEFAULT);
 	if (r != 0)
 		log_warning("Loop ended with %d handles still active", r);
@@ -452,8 +573,9 @@ out:
 		if (rc < 0)
 			r = log_errno(LOG_ERR, rc, "Event loop did not close cleanly");
 	}
-	if (ready_fd >= 0)
-		close(ready_fd);
+	if (d->ready_fd >= 0)
+		close(d->ready_fd);
+	cache_state_fini(&d->pending);
 	monitor_fini(&d->mon);
 	reconciler_free(d->rc);
 	backend_free(d->b);

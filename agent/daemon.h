@@ -15,8 +15,12 @@
  * the others, and takes a newer desired set from the cache file if one was written
  * there (by `wgfleet-agent apply`, say).
  *
- * Backend calls are synchronous on the loop: a pass over 10,000 peers holds it for
- * about a second, and a stop signal waits for the pass to end.
+ * A pass runs on libuv's thread pool, so the loop keeps answering signals while
+ * wireguard-go takes seconds over 10,000 new peers; the loop leaves the backend and the
+ * reconciler alone until the pass is done (a desired set or a static-peer list that
+ * arrives meanwhile waits for it, and a monitor tick is skipped). A stop signal makes
+ * the pass end at its next chunk of RECONCILE_CHUNK peers, so the agent exits within
+ * a second even then. Readiness is signalled when the first pass is done.
  *
  * daemon_set_desired() is where the coordinator channel will hand over a new desired
  * set; nothing calls it yet.

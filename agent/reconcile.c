@@ -20,6 +20,7 @@ struct reconciler {
 	uint8_t (*statics)[WGF_KEY_LEN]; /* owned */
 	size_t n_statics;
 	bool cache_dirty;
+	const atomic_bool *cancel; /* borrowed; may be NULL */
 };
 
 int reconciler_new(struct backend *b, const char *cache_path, struct reconciler **ret)
@@ -60,6 +61,16 @@ void reconciler_free(struct reconciler *rc)
 	free(rc->statics);
 	free(rc->cache_path);
 	free(rc);
+}
+
+void reconciler_set_cancel(struct reconciler *rc, const atomic_bool *cancel)
+{
+	rc->cancel = cancel;
+}
+
+static bool cancelled(const struct reconciler *rc)
+{
+	return rc->cancel && atomic_load(rc->cancel);
 }
 
 int reconciler_set_static(struct reconciler *rc, const uint8_t (*keys)[WGF_KEY_LEN], size_t n)
@@ -206,11 +217,14 @@ static int copy_failures(const struct sync_plan *pl, struct reconcile_result *re
 
 /*
  * Sends one list of changes through the backend in chunks. Only the chunk is copied,
- * so applying 10,000 peers never holds a third copy of them.
+ * so applying 10,000 peers never holds a third copy of them. A cancel request stops
+ * it between chunks.
  */
-static int send_changes(struct backend *b, const struct sync_change *list, size_t n, bool remove)
+static int send_changes(const struct reconciler *rc, const struct sync_change *list, size_t n,
+                        bool remove)
 {
 	size_t chunk = n < RECONCILE_CHUNK ? n : RECONCILE_CHUNK;
+	struct backend *b = rc->b;
 	struct wgf_peer *buf;
 	int r = 0;
 
@@ -222,6 +236,10 @@ static int send_changes(struct backend *b, const struct sync_change *list, size_
 	for (size_t done = 0; done < n && r == 0; done += chunk) {
 		size_t k = n - done < chunk ? n - done : chunk;
 
+		if (cancelled(rc)) {
+			r = -ECANCELED;
+			break;
+		}
 		for (size_t i = 0; i < k; i++)
 			buf[i] = remove ? *list[done + i].actual : *list[done + i].desired;
 		r = remove ? b->ops->remove_peers(b, buf, k) : b->ops->set_peers(b, buf, k);
@@ -329,15 +347,20 @@ int reconciler_run(struct reconciler *rc, bool dry_run, reconcile_change_fn cb, 
 		goto done;
 	}
 	if (changed) {
-		res.apply_error = send_changes(rc->b, pl.remove, pl.n_remove, true);
+		res.apply_error = send_changes(rc, pl.remove, pl.n_remove, true);
 		if (res.apply_error == 0)
-			res.apply_error = send_changes(rc->b, pl.add, pl.n_add, false);
+			res.apply_error = send_changes(rc, pl.add, pl.n_add, false);
 		if (res.apply_error == 0)
-			res.apply_error = send_changes(rc->b, pl.update, pl.n_update, false);
+			res.apply_error = send_changes(rc, pl.update, pl.n_update, false);
 	}
 	/* The plan points into dev: both go before the interface is read again. */
 	sync_plan_fini(&pl);
 	wgf_device_fini(&dev);
+	if (res.apply_error == -ECANCELED) {
+		/* Stopping: the next start picks up from the cache. */
+		res.n_pending = res.n_added + res.n_updated + res.n_removed;
+		goto done;
+	}
 	if (changed) {
 		r = verify(rc, &res);
 		if (r < 0 && res.apply_error == 0)

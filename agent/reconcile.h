@@ -23,9 +23,11 @@
  * reconciler_set_desired() is the seam for the coordinator channel: it takes a new
  * desired set and revision, ignores one that is not newer, and marks the cache to be
  * written after the next pass. Nothing here logs; the caller decides what a result is
- * worth saying. All calls happen on one thread (the agent's loop).
+ * worth saying. A reconciler is used by one thread at a time: the daemon runs passes
+ * on libuv's thread pool and touches the reconciler only between them.
  */
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -81,6 +83,12 @@ struct reconciler;
 /* b is borrowed and must outlive the reconciler; cache_path (copied) may be NULL. */
 int reconciler_new(struct backend *b, const char *cache_path, struct reconciler **ret);
 void reconciler_free(struct reconciler *rc);
+
+/*
+ * While *cancel is true, a pass stops applying at the next chunk boundary and returns
+ * with apply_error -ECANCELED (the daemon sets it from another thread to stop).
+ */
+void reconciler_set_cancel(struct reconciler *rc, const atomic_bool *cancel);
 
 /* Replaces the static peers (copied); they are never added, changed or removed. */
 int reconciler_set_static(struct reconciler *rc, const uint8_t (*keys)[WGF_KEY_LEN], size_t n);

@@ -416,3 +416,23 @@ def test_interface_absent_is_retried(agent, wggo):
     wait_for("the peers", lambda: wggo.peers() == want)
     code, took = agent.stop()
     assert code == 0 and took < 1.0
+
+
+def test_sigterm_during_a_big_restore_exits_within_a_second(agent, wggo):
+    want = desired_set(2, 10000)
+    assert agent.cmd("apply", str(agent.write("d1.json", 1, want))).returncode == 0
+    wggo.restart_empty()
+    agent.start()
+    # The restore runs on the thread pool in chunks; stop it while it is under way.
+    wait_for("the restore to start", lambda: len(wggo.peers()) > 0, timeout=30)
+    code, took = agent.stop(signal.SIGTERM)
+    assert code == 0
+    assert took < 1.0
+    assert 0 < len(wggo.peers()) < len(want)
+    assert "Ready" not in [m.get("msg") for m in agent.messages()]
+    # The next start finishes the job from the cache.
+    agent.start()
+    agent.wait_log("readiness", lambda m: m.get("msg") == "Ready", timeout=60)
+    assert wggo.peers() == want
+    code, took = agent.stop(signal.SIGTERM)
+    assert code == 0 and took < 1.0
