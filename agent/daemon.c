@@ -115,25 +115,37 @@ static void log_change(void *userdata, char op, const struct wgf_peer *desired,
 	           {"peer", key}, {"allowed_ips", ips});
 }
 
+/*
+ * Per-peer lines are capped per pass: a wireguard-go restarted empty under 10,000
+ * peers is 10,000 drifted peers, and the counts in "Reconciled" say the rest.
+ */
+#define PEER_LINES_MAX 20
+
 static void log_result(struct daemon *d, const struct reconcile_result *res, uint64_t ms)
 {
 	char rev[24], n[8][24], key[WGF_KEY_B64_LEN], msbuf[24];
 	bool first = !d->has_warned_rev || d->warned_rev != res->revision;
 
-	for (size_t i = 0; i < res->n_failed; i++) {
+	for (size_t i = 0; i < res->n_failed && i < PEER_LINES_MAX; i++) {
 		wgf_key_to_base64(key, res->failed[i].public_key);
 		/* The same refusal every pass would drown the log: loud once per revision. */
 		log_fields(first ? LOG_WARNING : LOG_DEBUG, "Peer refused, skipping it",
 		           {"peer", key}, {"reason", res->failed[i].reason});
 	}
+	if (res->n_failed > PEER_LINES_MAX)
+		log_full(first ? LOG_WARNING : LOG_DEBUG, "%zu more peers refused, not listed",
+		         res->n_failed - PEER_LINES_MAX);
 	d->warned_rev = res->revision;
 	d->has_warned_rev = true;
-	for (size_t i = 0; i < res->n_drift; i++) {
+	for (size_t i = 0; i < res->n_drift && i < PEER_LINES_MAX; i++) {
 		wgf_key_to_base64(key, res->drift[i].public_key);
 		log_fields(LOG_NOTICE, "Drift repaired: peer changed outside the agent",
 		           {"peer", key},
 		           {"drift", reconcile_drift_kind_to_string(res->drift[i].kind)});
 	}
+	if (res->n_drift > PEER_LINES_MAX)
+		log_notice("Drift repaired on %zu more peers, not listed",
+		           res->n_drift - PEER_LINES_MAX);
 	snprintf(rev, sizeof(rev), "%" PRIu64, res->revision);
 	snprintf(n[0], sizeof(n[0]), "%zu", res->n_added);
 	snprintf(n[1], sizeof(n[1]), "%zu", res->n_updated);

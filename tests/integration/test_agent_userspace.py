@@ -434,5 +434,10 @@ def test_sigterm_during_a_big_restore_exits_within_a_second(agent, wggo):
     agent.start()
     agent.wait_log("readiness", lambda m: m.get("msg") == "Ready", timeout=60)
     assert wggo.peers() == want
+    # Thousands of drifted peers: twenty lines and a count, not thousands of lines.
+    msgs = [m.get("msg", "") for m in agent.messages()]
+    assert msgs.count("Drift repaired: peer changed outside the agent") == 20
+    assert any(m.startswith("Drift repaired on ") and m.endswith(" more peers, not listed")
+               for m in msgs)
     code, took = agent.stop(signal.SIGTERM)
     assert code == 0 and took < 1.0
