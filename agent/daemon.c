@@ -19,12 +19,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
 #include <uv.h>
 
 #include "backend.h"
+#include "identity.h"
 #include "log.h"
 #include "monitor.h"
 #include "reconcile.h"
+#include "session.h"
 
 struct daemon {
 	uv_loop_t loop;
@@ -38,6 +41,11 @@ struct daemon {
 	struct backend *b;
 	struct reconciler *rc;
 	struct monitor mon;
+	struct session *sess;          /* NULL without a coordinator */
+	uint8_t iface_pk[WGF_KEY_LEN]; /* the interface's own key and port, as last read */
+	bool has_iface_pk;
+	uint16_t iface_port;
+	uint64_t applied_rev; /* the newest revision applied completely */
 	int ready_fd;
 	bool ready;                 /* readiness was signalled (after the first pass) */
 	bool busy;                  /* a pass runs: the backend and reconciler are the worker's */
@@ -236,6 +244,131 @@ static void say_ensure(struct daemon *d, const struct pass_out *o)
 	d->need_ensure = false;
 }
 
+/* Queues a report to the coordinator; the session sends it when it can. */
+static void send_report(struct daemon *d, struct session_report *rep)
+{
+	int r;
+
+	rep->applied_revision = d->applied_rev;
+	rep->interface_public_key = d->has_iface_pk ? d->iface_pk : NULL;
+	rep->listen_port = d->iface_port;
+	r = session_report(d->sess, rep);
+	if (r < 0)
+		log_errno(LOG_WARNING, r, "Cannot queue a report, skipping it");
+}
+
+/* After a complete pass: the revision is applied, with its refusals and the drift. */
+static void report_pass(struct daemon *d, const struct reconcile_result *res)
+{
+	struct session_failure *fails;
+	uint8_t(*keys)[WGF_KEY_LEN];
+	int *kinds;
+	struct session_report rep = {0};
+
+	if (!d->sess || res->apply_error < 0 || res->n_pending > 0)
+		return;
+	d->applied_rev = res->revision;
+	fails = calloc(res->n_failed + 1, sizeof(*fails));
+	keys = calloc(res->n_drift + 1, sizeof(*keys));
+	kinds = calloc(res->n_drift + 1, sizeof(*kinds));
+	if (fails && keys && kinds) {
+		for (size_t i = 0; i < res->n_failed; i++) {
+			memcpy(fails[i].public_key, res->failed[i].public_key, WGF_KEY_LEN);
+			snprintf(fails[i].reason, sizeof(fails[i].reason), "%.127s",
+			         res->failed[i].reason);
+		}
+		for (size_t i = 0; i < res->n_drift; i++) {
+			memcpy(keys[i], res->drift[i].public_key, WGF_KEY_LEN);
+			/* Proto Drift.Kind: 1 extra, 2 missing, 3 changed. */
+			kinds[i] = res->drift[i].kind == RECONCILE_DRIFT_ADDED     ? 1
+			           : res->drift[i].kind == RECONCILE_DRIFT_REMOVED ? 2
+			                                                           : 3;
+		}
+		rep.failures = fails;
+		rep.n_failures = res->n_failed;
+		rep.drift_keys = (const uint8_t(*)[WGF_KEY_LEN])keys;
+		rep.drift_kinds = kinds;
+		rep.n_drift = res->n_drift;
+		send_report(d, &rep);
+	} else {
+		log_warning("Out of memory for a report, skipping it");
+	}
+	free(fails);
+	free(keys);
+	free(kinds);
+}
+
+/* What the monitor saw, for the coordinator: changed peers, or all of them. */
+static void report_facts(struct daemon *d, const struct monitor_report *mrep)
+{
+	const struct monitor_fact **facts;
+	struct session_report rep = {0};
+
+	if (!d->sess || (mrep->n_changes == 0 && !mrep->full))
+		return;
+	facts = calloc(mrep->n_changes + 1, sizeof(*facts));
+	if (!facts)
+		return;
+	for (size_t i = 0; i < mrep->n_changes; i++)
+		facts[i] = &d->mon.facts[mrep->changes[i].fact];
+	rep.facts = facts;
+	rep.n_facts = mrep->n_changes;
+	rep.full = mrep->full;
+	send_report(d, &rep);
+	free(facts);
+}
+
+static void on_session_desired(void *ctx, struct cache_state *st)
+{
+	struct daemon *d = ctx;
+	int r = daemon_set_desired(d, st);
+
+	if (r < 0)
+		log_errno(LOG_ERR, r, "Cannot take the coordinator's desired set");
+}
+
+/* Dials the coordinators when [coordinator] urls is set. */
+static int start_session(struct daemon *d)
+{
+	struct session_callbacks cb = {.desired = on_session_desired};
+	struct session_options o = {
+	        .server = d->s.server,
+	        .resync_ms = d->s.resync_interval_ms,
+	        .request_timeout_ms = d->s.request_timeout_ms,
+	        .max_skew_ms = d->s.max_clock_skew_ms,
+	};
+	char urls[sizeof(d->s.coordinator_urls)], path[PATH_MAX];
+	struct wgf_identity id;
+	struct wgf_err err = {0};
+	size_t len = 0;
+	int r;
+
+	o.n_urls = settings_coordinator_urls(&d->s, urls, sizeof(urls), o.urls, SESSION_URLS_MAX);
+	if (o.n_urls == 0)
+		return 0;
+	if (!d->s.server[0] || !d->s.coordinator_public_key[0])
+		return log_errno(LOG_ERR, -EINVAL,
+		                 "[coordinator] urls needs server and public_key as well");
+	(void)sodium_base642bin(o.coordinator_pk, sizeof(o.coordinator_pk),
+	                        d->s.coordinator_public_key, strlen(d->s.coordinator_public_key),
+	                        NULL, &len, NULL, sodium_base64_VARIANT_ORIGINAL);
+	settings_signing_key_path(&d->s, path, sizeof(path));
+	r = wgf_identity_load(&id, path, &err);
+	if (r < 0)
+		return log_errno(LOG_ERR, r,
+		                 "Cannot load the signing key (run 'wgfleet-agent init'): %s",
+		                 err.msg);
+	memcpy(o.sk, id.sk, sizeof(o.sk));
+	wgf_identity_fini(&id);
+	r = session_start(&d->loop, &o, &cb, d, NULL, &d->sess);
+	sodium_memzero(o.sk, sizeof(o.sk));
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "Cannot dial the coordinators");
+	log_fields(LOG_NOTICE, "Dialing the coordinators", {"urls", d->s.coordinator_urls},
+	           {"server", d->s.server});
+	return 0;
+}
+
 static void say_pass(struct daemon *d, struct pass_out *o)
 {
 	if (!o->ran)
@@ -254,6 +387,7 @@ static void say_pass(struct daemon *d, struct pass_out *o)
 	d->read_failing = false;
 	if (o->res.apply_error != -ECANCELED)
 		log_result(d, &o->res, o->ms);
+	report_pass(d, &o->res);
 	reconcile_result_fini(&o->res);
 }
 
@@ -355,6 +489,12 @@ static void on_monitor_timer(uv_timer_t *t)
 		return;
 	}
 	uv_update_time(&d->loop);
+	if (dev.flags & WGF_DEVICE_HAS_PUBLIC_KEY) {
+		memcpy(d->iface_pk, dev.public_key, WGF_KEY_LEN);
+		d->has_iface_pk = true;
+	}
+	if (dev.flags & WGF_DEVICE_HAS_LISTEN_PORT)
+		d->iface_port = dev.listen_port;
 	r = monitor_update(&d->mon, &dev, uv_now(&d->loop), wall_ms(), &rep);
 	wgf_device_fini(&dev);
 	if (r < 0) {
@@ -362,6 +502,7 @@ static void on_monitor_timer(uv_timer_t *t)
 		return;
 	}
 	monitor_report(d, &rep);
+	report_facts(d, &rep);
 	monitor_report_fini(&rep);
 }
 
@@ -438,6 +579,7 @@ static void stop(struct daemon *d)
 	d->stopping = true;
 	atomic_store(&d->cancel, true);
 	log_notice("Stopping");
+	session_stop(d->sess);
 	close_handle((uv_handle_t *)&d->reconcile_timer);
 	close_handle((uv_handle_t *)&d->monitor_timer);
 	close_handle((uv_handle_t *)&d->sig_term);
@@ -570,6 +712,12 @@ int daemon_run(const struct settings *s, const char *config_path, bool config_gi
 	 */
 	load_cache(d, true);
 	request_pass(d);
+	r = start_session(d);
+	if (r < 0) {
+		stop(d);
+		(void)uv_run(&d->loop, UV_RUN_DEFAULT);
+		goto out;
+	}
 	uv_timer_start(&d->reconcile_timer, on_reconcile_timer, d->s.reconcile_interval_ms,
 	               d->s.reconcile_interval_ms);
 	uv_timer_start(&d->monitor_timer, on_monitor_timer, d->s.monitor_interval_ms,

@@ -579,7 +579,7 @@ int session_report(struct session *s, const struct session_report *r)
 	}
 	rep.peers = (Wgfleet__V1__PeerFacts **)(ptrs + rep.n_errors);
 	for (size_t i = 0; i < r->n_facts; i++) {
-		const struct wgf_peer *f = &r->facts[i];
+		const struct monitor_fact *f = r->facts[i];
 
 		wgfleet__v1__peer_facts__init(&fv[i]);
 		fv[i].public_key.data = (uint8_t *)f->public_key;
@@ -589,7 +589,8 @@ int session_report(struct session *s, const struct session_report *r)
 		fv[i].tx_bytes = f->tx_bytes;
 		fv[i].endpoint = endpoints[i];
 		if (f->flags & WGF_PEER_HAS_ENDPOINT)
-			wgf_sockaddr_format(&f->endpoint.sa, endpoints[i], 64);
+			wgf_sockaddr_format((const struct sockaddr *)&f->endpoint, endpoints[i],
+			                    64);
 		rep.peers[rep.n_peers++] = &fv[i];
 	}
 	rep.drift = (Wgfleet__V1__Drift **)(ptrs + rep.n_errors + rep.n_peers);

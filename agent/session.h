@@ -33,6 +33,7 @@
 #include <uv.h>
 
 #include "cache.h"
+#include "monitor.h"
 #include "peer.h"
 #include "wire.h"
 
@@ -64,7 +65,7 @@ struct session_report {
 	uint64_t applied_revision;
 	const struct session_failure *failures;
 	size_t n_failures;
-	const struct wgf_peer *facts; /* peers with handshake, endpoint and counters */
+	const struct monitor_fact *const *facts; /* what the interface shows of peers */
 	size_t n_facts;
 	bool full;
 	const uint8_t (*drift_keys)[WGF_KEY_LEN];

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "backend.h"
 #include "cache.h"
 #include "log.h"
@@ -108,6 +110,41 @@ static int check_key(void *ctx, const char *b64, size_t i)
 	if (r < 0)
 		wgf_err_prefix(err, "static peer %zu: ", i + 1);
 	return r;
+}
+
+/* Comma-separated nng URLs of a transport the agent speaks. */
+static int validate_urls(const void *value, struct wgf_err *err)
+{
+	char buf[WGF_CONF_LINE_MAX + 1], *save = NULL;
+	size_t n = 0;
+
+	snprintf(buf, sizeof(buf), "%s", (const char *)value);
+	for (char *u = strtok_r(buf, ",", &save); u; u = strtok_r(NULL, ",", &save)) {
+		while (*u == ' ')
+			u++;
+		if (strncmp(u, "tcp://", 6) != 0 && strncmp(u, "ipc://", 6) != 0 &&
+		    strncmp(u, "tls+tcp://", 10) != 0)
+			return wgf_err_set(err, -EINVAL,
+			                   "'%s' is not a tcp://, tls+tcp:// or ipc:// URL", u);
+		if (++n > SETTINGS_URLS_MAX)
+			return wgf_err_set(err, -EINVAL, "more than %d URLs", SETTINGS_URLS_MAX);
+	}
+	return 0;
+}
+
+static int validate_signing_key(const void *value, struct wgf_err *err)
+{
+	const char *text = value;
+	uint8_t key[32];
+	size_t len = 0;
+
+	if (!*text)
+		return 0;
+	if (sodium_base642bin(key, sizeof(key), text, strlen(text), NULL, &len, NULL,
+	                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	    len != sizeof(key) || !crypto_core_ed25519_is_valid_point(key))
+		return wgf_err_set(err, -EINVAL, "not an Ed25519 public key in base64");
+	return 0;
 }
 
 static int validate_static_peers(const void *value, struct wgf_err *err)
@@ -250,6 +287,69 @@ static const struct wgf_conf_entry entries[] = {
                        "(100ms to 1d).",
         },
         {
+                .section = "coordinator",
+                .name = "urls",
+                .type = WGF_CONF_STRING,
+                .offset = FIELD(coordinator_urls),
+                .size = SIZE(coordinator_urls),
+                .def = "",
+                .validate = validate_urls,
+                .doc = "nng URLs of the coordinators, comma-separated (replicas; the agent "
+                       "uses whichever answers), e.g. tcp://coord1:7800,tcp://coord2:7800. "
+                       "Empty: no coordinator, the cache alone is applied.",
+        },
+        {
+                .section = "coordinator",
+                .name = "public_key",
+                .type = WGF_CONF_STRING,
+                .offset = FIELD(coordinator_public_key),
+                .size = SIZE(coordinator_public_key),
+                .def = "",
+                .validate = validate_signing_key,
+                .doc = "The coordinators' Ed25519 public key in base64 ('wgfleet-coordinator "
+                       "channel-key' prints it); every answer must be signed by it.",
+        },
+        {
+                .section = "coordinator",
+                .name = "server",
+                .type = WGF_CONF_STRING,
+                .offset = FIELD(server),
+                .size = SIZE(server),
+                .def = "",
+                .doc = "This server's name, as registered with the coordinator.",
+        },
+        {
+                .section = "coordinator",
+                .name = "resync_interval",
+                .type = WGF_CONF_DURATION,
+                .offset = FIELD(resync_interval_ms),
+                .def = "30s",
+                .min = SECOND_MS,
+                .max = HOUR_MS,
+                .doc = "How often the agent asks for changes even without a hint, so a lost "
+                       "hint costs latency, never correctness.",
+        },
+        {
+                .section = "coordinator",
+                .name = "request_timeout",
+                .type = WGF_CONF_DURATION,
+                .offset = FIELD(request_timeout_ms),
+                .def = "10s",
+                .min = 100,
+                .max = 10 * 60 * SECOND_MS,
+                .doc = "How long a sync or report waits for an answer before it is retried.",
+        },
+        {
+                .section = "coordinator",
+                .name = "max_clock_skew",
+                .type = WGF_CONF_DURATION,
+                .offset = FIELD(max_clock_skew_ms),
+                .def = "60s",
+                .min = SECOND_MS,
+                .max = HOUR_MS,
+                .doc = "Answers timestamped further than this from our clock are refused.",
+        },
+        {
                 .section = "log",
                 .name = "level",
                 .type = WGF_CONF_ENUM,
@@ -364,4 +464,25 @@ void settings_reload(struct settings *cur, const struct settings *next,
 		else if (changed)
 			changed(e->section, e->name);
 	}
+}
+
+size_t settings_coordinator_urls(const struct settings *s, char *buf, size_t size,
+                                 const char **urls, size_t max)
+{
+	char *save = NULL;
+	size_t n = 0;
+
+	snprintf(buf, size, "%s", s->coordinator_urls);
+	for (char *u = strtok_r(buf, ",", &save); u && n < max; u = strtok_r(NULL, ",", &save)) {
+		while (*u == ' ')
+			u++;
+		if (*u)
+			urls[n++] = u;
+	}
+	return n;
+}
+
+void settings_signing_key_path(const struct settings *s, char *out, size_t size)
+{
+	snprintf(out, size, "%s/signing.key", s->state_directory);
 }

@@ -26,6 +26,7 @@
 #include "key.h"
 
 #define SETTINGS_STATIC_PEERS_MAX 8
+#define SETTINGS_URLS_MAX         8
 #define SETTINGS_KEY_FILE         "wireguard.key"
 
 enum settings_backend {
@@ -49,6 +50,13 @@ struct settings {
 	uint64_t monitor_interval_ms;
 	uint64_t monitor_full_interval_ms;
 
+	char coordinator_urls[WGF_CONF_LINE_MAX + 1]; /* "": no coordinator */
+	char coordinator_public_key[WGF_KEY_B64_LEN];
+	char server[64];
+	uint64_t resync_interval_ms;
+	uint64_t request_timeout_ms;
+	uint64_t max_clock_skew_ms;
+
 	int log_level; /* index into wgf_log_level_choices */
 };
 
@@ -66,6 +74,16 @@ void settings_private_key_file(const struct settings *s, char *out, size_t size)
  */
 size_t settings_static_peers(const struct settings *s,
                              uint8_t keys[SETTINGS_STATIC_PEERS_MAX][WGF_KEY_LEN]);
+
+/*
+ * Splits coordinator_urls (validated when loaded) into at most max URLs pointing into
+ * buf (size bytes, a copy); returns how many.
+ */
+size_t settings_coordinator_urls(const struct settings *s, char *buf, size_t size,
+                                 const char **urls, size_t max);
+
+/* The agent's signing key: <state_directory>/signing.key (wgfleet-agent init makes it). */
+void settings_signing_key_path(const struct settings *s, char *out, size_t size);
 
 /* The desired-state cache: <state_directory>/desired.json. */
 void settings_cache_path(const struct settings *s, char *out, size_t size);

@@ -20,12 +20,14 @@ pkgs=(
 	# sanitizer runtimes for clang builds
 	libclang-rt-14-dev
 	# the database and the data plane the tests drive
-	postgresql postgresql-contrib wireguard-go wireguard-tools iproute2
+	postgresql postgresql-contrib wireguard-go wireguard-tools iproute2 iputils-ping
 	# the kernel backend's VM test (tests/vm/run.sh): the emulator, a static busybox
 	# for the initramfs, cpio to pack it, depmod for the unpacked kernel's modules.dep
 	qemu-system-x86 busybox-static cpio kmod
 	# the integration test harness and the HTTP client it uses
 	python3 python3-pytest python3-yaml curl
+	# the benchmarks' HTTP load generator (pgbench comes with the postgresql server)
+	wrk
 )
 
 missing=()

@@ -130,7 +130,8 @@ def migrated_db(pg, db):
 class Coordinator:
     """A wgfleet-coordinator serving on 127.0.0.1 (a port the kernel picks) for one test."""
 
-    def __init__(self, workdir, conninfo, secret_file=None, extra=""):
+    def __init__(self, workdir, conninfo, secret_file=None, extra="",
+                 channel_listen="tcp://127.0.0.1:0"):
         self.workdir = str(workdir)
         self.conninfo = conninfo
         self.secret_file = secret_file or os.path.join(self.workdir, "api-key.secret")
@@ -143,7 +144,7 @@ class Coordinator:
         with open(self.config, "w") as f:
             f.write(f"[database]\nconninfo = {conninfo}\n"
                     f"[http]\nlisten = 127.0.0.1:0\n"
-                    f"[channel]\nlisten = tcp://127.0.0.1:0\n"
+                    f"[channel]\nlisten = {channel_listen}\n"
                     f"signing_key_file = {self.channel_key_file}\n"
                     f"[api]\nkey_hash_secret_file = {self.secret_file}\n{extra}")
         # Replicas in one workdir share the key, as replicas must.
