@@ -154,7 +154,9 @@ int migrate_run(PGconn *conn, struct migrate_result *ret, struct wgf_err *err)
 	size_t n = 0;
 	int r, version = 0, from;
 
-	r = db_sync_exec(conn, "SELECT pg_advisory_lock($1::bigint)", 1, lock, NULL, err);
+	r = db_sync_exec(conn, "SET client_min_messages = warning", 0, NULL, NULL, err);
+	if (r == 0)
+		r = db_sync_exec(conn, "SELECT pg_advisory_lock($1::bigint)", 1, lock, NULL, err);
 	if (r < 0)
 		return r;
 	r = db_sync_exec(conn,

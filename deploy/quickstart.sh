@@ -2,17 +2,27 @@
 # SPDX-License-Identifier: MIT
 # Copyright (c) 2026 The wgfleet authors
 #
-# quickstart.sh: the whole wgfleet story on one machine, printing each step. It installs
-# what is missing, builds, starts a private PostgreSQL, and runs as much of the story
-# as exists today, then says plainly what is not there yet.
+# quickstart.sh: the whole wgfleet story on one machine, printing each step: install
+# what is missing, build, start a private PostgreSQL, the coordinator and an agent on a
+# userspace WireGuard "VPS" (wireguard-go in a network namespace), then walk a
+# simulated router (a second wireguard-go in a second namespace, set up from the
+# generated wg-quick text) from reservation to `connected`.
 #
-# Everything it starts lives under $WGF_QUICKSTART_DIR (default /tmp/wgfleet-quickstart);
-# `deploy/quickstart.sh stop` stops it and `deploy/quickstart.sh clean` removes it.
+# Everything it starts lives under $WGF_QUICKSTART_DIR (default /tmp/wgfleet-quickstart)
+# and in two network namespaces, wgfqs-vps and wgfqs-rtr, joined by a veth pair; no
+# traffic leaves them. `deploy/quickstart.sh stop` stops it all and
+# `deploy/quickstart.sh clean` also removes the data.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 run_dir=${WGF_QUICKSTART_DIR:-/tmp/wgfleet-quickstart}
 build=$top/build/quickstart
+vps_ns=wgfqs-vps
+rtr_ns=wgfqs-rtr
+vps_if=wgfqs0
+rtr_if=wgfqsr0
+vps_ip=172.31.254.1
+rtr_ip=172.31.254.2
 n=0
 
 step() {
@@ -20,14 +30,38 @@ step() {
 	printf '\n[%d] %s\n' "$n" "$*"
 }
 
+die() {
+	echo "quickstart: $*" >&2
+	exit 1
+}
+
+kill_pidfile() {
+	local f=$run_dir/$1.pid
+	if [ -f "$f" ]; then
+		kill "$(cat "$f")" 2>/dev/null || true
+		rm -f "$f"
+	fi
+}
+
+stop_all() {
+	kill_pidfile agent
+	kill_pidfile coordinator
+	kill_pidfile wg-vps
+	kill_pidfile wg-rtr
+	ip netns del "$vps_ns" 2>/dev/null || true
+	ip netns del "$rtr_ns" 2>/dev/null || true
+	rm -f "/var/run/wireguard/$vps_if.sock" "/var/run/wireguard/$rtr_if.sock"
+	[ -d "$run_dir/pg" ] && bash "$top/deploy/pg.sh" stop "$run_dir/pg"
+	return 0
+}
+
 case "${1:-}" in
 stop)
-	[ -f "$run_dir/coordinator.pid" ] && kill "$(cat "$run_dir/coordinator.pid")" 2>/dev/null || true
-	bash "$top/deploy/pg.sh" stop "$run_dir/pg"
+	stop_all
 	exit 0
 	;;
 clean)
-	[ -f "$run_dir/coordinator.pid" ] && kill "$(cat "$run_dir/coordinator.pid")" 2>/dev/null || true
+	stop_all
 	bash "$top/deploy/pg.sh" wipe "$run_dir/pg"
 	rm -rf "$run_dir"
 	exit 0
@@ -39,38 +73,30 @@ clean)
 	;;
 esac
 
+[ "$(id -u)" -eq 0 ] || die "run as root: it installs packages and makes network namespaces"
+
 step "Installing what is missing (apt-get)"
-if [ "$(id -u)" -eq 0 ]; then
-	bash "$top/deploy/install-deps.sh"
-else
-	echo "not root: skipping; run 'sudo deploy/install-deps.sh' if the build fails"
-fi
+bash "$top/deploy/install-deps.sh"
 
 step "Building into $build"
 [ -f "$build/build.ninja" ] || meson setup "$build" --buildtype=debugoptimized -Dtests=false >/dev/null
 ninja -C "$build" >/dev/null
-echo "built $("$build/coordinator/wgfleet-coordinator" version) and $("$build/agent/wgfleet-agent" version)"
+coord_bin=$build/coordinator/wgfleet-coordinator
+agent_bin=$build/agent/wgfleet-agent
+echo "built $("$coord_bin" version) and $("$agent_bin" version)"
 
-step "Starting a private PostgreSQL in $run_dir/pg"
+stop_all >/dev/null 2>&1 || true
 mkdir -p "$run_dir"
 chmod 0755 "$run_dir"
+
+step "Starting a private PostgreSQL in $run_dir/pg"
 conninfo=$(bash "$top/deploy/pg.sh" start "$run_dir/pg")
 echo "database: $conninfo"
 
 step "Applying the schema (wgfleet-coordinator migrate)"
-"$build/coordinator/wgfleet-coordinator" --database "$conninfo" migrate
-"$build/coordinator/wgfleet-coordinator" --database "$conninfo" migrate-status
+"$coord_bin" --database "$conninfo" migrate
 
-step "Creating the agent's signing key (wgfleet-agent init)"
-mkdir -p "$run_dir/agent"
-cat >"$run_dir/agent.conf" <<CONF
-[agent]
-state_directory = $run_dir/agent
-CONF
-agent_key=$("$build/agent/wgfleet-agent" --config "$run_dir/agent.conf" init 2>/dev/null)
-echo "agent public key (registered with the server below): $agent_key"
-
-step "Starting the coordinator (HTTP API on 127.0.0.1, a free port)"
+step "Starting the coordinator: HTTP API on 127.0.0.1 (a free port), agent channel on ipc://"
 if [ ! -f "$run_dir/api-key.secret" ]; then
 	(umask 077 && head -c 32 /dev/urandom | base64 >"$run_dir/api-key.secret")
 fi
@@ -79,14 +105,14 @@ cat >"$run_dir/coordinator.conf" <<CONF
 conninfo = $conninfo
 [http]
 listen = 127.0.0.1:0
+[channel]
+listen = ipc://$run_dir/channel.sock
+signing_key_file = $run_dir/coordinator.key
 [api]
 key_hash_secret_file = $run_dir/api-key.secret
 CONF
-coord=("$build/coordinator/wgfleet-coordinator" --config "$run_dir/coordinator.conf")
-if [ -f "$run_dir/coordinator.pid" ] && kill -0 "$(cat "$run_dir/coordinator.pid")" 2>/dev/null; then
-	kill "$(cat "$run_dir/coordinator.pid")"
-	sleep 0.5
-fi
+coord=("$coord_bin" --config "$run_dir/coordinator.conf")
+coord_pub=$("${coord[@]}" channel-key 2>/dev/null)
 setsid "${coord[@]}" serve >"$run_dir/coordinator.log" 2>&1 &
 echo $! >"$run_dir/coordinator.pid"
 port=""
@@ -95,9 +121,9 @@ for _ in $(seq 1 100); do
 	[ -n "$port" ] && break
 	sleep 0.1
 done
-[ -n "$port" ] || { cat "$run_dir/coordinator.log"; echo "the coordinator did not start" >&2; exit 1; }
+[ -n "$port" ] || { cat "$run_dir/coordinator.log"; die "the coordinator did not start"; }
 api=http://127.0.0.1:$port
-echo "coordinator listening on $api (log: $run_dir/coordinator.log)"
+echo "coordinator: $api (log: $run_dir/coordinator.log); channel key $coord_pub"
 
 # call METHOD PATH KEY [JSON]: prints the reply, fails on an HTTP error.
 call() {
@@ -105,45 +131,116 @@ call() {
 	[ $# -ge 4 ] && args+=(-H 'Content-Type: application/json' -d "$4")
 	curl "${args[@]}"
 }
-field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+field() { python3 -c 'import json,sys; v=json.load(sys.stdin)[sys.argv[1]]; print("" if v is None else v)' "$1"; }
 
-step "Bootstrapping an admin key (wgfleet-coordinator create-admin-key)"
+# wait_until SECONDS WHAT COMMAND...: polls COMMAND every 0.1 s.
+wait_until() {
+	local limit=$1 what=$2 i
+	shift 2
+	for i in $(seq 1 $((limit * 10))); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	die "timed out after ${limit}s waiting for $what"
+}
+
+step "Two network namespaces joined by a veth pair: a VPS ($vps_ip) and a router ($rtr_ip)"
+ip netns add "$vps_ns"
+ip netns add "$rtr_ns"
+ip link add wgfqs-a type veth peer name wgfqs-b
+ip link set wgfqs-a netns "$vps_ns"
+ip link set wgfqs-b netns "$rtr_ns"
+ip -n "$vps_ns" addr add "$vps_ip/24" dev wgfqs-a
+ip -n "$rtr_ns" addr add "$rtr_ip/24" dev wgfqs-b
+for ns in "$vps_ns" "$rtr_ns"; do
+	ip -n "$ns" link set lo up
+done
+ip -n "$vps_ns" link set wgfqs-a up
+ip -n "$rtr_ns" link set wgfqs-b up
+setsid ip netns exec "$vps_ns" wireguard-go -f "$vps_if" >"$run_dir/wg-vps.log" 2>&1 &
+echo $! >"$run_dir/wg-vps.pid"
+setsid ip netns exec "$rtr_ns" wireguard-go -f "$rtr_if" >"$run_dir/wg-rtr.log" 2>&1 &
+echo $! >"$run_dir/wg-rtr.pid"
+wait_until 10 "wireguard-go" test -S "/var/run/wireguard/$vps_if.sock" -a -S "/var/run/wireguard/$rtr_if.sock"
+echo "wireguard-go runs in both: $vps_if on the VPS, $rtr_if on the router"
+
+step "Bootstrapping an admin key, a demo tenant and its portal key"
 admin=$("${coord[@]}" create-admin-key 2>/dev/null)
 echo "admin key: ${admin:0:20}... (shown once; only its keyed hash is stored)"
+call POST /v1/tenants "$admin" '{"slug":"demo","name":"Demo tenant","router_quota":10}' >/dev/null
+tenant_key=$(call POST /v1/tenants/demo/keys "$admin" '{"label":"portal"}' | field key)
+echo "tenant 'demo', portal key: ${tenant_key:0:20}..."
 
-step "Registering a server and a demo tenant with a portal API key"
-call POST /v1/servers "$admin" "{\"name\":\"vps-demo-$$\",\"endpoint\":\"vps.example.net:51820\",\"pool\":\"10.100.0.0/24\",\"gateway\":\"10.100.0.1\",\"agent_key\":\"$agent_key\"}"
-echo
-slug=demo-$$
-call POST /v1/tenants "$admin" "{\"slug\":\"$slug\",\"name\":\"Demo tenant\",\"router_quota\":10}"
-echo
-tenant_key=$(call POST "/v1/tenants/$slug/keys" "$admin" '{"label":"portal"}' | field key)
-echo "tenant key: ${tenant_key:0:20}..."
+step "The VPS's agent: its signing key (wgfleet-agent init), then the server's registration"
+cat >"$run_dir/agent.conf" <<CONF
+[agent]
+state_directory = $run_dir/agent
+[wireguard]
+interface = $vps_if
+backend = userspace
+listen_port = 51820
+address = 10.100.0.1/24
+[monitor]
+interval = 1s
+[coordinator]
+urls = ipc://$run_dir/channel.sock
+public_key = $coord_pub
+server = vps1
+CONF
+agent_key=$("$agent_bin" --config "$run_dir/agent.conf" init 2>/dev/null)
+call POST /v1/servers "$admin" "{\"name\":\"vps1\",\"endpoint\":\"$vps_ip:51820\",\"pool\":\"10.100.0.0/24\",\"gateway\":\"10.100.0.1\",\"agent_key\":\"$agent_key\"}" >/dev/null
+echo "server vps1 registered: endpoint $vps_ip:51820, pool 10.100.0.0/24, agent key $agent_key"
+
+step "Starting the agent on the VPS (userspace WireGuard: this kernel has no WireGuard module)"
+setsid ip netns exec "$vps_ns" "$agent_bin" --config "$run_dir/agent.conf" run --foreground \
+	>/dev/null 2>"$run_dir/agent.log" &
+echo $! >"$run_dir/agent.pid"
+server_key() { call GET /v1/servers "$admin" | python3 -c 'import json,sys; s=[x for x in json.load(sys.stdin)["items"] if x["name"]=="vps1"][0]; assert s["public_key"]; print(s["public_key"])'; }
+wait_until 15 "the agent's report" server_key
+echo "the agent set $vps_if up and reported its public key: $(server_key)"
 
 step "The portal reserves an address for a router (POST /v1/routers)"
-router=$(call POST /v1/routers "$tenant_key" "{\"name\":\"shop-router\",\"server\":\"vps-demo-$$\"}")
+router=$(call POST /v1/routers "$tenant_key" '{"name":"shop-router"}')
 router_id=$(echo "$router" | field id)
-echo "$router" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("router", r["id"], "got", r["vpn_ip"], "status", r["vpn_status"])'
+echo "$router" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("router", r["id"], "got", r["vpn_ip"], "status", r["vpn_status"], "until", r["reservation_expires_at"])'
 
 step "The tenant reads the setup text (GET /v1/routers/ID/config?format=wg-quick)"
-call GET "/v1/routers/$router_id/config?format=wg-quick" "$tenant_key"
+setup=$(call GET "/v1/routers/$router_id/config?format=wg-quick" "$tenant_key")
+echo "$setup"
 
-step "A simulated router makes its key pair and the portal submits the public key"
-router_pub=$(wg genkey | wg pubkey)
+step "The simulated router follows the setup text with a key of its own"
+router_priv=$(wg genkey)
+router_pub=$(echo "$router_priv" | wg pubkey)
+conf_value() { echo "$setup" | sed -n "s/^$1 = //p"; }
+(umask 077 && echo "$router_priv" >"$run_dir/router.key")
+ip -n "$rtr_ns" addr add "$(conf_value Address)" dev "$rtr_if"
+ip -n "$rtr_ns" link set "$rtr_if" up
+ip netns exec "$rtr_ns" wg set "$rtr_if" private-key "$run_dir/router.key" \
+	peer "$(conf_value PublicKey)" endpoint "$(conf_value Endpoint)" \
+	allowed-ips "$(conf_value AllowedIPs)" persistent-keepalive "$(conf_value PersistentKeepalive)"
+echo "router $rtr_if: address $(conf_value Address), peer $(conf_value Endpoint); its public key: $router_pub"
+
+step "The portal submits the router's public key (PUT /v1/routers/ID/public-key)"
 call PUT "/v1/routers/$router_id/public-key" "$tenant_key" "{\"public_key\":\"$router_pub\"}" |
-	python3 -c 'import json,sys; r=json.load(sys.stdin); print("status:", r["vpn_status"])'
+	python3 -c 'import json,sys; print("status:", json.load(sys.stdin)["vpn_status"])'
+start=$(date +%s%N)
+on_vps() { ip netns exec "$vps_ns" wg show "$vps_if" peers | grep -qx "$router_pub"; }
+wait_until 10 "the peer on the VPS" on_vps
+echo "the peer is on the VPS interface $(( ($(date +%s%N) - start) / 1000000 )) ms after the API answered"
 
-step "The audit log holds every step (GET /v1/audit)"
+step "Traffic crosses the tunnel, and the router's status follows the handshake"
+wait_until 20 "a ping through the tunnel" ip netns exec "$rtr_ns" ping -c 1 -W 1 10.100.0.1
+echo "ping from the router to the VPS's 10.100.0.1 through WireGuard: ok"
+connected() { call GET "/v1/routers/$router_id" "$tenant_key" | python3 -c 'import json,sys; assert json.load(sys.stdin)["vpn_status"]=="connected"'; }
+wait_until 30 "status connected" connected
+call GET "/v1/routers/$router_id" "$tenant_key" |
+	python3 -c 'import json,sys; r=json.load(sys.stdin); print("status:", r["vpn_status"], "| last handshake:", r["last_handshake_at"], "| endpoint:", r["endpoint"])'
+
+step "The audit log tells the router's whole story (GET /v1/audit)"
 call GET "/v1/audit?router=$router_id" "$tenant_key" |
-	python3 -c 'import json,sys; [print(e["at"], e["action"], e["vpn_ip"]) for e in json.load(sys.stdin)["items"]]'
+	python3 -c 'import json,sys; [print(" ", e["at"], e["actor"].ljust(6), e["action"], e["vpn_ip"] or "") for e in json.load(sys.stdin)["items"]]'
 
-step "Not there yet"
-cat <<'TXT'
-The change for the server's agent is in the change log (revision 1), but nothing
-carries it to a WireGuard interface yet:
-  - the agent's reconciler on a userspace WireGuard interface (issue #4);
-  - the signed nng channel that turns a submitted key into a peer and a handshake
-    into "connected" (issue #5).
-TXT
+step "The fleet at a glance (GET /v1/status)"
+call GET /v1/status "$admin" | python3 -m json.tool
 
-printf '\nDone. The coordinator (%s) and PostgreSQL are still running; stop them with:\n  deploy/quickstart.sh stop\n' "$api"
+printf '\nDone. Everything still runs (API %s); stop it with: deploy/quickstart.sh stop\n' "$api"
