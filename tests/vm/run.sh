@@ -48,10 +48,13 @@ pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
 	awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }')
 if [ -z "$pkg" ]; then
 	# No package lists (apt-get update never ran): use what the cache has, if anything.
-	pkg=$(find "$cache" -maxdepth 1 -type d -name 'linux-image-*' -printf '%f\n' | sort | tail -n1)
+	pkg=$(find "$cache" -maxdepth 1 -type d -name 'linux-image-*' ! -name '*.tmp' -printf '%f\n' | sort | tail -n1)
 	[ -n "$pkg" ] || die "cannot tell which kernel linux-image-amd64 wants (apt-get update?)"
 fi
 kdir=$cache/$pkg
+# Two test runs may share the cache: one fetches, the other waits for it.
+exec 9>"$cache/.lock"
+flock 9
 if [ ! -d "$kdir" ]; then
 	echo "vm: fetching $pkg" >&2
 	rm -rf "$kdir.tmp" "$cache"/"$pkg"_*.deb
@@ -64,6 +67,7 @@ if [ ! -d "$kdir" ]; then
 	depmod -b "$kdir.tmp" "$kver"
 	mv "$kdir.tmp" "$kdir"
 fi
+flock -u 9
 kver=$(basename "$(ls -d "$kdir"/lib/modules/*)")
 vmlinuz=$kdir/boot/vmlinuz-$kver
 moddir=$kdir/lib/modules/$kver

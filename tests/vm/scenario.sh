@@ -7,13 +7,16 @@
 # Each step prints its output indented, then one marker line:
 #   WGF-OK <step> <the step's last output line, key=value words>
 #   WGF-FAIL <step> rc=<status>
-# tests/integration/test_agent_kernel.py reads these. Steps: the agent creates wg0
-# (ensure_device), then the peer set goes 0 -> 1,000 -> one peer changed -> a changed
-# subset -> drift made with `wg set` repaired -> 0, each checked against `wg show wg0
-# dump`; then, unless WGF_BENCH_PEERS=0, the agent's full apply of that many peers and
-# `wg setconf` with the same peers, timed in the same VM.
+# tests/integration/test_agent_kernel.py reads these. Steps: `wgfleet-agent apply`
+# creates wg0 (ensure_device: key file, port, address, link up), then the peer set goes
+# 0 -> 1,000 -> one peer changed -> a changed subset -> drift made with `wg set`
+# repaired -> 0, each checked against `wg show wg0 dump` by wgf-vmtest; then, unless
+# WGF_BENCH_PEERS=0, a full apply of that many peers by the agent and by `wg setconf`,
+# timed in the same VM.
 V=wgf-vmtest
-KEY=/run/wgfleet/wg0.key
+STATE=/run/wgfleet
+KEY=$STATE/wireguard.key
+CONF=/etc/wgfleet/agent.conf
 
 step() {
 	name=$1
@@ -26,6 +29,22 @@ step() {
 	else
 		echo "WGF-FAIL $name rc=$rc"
 	fi
+	return $rc
+}
+
+# wgfleet-agent apply FILE, summarised: the agent prints one line per changed peer
+# ('+' added, '~' updated, '-' removed, '!' refused); the log goes to stderr.
+agent_apply() {
+	$V time wgfleet-agent --config $CONF apply "$1" >apply.out 2>apply.err
+	rc=$?
+	head -n3 apply.out
+	cat apply.err
+	a=$(grep -c '^+ ' apply.out)
+	u=$(grep -c '^~ ' apply.out)
+	d=$(grep -c '^- ' apply.out)
+	f=$(grep -c '^! ' apply.out)
+	echo "applied set=$((a + u)) added=$a updated=$u removed=$d refused=$f" \
+		"$(grep '^ran ' apply.out | cut -d' ' -f3-)"
 	return $rc
 }
 
@@ -48,31 +67,42 @@ same_key() {
 }
 
 cd /tmp || exit 1
-mkdir -p /run/wgfleet
-: >empty.peers
-step gen $V gen base 1000 base.peers &&
-	step gen-one $V gen one 1000 one.peers &&
-	step gen-changed $V gen changed 1000 changed.peers
+mkdir -p /etc/wgfleet
+cat >$CONF <<EOF
+[agent]
+state_directory = $STATE
+[wireguard]
+interface = wg0
+backend = kernel
+listen_port = 51820
+address = 10.99.0.1/16
+[log]
+level = notice
+EOF
+step gen $V gen base 1000 base &&
+	step gen-one $V gen one 1000 one &&
+	step gen-changed $V gen changed 1000 changed &&
+	step gen-empty $V gen base 0 empty
 
-step ensure $V ensure wg0 $KEY 51820 10.99.0.1/16
+step ensure agent_apply empty.json
 step ensure-facts facts
 pub=$(wg show wg0 public-key)
-step ensure-again $V ensure wg0 $KEY 51820 10.99.0.1/16
+step ensure-again agent_apply empty.json
 step ensure-again-key same_key "$pub"
 # A reboot: the interface is gone, the key file is not; the same key comes back.
 ip link del wg0
-step ensure-recreate $V ensure wg0 $KEY 51820 10.99.0.1/16
+step ensure-recreate agent_apply empty.json
 step ensure-recreate-key same_key "$pub"
 step ensure-recreate-facts facts
 
-step apply-empty $V apply wg0 empty.peers
+step apply-empty agent_apply empty.json
 step check-empty $V check wg0 empty.peers
-step apply-1000 $V apply wg0 base.peers
+step apply-1000 agent_apply base.json
 step check-1000 $V check wg0 base.peers
-step apply-1000-again $V apply wg0 base.peers
-step apply-one $V apply wg0 one.peers
+step apply-1000-again agent_apply base.json
+step apply-one agent_apply one.json
 step check-one $V check wg0 one.peers
-step apply-changed $V apply wg0 changed.peers
+step apply-changed agent_apply changed.json
 step check-changed $V check wg0 changed.peers
 
 # Drift made by hand: a managed peer's allowed IPs changed, and a stranger added.
@@ -80,29 +110,33 @@ drift_key=$(head -n1 changed.peers | cut -d' ' -f1)
 stranger=$(wg genkey | wg pubkey)
 wg set wg0 peer "$drift_key" allowed-ips 192.0.2.1/32
 wg set wg0 peer "$stranger" allowed-ips 192.0.2.2/32
-step apply-drift $V apply wg0 changed.peers
+step apply-drift agent_apply changed.json
 step check-drift $V check wg0 changed.peers
-step apply-zero $V apply wg0 empty.peers
+step apply-zero agent_apply empty.json
 step check-zero $V check wg0 empty.peers
 
 # The benchmark: the same peers (no keepalive, see vmtest.c) written by the agent and by
 # `wg setconf`, each onto an empty interface that keeps its key and port, twice in turn
-# so that neither always goes first. Reported, not asserted.
+# so that neither always goes first; once also by the bare backend (wgf-vmtest apply).
+# Reported, not asserted.
 n=${WGF_BENCH_PEERS:-0}
 if [ "$n" -gt 0 ]; then
 	printf '[Interface]\nPrivateKey = %s\nListenPort = 51820\n' "$(cat $KEY)" >iface.conf
-	step bench-gen $V gen quiet "$n" big.peers peers.conf
-	cat iface.conf peers.conf >big.conf
+	step bench-gen $V gen quiet "$n" big
+	cat iface.conf big.conf >setconf.conf
 	for round in 1 2; do
-		step bench-apply-$round $V apply wg0 big.peers
+		step bench-apply-$round agent_apply big.json
 		step bench-check-$round $V check wg0 big.peers
-		step bench-apply-unchanged-$round $V apply wg0 big.peers
-		step bench-syncconf-unchanged-$round $V time wg syncconf wg0 big.conf
-		step bench-remove-$round $V apply wg0 empty.peers
-		step bench-setconf-$round $V time wg setconf wg0 big.conf
+		step bench-apply-unchanged-$round agent_apply big.json
+		step bench-syncconf-unchanged-$round $V time wg syncconf wg0 setconf.conf
+		step bench-remove-$round agent_apply empty.json
+		step bench-setconf-$round $V time wg setconf wg0 setconf.conf
 		step bench-setconf-check-$round $V check wg0 big.peers
 		step bench-setconf-key-$round facts
 		step bench-setconf-remove-$round $V time wg setconf wg0 iface.conf
 		step bench-setconf-remove-check-$round $V check wg0 empty.peers
 	done
+	step bench-backend-apply $V apply wg0 big.peers
+	step bench-backend-check $V check wg0 big.peers
+	step bench-backend-remove $V apply wg0 empty.peers
 fi

@@ -8,13 +8,15 @@
  * maker and checker of the test's peer sets:
  *
  *   wgf-vmtest ensure IFNAME KEYFILE PORT ADDR   ensure_device (create, key, port, up)
- *   wgf-vmtest gen VARIANT N PEERS [CONF]        write a peer set (and its [Peer] sections)
+ *   wgf-vmtest gen VARIANT N BASE                write a peer set as BASE.peers, .json, .conf
  *   wgf-vmtest apply IFNAME PEERS                read, diff, write only the difference
  *   wgf-vmtest check IFNAME PEERS                `wg show IFNAME dump` equals PEERS?
  *   wgf-vmtest time CMD ARGS...                  run a command, print its wall time
  *
- * A peer set file has one peer a line: base64 key, allowed IPs joined by ',', keepalive.
- * Keys are BLAKE2b hashes of the peer's number, so every run makes the same sets.
+ * A .peers file has one peer a line: base64 key, allowed IPs joined by ',', keepalive.
+ * The .json file is the same set as `wgfleet-agent apply` reads it (agent/cache.h), the
+ * .conf file its [Peer] sections for `wg setconf`. Keys are BLAKE2b hashes of the peer's
+ * number, so every run makes the same sets.
  */
 
 #include <errno.h>
@@ -87,16 +89,21 @@ static void peer_key(uint8_t key[static WGF_KEY_LEN], unsigned i)
  * section with the interface's private key and port in front, because setconf without
  * them clears the key (and a keyless interface creates peers much faster).
  */
-static int gen_peer(FILE *f, FILE *conf, const char *variant, unsigned i, unsigned n)
+/* The three spellings of one peer set. */
+struct gen_files {
+	FILE *peers, *json, *conf;
+	bool first;
+};
+
+static void gen_peer(struct gen_files *g, const char *variant, unsigned i)
 {
-	char b64[WGF_KEY_B64_LEN], ips[128];
+	char b64[WGF_KEY_B64_LEN], v4[32], v6[48] = "";
 	uint8_t key[WGF_KEY_LEN];
 	unsigned net = 100, ka = i % 4 == 0 ? 25 : 0;
-	int len;
 
 	if (strcmp(variant, "changed") == 0) {
 		if (i < 100)
-			return 0;
+			return;
 		if (i < 200)
 			net = 200;
 		else if (i < 250)
@@ -106,43 +113,60 @@ static int gen_peer(FILE *f, FILE *conf, const char *variant, unsigned i, unsign
 	} else if (strcmp(variant, "quiet") == 0) {
 		ka = 0;
 	}
-	(void)n;
 	peer_key(key, i);
 	wgf_key_to_base64(b64, key);
-	len = snprintf(ips, sizeof(ips), "10.%u.%u.%u/32", net + i / 65536, (i / 256) % 256,
-	               i % 256);
+	snprintf(v4, sizeof(v4), "10.%u.%u.%u/32", net + i / 65536, (i / 256) % 256, i % 256);
 	if (i % 10 == 0)
-		snprintf(ips + len, sizeof(ips) - (size_t)len, ",fd00:%x::%x/128", net, i);
-	fprintf(f, "%s %s %u\n", b64, ips, ka);
-	if (conf) {
-		fprintf(conf, "[Peer]\nPublicKey = %s\nAllowedIPs = %s\n", b64, ips);
-		if (ka)
-			fprintf(conf, "PersistentKeepalive = %u\n", ka);
-	}
-	return 0;
+		snprintf(v6, sizeof(v6), "fd00:%x::%x/128", net, i);
+	fprintf(g->peers, "%s %s%s%s %u\n", b64, v4, v6[0] ? "," : "", v6, ka);
+	fprintf(g->json, "%s\n{\"public_key\": \"%s\", \"allowed_ips\": [\"%s\"%s%s%s]",
+	        g->first ? "" : ",", b64, v4, v6[0] ? ", \"" : "", v6, v6[0] ? "\"" : "");
+	if (ka)
+		fprintf(g->json, ", \"persistent_keepalive\": %u}", ka);
+	else
+		fputc('}', g->json);
+	g->first = false;
+	fprintf(g->conf, "[Peer]\nPublicKey = %s\nAllowedIPs = %s%s%s\n", b64, v4, v6[0] ? "," : "",
+	        v6);
+	if (ka)
+		fprintf(g->conf, "PersistentKeepalive = %u\n", ka);
 }
 
-static int cmd_gen(const char *variant, unsigned n, const char *path, const char *conf_path)
+static FILE *open_ext(const char *base, const char *ext)
 {
-	FILE *f = fopen(path, "w"), *conf = NULL;
-	unsigned end = strcmp(variant, "changed") == 0 ? n + 100 : n;
+	char path[4096];
 
-	if (!f)
-		return -errno;
-	if (conf_path) {
-		conf = fopen(conf_path, "w");
-		if (!conf) {
-			fclose(f);
-			return -errno;
-		}
+	snprintf(path, sizeof(path), "%s.%s", base, ext);
+	return fopen(path, "w");
+}
+
+static int cmd_gen(const char *variant, unsigned n, const char *base)
+{
+	struct gen_files g = {
+	        .peers = open_ext(base, "peers"),
+	        .json = open_ext(base, "json"),
+	        .conf = open_ext(base, "conf"),
+	        .first = true,
+	};
+	unsigned end = strcmp(variant, "changed") == 0 ? n + 100 : n;
+	int r = 0;
+
+	if (!g.peers || !g.json || !g.conf) {
+		r = -errno;
+		goto out;
 	}
+	fprintf(g.json, "{\"revision\": 1, \"peers\": [");
 	for (unsigned i = 0; i < end; i++)
-		gen_peer(f, conf, variant, i, n);
-	if (conf && fclose(conf) != 0) {
-		fclose(f);
-		return -EIO;
-	}
-	return fclose(f) == 0 ? 0 : -EIO;
+		gen_peer(&g, variant, i);
+	fprintf(g.json, "\n]}\n");
+out:
+	if (g.peers && fclose(g.peers) != 0)
+		r = -EIO;
+	if (g.json && fclose(g.json) != 0)
+		r = -EIO;
+	if (g.conf && fclose(g.conf) != 0)
+		r = -EIO;
+	return r;
 }
 
 static int parse_peer_line(char *line, struct wgf_peer *p)
@@ -458,8 +482,8 @@ static int cmd_time(char **argv)
 	}
 	if (wait4(pid, &status, 0, &ru) < 0)
 		return -errno;
-	printf("ran %s ms=%.0f sys_ms=%.0f status=%d\n", argv[0], now_ms() - t0,
-	       cpu_ms(&ru.ru_stime), WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	printf("ran %s ms=%.0f sys_ms=%.0f maxrss_kib=%ld status=%d\n", argv[0], now_ms() - t0,
+	       cpu_ms(&ru.ru_stime), ru.ru_maxrss, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
@@ -471,8 +495,8 @@ int main(int argc, char **argv)
 		return 1;
 	if (argc >= 6 && strcmp(argv[1], "ensure") == 0)
 		r = cmd_ensure(argv[2], argv[3], argv[4], argv[5]);
-	else if (argc >= 5 && strcmp(argv[1], "gen") == 0)
-		r = cmd_gen(argv[2], (unsigned)atoi(argv[3]), argv[4], argc > 5 ? argv[5] : NULL);
+	else if (argc == 5 && strcmp(argv[1], "gen") == 0)
+		r = cmd_gen(argv[2], (unsigned)atoi(argv[3]), argv[4]);
 	else if (argc == 4 && strcmp(argv[1], "apply") == 0)
 		r = cmd_apply(argv[2], argv[3]);
 	else if (argc == 4 && strcmp(argv[1], "check") == 0)
