@@ -12,6 +12,7 @@
  *   wgf-vmtest apply IFNAME PEERS                read, diff, write only the difference
  *   wgf-vmtest check IFNAME PEERS                `wg show IFNAME dump` equals PEERS?
  *   wgf-vmtest time CMD ARGS...                  run a command, print its wall time
+ *   wgf-vmtest capture IFNAME BUFSIZE            print a GET_DEVICE dump's raw datagrams
  *
  * A .peers file has one peer a line: base64 key, allowed IPs joined by ',', keepalive.
  * The .json file is the same set as `wgfleet-agent apply` reads it (agent/cache.h), the
@@ -28,12 +29,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libmnl/libmnl.h>
 #include <sodium.h>
 
 #include "backend.h"
 #include "cidr.h"
 #include "key.h"
 #include "peer.h"
+#include "wgnl.h"
 
 #define LINE_MAX_LEN 1024
 
@@ -467,6 +470,80 @@ out:
 	return r;
 }
 
+/* --- capture: the raw datagrams of a GET_DEVICE dump, in hex, for the unit tests. --- */
+
+static void print_hex(const char *tag, const uint8_t *p, size_t n)
+{
+	printf("%s %zu ", tag, n);
+	for (size_t i = 0; i < n; i++)
+		printf("%02x", p[i]);
+	printf("\n");
+}
+
+/* One request, its datagrams printed until NLMSG_DONE or NLMSG_ERROR. */
+static int capture_request(struct mnl_socket *nl, struct nlmsghdr *req, uint32_t seq,
+                           size_t bufsize, uint16_t *ret_family)
+{
+	uint8_t *buf = malloc(bufsize);
+	int r = -EBADMSG;
+
+	if (!buf)
+		return -ENOMEM;
+	req->nlmsg_seq = seq;
+	if (mnl_socket_sendto(nl, req, req->nlmsg_len) < 0) {
+		r = -errno;
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = mnl_socket_recvfrom(nl, buf, bufsize);
+		const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
+		bool done = false;
+		int left = (int)n;
+
+		if (n < 0) {
+			r = -errno;
+			goto out;
+		}
+		print_hex(ret_family ? "FAMILY" : "DUMP", buf, (size_t)n);
+		for (; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left)) {
+			if (nlh->nlmsg_type == NLMSG_DONE || nlh->nlmsg_type == NLMSG_ERROR)
+				done = true;
+			else if (ret_family && wgnl_parse_family_reply(nlh, ret_family) == 0)
+				r = 0;
+		}
+		if (done)
+			break;
+	}
+	if (!ret_family)
+		r = 0;
+out:
+	sodium_memzero(buf, bufsize);
+	free(buf);
+	return r;
+}
+
+/* A small receive buffer makes the kernel cut its dump into small messages. */
+static int cmd_capture(const char *ifname, size_t bufsize)
+{
+	_Alignas(struct nlmsghdr) uint8_t req[256];
+	struct mnl_socket *nl = mnl_socket_open(NETLINK_GENERIC);
+	uint16_t family = 0;
+	int r;
+
+	if (!nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0)
+		return -errno;
+	printf("PORTID %u\n", mnl_socket_get_portid(nl));
+	r = wgnl_build_family_request(req, sizeof(req));
+	if (r == 0)
+		r = capture_request(nl, (struct nlmsghdr *)req, 1, bufsize, &family);
+	if (r == 0)
+		r = wgnl_build_get_device(req, sizeof(req), family, ifname);
+	if (r == 0)
+		r = capture_request(nl, (struct nlmsghdr *)req, 2, bufsize, NULL);
+	mnl_socket_close(nl);
+	return r;
+}
+
 static int cmd_time(char **argv)
 {
 	double t0 = now_ms();
@@ -501,6 +578,8 @@ int main(int argc, char **argv)
 		r = cmd_apply(argv[2], argv[3]);
 	else if (argc == 4 && strcmp(argv[1], "check") == 0)
 		r = cmd_check(argv[2], argv[3]);
+	else if (argc == 4 && strcmp(argv[1], "capture") == 0)
+		r = cmd_capture(argv[2], (size_t)atoi(argv[3]));
 	else if (argc >= 3 && strcmp(argv[1], "time") == 0)
 		r = cmd_time(argv + 2);
 	else
