@@ -13,9 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,6 +24,7 @@
 #include "identity.h"
 #include "log.h"
 #include "monitor.h"
+#include "notify.h"
 #include "reconcile.h"
 #include "session.h"
 
@@ -73,28 +72,6 @@ struct daemon {
 		uint64_t ms;
 	} out;
 };
-
-/* Tells systemd (or anything speaking its notify protocol) that we are ready. */
-static void notify_ready(void)
-{
-	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	size_t len;
-	int fd;
-
-	if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(sa.sun_path))
-		return;
-	len = strlen(path);
-	memcpy(sa.sun_path, path, len);
-	if (sa.sun_path[0] == '@')
-		sa.sun_path[0] = '\0'; /* an abstract socket */
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	(void)sendto(fd, "READY=1", 7, MSG_NOSIGNAL, (struct sockaddr *)&sa,
-	             (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
-	close(fd);
-}
 
 static int64_t wall_ms(void)
 {
@@ -638,7 +615,7 @@ static void on_hup(uv_signal_t *h, int signum)
 static void signal_ready(struct daemon *d)
 {
 	d->ready = true;
-	notify_ready();
+	(void)wgf_notify_ready();
 	if (d->ready_fd >= 0) {
 		(void)!write(d->ready_fd, "R", 1);
 		close(d->ready_fd);

@@ -11,8 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -27,6 +25,7 @@
 #include "identity.h"
 #include "log.h"
 #include "migrate.h"
+#include "notify.h"
 
 struct daemon {
 	uv_loop_t loop;
@@ -41,28 +40,6 @@ struct daemon {
 	struct http_server *http;
 	bool stopping;
 };
-
-/* Tells systemd (or anything speaking its notify protocol) that we are ready. */
-static void notify_ready(void)
-{
-	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	size_t len;
-	int fd;
-
-	if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(sa.sun_path))
-		return;
-	len = strlen(path);
-	memcpy(sa.sun_path, path, len);
-	if (sa.sun_path[0] == '@')
-		sa.sun_path[0] = '\0';
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	(void)sendto(fd, "READY=1", 7, MSG_NOSIGNAL, (struct sockaddr *)&sa,
-	             (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
-	close(fd);
-}
 
 static void on_sweep_result(void *ctx, const PGresult *res, const struct db_error *e)
 {
@@ -302,7 +279,7 @@ int daemon_run(const struct settings *s, const char *config_path, bool config_gi
 	uv_timer_init(&d->loop, &d->sweep);
 	d->sweep.data = d;
 	uv_timer_start(&d->sweep, on_sweep, 0, d->s.sweep_interval_ms);
-	notify_ready();
+	(void)wgf_notify_ready();
 	uv_run(&d->loop, UV_RUN_DEFAULT);
 	log_notice("Stopped");
 out:

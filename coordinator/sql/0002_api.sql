@@ -622,31 +622,6 @@ BEGIN
 END
 $$;
 
--- GET /v1/status: the fleet at a glance.
-CREATE FUNCTION wgf_api_status(p_prefix text, p_hash bytea, p_online_within interval)
-RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
-BEGIN
-	PERFORM wgf_auth(p_prefix, p_hash, true);
-	RETURN jsonb_build_object(
-		'servers', (SELECT coalesce(jsonb_agg(jsonb_build_object(
-			'name', s.name,
-			'online', s.last_seen_at IS NOT NULL AND s.last_seen_at > now() - p_online_within,
-			'last_seen_at', s.last_seen_at,
-			'revision', s.revision, 'applied_revision', s.applied_revision,
-			'revision_lag', s.revision - s.applied_revision,
-			'peers', (SELECT count(*) FROM routers r WHERE r.server_id = s.id
-				AND r.released_at IS NULL AND r.public_key IS NOT NULL),
-			'connected', (SELECT count(*) FROM routers r WHERE r.server_id = s.id
-				AND r.status = 'connected'),
-			'pool', jsonb_build_object('cidr', s.pool::text,
-				'size', (SELECT count(*) FROM pool_addresses p WHERE p.server_id = s.id),
-				'used', (SELECT coalesce(sum(used), 0) FROM server_usage u WHERE u.server_id = s.id)))
-			ORDER BY s.name), '[]') FROM servers s),
-		'routers', (SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM
-			(SELECT status, count(*) AS n FROM routers WHERE status <> 'deleted' GROUP BY status) x));
-END
-$$;
-
 -- The sweeper: pending reservations past their expiry become expired and give their
 -- address back; old idempotency records go. One coordinator at a time (the
 -- transaction-level advisory lock); returns how many routers expired.

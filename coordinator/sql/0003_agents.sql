@@ -206,8 +206,8 @@ CREATE FUNCTION wgf_apply_latency(p_server bigint) RETURNS jsonb LANGUAGE sql ST
 		ORDER BY revision DESC LIMIT 1000) x;
 $$;
 
--- GET /v1/status, now with propagation latency and repaired drift per server.
-CREATE OR REPLACE FUNCTION wgf_api_status(p_prefix text, p_hash bytea, p_online_within interval)
+-- GET /v1/status: the fleet at a glance, with propagation latency and repaired drift.
+CREATE FUNCTION wgf_api_status(p_prefix text, p_hash bytea, p_online_within interval)
 RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
 BEGIN
 	PERFORM wgf_auth(p_prefix, p_hash, true);
