@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The wgfleet authors
+"""fanout: N simulated agents, 10,000 routers; each change reaches its own agent only
+(issue 6, item 5).
+
+Usage: tests/bench/fanout.py [--quick] [--agents N] [--routers N] [--changes N]
+                             [--rotations N] [--rate PER_S] [--build DIR]
+
+  --quick        50 agents, 500 routers, 50 key submissions and 10 rotations, no timing
+                 verdict: the smoke test CI runs (tests/integration/test_bench_channel_quick.py)
+  --agents N     simulated agents, one server each (default 1000)
+  --routers N    routers spread evenly over the servers (default 10000)
+  --changes N    routers left without a key whose key the API then submits (default 1000):
+                 one upsert each
+  --rotations N  keyed routers whose key the API then replaces (default 100): a remove and
+                 an upsert each
+  --rate PER_S   API calls per second, paced on one kept-alive connection (default 100)
+  --build DIR    the build to use (also $WGF_BENCH_BUILD); default build/bench-channel
+
+Environment: WGF_PG_FAST=1 turns PostgreSQL's durability off (default: durable).
+
+Sets up, in a temporary directory: a private PostgreSQL, the coordinator (HTTP on
+127.0.0.1, the agent channel on an ipc:// socket), a tenant, and N servers through the
+API, each registered with the Ed25519 key of one agent of tests/tools/fleetsim; then the
+routers straight into the database (setup speed): most keyed, --changes of them still
+pending. fleetsim plays the N agents (one process; each agent has its own key and its
+own nng req0 socket, and loops long poll -> sync -> report as the real agent does).
+Once every agent has its snapshot, the coordinator's RSS is read; then the key
+submissions and rotations go through the API in random order, paced; then the script
+waits until every server's applied revision is its revision, stops fleetsim and checks,
+per agent, against the database:
+
+  - its final peer set is exactly its server's desired set (live routers with a key);
+  - the changes it received after its snapshot are exactly its server's changes since
+    that snapshot's revision (same revisions, operations and keys);
+  - it never received a key that belongs to another server, nor a reply naming one.
+
+Latency, change committed -> applied, from the coordinator's record (changes.committed_at
+-> applied_at, set when the agent's report of that revision arrives) and from fleetsim's
+clock (commit -> the SyncReply carrying it arrived; -> the report about it was answered).
+
+Exit status: 0 done and every check passed (and, in a full run, p99 <= 50 ms), 2 the
+checks passed but the latency target was missed, 1 a check or a step failed.
+"""
+import argparse
+import base64
+import json
+import os
+import random
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as B  # noqa: E402
+
+TARGET_P99_MS = 50.0
+NAME = "fanout"
+
+
+def check_tallies(pg, agents, since_us):
+    """Compares every agent's tallies with the database; returns (problems, counts)."""
+    desired = {}
+    for server, key in pg.sql("""SELECT s.name, encode(r.public_key, 'base64') FROM routers r
+            JOIN servers s ON s.id = r.server_id
+            WHERE s.name LIKE 'sim%' AND r.released_at IS NULL AND r.public_key IS NOT NULL"""):
+        desired.setdefault(server, set()).add(key)
+    changes = {}
+    owner = {}
+    for server, rev, op, key in pg.sql("""SELECT s.name, c.revision, c.op,
+            encode(c.public_key, 'base64') FROM changes c JOIN servers s ON s.id = c.server_id
+            WHERE s.name LIKE 'sim%' ORDER BY s.name, c.revision"""):
+        changes.setdefault(server, []).append((int(rev), op, key))
+    for server, keys in desired.items():
+        for k in keys:
+            owner[k] = server
+    for server, lst in changes.items():
+        for _, _, k in lst:
+            owner[k] = server
+    problems = []
+    received = 0
+    for idx, a in sorted(agents.items()):
+        s = a["server"]
+        if a["foreign"] or a["bad_answers"]:
+            problems.append(f"agent {idx} ({s}): {a['foreign']} replies for another server, "
+                            f"{a['bad_answers']} unreadable answers")
+        if a["peers"] != desired.get(s, set()):
+            problems.append(f"agent {idx} ({s}): final peer set differs from the database "
+                            f"({len(a['peers'])} vs {len(desired.get(s, set()))})")
+        snap_rev = a["snapshots"][-1][0] if a["snapshots"] else 0
+        got = [(rev, op, key) for rev, op, key, _, _ in a["changes"] if rev > snap_rev]
+        want = [c for c in changes.get(s, []) if c[0] > snap_rev]
+        if got != want:
+            problems.append(f"agent {idx} ({s}): received {len(got)} changes after revision "
+                            f"{snap_rev}, the database has {len(want)}")
+        foreign = [k for _, _, k, _, _ in a["changes"] if owner.get(k) != s]
+        foreign += [k for k in a["peers"] if owner.get(k) != s]
+        if foreign:
+            problems.append(f"agent {idx} ({s}): {len(foreign)} keys of another server")
+        received += len(a["changes"])
+    made = sum(1 for lst in changes.values() for _ in lst)
+    if received != made:
+        problems.append(f"agents received {received} changes in all, the database made {made}")
+    return problems, {"changes_in_db": made, "changes_received": received,
+                      "agents_checked": len(agents)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--agents", type=int)
+    ap.add_argument("--routers", type=int)
+    ap.add_argument("--changes", type=int)
+    ap.add_argument("--rotations", type=int)
+    ap.add_argument("--rate", type=float, default=100.0)
+    ap.add_argument("--build")
+    args = ap.parse_args()
+    q = args.quick
+    n_agents = args.agents or (50 if q else 1000)
+    n_routers = args.routers or (500 if q else 10000)
+    n_changes = args.changes if args.changes is not None else (50 if q else 1000)
+    n_rot = args.rotations if args.rotations is not None else (10 if q else 100)
+    per_server = -(-n_routers // n_agents)
+    if n_changes + n_rot > n_routers:
+        sys.exit("fanout.py: --changes plus --rotations exceed --routers")
+
+    cleanup = B.Cleanup()
+    build = B.find_build(args.build, ["coordinator/wgfleet-coordinator", "tests/tools/fleetsim"])
+    tmp = B.tempdir(cleanup, "wgf-fan-")
+    fast = os.environ.get("WGF_PG_FAST") == "1"
+    B.log(NAME, f"PostgreSQL in {tmp}/pg ({'fast' if fast else 'durable'})")
+    pg = B.Postgres(cleanup, f"{tmp}/pg", fast)
+    coord = B.Coordinator(cleanup, build, tmp, pg.conninfo).start()
+    rss_empty = B.proc_status(coord.proc.pid)
+    key = B.tenant(coord, "bench", n_routers + 100)
+    t = time.monotonic()
+    keys = B.fleetsim_keys(build, n_agents)
+    prefix = B.register_sim_servers(coord, keys, per_server)
+    B.log(NAME, f"{n_agents} servers (/{prefix} pools) through the API in "
+          f"{time.monotonic() - t:.1f} s")
+    made = B.add_routers(pg, "sim%", "bench", per_server, n_changes)
+    if made < n_routers:
+        raise B.Failure(f"only {made} routers were set up")
+    pending = [r[0] for r in pg.sql("SELECT id FROM routers WHERE status = 'pending'")]
+    keyed = [r[0] for r in pg.sql(
+        f"SELECT id FROM routers WHERE status = 'vps_ready' ORDER BY random() LIMIT {n_rot}")]
+    B.log(NAME, f"{made} routers ({len(pending)} pending); starting {n_agents} agents")
+
+    t = time.monotonic()
+    sim = B.Fleetsim(cleanup, build, tmp, coord, n_agents)
+    sim.wait_ready(120 + n_agents // 10)
+    ready_s = time.monotonic() - t
+    time.sleep(2)
+    rss_agents = B.proc_status(coord.proc.pid)
+    B.log(NAME, f"all {n_agents} agents have their snapshot after {ready_s:.1f} s; coordinator "
+          f"VmRSS {rss_agents['VmRSS']} KiB")
+
+    work = [("set", rid) for rid in pending] + [("rotate", rid) for rid in keyed]
+    random.shuffle(work)
+    since_us = int(float(pg.scalar("SELECT extract(epoch FROM clock_timestamp()) * 1e6")))
+    http_ms = []
+    interval = 1.0 / args.rate
+    t0 = time.monotonic()
+    for i, (_, rid) in enumerate(work):
+        wait = t0 + i * interval - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        a = time.perf_counter()
+        status, body = coord.request("PUT", f"/v1/routers/{rid}/public-key", key,
+                                     {"public_key": base64.b64encode(os.urandom(32)).decode()})
+        http_ms.append((time.perf_counter() - a) * 1000)
+        if status != 200:
+            raise B.Failure(f"PUT public-key: {status} {body}")
+    submit_s = time.monotonic() - t0
+    B.wait_for("every server's change applied", lambda: pg.scalar(
+        "SELECT count(*) FROM servers WHERE applied_revision <> revision") == "0", 60, 0.2)
+    rss_after = B.proc_status(coord.proc.pid)
+    rc = sim.stop()
+    agents = sim.results()
+    problems, counts = check_tallies(pg, agents, since_us)
+    if rc != 0:
+        problems.append(f"fleetsim exited {rc}")
+
+    rows = pg.sql(f"""SELECT extract(epoch FROM c.committed_at) * 1e6,
+        extract(epoch FROM c.applied_at - c.committed_at) * 1000, s.name, c.revision
+        FROM changes c JOIN servers s ON s.id = c.server_id
+        WHERE c.committed_at >= to_timestamp({since_us} / 1e6)""")
+    db_ms = [float(r[1]) for r in rows]
+    committed = {(r[2], int(r[3])): B.timestamp_us(r[0]) for r in rows}
+    recv_ms, ack_ms = [], []
+    for a in agents.values():
+        for rev, _, _, t_recv, t_ack in a["changes"]:
+            c = committed.get((a["server"], rev))
+            if c is None:
+                continue
+            recv_ms.append((t_recv - c) / 1000)
+            if t_ack:
+                ack_ms.append((t_ack - c) / 1000)
+    per_agent = [a["changes"] for a in agents.values()]
+    touched = sum(1 for c in per_agent if c)
+
+    res = {
+        "machine": B.machine(), "db_connections": coord.db_connections,
+        "agents": n_agents, "routers": made,
+        "routers_per_server": per_server, "key_submissions": len(pending),
+        "rotations": len(keyed), "rate_per_s": args.rate,
+        "submit_s": round(submit_s, 2), "durability": "fast" if fast else "durable",
+        "agents_ready_s": round(ready_s, 1), "agents_with_changes": touched,
+        "http_put_ms": B.summary_ms(http_ms),
+        "db_commit_to_applied_ms": B.summary_ms(db_ms),
+        "sim_commit_to_received_ms": B.summary_ms(recv_ms),
+        "sim_commit_to_report_answered_ms": B.summary_ms(ack_ms),
+        "over_target": B.over(db_ms, TARGET_P99_MS),
+        "coordinator_kib": {"no_agents": rss_empty, "agents_ready": rss_agents,
+                            "after_changes": rss_after},
+        "fleetsim": sim.summary, "checks": counts, "problems": problems[:20],
+    }
+    path = B.results_path(build, NAME, q)
+    res["raw"] = {"db_ms": db_ms, "recv_ms": recv_ms, "ack_ms": ack_ms}
+    B.write_json(path, res)
+    del res["raw"]
+
+    print("wgfleet fan-out benchmark: fleetsim agents on one coordinator, changes through the API")
+    print(f"machine   {res['machine']}")
+    print(f"run       {n_agents} agents, {made} routers ({per_server} a server), "
+          f"{len(pending)} key submissions + {len(keyed)} rotations at {args.rate:g}/s "
+          f"({submit_s:.1f} s), {res['durability']} PostgreSQL, "
+          f"coordinator [database] connections = {coord.db_connections}")
+    print(f"agents    all ready (snapshot applied, report answered) {ready_s:.1f} s after "
+          f"start; {touched} received changes; fleetsim: {sim.summary}")
+    for label, k in (("db commit -> applied_at", "db_commit_to_applied_ms"),
+                     ("commit -> SyncReply at agent", "sim_commit_to_received_ms"),
+                     ("commit -> report answered", "sim_commit_to_report_answered_ms"),
+                     ("HTTP PUT round trip", "http_put_ms")):
+        s = res[k]
+        if s.get("n"):
+            print(f"  {label:30s} n={s['n']:<5d} p50={s['p50']:<8g} p99={s['p99']:<8g} "
+                  f"max={s['max']:<8g} mean={s['mean']:g}")
+    print(f"  over {TARGET_P99_MS:g} ms: {res['over_target']} of {len(db_ms)} changes")
+    print(f"coordinator VmRSS/VmHWM KiB: no agents {rss_empty['VmRSS']}/{rss_empty['VmHWM']}, "
+          f"{n_agents} agents ready {rss_agents['VmRSS']}/{rss_agents['VmHWM']}, after the "
+          f"changes {rss_after['VmRSS']}/{rss_after['VmHWM']}")
+    print(f"checks    {counts['agents_checked']} agents: {counts['changes_received']} changes "
+          f"received, {counts['changes_in_db']} in the database; problems: {len(problems)}")
+    for p in problems[:20]:
+        print(f"  {p}")
+    print(f"raw: {os.path.relpath(path, B.TOP)}")
+    print("result " + json.dumps(res, sort_keys=True))
+    if problems:
+        print("FAILED: the tallies do not match the database")
+        return 1
+    if q:
+        print("quick run: no timing verdict")
+        return 0
+    p99 = res["db_commit_to_applied_ms"]["p99"]
+    met = p99 <= TARGET_P99_MS
+    print(f"target (p99 change-to-applied <= {TARGET_P99_MS:g} ms): "
+          f"{'met' if met else 'NOT met'}, p99 {p99:g} ms ({p99 / TARGET_P99_MS:.2f}x the target)")
+    return 0 if met else 2
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except B.Failure as e:
+        print(f"fanout.py: {e}", file=sys.stderr)
+        sys.exit(1)

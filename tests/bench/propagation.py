@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+# Copyright (c) 2026 The wgfleet authors
+"""propagation: public key submitted -> peer on the interface (issue 6, item 2).
+
+Usage (as root): tests/bench/propagation.py [--quick] [--submissions N] [--gap MS]
+                                            [--build DIR]
+
+  --quick          20 submissions, no timing verdict: the smoke test CI runs
+                   (tests/integration/test_bench_channel_quick.py)
+  --submissions N  key submissions measured (default 1000)
+  --gap MS         pause after each peer appeared, so submissions do not overlap
+                   (default 50)
+  --build DIR      the build to use (also $WGF_BENCH_BUILD); default build/bench-channel,
+                   configured (release) and built when needed
+
+Environment: WGF_PG_FAST=1 turns PostgreSQL's durability off (default: durable).
+
+Sets up, in a temporary directory: a private PostgreSQL (deploy/pg.sh), the coordinator
+(HTTP on 127.0.0.1, the agent channel on an ipc:// socket), wireguard-go in a network
+namespace of its own and the real wgfleet-agent in it (userspace backend, the default
+intervals), a server registered with the agent's key, a tenant and N reserved routers
+(reserved before the clock starts). Then, N times, one at a time: PUT
+/v1/routers/{id}/public-key with a new random key on a kept-alive HTTP connection, and,
+from the moment the 200 reply is read, a tight loop of UAPI "get=1" requests on
+wireguard-go's socket until the key is listed. That interval is the headline.
+
+Resolution and cost of that poll: each get lists every peer, so it costs more as the
+interface fills (up to N peers); the script measures every get and reports their median
+and p99 duration: a peer is seen at most one get after it appeared. The poller runs on
+the same two-core machine as everything it measures and takes CPU from it.
+
+Two independent clocks time the same changes and are reported beside it: the
+coordinator's record (changes.committed_at -> applied_at, set by the agent's report, so
+it includes the agent's verify, its cache write with fsync and the report's round trip),
+and the agent's log (ms resolution): commit -> "New desired state" (the hint, the sync
+and its reply) and -> "Reconciled" (the pass, with its verify read and cache write).
+
+Exit status: 0 done (and, in a full run, p99 <= 10 ms), 2 target missed, 1 failure.
+"""
+import argparse
+import base64
+import datetime
+import json
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as B  # noqa: E402
+
+TARGET_P99_MS = 10.0
+NAME = "propagation"
+
+
+def parse_agent_log(path):
+    """{revision: [new_desired_us, reconciled_us]} from the agent's logfmt lines."""
+    out = {}
+    pat = re.compile(r'^ts=(\S+)Z .*msg="?(New desired state|Reconciled)"? .*revision=(\d+)')
+    with open(path, errors="replace") as f:
+        for line in f:
+            m = pat.match(line)
+            if not m:
+                continue
+            ts = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f")
+            us = int(ts.replace(tzinfo=datetime.timezone.utc).timestamp() * 1e6)
+            slot = out.setdefault(int(m.group(3)), [None, None])
+            i = 0 if m.group(2) == "New desired state" else 1
+            if slot[i] is None:
+                slot[i] = us
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--submissions", type=int)
+    ap.add_argument("--gap", type=float, default=50.0)
+    ap.add_argument("--build")
+    args = ap.parse_args()
+    n = args.submissions or (20 if args.quick else 1000)
+    if os.geteuid() != 0:
+        sys.exit("propagation.py: needs root (network namespaces)")
+
+    cleanup = B.Cleanup()
+    build = B.find_build(args.build, ["coordinator/wgfleet-coordinator", "agent/wgfleet-agent"])
+    tmp = B.tempdir(cleanup, "wgf-prop-")
+    fast = os.environ.get("WGF_PG_FAST") == "1"
+    B.log(NAME, f"PostgreSQL in {tmp}/pg ({'fast' if fast else 'durable'})")
+    pg = B.Postgres(cleanup, f"{tmp}/pg", fast)
+    coord = B.Coordinator(cleanup, build, tmp, pg.conninfo).start()
+    wg = B.WireguardGo(cleanup, tmp)
+    agent = B.Agent(cleanup, build, tmp, wg, coord, "vps1", "10.100.0.1/21")
+    coord.expect(201, "POST", "/v1/servers", body={
+        "name": "vps1", "endpoint": "192.0.2.1:51820", "pool": "10.100.0.0/21",
+        "gateway": "10.100.0.1", "agent_key": agent.public_key})
+    key = B.tenant(coord, "bench", n + 100)
+    agent.start()
+    B.wait_for("the agent's first report", lambda: pg.scalar(
+        "SELECT wg_public_key IS NOT NULL FROM servers WHERE name = 'vps1'") == "t", 30)
+    routers = [coord.expect(201, "POST", "/v1/routers", key, {})["id"] for _ in range(n)]
+    rev0 = int(pg.scalar("SELECT revision FROM servers WHERE name = 'vps1'"))
+    B.log(NAME, f"{n} routers reserved; measuring {n} submissions, {args.gap:g} ms apart")
+
+    http_ms, prop_ms, polls, get_ms, misses = [], [], [], [], 0
+    started = time.monotonic()
+    for rid in routers:
+        pub = os.urandom(32)
+        needle = b"public_key=" + pub.hex().encode()
+        t0 = time.perf_counter()
+        status, body = coord.request("PUT", f"/v1/routers/{rid}/public-key", key,
+                                     {"public_key": base64.b64encode(pub).decode()})
+        t1 = time.perf_counter()
+        if status != 200:
+            raise B.Failure(f"PUT public-key: {status} {body}")
+        seen, k = False, 0
+        while time.perf_counter() - t1 < 5.0:
+            g0 = time.perf_counter()
+            text = wg.get()
+            g1 = time.perf_counter()
+            get_ms.append((g1 - g0) * 1000)
+            k += 1
+            if needle in text:
+                seen = True
+                break
+        t2 = time.perf_counter()
+        http_ms.append((t1 - t0) * 1000)
+        polls.append(k)
+        if seen:
+            prop_ms.append((t2 - t1) * 1000)
+        else:
+            misses += 1
+        time.sleep(args.gap / 1000)
+    elapsed = time.monotonic() - started
+
+    B.wait_for("every change applied", lambda: pg.scalar(
+        "SELECT applied_revision = revision FROM servers WHERE name = 'vps1'") == "t", 30)
+    rows = pg.sql(f"""SELECT c.revision, extract(epoch FROM c.committed_at) * 1e6,
+        extract(epoch FROM c.applied_at - c.committed_at) * 1000
+        FROM changes c JOIN servers s ON s.id = c.server_id
+        WHERE s.name = 'vps1' AND c.revision > {rev0} ORDER BY c.revision""")
+    db_ms = [float(r[2]) for r in rows]
+    agent_log = parse_agent_log(agent.log_path)
+    to_desired, to_reconciled = [], []
+    for rev, committed_us, _ in rows:
+        a = agent_log.get(int(rev))
+        if a and a[0]:
+            to_desired.append((a[0] - B.timestamp_us(committed_us)) / 1000)
+        if a and a[1]:
+            to_reconciled.append((a[1] - B.timestamp_us(committed_us)) / 1000)
+    peers_end = wg.n_peers()
+
+    res = {
+        "machine": B.machine(), "db_connections": coord.db_connections,
+        "submissions": n, "gap_ms": args.gap,
+        "durability": "fast" if fast else "durable", "elapsed_s": round(elapsed, 1),
+        "visible_ms": B.summary_ms(prop_ms), "never_visible": misses,
+        "over_target": B.over(prop_ms, TARGET_P99_MS) + misses,
+        "http_put_ms": B.summary_ms(http_ms), "uapi_get_ms": B.summary_ms(get_ms),
+        "gets_per_submission": B.summary_ms(polls),
+        "db_commit_to_applied_ms": B.summary_ms(db_ms),
+        "agent_commit_to_new_desired_ms": B.summary_ms(to_desired),
+        "agent_commit_to_reconciled_ms": B.summary_ms(to_reconciled),
+        "peers_on_interface_at_end": peers_end,
+    }
+    path = B.results_path(build, NAME, args.quick)
+    res["raw"] = {"visible_ms": prop_ms, "http_put_ms": http_ms, "db_ms": db_ms}
+    B.write_json(path, res)
+    del res["raw"]
+
+    v = res["visible_ms"]
+    print("wgfleet propagation benchmark: PUT public-key reply -> peer listed by wireguard-go")
+    print(f"machine   {res['machine']}")
+    print(f"run       {n} submissions, {args.gap:g} ms apart, {res['durability']} PostgreSQL, "
+          f"coordinator [database] connections = {coord.db_connections}, {elapsed:.1f} s; "
+          f"{peers_end} peers on the interface at the end")
+    for label, k in (("visible (UAPI poll)", "visible_ms"),
+                     ("HTTP PUT round trip", "http_put_ms"),
+                     ("one UAPI get (poll cost)", "uapi_get_ms"),
+                     ("gets per submission", "gets_per_submission"),
+                     ("db commit -> applied_at", "db_commit_to_applied_ms"),
+                     ("commit -> agent has it", "agent_commit_to_new_desired_ms"),
+                     ("commit -> agent pass done", "agent_commit_to_reconciled_ms")):
+        s = res[k]
+        if s.get("n"):
+            print(f"  {label:28s} n={s['n']:<5d} p50={s['p50']:<8g} p99={s['p99']:<8g} "
+                  f"max={s['max']:<8g} mean={s['mean']:g}")
+    print(f"  over {TARGET_P99_MS:g} ms: {res['over_target']} of {n} "
+          f"(never visible within 5 s: {misses})")
+    print(f"raw: {os.path.relpath(path, B.TOP)}")
+    print("result " + json.dumps(res, sort_keys=True))
+    if misses:
+        print(f"FAILED: {misses} keys never appeared")
+        return 1
+    if args.quick:
+        print("quick run: no timing verdict")
+        return 0
+    met = v["p99"] <= TARGET_P99_MS
+    print(f"target (p99 <= {TARGET_P99_MS:g} ms): {'met' if met else 'NOT met'}, "
+          f"p99 {v['p99']:g} ms ({v['p99'] / TARGET_P99_MS:.2f}x the target)")
+    return 0 if met else 2
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except B.Failure as e:
+        print(f"propagation.py: {e}", file=sys.stderr)
+        sys.exit(1)
