@@ -17,6 +17,7 @@
 #   WGF_VM_CACHE        kernel cache (default: <top>/build/vm-cache)
 #   WGF_VM_TIMEOUT      seconds before qemu is stopped (default 240)
 #   WGF_VM_BENCH_PEERS  peers in the benchmark part of the scenario (default 10000; 0: none)
+#   WGF_VM_BENCH_ROUNDS times the agent and `wg setconf` are timed, in turn (default 1)
 # Output: the console on stdout, also kept in BUILD_DIR/vm/console.log. Exit status 0
 # once qemu ran (whatever happened inside), 1 when the VM could not be built or booted.
 set -euo pipefail
@@ -26,6 +27,7 @@ build=$(cd "${1:?usage: tests/vm/run.sh BUILD_DIR}" && pwd)
 cache=${WGF_VM_CACHE:-$top/build/vm-cache}
 timeout_s=${WGF_VM_TIMEOUT:-240}
 bench=${WGF_VM_BENCH_PEERS:-10000}
+rounds=${WGF_VM_BENCH_ROUNDS:-1}
 out=$build/vm
 stage=$out/initramfs
 
@@ -120,7 +122,7 @@ chmod 755 "$stage/init"
 (cd "$stage" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 >"$out/initramfs.gz"
 
 # A PREEMPT_RT kernel makes every peer removal wait for RCU unless told otherwise.
-append="console=ttyS0 panic=-1 loglevel=3 WGF_BENCH_PEERS=$bench"
+append="console=ttyS0 panic=-1 loglevel=3 WGF_BENCH_PEERS=$bench WGF_BENCH_ROUNDS=$rounds"
 if grep -q '^CONFIG_PREEMPT_RT=y' "$kdir/boot/config-$kver"; then
 	append="$append rcupdate.rcu_normal_after_boot=0 rcupdate.rcu_expedited=1"
 fi
