@@ -3,8 +3,9 @@
 --
 -- reserve.lua: wrk script for tests/bench/reserve.sh. Every request is
 -- POST /v1/routers {"server": NAME} with a tenant key; keys and servers rotate round
--- robin (each thread starts at its own offset), so tenant row locks and servers are
--- spread the same way as pgbench's. Any answer other than 201 counts as an error.
+-- robin (each thread from its own offset), spreading the load over tenants and
+-- servers as pgbench's random choice of script and server does. Any answer other than
+-- 201 counts as an error.
 --
 --   wrk -t T -c C -d D -s reserve.lua http://127.0.0.1:PORT/v1/routers -- \
 --       KEYS_FILE FIRST_SERVER LAST_SERVER
@@ -14,9 +15,10 @@
 --   WGF_WRK requests=N ok=N non201=N socket_errors=N duration_us=N p50_us=N p99_us=N
 --           mean_us=N max_us=N statuses=CODE:N,...
 -- and, when the environment names a file in WGF_WRK_HISTOGRAM, writes wrk's latency
--- histogram there ("microseconds count" a line) so that several runs can be merged. wrk's latency figures include its
--- own correction for coordinated omission (extra samples for responses slower than
--- twice the mean interval between requests on a connection).
+-- histogram there ("microseconds count" a line) so that several runs can be merged.
+-- wrk's latency figures include its own correction for coordinated omission (extra
+-- samples for responses slower than twice the mean interval between requests on a
+-- connection).
 
 local threads = {}
 local counter = 0

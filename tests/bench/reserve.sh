@@ -103,7 +103,7 @@ die() {
 	exit 1
 }
 
-for tool in wrk pgbench psql python3 curl; do
+for tool in wrk pgbench psql python3; do
 	command -v "$tool" >/dev/null || die "$tool is missing (deploy/install-deps.sh installs it)"
 done
 
@@ -191,6 +191,9 @@ chmod 0600 "$tmp/api-key.secret"
 	echo "signing_key_file = $tmp/coordinator.key"
 	echo "[api]"
 	echo "key_hash_secret_file = $tmp/api-key.secret"
+	# The defaults, pinned: pgbench's scripts below pass the same two intervals.
+	echo "reservation_ttl = 24h"
+	echo "address_cooldown = 1h"
 } >"$tmp/coordinator.conf"
 coord() { bounded 60 "$coordinator" --config "$tmp/coordinator.conf" "$@"; }
 coord check-config >/dev/null || die "the benchmark's coordinator.conf is refused"
@@ -228,7 +231,8 @@ WGF_ADMIN_KEY=$admin_key bounded 600 python3 "$bench_dir/reserve_setup.py" --por
 
 # pgbench: one script file per tenant (pgbench picks one at random per transaction),
 # each the statement the coordinator sends for POST /v1/routers {"server": ...} with
-# that tenant's key prefix and hash, the default TTL (24 h) and cool-down (1 h). The
+# that tenant's key prefix and hash, the TTL (24 h) and cool-down (1 h) set above in
+# milliseconds as the coordinator sends them, a request id and a request hash. The
 # server number comes from -D first=/-D last=.
 mkdir -p "$tmp/pgbench"
 pgbench_files=()
@@ -402,6 +406,7 @@ for cfg in "${configs[@]}"; do
 	pages_end=0
 	rmin= rmax=
 	for r in $(seq "$rounds"); do
+		round_pages=0
 		# Alternate which side goes first, so drift in the machine's load evens out.
 		for side in $([ $((r % 2)) -eq 1 ] && echo "http pgbench" || echo "pgbench http"); do
 			reset_state
@@ -413,12 +418,13 @@ for cfg in "${configs[@]}"; do
 				gr=$s_rate g50=$s_p50 g99=$s_p99 ge=$s_err
 			fi
 			pg=$(alloc_pages "$first")
+			[ "${pg:-0}" -le "$round_pages" ] || round_pages=$pg
 			[ "${pg:-0}" -le "$pages_end" ] || pages_end=$pg
 		done
 		rr=$(ratio_of "$hr" "$gr")
 		rmin=$(awk -v a="${rmin:-$rr}" -v b="$rr" 'BEGIN { print (b < a ? b : a) }')
 		rmax=$(awk -v a="${rmax:-$rr}" -v b="$rr" 'BEGIN { print (b > a ? b : a) }')
-		echo "$stamp,$run,$r,$c,/$p,${n_servers[$p]},$duration,$durability_word,$db_conns_effective,$hr,$h50,$h99,$he,$gr,$g50,$g99,$ge,$rr,$pages_fresh,$pg" >>"$csv"
+		echo "$stamp,$run,$r,$c,/$p,${n_servers[$p]},$duration,$durability_word,$db_conns_effective,$hr,$h50,$h99,$he,$gr,$g50,$g99,$ge,$rr,$pages_fresh,$round_pages" >>"$csv"
 	done
 	h_rps=$(rate_of "$h_ok" "$h_us")
 	g_tps=$(rate_of "$g_ok" "$g_us")
