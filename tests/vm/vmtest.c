@@ -559,9 +559,9 @@ static int cmd_time(char **argv)
 	}
 	if (wait4(pid, &status, 0, &ru) < 0)
 		return -errno;
-	printf("ran %s ms=%.0f user_ms=%.0f sys_ms=%.0f maxrss_kib=%ld status=%d\n", argv[0],
-	       now_ms() - t0, cpu_ms(&ru.ru_utime), cpu_ms(&ru.ru_stime), ru.ru_maxrss,
-	       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	printf("ran %s ms=%.0f user_ms=%.0f sys_ms=%.0f maxrss_kib=%ld faults=%ld status=%d\n",
+	       argv[0], now_ms() - t0, cpu_ms(&ru.ru_utime), cpu_ms(&ru.ru_stime), ru.ru_maxrss,
+	       ru.ru_minflt, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
