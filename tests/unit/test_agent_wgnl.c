@@ -725,12 +725,12 @@ static void test_parse_peer_split(void **state)
 	{
 		struct wgnl_dump st = {.family = FAMILY, .dev = &dev};
 		struct nl_reply reply = {.seq = SEQ, .portid = PORTID};
-		const struct nlmsghdr *m = (const struct nlmsghdr *)d->buf;
 		size_t off = 0;
 		int r = 1;
 
 		while (off < d->len) {
-			m = (const struct nlmsghdr *)(d->buf + off);
+			const struct nlmsghdr *m = (const struct nlmsghdr *)(d->buf + off);
+
 			r = nl_reply_feed(&reply, m, m->nlmsg_len, wgnl_parse_device_msg, &st);
 			off += NLMSG_ALIGN(m->nlmsg_len);
 			if (off < d->len)

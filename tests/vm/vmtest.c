@@ -172,10 +172,25 @@ out:
 	return r;
 }
 
+/* A decimal number from 0 to max, the whole string. */
+static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
+{
+	char *end = NULL;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v > max)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
 static int parse_peer_line(char *line, struct wgf_peer *p)
 {
-	char *key = strtok(line, " \t\n"), *ips = strtok(NULL, " \t\n");
-	char *ka = strtok(NULL, " \t\n"), *save = NULL;
+	char *save = NULL, *key = strtok_r(line, " \t\n", &save);
+	char *ips = strtok_r(NULL, " \t\n", &save), *ka = strtok_r(NULL, " \t\n", &save);
+	unsigned long seconds = 0;
 	int r;
 
 	if (!key || !ips || !ka)
@@ -183,6 +198,7 @@ static int parse_peer_line(char *line, struct wgf_peer *p)
 	r = wgf_key_from_base64(p->public_key, key, WGF_KEY_PUBLIC, NULL);
 	if (r < 0)
 		return r;
+	save = NULL;
 	for (char *ip = strtok_r(ips, ",", &save); ip; ip = strtok_r(NULL, ",", &save)) {
 		struct wgf_cidr c;
 
@@ -195,7 +211,9 @@ static int parse_peer_line(char *line, struct wgf_peer *p)
 		if (r < 0)
 			return r;
 	}
-	p->persistent_keepalive = strcmp(ka, "off") == 0 ? 0 : (uint16_t)atoi(ka);
+	if (strcmp(ka, "off") != 0 && parse_uint(ka, UINT16_MAX, &seconds) < 0)
+		return -EINVAL;
+	p->persistent_keepalive = (uint16_t)seconds;
 	return 0;
 }
 
@@ -233,8 +251,10 @@ static int make_plan(struct wgf_device *want, struct wgf_device *have, struct pl
 {
 	size_t i = 0, j = 0;
 
-	qsort(want->peers, want->n_peers, sizeof(struct wgf_peer), wgf_peer_cmp_key);
-	qsort(have->peers, have->n_peers, sizeof(struct wgf_peer), wgf_peer_cmp_key);
+	if (want->n_peers > 0)
+		qsort(want->peers, want->n_peers, sizeof(struct wgf_peer), wgf_peer_cmp_key);
+	if (have->n_peers > 0)
+		qsort(have->peers, have->n_peers, sizeof(struct wgf_peer), wgf_peer_cmp_key);
 	plan->set = calloc(want->n_peers + 1, sizeof(struct wgf_peer));
 	plan->remove = calloc(have->n_peers + 1, sizeof(struct wgf_peer));
 	if (!plan->set || !plan->remove)
@@ -313,11 +333,17 @@ static int cmd_ensure(const char *ifname, const char *keyfile, const char *port,
 	struct backend_device_cfg cfg = {.private_key_file = keyfile};
 	struct wgf_err err = {0};
 	struct backend *b = NULL;
+	unsigned long port_nr = 0;
 	double t0 = now_ms();
 	int r;
 
 	snprintf(cfg.ifname, sizeof(cfg.ifname), "%s", ifname);
-	cfg.listen_port = (uint16_t)atoi(port);
+	r = parse_uint(port, UINT16_MAX, &port_nr);
+	if (r < 0) {
+		wgf_err_set(&err, r, "bad port '%s'", port);
+		goto out;
+	}
+	cfg.listen_port = (uint16_t)port_nr;
 	if (addr[0]) {
 		r = wgf_cidr_parse(&cfg.address, addr, WGF_CIDR_F_HOST_BITS, &err);
 		if (r < 0)
@@ -567,20 +593,23 @@ static int cmd_time(char **argv)
 
 int main(int argc, char **argv)
 {
+	unsigned long num = 0;
 	int r = -EINVAL;
 
 	if (wgf_key_init() < 0)
 		return 1;
 	if (argc >= 6 && strcmp(argv[1], "ensure") == 0)
 		r = cmd_ensure(argv[2], argv[3], argv[4], argv[5]);
-	else if (argc == 5 && strcmp(argv[1], "gen") == 0)
-		r = cmd_gen(argv[2], (unsigned)atoi(argv[3]), argv[4]);
+	else if (argc == 5 && strcmp(argv[1], "gen") == 0 &&
+	         parse_uint(argv[3], WGF_DEVICE_PEERS_MAX, &num) == 0)
+		r = cmd_gen(argv[2], (unsigned)num, argv[4]);
 	else if (argc == 4 && strcmp(argv[1], "apply") == 0)
 		r = cmd_apply(argv[2], argv[3]);
 	else if (argc == 4 && strcmp(argv[1], "check") == 0)
 		r = cmd_check(argv[2], argv[3]);
-	else if (argc == 4 && strcmp(argv[1], "capture") == 0)
-		r = cmd_capture(argv[2], (size_t)atoi(argv[3]));
+	else if (argc == 4 && strcmp(argv[1], "capture") == 0 &&
+	         parse_uint(argv[3], 1 << 20, &num) == 0 && num >= 4096)
+		r = cmd_capture(argv[2], num);
 	else if (argc >= 3 && strcmp(argv[1], "time") == 0)
 		r = cmd_time(argv + 2);
 	else
