@@ -25,6 +25,12 @@ CREATE INDEX routers_tenant_live ON routers (tenant_id) WHERE released_at IS NUL
 DROP INDEX pool_addresses_free;
 CREATE INDEX pool_addresses_free ON pool_addresses (server_id, free_since, ip)
 	WHERE router_id IS NULL;
+-- Every allocation leaves a dead entry at the front of the free-list index until VACUUM,
+-- and the default (20% of the table changed) lets thousands pile up in a big pool:
+-- vacuum this table after a fixed number of changes instead (docs/BENCHMARKS.md).
+ALTER TABLE pool_addresses SET (autovacuum_vacuum_scale_factor = 0,
+	autovacuum_vacuum_threshold = 2000, autovacuum_vacuum_insert_scale_factor = 0,
+	autovacuum_vacuum_insert_threshold = 2000);
 
 -- How many addresses each server has handed out, in shards so that concurrent
 -- reservations on one server do not queue on one counter row: each database session
@@ -68,19 +74,24 @@ BEGIN
 END
 $$;
 
+-- plpgsql rather than sql: a plpgsql function keeps its plans, a sql one that cannot be
+-- inlined is planned on every call (1.35x throughput measured; docs/BENCHMARKS.md).
 CREATE FUNCTION wgf_audit(c wgf_caller, p_actor text, p_action text, p_router uuid,
 	p_server bigint, p_ip inet, p_request_id text, p_detail jsonb, p_tenant bigint DEFAULT NULL)
-RETURNS void LANGUAGE sql AS $$
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
 	INSERT INTO audit_log (tenant_id, api_key_id, actor, action, router_id, server_id,
 		vpn_ip, request_id, detail)
 	VALUES (coalesce(p_tenant, c.tenant_id), c.key_id, p_actor, p_action, p_router,
 		p_server, p_ip, p_request_id, coalesce(p_detail, '{}'));
+END
 $$;
 
 -- A router as the API shows it. The server's facts ride along under "_server" for
 -- the coordinator, which writes the setup text from them and removes the key.
-CREATE FUNCTION wgf_router_json(r routers) RETURNS jsonb LANGUAGE sql STABLE AS $$
-	SELECT jsonb_build_object(
+CREATE FUNCTION wgf_router_json(r routers) RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN (SELECT jsonb_build_object(
 		'id', r.id,
 		'name', r.name,
 		'server', s.name,
@@ -103,7 +114,8 @@ CREATE FUNCTION wgf_router_json(r routers) RETURNS jsonb LANGUAGE sql STABLE AS 
 			'listen_port', s.wg_listen_port,
 			'pool', s.pool::text,
 			'gateway', host(s.gateway)))
-	FROM servers s WHERE s.id = r.server_id;
+	FROM servers s WHERE s.id = r.server_id);
+END
 $$;
 
 -- Idempotency: the first call with a key records its reply; a retry with the same key
