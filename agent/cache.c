@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,58 +269,66 @@ static int out_text(struct out *o, const char *s, size_t n)
 	return 0;
 }
 
-/* Appends jansson's compact encoding of v. */
-static int out_json(struct out *o, const json_t *v)
-{
-	size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+/* Appends printf-style text. */
+static int out_printf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-	if (n == 0 || out_reserve(o, n) < 0)
-		return -ENOMEM;
-	if (json_dumpb(v, o->buf + o->len, n, JSON_COMPACT | JSON_ENCODE_ANY) != n)
-		return -ENOMEM;
-	o->len += n;
-	o->buf[o->len] = '\0';
-	return 0;
+static int out_printf(struct out *o, const char *fmt, ...)
+{
+	char buf[64];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return -EINVAL;
+	return out_text(o, buf, (size_t)n);
 }
 
-static json_t *peer_to_json(const struct wgf_peer *p)
+/*
+ * One peer, byte for byte as jansson's compact encoding of {"public_key": ...,
+ * "allowed_ips": [...], "persistent_keepalive": N} was. It is written directly because
+ * building and dumping jansson values for every peer took a third of the agent's CPU
+ * per change on a large interface (docs/BENCHMARKS.md, item 2). Nothing here needs
+ * escaping: base64, CIDR text and a number.
+ */
+static int out_peer(struct out *o, const struct wgf_peer *p)
 {
 	char key[WGF_KEY_B64_LEN], cidr[WGF_CIDR_STRLEN];
-	json_t *ips = json_array();
+	int r;
 
-	if (!ips)
-		return NULL;
-	for (unsigned i = 0; i < p->n_allowed_ips; i++) {
-		wgf_cidr_format(&p->allowed_ips[i], cidr);
-		if (json_array_append_new(ips, json_string(cidr)) < 0) {
-			json_decref(ips);
-			return NULL;
-		}
-	}
 	wgf_key_to_base64(key, p->public_key);
-	return json_pack("{s:s, s:o, s:i}", "public_key", key, "allowed_ips", ips,
-	                 "persistent_keepalive", (int)p->persistent_keepalive);
+	r = out_text(o, "{\"public_key\":\"", 15);
+	if (r == 0)
+		r = out_text(o, key, strlen(key));
+	if (r == 0)
+		r = out_text(o, "\",\"allowed_ips\":[", 17);
+	for (unsigned i = 0; i < p->n_allowed_ips && r == 0; i++) {
+		wgf_cidr_format(&p->allowed_ips[i], cidr);
+		r = i ? out_text(o, ",\"", 2) : out_text(o, "\"", 1);
+		if (r == 0)
+			r = out_text(o, cidr, strlen(cidr));
+		if (r == 0)
+			r = out_text(o, "\"", 1);
+	}
+	if (r == 0)
+		r = out_printf(o, "],\"persistent_keepalive\":%u}",
+		               (unsigned)p->persistent_keepalive);
+	return r;
 }
 
 int cache_format(const struct cache_state *st, char **ret, size_t *ret_len)
 {
 	struct out o = {0};
-	json_t *v;
 	int r;
 
-	/* The frame is written around jansson's encoding of each value. */
-	v = json_integer((json_int_t)st->revision);
-	r = v ? out_text(&o, "{\"revision\":", 12) : -ENOMEM;
-	if (r == 0)
-		r = out_json(&o, v);
-	json_decref(v);
-	if (r == 0)
-		r = out_text(&o, ",\"peers\":[", 10);
+	/* The revision is written as jansson wrote it: a json_int_t, signed. */
+	r = out_printf(&o, "{\"revision\":%lld,\"peers\":[", (long long)(int64_t)st->revision);
 	for (size_t i = 0; i < st->n_peers && r == 0; i++) {
 		r = out_text(&o, i ? ",\n" : "\n", i ? 2 : 1);
-		v = r == 0 ? peer_to_json(&st->peers[i]) : NULL;
-		r = v ? out_json(&o, v) : -ENOMEM;
-		json_decref(v);
+		if (r == 0)
+			r = out_peer(&o, &st->peers[i]);
 	}
 	if (r == 0)
 		r = out_text(&o, "\n]}\n", 4);
