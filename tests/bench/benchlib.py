@@ -93,12 +93,42 @@ def stop_process(proc, timeout=10, group=False):
         pass
 
 
+# Logs of a failed run (or of every run with WGF_BENCH_KEEP_LOGS=1) are copied to
+# <build>/bench-results/<temporary directory's name>-logs before the directory goes.
+STATE = {"keep_logs": os.environ.get("WGF_BENCH_KEEP_LOGS") == "1", "results": None}
+
+
+def _save_logs(d):
+    if not STATE["keep_logs"] or not STATE["results"]:
+        return
+    dest = os.path.join(STATE["results"], os.path.basename(d) + "-logs")
+    os.makedirs(dest, exist_ok=True)
+    for name in os.listdir(d):
+        if name.endswith((".log", ".out", ".conf")):
+            shutil.copy(os.path.join(d, name), dest)
+    print(f"logs kept in {os.path.relpath(dest, TOP)}", file=sys.stderr)
+
+
 def tempdir(cleanup, prefix):
     # Short and under /tmp: unix socket paths are limited to 107 bytes.
     d = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
     os.chmod(d, 0o755)
     cleanup.push(shutil.rmtree, d, True)
+    cleanup.push(_save_logs, d)
     return d
+
+
+def run_main(main, name):
+    """Runs a benchmark's main(): exits with its status, 1 on a Failure; a failed run
+    keeps its logs."""
+    try:
+        rc = main()
+    except Failure as e:
+        print(f"{name}: {e}", file=sys.stderr)
+        rc = 1
+    if rc == 1:
+        STATE["keep_logs"] = True
+    sys.exit(rc)
 
 
 # ---- build ----
@@ -113,6 +143,7 @@ def find_build(arg, targets):
             run(["meson", "setup", build, "--buildtype=release"], timeout=600)
         run(["ninja", "-C", build] + targets, timeout=1200)
     build = os.path.abspath(build)
+    STATE["results"] = os.path.join(build, "bench-results")
     for t in targets:
         if not os.access(os.path.join(build, t), os.X_OK):
             raise Failure(f"{os.path.join(build, t)} is not built")
@@ -165,7 +196,7 @@ class Postgres:
 class Coordinator:
     """wgfleet-coordinator on 127.0.0.1 (a port the kernel picks) with an ipc:// channel."""
 
-    def __init__(self, cleanup, build, workdir, conninfo, extra=""):
+    def __init__(self, cleanup, build, workdir, conninfo, extra="", db_connections=None):
         self.bin = os.path.join(build, "coordinator", "wgfleet-coordinator")
         self.workdir = workdir
         self.channel_url = f"ipc://{workdir}/channel.sock"
@@ -175,7 +206,8 @@ class Coordinator:
         os.close(fd)
         self.config = os.path.join(workdir, "coordinator.conf")
         with open(self.config, "w") as f:
-            f.write(f"[database]\nconninfo = {conninfo}\n[http]\nlisten = 127.0.0.1:0\n"
+            conns = f"connections = {db_connections}\n" if db_connections else ""
+            f.write(f"[database]\nconninfo = {conninfo}\n{conns}[http]\nlisten = 127.0.0.1:0\n"
                     f"[channel]\nlisten = {self.channel_url}\n"
                     f"signing_key_file = {workdir}/coordinator.key\n"
                     f"[api]\nkey_hash_secret_file = {secret}\n{extra}")
@@ -490,6 +522,64 @@ def cpu_ticks(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
+
+
+def runqueue_ns(pid):
+    """Time the process's threads spent runnable but waiting for a CPU, in ns
+    (/proc/PID/task/*/schedstat, second field; needs schedstats in the kernel)."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for t in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{t}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+class ProcMeter:
+    """CPU time (utime + stime) and run-queue wait of named process groups over an
+    interval. groups maps a name to a pid or a function returning pids (read at each
+    sample, so children that come and go, such as PostgreSQL backends, count while
+    they live)."""
+
+    def __init__(self, groups):
+        self.groups = groups
+        self.start = self._sample()
+
+    def _pids(self, g):
+        return g() if callable(g) else [g]
+
+    def _sample(self):
+        out = {}
+        for name, g in self.groups.items():
+            cpu = wait = 0
+            for pid in self._pids(g):
+                try:
+                    cpu += cpu_ticks(pid)
+                    wait += runqueue_ns(pid)
+                except OSError:
+                    pass
+            out[name] = (cpu, wait)
+        return out
+
+    def per(self, n):
+        """{name: {"cpu_ms", "runqueue_ms"}} per unit of work (n units) since start."""
+        end = self._sample()
+        return {name: {"cpu_ms": round((end[name][0] - self.start[name][0]) * 1000 / CLK_TCK
+                                       / max(n, 1), 2),
+                       "runqueue_ms": round((end[name][1] - self.start[name][1]) / 1e6
+                                            / max(n, 1), 2)}
+                for name in self.groups}
+
+
+def self_cpu_ticks():
+    t = os.times()
+    return int((t.user + t.system) * CLK_TCK)
 
 
 def percentile(values, q):

@@ -7,16 +7,20 @@
 Usage: tests/bench/fanout.py [--quick] [--agents N] [--routers N] [--changes N]
                              [--rotations N] [--rate PER_S] [--build DIR]
 
-  --quick        50 agents, 500 routers, 50 key submissions and 10 rotations, no timing
-                 verdict: the smoke test CI runs (tests/integration/test_bench_channel_quick.py)
-  --agents N     simulated agents, one server each (default 1000)
-  --routers N    routers spread evenly over the servers (default 10000)
-  --changes N    routers left without a key whose key the API then submits (default 1000):
-                 one upsert each
-  --rotations N  keyed routers whose key the API then replaces (default 100): a remove and
-                 an upsert each
-  --rate PER_S   API calls per second, paced on one kept-alive connection (default 100)
-  --build DIR    the build to use (also $WGF_BENCH_BUILD); default build/bench-channel
+  --quick             50 agents, 500 routers, 50 key submissions and 10 rotations, no
+                      timing verdict: the smoke test CI runs
+                      (tests/integration/test_bench_channel_quick.py)
+  --agents N          simulated agents, one server each (default 1000)
+  --routers N         routers spread evenly over the servers (default 10000)
+  --changes N         routers left without a key whose key the API then submits (default
+                      1000): one upsert each
+  --rotations N       keyed routers whose key the API then replaces (default 100): a
+                      remove and an upsert each
+  --rate PER_S        API calls per second, paced on one kept-alive connection (default
+                      100)
+  --db-connections N  the coordinator's [database] connections (default: its default)
+  --build DIR         the build to use (also $WGF_BENCH_BUILD); default
+                      build/bench-channel
 
 Environment: WGF_PG_FAST=1 turns PostgreSQL's durability off (default: durable).
 
@@ -114,6 +118,7 @@ def main():
     ap.add_argument("--rotations", type=int)
     ap.add_argument("--rate", type=float, default=100.0)
     ap.add_argument("--build")
+    ap.add_argument("--db-connections", type=int)
     args = ap.parse_args()
     q = args.quick
     n_agents = args.agents or (50 if q else 1000)
@@ -130,7 +135,8 @@ def main():
     fast = os.environ.get("WGF_PG_FAST") == "1"
     B.log(NAME, f"PostgreSQL in {tmp}/pg ({'fast' if fast else 'durable'})")
     pg = B.Postgres(cleanup, f"{tmp}/pg", fast)
-    coord = B.Coordinator(cleanup, build, tmp, pg.conninfo).start()
+    coord = B.Coordinator(cleanup, build, tmp, pg.conninfo,
+                          db_connections=args.db_connections).start()
     rss_empty = B.proc_status(coord.proc.pid)
     key = B.tenant(coord, "bench", n_routers + 100)
     t = time.monotonic()
@@ -159,6 +165,8 @@ def main():
     random.shuffle(work)
     since_us = int(float(pg.scalar("SELECT extract(epoch FROM clock_timestamp()) * 1e6")))
     http_ms = []
+    meter = B.ProcMeter({"coordinator": coord.proc.pid, "postgres": pg.pids,
+                         "fleetsim": sim.proc.pid, "submitter (this script)": os.getpid()})
     interval = 1.0 / args.rate
     t0 = time.monotonic()
     for i, (_, rid) in enumerate(work):
@@ -175,6 +183,7 @@ def main():
     B.wait_for("every server's change applied", lambda: pg.scalar(
         "SELECT count(*) FROM servers WHERE applied_revision <> revision") == "0", 60, 0.2)
     rss_after = B.proc_status(coord.proc.pid)
+    per_change = meter.per(len(work))
     rc = sim.stop()
     agents = sim.results()
     problems, counts = check_tallies(pg, agents, since_us)
@@ -213,7 +222,7 @@ def main():
         "over_target": B.over(db_ms, TARGET_P99_MS),
         "coordinator_kib": {"no_agents": rss_empty, "agents_ready": rss_agents,
                             "after_changes": rss_after},
-        "fleetsim": sim.summary, "checks": counts, "problems": problems[:20],
+        "per_api_call": per_change, "fleetsim": sim.summary, "checks": counts, "problems": problems[:20],
     }
     path = B.results_path(build, NAME, q)
     res["raw"] = {"db_ms": db_ms, "recv_ms": recv_ms, "ack_ms": ack_ms}
@@ -236,6 +245,8 @@ def main():
         if s.get("n"):
             print(f"  {label:30s} n={s['n']:<5d} p50={s['p50']:<8g} p99={s['p99']:<8g} "
                   f"max={s['max']:<8g} mean={s['mean']:g}")
+    print("per API call (CPU used / time runnable but waiting for a CPU), ms: " + ", ".join(
+        f"{k} {v['cpu_ms']:g}/{v['runqueue_ms']:g}" for k, v in per_change.items()))
     print(f"  over {TARGET_P99_MS:g} ms: {res['over_target']} of {len(db_ms)} changes")
     print(f"coordinator VmRSS/VmHWM KiB: no agents {rss_empty['VmRSS']}/{rss_empty['VmHWM']}, "
           f"{n_agents} agents ready {rss_agents['VmRSS']}/{rss_agents['VmHWM']}, after the "
@@ -260,8 +271,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except B.Failure as e:
-        print(f"fanout.py: {e}", file=sys.stderr)
-        sys.exit(1)
+    B.run_main(main, "fanout.py")

@@ -6,12 +6,16 @@
 Usage (as root): tests/bench/footprint.py [--quick] [--peers N] [--agents N]
                                           [--idle S] [--build DIR]
 
-  --quick      1,000 peers, 50 simulated agents, 5 s idle windows, no verdict: the smoke
-               test CI runs (tests/integration/test_bench_channel_quick.py)
-  --peers N    routers (peers) of the real agent's server (default 10000)
-  --agents N   simulated agents (tests/tools/fleetsim) connected in phase B (default 1000)
-  --idle S     length of each idle window in seconds (default 60)
-  --build DIR  the build to use (also $WGF_BENCH_BUILD); default build/bench-channel
+  --quick             1,000 peers, 50 simulated agents, 5 s idle windows, no verdict:
+                      the smoke test CI runs
+                      (tests/integration/test_bench_channel_quick.py)
+  --peers N           routers (peers) of the real agent's server (default 10000)
+  --agents N          simulated agents (tests/tools/fleetsim) connected in phase B
+                      (default 1000)
+  --idle S            length of each idle window in seconds (default 60)
+  --db-connections N  the coordinator's [database] connections (default: its default)
+  --build DIR         the build to use (also $WGF_BENCH_BUILD); default
+                      build/bench-channel
 
 Environment: WGF_PG_FAST=1 turns PostgreSQL's durability off (default: durable).
 
@@ -79,6 +83,7 @@ def main():
     ap.add_argument("--agents", type=int)
     ap.add_argument("--idle", type=float)
     ap.add_argument("--build")
+    ap.add_argument("--db-connections", type=int)
     args = ap.parse_args()
     q = args.quick
     n_peers = args.peers or (1000 if q else 10000)
@@ -96,7 +101,8 @@ def main():
     fast = os.environ.get("WGF_PG_FAST") == "1"
     B.log(NAME, f"PostgreSQL in {tmp}/pg ({'fast' if fast else 'durable'})")
     pg = B.Postgres(cleanup, f"{tmp}/pg", fast)
-    coord = B.Coordinator(cleanup, build, tmp, pg.conninfo).start()
+    coord = B.Coordinator(cleanup, build, tmp, pg.conninfo,
+                          db_connections=args.db_connections).start()
     wg = B.WireguardGo(cleanup, tmp)
     agent = B.Agent(cleanup, build, tmp, wg, coord, "vps1", "10.64.0.1/18")
     coord.expect(201, "POST", "/v1/servers", body={
@@ -189,8 +195,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except B.Failure as e:
-        print(f"footprint.py: {e}", file=sys.stderr)
-        sys.exit(1)
+    B.run_main(main, "footprint.py")

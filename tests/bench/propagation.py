@@ -6,13 +6,14 @@
 Usage (as root): tests/bench/propagation.py [--quick] [--submissions N] [--gap MS]
                                             [--build DIR]
 
-  --quick          20 submissions, no timing verdict: the smoke test CI runs
-                   (tests/integration/test_bench_channel_quick.py)
-  --submissions N  key submissions measured (default 1000)
-  --gap MS         pause after each peer appeared, so submissions do not overlap
-                   (default 50)
-  --build DIR      the build to use (also $WGF_BENCH_BUILD); default build/bench-channel,
-                   configured (release) and built when needed
+  --quick             20 submissions, no timing verdict: the smoke test CI runs
+                      (tests/integration/test_bench_channel_quick.py)
+  --submissions N     key submissions measured (default 1000)
+  --gap MS            pause after each peer appeared, so submissions do not overlap
+                      (default 50)
+  --db-connections N  the coordinator's [database] connections (default: its default)
+  --build DIR         the build to use (also $WGF_BENCH_BUILD); default
+                      build/bench-channel, configured (release) and built when needed
 
 Environment: WGF_PG_FAST=1 turns PostgreSQL's durability off (default: durable).
 
@@ -78,6 +79,7 @@ def main():
     ap.add_argument("--submissions", type=int)
     ap.add_argument("--gap", type=float, default=50.0)
     ap.add_argument("--build")
+    ap.add_argument("--db-connections", type=int)
     args = ap.parse_args()
     n = args.submissions or (20 if args.quick else 1000)
     if os.geteuid() != 0:
@@ -89,7 +91,8 @@ def main():
     fast = os.environ.get("WGF_PG_FAST") == "1"
     B.log(NAME, f"PostgreSQL in {tmp}/pg ({'fast' if fast else 'durable'})")
     pg = B.Postgres(cleanup, f"{tmp}/pg", fast)
-    coord = B.Coordinator(cleanup, build, tmp, pg.conninfo).start()
+    coord = B.Coordinator(cleanup, build, tmp, pg.conninfo,
+                          db_connections=args.db_connections).start()
     wg = B.WireguardGo(cleanup, tmp)
     agent = B.Agent(cleanup, build, tmp, wg, coord, "vps1", "10.100.0.1/21")
     coord.expect(201, "POST", "/v1/servers", body={
@@ -104,6 +107,9 @@ def main():
     B.log(NAME, f"{n} routers reserved; measuring {n} submissions, {args.gap:g} ms apart")
 
     http_ms, prop_ms, polls, get_ms, misses = [], [], [], [], 0
+    meter = B.ProcMeter({"agent": agent.proc.pid, "coordinator": coord.proc.pid,
+                         "postgres": pg.pids, "wireguard-go": wg.proc.pid,
+                         "poller (this script)": os.getpid()})
     started = time.monotonic()
     for rid in routers:
         pub = os.urandom(32)
@@ -133,6 +139,7 @@ def main():
             misses += 1
         time.sleep(args.gap / 1000)
     elapsed = time.monotonic() - started
+    per_submission = meter.per(n)
 
     B.wait_for("every change applied", lambda: pg.scalar(
         "SELECT applied_revision = revision FROM servers WHERE name = 'vps1'") == "t", 30)
@@ -162,7 +169,7 @@ def main():
         "db_commit_to_applied_ms": B.summary_ms(db_ms),
         "agent_commit_to_new_desired_ms": B.summary_ms(to_desired),
         "agent_commit_to_reconciled_ms": B.summary_ms(to_reconciled),
-        "peers_on_interface_at_end": peers_end,
+        "peers_on_interface_at_end": peers_end, "per_submission": per_submission,
     }
     path = B.results_path(build, NAME, args.quick)
     res["raw"] = {"visible_ms": prop_ms, "http_put_ms": http_ms, "db_ms": db_ms}
@@ -186,6 +193,8 @@ def main():
         if s.get("n"):
             print(f"  {label:28s} n={s['n']:<5d} p50={s['p50']:<8g} p99={s['p99']:<8g} "
                   f"max={s['max']:<8g} mean={s['mean']:g}")
+    print("per submission (CPU used / time runnable but waiting for a CPU), ms: " + ", ".join(
+        f"{k} {v['cpu_ms']:g}/{v['runqueue_ms']:g}" for k, v in per_submission.items()))
     print(f"  over {TARGET_P99_MS:g} ms: {res['over_target']} of {n} "
           f"(never visible within 5 s: {misses})")
     print(f"raw: {os.path.relpath(path, B.TOP)}")
@@ -203,8 +212,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except B.Failure as e:
-        print(f"propagation.py: {e}", file=sys.stderr)
-        sys.exit(1)
+    B.run_main(main, "propagation.py")
