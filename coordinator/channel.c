@@ -22,6 +22,7 @@
 #include "wgfleet.pb-c.h"
 
 #define MIN_RECEIVERS 8
+#define RECENT_HINTS  64 /* notifications remembered for long polls still in the database */
 #define TICK_MS       1000
 #define HEX_KEY_LEN   (2 + 2 * 32 + 1)
 #define HEX_NONCE_LEN (2 + 2 * WGF_NONCE_LEN + 1)
@@ -46,6 +47,7 @@ struct chan_ctx {
 	uint64_t known_revision;      /* parked: the agent's revision */
 	uint64_t server_revision;     /* parked: the server's, when the poll began */
 	uint64_t park_deadline;       /* parked: uv_now() value */
+	uint64_t hint_seq;            /* working on a long poll: ch->hint_seq when it was sent */
 };
 
 struct channel {
@@ -60,6 +62,17 @@ struct channel {
 	pthread_mutex_t mu;
 	struct chan_ctx *ready_head, *ready_tail; /* under mu */
 	struct chan_ctx *parked;
+	/*
+	 * The last RECENT_HINTS notifications, entry seq % RECENT_HINTS for the seq-th
+	 * (server_id -1: the listener reconnected, any server may have changed). A long
+	 * poll whose database answer was read before a change committed, but reaches the
+	 * loop after that change's notification, looks here before it parks.
+	 */
+	struct {
+		int64_t server_id;
+		uint64_t revision;
+	} recent[RECENT_HINTS];
+	uint64_t hint_seq; /* notifications so far */
 	unsigned n_ctx, n_receiving, n_parked;
 	unsigned open_handles; /* async and tick, once stopping */
 	bool stopping, finished;
@@ -256,6 +269,9 @@ void channel_notify(void *ctx, const char *chan, const char *payload)
 
 	if (chan && sscanf(payload, "%lld:%llu", &id, &rev) != 2)
 		return;
+	ch->recent[ch->hint_seq % RECENT_HINTS].server_id = chan ? id : -1;
+	ch->recent[ch->hint_seq % RECENT_HINTS].revision = rev;
+	ch->hint_seq++;
 	for (c = ch->parked; c; c = next) {
 		next = c->next;
 		if (chan && (c->server_id != id || c->known_revision >= rev))
@@ -327,18 +343,51 @@ static json_t *db_result_json(struct chan_ctx *c, const PGresult *res)
 	return j;
 }
 
+/*
+ * The newest revision of c's server notified since c's long poll was sent, when it is
+ * newer than rev; rev otherwise. A listener reconnect, or more notifications than are
+ * remembered, may hide one: then it answers at once with rev, and the agent asks again.
+ */
+static uint64_t notified_since(const struct chan_ctx *c, uint64_t rev, bool *ret_unsure)
+{
+	const struct channel *ch = c->ch;
+	uint64_t best = rev;
+
+	*ret_unsure = ch->hint_seq - c->hint_seq > RECENT_HINTS;
+	for (uint64_t i = c->hint_seq; i < ch->hint_seq && !*ret_unsure; i++) {
+		int64_t id = ch->recent[i % RECENT_HINTS].server_id;
+
+		if (id == -1)
+			*ret_unsure = true;
+		else if (id == c->server_id && ch->recent[i % RECENT_HINTS].revision > best)
+			best = ch->recent[i % RECENT_HINTS].revision;
+	}
+	return best;
+}
+
 static void on_wait_result(void *ctx, const PGresult *res, const struct db_error *e)
 {
 	struct chan_ctx *c = ctx;
 	json_t *j;
-	uint64_t rev;
+	uint64_t rev, rev2;
+	char revs[48];
+	bool unsure;
 
 	if (db_failed(c, e) || !(j = db_result_json(c, res)))
 		return;
 	rev = (uint64_t)json_integer_value(json_object_get(j, "revision"));
 	json_decref(j);
+	/* A change that committed after the database answered, and was notified before
+	 * this answer reached us, would otherwise wait for the poll's deadline. */
+	if ((rev2 = notified_since(c, rev, &unsure)) != rev) {
+		snprintf(revs, sizeof(revs), "%" PRIu64 "->%" PRIu64, rev, rev2);
+		log_fields(LOG_INFO,
+		           "A long poll's answer was older than a change notified meanwhile",
+		           {"server", c->server}, {"revision", revs});
+		rev = rev2;
+	}
 	/* An agent ahead of the database (restored from a backup) learns it at once too. */
-	if (rev != c->known_revision || c->ch->stopping) {
+	if (rev != c->known_revision || unsure || c->ch->stopping) {
 		reply_hint(c, c->server, rev);
 		return;
 	}
@@ -590,6 +639,7 @@ static void handle_body(struct chan_ctx *c, const Wgfleet__V1__Body *body)
 	case WGFLEET__V1__BODY__KIND_HINT:
 		copy_server(c, body->hint->server);
 		c->known_revision = body->hint->revision;
+		c->hint_seq = c->ch->hint_seq;
 		query(c, "SELECT wgf_agent_wait($1::bytea, $2::bytea)", 2,
 		      (const char *[]){key_hex, nonce_hex}, on_wait_result);
 		break;
