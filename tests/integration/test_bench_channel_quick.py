@@ -46,6 +46,7 @@ def test_propagation_quick():
     res, out = run_quick("propagation.py", 120)
     assert res["submissions"] == 20 and res["never_visible"] == 0, out
     assert res["visible_ms"]["n"] == 20, out
+    assert res["reply_to_agent_adding_ms"]["n"] == 20, out
     assert res["db_commit_to_applied_ms"]["n"] == 20, out
     assert res["peers_on_interface_at_end"] == 20, out
 
