@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -247,6 +248,31 @@ out:
 	return r;
 }
 
+/*
+ * Every connected agent holds a file descriptor, as does every HTTP client. systemd
+ * starts services with a soft limit of 1,024 open files (and a hard one far above),
+ * which silently capped a coordinator at about 990 agents: raise the soft limit to the
+ * hard one, and warn when even that is short of what [channel] max_agents needs.
+ */
+static void raise_fd_limit(const struct settings *s)
+{
+	rlim_t want = (rlim_t)s->channel_max_agents + 1024;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+			return;
+	}
+	if (rl.rlim_cur < want)
+		log_warning("Open files are limited to %llu; [channel] max_agents = %llu needs "
+		            "about %llu (raise LimitNOFILE= or ulimit -n)",
+		            (unsigned long long)rl.rlim_cur,
+		            (unsigned long long)s->channel_max_agents, (unsigned long long)want);
+}
+
 int daemon_run(const struct settings *s, const char *config_path, bool config_given)
 {
 	struct daemon *d = calloc(1, sizeof(*d));
@@ -257,6 +283,7 @@ int daemon_run(const struct settings *s, const char *config_path, bool config_gi
 	d->s = *s;
 	d->config_path = config_path;
 	d->config_given = config_given;
+	raise_fd_limit(s);
 	uv_loop_init(&d->loop);
 	r = start(d);
 	if (r < 0) {
