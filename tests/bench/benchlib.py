@@ -508,11 +508,12 @@ class Fleetsim:
 # ---- measuring ----
 
 def proc_status(pid):
-    """VmRSS and VmHWM of a process, in KiB."""
+    """VmRSS, VmHWM and RssAnon/RssFile (private heap and stacks; mapped files such as
+    the shared libraries) of a process, in KiB."""
     out = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith(("VmRSS:", "VmHWM:")):
+            if line.startswith(("VmRSS:", "VmHWM:", "RssAnon:", "RssFile:")):
                 out[line.split(":")[0]] = int(line.split()[1])
     return out
 

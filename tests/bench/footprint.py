@@ -168,9 +168,11 @@ def main():
           f"{res['durability']} PostgreSQL, "
           f"coordinator [database] connections = {coord.db_connections}")
     print(f"agent       VmRSS {agent_a['VmRSS']} KiB (A) {agent_b['VmRSS']} KiB (B), "
-          f"VmHWM {agent_hwm} KiB")
+          f"VmHWM {agent_hwm} KiB; of VmRSS (B): RssAnon {agent_b.get('RssAnon')} KiB, "
+          f"RssFile {agent_b.get('RssFile')} KiB")
     print(f"coordinator VmRSS {coord_a['VmRSS']} KiB (A, 1 agent) {coord_rss} KiB "
-          f"(B, {n_agents + 1} agents), VmHWM {coord_hwm} KiB")
+          f"(B, {n_agents + 1} agents), VmHWM {coord_hwm} KiB; of VmRSS (B): RssAnon "
+          f"{coord_b.get('RssAnon')} KiB, RssFile {coord_b.get('RssFile')} KiB")
     for label, cpu, wall in (("A", cpu_a, wall_a), ("B", cpu_b, wall_b)):
         print(f"idle CPU {label} ({wall:.1f} s): " + ", ".join(
             f"{k} {v['cpu_s']:g} s ({v['pct_of_one_cpu']:g}%)" for k, v in cpu.items()))
