@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "backend.h"
+#include "clock.h"
 #include "identity.h"
 #include "log.h"
 #include "monitor.h"
@@ -72,14 +73,6 @@ struct daemon {
 		uint64_t ms;
 	} out;
 };
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void log_change(void *userdata, char op, const struct wgf_peer *desired,
                        const struct wgf_peer *actual)
@@ -158,14 +151,6 @@ static void log_result(struct daemon *d, const struct reconcile_result *res, uin
 		          res->cache.msg);
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void ensure_work(struct daemon *d, struct pass_out *o)
 {
 	struct backend_device_cfg cfg;
@@ -185,7 +170,7 @@ static void pass_work(uv_work_t *req)
 {
 	struct daemon *d = req->data;
 	struct pass_out *o = &d->out;
-	uint64_t start = mono_ms();
+	uint64_t start = wgf_clock_mono_ms();
 
 	memset(o, 0, sizeof(*o));
 	if (d->need_ensure) {
@@ -197,7 +182,7 @@ static void pass_work(uv_work_t *req)
 		return;
 	o->ran = true;
 	o->run_r = reconciler_run(d->rc, false, log_change, d, &o->res, &o->run_err);
-	o->ms = mono_ms() - start;
+	o->ms = wgf_clock_mono_ms() - start;
 	/* A daemon restarted behind our back comes back without a key. */
 	if (o->run_r == 0 && !o->res.has_public_key && !o->ensured)
 		ensure_work(d, o);
@@ -472,7 +457,7 @@ static void on_monitor_timer(uv_timer_t *t)
 	}
 	if (dev.flags & WGF_DEVICE_HAS_LISTEN_PORT)
 		d->iface_port = dev.listen_port;
-	r = monitor_update(&d->mon, &dev, uv_now(&d->loop), wall_ms(), &rep);
+	r = monitor_update(&d->mon, &dev, uv_now(&d->loop), (int64_t)wgf_clock_wall_ms(), &rep);
 	wgf_device_fini(&dev);
 	if (r < 0) {
 		log_errno(LOG_WARNING, r, "Monitor skipped a read");

@@ -11,12 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <sodium.h>
 
+#include "clock.h"
 #include "log.h"
 #include "wgfleet.pb-c.h"
 
@@ -75,14 +75,6 @@ struct session {
 	unsigned open_handles;
 };
 
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void aio_done(void *arg)
 {
 	struct sess_ctx *c = arg;
@@ -120,8 +112,8 @@ static int send_body(struct sess_ctx *c, enum op op, const uint8_t *body, size_t
 	nng_msg *msg;
 	int r;
 
-	r = wgf_wire_seal(s->o.sk, s->o.coordinator_pk, NULL, wall_ms(), body, len, c->nonce, &buf,
-	                  &buf_len);
+	r = wgf_wire_seal(s->o.sk, s->o.coordinator_pk, NULL, wgf_clock_wall_ms(), body, len,
+	                  c->nonce, &buf, &buf_len);
 	if (r < 0)
 		return r;
 	if (nng_msg_alloc(&msg, 0) != 0 || nng_msg_append(msg, buf, buf_len) != 0) {
@@ -326,7 +318,7 @@ static Wgfleet__V1__Body *open_answer(struct sess_ctx *c, nng_msg *msg)
 	if (wgf_wire_open(nng_msg_body(msg), nng_msg_len(msg), &m, &err) < 0 ||
 	    wgf_wire_verify(m, s->o.coordinator_pk, &err) < 0 ||
 	    wgf_wire_check_addressed(m, s->pk, &err) < 0 ||
-	    wgf_wire_check_fresh(m, wall_ms(), s->o.max_skew_ms, &err) < 0) {
+	    wgf_wire_check_fresh(m, wgf_clock_wall_ms(), s->o.max_skew_ms, &err) < 0) {
 		log_warning("Dropped an answer: %s", err.msg);
 	} else if (!m->is_reply || sodium_memcmp(m->in_reply_to, c->nonce, WGF_NONCE_LEN) != 0) {
 		log_warning("Dropped an answer that is not bound to our request");

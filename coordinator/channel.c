@@ -11,13 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <sodium.h>
 
+#include "clock.h"
 #include "log.h"
 #include "wgfleet.pb-c.h"
 
@@ -77,14 +77,6 @@ struct channel {
 	unsigned open_handles; /* async and tick, once stopping */
 	bool stopping, finished;
 };
-
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* nng thread: hand the finished operation to the loop. */
 static void aio_done(void *arg)
@@ -186,8 +178,8 @@ static void reply(struct chan_ctx *c, const uint8_t *body, size_t len)
 	nng_msg *msg = NULL;
 	int r;
 
-	r = wgf_wire_seal(c->ch->o.sk, c->req->sender, c->req->nonce, wall_ms(), body, len, NULL,
-	                  &buf, &buf_len);
+	r = wgf_wire_seal(c->ch->o.sk, c->req->sender, c->req->nonce, wgf_clock_wall_ms(), body,
+	                  len, NULL, &buf, &buf_len);
 	if (r == 0 && nng_msg_alloc(&msg, 0) == 0 && nng_msg_append(msg, buf, buf_len) == 0) {
 		free(buf);
 		nng_aio_set_msg(c->aio, msg);
@@ -692,7 +684,7 @@ static void handle_request(struct chan_ctx *c, nng_msg *msg)
 		reply_error(c, WGF_WIRE_ERROR_MISADDRESSED, err.msg);
 		return;
 	}
-	if (wgf_wire_check_fresh(c->req, wall_ms(), c->ch->o.max_skew_ms, &err) < 0) {
+	if (wgf_wire_check_fresh(c->req, wgf_clock_wall_ms(), c->ch->o.max_skew_ms, &err) < 0) {
 		reply_error(c, WGF_WIRE_ERROR_STALE, err.msg);
 		return;
 	}
