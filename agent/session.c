@@ -446,12 +446,6 @@ static void on_resync(uv_timer_t *t)
 	kick_work(s);
 }
 
-void session_resync(struct session *s)
-{
-	s->want_sync = true;
-	kick_work(s);
-}
-
 static int ctx_init(struct session *s, struct sess_ctx *c)
 {
 	int rv;

@@ -88,9 +88,6 @@ int session_start(uv_loop_t *loop, const struct session_options *o,
 /* Queues a report (encoded at once; the arguments may go away after the call). */
 int session_report(struct session *s, const struct session_report *r);
 
-/* Asks for a sync at the next chance (e.g. after the daemon restarted the interface). */
-void session_resync(struct session *s);
-
 /* Closes the socket; the session frees itself once nng and the loop are done with it. */
 void session_stop(struct session *s);
 

@@ -431,16 +431,6 @@ int db_query(struct db *db, const char *sql, int n, const char *const *params, u
 	return 0;
 }
 
-unsigned db_connected(const struct db *db)
-{
-	unsigned n = 0;
-
-	for (unsigned i = 0; i < db->n_conns; i++)
-		if (db->conns[i].state == CONN_IDLE || db->conns[i].state == CONN_BUSY)
-			n++;
-	return n;
-}
-
 void db_close(struct db *db)
 {
 	struct db_job *j;

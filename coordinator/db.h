@@ -78,9 +78,6 @@ int db_new(uv_loop_t *loop, const struct db_options *o, struct db **ret);
 int db_query(struct db *db, const char *sql, int n, const char *const *params, uint64_t deadline_ms,
              db_result_cb cb, void *ctx);
 
-/* How many connections are up. */
-unsigned db_connected(const struct db *db);
-
 /* Fails every queued query with -ECANCELED, closes the connections and frees db once
  * the loop has closed its handles. */
 void db_close(struct db *db);
