@@ -158,7 +158,8 @@ def set_online(f, name):
 
 
 def request_log(coord, request_id, timeout=5):
-    """The "Request" log line for request_id: (raw bytes of the line, parsed fields)."""
+    """The "Request" log line for request_id: (raw bytes of the line, parsed fields).
+    Callers pass the id the reply echoed in X-Request-Id, which is the one logged."""
     token = b"request_id=" + request_id.encode()
 
     def find():
@@ -289,8 +290,9 @@ def test_invalid_utf8_in_the_query_is_400_json_and_logged_as_400(fleet):
 
     def one(target):
         rid = next(RID)
-        raw_json_error(raw_get(f.coord, target, f.acme, rid), 400, "invalid_request")
-        _, line = request_log(f.coord, rid)
+        resp = raw_get(f.coord, target, f.acme, rid)
+        raw_json_error(resp, 400, "invalid_request")
+        _, line = request_log(f.coord, resp[1].get("x-request-id", rid))
         assert line.get("status") == "400", f"expected status=400 logged: {line!r}"
     for target in ["/v1/leases?ip=%FF", "/v1/routers?%FF=1", "/v1/routers?status=%C3%28"]:
         cases.check(target, one, target)
@@ -303,8 +305,9 @@ def test_nul_in_path_or_query_is_400_and_not_logged_raw(fleet):
 
     def one(target):
         rid = next(RID)
-        raw_json_error(raw_get(f.coord, target, f.acme, rid), 400)
-        _, line = request_log(f.coord, rid)
+        resp = raw_get(f.coord, target, f.acme, rid)
+        raw_json_error(resp, 400)
+        _, line = request_log(f.coord, resp[1].get("x-request-id", rid))
         assert line.get("status") == "400", f"expected status=400 logged: {line!r}"
         path = line.get("path", "")
         assert not any(ord(ch) < 0x20 or ord(ch) == 0x7f for ch in path), (
@@ -639,9 +642,9 @@ def test_a_slow_request_head_gets_408(fleet_factory):
 
 def _client_logged(f, extra_headers=()):
     rid = next(RID)
-    status, _, _ = raw_get(f.coord, "/healthz", None, rid, extra_headers)
-    assert status == 200
-    return request_log(f.coord, rid)[1].get("client")
+    status, headers, _ = raw_get(f.coord, "/healthz", None, rid, extra_headers)
+    assert status == 200, f"GET /healthz: expected 200, got {status}"
+    return request_log(f.coord, headers.get("x-request-id", rid))[1].get("client")
 
 
 def test_every_request_line_logs_the_client(fleet):
