@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Copyright (c) 2026 The wgfleet authors */
-/* api: routing, request checks and replies for the portal and admin API. */
+/* api: the route table, the life of a call, dispatch and replies. */
 #define LOG_MODULE "api"
 
 #include "api.h"
@@ -11,73 +11,92 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
 #include <sodium.h>
-#include <uriparser/Uri.h>
 
-#include "apikey.h"
-#include "cidr.h"
+#include "api_internal.h"
 #include "http.h"
-#include "key.h"
 #include "log.h"
-#include "migrate.h"
-#include "setup_text.h"
 
-#define ARG_MAX        128
-#define QUERY_MAX      16
-#define LIMIT_DEFAULT  100
-#define LIMIT_MAX      1000
-#define NAME_MAX_LEN   100
-#define REQUEST_ID_MAX 64
-#define HEX_HASH_LEN   (2 + 2 * 32 + 1) /* "\x" + hex + NUL */
-
-struct api {
-	uv_loop_t *loop;
-	struct db *db;
-	struct api_options o;
+/* Every route the API has: the dispatcher, the docs test and `routes` read this. */
+static const struct route routes[] = {
+        {"POST", "/v1/routers", 201, true, true, ROUTE_QUERY(),
+         ROUTE_SQL("wgf_api_reserve", "text", "text", "interval", "interval", "text", "text",
+                   "bytea", "interval"),
+         .prepare = api_routers_reserve, .finish = api_routers_finish_router},
+        {"GET", "/v1/routers", 200, true, false, ROUTE_QUERY("status", "server", "limit", "cursor"),
+         ROUTE_SQL("wgf_api_list_routers", "text", "text", "integer", "text"),
+         .prepare = api_routers_list},
+        {"GET", "/v1/routers/{}", 200, true, false, ROUTE_QUERY(),
+         ROUTE_SQL("wgf_api_get_router", "uuid"), .prepare = api_routers_one,
+         .finish = api_routers_finish_router},
+        {"DELETE", "/v1/routers/{}", 204, true, false, ROUTE_QUERY(),
+         ROUTE_SQL("wgf_api_delete_router", "uuid", "text"), .prepare = api_routers_one},
+        {"PUT", "/v1/routers/{}/public-key", 200, true, true, ROUTE_QUERY(),
+         ROUTE_SQL("wgf_api_set_public_key", "uuid", "bytea", "integer", "text", "text", "bytea"),
+         .prepare = api_routers_public_key, .finish = api_routers_finish_router},
+        {"GET", "/v1/routers/{}/config", 200, true, false, ROUTE_QUERY("format"),
+         ROUTE_SQL("wgf_api_get_router", "uuid"), .prepare = api_routers_config,
+         .finish = api_routers_finish_config},
+        {"GET", "/v1/audit", 200, true, false, ROUTE_QUERY("router", "since", "limit"),
+         ROUTE_SQL("wgf_api_audit", "uuid", "timestamptz", "integer"),
+         .prepare = api_routers_audit},
+        {"GET", "/v1/leases", 200, true, false, ROUTE_QUERY("ip", "at"),
+         ROUTE_SQL("wgf_api_leases", "inet", "timestamptz"), .prepare = api_routers_leases},
+        {"POST", "/v1/tenants", 201, true, true, ROUTE_QUERY(),
+         ROUTE_SQL("wgf_api_create_tenant", "text", "text", "integer", "integer", "text"),
+         .prepare = api_admin_create_tenant},
+        {"GET", "/v1/tenants", 200, true, false, ROUTE_QUERY(), ROUTE_SQL("wgf_api_list_tenants")},
+        {"PATCH", "/v1/tenants/{}", 200, true, true, ROUTE_QUERY(),
+         ROUTE_SQL("wgf_api_update_tenant", "text", "integer", "integer", "text"),
+         .prepare = api_admin_update_tenant},
+        {"POST", "/v1/tenants/{}/keys", 201, true, true, ROUTE_QUERY(),
+         ROUTE_SQL("wgf_api_create_key", "text", "text", "bytea", "text", "text"),
+         .prepare = api_admin_create_key, .finish = api_admin_finish_new_key},
+        {"DELETE", "/v1/keys/{}", 204, true, false, ROUTE_QUERY(),
+         ROUTE_SQL("wgf_api_revoke_key", "bigint", "text"), .prepare = api_admin_revoke_key},
+        {"POST", "/v1/servers", 201, true, true, ROUTE_QUERY(),
+         ROUTE_SQL("wgf_api_create_server", "text", "text", "text", "cidr", "inet", "bytea",
+                   "bytea", "integer", "text"),
+         .prepare = api_admin_create_server},
+        {"GET", "/v1/servers", 200, true, false, ROUTE_QUERY(), ROUTE_SQL("wgf_api_list_servers")},
+        {"PATCH", "/v1/servers/{}", 200, true, true, ROUTE_QUERY(),
+         ROUTE_SQL("wgf_api_update_server", "text", "text", "text", "bytea", "bytea", "integer",
+                   "text"),
+         .prepare = api_admin_update_server},
+        {"DELETE", "/v1/servers/{}", 200, true, false, ROUTE_QUERY("force"),
+         ROUTE_SQL("wgf_api_delete_server", "text", "boolean", "text"),
+         .prepare = api_admin_delete_server},
+        {"GET", "/v1/status", 200, true, false, ROUTE_QUERY(),
+         ROUTE_SQL("wgf_api_status", "interval"), .prepare = api_admin_status},
+        {"GET", "/healthz", 200, false, false, ROUTE_QUERY(), .finish = api_admin_finish_healthz},
+        {"GET", "/readyz", 200, false, false, ROUTE_QUERY(),
+         .sql_text = "SELECT coalesce(max(version), 0) FROM wgf_schema_migrations",
+         .finish = api_admin_finish_readyz},
 };
 
-struct call;
-typedef void (*route_fn)(struct call *c, json_t *body);
-typedef void (*done_fn)(struct call *c, json_t *result);
-
-struct route {
-	const char *method;
-	const char *pattern; /* "{}" matches one path segment */
-	route_fn fn;
-	bool has_body;
-};
-
-struct query_param {
-	char *key, *value;
-};
-
-/* One request in flight: malloc'd, because a database reply may outlive h2o's request. */
-struct call {
-	struct http_pending pending;
-	struct api *api;
-	const struct route *route;
-	h2o_req_t *req;
-	char request_id[REQUEST_ID_MAX + 1];
-	char args[2][ARG_MAX];
-	unsigned n_args;
-	struct query_param query[QUERY_MAX];
-	unsigned n_query;
-	char key_prefix[APIKEY_PREFIX_LEN + 1];
-	char key_hash[HEX_HASH_LEN];
-	char method[16];
-	char path[256];
-	const char *ts_field; /* the parameter a bad-timestamp error names */
-	enum setup_format format;
-	char *shown_key; /* a new API key's text, shown once */
-	done_fn done;
-	uint64_t started_ms;
-};
-
-/* ---- finishing a call ---- */
-
-static void call_free(struct call *c)
+void api_routes_print(FILE *f)
 {
+	for (size_t i = 0; i < WGF_ARRAY_SIZE(routes); i++)
+		fprintf(f, "%s %s\n", routes[i].method, routes[i].pattern);
+}
+
+/* ---- the life of a call ---- */
+
+struct call *call_new(struct api *a, const struct http_request *rq)
+{
+	struct call *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->api = a;
+	c->rq = rq;
+	return c;
+}
+
+void call_free(struct call *c)
+{
+	if (!c)
+		return;
 	for (unsigned i = 0; i < c->n_query; i++) {
 		free(c->query[i].key);
 		free(c->query[i].value);
@@ -86,257 +105,68 @@ static void call_free(struct call *c)
 		sodium_memzero(c->shown_key, strlen(c->shown_key));
 		free(c->shown_key);
 	}
+	sodium_memzero(c->arena, sizeof(c->arena));
+	json_decref(c->body);
+	json_decref(c->reply_json);
+	free(c->reply_text);
 	free(c);
 }
 
-static void call_log(struct call *c, int status)
+int call_problem(struct call *c, int status, const char *code, const char *fmt, ...)
 {
-	char st[8], ms[24];
+	va_list ap;
 
-	snprintf(st, sizeof(st), "%d", status);
-	snprintf(ms, sizeof(ms), "%llu",
-	         (unsigned long long)(uv_now(c->api->loop) - c->started_ms));
-	log_fields(status >= 500 ? LOG_WARNING : LOG_INFO, "Request", {"method", c->method},
-	           {"path", c->path}, {"status", st}, {"ms", ms}, {"request_id", c->request_id});
+	c->problem.status = status;
+	c->problem.code = code;
+	va_start(ap, fmt);
+	vsnprintf(c->problem.message, sizeof(c->problem.message), fmt, ap);
+	va_end(ap);
+	return -EINVAL;
 }
 
-/* Returns the live request to reply to, or NULL when the client is gone. */
-static h2o_req_t *call_take(struct call *c)
+int call_invalid(struct call *c, const char *field, const char *fmt, ...)
 {
-	h2o_req_t *req = c->pending.req;
-
-	http_pending_detach(&c->pending);
-	return req;
-}
-
-__attribute__((format(printf, 4, 5))) static void call_error(struct call *c, int status,
-                                                             const char *code, const char *fmt, ...)
-{
-	h2o_req_t *req = call_take(c);
-	char msg[512];
+	char msg[sizeof(c->problem.message)];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (req)
-		http_reply_error(req, status, code, msg, c->request_id);
-	call_log(c, status);
-	call_free(c);
+	return call_problem(c, 400, "invalid_request", "%s: %s", field, msg);
 }
 
-static void call_json(struct call *c, int status, const json_t *body)
+void call_params_n(struct call *c, const char *const *values, size_t n)
 {
-	h2o_req_t *req = call_take(c);
-
-	if (req) {
-		if (status == 204)
-			http_reply_empty(req, 204, c->request_id);
-		else
-			http_reply_json(req, status, body, c->request_id);
+	for (size_t i = 0; i < n; i++) {
+		/* More than the route's row has is caught by call_decode; never overflow. */
+		if (c->n_params < DB_PARAMS_MAX)
+			c->params[c->n_params] = values[i];
+		c->n_params++;
 	}
-	call_log(c, status);
-	call_free(c);
 }
 
-static void call_text(struct call *c, const char *text)
+const char *call_arena(struct call *c, const char *fmt, ...)
 {
-	h2o_req_t *req = call_take(c);
-
-	if (req)
-		http_reply_text(req, 200, text, c->request_id);
-	call_log(c, 200);
-	call_free(c);
-}
-
-static void invalid(struct call *c, const char *field, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void invalid(struct call *c, const char *field, const char *fmt, ...)
-{
-	char msg[400];
+	size_t room = sizeof(c->arena) - c->arena_used;
+	char *out = c->arena + c->arena_used;
 	va_list ap;
+	int n;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = vsnprintf(out, room, fmt, ap);
 	va_end(ap);
-	call_error(c, 400, "invalid_request", "%s: %s", field, msg);
+	if (n < 0 || (size_t)n >= room)
+		return NULL;
+	c->arena_used += (size_t)n + 1;
+	return out;
 }
 
-/* ---- the database call ---- */
-
-static void on_db_error(struct call *c, const struct db_error *e)
+const char *call_interval(struct call *c, uint64_t ms)
 {
-	if (strncmp(e->sqlstate, "WG", 2) == 0) {
-		int status = atoi(e->sqlstate + 2);
-
-		if (status == 429 && e->hint[0] && c->pending.req)
-			http_add_header(c->pending.req, "retry-after", e->hint);
-		call_error(c, status, e->message, "%s", e->detail);
-		return;
-	}
-	if (strncmp(e->sqlstate, "22", 2) == 0) {
-		invalid(c, c->ts_field ? c->ts_field : "request", "%s", e->message);
-		return;
-	}
-	if (e->code == -ETIMEDOUT) {
-		call_error(c, 503, "timeout", "The database did not answer in time; retry.");
-		return;
-	}
-	if (e->code == -ECONNRESET || e->code == -ECONNREFUSED || e->code == -ECANCELED) {
-		call_error(c, 503, "unavailable", "The database is not reachable; retry.");
-		return;
-	}
-	log_fields(LOG_ERR, "Database error", {"request_id", c->request_id},
-	           {"sqlstate", e->sqlstate}, {"error", e->message});
-	call_error(c, 500, "internal", "Something went wrong; the request id is in the log.");
+	return call_arena(c, "%llu milliseconds", (unsigned long long)ms);
 }
 
-static void on_db_result(void *ctx, const PGresult *res, const struct db_error *e)
-{
-	struct call *c = ctx;
-	json_error_t jerr;
-	json_t *result;
-
-	if (e) {
-		on_db_error(c, e);
-		return;
-	}
-	if (PQntuples(res) != 1 || PQnfields(res) != 1) {
-		call_error(c, 500, "internal", "Unexpected reply from the database.");
-		return;
-	}
-	result = json_loads(PQgetvalue(res, 0, 0), JSON_DECODE_ANY, &jerr);
-	if (!result) {
-		call_error(c, 500, "internal", "Unexpected reply from the database.");
-		return;
-	}
-	c->done(c, result);
-	json_decref(result);
-}
-
-/* Sends sql with the caller's key prefix and hash as $1 and $2, then params. */
-static void call_query(struct call *c, const char *sql, int n, const char *const *params,
-                       done_fn done)
-{
-	const char *all[DB_PARAMS_MAX];
-	uint64_t deadline = uv_now(c->api->loop) + c->api->o.request_deadline_ms;
-	int r;
-
-	all[0] = c->key_prefix;
-	all[1] = c->key_hash;
-	for (int i = 0; i < n; i++)
-		all[i + 2] = params[i];
-	c->done = done;
-	r = db_query(c->api->db, sql, n + 2, all, deadline, on_db_result, c);
-	if (r == -EAGAIN)
-		call_error(c, 503, "overloaded", "Too many requests are waiting; retry.");
-	else if (r < 0)
-		call_error(c, 503, "unavailable", "The database is not reachable; retry.");
-}
-
-/* ---- replies ---- */
-
-static void done_200(struct call *c, json_t *result)
-{
-	call_json(c, 200, result);
-}
-
-static void done_201(struct call *c, json_t *result)
-{
-	call_json(c, 201, result);
-}
-
-/* {"status": 204} from the SQL side. */
-static void done_status(struct call *c, json_t *result)
-{
-	call_json(c, (int)json_integer_value(json_object_get(result, "status")), NULL);
-}
-
-static const char *jstr(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
-static void fill_setup_input(struct call *c, const json_t *router, struct setup_input *in)
-{
-	const json_t *s = json_object_get(router, "_server");
-
-	in->router_id = jstr(router, "id");
-	in->router_name = jstr(router, "name");
-	in->vpn_ip = jstr(router, "vpn_ip");
-	in->server_name = jstr(router, "server");
-	in->pool = jstr(s, "pool");
-	in->server_endpoint = jstr(s, "endpoint");
-	in->server_public_key = jstr(s, "public_key");
-	in->keepalive = c->api->o.persistent_keepalive;
-}
-
-/* Replaces the router's "_server" with "setup": {"routeros": ..., "wg_quick": ...}. */
-static int add_setup(struct call *c, json_t *router)
-{
-	struct setup_input in;
-	char *ros = NULL, *wgq = NULL;
-	int r;
-
-	fill_setup_input(c, router, &in);
-	r = setup_text(&in, SETUP_ROUTEROS, &ros);
-	if (r == 0)
-		r = setup_text(&in, SETUP_WG_QUICK, &wgq);
-	if (r == 0)
-		json_object_set_new(router, "setup",
-		                    json_pack("{s:s,s:s}", "routeros", ros, "wg_quick", wgq));
-	json_object_del(router, "_server");
-	free(ros);
-	free(wgq);
-	return r;
-}
-
-static void done_router(struct call *c, json_t *router)
-{
-	if (add_setup(c, router) < 0) {
-		call_error(c, 500, "internal", "Could not write the setup text.");
-		return;
-	}
-	call_json(c, 200, router);
-}
-
-/* {"status": N, "body": router} from the idempotent functions. */
-static void done_router_envelope(struct call *c, json_t *result)
-{
-	json_t *router = json_object_get(result, "body");
-	int status = (int)json_integer_value(json_object_get(result, "status"));
-
-	if (add_setup(c, router) < 0) {
-		call_error(c, 500, "internal", "Could not write the setup text.");
-		return;
-	}
-	call_json(c, status, router);
-}
-
-static void done_config(struct call *c, json_t *router)
-{
-	struct setup_input in;
-	char *text = NULL;
-
-	fill_setup_input(c, router, &in);
-	if (setup_text(&in, c->format, &text) < 0) {
-		call_error(c, 500, "internal", "Could not write the setup text.");
-		return;
-	}
-	call_text(c, text);
-	free(text);
-}
-
-static void done_new_key(struct call *c, json_t *result)
-{
-	json_object_set_new(result, "key", json_string(c->shown_key));
-	call_json(c, 201, result);
-}
-
-/* ---- checking input ---- */
-
-static const char *query_get(struct call *c, const char *key)
+const char *call_query_get(const struct call *c, const char *key)
 {
 	for (unsigned i = 0; i < c->n_query; i++)
 		if (strcmp(c->query[i].key, key) == 0)
@@ -344,631 +174,37 @@ static const char *query_get(struct call *c, const char *key)
 	return NULL;
 }
 
-/* Only the named parameters may appear, each once. */
-static bool query_check(struct call *c, const char *const *allowed)
+const char *call_body_text(const struct call *c, const char *key)
 {
-	for (unsigned i = 0; i < c->n_query; i++) {
-		bool ok = false;
-
-		for (const char *const *a = allowed; *a; a++)
-			ok = ok || strcmp(c->query[i].key, *a) == 0;
-		if (!ok) {
-			invalid(c, c->query[i].key, "unknown query parameter");
-			return false;
-		}
-		for (unsigned j = 0; j < i; j++)
-			if (strcmp(c->query[i].key, c->query[j].key) == 0) {
-				invalid(c, c->query[i].key, "given more than once");
-				return false;
-			}
-	}
-	return true;
+	return json_string_value(json_object_get(c->body, key));
 }
 
-static bool is_uuid(const char *s)
+const char *call_body_int(struct call *c, const char *key)
 {
-	if (strlen(s) != 36)
-		return false;
-	for (int i = 0; i < 36; i++) {
-		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-		char ch = s[i];
-
-		if (dash ? ch != '-'
-		         : !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
-		             (ch >= 'A' && ch <= 'F')))
-			return false;
-	}
-	return true;
-}
-
-/* Printable text without quotes or backslashes: safe inside setup text and logs. */
-static bool is_plain_text(const char *s)
-{
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if (*p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\')
-			return false;
-	return true;
-}
-
-static bool parse_limit(struct call *c, char *buf, size_t size)
-{
-	const char *v = query_get(c, "limit");
-	char *end;
-	long n;
-
-	if (!v) {
-		snprintf(buf, size, "%d", LIMIT_DEFAULT);
-		return true;
-	}
-	n = strtol(v, &end, 10);
-	if (*v == '\0' || *end || n < 1 || n > LIMIT_MAX) {
-		invalid(c, "limit", "must be a whole number from 1 to %d", LIMIT_MAX);
-		return false;
-	}
-	snprintf(buf, size, "%ld", n);
-	return true;
-}
-
-enum field_type {
-	F_STRING,
-	F_INT,
-};
-
-struct field {
-	const char *name;
-	enum field_type type;
-	bool required;
-	size_t max_len;      /* strings */
-	json_int_t min, max; /* integers */
-};
-
-/* The body must be an object holding only these fields, with these types and bounds. */
-static bool body_check(struct call *c, json_t *body, const struct field *fields, size_t n)
-{
-	const char *key;
-	json_t *v;
-
-	if (!json_is_object(body)) {
-		invalid(c, "body", "must be a JSON object");
-		return false;
-	}
-	json_object_foreach(body, key, v)
-	{
-		size_t i;
-
-		for (i = 0; i < n && strcmp(fields[i].name, key) != 0; i++)
-			;
-		if (i == n) {
-			invalid(c, key, "unknown field");
-			return false;
-		}
-		if (json_is_null(v) && !fields[i].required)
-			continue;
-		if (fields[i].type == F_STRING) {
-			if (!json_is_string(v)) {
-				invalid(c, key, "must be a string");
-				return false;
-			}
-			if (json_string_length(v) > fields[i].max_len) {
-				invalid(c, key, "longer than %zu characters", fields[i].max_len);
-				return false;
-			}
-			if (!is_plain_text(json_string_value(v))) {
-				invalid(c, key, "holds control characters, quotes or backslashes");
-				return false;
-			}
-		} else if (!json_is_integer(v) || json_integer_value(v) < fields[i].min ||
-		           json_integer_value(v) > fields[i].max) {
-			invalid(c, key, "must be a whole number from %lld to %lld",
-			        (long long)fields[i].min, (long long)fields[i].max);
-			return false;
-		}
-	}
-	for (size_t i = 0; i < n; i++) {
-		json_t *f = json_object_get(body, fields[i].name);
-
-		if (fields[i].required && (!f || json_is_null(f))) {
-			invalid(c, fields[i].name, "is required");
-			return false;
-		}
-	}
-	return true;
-}
-
-/* A body string, or NULL when absent or null. */
-static const char *bstr(json_t *body, const char *key)
-{
-	return json_string_value(json_object_get(body, key));
-}
-
-/* A body integer as text in buf, or NULL when absent. */
-static const char *bint(json_t *body, const char *key, char *buf, size_t size)
-{
-	json_t *v = json_object_get(body, key);
+	json_t *v = json_object_get(c->body, key);
 
 	if (!json_is_integer(v))
 		return NULL;
-	snprintf(buf, size, "%lld", (long long)json_integer_value(v));
-	return buf;
+	return call_arena(c, "%lld", (long long)json_integer_value(v));
 }
 
-static void hex_bytea(char *out, size_t size, const uint8_t *bin, size_t len)
-{
-	out[0] = '\\';
-	out[1] = 'x';
-	sodium_bin2hex(out + 2, size - 2, bin, len);
-}
+/* ---- decoding ---- */
 
-/* BLAKE2b of the method, path and body: what an Idempotency-Key is bound to. */
-static void request_hash(struct call *c, char out[static HEX_HASH_LEN])
+/* Copies s for the log, with bytes outside printable ASCII as \xNN. */
+static void escape_for_log(char *out, size_t size, const char *s, size_t len)
 {
-	crypto_generichash_state st;
-	uint8_t h[32];
+	size_t o = 0;
 
-	crypto_generichash_init(&st, NULL, 0, sizeof(h));
-	crypto_generichash_update(&st, (const uint8_t *)c->method, strlen(c->method) + 1);
-	crypto_generichash_update(&st, (const uint8_t *)c->path, strlen(c->path) + 1);
-	crypto_generichash_update(&st, (const uint8_t *)c->req->entity.base,
-	                          c->req->entity.base ? c->req->entity.len : 0);
-	crypto_generichash_final(&st, h, sizeof(h));
-	hex_bytea(out, HEX_HASH_LEN, h, sizeof(h));
-}
+	for (size_t i = 0; i < len && o + 5 < size; i++) {
+		unsigned char ch = (unsigned char)s[i];
 
-/* The Idempotency-Key header, checked; NULL when absent; false when it is malformed. */
-static bool idempotency_key(struct call *c, char *buf, size_t size, const char **ret)
-{
-	*ret = NULL;
-	if (!http_header(c->req, "idempotency-key", buf, size)) {
-		if (h2o_find_header_by_str(&c->req->headers, H2O_STRLIT("idempotency-key"), -1) >=
-		    0) {
-			invalid(c, "Idempotency-Key", "longer than %zu characters", size - 1);
-			return false;
-		}
-		return true;
+		if (ch >= 0x20 && ch < 0x7f && ch != '\\')
+			out[o++] = (char)ch;
+		else
+			o += (size_t)snprintf(out + o, size - o, "\\x%02x", ch);
 	}
-	if (buf[0] == '\0' || !is_plain_text(buf)) {
-		invalid(c, "Idempotency-Key", "must be 1-200 printable characters");
-		return false;
-	}
-	*ret = buf;
-	return true;
+	out[o] = '\0';
 }
-
-static void ms_interval(char *buf, size_t size, uint64_t ms)
-{
-	snprintf(buf, size, "%llu milliseconds", (unsigned long long)ms);
-}
-
-/* ---- routes ---- */
-
-static void route_reserve(struct call *c, json_t *body)
-{
-	static const struct field fields[] = {
-	        {"name", F_STRING, false, NAME_MAX_LEN},
-	        {"server", F_STRING, false, 63},
-	};
-	char ttl[48], cooldown[48], idem_buf[201], hash[HEX_HASH_LEN];
-	const char *idem;
-
-	if (!body_check(c, body, fields, 2) ||
-	    !idempotency_key(c, idem_buf, sizeof(idem_buf), &idem))
-		return;
-	ms_interval(ttl, sizeof(ttl), c->api->o.reservation_ttl_ms);
-	ms_interval(cooldown, sizeof(cooldown), c->api->o.address_cooldown_ms);
-	request_hash(c, hash);
-	call_query(c,
-	           "SELECT wgf_api_reserve($1, $2::bytea, $3, $4, $5::interval, $6::interval, $7, "
-	           "$8, $9::bytea)",
-	           7,
-	           (const char *[]){bstr(body, "name"), bstr(body, "server"), ttl, cooldown,
-	                            c->request_id, idem, hash},
-	           done_router_envelope);
-}
-
-static bool router_id_arg(struct call *c)
-{
-	if (!is_uuid(c->args[0])) {
-		call_error(c, 404, "router_not_found", "No such router.");
-		return false;
-	}
-	return true;
-}
-
-static void route_public_key(struct call *c, json_t *body)
-{
-	static const struct field fields[] = {{"public_key", F_STRING, true, 64}};
-	char idem_buf[201], hash[HEX_HASH_LEN], key_hex[HEX_HASH_LEN], keepalive[16];
-	uint8_t key[WGF_KEY_LEN];
-	struct wgf_err err = {0};
-	const char *idem;
-
-	if (!router_id_arg(c) || !body_check(c, body, fields, 1) ||
-	    !idempotency_key(c, idem_buf, sizeof(idem_buf), &idem))
-		return;
-	if (wgf_key_from_base64(key, bstr(body, "public_key"), WGF_KEY_PUBLIC, &err) < 0) {
-		call_error(c, 400, "invalid_public_key", "public_key: %s", err.msg);
-		return;
-	}
-	hex_bytea(key_hex, sizeof(key_hex), key, sizeof(key));
-	snprintf(keepalive, sizeof(keepalive), "%u", c->api->o.persistent_keepalive);
-	request_hash(c, hash);
-	call_query(c,
-	           "SELECT wgf_api_set_public_key($1, $2::bytea, $3::uuid, $4::bytea, $5::integer, "
-	           "$6, $7, $8::bytea)",
-	           6, (const char *[]){c->args[0], key_hex, keepalive, c->request_id, idem, hash},
-	           done_router_envelope);
-}
-
-static void route_get_router(struct call *c, json_t *body)
-{
-	(void)body;
-	if (!router_id_arg(c) || !query_check(c, (const char *[]){NULL}))
-		return;
-	call_query(c, "SELECT wgf_api_get_router($1, $2::bytea, $3::uuid)", 1,
-	           (const char *[]){c->args[0]}, done_router);
-}
-
-static void route_config(struct call *c, json_t *body)
-{
-	const char *fmt;
-
-	(void)body;
-	if (!router_id_arg(c) || !query_check(c, (const char *[]){"format", NULL}))
-		return;
-	fmt = query_get(c, "format");
-	if (setup_format_from_string(fmt ? fmt : "routeros", &c->format) < 0) {
-		invalid(c, "format", "must be routeros or wg-quick");
-		return;
-	}
-	call_query(c, "SELECT wgf_api_get_router($1, $2::bytea, $3::uuid)", 1,
-	           (const char *[]){c->args[0]}, done_config);
-}
-
-static void route_delete_router(struct call *c, json_t *body)
-{
-	(void)body;
-	if (!router_id_arg(c))
-		return;
-	call_query(c, "SELECT wgf_api_delete_router($1, $2::bytea, $3::uuid, $4)", 2,
-	           (const char *[]){c->args[0], c->request_id}, done_status);
-}
-
-static void route_list_routers(struct call *c, json_t *body)
-{
-	const char *status, *cursor;
-	char limit[16];
-
-	(void)body;
-	if (!query_check(c, (const char *[]){"status", "server", "limit", "cursor", NULL}) ||
-	    !parse_limit(c, limit, sizeof(limit)))
-		return;
-	status = query_get(c, "status");
-	cursor = query_get(c, "cursor");
-	if (cursor && strlen(cursor) > 200) {
-		invalid(c, "cursor", "not a cursor this API gave out");
-		return;
-	}
-	if (status && strlen(status) > 32) {
-		invalid(c, "status", "not a router status");
-		return;
-	}
-	call_query(c, "SELECT wgf_api_list_routers($1, $2::bytea, $3, $4, $5::integer, $6)", 4,
-	           (const char *[]){status, query_get(c, "server"), limit, cursor}, done_200);
-}
-
-static void route_audit(struct call *c, json_t *body)
-{
-	const char *router;
-	char limit[16];
-
-	(void)body;
-	if (!query_check(c, (const char *[]){"router", "since", "limit", NULL}) ||
-	    !parse_limit(c, limit, sizeof(limit)))
-		return;
-	router = query_get(c, "router");
-	if (router && !is_uuid(router)) {
-		invalid(c, "router", "not a router id");
-		return;
-	}
-	c->ts_field = "since";
-	call_query(c, "SELECT wgf_api_audit($1, $2::bytea, $3::uuid, $4::timestamptz, $5::integer)",
-	           3, (const char *[]){router, query_get(c, "since"), limit}, done_200);
-}
-
-static void route_leases(struct call *c, json_t *body)
-{
-	struct wgf_addr addr;
-	struct wgf_err err = {0};
-	const char *ip;
-
-	(void)body;
-	if (!query_check(c, (const char *[]){"ip", "at", NULL}))
-		return;
-	ip = query_get(c, "ip");
-	if (!ip) {
-		invalid(c, "ip", "is required");
-		return;
-	}
-	if (wgf_addr_parse(&addr, ip, &err) < 0) {
-		invalid(c, "ip", "%s", err.msg);
-		return;
-	}
-	c->ts_field = "at";
-	call_query(c, "SELECT wgf_api_leases($1, $2::bytea, $3::inet, $4::timestamptz)", 2,
-	           (const char *[]){ip, query_get(c, "at")}, done_200);
-}
-
-static const struct field tenant_limits[] = {
-        {"router_quota", F_INT, false, 0, 0, 1000000},
-        {"reservations_per_hour", F_INT, false, 0, 0, 1000000},
-        {"slug", F_STRING, true, 63},
-        {"name", F_STRING, true, 200},
-};
-
-static void route_create_tenant(struct call *c, json_t *body)
-{
-	char quota[24], rate[24];
-
-	if (!body_check(c, body, tenant_limits, 4))
-		return;
-	call_query(c,
-	           "SELECT wgf_api_create_tenant($1, $2::bytea, $3, $4, $5::integer, $6::integer, "
-	           "$7)",
-	           5,
-	           (const char *[]){bstr(body, "slug"), bstr(body, "name"),
-	                            bint(body, "router_quota", quota, sizeof(quota)),
-	                            bint(body, "reservations_per_hour", rate, sizeof(rate)),
-	                            c->request_id},
-	           done_201);
-}
-
-static void route_list_tenants(struct call *c, json_t *body)
-{
-	(void)body;
-	if (query_check(c, (const char *[]){NULL}))
-		call_query(c, "SELECT wgf_api_list_tenants($1, $2::bytea)", 0, NULL, done_200);
-}
-
-static void route_update_tenant(struct call *c, json_t *body)
-{
-	char quota[24], rate[24];
-
-	if (!body_check(c, body, tenant_limits, 2))
-		return;
-	call_query(c,
-	           "SELECT wgf_api_update_tenant($1, $2::bytea, $3, $4::integer, $5::integer, $6)",
-	           4,
-	           (const char *[]){c->args[0], bint(body, "router_quota", quota, sizeof(quota)),
-	                            bint(body, "reservations_per_hour", rate, sizeof(rate)),
-	                            c->request_id},
-	           done_200);
-}
-
-static void route_create_key(struct call *c, json_t *body)
-{
-	static const struct field fields[] = {{"label", F_STRING, false, 200}};
-	char text[APIKEY_TEXT_LEN + 1], hash[HEX_HASH_LEN];
-	struct apikey k;
-
-	if (!body_check(c, body, fields, 1))
-		return;
-	apikey_generate(c->api->o.key_hash_secret, text, &k);
-	c->shown_key = strdup(text);
-	sodium_memzero(text, sizeof(text));
-	if (!c->shown_key) {
-		call_error(c, 500, "internal", "Out of memory.");
-		return;
-	}
-	hex_bytea(hash, sizeof(hash), k.hash, sizeof(k.hash));
-	call_query(c, "SELECT wgf_api_create_key($1, $2::bytea, $3, $4, $5::bytea, $6, $7)", 5,
-	           (const char *[]){c->args[0], k.prefix, hash, bstr(body, "label"), c->request_id},
-	           done_new_key);
-}
-
-static void route_revoke_key(struct call *c, json_t *body)
-{
-	char *end;
-	long long id;
-
-	(void)body;
-	id = strtoll(c->args[0], &end, 10);
-	if (*end || id <= 0) {
-		call_error(c, 404, "key_not_found", "No such key.");
-		return;
-	}
-	call_query(c, "SELECT wgf_api_revoke_key($1, $2::bytea, $3::bigint, $4)", 2,
-	           (const char *[]){c->args[0], c->request_id}, done_status);
-}
-
-/* "host:port" with a port from 1 to 65535 and a host of plain characters. */
-static bool is_endpoint(const char *s)
-{
-	const char *colon = strrchr(s, ':');
-	char *end;
-	long port;
-
-	if (!colon || colon == s)
-		return false;
-	port = strtol(colon + 1, &end, 10);
-	return *end == '\0' && colon[1] != '\0' && port >= 1 && port <= 65535 &&
-	       strcspn(s, " /@?#") == strlen(s);
-}
-
-static bool optional_key(struct call *c, json_t *body, const char *field, bool ed25519, char *hex,
-                         size_t size, const char **ret)
-{
-	const char *text = bstr(body, field);
-	uint8_t key[32];
-	struct wgf_err err = {0};
-	size_t len = 0;
-
-	*ret = NULL;
-	if (!text)
-		return true;
-	if (ed25519) {
-		if (sodium_base642bin(key, sizeof(key), text, strlen(text), NULL, &len, NULL,
-		                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
-		    len != sizeof(key) || !crypto_core_ed25519_is_valid_point(key)) {
-			invalid(c, field, "not an Ed25519 public key in base64");
-			return false;
-		}
-	} else if (wgf_key_from_base64(key, text, WGF_KEY_PUBLIC, &err) < 0) {
-		invalid(c, field, "%s", err.msg);
-		return false;
-	}
-	hex_bytea(hex, size, key, sizeof(key));
-	*ret = hex;
-	return true;
-}
-
-static void route_create_server(struct call *c, json_t *body)
-{
-	static const struct field fields[] = {
-	        {"name", F_STRING, true, 63},        {"endpoint", F_STRING, true, 261},
-	        {"interface", F_STRING, false, 15},  {"pool", F_STRING, true, 64},
-	        {"gateway", F_STRING, true, 64},     {"agent_key", F_STRING, false, 64},
-	        {"public_key", F_STRING, false, 64}, {"listen_port", F_INT, false, 0, 1, 65535},
-	};
-	char agent_hex[HEX_HASH_LEN], wg_hex[HEX_HASH_LEN], port[16];
-	const char *agent_key, *wg_key;
-	struct wgf_cidr pool;
-	struct wgf_addr gw;
-	struct wgf_err err = {0};
-
-	if (!body_check(c, body, fields, sizeof(fields) / sizeof(fields[0])))
-		return;
-	if (!is_endpoint(bstr(body, "endpoint"))) {
-		invalid(c, "endpoint", "must be host:port with a port from 1 to 65535");
-		return;
-	}
-	if (wgf_cidr_parse(&pool, bstr(body, "pool"), 0, &err) < 0) {
-		invalid(c, "pool", "%s", err.msg);
-		return;
-	}
-	if (wgf_addr_parse(&gw, bstr(body, "gateway"), &err) < 0) {
-		invalid(c, "gateway", "%s", err.msg);
-		return;
-	}
-	if (!wgf_cidr_is_usable_host(&pool, &gw)) {
-		invalid(c, "gateway", "must be a host address inside the pool");
-		return;
-	}
-	if (!optional_key(c, body, "agent_key", true, agent_hex, sizeof(agent_hex), &agent_key) ||
-	    !optional_key(c, body, "public_key", false, wg_hex, sizeof(wg_hex), &wg_key))
-		return;
-	call_query(c,
-	           "SELECT wgf_api_create_server($1, $2::bytea, $3, $4, $5, $6::cidr, $7::inet, "
-	           "$8::bytea, $9::bytea, $10::integer, $11)",
-	           9,
-	           (const char *[]){bstr(body, "name"), bstr(body, "endpoint"),
-	                            bstr(body, "interface"), bstr(body, "pool"),
-	                            bstr(body, "gateway"), agent_key, wg_key,
-	                            bint(body, "listen_port", port, sizeof(port)), c->request_id},
-	           done_201);
-}
-
-static void route_list_servers(struct call *c, json_t *body)
-{
-	(void)body;
-	if (query_check(c, (const char *[]){NULL}))
-		call_query(c, "SELECT wgf_api_list_servers($1, $2::bytea)", 0, NULL, done_200);
-}
-
-static void route_status(struct call *c, json_t *body)
-{
-	char online[48];
-
-	(void)body;
-	if (!query_check(c, (const char *[]){NULL}))
-		return;
-	ms_interval(online, sizeof(online), c->api->o.server_online_ms);
-	call_query(c, "SELECT wgf_api_status($1, $2::bytea, $3::interval)", 1,
-	           (const char *[]){online}, done_200);
-}
-
-static void route_healthz(struct call *c, json_t *body)
-{
-	json_t *ok = json_pack("{s:s}", "status", "ok");
-
-	(void)body;
-	call_json(c, 200, ok);
-	json_decref(ok);
-}
-
-static void on_ready_result(void *ctx, const PGresult *res, const struct db_error *e)
-{
-	struct call *c = ctx;
-	int version;
-
-	if (e) {
-		call_error(c, 503, "not_ready", "The database is not reachable.");
-		return;
-	}
-	version = PQgetisnull(res, 0, 0) ? 0 : atoi(PQgetvalue(res, 0, 0));
-	if (version != (int)migrate_n_steps) {
-		call_error(c, 503, "not_ready",
-		           "The database schema is at version %d; this coordinator needs %zu.",
-		           version, migrate_n_steps);
-		return;
-	}
-	json_t *ok = json_pack("{s:s,s:i}", "status", "ready", "schema_version", version);
-
-	call_json(c, 200, ok);
-	json_decref(ok);
-}
-
-static void route_readyz(struct call *c, json_t *body)
-{
-	uint64_t deadline = uv_now(c->api->loop) + c->api->o.request_deadline_ms;
-
-	(void)body;
-	if (db_query(c->api->db, "SELECT max(version) FROM wgf_schema_migrations", 0, NULL,
-	             deadline, on_ready_result, c) < 0)
-		call_error(c, 503, "not_ready", "The database queue is full.");
-}
-
-static const struct route routes[] = {
-        {"POST", "/v1/routers", route_reserve, true},
-        {"GET", "/v1/routers", route_list_routers, false},
-        {"GET", "/v1/routers/{}", route_get_router, false},
-        {"DELETE", "/v1/routers/{}", route_delete_router, false},
-        {"PUT", "/v1/routers/{}/public-key", route_public_key, true},
-        {"GET", "/v1/routers/{}/config", route_config, false},
-        {"GET", "/v1/audit", route_audit, false},
-        {"GET", "/v1/leases", route_leases, false},
-        {"POST", "/v1/tenants", route_create_tenant, true},
-        {"GET", "/v1/tenants", route_list_tenants, false},
-        {"PATCH", "/v1/tenants/{}", route_update_tenant, true},
-        {"POST", "/v1/tenants/{}/keys", route_create_key, true},
-        {"DELETE", "/v1/keys/{}", route_revoke_key, false},
-        {"POST", "/v1/servers", route_create_server, true},
-        {"GET", "/v1/servers", route_list_servers, false},
-        {"GET", "/v1/status", route_status, false},
-        {"GET", "/healthz", route_healthz, false},
-        {"GET", "/readyz", route_readyz, false},
-};
-
-const char *const api_route_list[] = {
-        "POST /v1/routers",
-        "GET /v1/routers",
-        "GET /v1/routers/{}",
-        "DELETE /v1/routers/{}",
-        "PUT /v1/routers/{}/public-key",
-        "GET /v1/routers/{}/config",
-        "GET /v1/audit",
-        "GET /v1/leases",
-        "POST /v1/tenants",
-        "GET /v1/tenants",
-        "PATCH /v1/tenants/{}",
-        "POST /v1/tenants/{}/keys",
-        "DELETE /v1/keys/{}",
-        "POST /v1/servers",
-        "GET /v1/servers",
-        "GET /v1/status",
-        "GET /healthz",
-        "GET /readyz",
-        NULL,
-};
 
 /* Matches path against pattern; captures "{}" segments into c->args. */
 static bool path_match(struct call *c, const char *pattern, const char *path, size_t len)
@@ -978,11 +214,10 @@ static bool path_match(struct call *c, const char *pattern, const char *path, si
 	c->n_args = 0;
 	while (*pattern && path < end) {
 		if (pattern[0] == '{' && pattern[1] == '}') {
-			size_t n = strcspn(path, "/");
+			const char *slash = memchr(path, '/', (size_t)(end - path));
+			size_t n = (size_t)((slash ? slash : end) - path);
 
-			if (n > (size_t)(end - path))
-				n = (size_t)(end - path);
-			if (n == 0 || n >= ARG_MAX || c->n_args >= 2)
+			if (n == 0 || n >= API_ARG_MAX || c->n_args >= API_ARGS_MAX)
 				return false;
 			memcpy(c->args[c->n_args], path, n);
 			c->args[c->n_args++][n] = '\0';
@@ -996,134 +231,260 @@ static bool path_match(struct call *c, const char *pattern, const char *path, si
 	return *pattern == '\0' && path == end;
 }
 
-static bool parse_query(struct call *c, const char *q, size_t len)
+static int find_route(struct call *c)
 {
-	UriQueryListA *list = NULL, *it;
-	int count = 0;
+	const struct http_request *rq = c->rq;
+	bool path_known = false;
 
-	if (len == 0)
-		return true;
-	if (uriDissectQueryMallocA(&list, &count, q, q + len) != URI_SUCCESS) {
-		invalid(c, "query", "not a valid query string");
-		return false;
-	}
-	for (it = list; it; it = it->next) {
-		if (c->n_query >= QUERY_MAX) {
-			uriFreeQueryListA(list);
-			invalid(c, "query", "more than %d parameters", QUERY_MAX);
-			return false;
+	for (size_t i = 0; i < WGF_ARRAY_SIZE(routes); i++) {
+		if (!path_match(c, routes[i].pattern, rq->path.base, rq->path.len))
+			continue;
+		path_known = true;
+		if (h2o_memis(rq->method.base, rq->method.len, routes[i].method,
+		              strlen(routes[i].method))) {
+			c->route = &routes[i];
+			return 0;
 		}
-		c->query[c->n_query].key = strdup(it->key);
-		c->query[c->n_query].value = strdup(it->value ? it->value : "");
-		c->n_query++;
 	}
-	uriFreeQueryListA(list);
-	return true;
-}
-
-static bool parse_auth(struct call *c)
-{
-	char header[256];
-	struct apikey k;
-
-	if (!http_header(c->req, "authorization", header, sizeof(header)) ||
-	    strncmp(header, "Bearer ", 7) != 0 ||
-	    apikey_parse(c->api->o.key_hash_secret, header + 7, &k) < 0) {
-		sodium_memzero(header, sizeof(header));
-		call_error(c, 401, "unauthorized",
-		           "Send a valid API key as 'Authorization: Bearer <key>'.");
-		return false;
-	}
-	sodium_memzero(header, sizeof(header));
-	memcpy(c->key_prefix, k.prefix, sizeof(c->key_prefix));
-	hex_bytea(c->key_hash, sizeof(c->key_hash), k.hash, sizeof(k.hash));
-	return true;
+	if (path_known)
+		return call_problem(c, 405, "method_not_allowed", "This path does not take %s.",
+		                    c->method);
+	return call_problem(c, 404, "not_found", "No such route.");
 }
 
 static void set_request_id(struct call *c)
 {
+	static const char allowed[] =
+	        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+	ssize_t i = h2o_find_header_by_str(c->rq->headers, H2O_STRLIT("x-request-id"), -1);
 	uint8_t rnd[12];
 
-	if (http_header(c->req, "x-request-id", c->request_id, sizeof(c->request_id)) &&
-	    c->request_id[0] &&
-	    strspn(c->request_id,
-	           "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
-	            strlen(c->request_id))
-		return;
+	if (i >= 0) {
+		h2o_iovec_t v = c->rq->headers->entries[i].value;
+
+		if (v.len > 0 && v.len <= API_REQUEST_ID_MAX && strspn(v.base, allowed) >= v.len) {
+			memcpy(c->request_id, v.base, v.len);
+			c->request_id[v.len] = '\0';
+			return;
+		}
+	}
 	randombytes_buf(rnd, sizeof(rnd));
 	sodium_bin2hex(c->request_id, sizeof(c->request_id), rnd, sizeof(rnd));
 }
 
-static const struct route *find_route(struct call *c, h2o_req_t *req, size_t path_len,
-                                      bool *ret_path_known)
+static int decode_body(struct call *c)
 {
-	*ret_path_known = false;
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-		if (!path_match(c, routes[i].pattern, req->path_normalized.base, path_len))
-			continue;
-		*ret_path_known = true;
-		if (h2o_memis(req->method.base, req->method.len, routes[i].method,
-		              strlen(routes[i].method)))
-			return &routes[i];
-	}
-	return NULL;
+	const struct http_request *rq = c->rq;
+	json_error_t jerr;
+	int r;
+
+	r = input_content_type(c);
+	if (r < 0)
+		return r;
+	if (rq->body.len > API_BODY_MAX)
+		return call_problem(c, 413, "body_too_large", "The body is larger than %d bytes.",
+		                    API_BODY_MAX);
+	c->body = json_loadb(rq->body.base ? rq->body.base : "", rq->body.len,
+	                     JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	if (!c->body)
+		return call_invalid(c, "body", "not valid JSON (%s at character %d)",
+		                    json_error_code(&jerr) == json_error_invalid_utf8
+		                            ? "invalid UTF-8"
+		                            : "a syntax error",
+		                    jerr.position);
+	return 0;
 }
 
-void api_handle(void *ctx, h2o_req_t *req)
+int call_decode(struct call *c)
+{
+	const struct http_request *rq = c->rq;
+	size_t expect;
+	int r;
+
+	escape_for_log(c->method, sizeof(c->method), rq->method.base, rq->method.len);
+	escape_for_log(c->path, sizeof(c->path), rq->path.base, rq->path.len);
+	snprintf(c->client, sizeof(c->client), "%s", rq->client ? rq->client : "");
+	set_request_id(c);
+	if (rq->ambiguous_framing)
+		return call_invalid(c, "headers",
+		                    "Content-Length given twice or with Transfer-Encoding");
+	for (size_t i = 0; i < rq->path.len; i++)
+		if ((unsigned char)rq->path.base[i] < 0x20 || rq->path.base[i] == 0x7f)
+			return call_invalid(c, "path", "holds control characters");
+	r = find_route(c);
+	if (r == 0 && rq->query.base)
+		r = input_query(c, rq->query.base, rq->query.len);
+	if (r == 0 && c->route->needs_key) {
+		r = input_auth(c);
+		call_params(c, c->key_prefix, c->key_hash); /* $1 and $2 */
+	}
+	if (r == 0 && c->route->has_body)
+		r = decode_body(c);
+	if (r == 0 && c->route->prepare)
+		r = c->route->prepare(c);
+	if (r < 0)
+		return r;
+	expect = c->route->n_sql_types + (c->route->needs_key ? 2 : 0);
+	if (c->route->sql_fn && c->n_params != expect)
+		return call_problem(c, 500, "internal", "The route made %u parameters for its %zu.",
+		                    c->n_params, expect);
+	return 0;
+}
+
+/* ---- replies ---- */
+
+/* The one place a call ends: reply if the client is still there, log, free. */
+static void call_finish(struct call *c)
+{
+	h2o_req_t *req = c->pending.req;
+	int status;
+
+	http_pending_detach(&c->pending);
+	if (c->problem.status)
+		status = c->problem.status;
+	else
+		status = c->route->status;
+	if (req) {
+		if (c->problem.status)
+			status = http_reply_error(req, status, c->problem.code, c->problem.message,
+			                          c->request_id);
+		else if (c->reply_text)
+			status = http_reply_text(req, status, c->reply_text, c->request_id);
+		else if (status == 204)
+			status = http_reply_empty(req, status, c->request_id);
+		else
+			status = http_reply_json(req, status, c->reply_json, c->request_id);
+	}
+	log_fields(status >= 500 ? LOG_WARNING : LOG_INFO, "Request", {"method", c->method},
+	           {"path", c->path}, {"status", call_arena(c, "%d", status) ?: "?"},
+	           {"ms", call_arena(c, "%llu",
+	                             (unsigned long long)(uv_now(c->api->loop) - c->started_ms))
+	                          ?: "?"},
+	           {"client", c->client}, {"request_id", c->request_id});
+	call_free(c);
+}
+
+static void on_db_error(struct call *c, const struct db_error *e)
+{
+	if (c->route->sql_text) {
+		/* A readiness probe is not ready, whatever the database said. */
+		call_problem(c, 503, "not_ready", "The database is not reachable.");
+	} else if (strncmp(e->sqlstate, "WG", 2) == 0) {
+		int status = atoi(e->sqlstate + 2);
+
+		if (status == 429 && e->hint[0] && c->pending.req)
+			http_add_header(c->pending.req, "retry-after", e->hint);
+		call_problem(c, status, call_arena(c, "%s", e->message) ?: "error", "%s",
+		             e->detail);
+	} else if (strncmp(e->sqlstate, "22", 2) == 0) {
+		call_invalid(c, c->ts_field ? c->ts_field : "request", "%s", e->message);
+	} else if (e->code == -ETIMEDOUT) {
+		call_problem(c, 503, "timeout", "The database did not answer in time; retry.");
+	} else if (e->code == -ECONNRESET || e->code == -ECONNREFUSED || e->code == -ECANCELED) {
+		call_problem(c, 503, "unavailable", "The database is not reachable; retry.");
+	} else {
+		log_fields(LOG_ERR, "Database error", {"request_id", c->request_id},
+		           {"sqlstate", e->sqlstate}, {"error", e->message});
+		call_problem(c, 500, "internal",
+		             "Something went wrong; the request id is in the log.");
+	}
+}
+
+static void on_db_result(void *ctx, const PGresult *res, const struct db_error *e)
+{
+	struct call *c = ctx;
+	json_t *result = NULL;
+	int r = -EBADMSG;
+
+	if (e) {
+		on_db_error(c, e);
+		call_finish(c);
+		return;
+	}
+	if (PQntuples(res) == 1 && PQnfields(res) == 1)
+		result = json_loads(PQgetvalue(res, 0, 0), JSON_DECODE_ANY, NULL);
+	if (result && c->route->finish) {
+		r = c->route->finish(c, result);
+	} else if (result) {
+		c->reply_json = json_incref(result);
+		r = 0;
+	}
+	json_decref(result);
+	if (r < 0 && !c->problem.status)
+		call_problem(c, 500, "internal", "Unexpected reply from the database.");
+	call_finish(c);
+}
+
+static void call_send(struct call *c)
+{
+	uint64_t deadline = uv_now(c->api->loop) + c->api->o.request_deadline_ms;
+	const char *sql = c->route->sql_text ? c->route->sql_text : c->api->sql[c->route - routes];
+	int r;
+
+	if (!sql) {
+		/* No database work: finish answers (the health check). */
+		if (c->route->finish(c, NULL) < 0 && !c->problem.status)
+			call_problem(c, 500, "internal", "The reply could not be made.");
+		call_finish(c);
+		return;
+	}
+	r = db_query(c->api->db, sql, (int)c->n_params, c->params, deadline, on_db_result, c);
+	if (r == -EAGAIN) {
+		call_problem(c, 503, "overloaded", "Too many requests are waiting; retry.");
+		call_finish(c);
+	} else if (r < 0) {
+		call_problem(c, 503, "unavailable", "The database is not reachable; retry.");
+		call_finish(c);
+	}
+}
+
+void api_handle(void *ctx, h2o_req_t *req, const struct http_request *rq)
 {
 	struct api *a = ctx;
-	struct call *c = calloc(1, sizeof(*c));
-	size_t path_len;
-	json_t *body = NULL;
-	json_error_t jerr;
-	bool known;
+	struct call *c = call_new(a, rq);
 
 	if (!c) {
 		http_reply_error(req, 503, "unavailable", "Out of memory.", NULL);
 		return;
 	}
-	c->api = a;
-	c->req = req;
 	c->started_ms = uv_now(a->loop);
-	snprintf(c->method, sizeof(c->method), "%.*s", (int)req->method.len, req->method.base);
-	path_len = req->path_normalized.len;
-	snprintf(c->path, sizeof(c->path), "%.*s", (int)path_len, req->path_normalized.base);
-	set_request_id(c);
 	if (http_pending_attach(&c->pending, req) < 0) {
-		http_reply_error(req, 503, "unavailable", "Out of memory.", c->request_id);
+		http_reply_error(req, 503, "unavailable", "Out of memory.", NULL);
 		call_free(c);
 		return;
 	}
-	c->route = find_route(c, req, path_len, &known);
-	if (!c->route) {
-		if (known)
-			call_error(c, 405, "method_not_allowed", "This path does not take %s.",
-			           c->method);
-		else
-			call_error(c, 404, "not_found", "No such route.");
+	if (call_decode(c) < 0) {
+		c->rq = NULL;
+		call_finish(c);
 		return;
 	}
-	if (req->query_at != SIZE_MAX &&
-	    !parse_query(c, req->path.base + req->query_at + 1, req->path.len - req->query_at - 1))
-		return;
-	if (c->route->fn != route_healthz && c->route->fn != route_readyz && !parse_auth(c))
-		return;
-	if (req->entity.base && req->entity.len > API_BODY_MAX) {
-		call_error(c, 413, "body_too_large", "The body is larger than %d bytes.",
-		           API_BODY_MAX);
-		return;
+	c->rq = NULL;
+	call_send(c);
+}
+
+/* ---- the api object ---- */
+
+/* "SELECT fn($1, $2::bytea, $3::type...)" for a route's row. */
+static char *route_sql(const struct route *rt)
+{
+	unsigned first = rt->needs_key ? 3 : 1;
+	char buf[512];
+	FILE *f = fmemopen(buf, sizeof(buf), "w");
+	bool ok;
+
+	if (!f)
+		return NULL;
+	fprintf(f, "SELECT %s(%s", rt->sql_fn, rt->needs_key ? "$1, $2::bytea" : "");
+	for (size_t i = 0; i < rt->n_sql_types; i++) {
+		bool text = strcmp(rt->sql_types[i], "text") == 0;
+
+		fprintf(f, "%s$%zu%s%s", i + first > 1 ? ", " : "", i + first,
+		        text ? "" : "::", text ? "" : rt->sql_types[i]);
 	}
-	if (c->route->has_body) {
-		body = json_loadb(req->entity.base ? req->entity.base : "",
-		                  req->entity.base ? req->entity.len : 0, JSON_REJECT_DUPLICATES,
-		                  &jerr);
-		if (!body) {
-			invalid(c, "body", "not valid JSON: %s", jerr.text);
-			return;
-		}
-	}
-	c->route->fn(c, body);
-	json_decref(body);
+	fputc(')', f);
+	ok = fputc('\0', f) != EOF && fflush(f) == 0 && ftell(f) < (long)sizeof(buf);
+	fclose(f);
+	return ok ? strdup(buf) : NULL;
 }
 
 int api_new(uv_loop_t *loop, struct db *db, const struct api_options *o, struct api **ret)
@@ -1135,23 +496,36 @@ int api_new(uv_loop_t *loop, struct db *db, const struct api_options *o, struct 
 	a->loop = loop;
 	a->db = db;
 	a->o = *o;
+	a->sql = calloc(WGF_ARRAY_SIZE(routes), sizeof(*a->sql));
+	if (!a->sql)
+		goto fail;
+	for (size_t i = 0; i < WGF_ARRAY_SIZE(routes); i++)
+		if (routes[i].sql_fn && !(a->sql[i] = route_sql(&routes[i])))
+			goto fail;
 	*ret = a;
 	return 0;
+fail:
+	api_free(a);
+	return -ENOMEM;
 }
 
 void api_free(struct api *a)
 {
-	if (a) {
-		sodium_memzero(a->o.key_hash_secret, sizeof(a->o.key_hash_secret));
-		free(a);
-	}
+	if (!a)
+		return;
+	if (a->sql)
+		for (size_t i = 0; i < WGF_ARRAY_SIZE(routes); i++)
+			free(a->sql[i]);
+	free(a->sql);
+	sodium_memzero(a->o.key_hash_secret, sizeof(a->o.key_hash_secret));
+	free(a);
 }
 
-void api_set_reloadable(struct api *a, uint64_t reservation_ttl_ms, uint64_t address_cooldown_ms,
-                        unsigned persistent_keepalive, uint64_t server_online_ms)
+void api_set_reloadable(struct api *a, const struct api_options *o)
 {
-	a->o.reservation_ttl_ms = reservation_ttl_ms;
-	a->o.address_cooldown_ms = address_cooldown_ms;
-	a->o.persistent_keepalive = persistent_keepalive;
-	a->o.server_online_ms = server_online_ms;
+	a->o.reservation_ttl_ms = o->reservation_ttl_ms;
+	a->o.address_cooldown_ms = o->address_cooldown_ms;
+	a->o.persistent_keepalive = o->persistent_keepalive;
+	a->o.server_online_ms = o->server_online_ms;
+	a->o.placement_any = o->placement_any;
 }

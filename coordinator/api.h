@@ -5,24 +5,29 @@
 #define WGF_COORDINATOR_API_H
 
 /*
- * Every route is one row of a table: method, path pattern, handler. A handler checks
- * everything the client controls (path, query, JSON body, headers) and answers 400 with
- * the field's name when something is wrong, before any database work. Then it makes one
- * call to the route's SQL function (coordinator/sql/0002_api.sql), which authenticates,
- * does the work in one transaction and returns the reply body. Errors the SQL raises as
- * SQLSTATE WGnnn become HTTP status nnn with the same code and message. Nothing is kept
- * between requests: two coordinators on one database give the same answers.
+ * Every route is one row of a table (api.c): method, path pattern, success status, the
+ * query parameters it takes, its SQL function and the types of its parameters. Before
+ * any database work, everything the client controls (path, query, headers, JSON body)
+ * is checked, one check per kind of field (api_input.c), and a request that fails
+ * gets a 4xx naming the field. Then one call of the route's SQL function
+ * (coordinator/sql) authenticates the key, does the work in one transaction and
+ * returns the reply body. Errors the SQL raises as SQLSTATE WGnnn become HTTP status
+ * nnn with the same code and message. Nothing is kept between requests: two
+ * coordinators on one database give the same answers.
  *
  * The caller's API key travels to the database only as its prefix and keyed hash; the
  * key itself is never logged, stored or sent anywhere.
  */
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <h2o.h>
 #include <uv.h>
 
 #include "db.h"
+#include "http.h"
 
 #define API_BODY_MAX (64 * 1024)
 
@@ -33,6 +38,7 @@ struct api_options {
 	uint64_t server_online_ms;    /* a server seen this recently is online */
 	uint64_t request_deadline_ms; /* how long a request may wait for the database */
 	unsigned persistent_keepalive;
+	bool placement_any; /* a reservation naming no server may go to one not online */
 };
 
 struct api;
@@ -40,14 +46,13 @@ struct api;
 int api_new(uv_loop_t *loop, struct db *db, const struct api_options *o, struct api **ret);
 void api_free(struct api *a);
 
-/* Applies the options SIGHUP may change. */
-void api_set_reloadable(struct api *a, uint64_t reservation_ttl_ms, uint64_t address_cooldown_ms,
-                        unsigned persistent_keepalive, uint64_t server_online_ms);
+/* Applies the options of o that SIGHUP may change (all but the secret and deadline). */
+void api_set_reloadable(struct api *a, const struct api_options *o);
 
 /* The http_handler_fn for every request. */
-void api_handle(void *ctx, h2o_req_t *req);
+void api_handle(void *ctx, h2o_req_t *req, const struct http_request *rq);
 
-/* Patterns of every route, "METHOD /v1/routers/{}"; NULL-terminated (for the docs test). */
-extern const char *const api_route_list[];
+/* Writes "METHOD /pattern" for every route, one a line ({} is one path segment). */
+void api_routes_print(FILE *f);
 
 #endif

@@ -106,11 +106,25 @@ static void on_stop_signal(uv_signal_t *h, int signum)
 	stop(h->data);
 }
 
+/* The API's options from the settings (all but the key hashing secret). */
+static void api_options_from(const struct settings *s, struct api_options *ret)
+{
+	*ret = (struct api_options){
+	        .reservation_ttl_ms = s->reservation_ttl_ms,
+	        .address_cooldown_ms = s->address_cooldown_ms,
+	        .server_online_ms = s->server_online_ms,
+	        .request_deadline_ms = s->request_deadline_ms,
+	        .persistent_keepalive = (unsigned)s->persistent_keepalive,
+	        .placement_any = strcmp(settings_placement_choices[s->placement], "any") == 0,
+	};
+}
+
 /* Re-reads the file; applies the reloadable options, warns about the others. */
 static void on_hup(uv_signal_t *h, int signum)
 {
 	struct daemon *d = h->data;
 	struct settings n;
+	struct api_options ao;
 	struct wgf_err err = {0};
 
 	(void)signum;
@@ -128,9 +142,11 @@ static void on_hup(uv_signal_t *h, int signum)
 	d->s.address_cooldown_ms = n.address_cooldown_ms;
 	d->s.persistent_keepalive = n.persistent_keepalive;
 	d->s.server_online_ms = n.server_online_ms;
+	d->s.placement = n.placement;
 	wgf_log_init(NULL, settings_log_level(&d->s));
-	api_set_reloadable(d->api, n.reservation_ttl_ms, n.address_cooldown_ms,
-	                   (unsigned)n.persistent_keepalive, n.server_online_ms);
+	api_options_from(&d->s, &ao);
+	api_set_reloadable(d->api, &ao);
+	sodium_memzero(&ao, sizeof(ao));
 	log_notice("Configuration reloaded");
 }
 
@@ -205,21 +221,17 @@ static int start(struct daemon *d)
 	        .queue_max = (unsigned)d->s.db_queue_max,
 	        .statement_timeout_ms = d->s.statement_timeout_ms,
 	};
-	struct api_options ao = {
-	        .reservation_ttl_ms = d->s.reservation_ttl_ms,
-	        .address_cooldown_ms = d->s.address_cooldown_ms,
-	        .server_online_ms = d->s.server_online_ms,
-	        .request_deadline_ms = d->s.request_deadline_ms,
-	        .persistent_keepalive = (unsigned)d->s.persistent_keepalive,
-	};
+	struct api_options ao;
 	struct http_options ho = {
 	        .listen = d->s.listen,
 	        .request_timeout_ms = d->s.request_timeout_ms,
+	        .trusted_proxies = d->s.trusted_proxies,
 	};
 	struct wgf_err err = {0};
 	char port_text[8];
 	int r, port = 0;
 
+	api_options_from(&d->s, &ao);
 	r = wgf_fs_read_secret32(d->s.key_hash_secret_file, ao.key_hash_secret, &err);
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "Cannot read the API key hashing secret: %s", err.msg);

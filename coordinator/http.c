@@ -11,7 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistr.h>
+
+#include "endpoint.h"
 #include "log.h"
+#include "macro.h"
 
 struct http_server {
 	uv_loop_t *loop;
@@ -21,18 +25,238 @@ struct http_server {
 	h2o_accept_ctx_t accept_ctx;
 	http_handler_fn handler;
 	void *ctx;
+	struct wgf_cidr trusted[HTTP_TRUSTED_PROXIES_MAX];
+	size_t n_trusted;
+	uint64_t request_timeout_ms;
 };
+
+/*
+ * One accepted connection. h2o owns the socket; this watches it with a deadline of its
+ * own, TIMEOUT_GRACE_MS before h2o's, so that a client still sending its request when
+ * the time is up gets a 408 before h2o closes the connection (h2o 2.2 closes without a
+ * word). An idle keep-alive connection is closed silently, as h2o does: a 408 there
+ * could cross a request the client is just sending, which would then read it as its
+ * answer. The socket's on_close hook, unused by h2o's server side, leads from the
+ * socket to this and says when it is gone.
+ */
+struct http_conn {
+	struct http_server *server;
+	h2o_socket_t *sock; /* NULL once h2o closed it */
+	uv_timer_t timer;
+	bool busy; /* a request is being handled: no deadline runs */
+};
+
+#define TIMEOUT_GRACE_MS 1000
+
+/*
+ * h2o 2.2 keeps Content-Length and Transfer-Encoding out of req->headers, so the only
+ * way to see how often a request gave them is its head as received: it is still at
+ * the start of the socket's input buffer, ending where the body begins, while the
+ * request is handled. picohttpparser (inside libh2o) reads it again; Debian ships no
+ * header for it, so its two declarations are here, as in picohttpparser.h.
+ */
+struct phr_header {
+	const char *name;
+	size_t name_len;
+	const char *value;
+	size_t value_len;
+};
+int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len,
+                      const char **path, size_t *path_len, int *minor_version,
+                      struct phr_header *headers, size_t *num_headers, size_t last_len);
+
+static bool framing_is_ambiguous(h2o_req_t *req)
+{
+	struct phr_header headers[100];
+	size_t n = WGF_ARRAY_SIZE(headers), method_len, path_len, lengths = 0, encodings = 0;
+	const char *method, *path;
+	h2o_socket_t *sock;
+	int minor;
+
+	if (!req->entity.base)
+		return false; /* neither header was given */
+	sock = req->conn->callbacks->get_socket(req->conn);
+	if (!sock || !sock->input || req->entity.base < sock->input->bytes ||
+	    req->entity.base > sock->input->bytes + sock->input->size)
+		return false;
+	if (phr_parse_request(sock->input->bytes, (size_t)(req->entity.base - sock->input->bytes),
+	                      &method, &method_len, &path, &path_len, &minor, headers, &n, 0) < 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		lengths += h2o_lcstris(headers[i].name, headers[i].name_len,
+		                       H2O_STRLIT("content-length"));
+		encodings += h2o_lcstris(headers[i].name, headers[i].name_len,
+		                         H2O_STRLIT("transfer-encoding"));
+	}
+	return lengths > 1 || encodings > 1 || (lengths && encodings);
+}
+
+/* The first address of a comma-separated list, from the right, that is not a trusted
+ * proxy; false when the list holds anything that is not an address. */
+static bool forwarded_client(const struct http_server *s, h2o_iovec_t v, struct wgf_addr *ret)
+{
+	size_t end = v.len;
+
+	while (end > 0) {
+		size_t start = end;
+		char text[WGF_ADDR_STRLEN];
+		struct wgf_err err = {0};
+		struct wgf_addr a;
+		bool trusted = false;
+
+		while (start > 0 && v.base[start - 1] != ',')
+			start--;
+		{
+			size_t b = start, e = end;
+
+			while (b < e && (v.base[b] == ' ' || v.base[b] == '\t'))
+				b++;
+			while (e > b && (v.base[e - 1] == ' ' || v.base[e - 1] == '\t'))
+				e--;
+			if (e - b == 0 || e - b >= sizeof(text))
+				return false;
+			memcpy(text, v.base + b, e - b);
+			text[e - b] = '\0';
+		}
+		if (wgf_addr_parse(&a, text, &err) < 0)
+			return false;
+		for (size_t i = 0; i < s->n_trusted && !trusted; i++)
+			trusted = wgf_cidr_contains(&s->trusted[i], &a);
+		if (!trusted) {
+			*ret = a;
+			return true;
+		}
+		end = start > 0 ? start - 1 : 0;
+	}
+	return false;
+}
+
+static void client_address(const struct http_server *s, h2o_req_t *req, char *out, size_t size)
+{
+	struct sockaddr_storage ss;
+	struct wgf_addr peer = {0}, fwd;
+	char text[WGF_ADDR_STRLEN] = "";
+	bool trusted = false;
+	socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+
+	snprintf(out, size, "unknown");
+	if (len == 0 || (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+		return;
+	peer.family = ss.ss_family;
+	if (ss.ss_family == AF_INET)
+		memcpy(peer.bytes, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+	else
+		memcpy(peer.bytes, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+	for (size_t i = 0; i < s->n_trusted && !trusted; i++)
+		trusted = wgf_cidr_contains(&s->trusted[i], &peer);
+	if (trusted) {
+		ssize_t i =
+		        h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-forwarded-for"), -1);
+
+		if (i >= 0 && forwarded_client(s, req->headers.entries[i].value, &fwd))
+			peer = fwd;
+	}
+	wgf_addr_format(&peer, text);
+	snprintf(out, size, "%s", text);
+}
 
 struct handler_glue {
 	h2o_handler_t super;
 	struct http_server *server;
 };
 
+static void conn_timer_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void conn_on_close(void *data)
+{
+	struct http_conn *conn = data;
+
+	conn->sock = NULL;
+	/* At exit the daemon may have closed every handle already (and leaks conn). */
+	if (!uv_is_closing((uv_handle_t *)&conn->timer))
+		uv_close((uv_handle_t *)&conn->timer, conn_timer_closed);
+}
+
+static void timeout_reply_sent(h2o_socket_t *sock, const char *err)
+{
+	/* h2o's own deadline closes the connection shortly. */
+	(void)sock;
+	(void)err;
+}
+
+static void conn_on_timeout(uv_timer_t *t)
+{
+	static const char body[] = "{\"error\":{\"code\":\"request_timeout\",\"message\":"
+	                           "\"The request did not arrive in time; send it again.\"}}";
+	static char reply[256];
+	struct http_conn *conn = t->data;
+	h2o_iovec_t buf;
+
+	if (!conn->sock || conn->busy || conn->sock->input->size == 0 ||
+	    h2o_socket_is_writing(conn->sock))
+		return;
+	buf = h2o_iovec_init(reply, (size_t)snprintf(reply, sizeof(reply),
+	                                             "HTTP/1.1 408 Request Timeout\r\n"
+	                                             "Content-Type: application/json\r\n"
+	                                             "Connection: close\r\n"
+	                                             "Content-Length: %zu\r\n\r\n%s",
+	                                             sizeof(body) - 1, body));
+	h2o_socket_read_stop(conn->sock);
+	h2o_socket_write(conn->sock, &buf, 1, timeout_reply_sent);
+}
+
+static void conn_arm(struct http_conn *conn)
+{
+	conn->busy = false;
+	uv_timer_start(&conn->timer, conn_on_timeout, conn->server->request_timeout_ms, 0);
+}
+
+/* A request's pool is disposed of when its reply is sent: the next request begins. */
+static void request_disposed(void *slot)
+{
+	struct http_conn *conn = *(struct http_conn **)slot;
+
+	if (conn && conn->sock)
+		conn_arm(conn);
+}
+
+/* The connection req arrived on; marks it busy until req is disposed of. */
+static void conn_begin_request(h2o_req_t *req)
+{
+	h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+	struct http_conn *conn, **slot;
+
+	if (!sock || sock->on_close.cb != conn_on_close)
+		return;
+	conn = sock->on_close.data;
+	slot = h2o_mem_alloc_shared(&req->pool, sizeof(*slot), request_disposed);
+	*slot = conn;
+	conn->busy = true;
+	uv_timer_stop(&conn->timer);
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
 	struct handler_glue *g = (struct handler_glue *)self;
+	char client[WGF_ADDR_STRLEN + 8];
+	struct http_request rq = {
+	        .method = req->method,
+	        .path = req->path_normalized,
+	        .headers = &req->headers,
+	        .body = req->entity,
+	        .ambiguous_framing = framing_is_ambiguous(req),
+	        .client = client,
+	};
 
-	g->server->handler(g->server->ctx, req);
+	if (req->query_at != SIZE_MAX)
+		rq.query = h2o_iovec_init(req->path.base + req->query_at + 1,
+		                          req->path.len - req->query_at - 1);
+	conn_begin_request(req);
+	client_address(g->server, req, client, sizeof(client));
+	g->server->handler(g->server->ctx, req, &rq);
 	return 0;
 }
 
@@ -44,59 +268,81 @@ static void on_connection_closed(uv_handle_t *h)
 static void on_accept(uv_stream_t *listener, int status)
 {
 	struct http_server *s = listener->data;
-	h2o_socket_t *sock;
-	uv_tcp_t *conn;
+	struct http_conn *conn;
+	uv_tcp_t *tcp;
 
 	if (status < 0)
 		return;
-	conn = malloc(sizeof(*conn));
-	if (!conn)
-		return;
-	uv_tcp_init(s->loop, conn);
-	if (uv_accept(listener, (uv_stream_t *)conn) < 0) {
-		uv_close((uv_handle_t *)conn, on_connection_closed);
+	tcp = malloc(sizeof(*tcp));
+	conn = calloc(1, sizeof(*conn));
+	if (!tcp || !conn) {
+		free(tcp);
+		free(conn);
 		return;
 	}
-	uv_tcp_nodelay(conn, 1);
-	sock = h2o_uv_socket_create((uv_stream_t *)conn, on_connection_closed);
-	h2o_accept(&s->accept_ctx, sock);
+	uv_tcp_init(s->loop, tcp);
+	if (uv_accept(listener, (uv_stream_t *)tcp) < 0) {
+		uv_close((uv_handle_t *)tcp, on_connection_closed);
+		free(conn);
+		return;
+	}
+	uv_tcp_nodelay(tcp, 1);
+	conn->server = s;
+	uv_timer_init(s->loop, &conn->timer);
+	conn->timer.data = conn;
+	conn->sock = h2o_uv_socket_create((uv_stream_t *)tcp, on_connection_closed);
+	conn->sock->on_close.cb = conn_on_close;
+	conn->sock->on_close.data = conn;
+	conn_arm(conn);
+	h2o_accept(&s->accept_ctx, conn->sock);
 }
 
 static int parse_listen(const char *listen, struct sockaddr_storage *ss)
 {
-	char host[64];
-	const char *colon;
-	size_t n;
-	long port;
-	char *end;
+	struct wgf_endpoint ep;
+	struct wgf_err err = {0};
 
-	if (listen[0] == '[') {
-		const char *close = strchr(listen, ']');
+	if (wgf_endpoint_parse(&ep, listen, WGF_ENDPOINT_F_PORT_ZERO, &err) < 0)
+		return -EINVAL;
+	if (ep.kind == WGF_ENDPOINT_IPV4)
+		return uv_ip4_addr(ep.host, ep.port, (struct sockaddr_in *)ss);
+	if (ep.kind == WGF_ENDPOINT_IPV6)
+		return uv_ip6_addr(ep.host, ep.port, (struct sockaddr_in6 *)ss);
+	return -EINVAL; /* a listener needs an address, not a name */
+}
 
-		if (!close || close[1] != ':')
-			return -EINVAL;
-		n = (size_t)(close - listen - 1);
-		colon = close + 1;
-		listen++;
-	} else {
-		colon = strrchr(listen, ':');
-		if (!colon)
-			return -EINVAL;
-		n = (size_t)(colon - listen);
+int http_parse_proxies(const char *text, struct wgf_cidr *ret, size_t max, size_t *ret_n,
+                       struct wgf_err *err)
+{
+	size_t n = 0;
+
+	for (const char *p = text; *p;) {
+		size_t len = strcspn(p, " ,\t");
+		char item[WGF_CIDR_STRLEN];
+		struct wgf_cidr cidr;
+		int r;
+
+		if (len == 0) {
+			p++;
+			continue;
+		}
+		if (len >= sizeof(item))
+			return wgf_err_set(err, -EINVAL, "'%.*s' is not an address or prefix",
+			                   (int)len, p);
+		memcpy(item, p, len);
+		item[len] = '\0';
+		r = wgf_cidr_parse(&cidr, item, WGF_CIDR_F_PREFIX_OPTIONAL, err);
+		if (r < 0)
+			return r;
+		if (n == max)
+			return wgf_err_set(err, -E2BIG, "more than %zu entries", max);
+		if (ret)
+			ret[n] = cidr;
+		n++;
+		p += len;
 	}
-	if (n == 0 || n >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, listen, n);
-	host[n] = '\0';
-	errno = 0;
-	port = strtol(colon + 1, &end, 10);
-	if (errno || *end || end == colon + 1 || port < 0 || port > 65535)
-		return -EINVAL;
-	if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0)
-		return 0;
-	if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0)
-		return 0;
-	return -EINVAL;
+	*ret_n = n;
+	return 0;
 }
 
 int http_start(uv_loop_t *loop, const struct http_options *o, http_handler_fn handler, void *ctx,
@@ -108,6 +354,7 @@ int http_start(uv_loop_t *loop, const struct http_options *o, http_handler_fn ha
 	h2o_hostconf_t *host;
 	h2o_pathconf_t *path;
 	struct handler_glue *g;
+	struct wgf_err err = {0};
 
 	r = parse_listen(o->listen, &ss);
 	if (r < 0)
@@ -115,14 +362,23 @@ int http_start(uv_loop_t *loop, const struct http_options *o, http_handler_fn ha
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	r = http_parse_proxies(o->trusted_proxies ? o->trusted_proxies : "", s->trusted,
+	                       WGF_ARRAY_SIZE(s->trusted), &s->n_trusted, &err);
+	if (r < 0) {
+		free(s);
+		return r;
+	}
 	s->loop = loop;
 	s->handler = handler;
 	s->ctx = ctx;
 	signal(SIGPIPE, SIG_IGN);
 	h2o_config_init(&s->config);
 	s->config.max_request_entity_size = HTTP_BODY_HARD_MAX;
-	s->config.http1.req_timeout = o->request_timeout_ms;
+	s->request_timeout_ms = o->request_timeout_ms;
+	s->config.http1.req_timeout = o->request_timeout_ms + TIMEOUT_GRACE_MS;
 	s->config.http1.upgrade_to_http2 = 0;
+	/* No Server header: which library and version answer is nobody's business. */
+	s->config.server_name = h2o_iovec_init(H2O_STRLIT(""));
 	host = h2o_config_register_host(&s->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
 	path = h2o_config_register_path(host, "/", 0);
 	g = (struct handler_glue *)h2o_create_handler(path, sizeof(*g));
@@ -220,57 +476,70 @@ static void send_body(h2o_req_t *req, int status, const char *type, const char *
 	h2o_send_inline(req, body, len);
 }
 
-void http_reply_json(h2o_req_t *req, int status, const json_t *body, const char *request_id)
+int http_reply_json(h2o_req_t *req, int status, const json_t *body, const char *request_id)
 {
 	char *text = json_dumps(body, JSON_COMPACT);
 
-	if (!text) {
-		http_reply_error(req, 500, "internal", "Could not encode the reply.", request_id);
-		return;
-	}
+	if (!text)
+		return http_reply_error(req, 500, "internal", "Could not encode the reply.",
+		                        request_id);
 	send_body(req, status, "application/json", text, strlen(text), request_id);
 	free(text);
+	return status;
 }
 
-void http_reply_text(h2o_req_t *req, int status, const char *text, const char *request_id)
+int http_reply_text(h2o_req_t *req, int status, const char *text, const char *request_id)
 {
 	send_body(req, status, "text/plain; charset=utf-8", text, strlen(text), request_id);
+	return status;
 }
 
-void http_reply_empty(h2o_req_t *req, int status, const char *request_id)
+int http_reply_empty(h2o_req_t *req, int status, const char *request_id)
 {
 	send_body(req, status, NULL, "", 0, request_id);
+	return status;
 }
 
-void http_reply_error(h2o_req_t *req, int status, const char *code, const char *message,
-                      const char *request_id)
+/* s with invalid UTF-8 and control bytes replaced by '?', in buf. */
+static const char *printable(const char *s, char *buf, size_t size)
 {
-	json_t *body = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+	const uint8_t *p = (const uint8_t *)s;
+	size_t o = 0;
 
+	while (*p && o + 5 < size) {
+		ucs4_t uc;
+		int n = u8_mbtoucr(&uc, p, strlen((const char *)p));
+
+		if (n < 0 || uc < 0x20 || (uc >= 0x7f && uc < 0xa0)) {
+			buf[o++] = '?';
+			p += n < 0 ? 1 : n;
+			continue;
+		}
+		memcpy(buf + o, p, (size_t)n);
+		o += (size_t)n;
+		p += n;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+int http_reply_error(h2o_req_t *req, int status, const char *code, const char *message,
+                     const char *request_id)
+{
 	static const char oom[] =
 	        "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+	char clean_code[64], clean_message[512];
+	json_t *body = json_pack("{s:{s:s,s:s}}", "error", "code",
+	                         printable(code, clean_code, sizeof(clean_code)), "message",
+	                         printable(message, clean_message, sizeof(clean_message)));
 
 	if (!body) {
 		send_body(req, 500, "application/json", oom, sizeof(oom) - 1, request_id);
-		return;
+		return 500;
 	}
-	http_reply_json(req, status, body, request_id);
+	status = http_reply_json(req, status, body, request_id);
 	json_decref(body);
-}
-
-bool http_header(h2o_req_t *req, const char *lower_name, char *buf, size_t size)
-{
-	ssize_t i = h2o_find_header_by_str(&req->headers, lower_name, strlen(lower_name), -1);
-	h2o_iovec_t v;
-
-	if (i < 0)
-		return false;
-	v = req->headers.entries[i].value;
-	if (v.len >= size)
-		return false;
-	memcpy(buf, v.base, v.len);
-	buf[v.len] = '\0';
-	return true;
+	return status;
 }
 
 static void pending_dispose(void *slot)

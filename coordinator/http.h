@@ -9,8 +9,8 @@
  * listening socket and the helpers that write replies, and hands every request to one
  * handler (api.c). The settings follow docs/DECISIONS.md: HTTP/2 off, bodies capped
  * (h2o refuses past HTTP_BODY_HARD_MAX with its own 413; api.c answers bodies past its
- * own, smaller limit with a JSON 413), and an absolute deadline for receiving a
- * request, so slow or idle clients are cut off without holding anything.
+ * own, smaller limit with a JSON 413), an absolute deadline for receiving a request,
+ * so slow or idle clients are cut off without holding anything, and no Server header.
  *
  * A handler may reply later, from a database callback. struct http_pending ties such a
  * reply to the request's lifetime: if h2o disposes of the request first, the pending
@@ -24,16 +24,43 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "cidr.h"
+#include "err.h"
+
 #define HTTP_BODY_HARD_MAX (1024 * 1024)
+
+#define HTTP_TRUSTED_PROXIES_MAX 16
 
 struct http_server;
 
-typedef void (*http_handler_fn)(void *ctx, h2o_req_t *req);
+/*
+ * What a client sent, as h2o parsed it, for the handler. The path is percent-decoded
+ * and normalised; the framing flag says the request named its body's length twice or
+ * in two ways (RFC 9112 section 6.3: a message to refuse, since a proxy in front may
+ * have read it differently). The client is the socket's peer, or, when that peer is a
+ * trusted proxy, the nearest address in X-Forwarded-For that is not one.
+ */
+struct http_request {
+	h2o_iovec_t method;
+	h2o_iovec_t path;
+	h2o_iovec_t query; /* after '?'; base NULL when there is none */
+	const h2o_headers_t *headers;
+	h2o_iovec_t body; /* base NULL when there is none */
+	bool ambiguous_framing;
+	const char *client; /* the client's address, for the log */
+};
+
+typedef void (*http_handler_fn)(void *ctx, h2o_req_t *req, const struct http_request *rq);
 
 struct http_options {
 	const char *listen;          /* "127.0.0.1:8080", "[::1]:0" */
 	uint64_t request_timeout_ms; /* to receive a whole request */
+	const char *trusted_proxies; /* "127.0.0.1 10.0.0.0/8"; "" for none */
 };
+
+/* Parses a trusted_proxies list (addresses or prefixes, by spaces or commas). */
+int http_parse_proxies(const char *text, struct wgf_cidr *ret, size_t max, size_t *ret_n,
+                       struct wgf_err *err);
 
 /* Starts listening; on success logs nothing, *ret_port holds the bound port. */
 int http_start(uv_loop_t *loop, const struct http_options *o, http_handler_fn handler, void *ctx,
@@ -43,19 +70,17 @@ int http_start(uv_loop_t *loop, const struct http_options *o, http_handler_fn ha
  * progress are not waited for. */
 void http_stop(struct http_server *s);
 
-/* Replies. Each sets Content-Length and X-Request-Id (if request_id is not NULL). */
-void http_reply_json(h2o_req_t *req, int status, const json_t *body, const char *request_id);
-void http_reply_text(h2o_req_t *req, int status, const char *text, const char *request_id);
-void http_reply_empty(h2o_req_t *req, int status, const char *request_id);
-/* {"error":{"code":code,"message":message}} */
-void http_reply_error(h2o_req_t *req, int status, const char *code, const char *message,
-                      const char *request_id);
+/* Replies. Each sets Content-Length and X-Request-Id (if request_id is not NULL), and
+ * returns the status it sent (500 when the reply could not be made). */
+int http_reply_json(h2o_req_t *req, int status, const json_t *body, const char *request_id);
+int http_reply_text(h2o_req_t *req, int status, const char *text, const char *request_id);
+int http_reply_empty(h2o_req_t *req, int status, const char *request_id);
+/* {"error":{"code":code,"message":message}}; bytes of message that are not valid
+ * UTF-8 or are control characters are sent as '?'. */
+int http_reply_error(h2o_req_t *req, int status, const char *code, const char *message,
+                     const char *request_id);
 /* Adds a response header before one of the replies above. */
 void http_add_header(h2o_req_t *req, const char *name, const char *value);
-
-/* A request header's value copied into buf (NUL-terminated); false when absent or too
- * long. */
-bool http_header(h2o_req_t *req, const char *lower_name, char *buf, size_t size);
 
 /*
  * A reply that will be written later. http_pending_new ties p to req; when h2o

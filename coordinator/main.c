@@ -14,6 +14,7 @@
 
 #include <sodium.h>
 
+#include "api.h"
 #include "apikey.h"
 #include "daemon.h"
 #include "db_sync.h"
@@ -43,6 +44,7 @@ static void usage(FILE *out)
 	        "  check-config     load the configuration and report the first problem\n"
 	        "  dump-config      print the effective configuration\n"
 	        "  sample-config    print a configuration file with every option and default\n"
+	        "  routes           print the HTTP API's routes, \"METHOD /path\" a line\n"
 	        "  version          print the version\n"
 	        "\n"
 	        "Options:\n"
@@ -222,6 +224,10 @@ int main(int argc, char **argv)
 	cmd = argv[optind];
 	if (strcmp(cmd, "version") == 0) {
 		printf("wgfleet-coordinator %s\n", WGF_VERSION);
+		return EXIT_SUCCESS;
+	}
+	if (strcmp(cmd, "routes") == 0) {
+		api_routes_print(stdout);
 		return EXIT_SUCCESS;
 	}
 	if (strcmp(cmd, "sample-config") == 0) {

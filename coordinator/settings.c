@@ -9,6 +9,7 @@
 
 #include <libpq-fe.h>
 
+#include "http.h"
 #include "log.h"
 
 /* A connection string libpq accepts, holding no password (passwords go in a passfile). */
@@ -34,6 +35,15 @@ static int validate_conninfo(const void *value, struct wgf_err *err)
 	PQconninfoFree(opts);
 	return r;
 }
+
+static int validate_proxies(const void *value, struct wgf_err *err)
+{
+	size_t n;
+
+	return http_parse_proxies(value, NULL, HTTP_TRUSTED_PROXIES_MAX, &n, err);
+}
+
+const char *const settings_placement_choices[] = {"online", "any", NULL};
 
 #define S(field) offsetof(struct settings, field)
 #define SECOND   ((uint64_t)1000)
@@ -104,6 +114,17 @@ static const struct wgf_conf_entry entries[] = {
         },
         {
                 .section = "http",
+                .name = "trusted_proxies",
+                .type = WGF_CONF_STRING,
+                .offset = S(trusted_proxies),
+                .size = sizeof(((struct settings *)0)->trusted_proxies),
+                .def = "",
+                .validate = validate_proxies,
+                .doc = "Addresses or prefixes of proxies in front of the API whose "
+                       "X-Forwarded-For names the client in the log (none by default).",
+        },
+        {
+                .section = "http",
                 .name = "request_deadline",
                 .type = WGF_CONF_DURATION,
                 .offset = S(request_deadline_ms),
@@ -167,6 +188,17 @@ static const struct wgf_conf_entry entries[] = {
                 .max = 24 * HOUR,
                 .flags = WGF_CONF_F_RELOADABLE,
                 .doc = "A server whose agent was heard from this recently counts as online.",
+        },
+        {
+                .section = "api",
+                .name = "placement",
+                .type = WGF_CONF_ENUM,
+                .offset = S(placement),
+                .def = "online",
+                .choices = settings_placement_choices,
+                .flags = WGF_CONF_F_RELOADABLE,
+                .doc = "Where a reservation that names no server goes: online (the least used "
+                       "server whose agent is online) or any (the least used server).",
         },
         {
                 .section = "sweeper",

@@ -28,6 +28,8 @@ struct settings {
 	uint64_t address_cooldown_ms;
 	uint64_t persistent_keepalive;
 	uint64_t server_online_ms;
+	int placement; /* index into settings_placement_choices */
+	char trusted_proxies[192];
 	uint64_t request_deadline_ms;
 	uint64_t sweep_interval_ms;
 	char channel_listen[256];
@@ -41,6 +43,7 @@ struct settings {
 };
 
 extern const struct wgf_conf_table settings_table;
+extern const char *const settings_placement_choices[]; /* "online", "any" */
 
 /* The syslog-style level (LOG_ERR..LOG_DEBUG) of s->log_level. */
 int settings_log_level(const struct settings *s);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "endpoint.h"
+
 #define PENDING_KEY "<pending: the server has not reported its public key yet>"
 
 int setup_format_from_string(const char *s, enum setup_format *ret)
@@ -18,34 +20,6 @@ int setup_format_from_string(const char *s, enum setup_format *ret)
 		*ret = SETUP_WG_QUICK;
 	else
 		return -EINVAL;
-	return 0;
-}
-
-/* Splits "host:port" or "[v6]:port" into host (without brackets) and port. */
-static int split_endpoint(const char *ep, char *host, size_t host_size, const char **port)
-{
-	const char *colon;
-	size_t n;
-
-	if (ep[0] == '[') {
-		const char *close = strchr(ep, ']');
-
-		if (!close || close[1] != ':')
-			return -EINVAL;
-		n = (size_t)(close - ep - 1);
-		ep++;
-		colon = close + 1;
-	} else {
-		colon = strrchr(ep, ':');
-		if (!colon)
-			return -EINVAL;
-		n = (size_t)(colon - ep);
-	}
-	if (n == 0 || n >= host_size || colon[1] == '\0')
-		return -EINVAL;
-	memcpy(host, ep, n);
-	host[n] = '\0';
-	*port = colon + 1;
 	return 0;
 }
 
@@ -60,11 +34,11 @@ int setup_text(const struct setup_input *in, enum setup_format f, char **ret)
 {
 	const char *key = in->server_public_key ? in->server_public_key : PENDING_KEY;
 	const char *name = in->router_name ? in->router_name : "";
-	char host[262];
-	const char *port;
+	struct wgf_endpoint ep;
+	struct wgf_err err = {0};
 	int n;
 
-	if (split_endpoint(in->server_endpoint, host, sizeof(host), &port) < 0)
+	if (!in->server_endpoint || wgf_endpoint_parse(&ep, in->server_endpoint, 0, &err) < 0)
 		return -EINVAL;
 	if (f == SETUP_ROUTEROS)
 		n = asprintf(
@@ -72,14 +46,15 @@ int setup_text(const struct setup_input *in, enum setup_format f, char **ret)
 		        "# wgfleet: router %s%s%s on server %s (RouterOS v7)\n"
 		        "/interface wireguard add name=wgfleet comment=\"wgfleet %s\"\n"
 		        "/interface wireguard peers add interface=wgfleet public-key=\"%s\" "
-		        "endpoint-address=%s endpoint-port=%s allowed-address=%s "
+		        "endpoint-address=\"%s\" endpoint-port=%u allowed-address=%s "
 		        "persistent-keepalive=%us\n"
 		        "/ip address add address=%s/%s interface=wgfleet\n"
 		        "# RouterOS made this router's private key; it stays here. Submit the\n"
 		        "# public key that this prints:\n"
 		        ":put [/interface wireguard get [find name=wgfleet] public-key]\n",
 		        in->router_id, *name ? " " : "", name, in->server_name, in->router_id, key,
-		        host, port, in->pool, in->keepalive, in->vpn_ip, prefix_of(in->pool));
+		        ep.host, (unsigned)ep.port, in->pool, in->keepalive, in->vpn_ip,
+		        prefix_of(in->pool));
 	else
 		n = asprintf(ret,
 		             "# wgfleet: router %s%s%s on server %s (wg-quick)\n"

@@ -41,7 +41,8 @@ struct setup_input {
 /* Parses a format name ("routeros", "wg-quick"); -EINVAL otherwise. */
 int setup_format_from_string(const char *s, enum setup_format *ret);
 
-/* Writes the text into a malloc'd string (*ret), or -ENOMEM / -EINVAL (bad endpoint). */
+/* Writes the text into a malloc'd string (*ret), or -ENOMEM / -EINVAL when the
+ * endpoint is not one wgf_endpoint_parse() accepts (the API's check is the same). */
 int setup_text(const struct setup_input *in, enum setup_format f, char **ret);
 
 #endif

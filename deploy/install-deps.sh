@@ -17,6 +17,7 @@ pkgs=(
 	# libraries the design card fixes, plus the HTTP server, JSON, INI and unit tests
 	libnng-dev protobuf-c-compiler libprotobuf-c-dev libpq-dev libsodium-dev libmnl-dev
 	libuv1-dev libh2o-dev libssl-dev libjansson-dev libinih-dev libcmocka-dev liburiparser-dev
+	libunistring-dev
 	# sanitizer runtimes for clang builds
 	libclang-rt-14-dev
 	# the database and the data plane the tests drive

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import TOP, Coordinator
+from conftest import TOP, Coordinator, binary, run
 
 # Curve25519 points of small order (their product with any scalar is the identity),
 # which no real WireGuard key is, besides the all-zero one.
@@ -127,13 +127,22 @@ class Fleet:
         return made["key"]
 
     def server(self, name="vpn1", pool="10.100.0.0/24", gateway=None, public_key=SERVER_WG_KEY,
-               endpoint=ENDPOINT):
+               endpoint=ENDPOINT, online=True):
+        """Registers a server. online: mark it as if its agent had just reported (these
+        API tests run no agent), so reservations naming no server may go to it."""
         net = ipaddress.ip_network(pool)
         body = {"name": name, "endpoint": endpoint, "pool": pool,
                 "gateway": gateway or str(net.network_address + 1)}
         if public_key:
             body["public_key"] = public_key
-        return self.admin("POST", "/v1/servers", body, 201)
+        made = self.admin("POST", "/v1/servers", body, 201)
+        if online:
+            self.mark_online(name)
+        return made
+
+    def mark_online(self, name):
+        self.sql(f"UPDATE servers SET last_seen_at = now() WHERE name = '{name}' "
+                 "AND deleted_at IS NULL")
 
     def reserve(self, key, body=None, coord=None, headers=None):
         return expect(self.call("POST", "/v1/routers", key, body if body is not None else {},
@@ -172,33 +181,23 @@ def fleet(fleet_factory):
 
 
 def api_routes():
-    """The server's routes, "METHOD /path/{}", from api_route_list in coordinator/api.c."""
-    with open(os.path.join(TOP, "coordinator", "api.c")) as f:
-        src = f.read()
-    block = re.search(r"api_route_list\[\] = \{(.*?)NULL,", src, re.S)
-    assert block, "api_route_list not found in coordinator/api.c"
-    return re.findall(r'"([A-Z]+ /[^"]*)"', block.group(1))
-
-
-def route_table_routes():
-    """The routes the dispatcher really matches: the routes[] table in coordinator/api.c."""
-    with open(os.path.join(TOP, "coordinator", "api.c")) as f:
-        src = f.read()
-    return [f"{m} {p}" for m, p in
-            re.findall(r'\{"([A-Z]+)", "(/[^"]*)", route_\w+, (?:true|false)\}', src)]
+    """The server's routes, "METHOD /path/{}", as the binary's own table prints them."""
+    proc = run([binary("wgfleet-coordinator"), "routes"], check=True)
+    return proc.stdout.split("\n")[:-1]
 
 
 # Every route with a concrete path and a body that passes the input checks.
 ADMIN_ONLY = {"POST /v1/tenants", "GET /v1/tenants", "PATCH /v1/tenants/{}",
               "POST /v1/tenants/{}/keys", "DELETE /v1/keys/{}", "POST /v1/servers",
-              "GET /v1/servers", "GET /v1/status"}
+              "GET /v1/servers", "PATCH /v1/servers/{}", "DELETE /v1/servers/{}",
+              "GET /v1/status"}
 UNAUTHENTICATED = {"GET /healthz", "GET /readyz"}
 
 
 def concrete_request(route, router_id, slug="acme", key_id=1):
     """(method, path, body) exercising route, for the auth tests."""
     method, pattern = route.split(" ", 1)
-    arg = {"/v1/tenants/{}": slug, "/v1/keys/{}": str(key_id)}
+    arg = {"/v1/tenants/{}": slug, "/v1/keys/{}": str(key_id), "/v1/servers/{}": "vpn1"}
     for prefix, value in arg.items():
         if pattern.startswith(prefix):
             pattern = pattern.replace("{}", value, 1)
@@ -211,6 +210,7 @@ def concrete_request(route, router_id, slug="acme", key_id=1):
         "POST /v1/tenants/{}/keys": {},
         "POST /v1/servers": {"name": "vpn9", "endpoint": ENDPOINT, "pool": "10.50.0.0/24",
                              "gateway": "10.50.0.1"},
+        "PATCH /v1/servers/{}": {"endpoint": ENDPOINT},
     }
     if route == "GET /v1/leases":
         path += "?ip=10.100.0.2"

@@ -12,7 +12,7 @@ import yaml
 
 from apiutil import (ADMIN_ONLY, ENDPOINT, LOW_ORDER_POINTS, SERVER_WG_KEY, UNAUTHENTICATED,
                      ZERO_KEY, api_routes, concrete_request, expect, fleet, fleet_factory,
-                     low_order_key, poll, route_table_routes, wg_key)
+                     low_order_key, poll, wg_key)
 from conftest import TOP, log_messages
 
 assert fleet and fleet_factory  # fixtures, used by name
@@ -39,7 +39,8 @@ def test_every_route_needs_a_valid_unrevoked_key(fleet):
         {"Authorization": "Basic YWRtaW46YWRtaW4="},
         {"Authorization": "Bearer"},
         {"Authorization": "Bearer not-a-key"},
-        {"Authorization": "bearer " + f.acme},
+        {"Authorization": "Token " + f.acme},
+        {"Authorization": "Bearer:" + f.acme},
         {"Authorization": "Bearer wgf_" + "a" * 16 + "_" + "A" * 43},  # unknown prefix
         {"Authorization": "Bearer " + wrong_secret},  # known prefix, wrong secret
         {"Authorization": "Bearer " + f.acme + "x"},
@@ -152,8 +153,9 @@ def test_keys_are_shown_once_stored_hashed_and_revocable(fleet):
     expect(f.call("GET", "/v1/routers", key), 401, "unauthorized")
     expect(f.call("GET", "/v1/routers", f.acme), 200)  # the tenant's other key still works
     assert audit_rows(f, "key.revoked")[-1][2] == "acme"
-    for bad in ("999999", "abc", "-1", "0"):
-        expect(f.call("DELETE", f"/v1/keys/{bad}", f.admin_key), 404, "key_not_found")
+    expect(f.call("DELETE", "/v1/keys/999999", f.admin_key), 404, "key_not_found")
+    for bad in ("abc", "-1", "0"):
+        expect(f.call("DELETE", f"/v1/keys/{bad}", f.admin_key), 400, "invalid_request")
 
 
 # ---- servers and status ----
@@ -265,7 +267,7 @@ def test_bodies_are_bounded_and_checked_field_by_field(fleet):
             ('{"nam": "x"}', "nam", "unknown field"), ('{"name": 5}', "name", "must be a string"),
             ('{"server": ["vpn1"]}', "server", "must be a string"),
             (json.dumps({"name": "x" * 101}), "name", "longer than 100"),
-            (json.dumps({"name": "a\nb"}), "name", "control characters"),
+            (json.dumps({"name": "a\nb"}), "name", "control or formatting characters"),
             (json.dumps({"name": 'say "hi"'}), "name", "quotes"),
             (json.dumps({"server": "s" * 64}), "server", "longer than 63")]:
         err = expect(f.call("POST", "/v1/routers", f.acme, raw=raw), 400, "invalid_request")
@@ -305,7 +307,6 @@ def test_request_ids_are_echoed_or_made(fleet):
 def test_openapi_documents_exactly_the_routes_the_server_has(fleet):
     f = fleet
     served = api_routes()
-    assert sorted(served) == sorted(route_table_routes()), "api_route_list and routes[] differ"
     path = os.path.join(TOP, "docs", "openapi.yaml")
     assert os.path.exists(path), "docs/openapi.yaml is missing"
     with open(path) as fh:

@@ -70,7 +70,7 @@ def test_setup_text_holds_the_server_side_and_never_a_private_key(fleet):
         assert line in wgq.splitlines(), (line, wgq)
     assert "wg pubkey" in wgq and r["id"] in wgq
     assert f'public-key="{SERVER_WG_KEY}"' in ros
-    assert "endpoint-address=vpn1.example.net endpoint-port=51820" in ros
+    assert 'endpoint-address="vpn1.example.net" endpoint-port=51820' in ros
     assert "allowed-address=10.100.0.0/24" in ros and "persistent-keepalive=25s" in ros
     assert f"/ip address add address={ip}/24 interface=wgfleet" in ros.splitlines()
     assert ":put [/interface wireguard get [find name=wgfleet] public-key]" in ros
@@ -84,7 +84,7 @@ def test_setup_text_holds_the_server_side_and_never_a_private_key(fleet):
     assert "PublicKey = <pending: the server has not reported its public key yet>" in \
         r2["setup"]["wg_quick"]
     assert "Endpoint = [2001:db8::1]:51821" in r2["setup"]["wg_quick"]
-    assert "endpoint-address=2001:db8::1 endpoint-port=51821" in r2["setup"]["routeros"]
+    assert 'endpoint-address="2001:db8::1" endpoint-port=51821' in r2["setup"]["routeros"]
     assert B64_KEY.findall(r2["setup"]["wg_quick"] + r2["setup"]["routeros"]) == []
 
 
@@ -411,7 +411,7 @@ def test_another_tenants_router_is_404_on_every_route(fleet):
     f.set_key(f.acme, r["id"], key)
     before = f.counts()
     stranger = str(uuid.uuid4())
-    for rid in (r["id"], stranger, "not-a-uuid"):
+    for rid in (r["id"], stranger):
         for method, path, body, headers in [
                 ("GET", f"/v1/routers/{rid}", None, None),
                 ("GET", f"/v1/routers/{rid}/config", None, None),
@@ -423,6 +423,9 @@ def test_another_tenants_router_is_404_on_every_route(fleet):
             status, _, err = f.call(method, path, f.globex, body, headers=headers)
             assert status == 404, (method, path, status, err)
             assert err == {"error": {"code": "router_not_found", "message": "No such router."}}
+    # Something that is not a router id at all is a 400 for everyone, the owner too.
+    for key_text in (f.globex, f.acme):
+        expect(f.call("GET", "/v1/routers/not-a-uuid", key_text), 400, "invalid_request")
     assert f.counts() == before
     assert expect(f.call("GET", f"/v1/routers/{r['id']}", f.acme), 200)["public_key"] == key
     # Nor does it show up in the other tenant's list, audit or leases.

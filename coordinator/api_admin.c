@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: MIT */
+/* Copyright (c) 2026 The wgfleet authors */
+/* api_admin: the operators' routes: tenants, keys, servers, status and health. */
+#include "api_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "cidr.h"
+#include "migrate.h"
+
+#define QUOTA_MAX 1000000
+
+static const struct field tenant_fields[] = {
+        {"slug", F_TEXT, true, 63},
+        {"name", F_TEXT, true, 200},
+        {"router_quota", F_INT, false, 0, 0, QUOTA_MAX},
+        {"reservations_per_hour", F_INT, false, 0, 0, QUOTA_MAX},
+};
+
+int api_admin_create_tenant(struct call *c)
+{
+	if (input_body(c, tenant_fields, WGF_ARRAY_SIZE(tenant_fields)) < 0 ||
+	    input_slug(c, "slug", call_body_text(c, "slug")) < 0)
+		return -EINVAL;
+	if (call_body_text(c, "name")[0] == '\0')
+		return call_invalid(c, "name", "must not be empty");
+	call_params(c, call_body_text(c, "slug"), call_body_text(c, "name"),
+	            call_body_int(c, "router_quota"), call_body_int(c, "reservations_per_hour"),
+	            c->request_id);
+	return 0;
+}
+
+int api_admin_update_tenant(struct call *c)
+{
+	static const struct field fields[] = {
+	        {"slug", F_FIXED},
+	        {"name", F_FIXED},
+	        {"router_quota", F_INT, false, 0, 0, QUOTA_MAX},
+	        {"reservations_per_hour", F_INT, false, 0, 0, QUOTA_MAX},
+	};
+
+	if (input_slug(c, "slug", c->args[0]) < 0 ||
+	    input_body(c, fields, WGF_ARRAY_SIZE(fields)) < 0)
+		return -EINVAL;
+	call_params(c, c->args[0], call_body_int(c, "router_quota"),
+	            call_body_int(c, "reservations_per_hour"), c->request_id);
+	return 0;
+}
+
+int api_admin_create_key(struct call *c)
+{
+	static const struct field fields[] = {{"label", F_TEXT, false, 200}};
+	char text[APIKEY_TEXT_LEN + 1], hash[API_HEX32_LEN];
+	struct apikey k;
+
+	if (input_slug(c, "slug", c->args[0]) < 0 ||
+	    input_body(c, fields, WGF_ARRAY_SIZE(fields)) < 0)
+		return -EINVAL;
+	apikey_generate(c->api->o.key_hash_secret, text, &k);
+	c->shown_key = strdup(text);
+	sodium_memzero(text, sizeof(text));
+	if (!c->shown_key)
+		return call_problem(c, 503, "unavailable", "Out of memory.");
+	input_hex_bytea(hash, sizeof(hash), k.hash, sizeof(k.hash));
+	call_params(c, c->args[0], call_arena(c, "%s", k.prefix), call_arena(c, "%s", hash),
+	            call_body_text(c, "label"), c->request_id);
+	sodium_memzero(&k, sizeof(k));
+	return 0;
+}
+
+int api_admin_finish_new_key(struct call *c, json_t *result)
+{
+	if (json_object_set_new(result, "key", json_string(c->shown_key)) < 0)
+		return -ENOMEM;
+	c->reply_json = json_incref(result);
+	return 0;
+}
+
+int api_admin_revoke_key(struct call *c)
+{
+	if (input_id(c, "id", c->args[0]) < 0)
+		return -EINVAL;
+	call_params(c, c->args[0], c->request_id);
+	return 0;
+}
+
+/* The fields a server's create and update share: each checked the same way. */
+static int server_fields(struct call *c, const char **ret_agent, const char **ret_wg)
+{
+	const char *endpoint = call_body_text(c, "endpoint");
+	const char *interface = call_body_text(c, "interface");
+
+	if (endpoint && input_endpoint(c, "endpoint", endpoint) < 0)
+		return -EINVAL;
+	if (interface && strspn(interface, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                                   "0123456789_.-") != strlen(interface))
+		return call_invalid(c, "interface", "letters, digits, '_', '.' and '-' only");
+	if (input_agent_key(c, "agent_key", call_body_text(c, "agent_key"), ret_agent) < 0 ||
+	    input_wg_key(c, "public_key", call_body_text(c, "public_key"), 400, "invalid_request",
+	                 ret_wg) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+int api_admin_create_server(struct call *c)
+{
+	static const struct field fields[] = {
+	        {"name", F_TEXT, true, 63},        {"endpoint", F_TEXT, true, 261},
+	        {"interface", F_TEXT, false, 15},  {"pool", F_TEXT, true, 64},
+	        {"gateway", F_TEXT, true, 64},     {"agent_key", F_TEXT, false, 64},
+	        {"public_key", F_TEXT, false, 64}, {"listen_port", F_INT, false, 0, 1, 65535},
+	};
+	const char *agent_key, *wg_key;
+	struct wgf_cidr pool;
+	struct wgf_addr gw;
+	struct wgf_err err = {0};
+
+	if (input_body(c, fields, WGF_ARRAY_SIZE(fields)) < 0 ||
+	    input_server_name(c, "name", call_body_text(c, "name")) < 0 ||
+	    server_fields(c, &agent_key, &wg_key) < 0)
+		return -EINVAL;
+	if (wgf_cidr_parse(&pool, call_body_text(c, "pool"), 0, &err) < 0)
+		return call_invalid(c, "pool", "%s", err.msg);
+	if (wgf_addr_parse(&gw, call_body_text(c, "gateway"), &err) < 0)
+		return call_invalid(c, "gateway", "%s", err.msg);
+	if (!wgf_cidr_is_usable_host(&pool, &gw))
+		return call_invalid(c, "gateway", "must be a host address inside the pool");
+	call_params(c, call_body_text(c, "name"), call_body_text(c, "endpoint"),
+	            call_body_text(c, "interface"), call_body_text(c, "pool"),
+	            call_body_text(c, "gateway"), agent_key, wg_key,
+	            call_body_int(c, "listen_port"), c->request_id);
+	return 0;
+}
+
+int api_admin_update_server(struct call *c)
+{
+	static const struct field fields[] = {
+	        {"name", F_FIXED},
+	        {"pool", F_FIXED},
+	        {"gateway", F_FIXED},
+	        {"endpoint", F_TEXT, false, 261},
+	        {"interface", F_TEXT, false, 15},
+	        {"agent_key", F_TEXT, false, 64},
+	        {"public_key", F_TEXT, false, 64},
+	        {"listen_port", F_INT, false, 0, 1, 65535},
+	};
+	const char *agent_key, *wg_key;
+
+	if (input_server_name(c, "name", c->args[0]) < 0 ||
+	    input_body(c, fields, WGF_ARRAY_SIZE(fields)) < 0 ||
+	    server_fields(c, &agent_key, &wg_key) < 0)
+		return -EINVAL;
+	call_params(c, c->args[0], call_body_text(c, "endpoint"), call_body_text(c, "interface"),
+	            agent_key, wg_key, call_body_int(c, "listen_port"), c->request_id);
+	return 0;
+}
+
+int api_admin_delete_server(struct call *c)
+{
+	bool force;
+
+	if (input_server_name(c, "name", c->args[0]) < 0 ||
+	    input_bool(c, "force", call_query_get(c, "force"), &force) < 0)
+		return -EINVAL;
+	call_params(c, c->args[0], force ? "true" : "false", c->request_id);
+	return 0;
+}
+
+int api_admin_status(struct call *c)
+{
+	call_params(c, call_interval(c, c->api->o.server_online_ms));
+	return 0;
+}
+
+int api_admin_finish_healthz(struct call *c, json_t *result)
+{
+	(void)result;
+	c->reply_json = json_pack("{s:s}", "status", "ok");
+	return c->reply_json ? 0 : -ENOMEM;
+}
+
+int api_admin_finish_readyz(struct call *c, json_t *result)
+{
+	json_int_t version = json_integer_value(result);
+
+	if (version != (json_int_t)migrate_n_steps)
+		return call_problem(c, 503, "not_ready",
+		                    "The database schema is at version %lld; this coordinator "
+		                    "needs %zu.",
+		                    (long long)version, migrate_n_steps);
+	c->reply_json = json_pack("{s:s,s:I}", "status", "ready", "schema_version", version);
+	return c->reply_json ? 0 : -ENOMEM;
+}
