@@ -46,18 +46,9 @@ static struct call *new_call(void)
 static void test_text(void **state)
 {
 	static const char *const hidden[] = {
-	        "a\u2028b",
-	        "a\u2029b",
-	        "a\u202eb",
-	        "a\u200bb",
-	        "a\ufeffb",
-	        "a\xc2\x85"
-	        "b",
-	        "a\u2066b",
-	        "a\x01z",
-	        "a\x7fz",
-	        "a\nb",
-	        "a\tb",
+	        "a\u2028b",   "a\u2029b", "a\u202eb", "a\u200bb", "a\ufeffb",
+	        "a\302\205b", /* U+0085, NEL */
+	        "a\u2066b",   "a\x01z",   "a\x7fz",   "a\nb",     "a\tb",
 	};
 	char s[400];
 
