@@ -14,8 +14,11 @@
 #include <sodium.h>
 
 #include "api_internal.h"
+#include "clock.h"
 #include "http.h"
 #include "log.h"
+
+#define AUTH_CLIENT_SLOTS 8192
 
 /* Every route the API has: the dispatcher, the docs test and `routes` read this. */
 static const struct route routes[] = {
@@ -295,6 +298,25 @@ static int decode_body(struct call *c)
 	return 0;
 }
 
+/* An address that failed to authenticate too often waits before its next try: no
+ * database work, no log line of its own. */
+static int admit_key(struct call *c)
+{
+	struct clients *t = c->api->auth;
+	uint64_t now = wgf_clock_mono_ms();
+	unsigned wait;
+
+	if (!t || !c->client_addr.family)
+		return 0;
+	wait = clients_auth_wait(t, clients_get(t, &c->client_addr, now), now);
+	if (wait == 0)
+		return 0;
+	c->retry_after = wait;
+	return call_problem(c, 429, "too_many_failures",
+	                    "Too many failed authentications from this address; retry in %u s.",
+	                    wait);
+}
+
 int call_decode(struct call *c)
 {
 	const struct http_request *rq = c->rq;
@@ -311,9 +333,12 @@ int call_decode(struct call *c)
 	for (size_t i = 0; i < rq->path.len; i++)
 		if ((unsigned char)rq->path.base[i] < 0x20 || rq->path.base[i] == 0x7f)
 			return call_invalid(c, "path", "holds control characters");
+	c->client_addr = rq->client_addr;
 	r = find_route(c);
 	if (r == 0 && rq->query.base)
 		r = input_query(c, rq->query.base, rq->query.len);
+	if (r == 0 && c->route->needs_key)
+		r = admit_key(c);
 	if (r == 0 && c->route->needs_key) {
 		r = input_auth(c);
 		call_params(c, c->key_prefix, c->key_hash); /* $1 and $2 */
@@ -333,6 +358,44 @@ int call_decode(struct call *c)
 
 /* ---- replies ---- */
 
+#define REFUSED_REPORT_MS 10000
+
+/*
+ * A request refused for its key (401) or for its address's failures (429) is counted,
+ * not logged: a stranger's flood must not become a flood of log lines. The counts are
+ * logged at most once every REFUSED_REPORT_MS, with the last address refused. Returns
+ * whether the call was such a refusal.
+ */
+static bool count_refusal(struct call *c)
+{
+	struct api *a = c->api;
+	uint64_t now = wgf_clock_mono_ms();
+	char unauthorized[24], throttled[24];
+
+	if (c->problem.status == 401) {
+		a->refused.unauthorized++;
+		if (a->auth && c->client_addr.family)
+			clients_auth_failed(a->auth, clients_get(a->auth, &c->client_addr, now),
+			                    now);
+	} else if (c->problem.status == 429 && strcmp(c->problem.code, "too_many_failures") == 0) {
+		a->refused.throttled++;
+	} else {
+		return false;
+	}
+	snprintf(a->refused.last_client, sizeof(a->refused.last_client), "%s", c->client);
+	if (now - a->refused.reported_ms >= REFUSED_REPORT_MS) {
+		snprintf(unauthorized, sizeof(unauthorized), "%llu",
+		         (unsigned long long)a->refused.unauthorized);
+		snprintf(throttled, sizeof(throttled), "%llu",
+		         (unsigned long long)a->refused.throttled);
+		log_fields(LOG_WARNING, "Refused requests", {"unauthorized", unauthorized},
+		           {"throttled", throttled}, {"last_client", a->refused.last_client});
+		a->refused.unauthorized = a->refused.throttled = 0;
+		a->refused.reported_ms = now;
+	}
+	return true;
+}
+
 /* The one place a call ends: reply if the client is still there, log, free. */
 static void call_finish(struct call *c)
 {
@@ -344,6 +407,8 @@ static void call_finish(struct call *c)
 		status = c->problem.status;
 	else
 		status = c->route->status;
+	if (req && c->retry_after)
+		http_add_header(req, "retry-after", call_arena(c, "%u", c->retry_after) ?: "60");
 	if (req) {
 		if (c->problem.status)
 			status = http_reply_error(req, status, c->problem.code, c->problem.message,
@@ -354,6 +419,10 @@ static void call_finish(struct call *c)
 			status = http_reply_empty(req, status, c->request_id);
 		else
 			status = http_reply_json(req, status, c->reply_json, c->request_id);
+	}
+	if (count_refusal(c)) {
+		call_free(c);
+		return;
 	}
 	log_fields(status >= 500 ? LOG_WARNING : LOG_INFO, "Request", {"method", c->method},
 	           {"path", c->path}, {"status", call_arena(c, "%d", status) ?: "?"},
@@ -372,8 +441,8 @@ static void on_db_error(struct call *c, const struct db_error *e)
 	} else if (strncmp(e->sqlstate, "WG", 2) == 0) {
 		int status = atoi(e->sqlstate + 2);
 
-		if (status == 429 && e->hint[0] && c->pending.req)
-			http_add_header(c->pending.req, "retry-after", e->hint);
+		if (status == 429 && e->hint[0])
+			c->retry_after = (unsigned)strtoul(e->hint, NULL, 10);
 		call_problem(c, status, call_arena(c, "%s", e->message) ?: "error", "%s",
 		             e->detail);
 	} else if (strncmp(e->sqlstate, "22", 2) == 0) {
@@ -502,6 +571,15 @@ int api_new(uv_loop_t *loop, struct db *db, const struct api_options *o, struct 
 	for (size_t i = 0; i < WGF_ARRAY_SIZE(routes); i++)
 		if (routes[i].sql_fn && !(a->sql[i] = route_sql(&routes[i])))
 			goto fail;
+	if (o->failed_auth_per_minute) {
+		a->auth = clients_new(AUTH_CLIENT_SLOTS,
+		                      &(struct clients_limits){
+		                              .auth_failures_burst = o->failed_auth_per_minute,
+		                              .auth_failures_per_min = o->failed_auth_per_minute,
+		                      });
+		if (!a->auth)
+			goto fail;
+	}
 	*ret = a;
 	return 0;
 fail:
@@ -517,6 +595,7 @@ void api_free(struct api *a)
 		for (size_t i = 0; i < WGF_ARRAY_SIZE(routes); i++)
 			free(a->sql[i]);
 	free(a->sql);
+	clients_free(a->auth);
 	sodium_memzero(a->o.key_hash_secret, sizeof(a->o.key_hash_secret));
 	free(a);
 }

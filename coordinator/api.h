@@ -39,6 +39,7 @@ struct api_options {
 	uint64_t request_deadline_ms; /* how long a request may wait for the database */
 	unsigned persistent_keepalive;
 	bool placement_any; /* a reservation naming no server may go to one not online */
+	unsigned failed_auth_per_minute; /* per client address; 0: no limit */
 };
 
 struct api;

@@ -36,6 +36,8 @@
 
 #include "api.h"
 #include "apikey.h"
+#include "cidr.h"
+#include "clients.h"
 #include "db.h"
 #include "http.h"
 #include "macro.h"
@@ -99,7 +101,13 @@ struct api {
 	uv_loop_t *loop;
 	struct db *db;
 	struct api_options o;
-	char **sql; /* per route of the table: the query text built from sql_fn */
+	char **sql;           /* per route of the table: the query text built from sql_fn */
+	struct clients *auth; /* failed authentications per client address; NULL: no limit */
+	/* Refused requests since the last report: counted, logged once per interval. */
+	struct {
+		uint64_t unauthorized, throttled, reported_ms;
+		char last_client[48];
+	} refused;
 };
 
 struct api_problem {
@@ -118,6 +126,8 @@ struct call {
 	char method[16];
 	char path[API_PATH_LOG_MAX]; /* for the log: escaped, never holds a control byte */
 	char client[48];
+	struct wgf_addr client_addr;
+	unsigned retry_after; /* seconds, for a 429's Retry-After; 0: none */
 	char args[API_ARGS_MAX][API_ARG_MAX];
 	unsigned n_args;
 	struct query_param query[API_QUERY_MAX];

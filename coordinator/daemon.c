@@ -116,6 +116,7 @@ static void api_options_from(const struct settings *s, struct api_options *ret)
 	        .request_deadline_ms = s->request_deadline_ms,
 	        .persistent_keepalive = (unsigned)s->persistent_keepalive,
 	        .placement_any = strcmp(settings_placement_choices[s->placement], "any") == 0,
+	        .failed_auth_per_minute = (unsigned)s->failed_auth_per_minute,
 	};
 }
 
@@ -226,6 +227,8 @@ static int start(struct daemon *d)
 	        .listen = d->s.listen,
 	        .request_timeout_ms = d->s.request_timeout_ms,
 	        .trusted_proxies = d->s.trusted_proxies,
+	        .max_connections = (unsigned)d->s.max_connections,
+	        .max_connections_per_client = (unsigned)d->s.max_connections_per_client,
 	};
 	struct wgf_err err = {0};
 	char port_text[8];

@@ -13,6 +13,7 @@
 
 #include <unistr.h>
 
+#include "clients.h"
 #include "endpoint.h"
 #include "log.h"
 #include "macro.h"
@@ -28,6 +29,10 @@ struct http_server {
 	struct wgf_cidr trusted[HTTP_TRUSTED_PROXIES_MAX];
 	size_t n_trusted;
 	uint64_t request_timeout_ms;
+	struct clients *clients; /* connections per address */
+	unsigned connections, max_connections;
+	/* Refused connections since the last report: counted, logged every REPORT_MS. */
+	uint64_t refused_total, refused_per_client, reported_ms;
 };
 
 /*
@@ -41,12 +46,15 @@ struct http_server {
  */
 struct http_conn {
 	struct http_server *server;
-	h2o_socket_t *sock; /* NULL once h2o closed it */
+	struct client *client; /* its address's entry; NULL for a trusted proxy */
+	h2o_socket_t *sock;    /* NULL once h2o closed it */
 	uv_timer_t timer;
 	bool busy; /* a request is being handled: no deadline runs */
 };
 
 #define TIMEOUT_GRACE_MS 1000
+#define REPORT_MS        10000
+#define CLIENT_SLOTS     4096
 
 /*
  * h2o 2.2 keeps Content-Length and Transfer-Encoding out of req->headers, so the only
@@ -91,6 +99,26 @@ static bool framing_is_ambiguous(h2o_req_t *req)
 	return lengths > 1 || encodings > 1 || (lengths && encodings);
 }
 
+static bool is_trusted(const struct http_server *s, const struct wgf_addr *a)
+{
+	for (size_t i = 0; i < s->n_trusted; i++)
+		if (wgf_cidr_contains(&s->trusted[i], a))
+			return true;
+	return false;
+}
+
+static bool addr_from_sockaddr(const struct sockaddr_storage *ss, struct wgf_addr *ret)
+{
+	*ret = (struct wgf_addr){.family = ss->ss_family};
+	if (ss->ss_family == AF_INET)
+		memcpy(ret->bytes, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+	else if (ss->ss_family == AF_INET6)
+		memcpy(ret->bytes, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+	else
+		return false;
+	return true;
+}
+
 /* The first address of a comma-separated list, from the right, that is not a trusted
  * proxy; false when the list holds anything that is not an address. */
 static bool forwarded_client(const struct http_server *s, h2o_iovec_t v, struct wgf_addr *ret)
@@ -102,7 +130,6 @@ static bool forwarded_client(const struct http_server *s, h2o_iovec_t v, struct 
 		char text[WGF_ADDR_STRLEN];
 		struct wgf_err err = {0};
 		struct wgf_addr a;
-		bool trusted = false;
 
 		while (start > 0 && v.base[start - 1] != ',')
 			start--;
@@ -120,9 +147,7 @@ static bool forwarded_client(const struct http_server *s, h2o_iovec_t v, struct 
 		}
 		if (wgf_addr_parse(&a, text, &err) < 0)
 			return false;
-		for (size_t i = 0; i < s->n_trusted && !trusted; i++)
-			trusted = wgf_cidr_contains(&s->trusted[i], &a);
-		if (!trusted) {
+		if (!is_trusted(s, &a)) {
 			*ret = a;
 			return true;
 		}
@@ -131,25 +156,20 @@ static bool forwarded_client(const struct http_server *s, h2o_iovec_t v, struct 
 	return false;
 }
 
-static void client_address(const struct http_server *s, h2o_req_t *req, char *out, size_t size)
+/* The client's address: the peer's, or behind a trusted proxy the forwarded one. */
+static void client_address(const struct http_server *s, h2o_req_t *req, struct wgf_addr *ret,
+                           char *out, size_t size)
 {
 	struct sockaddr_storage ss;
-	struct wgf_addr peer = {0}, fwd;
-	char text[WGF_ADDR_STRLEN] = "";
-	bool trusted = false;
+	struct wgf_addr peer, fwd;
+	char text[WGF_ADDR_STRLEN];
 	socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
 
+	*ret = (struct wgf_addr){0};
 	snprintf(out, size, "unknown");
-	if (len == 0 || (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+	if (len == 0 || !addr_from_sockaddr(&ss, &peer))
 		return;
-	peer.family = ss.ss_family;
-	if (ss.ss_family == AF_INET)
-		memcpy(peer.bytes, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-	else
-		memcpy(peer.bytes, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-	for (size_t i = 0; i < s->n_trusted && !trusted; i++)
-		trusted = wgf_cidr_contains(&s->trusted[i], &peer);
-	if (trusted) {
+	if (is_trusted(s, &peer)) {
 		ssize_t i =
 		        h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-forwarded-for"), -1);
 
@@ -158,6 +178,7 @@ static void client_address(const struct http_server *s, h2o_req_t *req, char *ou
 	}
 	wgf_addr_format(&peer, text);
 	snprintf(out, size, "%s", text);
+	*ret = peer;
 }
 
 struct handler_glue {
@@ -173,7 +194,11 @@ static void conn_timer_closed(uv_handle_t *h)
 static void conn_on_close(void *data)
 {
 	struct http_conn *conn = data;
+	struct http_server *s = conn->server;
 
+	if (conn->client)
+		clients_disconnect(s->clients, conn->client);
+	s->connections--;
 	conn->sock = NULL;
 	/* At exit the daemon may have closed every handle already (and leaks conn). */
 	if (!uv_is_closing((uv_handle_t *)&conn->timer))
@@ -255,7 +280,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 		rq.query = h2o_iovec_init(req->path.base + req->query_at + 1,
 		                          req->path.len - req->query_at - 1);
 	conn_begin_request(req);
-	client_address(g->server, req, client, sizeof(client));
+	client_address(g->server, req, &rq.client_addr, client, sizeof(client));
 	g->server->handler(g->server->ctx, req, &rq);
 	return 0;
 }
@@ -263,6 +288,47 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 static void on_connection_closed(uv_handle_t *h)
 {
 	free(h);
+}
+
+/* Logs what was refused since the last report, at most once every REPORT_MS. */
+static void report_refusals(struct http_server *s)
+{
+	uint64_t now = uv_now(s->loop);
+	char total[24], per_client[24];
+
+	if (now - s->reported_ms < REPORT_MS || (!s->refused_total && !s->refused_per_client))
+		return;
+	snprintf(total, sizeof(total), "%llu", (unsigned long long)s->refused_total);
+	snprintf(per_client, sizeof(per_client), "%llu", (unsigned long long)s->refused_per_client);
+	log_fields(LOG_WARNING, "Refused connections", {"over_total", total},
+	           {"over_per_client", per_client});
+	s->refused_total = s->refused_per_client = 0;
+	s->reported_ms = now;
+}
+
+/* Counts the connection in, or says it is one too many (in all, or from its address). */
+static bool admit(struct http_server *s, uv_tcp_t *tcp, struct http_conn *conn)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	struct wgf_addr peer;
+
+	if (s->connections >= s->max_connections) {
+		s->refused_total++;
+		report_refusals(s);
+		return false;
+	}
+	if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0 &&
+	    addr_from_sockaddr(&ss, &peer) && !is_trusted(s, &peer)) {
+		conn->client = clients_get(s->clients, &peer, uv_now(s->loop));
+		if (!clients_connect(s->clients, conn->client)) {
+			s->refused_per_client++;
+			report_refusals(s);
+			return false;
+		}
+	}
+	s->connections++;
+	return true;
 }
 
 static void on_accept(uv_stream_t *listener, int status)
@@ -282,6 +348,11 @@ static void on_accept(uv_stream_t *listener, int status)
 	}
 	uv_tcp_init(s->loop, tcp);
 	if (uv_accept(listener, (uv_stream_t *)tcp) < 0) {
+		uv_close((uv_handle_t *)tcp, on_connection_closed);
+		free(conn);
+		return;
+	}
+	if (!admit(s, tcp, conn)) {
 		uv_close((uv_handle_t *)tcp, on_connection_closed);
 		free(conn);
 		return;
@@ -364,7 +435,15 @@ int http_start(uv_loop_t *loop, const struct http_options *o, http_handler_fn ha
 		return -ENOMEM;
 	r = http_parse_proxies(o->trusted_proxies ? o->trusted_proxies : "", s->trusted,
 	                       WGF_ARRAY_SIZE(s->trusted), &s->n_trusted, &err);
+	s->max_connections = o->max_connections;
+	s->clients =
+	        clients_new(CLIENT_SLOTS, &(struct clients_limits){
+	                                          .max_connections = o->max_connections_per_client,
+	                                  });
+	if (r == 0 && !s->clients)
+		r = -ENOMEM;
 	if (r < 0) {
+		clients_free(s->clients);
 		free(s);
 		return r;
 	}
@@ -405,12 +484,17 @@ int http_start(uv_loop_t *loop, const struct http_options *o, http_handler_fn ha
 	return 0;
 }
 
+/* The server's memory goes with the listener, unless connections are still open: they
+ * are closed with the loop as the process exits, and still point at it. */
 static void listener_closed(uv_handle_t *h)
 {
 	struct http_server *s = h->data;
 
+	if (s->connections)
+		return;
 	h2o_context_dispose(&s->context);
 	h2o_config_dispose(&s->config);
+	clients_free(s->clients);
 	free(s);
 }
 

@@ -7,10 +7,12 @@
 /*
  * h2o 2.2 in its libuv flavour parses HTTP; this file owns its configuration, the
  * listening socket and the helpers that write replies, and hands every request to one
- * handler (api.c). The settings follow docs/DECISIONS.md: HTTP/2 off, bodies capped
- * (h2o refuses past HTTP_BODY_HARD_MAX with its own 413; api.c answers bodies past its
- * own, smaller limit with a JSON 413), an absolute deadline for receiving a request,
- * so slow or idle clients are cut off without holding anything, and no Server header.
+ * handler (api.c). The settings follow docs/DECISIONS.md: HTTP/2 off, bodies capped at
+ * the API's own limit (h2o refuses a longer Content-Length with its own 413 before
+ * reading the body, and cuts a longer chunked body off), an absolute deadline for
+ * receiving a request, so slow or idle clients are cut off without holding anything,
+ * and no Server header. Connections are admitted within a total and a per-address cap
+ * (clients.h); a connection past either is closed at once, and counted.
  *
  * A handler may reply later, from a database callback. struct http_pending ties such a
  * reply to the request's lifetime: if h2o disposes of the request first, the pending
@@ -27,7 +29,8 @@
 #include "cidr.h"
 #include "err.h"
 
-#define HTTP_BODY_HARD_MAX (1024 * 1024)
+/* Bodies past this are refused by h2o (a 413) before they are buffered whole. */
+#define HTTP_BODY_HARD_MAX (64 * 1024)
 
 #define HTTP_TRUSTED_PROXIES_MAX 16
 
@@ -47,7 +50,8 @@ struct http_request {
 	const h2o_headers_t *headers;
 	h2o_iovec_t body; /* base NULL when there is none */
 	bool ambiguous_framing;
-	const char *client; /* the client's address, for the log */
+	const char *client;          /* the client's address, for the log */
+	struct wgf_addr client_addr; /* the same; family 0 when unknown */
 };
 
 typedef void (*http_handler_fn)(void *ctx, h2o_req_t *req, const struct http_request *rq);
@@ -56,6 +60,8 @@ struct http_options {
 	const char *listen;          /* "127.0.0.1:8080", "[::1]:0" */
 	uint64_t request_timeout_ms; /* to receive a whole request */
 	const char *trusted_proxies; /* "127.0.0.1 10.0.0.0/8"; "" for none */
+	unsigned max_connections;    /* open at once, in all */
+	unsigned max_connections_per_client; /* from one address (trusted proxies: no limit) */
 };
 
 /* Parses a trusted_proxies list (addresses or prefixes, by spaces or commas). */

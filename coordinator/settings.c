@@ -114,6 +114,28 @@ static const struct wgf_conf_entry entries[] = {
         },
         {
                 .section = "http",
+                .name = "max_connections",
+                .type = WGF_CONF_UINT,
+                .offset = S(max_connections),
+                .def = "4096",
+                .min = 1,
+                .max = 1000000,
+                .doc = "Connections open at once; one more is closed as soon as it is "
+                       "accepted.",
+        },
+        {
+                .section = "http",
+                .name = "max_connections_per_client",
+                .type = WGF_CONF_UINT,
+                .offset = S(max_connections_per_client),
+                .def = "64",
+                .min = 1,
+                .max = 1000000,
+                .doc = "Connections open at once from one address (trusted proxies are not "
+                       "limited).",
+        },
+        {
+                .section = "http",
                 .name = "trusted_proxies",
                 .type = WGF_CONF_STRING,
                 .offset = S(trusted_proxies),
@@ -188,6 +210,18 @@ static const struct wgf_conf_entry entries[] = {
                 .max = 24 * HOUR,
                 .flags = WGF_CONF_F_RELOADABLE,
                 .doc = "A server whose agent was heard from this recently counts as online.",
+        },
+        {
+                .section = "api",
+                .name = "failed_auth_per_minute",
+                .type = WGF_CONF_UINT,
+                .offset = S(failed_auth_per_minute),
+                .def = "60",
+                .min = 0,
+                .max = 1000000,
+                .doc = "Failed authentications one client address may make a minute (and at "
+                       "once); past them its requests get 429 without any database work. 0: "
+                       "no limit.",
         },
         {
                 .section = "api",

@@ -29,7 +29,10 @@ struct settings {
 	uint64_t persistent_keepalive;
 	uint64_t server_online_ms;
 	int placement; /* index into settings_placement_choices */
+	uint64_t failed_auth_per_minute;
 	char trusted_proxies[192];
+	uint64_t max_connections;
+	uint64_t max_connections_per_client;
 	uint64_t request_deadline_ms;
 	uint64_t sweep_interval_ms;
 	char channel_listen[256];

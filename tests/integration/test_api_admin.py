@@ -26,8 +26,13 @@ def audit_rows(f, action):
 
 # ---- authentication and scopes ----
 
-def test_every_route_needs_a_valid_unrevoked_key(fleet):
-    f = fleet
+def test_every_route_needs_a_valid_unrevoked_key(fleet_factory):
+    # Hundreds of failures from one address: without the failed-authentication limit
+    # (test_admission.py tests it), so that every one is answered with its 401.
+    f = fleet_factory("[api]\nfailed_auth_per_minute = 0\n")
+    f.server()
+    f.acme = f.tenant("acme")
+    f.globex = f.tenant("globex")
     r = f.reserve(f.acme)
     revoked = f.tenant("gone")
     gone_id = f.key_ids[revoked]
@@ -255,11 +260,11 @@ def test_bodies_are_bounded_and_checked_field_by_field(fleet):
     status, _, r = f.call("POST", "/v1/routers", f.acme, raw=exact)
     assert status == 201 and r["name"] == "x"
     before = f.counts()
+    # One byte more is refused by the HTTP layer before the body is read (h2o's own
+    # plain-text 413), so no sender can make the coordinator buffer more than this.
     too_big = '{"name": "x"' + " " * (pad + 1) + "}"
-    err = expect(f.call("POST", "/v1/routers", f.acme, raw=too_big), 413, "body_too_large")
-    assert str(limit) in err["error"]["message"]
-    expect(f.call("PUT", f"/v1/routers/{r['id']}/public-key", f.acme, raw=too_big), 413,
-           "body_too_large")
+    assert f.call("POST", "/v1/routers", f.acme, raw=too_big)[0] == 413
+    assert f.call("PUT", f"/v1/routers/{r['id']}/public-key", f.acme, raw=too_big)[0] == 413
     for raw, field, words in [
             ('{"name": "x"', "body", "not valid JSON"), ("", "body", "not valid JSON"),
             ('{"name": "a", "name": "b"}', "body", "not valid JSON"),
