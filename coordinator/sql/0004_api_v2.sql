@@ -5,7 +5,15 @@
 -- HTTP status of a success); one answer for a public key in use, whoever holds it;
 -- router actions audited under the router's tenant; placement on servers whose agent
 -- reports; servers that can be changed and removed (soft delete); quota and rate
--- checks that cost the same at 5 or 5,000 routers.
+-- checks that cost the same at 5 or 5,000 routers; and a pinned search_path on every
+-- function.
+--
+-- Every function of the schema runs with search_path = pg_catalog, <this schema>,
+-- pg_temp, so that no object a caller put earlier on its search_path (a table or a
+-- function with one of our names, or an operator) can stand in for ours. The DO block
+-- at the end of this file pins every function that has no search_path of its own.
+-- A later migration that creates or replaces a function must end with the same block
+-- (CREATE OR REPLACE keeps a SET clause only when it is written in the statement).
 
 -- ---- replies: bodies only ----
 
@@ -546,5 +554,26 @@ BEGIN
 			ORDER BY s.name), '[]') FROM servers s WHERE s.deleted_at IS NULL),
 		'routers', (SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM
 			(SELECT status, count(*) AS n FROM routers WHERE status <> 'deleted' GROUP BY status) x));
+END
+$$;
+
+-- ---- search_path ----
+
+-- Pins every function and procedure of this schema that has no search_path of its
+-- own (see the top of this file). Functions of extensions are theirs to manage.
+DO $$
+DECLARE
+	f regprocedure;
+BEGIN
+	FOR f IN
+		SELECT p.oid FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+		WHERE n.nspname = current_schema() AND p.prokind IN ('f', 'p')
+		  AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) g WHERE g LIKE 'search_path=%')
+		  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+			AND d.objid = p.oid AND d.deptype = 'e')
+	LOOP
+		EXECUTE format('ALTER ROUTINE %s SET search_path = pg_catalog, %I, pg_temp',
+			f, current_schema());
+	END LOOP;
 END
 $$;

@@ -5,7 +5,8 @@
 These pin down what the database promises on its own (migration 0004_api_v2): reply
 bodies without status codes, one answer for a public key in use, router actions audited
 under the router's tenant, placement on servers whose agent reports, changing and
-removing servers, and exact quota and rate counters under concurrency.
+removing servers, exact quota and rate counters under concurrency, and a pinned
+search_path on every function.
 """
 import hashlib
 import json
@@ -18,6 +19,7 @@ import pytest
 from conftest import MIGRATIONS, TOP, binary, run
 
 IN_USE = "This public key is already registered; generate a new key pair on the router."
+PINNED = "search_path=pg_catalog, public, pg_temp"
 
 
 def hexkey():
@@ -228,6 +230,31 @@ class Barrier:
         return ok, errors
 
 
+# ---- search_path ----
+
+def test_every_function_pins_its_search_path(api):
+    rows = api.rows("SELECT p.oid::regprocedure, coalesce(array_to_string(p.proconfig, ';'), '') "
+                    "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                    "WHERE n.nspname = 'public' AND p.prokind IN ('f', 'p') AND NOT EXISTS ("
+                    "SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass "
+                    "AND d.objid = p.oid AND d.deptype = 'e') ORDER BY 1")
+    names = {r[0].split("(")[0] for r in rows}
+    assert {"wgf_raise", "routers_check_transition", "wgf_api_reserve",
+            "wgf_api_delete_server", "wgf_agent_begin"} <= names
+    assert [r[0] for r in rows if PINNED not in r[1].split(";")] == []
+
+
+def test_a_temporary_table_cannot_stand_in_for_a_schema_table(api):
+    # Without a pinned search_path, pg_temp comes first for tables: a session's own
+    # api_keys would decide who is an admin.
+    fake = Key("fake-admin")
+    err = api.error(f"CREATE TEMP TABLE api_keys AS SELECT * FROM public.api_keys LIMIT 0; "
+                    f"INSERT INTO api_keys (id, tenant_id, scope, prefix, hash, created_at) "
+                    f"VALUES (999, NULL, 'admin', {lit(fake.prefix)}, {bytea(fake.hash)}, now()); "
+                    f"SELECT wgf_api_list_tenants({fake.args})")
+    assert (err.state, err.code) == ("WG401", "unauthorized")
+
+
 # ---- replies are bodies ----
 
 def test_replies_are_bodies_and_replays_return_the_stored_body(api):
@@ -358,7 +385,7 @@ def test_update_server_changes_only_what_it_is_given(api):
     api.server("vpn1")
     api.server("vpn2")
     agent2 = api.agent_keys["vpn2"]
-    before = api.json("SELECT wgf_server_json(s) FROM servers s WHERE name = 'vpn1'")
+    before = api.json(f"SELECT wgf_server_json(s) FROM servers s WHERE name = 'vpn1'")
     got = api.json(f"SELECT wgf_api_update_server({api.admin.args}, 'vpn1', "
                    f"'vpn1.example.org:51000', NULL, NULL, NULL, 51000, 'req-u')")
     assert got == dict(before, endpoint="vpn1.example.org:51000", listen_port=51000)
