@@ -265,7 +265,12 @@ static void set_request_id(struct call *c)
 	if (i >= 0) {
 		h2o_iovec_t v = c->rq->headers->entries[i].value;
 
-		if (v.len > 0 && v.len <= API_REQUEST_ID_MAX && strspn(v.base, allowed) >= v.len) {
+		size_t ok = 0;
+
+		/* h2o's values are not NUL-terminated: look at v.len bytes, no more. */
+		while (ok < v.len && v.base[ok] && strchr(allowed, v.base[ok]))
+			ok++;
+		if (v.len > 0 && v.len <= API_REQUEST_ID_MAX && ok == v.len) {
 			memcpy(c->request_id, v.base, v.len);
 			c->request_id[v.len] = '\0';
 			return;

@@ -422,9 +422,9 @@ int input_content_type(struct call *c)
 	size_t n;
 
 	if (v) {
-		n = strcspn(v->base, ";");
-		if (n > v->len)
-			n = v->len;
+		const char *semi = memchr(v->base, ';', v->len);
+
+		n = semi ? (size_t)(semi - v->base) : v->len;
 		while (n > 0 && (v->base[n - 1] == ' ' || v->base[n - 1] == '\t'))
 			n--;
 		if (n == sizeof(json) - 1 && strncasecmp(v->base, json, n) == 0)
