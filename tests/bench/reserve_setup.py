@@ -10,7 +10,9 @@ largest quota and reservation rate the API accepts (so no limit triggers during 
 one tenant key each (written to FILE, one a line), and for each --pool COUNT servers
 whose pools are /PREFIX. Servers are named by number, PREFIX * 10000 + i (i = 1..COUNT:
 160001, 160002, ... for /16), so that pgbench can pick one with \\set; their pools do
-not overlap: /16s from 10.0.0.0, /20s from 10.64.0.0, /24s from 10.128.0.0.
+not overlap: /16s from 10.0.0.0, /20s from 10.64.0.0, /24s from 10.128.0.0, and /14s
+(servers that only hold the routers reserve.sh --routers-per-tenant pre-fills) from
+100.64.0.0, at most 16 of them.
 """
 import argparse
 import base64
@@ -21,7 +23,7 @@ import os
 import sys
 
 LIMIT_MAX = 1000000  # the API's bound for router_quota and reservations_per_hour
-BASES = {16: "10.0.0.0", 20: "10.64.0.0", 24: "10.128.0.0"}
+BASES = {14: "100.64.0.0", 16: "10.0.0.0", 20: "10.64.0.0", 24: "10.128.0.0"}
 SERVER_WG_KEY = base64.b64encode(bytes(range(1, 33))).decode()
 
 
