@@ -50,6 +50,9 @@
 # Environment: WGF_PG_FAST=1 turns PostgreSQL's durability off for both sides (the
 # default is a durable cluster: fsync and synchronous_commit on). WGF_BENCH_BUILD=DIR
 # uses the coordinator already built in DIR instead of building build/bench.
+# WGF_BENCH_SQL=FILE runs FILE in the database after the migrations, before anything
+# else: for trying a change to the SQL (CREATE OR REPLACE FUNCTION ...) side by side
+# with the lean reference; the table's heading names the file.
 #
 # It builds build/bench (meson, --buildtype=release) when needed, starts a private
 # PostgreSQL (deploy/pg.sh) and a coordinator on 127.0.0.1 (port 0) in a temporary
@@ -257,6 +260,10 @@ coord check-config >/dev/null || die "the benchmark's coordinator.conf is refuse
 coord migrate >/dev/null 2>"$tmp/migrate.log" || die "migrate failed: $(cat "$tmp/migrate.log")"
 coord channel-key >/dev/null 2>&1 || die "channel-key failed"
 admin_key=$(coord create-admin-key 2>/dev/null) || die "create-admin-key failed"
+if [ -n "${WGF_BENCH_SQL:-}" ]; then
+	log "applying WGF_BENCH_SQL=$WGF_BENCH_SQL"
+	sql -f "$WGF_BENCH_SQL" >/dev/null || die "WGF_BENCH_SQL=$WGF_BENCH_SQL failed"
+fi
 db_conns_effective=$(coord dump-config 2>/dev/null | awk -F' = ' '$1 == "connections" { print $2; exit }')
 
 # ---- the coordinator ----
@@ -721,6 +728,7 @@ echo
 echo "wgfleet reservation benchmark: POST /v1/routers (wrk), pgbench calling the same SQL, and the lean reference"
 echo "date $(date -u '+%Y-%m-%d %H:%M:%S UTC'); $(nproc) CPUs; $rounds round(s) of ${duration} s per side; $tenants tenants; $per_tenant pre-filled routers per tenant"
 echo "durability: $durability; coordinator [database] connections = $db_conns_effective"
+[ -z "${WGF_BENCH_SQL:-}" ] || echo "SQL changed for this run: WGF_BENCH_SQL=$WGF_BENCH_SQL"
 [ "$profile" -eq 0 ] || echo "profiling on (pg_stat_statements, track_functions): ${profile_out#"$top"/}"
 echo
 printf "$fmt" "run" "clients" "pool" "servers" "HTTP/s" "p50 ms" "p99 ms" "errors" \
