@@ -559,6 +559,8 @@ csv=$results_dir/reserve-$stamp$suffix.csv
 profile_out=$results_dir/reserve-$stamp$suffix-profile.txt
 durability_word=durable
 [ "$fast" -eq 0 ] || durability_word=fast
+# One line per round, then one "all" line per row, whose first and last load column
+# hold the lowest and highest load average seen before the row's measurements.
 echo "date,run,round,clients,pool,servers,duration_s,durability,db_connections,routers_per_tenant,http_rps,http_p50_ms,http_p99_ms,http_errors,pgbench_tps,pgbench_p50_ms,pgbench_p99_ms,pgbench_errors,lean_tps,lean_p50_ms,lean_p99_ms,lean_errors,ratio,ratio_lean,alloc_pages_fresh,alloc_pages_end,load1_http,load1_pgbench,load1_lean" >"$csv"
 
 rate_of() { awk -v n="$1" -v us="$2" 'BEGIN { if (us > 0) printf "%.0f", n / (us / 1e6); else print 0 }'; }
