@@ -479,7 +479,12 @@ def test_delete_server_refuses_while_routers_live_then_force_releases_them(api):
     assert api.report("vpn1")["server"] == "vpn1"
     assert api.reserve(acme, server="vpn1")["server"] == "vpn1"
     assert api.one("SELECT count(*) FROM servers WHERE name = 'vpn1'") == "2"
-    del other
+    # Among live servers the name is still unique.
+    err = api.error(f"SELECT wgf_api_create_server({api.admin.args}, 'vpn1', "
+                    f"'vpn1.example.net:51820', NULL, '10.101.0.0/24', '10.101.0.1', NULL, NULL, "
+                    f"NULL, 'test')")
+    assert (err.state, err.code) == ("WG409", "server_exists")
+    assert other["server"] == "vpn2"
 
 
 def test_delete_server_without_routers_and_by_a_tenant(api):
