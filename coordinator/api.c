@@ -489,9 +489,13 @@ static void on_db_result(void *ctx, const PGresult *res, const struct db_error *
 	call_finish(c);
 }
 
+#define READY_DEADLINE_MS 1000
+
 static void call_send(struct call *c)
 {
-	uint64_t deadline = uv_now(c->api->loop) + c->api->o.request_deadline_ms;
+	/* A readiness probe answers within a second, from whatever the pool knows. */
+	uint64_t wait = c->route->sql_text ? READY_DEADLINE_MS : c->api->o.request_deadline_ms;
+	uint64_t deadline = uv_now(c->api->loop) + wait;
 	const char *sql = c->route->sql_text ? c->route->sql_text : c->api->sql[c->route - routes];
 	int r;
 
@@ -503,13 +507,14 @@ static void call_send(struct call *c)
 		return;
 	}
 	r = db_query(c->api->db, sql, (int)c->n_params, c->params, deadline, on_db_result, c);
-	if (r == -EAGAIN) {
+	if (r == -EAGAIN)
 		call_problem(c, 503, "overloaded", "Too many requests are waiting; retry.");
-		call_finish(c);
-	} else if (r < 0) {
+	else if (r < 0 && c->route->sql_text)
+		call_problem(c, 503, "not_ready", "The database is not reachable.");
+	else if (r < 0)
 		call_problem(c, 503, "unavailable", "The database is not reachable; retry.");
+	if (r < 0)
 		call_finish(c);
-	}
 }
 
 void api_handle(void *ctx, h2o_req_t *req, const struct http_request *rq)

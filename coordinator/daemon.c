@@ -181,6 +181,7 @@ static int start_channel(struct daemon *d)
 	        .max_contexts = (unsigned)d->s.channel_max_agents + 64,
 	};
 	struct db_options lo = {
+	        .name = "listener",
 	        .conninfo = d->s.conninfo,
 	        .connections = 1,
 	        .queue_max = 1,
@@ -217,6 +218,7 @@ static int start_channel(struct daemon *d)
 static int start(struct daemon *d)
 {
 	struct db_options dbo = {
+	        .name = "api",
 	        .conninfo = d->s.conninfo,
 	        .connections = (unsigned)d->s.db_connections,
 	        .queue_max = (unsigned)d->s.db_queue_max,
