@@ -46,11 +46,13 @@ static const struct route routes[] = {
         {"GET", "/v1/leases", 200, true, false, ROUTE_QUERY("ip", "at"),
          ROUTE_SQL("wgf_api_leases", "inet", "timestamptz"), .prepare = api_routers_leases},
         {"POST", "/v1/tenants", 201, true, true, ROUTE_QUERY(),
-         ROUTE_SQL("wgf_api_create_tenant", "text", "text", "integer", "integer", "text"),
+         ROUTE_SQL("wgf_api_create_tenant", "text", "text", "integer", "integer", "integer",
+                   "integer", "text"),
          .prepare = api_admin_create_tenant},
         {"GET", "/v1/tenants", 200, true, false, ROUTE_QUERY(), ROUTE_SQL("wgf_api_list_tenants")},
         {"PATCH", "/v1/tenants/{}", 200, true, true, ROUTE_QUERY(),
-         ROUTE_SQL("wgf_api_update_tenant", "text", "integer", "integer", "text"),
+         ROUTE_SQL("wgf_api_update_tenant", "text", "integer", "integer", "integer", "integer",
+                   "text"),
          .prepare = api_admin_update_tenant},
         {"POST", "/v1/tenants/{}/keys", 201, true, true, ROUTE_QUERY(),
          ROUTE_SQL("wgf_api_create_key", "text", "text", "bytea", "text", "text"),
@@ -475,6 +477,13 @@ static void on_db_result(void *ctx, const PGresult *res, const struct db_error *
 		call_finish(c);
 		return;
 	}
+	if (c->route->needs_key && PQntuples(res) == 1 && PQnfields(res) == 1 &&
+	    PQgetisnull(res, 0, 0)) {
+		/* The key guard of route_sql(): no such key, and the function was not run. */
+		call_problem(c, 401, "unauthorized", API_UNKNOWN_KEY_MESSAGE);
+		call_finish(c);
+		return;
+	}
 	if (PQntuples(res) == 1 && PQnfields(res) == 1)
 		result = json_loads(PQgetvalue(res, 0, 0), JSON_DECODE_ANY, NULL);
 	if (result && c->route->finish) {
@@ -543,24 +552,33 @@ void api_handle(void *ctx, h2o_req_t *req, const struct http_request *rq)
 
 /* ---- the api object ---- */
 
-/* "SELECT fn($1, $2::bytea, $3::type...)" for a route's row. */
+/*
+ * "SELECT fn($1, $2::bytea, $3::type...)" for a route's row. A route that needs a key
+ * asks wgf_key_known() first, in the same statement, and gets SQL NULL for a key that
+ * is unknown or revoked: its function is not run, and nothing is raised, because
+ * PostgreSQL logs every error and a stranger's flood must not fill its log.
+ */
 static char *route_sql(const struct route *rt)
 {
 	unsigned first = rt->needs_key ? 3 : 1;
-	char buf[512];
+	char buf[640];
 	FILE *f = fmemopen(buf, sizeof(buf), "w");
 	bool ok;
 
 	if (!f)
 		return NULL;
-	fprintf(f, "SELECT %s(%s", rt->sql_fn, rt->needs_key ? "$1, $2::bytea" : "");
+	if (rt->needs_key)
+		fputs("SELECT CASE WHEN wgf_key_known($1, $2::bytea) THEN ", f);
+	else
+		fputs("SELECT ", f);
+	fprintf(f, "%s(%s", rt->sql_fn, rt->needs_key ? "$1, $2::bytea" : "");
 	for (size_t i = 0; i < rt->n_sql_types; i++) {
 		bool text = strcmp(rt->sql_types[i], "text") == 0;
 
 		fprintf(f, "%s$%zu%s%s", i + first > 1 ? ", " : "", i + first,
 		        text ? "" : "::", text ? "" : rt->sql_types[i]);
 	}
-	fputc(')', f);
+	fputs(rt->needs_key ? ") END" : ")", f);
 	ok = fputc('\0', f) != EOF && fflush(f) == 0 && ftell(f) < (long)sizeof(buf);
 	fclose(f);
 	return ok ? strdup(buf) : NULL;

@@ -129,7 +129,7 @@ class Api:
 
     def tenant(self, slug, quota=100, rate=1000):
         self.json(f"SELECT wgf_api_create_tenant({self.admin.args}, {lit(slug)}, {lit(slug)}, "
-                  f"{quota}, {rate}, 'test')")
+                  f"{quota}, {rate}, NULL, NULL, 'test')")
         key = Key(f"tenant-key-{slug}")
         self.json(f"SELECT wgf_api_create_key({self.admin.args}, {lit(slug)}, {lit(key.prefix)}, "
                   f"{bytea(key.hash)}, 'test', 'test')")
@@ -563,7 +563,8 @@ def test_rate_is_exact_under_concurrency_and_across_a_change_of_the_limit(api):
     assert api.error(api.reserve_sql(acme)).code == "rate_limited"
 
     def patch(rate):
-        api.json(f"SELECT wgf_api_update_tenant({api.admin.args}, 'acme', NULL, {rate}, 'test')")
+        api.json(f"SELECT wgf_api_update_tenant({api.admin.args}, 'acme', NULL, {rate}, NULL, "
+                 "NULL, 'test')")
 
     patch(9)
     api.reserve(acme)
@@ -663,3 +664,78 @@ def test_migration_counts_routers_made_before_it(pg, db):
     assert api.counters("acme") == (4, 4)
     # Running the recount again changes nothing.
     assert api.one("SELECT wgf_recount_tenants()") == "0"
+
+
+# ---- bounded tenant writes (0005_tenant_writes) ----
+
+def pin(api, name, value):
+    """Replaces a constant function of the schema, pinned as the migrations pin it."""
+    api.one(f"CREATE OR REPLACE FUNCTION {name}() RETURNS integer LANGUAGE sql IMMUTABLE "
+            f"SET search_path = pg_catalog, public, pg_temp AS $$ SELECT {value} $$; SELECT 1")
+
+
+def test_idempotency_replies_are_capped_per_api_key_the_oldest_going(api):
+    acme, globex = api.tenant("acme"), api.tenant("globex")
+    api.server("vpn1")
+    pin(api, "wgf_idem_kept", 3)
+    made = [api.reserve(acme, name=f"r{i}", idem=f"i{i}") for i in range(5)]
+    api.reserve(globex, idem="g0")
+
+    def kept(slug):
+        return api.rows(f"SELECT i.key FROM idempotency_keys i JOIN api_keys k ON "
+                        f"k.id = i.api_key_id WHERE k.prefix = 'tenant-key-{slug}' ORDER BY seq")
+    assert kept("acme") == [["i2"], ["i3"], ["i4"]] and kept("globex") == [["g0"]]
+    assert api.reserve(acme, name="r4", idem="i4") == made[4]
+    # A retry of a request older than the newest 3 is a new request.
+    again = api.reserve(acme, name="r0", idem="i0")
+    assert again["id"] != made[0]["id"]
+    assert kept("acme") == [["i3"], ["i4"], ["i0"]]
+    assert api.one("SELECT count(*) FROM routers") == "7"
+
+
+def test_the_sweeper_compacts_the_change_log_below_what_agents_can_ask_for(api):
+    acme = api.tenant("acme")
+    api.server("vpn1")
+    api.server("vpn2", "10.200.0.0/24")
+    agent = api.agent_keys["vpn1"]
+    api.json(f"SELECT wgf_api_update_tenant({api.admin.args}, 'acme', NULL, NULL, 1000, "
+             "1000, 'test')")
+    pin(api, "wgf_changes_kept", 2)
+    r = api.reserve(acme, server="vpn1")
+    for _ in range(4):
+        api.set_key(acme, r["id"], hexkey())  # revisions 1, then 2-3, 4-5, 6-7
+    other = api.reserve(acme, server="vpn2")
+    api.set_key(acme, other["id"], hexkey())
+
+    def revisions(server="vpn1"):
+        return [int(x[0]) for x in api.rows(
+            f"SELECT c.revision FROM changes c JOIN servers s ON s.id = c.server_id "
+            f"WHERE s.name = '{server}' ORDER BY 1")]
+
+    def sync(since):
+        return api.json(f"SELECT wgf_agent_sync({bytea(agent)}, {bytea(os.urandom(16).hex())}, "
+                        f"{since}, false, 1000, 25)")
+    # Nothing the agent has not applied goes.
+    api.one("SELECT wgf_sweep(1000)")
+    assert revisions() == [1, 2, 3, 4, 5, 6, 7]
+    api.json(f"SELECT wgf_agent_report({bytea(agent)}, {bytea(os.urandom(16).hex())}, 5, "
+             "'[]', '[]', NULL, NULL, '[]', '3 minutes')")
+    # Bounded per run: two rows, then the rest below min(applied 5, 7 - 2 kept).
+    api.one("SELECT wgf_sweep(2)")
+    assert revisions() == [3, 4, 5, 6, 7]
+    api.one("SELECT wgf_sweep(1000)")
+    assert revisions() == [6, 7] and revisions("vpn2") == [1]
+    # An agent at 5 gets its deltas; one behind the compacted log gets a snapshot, never
+    # a delta list with a hole; one up to date gets nothing.
+    got = sync(5)
+    assert got["snapshot"] is False and [c["revision"] for c in got["changes"]] == [6, 7]
+    for since in (1, 3, 4):
+        got = sync(since)
+        assert got["snapshot"] is True and got["changes"] == [], since
+        assert [p["router_id"] for p in got["peers"]] == [r["id"]]
+    got = sync(7)
+    assert got["snapshot"] is False and got["changes"] == []
+    # A removed server's log goes entirely.
+    api.rows(api.delete_server_sql("vpn2", force=True))
+    api.one("SELECT wgf_sweep(1000)")
+    assert revisions("vpn2") == []
