@@ -318,6 +318,50 @@ static const struct wgf_conf_entry entries[] = {
                 .doc = "Agents whose long polls may be held at once.",
         },
         {
+                .section = "channel",
+                .name = "db_connections",
+                .type = WGF_CONF_UINT,
+                .offset = S(channel_db_connections),
+                .def = "4",
+                .min = 1,
+                .max = 64,
+                .doc = "Connections to PostgreSQL for agents' messages, apart from the API's "
+                       "[database] connections, so neither can starve the other.",
+        },
+        {
+                .section = "channel",
+                .name = "db_queue_max",
+                .type = WGF_CONF_UINT,
+                .offset = S(channel_db_queue_max),
+                .def = "256",
+                .min = 1,
+                .max = 100000,
+                .doc = "Agent messages that may wait for one of those connections; past this "
+                       "they are answered 'overloaded'.",
+        },
+        {
+                .section = "channel",
+                .name = "db_deadline",
+                .type = WGF_CONF_DURATION,
+                .offset = S(channel_db_deadline_ms),
+                .def = "5s",
+                .min = 100,
+                .max = 60 * SECOND,
+                .doc = "An agent message still waiting for a connection after this is answered "
+                       "'overloaded' without being sent.",
+        },
+        {
+                .section = "channel",
+                .name = "refusal_log_interval",
+                .type = WGF_CONF_DURATION,
+                .offset = S(channel_log_interval_ms),
+                .def = "10s",
+                .min = SECOND,
+                .max = HOUR,
+                .doc = "Refused agent messages are logged as counts per reason this often, "
+                       "not a line each.",
+        },
+        {
                 .section = "log",
                 .name = "level",
                 .type = WGF_CONF_ENUM,
