@@ -5,7 +5,6 @@
 
 #include "channel.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -21,6 +20,7 @@
 #include "clock.h"
 #include "log.h"
 #include "nonces.h"
+#include "pipes.h"
 #include "registry.h"
 #include "wgfleet.pb-c.h"
 
@@ -29,7 +29,6 @@
 #define TICK_MS       1000
 #define HEX_KEY_LEN   (2 + 2 * 32 + 1)
 #define HEX_NONCE_LEN (2 + 2 * WGF_NONCE_LEN + 1)
-#define REMOTE_LEN    48
 
 /*
  * Answers to messages not yet authenticated (unknown senders, bad signatures, stale or
@@ -65,6 +64,8 @@ enum refusal {
 	REFUSE_WRONG_SERVER,
 	REFUSE_OVERLOADED,
 	REFUSE_DATABASE,
+	REFUSE_CONNECTIONS, /* a pipe past the caps, closed as it came */
+	REFUSE_IDLE,        /* a pipe closed after idle_timeout (perhaps mid-message) */
 	REFUSE__COUNT,
 };
 
@@ -81,6 +82,8 @@ static const char *const refusal_names[REFUSE__COUNT] = {
         [REFUSE_WRONG_SERVER] = "wrong_server",
         [REFUSE_OVERLOADED] = "overloaded",
         [REFUSE_DATABASE] = "database",
+        [REFUSE_CONNECTIONS] = "too_many_connections",
+        [REFUSE_IDLE] = "idle_connection",
 };
 
 enum ctx_state {
@@ -134,10 +137,11 @@ struct channel {
 	struct registry *registry; /* NULL until first loaded: nothing is received before */
 	bool registry_loading, registry_dirty;
 	struct nonces *nonces;
+	struct pipes *pipes;
 	struct {
 		uint64_t count;
 		nng_pipe pipe; /* of the last one, whose address is in remote */
-		char remote[REMOTE_LEN];
+		char remote[PIPES_REMOTE_LEN];
 	} refused[REFUSE__COUNT];
 	uint64_t refusals_logged_at; /* uv_now() */
 	double answer_tokens;
@@ -173,6 +177,7 @@ static void channel_closed(uv_handle_t *h)
 	pthread_mutex_destroy(&ch->mu);
 	registry_free(ch->registry);
 	nonces_free(ch->nonces);
+	pipes_free(ch->pipes);
 	sodium_memzero(ch->o.sk, sizeof(ch->o.sk));
 	free(ch);
 }
@@ -204,6 +209,10 @@ static void ctx_receive(struct chan_ctx *c)
 {
 	wgf_wire_msg_free(c->req);
 	c->req = NULL;
+	if (nng_pipe_id(c->pipe) > 0) {
+		pipes_done(c->ch->pipes, c->pipe);
+		c->pipe = (nng_pipe)NNG_PIPE_INITIALIZER;
+	}
 	if (c->ch->stopping) {
 		ctx_free(c);
 		return;
@@ -265,20 +274,6 @@ static void reply(struct chan_ctx *c, const uint8_t *body, size_t len)
 	ctx_receive(c);
 }
 
-/* The peer address of p, or "unknown" once the pipe is gone. */
-static void pipe_remote(nng_pipe p, char out[static REMOTE_LEN])
-{
-	nng_sockaddr sa;
-
-	snprintf(out, REMOTE_LEN, "unknown");
-	if (nng_pipe_id(p) <= 0 || nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0)
-		return;
-	if (sa.s_family == NNG_AF_INET)
-		inet_ntop(AF_INET, &sa.s_in.sa_addr, out, REMOTE_LEN);
-	else if (sa.s_family == NNG_AF_INET6)
-		inet_ntop(AF_INET6, sa.s_in6.sa_addr, out, REMOTE_LEN);
-}
-
 static bool take_answer_token(struct channel *ch)
 {
 	uint64_t now = uv_now(ch->loop);
@@ -309,7 +304,7 @@ static void refuse(struct chan_ctx *c, enum refusal reason, enum wgf_wire_error_
 	ch->refused[reason].count++;
 	if (nng_pipe_id(c->pipe) != nng_pipe_id(ch->refused[reason].pipe)) {
 		ch->refused[reason].pipe = c->pipe;
-		pipe_remote(c->pipe, ch->refused[reason].remote);
+		pipes_remote(c->pipe, ch->refused[reason].remote);
 	}
 	log_debug("Refused a message (%s) from %s: %s", refusal_names[reason],
 	          ch->refused[reason].remote, why);
@@ -507,6 +502,27 @@ void channel_notify(void *ctx, const char *chan, const char *payload)
 	}
 }
 
+#define CLOSE_PER_TICK 256
+
+/* Closes pipes idle past idle_timeout; counts the pipes refused since the last tick. */
+static void close_idle_pipes(struct channel *ch)
+{
+	nng_pipe idle[CLOSE_PER_TICK];
+	char remote[PIPES_REMOTE_LEN];
+	uint64_t refused = pipes_take_refused(ch->pipes, remote);
+	size_t n = pipes_expired(ch->pipes, idle, CLOSE_PER_TICK);
+
+	if (refused > 0) {
+		ch->refused[REFUSE_CONNECTIONS].count += refused;
+		memcpy(ch->refused[REFUSE_CONNECTIONS].remote, remote, sizeof(remote));
+	}
+	for (size_t i = 0; i < n; i++) {
+		ch->refused[REFUSE_IDLE].count++;
+		pipes_remote(idle[i], ch->refused[REFUSE_IDLE].remote);
+		nng_pipe_close(idle[i]);
+	}
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	struct channel *ch = t->data;
@@ -522,6 +538,7 @@ static void on_tick(uv_timer_t *t)
 	}
 	if (ch->registry_dirty)
 		registry_reload(ch);
+	close_idle_pipes(ch);
 	log_refusals(ch, false);
 }
 
@@ -952,6 +969,7 @@ static void handle_request(struct chan_ctx *c, nng_msg *msg)
 	int r;
 
 	c->pipe = nng_msg_get_pipe(msg);
+	pipes_busy(ch->pipes, c->pipe);
 	r = wgf_wire_open(nng_msg_body(msg), nng_msg_len(msg), &c->req, &err);
 	nng_msg_free(msg);
 	if (r < 0 && r != -EPROTONOSUPPORT) {
@@ -1051,6 +1069,24 @@ static void on_async(uv_async_t *a)
 	}
 }
 
+/* nng thread, before the socket sees the pipe: within the caps, or closed at once. */
+static void on_pipe_add(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct channel *ch = arg;
+
+	(void)ev;
+	if (!pipes_admit(ch->pipes, p))
+		nng_pipe_close(p);
+}
+
+static void on_pipe_rem(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct channel *ch = arg;
+
+	(void)ev;
+	pipes_remove(ch->pipes, p);
+}
+
 int channel_start(uv_loop_t *loop, struct db *db, const struct channel_options *o,
                   struct channel **ret, const char **ret_url)
 {
@@ -1071,9 +1107,21 @@ int channel_start(uv_loop_t *loop, struct db *db, const struct channel_options *
 		return -ENOMEM;
 	}
 	ch->answer_tokens = UNVERIFIED_ANSWERS_BURST;
+	ch->pipes = pipes_new(&(struct pipes_options){.max_total = o->max_pipes,
+	                                              .max_per_address = o->max_pipes_per_address,
+	                                              .idle_ms = o->idle_timeout_ms});
+	if (!ch->pipes) {
+		nonces_free(ch->nonces);
+		free(ch);
+		return -ENOMEM;
+	}
 	rv = nng_rep0_open(&ch->sock);
 	if (rv == 0)
 		rv = nng_socket_set_size(ch->sock, NNG_OPT_RECVMAXSZ, WGF_WIRE_MSG_MAX);
+	if (rv == 0)
+		rv = nng_pipe_notify(ch->sock, NNG_PIPE_EV_ADD_PRE, on_pipe_add, ch);
+	if (rv == 0)
+		rv = nng_pipe_notify(ch->sock, NNG_PIPE_EV_REM_POST, on_pipe_rem, ch);
 	if (rv == 0)
 		rv = nng_listener_create(&ch->listener, ch->sock, o->listen);
 	if (rv == 0)
@@ -1082,6 +1130,7 @@ int channel_start(uv_loop_t *loop, struct db *db, const struct channel_options *
 		if (nng_socket_id(ch->sock) > 0)
 			nng_close(ch->sock);
 		nonces_free(ch->nonces);
+		pipes_free(ch->pipes);
 		free(ch);
 		return wgf_err_from_nng(rv);
 	}

@@ -30,6 +30,10 @@
  * Long polls are parked until the database NOTIFYs a newer revision for their server
  * (channel_notify), or until their wait time runs out. Each parked poll holds one nng
  * context, and a server has at most one: a newer poll answers the older.
+ *
+ * Connections are capped in all and per remote address, and one with no request
+ * outstanding that delivers no complete message for idle_timeout is closed, partial
+ * message and all (pipes.h).
  */
 
 #include <stdint.h>
@@ -51,6 +55,9 @@ struct channel_options {
 	unsigned max_contexts;
 	uint64_t db_deadline_ms;  /* each database call fails unanswered after this */
 	uint64_t log_interval_ms; /* refusals are logged as counts this often */
+	unsigned max_pipes;       /* connections in all (pipes.h) */
+	unsigned max_pipes_per_address;
+	uint64_t idle_timeout_ms; /* a connection with nothing outstanding is closed */
 };
 
 struct channel;

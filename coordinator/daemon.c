@@ -195,6 +195,9 @@ static int start_channel(struct daemon *d)
 	        .max_contexts = (unsigned)d->s.channel_max_agents + 64,
 	        .db_deadline_ms = d->s.channel_db_deadline_ms,
 	        .log_interval_ms = d->s.channel_log_interval_ms,
+	        .max_pipes = (unsigned)d->s.channel_max_connections,
+	        .max_pipes_per_address = (unsigned)d->s.channel_max_connections_per_address,
+	        .idle_timeout_ms = d->s.channel_idle_timeout_ms,
 	};
 	struct db_options lo = {
 	        .conninfo = d->s.conninfo,

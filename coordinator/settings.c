@@ -352,6 +352,39 @@ static const struct wgf_conf_entry entries[] = {
         },
         {
                 .section = "channel",
+                .name = "max_connections",
+                .type = WGF_CONF_UINT,
+                .offset = S(channel_max_connections),
+                .def = "11000",
+                .min = 1,
+                .max = 200000,
+                .doc = "Agent connections held at once; more are closed as they come (keep it "
+                       "above max_agents).",
+        },
+        {
+                .section = "channel",
+                .name = "max_connections_per_address",
+                .type = WGF_CONF_UINT,
+                .offset = S(channel_max_connections_per_address),
+                .def = "16",
+                .min = 1,
+                .max = 200000,
+                .doc = "Agent connections from one remote address (raise it for agents behind "
+                       "one NAT).",
+        },
+        {
+                .section = "channel",
+                .name = "idle_timeout",
+                .type = WGF_CONF_DURATION,
+                .offset = S(channel_idle_timeout_ms),
+                .def = "60s",
+                .min = SECOND,
+                .max = HOUR,
+                .doc = "A connection with no request outstanding that delivers no whole message "
+                       "for this long is closed, with any message half sent.",
+        },
+        {
+                .section = "channel",
                 .name = "refusal_log_interval",
                 .type = WGF_CONF_DURATION,
                 .offset = S(channel_log_interval_ms),

@@ -34,6 +34,14 @@ class Agent:
             "name": name, "endpoint": f"{name}.example.net:51820", "pool": pool,
             "gateway": pool.replace("0/24", "1"), "agent_key": self.public})
         assert status == 201, body
+        # The channel learns of new servers from a notification: wait until it has.
+        coord.n_agents = getattr(coord, "n_agents", 0) + 1
+        deadline = time.monotonic() + 10
+        while not any(line.get("msg") == "Agent registry loaded" and
+                      int(line["servers"]) >= coord.n_agents
+                      for line in log_lines(coord.read_log())):
+            assert time.monotonic() < deadline, "the registry did not reload"
+            time.sleep(0.05)
 
     def probe(self, *args, timeout=10, extra=()):
         cmd = [PROBE, "--url", self.coord.channel_url, "--coordinator",

@@ -8,6 +8,8 @@ agent message that reaches the database runs first, is given a nextval() on a se
 (sequences ignore rollbacks, so refused calls count too).
 """
 import os
+import socket
+import struct
 import subprocess
 import time
 
@@ -202,3 +204,77 @@ def test_nonces_are_kept_for_twice_the_skew(pg, migrated_db):
     rows = pg.psql("SELECT encode(nonce, 'hex') FROM agent_nonces WHERE seen_at < now() - "
                    "interval '1 minute'", dbname=name)
     assert rows == [["01" * 16]]
+
+
+SP_REQ0 = b"\x00SP\x00\x00\x30\x00\x00"  # the SP header of a req0 peer
+
+
+def sp_connect(coord):
+    """A TCP connection to the channel that completes nng's handshake as a req0 peer."""
+    host, port = coord.channel_url[len("tcp://"):].rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=5)
+    s.sendall(SP_REQ0)
+    got = b""
+    while len(got) < 8:
+        chunk = s.recv(8 - len(got))
+        if not chunk:
+            break
+        got += chunk
+    return s
+
+
+def is_closed(s, wait):
+    """Whether the coordinator closed s within wait seconds."""
+    s.settimeout(wait)
+    try:
+        return s.recv(1) == b""
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+
+
+def test_idle_and_half_sent_connections_are_closed(tmp_path, migrated_db):
+    coord = start_coordinator(tmp_path, migrated_db[1], "idle_timeout = 2s\npoll_wait = 20s\n")
+    try:
+        a = Agent(coord, tmp_path, "vps-a", "10.100.0.0/24")
+        poll = subprocess.Popen([PROBE, "--url", coord.channel_url, "--coordinator",
+                                 coord.channel_public_key, "--key", a.key_file, "--server",
+                                 "vps-a", "--timeout", "30000", "hint", "0"],
+                                stdout=subprocess.PIPE, text=True)
+        socks = [sp_connect(coord) for _ in range(10)]
+        for s in socks[:5]:
+            # A 3 MiB message, of which 1 MiB is ever sent.
+            s.sendall(struct.pack(">Q", 3 << 20) + b"\0" * (1 << 20))
+        start = time.monotonic()
+        closed = [is_closed(s, max(0.1, 15 - (time.monotonic() - start))) for s in socks]
+        assert all(closed), closed
+        assert refusal_counts(coord, {"idle_connection": 10})["idle_connection"] >= 10
+        # The agent's parked poll kept its connection past the idle timeout.
+        time.sleep(max(0, 3 - (time.monotonic() - start)))
+        add_router(coord, "vps-a")
+        out, _ = poll.communicate(timeout=15)
+        assert out.splitlines() == ["hint vps-a 1"]
+        for s in socks:
+            s.close()
+    finally:
+        poll.kill()
+        coord.stop()
+
+
+def test_connections_are_capped_per_address(tmp_path, migrated_db):
+    coord = start_coordinator(tmp_path, migrated_db[1], "max_connections_per_address = 4\n")
+    try:
+        socks = [sp_connect(coord) for _ in range(10)]
+        closed = [is_closed(s, 2) for s in socks]
+        assert closed.count(False) == 4, closed
+        assert refusal_counts(coord, {"too_many_connections": 6})["too_many_connections"] == 6
+        for s in socks:
+            s.close()
+        # Closed connections free their places: an agent gets in again.
+        a = Agent(coord, tmp_path, "vps-a", "10.100.0.0/24")
+        deadline = time.monotonic() + 10
+        while a.probe("sync", "0", timeout=1)[0] != "sync vps-a 0 1":
+            assert time.monotonic() < deadline
+    finally:
+        coord.stop()
