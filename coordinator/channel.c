@@ -47,6 +47,9 @@
 #define REPORT_BODY_BASE   16384
 #define REPORT_PER_ADDRESS 512
 
+/* Database calls one server may have in flight (query()). */
+#define DB_CALLS_PER_SERVER 2
+
 /* Nonces remembered in memory (about 48 bytes each); the database keeps all of them. */
 #define NONCE_SLOTS (1U << 16)
 
@@ -410,7 +413,15 @@ static void registry_reload(struct channel *ch);
 static void registry_swap(struct channel *ch, struct registry *r)
 {
 	struct chan_ctx *c, *next;
+	size_t n = 0;
+	struct registry_entry *old = registry_entries(ch->registry, &n);
 
+	for (size_t i = 0; i < n; i++) {
+		struct registry_entry *e = registry_find(r, old[i].key);
+
+		if (e)
+			e->db_calls = old[i].db_calls;
+	}
 	for (c = ch->parked; c; c = next) {
 		struct registry_entry *e = registry_find(r, c->req->sender);
 
@@ -544,8 +555,13 @@ static void on_tick(uv_timer_t *t)
 
 /* ---- database answers ---- */
 
+/* Every database answer passes here first, once: the call is no longer in flight. */
 static bool db_failed(struct chan_ctx *c, const struct db_error *e)
 {
+	struct registry_entry *entry = registry_find(c->ch->registry, c->req->sender);
+
+	if (entry && entry->db_calls > 0)
+		entry->db_calls--;
 	if (!e)
 		return false;
 	if (c->ch->stopping) {
@@ -785,14 +801,30 @@ static void hex_bytea(char *out, size_t size, const uint8_t *bin, size_t len)
 	sodium_bin2hex(out + 2, size - 2, bin, len);
 }
 
+/*
+ * Sends c's database call, unless its server already has DB_CALLS_PER_SERVER in
+ * flight: an agent asks one thing at a time, so more is a misbehaving agent, which
+ * must not fill the channel's queue for every other server.
+ */
 static void query(struct chan_ctx *c, const char *sql, int n, const char *const *params,
                   db_result_cb cb)
 {
+	struct registry_entry *e = registry_find(c->ch->registry, c->req->sender);
+
 	c->state = CTX_WORKING;
+	if (e && e->db_calls >= DB_CALLS_PER_SERVER) {
+		refuse(c, REFUSE_OVERLOADED, WGF_WIRE_ERROR_INTERNAL,
+		       "too many requests from this server at once", true);
+		return;
+	}
 	if (db_query(c->ch->db, sql, n, params, uv_now(c->ch->loop) + c->ch->o.db_deadline_ms, cb,
-	             c) < 0)
+	             c) < 0) {
 		refuse(c, REFUSE_OVERLOADED, WGF_WIRE_ERROR_INTERNAL,
 		       "the coordinator is overloaded", true);
+		return;
+	}
+	if (e)
+		e->db_calls++;
 }
 
 static json_t *report_errors_json(const Wgfleet__V1__Report *rep)

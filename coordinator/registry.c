@@ -105,6 +105,12 @@ size_t registry_size(const struct registry *r)
 	return r ? r->n : 0;
 }
 
+struct registry_entry *registry_entries(const struct registry *r, size_t *ret_n)
+{
+	*ret_n = r ? r->n : 0;
+	return r ? r->entries : NULL;
+}
+
 void registry_free(struct registry *r)
 {
 	if (!r)

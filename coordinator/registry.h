@@ -12,8 +12,9 @@
  * it in. The database stays the authority; a key removed a moment ago is still refused
  * there by wgf_agent_begin().
  *
- * Each entry carries one pointer the channel owns the meaning of (poll: its parked
- * long poll for that server, so at most one is parked per server). Everything belongs
+ * Each entry carries two fields the channel owns the meaning of (poll: its parked
+ * long poll for that server, so at most one is parked per server; db_calls: its
+ * database calls in flight for that server). Everything belongs
  * to the loop thread.
  */
 
@@ -29,7 +30,8 @@ struct registry_entry {
 	int64_t server_id;
 	uint64_t pool_size; /* addresses in the server's pool: a bound on its peers */
 	char name[64];
-	void *poll; /* borrowed: the channel's parked long poll for this server, or NULL */
+	void *poll;        /* borrowed: the channel's parked long poll for this server, or NULL */
+	unsigned db_calls; /* the channel's: its database calls in flight for this server */
 	struct registry_entry *next;
 };
 
@@ -46,6 +48,10 @@ struct registry_entry *registry_find(const struct registry *r,
                                      const uint8_t key[static WGF_SIGN_PK_LEN]);
 
 size_t registry_size(const struct registry *r);
+
+/* All entries, as an array of *ret_n (borrowed, like registry_find()'s); NULL and 0
+ * for a NULL registry. */
+struct registry_entry *registry_entries(const struct registry *r, size_t *ret_n);
 
 void registry_free(struct registry *r);
 

@@ -157,11 +157,14 @@ def test_one_parked_poll_per_server(chan, tmp_path):
                               "--timeout", "30000", "hint", "0"],
                              stdout=subprocess.PIPE, text=True)
     try:
-        # 300 polls from one agent, each parking (revision 0 is current; poll_wait 20 s):
-        # each answers the one before, so all but the last are answered at once.
+        # 300 polls from one agent at once (revision 0 is current; poll_wait 20 s): each
+        # either parks and answers the one parked before, or is refused for asking too
+        # much at once; so all but the last parked are answered at once.
         n = 300
         _, out = flood(a, "--count", str(n), "hint", "0", timeout=3.0)
-        assert out["sent"] == n and out["answered"] == n - 1 and out["hint"] == n - 1, out
+        assert out["sent"] == n and out["answered"] == n - 1, out
+        assert out["hint"] + out.get("error-8", 0) == n - 1, out
+        assert out["hint"] >= 1, out
         # vps-b's poll is still parked and a change to it arrives at once.
         changed = time.monotonic()
         add_router(chan, "vps-b")
