@@ -11,6 +11,7 @@ import os
 import socket
 import struct
 import subprocess
+import threading
 import time
 
 import pytest
@@ -279,5 +280,34 @@ def test_connections_are_capped_per_address(tmp_path, migrated_db):
         deadline = time.monotonic() + 10
         while a.probe("sync", "0", timeout=1)[0] != "sync vps-a 0 1":
             assert time.monotonic() < deadline
+    finally:
+        coord.stop()
+
+
+def test_a_stuck_api_does_not_starve_the_channel(tmp_path, pg, migrated_db):
+    # One API connection and a queue of two: requests blocked on a lock fill them both.
+    coord = start_coordinator(tmp_path, migrated_db[1], "[database]\nconnections = 1\n"
+                              "queue_max = 2\n")
+    name, _ = migrated_db
+    try:
+        a = Agent(coord, tmp_path, "vps-a", "10.100.0.0/24")
+        lock = subprocess.Popen(["psql", pg.with_db(name), "-X", "-q", "-c",
+                                 "BEGIN; LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE; "
+                                 "SELECT pg_sleep(6); COMMIT;"], stdout=subprocess.DEVNULL)
+        time.sleep(0.5)
+        statuses = []
+        threads = [threading.Thread(target=lambda: statuses.append(
+            coord.request("GET", "/v1/status", coord.admin_key, timeout=20)[0]))
+            for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        start = time.monotonic()
+        assert a.probe("sync", "0", timeout=5)[0] == "sync vps-a 0 1"
+        assert time.monotonic() - start < 3
+        assert 503 in statuses  # the API's own queue was full meanwhile
+        lock.wait(timeout=20)
+        for t in threads:
+            t.join(timeout=20)
     finally:
         coord.stop()
