@@ -173,7 +173,7 @@ static int check_schema(const struct settings *s)
 /*
  * The agents' channel, its own database connections, and the LISTEN connection that
  * wakes its long polls and reloads its registry. Nonces are kept in the database for
- * twice the allowed skew (0005_channel_admission.sql says why).
+ * twice the allowed skew (0006_channel_admission.sql says why).
  */
 static int start_channel(struct daemon *d)
 {

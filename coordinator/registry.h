@@ -7,7 +7,7 @@
 /*
  * The channel looks a message's claimed sender up here before it checks the signature,
  * so a stranger costs a hash lookup and never a database query. A registry is built
- * whole from the rows of wgf_channel_registry() (0005_channel_admission.sql) and is
+ * whole from the rows of wgf_channel_registry() (0006_channel_admission.sql) and is
  * then read-only: the channel builds a new one when wgf_servers is notified and swaps
  * it in. The database stays the authority; a key removed a moment ago is still refused
  * there by wgf_agent_begin().

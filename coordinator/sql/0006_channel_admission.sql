@@ -1,7 +1,7 @@
 -- SPDX-License-Identifier: MIT
 -- Copyright (c) 2026 The wgfleet authors
 --
--- 0005_channel_admission: what the channel needs to refuse strangers without asking the
+-- 0006_channel_admission: what the channel needs to refuse strangers without asking the
 -- database each time. The coordinator keeps the registered agent keys in memory, loaded
 -- with wgf_channel_registry() and reloaded when wgf_servers is notified; and nonces are
 -- kept as long as the allowed clock skew needs, not a fixed 10 minutes.
