@@ -46,11 +46,13 @@ static const struct route routes[] = {
         {"GET", "/v1/leases", 200, true, false, ROUTE_QUERY("ip", "at"),
          ROUTE_SQL("wgf_api_leases", "inet", "timestamptz"), .prepare = api_routers_leases},
         {"POST", "/v1/tenants", 201, true, true, ROUTE_QUERY(),
-         ROUTE_SQL("wgf_api_create_tenant", "text", "text", "integer", "integer", "text"),
+         ROUTE_SQL("wgf_api_create_tenant", "text", "text", "integer", "integer", "integer",
+                   "integer", "text"),
          .prepare = api_admin_create_tenant},
         {"GET", "/v1/tenants", 200, true, false, ROUTE_QUERY(), ROUTE_SQL("wgf_api_list_tenants")},
         {"PATCH", "/v1/tenants/{}", 200, true, true, ROUTE_QUERY(),
-         ROUTE_SQL("wgf_api_update_tenant", "text", "integer", "integer", "text"),
+         ROUTE_SQL("wgf_api_update_tenant", "text", "integer", "integer", "integer", "integer",
+                   "text"),
          .prepare = api_admin_update_tenant},
         {"POST", "/v1/tenants/{}/keys", 201, true, true, ROUTE_QUERY(),
          ROUTE_SQL("wgf_api_create_key", "text", "text", "bytea", "text", "text"),
@@ -265,7 +267,12 @@ static void set_request_id(struct call *c)
 	if (i >= 0) {
 		h2o_iovec_t v = c->rq->headers->entries[i].value;
 
-		if (v.len > 0 && v.len <= API_REQUEST_ID_MAX && strspn(v.base, allowed) >= v.len) {
+		size_t ok = 0;
+
+		/* h2o's values are not NUL-terminated: look at v.len bytes, no more. */
+		while (ok < v.len && v.base[ok] && strchr(allowed, v.base[ok]))
+			ok++;
+		if (v.len > 0 && v.len <= API_REQUEST_ID_MAX && ok == v.len) {
 			memcpy(c->request_id, v.base, v.len);
 			c->request_id[v.len] = '\0';
 			return;
@@ -470,6 +477,13 @@ static void on_db_result(void *ctx, const PGresult *res, const struct db_error *
 		call_finish(c);
 		return;
 	}
+	if (c->route->needs_key && PQntuples(res) == 1 && PQnfields(res) == 1 &&
+	    PQgetisnull(res, 0, 0)) {
+		/* The key guard of route_sql(): no such key, and the function was not run. */
+		call_problem(c, 401, "unauthorized", API_UNKNOWN_KEY_MESSAGE);
+		call_finish(c);
+		return;
+	}
 	if (PQntuples(res) == 1 && PQnfields(res) == 1)
 		result = json_loads(PQgetvalue(res, 0, 0), JSON_DECODE_ANY, NULL);
 	if (result && c->route->finish) {
@@ -484,9 +498,13 @@ static void on_db_result(void *ctx, const PGresult *res, const struct db_error *
 	call_finish(c);
 }
 
+#define READY_DEADLINE_MS 1000
+
 static void call_send(struct call *c)
 {
-	uint64_t deadline = uv_now(c->api->loop) + c->api->o.request_deadline_ms;
+	/* A readiness probe answers within a second, from whatever the pool knows. */
+	uint64_t wait = c->route->sql_text ? READY_DEADLINE_MS : c->api->o.request_deadline_ms;
+	uint64_t deadline = uv_now(c->api->loop) + wait;
 	const char *sql = c->route->sql_text ? c->route->sql_text : c->api->sql[c->route - routes];
 	int r;
 
@@ -498,13 +516,14 @@ static void call_send(struct call *c)
 		return;
 	}
 	r = db_query(c->api->db, sql, (int)c->n_params, c->params, deadline, on_db_result, c);
-	if (r == -EAGAIN) {
+	if (r == -EAGAIN)
 		call_problem(c, 503, "overloaded", "Too many requests are waiting; retry.");
-		call_finish(c);
-	} else if (r < 0) {
+	else if (r < 0 && c->route->sql_text)
+		call_problem(c, 503, "not_ready", "The database is not reachable.");
+	else if (r < 0)
 		call_problem(c, 503, "unavailable", "The database is not reachable; retry.");
+	if (r < 0)
 		call_finish(c);
-	}
 }
 
 void api_handle(void *ctx, h2o_req_t *req, const struct http_request *rq)
@@ -533,24 +552,33 @@ void api_handle(void *ctx, h2o_req_t *req, const struct http_request *rq)
 
 /* ---- the api object ---- */
 
-/* "SELECT fn($1, $2::bytea, $3::type...)" for a route's row. */
+/*
+ * "SELECT fn($1, $2::bytea, $3::type...)" for a route's row. A route that needs a key
+ * asks wgf_key_known() first, in the same statement, and gets SQL NULL for a key that
+ * is unknown or revoked: its function is not run, and nothing is raised, because
+ * PostgreSQL logs every error and a stranger's flood must not fill its log.
+ */
 static char *route_sql(const struct route *rt)
 {
 	unsigned first = rt->needs_key ? 3 : 1;
-	char buf[512];
+	char buf[640];
 	FILE *f = fmemopen(buf, sizeof(buf), "w");
 	bool ok;
 
 	if (!f)
 		return NULL;
-	fprintf(f, "SELECT %s(%s", rt->sql_fn, rt->needs_key ? "$1, $2::bytea" : "");
+	if (rt->needs_key)
+		fputs("SELECT CASE WHEN wgf_key_known($1, $2::bytea) THEN ", f);
+	else
+		fputs("SELECT ", f);
+	fprintf(f, "%s(%s", rt->sql_fn, rt->needs_key ? "$1, $2::bytea" : "");
 	for (size_t i = 0; i < rt->n_sql_types; i++) {
 		bool text = strcmp(rt->sql_types[i], "text") == 0;
 
 		fprintf(f, "%s$%zu%s%s", i + first > 1 ? ", " : "", i + first,
 		        text ? "" : "::", text ? "" : rt->sql_types[i]);
 	}
-	fputc(')', f);
+	fputs(rt->needs_key ? ") END" : ")", f);
 	ok = fputc('\0', f) != EOF && fflush(f) == 0 && ftell(f) < (long)sizeof(buf);
 	fclose(f);
 	return ok ? strdup(buf) : NULL;

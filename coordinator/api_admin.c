@@ -19,6 +19,8 @@ static const struct field tenant_fields[] = {
         {"name", F_TEXT, true, 200},
         {"router_quota", F_INT, false, 0, 0, QUOTA_MAX},
         {"reservations_per_hour", F_INT, false, 0, 0, QUOTA_MAX},
+        {"key_changes_per_hour", F_INT, false, 0, 0, QUOTA_MAX},
+        {"router_key_changes_per_hour", F_INT, false, 0, 0, QUOTA_MAX},
 };
 
 int api_admin_create_tenant(struct call *c)
@@ -30,7 +32,8 @@ int api_admin_create_tenant(struct call *c)
 		return call_invalid(c, "name", "must not be empty");
 	call_params(c, call_body_text(c, "slug"), call_body_text(c, "name"),
 	            call_body_int(c, "router_quota"), call_body_int(c, "reservations_per_hour"),
-	            c->request_id);
+	            call_body_int(c, "key_changes_per_hour"),
+	            call_body_int(c, "router_key_changes_per_hour"), c->request_id);
 	return 0;
 }
 
@@ -41,13 +44,17 @@ int api_admin_update_tenant(struct call *c)
 	        {"name", F_FIXED},
 	        {"router_quota", F_INT, false, 0, 0, QUOTA_MAX},
 	        {"reservations_per_hour", F_INT, false, 0, 0, QUOTA_MAX},
+	        {"key_changes_per_hour", F_INT, false, 0, 0, QUOTA_MAX},
+	        {"router_key_changes_per_hour", F_INT, false, 0, 0, QUOTA_MAX},
 	};
 
 	if (input_slug(c, "slug", c->args[0]) < 0 ||
 	    input_body(c, fields, WGF_ARRAY_SIZE(fields)) < 0)
 		return -EINVAL;
 	call_params(c, c->args[0], call_body_int(c, "router_quota"),
-	            call_body_int(c, "reservations_per_hour"), c->request_id);
+	            call_body_int(c, "reservations_per_hour"),
+	            call_body_int(c, "key_changes_per_hour"),
+	            call_body_int(c, "router_key_changes_per_hour"), c->request_id);
 	return 0;
 }
 

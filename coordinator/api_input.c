@@ -193,31 +193,32 @@ bad:
 	                    "2026-12-01T08:00:00Z");
 }
 
-static bool matches(const char *s, const char *first, const char *rest, size_t max)
+#define LOWER_DIGITS "abcdefghijklmnopqrstuvwxyz0123456789"
+
+/* A name of 1-63 characters: a lower-case letter or digit, then those or extra. */
+static int name(struct call *c, const char *field, const char *s, const char *extra,
+                const char *extra_words)
 {
+	char rest[64];
 	size_t n = strlen(s);
 
-	return n >= 1 && n <= max && strchr(first, s[0]) && strspn(s + 1, rest) == n - 1;
+	snprintf(rest, sizeof(rest), "%s%s", LOWER_DIGITS, extra);
+	if (n < 1 || n > 63 || !strchr(LOWER_DIGITS, s[0]) || strspn(s + 1, rest) != n - 1)
+		return call_invalid(c, field,
+		                    "lower-case letters, digits%s, 1-63 characters, starting with "
+		                    "a letter or digit",
+		                    extra_words);
+	return 0;
 }
-
-#define LOWER_DIGITS "abcdefghijklmnopqrstuvwxyz0123456789"
 
 int input_slug(struct call *c, const char *field, const char *s)
 {
-	if (!matches(s, LOWER_DIGITS, LOWER_DIGITS "-", 63))
-		return call_invalid(c, field,
-		                    "lower-case letters, digits and dashes, 1-63 characters, "
-		                    "starting with a letter or digit");
-	return 0;
+	return name(c, field, s, "-", " and dashes");
 }
 
 int input_server_name(struct call *c, const char *field, const char *s)
 {
-	if (!matches(s, LOWER_DIGITS, LOWER_DIGITS ".-", 63))
-		return call_invalid(c, field,
-		                    "lower-case letters, digits, dots and dashes, 1-63 characters, "
-		                    "starting with a letter or digit");
-	return 0;
+	return name(c, field, s, ".-", ", dots and dashes");
 }
 
 int input_endpoint(struct call *c, const char *field, const char *s)
@@ -422,9 +423,9 @@ int input_content_type(struct call *c)
 	size_t n;
 
 	if (v) {
-		n = strcspn(v->base, ";");
-		if (n > v->len)
-			n = v->len;
+		const char *semi = memchr(v->base, ';', v->len);
+
+		n = semi ? (size_t)(semi - v->base) : v->len;
 		while (n > 0 && (v->base[n - 1] == ' ' || v->base[n - 1] == '\t'))
 			n--;
 		if (n == sizeof(json) - 1 && strncasecmp(v->base, json, n) == 0)

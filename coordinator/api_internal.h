@@ -24,7 +24,9 @@
  * A route's SQL function takes the caller's key prefix and hash as $1 and $2 (when the
  * route needs a key), then the parameters prepare appends with call_params(), whose
  * count the compiler takes from the list; the route's row lists their SQL types, and
- * decoding refuses (500) a prepare that appended a different number.
+ * decoding refuses (500) a prepare that appended a different number. The query of a
+ * route that needs a key asks wgf_key_known() first, and is NULL, not an error, for a
+ * key the database does not know: a 401 that leaves no line in PostgreSQL's log.
  */
 
 #include <stdbool.h>
@@ -50,6 +52,10 @@
 #define API_PATH_LOG_MAX   256
 #define API_HEX32_LEN      (2 + 2 * 32 + 1) /* "\x" + hex + NUL */
 #define API_ARENA_SIZE     1024
+
+/* The 401 for a key the database does not know (or knows as revoked); a header that
+ * holds no key at all is answered by input_auth(). */
+#define API_UNKNOWN_KEY_MESSAGE "The API key is missing, wrong or revoked."
 
 enum field_type {
 	F_TEXT,  /* a string: UTF-8 without control or format characters */

@@ -184,6 +184,7 @@ static int start_channel(struct daemon *d)
 	        .queue_max = (unsigned)d->s.channel_db_queue_max,
 	        .statement_timeout_ms = d->s.statement_timeout_ms,
 	        .settings = settings,
+	        .name = "channel",
 	};
 	struct channel_options co = {
 	        .listen = d->s.channel_listen,
@@ -200,6 +201,7 @@ static int start_channel(struct daemon *d)
 	        .idle_timeout_ms = d->s.channel_idle_timeout_ms,
 	};
 	struct db_options lo = {
+	        .name = "listener",
 	        .conninfo = d->s.conninfo,
 	        .connections = 1,
 	        .queue_max = 1,
@@ -243,6 +245,7 @@ static int start_channel(struct daemon *d)
 static int start(struct daemon *d)
 {
 	struct db_options dbo = {
+	        .name = "api",
 	        .conninfo = d->s.conninfo,
 	        .connections = (unsigned)d->s.db_connections,
 	        .queue_max = (unsigned)d->s.db_queue_max,

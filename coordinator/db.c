@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Copyright (c) 2026 The wgfleet authors */
 /* db: asynchronous libpq connections driven by uv_poll_t, and the query queue. */
+#define LOG_MODULE "db"
+
 #include "db.h"
 
 #include <errno.h>
@@ -10,8 +12,11 @@
 
 #include <sodium.h>
 
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+#include "log.h"
+
+#define BACKOFF_MIN_MS   100
+#define BACKOFF_MAX_MS   5000
+#define DEADLINE_TICK_MS 100
 
 enum conn_state {
 	CONN_DOWN,       /* no socket; the retry timer may be armed */
@@ -35,7 +40,8 @@ struct db_job {
 struct db_conn {
 	struct db *db;
 	PGconn *pg;
-	uv_poll_t poll;
+	uv_poll_t *poll; /* watches poll_fd; libpq may change the socket while connecting */
+	int poll_fd;
 	uv_timer_t retry;
 	enum conn_state state;
 	struct db_job *job;
@@ -47,11 +53,16 @@ struct db {
 	uv_loop_t *loop;
 	char *conninfo;
 	char options[192];
+	const char *name; /* for the log */
 	struct db_conn *conns;
 	unsigned n_conns;
 	struct db_job *head, *tail;
 	unsigned queued, queue_max;
 	unsigned open_handles;
+	uv_timer_t deadlines; /* fails queued jobs whose deadline passed */
+	unsigned up;          /* connections idle or busy */
+	bool ever_up, lost;
+	uint64_t lost_ms;
 	bool closing;
 	const char *listen_sql;
 	db_notify_cb notify;
@@ -61,6 +72,54 @@ struct db {
 static void conn_start(struct db_conn *c);
 static void retry_cb(uv_timer_t *t);
 static void db_dispatch(struct db *db);
+static void fail_queue(struct db *db, int code, const char *msg);
+
+/* A connection became usable: one line when the database is back after a loss. */
+static void conn_up(struct db_conn *c)
+{
+	struct db *db = c->db;
+	char ms[24];
+
+	if (db->up++ == 0 && db->lost) {
+		snprintf(ms, sizeof(ms), "%llu",
+		         (unsigned long long)(uv_now(db->loop) - db->lost_ms));
+		log_fields(LOG_NOTICE, "Database is back", {"pool", db->name}, {"after_ms", ms});
+		db->lost = false;
+	}
+	db->ever_up = true;
+}
+
+/* A usable connection went down: one line when it was the last one, and the queue fails
+ * at once if no other connection is being made (none will take it soon). */
+static void conn_down(struct db_conn *c, const char *why)
+{
+	struct db *db = c->db;
+
+	if (--db->up == 0 && !db->closing) {
+		db->lost = true;
+		db->lost_ms = uv_now(db->loop);
+		log_fields(LOG_WARNING, "Database connection lost", {"pool", db->name},
+		           {"error", why});
+	}
+}
+
+/* Whether a queued query could still be sent soon: a connection is up or being made. */
+static bool any_hope(const struct db *db)
+{
+	for (unsigned i = 0; i < db->n_conns; i++)
+		if (db->conns[i].state == CONN_IDLE || db->conns[i].state == CONN_BUSY ||
+		    db->conns[i].state == CONN_CONNECTING)
+			return true;
+	return false;
+}
+
+/* libpq's notices (connection warnings among them) go to the log at debug level,
+ * not to stderr raw. */
+static void on_notice(void *arg, const char *message)
+{
+	(void)arg;
+	log_debug("libpq: %.*s", (int)strcspn(message, "\n"), message);
+}
 
 static void job_free(struct db_job *j)
 {
@@ -135,14 +194,33 @@ static void retry_closed(uv_handle_t *h)
 	db_handle_gone(c->db);
 }
 
-static void poll_closed(uv_handle_t *h)
+/* A poll handle of a socket libpq left behind. */
+static void old_poll_closed(uv_handle_t *h)
 {
 	struct db_conn *c = h->data;
+
+	free(h);
+	db_handle_gone(c->db);
+}
+
+static void conn_down_retry(struct db_conn *c)
+{
 	struct db *db = c->db;
 
 	c->state = CONN_DOWN;
 	if (!db->closing)
 		uv_timer_start(&c->retry, retry_cb, backoff_ms(c->failures++), 0);
+	if (!db->closing && !any_hope(db))
+		fail_queue(db, -ECONNREFUSED, "no database connection is up");
+}
+
+static void poll_closed(uv_handle_t *h)
+{
+	struct db_conn *c = h->data;
+	struct db *db = c->db;
+
+	free(h);
+	conn_down_retry(c);
 	db_handle_gone(db);
 }
 
@@ -150,17 +228,27 @@ static void poll_closed(uv_handle_t *h)
 static void conn_fail(struct db_conn *c, int code)
 {
 	struct db_job *j = c->job;
+	char why[128];
 
+	snprintf(why, sizeof(why), "%.*s", (int)strcspn(PQerrorMessage(c->pg), "\n"),
+	         PQerrorMessage(c->pg));
+	if (c->state == CONN_IDLE || c->state == CONN_BUSY)
+		conn_down(c, why);
 	c->job = NULL;
 	PQclear(c->res);
 	c->res = NULL;
 	if (j)
-		job_fail(j, code, PQerrorMessage(c->pg));
-	uv_poll_stop(&c->poll);
+		job_fail(j, code, why);
 	PQfinish(c->pg);
 	c->pg = NULL;
 	c->state = CONN_CLOSING;
-	uv_close((uv_handle_t *)&c->poll, poll_closed);
+	if (c->poll) {
+		uv_poll_stop(c->poll);
+		uv_close((uv_handle_t *)c->poll, poll_closed);
+		c->poll = NULL;
+	} else {
+		conn_down_retry(c);
+	}
 }
 
 static void conn_want(struct db_conn *c, int events);
@@ -247,6 +335,9 @@ static void conn_listen(struct db_conn *c)
 
 static void conn_connect_step(struct db_conn *c)
 {
+	/* libpq may close this socket and open another: stop watching it first. */
+	if (c->poll)
+		uv_poll_stop(c->poll);
 	switch (PQconnectPoll(c->pg)) {
 	case PGRES_POLLING_READING:
 		conn_want(c, UV_READABLE);
@@ -260,7 +351,9 @@ static void conn_connect_step(struct db_conn *c)
 			return;
 		}
 		c->failures = 0;
+		PQsetNoticeProcessor(c->pg, on_notice, NULL);
 		c->state = CONN_IDLE;
+		conn_up(c);
 		conn_want(c, UV_READABLE);
 		if (c->db->listen_sql)
 			conn_listen(c);
@@ -307,9 +400,34 @@ static void conn_event(uv_poll_t *p, int status, int events)
 	}
 }
 
+/*
+ * Watches the connection's socket for events. libpq may move to another socket (the
+ * next host of a multi-host conninfo) inside PQconnectPoll, and closes the old one:
+ * so the socket is read again every time, and a changed one gets a new poll handle
+ * (the old one was stopped before libpq could close its socket).
+ */
 static void conn_want(struct db_conn *c, int events)
 {
-	uv_poll_start(&c->poll, events, conn_event);
+	int fd = PQsocket(c->pg);
+
+	if (c->poll && c->poll_fd != fd) {
+		uv_poll_stop(c->poll);
+		uv_close((uv_handle_t *)c->poll, old_poll_closed);
+		c->poll = NULL;
+	}
+	if (!c->poll) {
+		c->poll = malloc(sizeof(*c->poll));
+		if (fd < 0 || !c->poll || uv_poll_init(c->db->loop, c->poll, fd) < 0) {
+			free(c->poll);
+			c->poll = NULL;
+			conn_fail(c, -ECONNRESET);
+			return;
+		}
+		c->poll->data = c;
+		c->poll_fd = fd;
+		c->db->open_handles++;
+	}
+	uv_poll_start(c->poll, events, conn_event);
 }
 
 static void conn_start(struct db_conn *c)
@@ -317,18 +435,14 @@ static void conn_start(struct db_conn *c)
 	struct db *db = c->db;
 	const char *const keys[] = {"dbname", "options", "application_name", NULL};
 	const char *const values[] = {db->conninfo, db->options, "wgfleet-coordinator", NULL};
-	int fd;
 
 	c->pg = PQconnectStartParams(keys, values, 1);
-	if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD || (fd = PQsocket(c->pg)) < 0 ||
-	    uv_poll_init(db->loop, &c->poll, fd) < 0) {
+	if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD || PQsocket(c->pg) < 0) {
 		PQfinish(c->pg);
 		c->pg = NULL;
-		uv_timer_start(&c->retry, retry_cb, backoff_ms(c->failures++), 0);
+		conn_down_retry(c);
 		return;
 	}
-	c->poll.data = c;
-	db->open_handles++;
 	c->state = CONN_CONNECTING;
 	conn_want(c, UV_WRITABLE);
 }
@@ -352,6 +466,7 @@ int db_new(uv_loop_t *loop, const struct db_options *o, struct db **ret)
 	db->listen_sql = o->listen_sql;
 	db->notify = o->notify;
 	db->notify_ctx = o->notify_ctx;
+	db->name = o->name ? o->name : "database";
 	if (!db->conninfo || !db->conns) {
 		free(db->conninfo);
 		free(db->conns);
@@ -361,6 +476,9 @@ int db_new(uv_loop_t *loop, const struct db_options *o, struct db **ret)
 	snprintf(db->options, sizeof(db->options), "-c statement_timeout=%llu%s%s",
 	         (unsigned long long)o->statement_timeout_ms, o->settings ? " " : "",
 	         o->settings ? o->settings : "");
+	uv_timer_init(loop, &db->deadlines);
+	db->deadlines.data = db;
+	db->open_handles++;
 	for (unsigned i = 0; i < db->n_conns; i++) {
 		struct db_conn *c = &db->conns[i];
 
@@ -372,6 +490,44 @@ int db_new(uv_loop_t *loop, const struct db_options *o, struct db **ret)
 	}
 	*ret = db;
 	return 0;
+}
+
+/* Fails every queued job (none is sent). */
+static void fail_queue(struct db *db, int code, const char *msg)
+{
+	struct db_job *j;
+
+	while ((j = db->head) != NULL) {
+		db->head = j->next;
+		db->queued--;
+		job_fail(j, code, msg);
+	}
+	db->tail = NULL;
+}
+
+/* Fails the queued jobs whose deadline passed, wherever they are in the queue. */
+static void on_deadlines(uv_timer_t *t)
+{
+	struct db *db = t->data;
+	uint64_t now = uv_now(db->loop);
+	struct db_job **link = &db->head, *prev = NULL;
+
+	while (*link) {
+		struct db_job *j = *link;
+
+		if (j->deadline_ms && now > j->deadline_ms) {
+			*link = j->next;
+			if (db->tail == j)
+				db->tail = prev;
+			db->queued--;
+			job_fail(j, -ETIMEDOUT, "waited too long for a database connection");
+			continue;
+		}
+		prev = j;
+		link = &j->next;
+	}
+	if (!db->head)
+		uv_timer_stop(&db->deadlines);
 }
 
 static void db_dispatch(struct db *db)
@@ -409,6 +565,8 @@ int db_query(struct db *db, const char *sql, int n, const char *const *params, u
 		return -E2BIG;
 	if (db->queued >= db->queue_max)
 		return -EAGAIN;
+	if (db->ever_up && !any_hope(db))
+		return -ECONNREFUSED; /* nothing would take it soon: say so at once */
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		return -ENOMEM;
@@ -432,19 +590,27 @@ int db_query(struct db *db, const char *sql, int n, const char *const *params, u
 	db->tail = j;
 	db->queued++;
 	db_dispatch(db);
+	if (db->head && !uv_is_active((uv_handle_t *)&db->deadlines))
+		uv_timer_start(&db->deadlines, on_deadlines, DEADLINE_TICK_MS, DEADLINE_TICK_MS);
 	return 0;
+}
+
+static void deadlines_closed(uv_handle_t *h)
+{
+	db_handle_gone(h->data);
+}
+
+bool db_is_up(const struct db *db)
+{
+	return db->up > 0;
 }
 
 void db_close(struct db *db)
 {
-	struct db_job *j;
-
 	db->closing = true;
-	while ((j = db->head) != NULL) {
-		db->head = j->next;
-		job_fail(j, -ECANCELED, "the coordinator is shutting down");
-	}
-	db->tail = NULL;
+	fail_queue(db, -ECANCELED, "the coordinator is shutting down");
+	uv_timer_stop(&db->deadlines);
+	uv_close((uv_handle_t *)&db->deadlines, deadlines_closed);
 	for (unsigned i = 0; i < db->n_conns; i++) {
 		struct db_conn *c = &db->conns[i];
 

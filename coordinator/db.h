@@ -16,8 +16,12 @@
  * a retry is safe) and is remade after a jittered backoff of up to 5 s. The queue is
  * bounded: db_query returns -EAGAIN when it is full, so overload becomes a quick 503
  * instead of a growing backlog. Each query also carries a deadline; one that waited
- * past it in the queue fails with -ETIMEDOUT without being sent. Server-side,
- * statement_timeout bounds the time a sent query can take.
+ * past it in the queue fails with -ETIMEDOUT without being sent (a timer checks the
+ * queue every DEADLINE_TICK_MS). When no connection is up and none is being made,
+ * db_query fails at once with -ECONNREFUSED and the queue is failed with it: nothing
+ * waits for a database that is not coming. Server-side, statement_timeout bounds the
+ * time a sent query can take. Losing the last connection and getting one back are one
+ * log line each; libpq's own notices go to the debug log.
  *
  * Errors reach the callback as a struct db_error: the negative errno from the SQLSTATE
  * (common/err.h), the SQLSTATE itself, and PostgreSQL's message, detail and hint.
@@ -69,6 +73,7 @@ struct db_options {
 	const char *listen_sql;
 	db_notify_cb notify;
 	void *notify_ctx;
+	const char *name; /* the pool's name in its log lines ("api", "channel", "listener") */
 };
 
 int db_new(uv_loop_t *loop, const struct db_options *o, struct db **ret);
@@ -80,6 +85,9 @@ int db_new(uv_loop_t *loop, const struct db_options *o, struct db **ret);
  */
 int db_query(struct db *db, const char *sql, int n, const char *const *params, uint64_t deadline_ms,
              db_result_cb cb, void *ctx);
+
+/* Whether a connection is up (idle or busy) right now. */
+bool db_is_up(const struct db *db);
 
 /* Fails every queued query with -ECANCELED, closes the connections and frees db once
  * the loop has closed its handles. */

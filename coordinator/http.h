@@ -57,10 +57,10 @@ struct http_request {
 typedef void (*http_handler_fn)(void *ctx, h2o_req_t *req, const struct http_request *rq);
 
 struct http_options {
-	const char *listen;          /* "127.0.0.1:8080", "[::1]:0" */
-	uint64_t request_timeout_ms; /* to receive a whole request */
-	const char *trusted_proxies; /* "127.0.0.1 10.0.0.0/8"; "" for none */
-	unsigned max_connections;    /* open at once, in all */
+	const char *listen;                  /* "127.0.0.1:8080", "[::1]:0" */
+	uint64_t request_timeout_ms;         /* to receive a whole request */
+	const char *trusted_proxies;         /* "127.0.0.1 10.0.0.0/8"; "" for none */
+	unsigned max_connections;            /* open at once, in all */
 	unsigned max_connections_per_client; /* from one address (trusted proxies: no limit) */
 };
 

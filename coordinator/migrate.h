@@ -16,6 +16,13 @@
  * differ from the binary's (a name or checksum mismatch: someone edited an applied
  * file). migrate_check() makes the same comparison without changing anything; the
  * daemon runs it at start and /readyz reports it.
+ *
+ * Applied files are immutable: a change to a function is a new step that replaces it.
+ * Every function runs with search_path = pg_catalog, <schema>, pg_temp, so that no
+ * object earlier on a caller's search_path can stand in for ours; a step that creates
+ * or replaces functions ends with the DO block at the end of 0004_api_v2.sql, which
+ * pins every function that has none (CREATE OR REPLACE drops a SET clause it does not
+ * repeat). test_sql_api.py checks that none is left unpinned.
  */
 
 #include <stddef.h>

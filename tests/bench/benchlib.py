@@ -277,10 +277,11 @@ class Coordinator:
 
 
 def tenant(coord, slug, capacity):
-    """A tenant whose quota and reservation rate a run cannot reach; returns its key."""
+    """A tenant whose quota and rates a run cannot reach; returns its key."""
     coord.expect(201, "POST", "/v1/tenants", body={
         "slug": slug, "name": slug, "router_quota": capacity,
-        "reservations_per_hour": capacity})
+        "reservations_per_hour": capacity, "key_changes_per_hour": 4 * capacity,
+        "router_key_changes_per_hour": 1000})
     return coord.expect(201, "POST", f"/v1/tenants/{slug}/keys", body={"label": "bench"})["key"]
 
 

@@ -126,7 +126,8 @@ static h2o_iovec_t piece(struct pieces *ps, const char *s, size_t len)
 	copy = malloc(len ? len : 1);
 	if (!copy)
 		abort();
-	memcpy(copy, s, len);
+	if (len)
+		memcpy(copy, s, len);
 	ps->p[ps->n++] = copy;
 	return h2o_iovec_init(copy, len);
 }
@@ -269,7 +270,7 @@ static void decode(const struct parsed *in, h2o_iovec_t method, h2o_iovec_t targ
 	h2o_mem_pool_t pool;
 	h2o_headers_t headers = {NULL, 0, 0};
 	struct http_request rq = {.headers = &headers, .client = "192.0.2.7"};
-	const char *q = memchr(target.base, '?', target.len);
+	const char *q = target.len ? memchr(target.base, '?', target.len) : NULL;
 	size_t path_len = q ? (size_t)(q - target.base) : target.len;
 	struct call *c;
 	int r;
@@ -330,7 +331,7 @@ static void decode_route(const struct parsed *in, const struct fuzz_route *rt)
 {
 	char target[4096];
 	size_t o = 0, slashes = 0;
-	const char *q = memchr(in->target.base, '?', in->target.len);
+	const char *q = in->target.len ? memchr(in->target.base, '?', in->target.len) : NULL;
 
 	for (const char *p = rt->pattern; *p && o < sizeof(target) - 1;) {
 		if (p[0] == '{' && p[1] == '}') {

@@ -68,8 +68,9 @@ class Postgres:
         self.dir = directory
         self.conninfo = None
 
-    def start(self):
-        env = dict(os.environ, WGF_PG_FAST="1")
+    def start(self, fast=True):
+        """fast: durability off, for speed; a test that crashes the server wants it on."""
+        env = dict(os.environ, WGF_PG_FAST="1" if fast else "0")
         proc = run(["bash", PG_SH, "start", self.dir], env=env, timeout=120)
         assert proc.returncode == 0, proc.stderr
         self.conninfo = proc.stdout.strip().splitlines()[-1]

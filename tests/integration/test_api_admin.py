@@ -70,6 +70,46 @@ def test_every_route_needs_a_valid_unrevoked_key(fleet_factory):
     expect(f.call("GET", f"/v1/routers/{r['id']}", f.acme), 401, "unauthorized")
 
 
+def pg_log_errors(f):
+    """The ERROR lines PostgreSQL has logged so far (deploy/pg.sh's server.log)."""
+    with open(os.path.join(f.pg.dir, "server.log"), errors="replace") as log:
+        return [line for line in log if "ERROR:" in line]
+
+
+def test_a_wrong_key_flood_adds_no_error_to_the_database_log(fleet_factory):
+    # Every wrong key reaches the database (no failed-authentication limit), and each is
+    # answered 401 as before; none may cost a line in PostgreSQL's log, which the
+    # coordinator cannot silence (log_min_messages is for superusers).
+    f = fleet_factory("[api]\nfailed_auth_per_minute = 0\n")
+    f.server()
+    acme = f.tenant("acme")
+    r = f.reserve(acme)
+    revoked = f.tenant("gone")
+    expect(f.call("DELETE", f"/v1/keys/{f.key_ids[revoked]}", f.admin_key), 204)
+    wrong_secret = acme[:21] + ("A" * 43 if acme[21:] != "A" * 43 else "B" * 43)
+    unknown_prefix = "wgf_" + "a" * 16 + "_" + "A" * 43
+    requests = [("GET", f"/v1/routers/{r['id']}", None), ("GET", "/v1/routers", None),
+                ("DELETE", f"/v1/routers/{r['id']}", None),
+                ("PUT", f"/v1/routers/{r['id']}/public-key", {"public_key": wg_key()}),
+                ("POST", "/v1/routers", {}), ("GET", "/v1/tenants", None),
+                ("GET", "/v1/status", None)]
+    n = 60
+    before, counts = len(pg_log_errors(f)), f.counts()
+    for i in range(n):
+        method, path, body = requests[i % len(requests)]
+        key = (wrong_secret, unknown_prefix, revoked)[i % 3]
+        err = expect(f.call(method, path, key, body), 401, "unauthorized")
+        assert err["error"]["message"] == "The API key is missing, wrong or revoked."
+    assert f.counts() == counts
+    assert pg_log_errors(f)[before:] == []
+    # A key the coordinator cannot parse never reaches the database, and says how.
+    err = expect(f.call("GET", "/v1/routers", "not-a-key"), 401, "unauthorized")
+    assert err["error"]["message"] == "Send a valid API key as 'Authorization: Bearer <key>'."
+    # Other refusals still come from the database as errors: a tenant key on an admin route.
+    expect(f.call("GET", "/v1/tenants", acme), 403, "forbidden")
+    assert len(pg_log_errors(f)) == before + 1
+
+
 def test_admin_routes_refuse_a_tenant_key_and_routers_refuse_an_admin_key(fleet):
     f = fleet
     r = f.reserve(f.acme)

@@ -562,3 +562,87 @@ def test_leases_answer_who_held_an_address_when(fleet_factory):
                          ("ip=10.9.0.2&when=now", "when")]:
         err = expect(f.call("GET", f"/v1/leases?{query}", acme), 400, "invalid_request")
         assert err["error"]["message"].startswith(f"{field}:"), err
+
+
+# ---- bounded tenant writes ----
+
+def test_key_changes_and_deletions_are_rate_limited_per_router_and_per_tenant(fleet):
+    f = fleet
+    made = f.admin("POST", "/v1/tenants", {"slug": "busy", "name": "Busy",
+                                           "reservations_per_hour": 100,
+                                           "key_changes_per_hour": 5,
+                                           "router_key_changes_per_hour": 3}, 201)
+    assert (made["key_changes_per_hour"], made["router_key_changes_per_hour"]) == (5, 3)
+    key = f.admin("POST", "/v1/tenants/busy/keys", {}, 201)["key"]
+    a, b, c = f.reserve(key), f.reserve(key), f.reserve(key)
+    for _ in range(3):
+        f.set_key(key, a["id"], wg_key())
+    before = f.counts()
+    status, headers, err = f.call("PUT", f"/v1/routers/{a['id']}/public-key", key,
+                                  {"public_key": wg_key()})
+    expect((status, headers, err), 429, "rate_limited")
+    assert "one router" in err["error"]["message"]
+    # 3 an hour: the next one drains in 20 minutes.
+    assert 1100 <= int(headers["retry-after"]) <= 1200, headers
+    assert f.counts() == before
+    # The tenant's 5 an hour count key changes and deletions of all its routers.
+    f.set_key(key, b["id"], wg_key())
+    expect(f.call("DELETE", f"/v1/routers/{c['id']}", key), 204)
+    before = f.counts()
+    for method, path, body in [("PUT", f"/v1/routers/{b['id']}/public-key",
+                                {"public_key": wg_key()}),
+                               ("DELETE", f"/v1/routers/{b['id']}", None)]:
+        status, headers, err = f.call(method, path, key, body)
+        expect((status, headers, err), 429, "rate_limited")
+        assert "for this tenant" in err["error"]["message"]
+        assert 1 <= int(headers["retry-after"]) <= 720, headers
+    assert f.counts() == before
+    # A no-op is not counted, and other tenants are not affected.
+    assert f.set_key(key, b["id"], f.scalar(
+        f"SELECT encode(public_key, 'base64') FROM routers WHERE id = '{b['id']}'"))
+    other = f.reserve(f.acme)
+    f.set_key(f.acme, other["id"], wg_key())
+    # The operator's key is not counted; a raised limit counts at once.
+    f.set_key(f.admin_key, a["id"], wg_key())
+    got = f.admin("PATCH", "/v1/tenants/busy", {"key_changes_per_hour": 100,
+                                                "router_key_changes_per_hour": 100})
+    assert (got["key_changes_per_hour"], got["router_key_changes_per_hour"]) == (100, 100)
+    f.set_key(key, a["id"], wg_key())
+    expect(f.call("DELETE", f"/v1/routers/{b['id']}", key), 204)
+    # A tenant's defaults: 600 an hour, 10 a router.
+    t = [i for i in f.admin("GET", "/v1/tenants")["items"] if i["slug"] == "acme"][0]
+    assert (t["key_changes_per_hour"], t["router_key_changes_per_hour"]) == (600, 10)
+
+
+def test_a_rotation_flood_is_bounded(fleet):
+    # The report: one tenant made ~670 rotations a second on one router. Bounded in
+    # count (40 requests) and time.
+    f = fleet
+    r = f.reserve(f.acme)
+    statuses = [f.call("PUT", f"/v1/routers/{r['id']}/public-key", f.acme,
+                       {"public_key": wg_key()})[0] for _ in range(40)]
+    assert statuses == [200] * 10 + [429] * 30
+    assert f.scalar(f"SELECT count(*) FROM changes WHERE router_id = '{r['id']}'") == "19"
+
+
+def test_idempotency_rows_are_kept_only_for_work_done(fleet):
+    f = fleet
+    r = f.reserve(f.acme)
+    k1 = wg_key()
+    path = f"/v1/routers/{r['id']}/public-key"
+    f.set_key(f.acme, r["id"], k1)
+    before = f.counts()
+    # The key the router already has: a success that did nothing, so nothing is kept.
+    for i in range(5):
+        got = expect(f.call("PUT", path, f.acme, {"public_key": k1},
+                            headers={"Idempotency-Key": f"noop-{i}"}), 200)
+        assert got["public_key"] == k1
+    assert f.counts() == before
+    # Refused requests keep nothing either.
+    for i in range(3):
+        expect(f.call("POST", "/v1/routers", f.acme, {"server": "nope"},
+                      headers={"Idempotency-Key": f"refused-{i}"}), 404, "server_not_found")
+    assert f.counts() == before
+    expect(f.call("PUT", path, f.acme, {"public_key": wg_key()},
+                  headers={"Idempotency-Key": "work"}), 200)
+    assert f.scalar("SELECT count(*) FROM idempotency_keys") == "1"

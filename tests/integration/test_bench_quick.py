@@ -2,10 +2,11 @@
 # Copyright (c) 2026 The wgfleet authors
 """The reservation benchmark's smoke test: tests/bench/reserve.sh --quick.
 
-The script starts its own PostgreSQL and coordinator, reserves through HTTP (wrk) and
-through pgbench, and prints a table; --quick makes no timing assertion. This checks that
-it finishes in time, exits 0 (no non-201 answer, no pgbench error) and measured
-something on both sides of every row. It uses the coordinator this test run built.
+The script starts its own PostgreSQL and coordinator, reserves through HTTP (wrk),
+through pgbench calling wgf_api_reserve, and through pgbench calling the lean reference
+function it creates, and prints a table; --quick makes no timing assertion. This checks
+that it finishes in time, exits 0 (no non-201 answer, no pgbench error) and measured
+something on all three sides of every row. It uses the coordinator this test run built.
 """
 import os
 import re
@@ -17,8 +18,9 @@ import pytest
 from conftest import BUILD, TOP, binary
 
 SCRIPT = os.path.join(TOP, "tests", "bench", "reserve.sh")
-ROW = re.compile(r"^(\d+)\s+(\d+)\s+/(\d+)\s+(\d+)\s+\|\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+\|"
-                 r"\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+\|\s+([\d.]+)\s")
+SIDE = r"\s+\|\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)"
+ROW = re.compile(r"^(\d+)\s+(\d+)\s+/(\d+)\s+(\d+)" + SIDE * 3 +
+                 r"\s+\|\s+([\d.]+)\s+[\d.-]+\s+\|\s+([\d.]+)\s")
 
 
 def test_reserve_bench_quick():
@@ -36,7 +38,8 @@ def test_reserve_bench_quick():
     for row in rows:
         http_rps, http_errors = int(row[4]), int(row[7])
         pgbench_tps, pgbench_errors = int(row[8]), int(row[11])
-        assert http_rps > 0 and pgbench_tps > 0, out
-        assert http_errors == 0 and pgbench_errors == 0, out
-        assert float(row[12]) > 0, out
+        lean_tps, lean_errors = int(row[12]), int(row[15])
+        assert http_rps > 0 and pgbench_tps > 0 and lean_tps > 0, out
+        assert http_errors == 0 and pgbench_errors == 0 and lean_errors == 0, out
+        assert float(row[16]) > 0 and float(row[17]) > 0, out
     assert "quick run: no timing verdict" in proc.stdout, out
