@@ -19,6 +19,9 @@
 
 #include "clock.h"
 #include "log.h"
+#include "nonces.h"
+#include "pipes.h"
+#include "registry.h"
 #include "wgfleet.pb-c.h"
 
 #define MIN_RECEIVERS 8
@@ -26,6 +29,65 @@
 #define TICK_MS       1000
 #define HEX_KEY_LEN   (2 + 2 * 32 + 1)
 #define HEX_NONCE_LEN (2 + 2 * WGF_NONCE_LEN + 1)
+
+/*
+ * Answers to messages not yet authenticated (unknown senders, bad signatures, stale or
+ * replayed envelopes) cost a signature each and could be aimed at a third party: a
+ * token bucket bounds them for the whole channel. Dropped ones get no answer at all.
+ */
+#define UNVERIFIED_ANSWERS_PER_S 10
+#define UNVERIFIED_ANSWERS_BURST 20
+
+/*
+ * Body sizes per kind, checked before anything is unpacked. A Hint or SyncRequest is a
+ * server name and a few numbers; a Report names at most the server's peers, which are
+ * addresses of its pool, each with facts, perhaps an error and a drift entry.
+ */
+#define SMALL_BODY_MAX     1024
+#define REPORT_BODY_BASE   16384
+#define REPORT_PER_ADDRESS 512
+
+/* Database calls one server may have in flight (query()). */
+#define DB_CALLS_PER_SERVER 2
+
+/* Nonces remembered in memory (about 48 bytes each); the database keeps all of them. */
+#define NONCE_SLOTS (1U << 16)
+
+/* Why a message was refused: counted, and logged as counts once per interval. */
+enum refusal {
+	REFUSE_UNREADABLE,
+	REFUSE_VERSION,
+	REFUSE_UNKNOWN_SENDER,
+	REFUSE_TOO_LARGE,
+	REFUSE_MISADDRESSED,
+	REFUSE_STALE,
+	REFUSE_REPLAY,
+	REFUSE_BAD_SIGNATURE,
+	REFUSE_BAD_REQUEST,
+	REFUSE_WRONG_SERVER,
+	REFUSE_OVERLOADED,
+	REFUSE_DATABASE,
+	REFUSE_CONNECTIONS, /* a pipe past the caps, closed as it came */
+	REFUSE_IDLE,        /* a pipe closed after idle_timeout (perhaps mid-message) */
+	REFUSE__COUNT,
+};
+
+static const char *const refusal_names[REFUSE__COUNT] = {
+        [REFUSE_UNREADABLE] = "unreadable",
+        [REFUSE_VERSION] = "unsupported_version",
+        [REFUSE_UNKNOWN_SENDER] = "unknown_sender",
+        [REFUSE_TOO_LARGE] = "too_large",
+        [REFUSE_MISADDRESSED] = "misaddressed",
+        [REFUSE_STALE] = "stale",
+        [REFUSE_REPLAY] = "replay",
+        [REFUSE_BAD_SIGNATURE] = "bad_signature",
+        [REFUSE_BAD_REQUEST] = "bad_request",
+        [REFUSE_WRONG_SERVER] = "wrong_server",
+        [REFUSE_OVERLOADED] = "overloaded",
+        [REFUSE_DATABASE] = "database",
+        [REFUSE_CONNECTIONS] = "too_many_connections",
+        [REFUSE_IDLE] = "idle_connection",
+};
 
 enum ctx_state {
 	CTX_RECEIVING,
@@ -42,6 +104,8 @@ struct chan_ctx {
 	struct chan_ctx *next_ready;  /* the queue from nng's threads */
 	struct chan_ctx *prev, *next; /* the parked list */
 	struct wgf_wire_msg *req;     /* the request being answered */
+	nng_pipe pipe;                /* the request came through it (it may be gone) */
+	struct registry_entry *entry; /* parked: its server's entry, whose poll is us */
 	char server[64];              /* the server the request names */
 	int64_t server_id;            /* parked: whose revision we wait for */
 	uint64_t known_revision;      /* parked: the agent's revision */
@@ -72,7 +136,19 @@ struct channel {
 		int64_t server_id;
 		uint64_t revision;
 	} recent[RECENT_HINTS];
-	uint64_t hint_seq; /* notifications so far */
+	uint64_t hint_seq;         /* notifications so far */
+	struct registry *registry; /* NULL until first loaded: nothing is received before */
+	bool registry_loading, registry_dirty;
+	struct nonces *nonces;
+	struct pipes *pipes;
+	struct {
+		uint64_t count;
+		nng_pipe pipe; /* of the last one, whose address is in remote */
+		char remote[PIPES_REMOTE_LEN];
+	} refused[REFUSE__COUNT];
+	uint64_t refusals_logged_at; /* uv_now() */
+	double answer_tokens;
+	uint64_t answer_tokens_at; /* uv_now() */
 	unsigned n_ctx, n_receiving, n_parked;
 	unsigned open_handles; /* async and tick, once stopping */
 	bool stopping, finished;
@@ -102,6 +178,9 @@ static void channel_closed(uv_handle_t *h)
 	if (--ch->open_handles > 0)
 		return;
 	pthread_mutex_destroy(&ch->mu);
+	registry_free(ch->registry);
+	nonces_free(ch->nonces);
+	pipes_free(ch->pipes);
 	sodium_memzero(ch->o.sk, sizeof(ch->o.sk));
 	free(ch);
 }
@@ -109,7 +188,7 @@ static void channel_closed(uv_handle_t *h)
 /* Once stopping and the last context is gone, close the handles; the last one frees. */
 static void maybe_finish(struct channel *ch)
 {
-	if (ch->stopping && ch->n_ctx == 0 && !ch->finished) {
+	if (ch->stopping && ch->n_ctx == 0 && !ch->registry_loading && !ch->finished) {
 		ch->finished = true;
 		ch->open_handles = 2;
 		uv_close((uv_handle_t *)&ch->async, channel_closed);
@@ -133,6 +212,10 @@ static void ctx_receive(struct chan_ctx *c)
 {
 	wgf_wire_msg_free(c->req);
 	c->req = NULL;
+	if (nng_pipe_id(c->pipe) > 0) {
+		pipes_done(c->ch->pipes, c->pipe);
+		c->pipe = (nng_pipe)NNG_PIPE_INITIALIZER;
+	}
 	if (c->ch->stopping) {
 		ctx_free(c);
 		return;
@@ -145,7 +228,8 @@ static void ctx_receive(struct chan_ctx *c)
 /* Keeps a few contexts receiving, within the bound. */
 static void ensure_receivers(struct channel *ch)
 {
-	while (!ch->stopping && ch->n_receiving < MIN_RECEIVERS && ch->n_ctx < ch->o.max_contexts) {
+	while (!ch->stopping && ch->registry && ch->n_receiving < MIN_RECEIVERS &&
+	       ch->n_ctx < ch->o.max_contexts) {
 		struct chan_ctx *c = calloc(1, sizeof(*c));
 
 		if (!c)
@@ -193,20 +277,69 @@ static void reply(struct chan_ctx *c, const uint8_t *body, size_t len)
 	ctx_receive(c);
 }
 
-static void reply_error(struct chan_ctx *c, enum wgf_wire_error_code code, const char *why)
+static bool take_answer_token(struct channel *ch)
 {
-	char sender[45];
+	uint64_t now = uv_now(ch->loop);
+
+	ch->answer_tokens += (double)(now - ch->answer_tokens_at) * UNVERIFIED_ANSWERS_PER_S / 1000;
+	if (ch->answer_tokens > UNVERIFIED_ANSWERS_BURST)
+		ch->answer_tokens = UNVERIFIED_ANSWERS_BURST;
+	ch->answer_tokens_at = now;
+	if (ch->answer_tokens < 1)
+		return false;
+	ch->answer_tokens -= 1;
+	return true;
+}
+
+/*
+ * Counts a refusal of c's request and answers it with an Error code (nothing for
+ * WGF_WIRE_ERROR_UNSPECIFIED): always when the sender is authenticated, within the
+ * token bucket when it is not. Refusals are logged as counts by log_refusals(); one
+ * line a message is a debug line, whose level is checked before anything is formatted.
+ */
+static void refuse(struct chan_ctx *c, enum refusal reason, enum wgf_wire_error_code code,
+                   const char *why, bool authenticated)
+{
+	struct channel *ch = c->ch;
 	uint8_t *body = NULL;
 	size_t len = 0;
 
-	key_b64(c->req->sender, sender);
-	log_fields(LOG_WARNING, "Rejected a message", {"sender", sender}, {"reason", why});
-	if (wgf_wire_body_error(code, why, &body, &len) < 0) {
+	ch->refused[reason].count++;
+	if (nng_pipe_id(c->pipe) != nng_pipe_id(ch->refused[reason].pipe)) {
+		ch->refused[reason].pipe = c->pipe;
+		pipes_remote(c->pipe, ch->refused[reason].remote);
+	}
+	log_debug("Refused a message (%s) from %s: %s", refusal_names[reason],
+	          ch->refused[reason].remote, why);
+	if (code == WGF_WIRE_ERROR_UNSPECIFIED || !c->req ||
+	    (!authenticated && !take_answer_token(ch)) ||
+	    wgf_wire_body_error(code, why, &body, &len) < 0) {
 		ctx_receive(c);
 		return;
 	}
 	reply(c, body, len);
 	free(body);
+}
+
+/* One line per reason refused since the last one, at most once per interval. */
+static void log_refusals(struct channel *ch, bool force)
+{
+	uint64_t now = uv_now(ch->loop);
+	char count[24], interval[24];
+
+	if (!force && now - ch->refusals_logged_at < ch->o.log_interval_ms)
+		return;
+	snprintf(interval, sizeof(interval), "%" PRIu64 "ms", now - ch->refusals_logged_at);
+	ch->refusals_logged_at = now;
+	for (int i = 0; i < REFUSE__COUNT; i++) {
+		if (ch->refused[i].count == 0)
+			continue;
+		snprintf(count, sizeof(count), "%" PRIu64, ch->refused[i].count);
+		log_fields(LOG_WARNING, "Refused agent messages", {"reason", refusal_names[i]},
+		           {"count", count}, {"last_remote", ch->refused[i].remote},
+		           {"interval", interval});
+		ch->refused[i].count = 0;
+	}
 }
 
 static void reply_hint(struct chan_ctx *c, const char *server, uint64_t revision)
@@ -224,10 +357,27 @@ static void reply_hint(struct chan_ctx *c, const char *server, uint64_t revision
 
 /* ---- parked long polls ---- */
 
+static void unpark(struct chan_ctx *c);
+
+/*
+ * Parks c's long poll. A server has at most one parked: a newer poll from the same key
+ * answers the older one at once with the revision it read (the agent that sent both
+ * has moved on, or restarted and left the old one behind), so one agent cannot hold
+ * more than one context however many polls it sends.
+ */
 static void park(struct chan_ctx *c)
 {
 	struct channel *ch = c->ch;
+	struct registry_entry *e = registry_find(ch->registry, c->req->sender);
+	struct chan_ctx *old = e ? e->poll : NULL;
 
+	if (old) {
+		unpark(old);
+		reply_hint(old, old->server, old->server_revision);
+	}
+	c->entry = e;
+	if (e)
+		e->poll = c;
 	c->state = CTX_PARKED;
 	c->park_deadline = uv_now(ch->loop) + ch->o.wait_ms;
 	c->prev = NULL;
@@ -243,6 +393,9 @@ static void unpark(struct chan_ctx *c)
 {
 	struct channel *ch = c->ch;
 
+	if (c->entry && c->entry->poll == c)
+		c->entry->poll = NULL;
+	c->entry = NULL;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -252,6 +405,86 @@ static void unpark(struct chan_ctx *c)
 	ch->n_parked--;
 }
 
+/* ---- the agent registry ---- */
+
+static void registry_reload(struct channel *ch);
+
+/* Moves the parked polls over to r's entries; a poll whose key is gone is answered. */
+static void registry_swap(struct channel *ch, struct registry *r)
+{
+	struct chan_ctx *c, *next;
+	size_t n = 0;
+	struct registry_entry *old = registry_entries(ch->registry, &n);
+
+	for (size_t i = 0; i < n; i++) {
+		struct registry_entry *e = registry_find(r, old[i].key);
+
+		if (e)
+			e->db_calls = old[i].db_calls;
+	}
+	for (c = ch->parked; c; c = next) {
+		struct registry_entry *e = registry_find(r, c->req->sender);
+
+		next = c->next;
+		if (!e || e->server_id != c->server_id) {
+			unpark(c);
+			reply_hint(c, c->server, c->server_revision);
+			continue;
+		}
+		c->entry = e;
+		e->poll = c;
+	}
+	registry_free(ch->registry);
+	ch->registry = r;
+}
+
+static void on_registry_result(void *ctx, const PGresult *res, const struct db_error *e)
+{
+	struct channel *ch = ctx;
+	struct registry *r = NULL;
+	char n[24];
+	int rv = e ? e->code : 0;
+
+	ch->registry_loading = false;
+	if (ch->stopping) {
+		maybe_finish(ch);
+		return;
+	}
+	if (rv == 0)
+		rv = registry_from_result(res, &r);
+	if (rv < 0) {
+		/* The tick retries; until then the registry already held stays in use. */
+		log_errno(LOG_WARNING, rv, "Cannot load the agent registry, retrying in %u ms: %s",
+		          TICK_MS, e ? e->message : "unexpected rows");
+		ch->registry_dirty = true;
+		return;
+	}
+	registry_swap(ch, r);
+	snprintf(n, sizeof(n), "%zu", registry_size(r));
+	log_fields(LOG_INFO, "Agent registry loaded", {"servers", n});
+	ensure_receivers(ch);
+	if (ch->registry_dirty)
+		registry_reload(ch);
+}
+
+/* One load at a time: a notification during a load loads again after it. */
+static void registry_reload(struct channel *ch)
+{
+	if (ch->stopping)
+		return;
+	if (ch->registry_loading) {
+		ch->registry_dirty = true;
+		return;
+	}
+	ch->registry_dirty = false;
+	if (db_query(ch->db, "SELECT * FROM wgf_channel_registry()", 0, NULL,
+	             uv_now(ch->loop) + ch->o.db_deadline_ms, on_registry_result, ch) < 0) {
+		ch->registry_dirty = true;
+		return;
+	}
+	ch->registry_loading = true;
+}
+
 void channel_notify(void *ctx, const char *chan, const char *payload)
 {
 	struct channel *ch = ctx;
@@ -259,6 +492,11 @@ void channel_notify(void *ctx, const char *chan, const char *payload)
 	unsigned long long rev = 0;
 	struct chan_ctx *c, *next;
 
+	/* After a reconnect, servers may have changed unnoticed too. */
+	if (!chan || strcmp(chan, "wgf_servers") == 0)
+		registry_reload(ch);
+	if (chan && strcmp(chan, "wgf_servers") == 0)
+		return;
 	if (chan && sscanf(payload, "%lld:%llu", &id, &rev) != 2)
 		return;
 	ch->recent[ch->hint_seq % RECENT_HINTS].server_id = chan ? id : -1;
@@ -275,6 +513,27 @@ void channel_notify(void *ctx, const char *chan, const char *payload)
 	}
 }
 
+#define CLOSE_PER_TICK 256
+
+/* Closes pipes idle past idle_timeout; counts the pipes refused since the last tick. */
+static void close_idle_pipes(struct channel *ch)
+{
+	nng_pipe idle[CLOSE_PER_TICK];
+	char remote[PIPES_REMOTE_LEN];
+	uint64_t refused = pipes_take_refused(ch->pipes, remote);
+	size_t n = pipes_expired(ch->pipes, idle, CLOSE_PER_TICK);
+
+	if (refused > 0) {
+		ch->refused[REFUSE_CONNECTIONS].count += refused;
+		memcpy(ch->refused[REFUSE_CONNECTIONS].remote, remote, sizeof(remote));
+	}
+	for (size_t i = 0; i < n; i++) {
+		ch->refused[REFUSE_IDLE].count++;
+		pipes_remote(idle[i], ch->refused[REFUSE_IDLE].remote);
+		nng_pipe_close(idle[i]);
+	}
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	struct channel *ch = t->data;
@@ -288,26 +547,44 @@ static void on_tick(uv_timer_t *t)
 		unpark(c);
 		reply_hint(c, c->server, c->server_revision);
 	}
+	if (ch->registry_dirty)
+		registry_reload(ch);
+	close_idle_pipes(ch);
+	log_refusals(ch, false);
 }
 
 /* ---- database answers ---- */
 
+/* Every database answer passes here first, once: the call is no longer in flight. */
 static bool db_failed(struct chan_ctx *c, const struct db_error *e)
 {
+	struct registry_entry *entry = registry_find(c->ch->registry, c->req->sender);
+
+	if (entry && entry->db_calls > 0)
+		entry->db_calls--;
 	if (!e)
 		return false;
 	if (c->ch->stopping) {
 		ctx_free(c);
 		return true;
 	}
-	if (strcmp(e->sqlstate, "WG401") == 0)
-		reply_error(c, WGF_WIRE_ERROR_UNKNOWN_SENDER,
-		            "no server is registered with this key");
-	else if (strcmp(e->sqlstate, "WG409") == 0)
-		reply_error(c, WGF_WIRE_ERROR_REPLAY, "this message was seen before");
-	else
-		reply_error(c, WGF_WIRE_ERROR_INTERNAL,
-		            "the coordinator could not reach its database");
+	/* The registry may lag the database by a notification: the database decides. */
+	if (strcmp(e->sqlstate, "WG401") == 0) {
+		refuse(c, REFUSE_UNKNOWN_SENDER, WGF_WIRE_ERROR_UNKNOWN_SENDER,
+		       "no server is registered with this key", true);
+	} else if (strcmp(e->sqlstate, "WG409") == 0) {
+		/* Pushed out of memory early, or seen by another replica: remember it here. */
+		nonces_add(c->ch->nonces, c->server_id, c->req->nonce,
+		           c->req->timestamp_ms + c->ch->o.max_skew_ms);
+		refuse(c, REFUSE_REPLAY, WGF_WIRE_ERROR_REPLAY, "this message was seen before",
+		       true);
+	} else if (e->code == -ETIMEDOUT || e->code == -EAGAIN) {
+		refuse(c, REFUSE_OVERLOADED, WGF_WIRE_ERROR_INTERNAL,
+		       "the coordinator is overloaded", true);
+	} else {
+		refuse(c, REFUSE_DATABASE, WGF_WIRE_ERROR_INTERNAL,
+		       "the coordinator could not reach its database", true);
+	}
 	return true;
 }
 
@@ -320,14 +597,15 @@ static json_t *db_result_json(struct chan_ctx *c, const PGresult *res)
 
 	if (!j || !server) {
 		json_decref(j);
-		reply_error(c, WGF_WIRE_ERROR_INTERNAL, "unexpected database answer");
+		refuse(c, REFUSE_DATABASE, WGF_WIRE_ERROR_INTERNAL, "unexpected database answer",
+		       true);
 		return NULL;
 	}
 	if (c->server[0] && strcmp(c->server, server) != 0) {
 		snprintf(why, sizeof(why), "this key belongs to server '%.64s', not '%.64s'",
 		         server, c->server);
 		json_decref(j);
-		reply_error(c, WGF_WIRE_ERROR_MISADDRESSED, why);
+		refuse(c, REFUSE_WRONG_SERVER, WGF_WIRE_ERROR_MISADDRESSED, why, true);
 		return NULL;
 	}
 	snprintf(c->server, sizeof(c->server), "%s", server);
@@ -491,7 +769,8 @@ static void send_sync_reply(struct chan_ctx *c, json_t *j)
 		wgfleet__v1__body__pack(&body, buf);
 		reply(c, buf, len);
 	} else {
-		reply_error(c, WGF_WIRE_ERROR_INTERNAL, "could not build the sync reply");
+		refuse(c, REFUSE_DATABASE, WGF_WIRE_ERROR_INTERNAL,
+		       "could not build the sync reply", true);
 	}
 	free(buf);
 	free(pv);
@@ -522,12 +801,30 @@ static void hex_bytea(char *out, size_t size, const uint8_t *bin, size_t len)
 	sodium_bin2hex(out + 2, size - 2, bin, len);
 }
 
+/*
+ * Sends c's database call, unless its server already has DB_CALLS_PER_SERVER in
+ * flight: an agent asks one thing at a time, so more is a misbehaving agent, which
+ * must not fill the channel's queue for every other server.
+ */
 static void query(struct chan_ctx *c, const char *sql, int n, const char *const *params,
                   db_result_cb cb)
 {
+	struct registry_entry *e = registry_find(c->ch->registry, c->req->sender);
+
 	c->state = CTX_WORKING;
-	if (db_query(c->ch->db, sql, n, params, 0, cb, c) < 0)
-		reply_error(c, WGF_WIRE_ERROR_INTERNAL, "the coordinator is overloaded");
+	if (e && e->db_calls >= DB_CALLS_PER_SERVER) {
+		refuse(c, REFUSE_OVERLOADED, WGF_WIRE_ERROR_INTERNAL,
+		       "too many requests from this server at once", true);
+		return;
+	}
+	if (db_query(c->ch->db, sql, n, params, uv_now(c->ch->loop) + c->ch->o.db_deadline_ms, cb,
+	             c) < 0) {
+		refuse(c, REFUSE_OVERLOADED, WGF_WIRE_ERROR_INTERNAL,
+		       "the coordinator is overloaded", true);
+		return;
+	}
+	if (e)
+		e->db_calls++;
 }
 
 static json_t *report_errors_json(const Wgfleet__V1__Report *rep)
@@ -654,50 +951,120 @@ static void handle_body(struct chan_ctx *c, const Wgfleet__V1__Body *body)
 		handle_report(c, key_hex, nonce_hex, body->report);
 		break;
 	default:
-		reply_error(c, WGF_WIRE_ERROR_BAD_REQUEST,
-		            "a coordinator does not take this kind of body");
+		refuse(c, REFUSE_BAD_REQUEST, WGF_WIRE_ERROR_BAD_REQUEST,
+		       "a coordinator does not take this kind of body", true);
 		break;
 	}
 }
 
-/* Checks one received envelope in the protocol's order and acts on it. */
+/* The largest body e's agent may send of this kind (wgf_wire_body_peek_kind()). */
+static size_t body_max(const struct registry_entry *e, int kind)
+{
+	uint64_t max;
+
+	if (kind != WGF_WIRE_KIND_REPORT)
+		return SMALL_BODY_MAX;
+	max = REPORT_BODY_BASE + e->pool_size * REPORT_PER_ADDRESS;
+	return max < WGF_WIRE_MSG_MAX ? (size_t)max : WGF_WIRE_MSG_MAX;
+}
+
+/* The server a body names, or NULL when it names none. */
+static const char *body_server(const Wgfleet__V1__Body *body)
+{
+	switch (body->kind_case) {
+	case WGFLEET__V1__BODY__KIND_HINT:
+		return body->hint->server;
+	case WGFLEET__V1__BODY__KIND_SYNC_REQUEST:
+		return body->sync_request->server;
+	case WGFLEET__V1__BODY__KIND_REPORT:
+		return body->report->server;
+	default:
+		return NULL;
+	}
+}
+
+/*
+ * Checks one received envelope in the protocol's order (proto/wire.h) and acts on it.
+ * Everything up to the signature is answered sparingly and costs no database work: a
+ * sender not in the registry is dropped at once, and so is a replay of a nonce still
+ * in memory. Only an authenticated message for its own server reaches the database.
+ */
 static void handle_request(struct chan_ctx *c, nng_msg *msg)
 {
 	static const uint8_t zero[WGF_NONCE_LEN];
+	struct channel *ch = c->ch;
 	struct wgf_err err = {0};
+	struct registry_entry *e;
 	Wgfleet__V1__Body *body;
+	const char *server;
+	char why[200];
 	int r;
 
+	c->pipe = nng_msg_get_pipe(msg);
+	pipes_busy(ch->pipes, c->pipe);
 	r = wgf_wire_open(nng_msg_body(msg), nng_msg_len(msg), &c->req, &err);
 	nng_msg_free(msg);
-	if (r == -EPROTONOSUPPORT && !c->req->is_reply &&
-	    sodium_memcmp(c->req->nonce, zero, sizeof(zero)) != 0) {
-		reply_error(c, WGF_WIRE_ERROR_UNSUPPORTED_VERSION, err.msg);
+	if (r < 0 && r != -EPROTONOSUPPORT) {
+		refuse(c, REFUSE_UNREADABLE, WGF_WIRE_ERROR_UNSPECIFIED, err.msg, false);
+		return;
+	}
+	e = registry_find(ch->registry, c->req->sender);
+	if (!e) {
+		refuse(c, REFUSE_UNKNOWN_SENDER,
+		       r < 0 ? WGF_WIRE_ERROR_UNSPECIFIED : WGF_WIRE_ERROR_UNKNOWN_SENDER,
+		       "no server is registered with this key", false);
 		return;
 	}
 	if (r < 0) {
-		log_warning("Dropped an unreadable message: %s", err.msg);
-		ctx_receive(c);
+		/* Never an Error to an Error, nor to an envelope we cannot bind it to. */
+		refuse(c, REFUSE_VERSION,
+		       !c->req->is_reply && sodium_memcmp(c->req->nonce, zero, sizeof(zero)) != 0
+		               ? WGF_WIRE_ERROR_UNSUPPORTED_VERSION
+		               : WGF_WIRE_ERROR_UNSPECIFIED,
+		       err.msg, false);
 		return;
 	}
-	if (wgf_wire_check_addressed(c->req, c->ch->o.pk, &err) < 0) {
-		reply_error(c, WGF_WIRE_ERROR_MISADDRESSED, err.msg);
+	if (c->req->body_len >
+	    body_max(e, wgf_wire_body_peek_kind(c->req->body, c->req->body_len))) {
+		refuse(c, REFUSE_TOO_LARGE, WGF_WIRE_ERROR_BAD_REQUEST,
+		       "the body is larger than its kind allows", false);
 		return;
 	}
-	if (wgf_wire_check_fresh(c->req, wgf_clock_wall_ms(), c->ch->o.max_skew_ms, &err) < 0) {
-		reply_error(c, WGF_WIRE_ERROR_STALE, err.msg);
+	if (wgf_wire_check_addressed(c->req, ch->o.pk, &err) < 0) {
+		refuse(c, REFUSE_MISADDRESSED, WGF_WIRE_ERROR_MISADDRESSED, err.msg, false);
 		return;
 	}
-	if (wgf_wire_verify(c->req, c->req->sender, &err) < 0) {
-		reply_error(c, WGF_WIRE_ERROR_BAD_SIGNATURE, err.msg);
+	if (wgf_wire_check_fresh(c->req, wgf_clock_wall_ms(), ch->o.max_skew_ms, &err) < 0) {
+		refuse(c, REFUSE_STALE, WGF_WIRE_ERROR_STALE, err.msg, false);
 		return;
 	}
+	if (nonces_has(ch->nonces, e->server_id, c->req->nonce, wgf_clock_wall_ms())) {
+		refuse(c, REFUSE_REPLAY, WGF_WIRE_ERROR_REPLAY, "this message was seen before",
+		       false);
+		return;
+	}
+	if (wgf_wire_verify(c->req, e->key, &err) < 0) {
+		refuse(c, REFUSE_BAD_SIGNATURE, WGF_WIRE_ERROR_BAD_SIGNATURE, err.msg, false);
+		return;
+	}
+	/* Valid until it would be refused as stale anyway (wgf_wire_check_fresh()). */
+	nonces_add(ch->nonces, e->server_id, c->req->nonce,
+	           c->req->timestamp_ms + ch->o.max_skew_ms);
+	c->server_id = e->server_id;
 	body = wgfleet__v1__body__unpack(NULL, c->req->body_len, c->req->body);
 	if (!body) {
-		reply_error(c, WGF_WIRE_ERROR_BAD_REQUEST, "the body is not a Body");
+		refuse(c, REFUSE_BAD_REQUEST, WGF_WIRE_ERROR_BAD_REQUEST, "the body is not a Body",
+		       true);
 		return;
 	}
-	handle_body(c, body);
+	server = body_server(body);
+	if (server && server[0] && strcmp(server, e->name) != 0) {
+		snprintf(why, sizeof(why), "this key belongs to server '%.64s', not '%.64s'",
+		         e->name, server);
+		refuse(c, REFUSE_WRONG_SERVER, WGF_WIRE_ERROR_MISADDRESSED, why, true);
+	} else {
+		handle_body(c, body);
+	}
 	wgfleet__v1__body__free_unpacked(body, NULL);
 }
 
@@ -734,6 +1101,24 @@ static void on_async(uv_async_t *a)
 	}
 }
 
+/* nng thread, before the socket sees the pipe: within the caps, or closed at once. */
+static void on_pipe_add(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct channel *ch = arg;
+
+	(void)ev;
+	if (!pipes_admit(ch->pipes, p))
+		nng_pipe_close(p);
+}
+
+static void on_pipe_rem(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct channel *ch = arg;
+
+	(void)ev;
+	pipes_remove(ch->pipes, p);
+}
+
 int channel_start(uv_loop_t *loop, struct db *db, const struct channel_options *o,
                   struct channel **ret, const char **ret_url)
 {
@@ -748,9 +1133,27 @@ int channel_start(uv_loop_t *loop, struct db *db, const struct channel_options *
 	ch->o = *o;
 	if (ch->o.max_contexts < MIN_RECEIVERS * 2)
 		ch->o.max_contexts = MIN_RECEIVERS * 2;
+	ch->nonces = nonces_new(NONCE_SLOTS);
+	if (!ch->nonces) {
+		free(ch);
+		return -ENOMEM;
+	}
+	ch->answer_tokens = UNVERIFIED_ANSWERS_BURST;
+	ch->pipes = pipes_new(&(struct pipes_options){.max_total = o->max_pipes,
+	                                              .max_per_address = o->max_pipes_per_address,
+	                                              .idle_ms = o->idle_timeout_ms});
+	if (!ch->pipes) {
+		nonces_free(ch->nonces);
+		free(ch);
+		return -ENOMEM;
+	}
 	rv = nng_rep0_open(&ch->sock);
 	if (rv == 0)
 		rv = nng_socket_set_size(ch->sock, NNG_OPT_RECVMAXSZ, WGF_WIRE_MSG_MAX);
+	if (rv == 0)
+		rv = nng_pipe_notify(ch->sock, NNG_PIPE_EV_ADD_PRE, on_pipe_add, ch);
+	if (rv == 0)
+		rv = nng_pipe_notify(ch->sock, NNG_PIPE_EV_REM_POST, on_pipe_rem, ch);
 	if (rv == 0)
 		rv = nng_listener_create(&ch->listener, ch->sock, o->listen);
 	if (rv == 0)
@@ -758,6 +1161,8 @@ int channel_start(uv_loop_t *loop, struct db *db, const struct channel_options *
 	if (rv != 0) {
 		if (nng_socket_id(ch->sock) > 0)
 			nng_close(ch->sock);
+		nonces_free(ch->nonces);
+		pipes_free(ch->pipes);
 		free(ch);
 		return wgf_err_from_nng(rv);
 	}
@@ -776,7 +1181,9 @@ int channel_start(uv_loop_t *loop, struct db *db, const struct channel_options *
 	uv_timer_init(loop, &ch->tick);
 	ch->tick.data = ch;
 	uv_timer_start(&ch->tick, on_tick, TICK_MS, TICK_MS);
-	ensure_receivers(ch);
+	ch->answer_tokens_at = ch->refusals_logged_at = uv_now(loop);
+	/* Receiving starts once the registry is loaded (on_registry_result()). */
+	registry_reload(ch);
 	*ret = ch;
 	*ret_url = ch->url;
 	return 0;
@@ -788,6 +1195,7 @@ void channel_stop(struct channel *ch)
 
 	if (!ch)
 		return;
+	log_refusals(ch, true);
 	ch->stopping = true;
 	uv_timer_stop(&ch->tick);
 	for (c = ch->parked; c; c = next) {

@@ -6,21 +6,34 @@
 
 /*
  * Agents dial an nng rep0 socket and ask; the coordinator answers (the exchanges are
- * in proto/wgfleet.proto). Each request is opened and checked in proto/wire.c's order
- * (size, decoding, version, field lengths, recipient, freshness, signature against the
- * claimed key), then one SQL function call (0003_agents.sql) confirms the key belongs
- * to a registered server, refuses a replayed nonce, and does the work: a long poll
- * (Hint), a sync (deltas or a snapshot, only that server's peers) or a report. Every
- * answer is an envelope signed with the coordinator's key, bound to the request's
- * nonce and addressed to its sender.
+ * in proto/wgfleet.proto). Each request is opened and checked in proto/wire.h's order:
+ * size and decoding; the claimed sender looked up in the in-memory registry of agent
+ * keys (registry.h), where a stranger is dropped with no database work; the body's
+ * size capped by its kind (a Report by the server's pool); recipient, freshness, a
+ * replayed nonce still in memory (nonces.h); and only then the signature, against the
+ * registered key. Then one SQL function call (0003_agents.sql) confirms the key with
+ * the database, refuses a nonce replayed to another replica, and does the work: a
+ * long poll (Hint), a sync (deltas or a snapshot, only that server's peers) or a
+ * report. Every answer is an envelope signed with the coordinator's key, bound to the
+ * request's nonce and addressed to its sender; answers to messages not authenticated
+ * are rate-limited, and refusals are logged as counts per reason once an interval.
+ *
+ * The channel's database work goes through its own struct db (its own connections
+ * and queue, each call with a deadline), so agents and the HTTP API cannot starve
+ * each other. The registry is loaded from it at start and again whenever wgf_servers
+ * is notified (channel_notify); nothing is received before the first load.
  *
  * Threads: nng completes receives and sends on its own threads. Those callbacks only
  * queue the context under a mutex and wake the loop with uv_async_send; everything
  * else (the database, parked polls, timers) runs on the loop thread and needs no lock.
  *
  * Long polls are parked until the database NOTIFYs a newer revision for their server
- * (channel_notify), or until their wait time runs out; each parked poll holds one nng
- * context, so the number of contexts grows with connected agents, up to a bound.
+ * (channel_notify), or until their wait time runs out. Each parked poll holds one nng
+ * context, and a server has at most one: a newer poll answers the older.
+ *
+ * Connections are capped in all and per remote address, and one with no request
+ * outstanding that delivers no complete message for idle_timeout is closed, partial
+ * message and all (pipes.h).
  */
 
 #include <stdint.h>
@@ -40,16 +53,25 @@ struct channel_options {
 	unsigned max_deltas;
 	unsigned keepalive;
 	unsigned max_contexts;
+	uint64_t db_deadline_ms;  /* each database call fails unanswered after this */
+	uint64_t log_interval_ms; /* refusals are logged as counts this often */
+	unsigned max_pipes;       /* connections in all (pipes.h) */
+	unsigned max_pipes_per_address;
+	uint64_t idle_timeout_ms; /* a connection with nothing outstanding is closed */
 };
 
 struct channel;
 
-/* Listens; *ret_url is the URL bound (with the port the kernel picked), borrowed. */
+/*
+ * Listens; *ret_url is the URL bound (with the port the kernel picked), borrowed. db
+ * is borrowed and must outlive the channel: close it after channel_stop().
+ */
 int channel_start(uv_loop_t *loop, struct db *db, const struct channel_options *o,
                   struct channel **ret, const char **ret_url);
 
-/* A db_notify_cb: "server_id:revision" payloads wake the parked polls of that server;
- * a NULL channel wakes them all. */
+/* A db_notify_cb: on wgf_changes, "server_id:revision" payloads wake the parked polls
+ * of that server; wgf_servers reloads the registry; a NULL channel (the listener
+ * reconnected) does both, for all. */
 void channel_notify(void *ctx, const char *chan, const char *payload);
 
 /* Closes the socket; contexts finish on the loop and the channel frees itself. */

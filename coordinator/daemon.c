@@ -35,7 +35,7 @@ struct daemon {
 	struct settings s;
 	const char *config_path;
 	bool config_given;
-	struct db *db, *listener;
+	struct db *db, *listener, *channel_db;
 	struct channel *channel;
 	struct api *api;
 	struct http_server *http;
@@ -89,6 +89,8 @@ static void stop(struct daemon *d)
 	channel_stop(d->channel);
 	if (d->listener)
 		db_close(d->listener);
+	if (d->channel_db)
+		db_close(d->channel_db);
 	uv_timer_init(&d->loop, &d->grace);
 	uv_timer_start(&d->grace, on_grace_over, 200, 0);
 	http_stop(d->http);
@@ -168,9 +170,22 @@ static int check_schema(const struct settings *s)
 	return r;
 }
 
-/* The agents' channel and the LISTEN connection that wakes its long polls. */
+/*
+ * The agents' channel, its own database connections, and the LISTEN connection that
+ * wakes its long polls and reloads its registry. Nonces are kept in the database for
+ * twice the allowed skew (0006_channel_admission.sql says why).
+ */
 static int start_channel(struct daemon *d)
 {
+	char settings[64];
+	struct db_options cdo = {
+	        .conninfo = d->s.conninfo,
+	        .connections = (unsigned)d->s.channel_db_connections,
+	        .queue_max = (unsigned)d->s.channel_db_queue_max,
+	        .statement_timeout_ms = d->s.statement_timeout_ms,
+	        .settings = settings,
+	        .name = "channel",
+	};
 	struct channel_options co = {
 	        .listen = d->s.channel_listen,
 	        .max_skew_ms = d->s.channel_max_skew_ms,
@@ -179,6 +194,11 @@ static int start_channel(struct daemon *d)
 	        .max_deltas = (unsigned)d->s.channel_max_deltas,
 	        .keepalive = (unsigned)d->s.persistent_keepalive,
 	        .max_contexts = (unsigned)d->s.channel_max_agents + 64,
+	        .db_deadline_ms = d->s.channel_db_deadline_ms,
+	        .log_interval_ms = d->s.channel_log_interval_ms,
+	        .max_pipes = (unsigned)d->s.channel_max_connections,
+	        .max_pipes_per_address = (unsigned)d->s.channel_max_connections_per_address,
+	        .idle_timeout_ms = d->s.channel_idle_timeout_ms,
 	};
 	struct db_options lo = {
 	        .name = "listener",
@@ -186,7 +206,7 @@ static int start_channel(struct daemon *d)
 	        .connections = 1,
 	        .queue_max = 1,
 	        .statement_timeout_ms = d->s.statement_timeout_ms,
-	        .listen_sql = "LISTEN wgf_changes",
+	        .listen_sql = "LISTEN wgf_changes; LISTEN wgf_servers",
 	        .notify = channel_notify,
 	};
 	struct wgf_identity id;
@@ -202,7 +222,14 @@ static int start_channel(struct daemon *d)
 	memcpy(co.pk, id.pk, sizeof(co.pk));
 	wgf_identity_public_b64(&id, pk);
 	wgf_identity_fini(&id);
-	r = channel_start(&d->loop, d->db, &co, &d->channel, &url);
+	snprintf(settings, sizeof(settings), "-c wgfleet.nonce_keep=%llums",
+	         (unsigned long long)(2 * d->s.channel_max_skew_ms));
+	r = db_new(&d->loop, &cdo, &d->channel_db);
+	if (r < 0) {
+		sodium_memzero(co.sk, sizeof(co.sk));
+		return log_errno(LOG_ERR, r, "Cannot start the channel's database connections");
+	}
+	r = channel_start(&d->loop, d->channel_db, &co, &d->channel, &url);
 	sodium_memzero(co.sk, sizeof(co.sk));
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "Cannot listen for agents on '%s'",
@@ -309,6 +336,8 @@ int daemon_run(const struct settings *s, const char *config_path, bool config_gi
 		channel_stop(d->channel);
 		if (d->listener)
 			db_close(d->listener);
+		if (d->channel_db)
+			db_close(d->channel_db);
 		if (d->db)
 			db_close(d->db);
 		goto out;

@@ -34,6 +34,7 @@ struct db_job {
 	uint64_t deadline_ms;
 	db_result_cb cb;
 	void *ctx;
+	bool simple; /* the fixed LISTEN statements: the simple protocol, which allows several */
 };
 
 struct db_conn {
@@ -51,7 +52,7 @@ struct db_conn {
 struct db {
 	uv_loop_t *loop;
 	char *conninfo;
-	char options[64];
+	char options[192];
 	const char *name; /* for the log */
 	struct db_conn *conns;
 	unsigned n_conns;
@@ -258,8 +259,9 @@ static void conn_send(struct db_conn *c, struct db_job *j)
 
 	c->job = j;
 	c->state = CONN_BUSY;
-	if (!PQsendQueryParams(c->pg, j->sql, j->n, NULL, (const char *const *)j->params, NULL,
-	                       NULL, 0)) {
+	if (j->simple ? !PQsendQuery(c->pg, j->sql)
+	              : !PQsendQueryParams(c->pg, j->sql, j->n, NULL,
+	                                   (const char *const *)j->params, NULL, NULL, 0)) {
 		conn_fail(c, -ECONNRESET);
 		return;
 	}
@@ -325,6 +327,7 @@ static void conn_listen(struct db_conn *c)
 		return;
 	}
 	j->sql = c->db->listen_sql;
+	j->simple = true;
 	j->cb = on_listening;
 	j->ctx = c->db;
 	conn_send(c, j);
@@ -470,8 +473,9 @@ int db_new(uv_loop_t *loop, const struct db_options *o, struct db **ret)
 		free(db);
 		return -ENOMEM;
 	}
-	snprintf(db->options, sizeof(db->options), "-c statement_timeout=%llu",
-	         (unsigned long long)o->statement_timeout_ms);
+	snprintf(db->options, sizeof(db->options), "-c statement_timeout=%llu%s%s",
+	         (unsigned long long)o->statement_timeout_ms, o->settings ? " " : "",
+	         o->settings ? o->settings : "");
 	uv_timer_init(loop, &db->deadlines);
 	db->deadlines.data = db;
 	db->open_handles++;

@@ -65,12 +65,15 @@ struct db_options {
 	unsigned connections; /* how many to keep open */
 	unsigned queue_max;   /* queued queries beyond which db_query says -EAGAIN */
 	uint64_t statement_timeout_ms;
-	/* Optional: a fixed statement such as "LISTEN wgf_changes" that every connection
-	 * runs first; notifications then go to notify(notify_ctx, ...). */
+	/* Optional: more session settings for every connection, as libpq options
+	 * ("-c name=value ..."; borrowed, fixed by the caller, never user text). */
+	const char *settings;
+	/* Optional: fixed statements such as "LISTEN wgf_changes; LISTEN wgf_servers" that
+	 * every connection runs first; notifications then go to notify(notify_ctx, ...). */
 	const char *listen_sql;
 	db_notify_cb notify;
 	void *notify_ctx;
-	const char *name; /* the pool's name in its log lines ("api", "listener") */
+	const char *name; /* the pool's name in its log lines ("api", "channel", "listener") */
 };
 
 int db_new(uv_loop_t *loop, const struct db_options *o, struct db **ret);

@@ -318,6 +318,83 @@ static const struct wgf_conf_entry entries[] = {
                 .doc = "Agents whose long polls may be held at once.",
         },
         {
+                .section = "channel",
+                .name = "db_connections",
+                .type = WGF_CONF_UINT,
+                .offset = S(channel_db_connections),
+                .def = "4",
+                .min = 1,
+                .max = 64,
+                .doc = "Connections to PostgreSQL for agents' messages, apart from the API's "
+                       "[database] connections, so neither can starve the other.",
+        },
+        {
+                .section = "channel",
+                .name = "db_queue_max",
+                .type = WGF_CONF_UINT,
+                .offset = S(channel_db_queue_max),
+                .def = "256",
+                .min = 1,
+                .max = 100000,
+                .doc = "Agent messages that may wait for one of those connections; past this "
+                       "they are answered 'overloaded'.",
+        },
+        {
+                .section = "channel",
+                .name = "db_deadline",
+                .type = WGF_CONF_DURATION,
+                .offset = S(channel_db_deadline_ms),
+                .def = "5s",
+                .min = 100,
+                .max = 60 * SECOND,
+                .doc = "An agent message still waiting for a connection after this is answered "
+                       "'overloaded' without being sent.",
+        },
+        {
+                .section = "channel",
+                .name = "max_connections",
+                .type = WGF_CONF_UINT,
+                .offset = S(channel_max_connections),
+                .def = "11000",
+                .min = 1,
+                .max = 200000,
+                .doc = "Agent connections held at once; more are closed as they come (keep it "
+                       "above max_agents).",
+        },
+        {
+                .section = "channel",
+                .name = "max_connections_per_address",
+                .type = WGF_CONF_UINT,
+                .offset = S(channel_max_connections_per_address),
+                .def = "16",
+                .min = 1,
+                .max = 200000,
+                .doc = "Agent connections from one remote address (raise it for agents behind "
+                       "one NAT).",
+        },
+        {
+                .section = "channel",
+                .name = "idle_timeout",
+                .type = WGF_CONF_DURATION,
+                .offset = S(channel_idle_timeout_ms),
+                .def = "60s",
+                .min = SECOND,
+                .max = HOUR,
+                .doc = "A connection with no request outstanding that delivers no whole message "
+                       "for this long is closed, with any message half sent.",
+        },
+        {
+                .section = "channel",
+                .name = "refusal_log_interval",
+                .type = WGF_CONF_DURATION,
+                .offset = S(channel_log_interval_ms),
+                .def = "10s",
+                .min = SECOND,
+                .max = HOUR,
+                .doc = "Refused agent messages are logged as counts per reason this often, "
+                       "not a line each.",
+        },
+        {
                 .section = "log",
                 .name = "level",
                 .type = WGF_CONF_ENUM,

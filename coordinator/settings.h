@@ -42,6 +42,13 @@ struct settings {
 	uint64_t handshake_window_ms;
 	uint64_t channel_max_deltas;
 	uint64_t channel_max_agents;
+	uint64_t channel_db_connections;
+	uint64_t channel_db_queue_max;
+	uint64_t channel_db_deadline_ms;
+	uint64_t channel_log_interval_ms;
+	uint64_t channel_max_connections;
+	uint64_t channel_max_connections_per_address;
+	uint64_t channel_idle_timeout_ms;
 	int log_level; /* index into wgf_log_level_choices */
 };
 

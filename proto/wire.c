@@ -396,3 +396,62 @@ int wgf_wire_body_kind(const uint8_t *body, size_t len)
 	wgfleet__v1__body__free_unpacked(b, NULL);
 	return kind;
 }
+
+/* One base-128 varint at buf[*i], at most 10 bytes; false when it runs past len. */
+static bool read_varint(const uint8_t *buf, size_t len, size_t *i, uint64_t *ret)
+{
+	uint64_t v = 0;
+
+	for (unsigned shift = 0; shift < 70 && *i < len; shift += 7) {
+		uint8_t b = buf[(*i)++];
+
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*ret = v;
+			return true;
+		}
+	}
+	return false;
+}
+
+int wgf_wire_body_peek_kind(const uint8_t *body, size_t len)
+{
+	size_t i = 0;
+	int kind = WGF_WIRE_KIND_NONE;
+
+	if (!body && len > 0)
+		return -EBADMSG;
+	while (i < len) {
+		uint64_t key, n = 0;
+
+		if (!read_varint(body, len, &i, &key))
+			return -EBADMSG;
+		switch (key & 7) {
+		case 0:
+			if (!read_varint(body, len, &i, &n))
+				return -EBADMSG;
+			n = 0;
+			break;
+		case 1:
+			n = 8;
+			break;
+		case 2:
+			if (!read_varint(body, len, &i, &n))
+				return -EBADMSG;
+			break;
+		case 5:
+			n = 4;
+			break;
+		default:
+			return -EBADMSG;
+		}
+		if (n > len - i)
+			return -EBADMSG;
+		i += n;
+		/* The last member of the oneof on the wire is the one set (protobuf's rule). */
+		if ((key & 7) == 2 && (key >> 3) >= WGF_WIRE_KIND_HINT &&
+		    (key >> 3) <= WGF_WIRE_KIND_ERROR)
+			kind = (int)(key >> 3);
+	}
+	return kind;
+}

@@ -12,14 +12,20 @@
  * runs the checks in the order wgfleet.proto's RECEIVING section gives:
  *
  *   wgf_wire_open()             size, decoding, version, field lengths
- *   (find the sender's key)     e.g. the agent registry; the agent pins one key
- *   wgf_wire_verify()           the sender is that key, and the signature holds
+ *   (find the sender's key)     e.g. the agent registry; the agent pins one key.
+ *                               An unknown sender is dropped here, before any work
+ *   wgf_wire_body_peek_kind()   the body's kind, to cap its size per kind
  *   wgf_wire_check_addressed()  the envelope is for us
  *   wgf_wire_check_fresh()      its timestamp is within the allowed clock skew
  *   (replay)                    the caller remembers nonces per sender for that window
+ *   wgf_wire_verify()           the sender is that key, and the signature holds
  *
- * and only then decodes m->body (wgf_wire_body_kind(), then the generated
- * wgfleet__v1__body__unpack() in the daemon's message dispatcher).
+ * and only then decodes m->body (the generated wgfleet__v1__body__unpack() in the
+ * daemon's message dispatcher). The cheap checks come before the signature, so a
+ * flood of envelopes that claim a registered key costs comparisons, not Ed25519
+ * verifications; whatever fails before wgf_wire_verify() is unauthenticated, and a
+ * daemon answers it sparingly (the coordinator rate-limits those answers). A nonce
+ * is remembered only once the signature holds.
  *
  * The signature is crypto_sign_detached() over this byte string, never over protobuf
  * bytes (protobuf encodings are not canonical):
@@ -197,5 +203,13 @@ int wgf_wire_body_error(enum wgf_wire_error_code code, const char *message, uint
  * answered with CODE_BAD_REQUEST); -EBADMSG when body is not a Body.
  */
 int wgf_wire_body_kind(const uint8_t *body, size_t len);
+
+/*
+ * The same kind, read from the top-level field tags of a serialized Body (borrowed)
+ * without unpacking or allocating anything, so a receiver can bound a body's size by
+ * its kind before paying to decode it. Only the outer framing is checked: -EBADMSG
+ * when a tag or length runs past len; a nested message may still be malformed.
+ */
+int wgf_wire_body_peek_kind(const uint8_t *body, size_t len);
 
 #endif

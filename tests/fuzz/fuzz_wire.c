@@ -68,6 +68,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	kind = wgf_wire_body_kind(m->body, m->body_len);
 	if (kind != -EBADMSG && (kind < WGF_WIRE_KIND_NONE || kind > WGF_WIRE_KIND_ERROR))
 		__builtin_trap();
+	/* The tag scan that caps sizes must agree with the decoder on every valid body. */
+	if (kind >= 0 && wgf_wire_body_peek_kind(m->body, m->body_len) != kind)
+		__builtin_trap();
 
 	r = wgf_wire_verify(m, sender_pk, &err);
 	if (r == 0) {

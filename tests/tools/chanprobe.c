@@ -33,6 +33,13 @@
  * to another key), --skew MS (timestamp moved), --version N, --replay (the same bytes
  * sent twice; both answers printed). An Error answer prints "error CODE MESSAGE".
  * Exit status: 0 for any answer, 1 for no answer within --timeout (default 5000 ms).
+ *
+ * Load, for the admission tests (to 127.0.0.1 only, bounded by the count): --count N
+ * sends N envelopes back to back on a raw req socket, each sealed afresh (with
+ * --replay, N copies of one), then reads answers until none came for --timeout ms and
+ * prints "sent N", "answered M" and "answer KIND COUNT" for each kind of answer
+ * ("hint", "sync", "error-CODE", ...). --pad N adds N made-up peers to a report, for
+ * an oversized body (about 70 bytes each).
  */
 
 struct opts {
@@ -42,6 +49,7 @@ struct opts {
 	int64_t skew_ms;
 	uint32_t version;
 	int timeout_ms;
+	unsigned count;
 };
 
 static void die(const char *what)
@@ -191,6 +199,99 @@ static int exchange(const struct opts *o, const struct wgf_identity *me, const u
 	return 0;
 }
 
+/* A short name for an answer's kind, for the load summary. */
+static void classify(const struct opts *o, const struct wgf_identity *me, nng_msg *msg,
+                     char out[static 32])
+{
+	struct wgf_wire_msg *m = NULL;
+	struct wgf_err err = {0};
+	Wgfleet__V1__Body *b = NULL;
+
+	snprintf(out, 32, "bad-answer");
+	if (wgf_wire_open(nng_msg_body(msg), nng_msg_len(msg), &m, &err) < 0 ||
+	    wgf_wire_verify(m, o->coord, &err) < 0 ||
+	    wgf_wire_check_addressed(m, o->has_claim ? o->claim : me->pk, &err) < 0 ||
+	    !(b = wgfleet__v1__body__unpack(NULL, m->body_len, m->body))) {
+		wgf_wire_msg_free(m);
+		return;
+	}
+	if (b->kind_case == WGFLEET__V1__BODY__KIND_HINT)
+		snprintf(out, 32, "hint");
+	else if (b->kind_case == WGFLEET__V1__BODY__KIND_SYNC_REPLY)
+		snprintf(out, 32, "sync");
+	else if (b->kind_case == WGFLEET__V1__BODY__KIND_ERROR)
+		snprintf(out, 32, "error-%d", b->error->code);
+	else
+		snprintf(out, 32, "other-%d", b->kind_case);
+	wgfleet__v1__body__free_unpacked(b, NULL);
+	wgf_wire_msg_free(m);
+}
+
+#define KINDS 16
+
+/* --count: o->count envelopes on a raw req socket, then the answers, summarised. */
+static int flood(const struct opts *o, const struct wgf_identity *me, const uint8_t *body,
+                 size_t body_len)
+{
+	struct {
+		char name[32];
+		unsigned n;
+	} kinds[KINDS] = {0};
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	unsigned answered = 0, n_kinds = 0;
+	nng_socket s;
+	nng_msg *msg;
+	int rv;
+
+	if (nng_req0_open_raw(&s) != 0)
+		die("cannot open a raw req socket");
+	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, o->timeout_ms);
+	nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, WGF_WIRE_MSG_MAX);
+	if ((rv = nng_dial(s, o->url, NULL, 0)) != 0)
+		die(nng_strerror(rv));
+	for (unsigned i = 0; i < o->count; i++) {
+		if (!buf || !o->replay) {
+			free(buf);
+			buf = NULL;
+			if (wgf_wire_seal(me->sk, o->has_to ? o->to : o->coord, NULL,
+			                  (uint64_t)((int64_t)now_ms() + o->skew_ms), body,
+			                  body_len, NULL, &buf, &len) < 0)
+				die("cannot seal");
+			if (o->has_claim || o->version || o->tamper)
+				mangle(o, &buf, &len);
+		}
+		if (nng_msg_alloc(&msg, 0) != 0 ||
+		    nng_msg_header_append_u32(msg, 0x80000000U | i) ||
+		    nng_msg_append(msg, buf, len) != 0)
+			die("out of memory");
+		if ((rv = nng_sendmsg(s, msg, 0)) != 0)
+			die(nng_strerror(rv));
+	}
+	printf("sent %u\n", o->count);
+	fflush(stdout);
+	while (answered < o->count && nng_recvmsg(s, &msg, 0) == 0) {
+		char name[32];
+		unsigned k;
+
+		classify(o, me, msg, name);
+		nng_msg_free(msg);
+		answered++;
+		for (k = 0; k < n_kinds && strcmp(kinds[k].name, name) != 0; k++)
+			;
+		if (k == n_kinds && n_kinds < KINDS)
+			snprintf(kinds[n_kinds++].name, sizeof(kinds[k].name), "%s", name);
+		if (k < n_kinds)
+			kinds[k].n++;
+	}
+	printf("answered %u\n", answered);
+	for (unsigned k = 0; k < n_kinds; k++)
+		printf("answer %s %u\n", kinds[k].name, kinds[k].n);
+	free(buf);
+	nng_close(s);
+	return 0;
+}
+
 static uint8_t *pack_body(Wgfleet__V1__Body *b, size_t *len)
 {
 	uint8_t *buf;
@@ -222,13 +323,15 @@ int main(int argc, char **argv)
 	        {"drift", required_argument, NULL, 'd'},
 	        {"wg-key", required_argument, NULL, 'g'},
 	        {"port", required_argument, NULL, 'p'},
+	        {"count", required_argument, NULL, 'n'},
+	        {"pad", required_argument, NULL, 'P'},
 	        {NULL, 0, NULL, 0},
 	};
 	struct opts o = {.server = "", .timeout_ms = 5000};
 	Wgfleet__V1__PeerFacts facts[MAX_ITEMS], *factp[MAX_ITEMS];
 	Wgfleet__V1__PeerApplyError errs[MAX_ITEMS], *errp[MAX_ITEMS];
 	Wgfleet__V1__Drift drift[MAX_ITEMS], *driftp[MAX_ITEMS];
-	uint8_t keys[3 * MAX_ITEMS][32], wg_key[32];
+	uint8_t keys[3 * MAX_ITEMS][32], wg_key[32] = {0};
 	size_t n_facts = 0, n_errs = 0, n_drift = 0, n_keys = 0, len;
 	Wgfleet__V1__Body body = WGFLEET__V1__BODY__INIT;
 	Wgfleet__V1__Hint hint = WGFLEET__V1__HINT__INIT;
@@ -238,7 +341,8 @@ int main(int argc, char **argv)
 	struct wgf_err err = {0};
 	const char *keyfile = NULL;
 	bool has_wg_key = false;
-	unsigned port = 0;
+	unsigned port = 0, pad = 0;
+	Wgfleet__V1__PeerFacts *padv = NULL, **all_facts = NULL;
 	uint8_t *buf;
 	char *field;
 	int c, r;
@@ -329,6 +433,16 @@ int main(int argc, char **argv)
 		case 'p':
 			port = (unsigned)atoi(optarg);
 			break;
+		case 'n':
+			o.count = (unsigned)strtoul(optarg, NULL, 10);
+			if (o.count == 0 || o.count > 100000)
+				die("--count is 1 to 100000");
+			break;
+		case 'P':
+			pad = (unsigned)strtoul(optarg, NULL, 10);
+			if (pad > 200000)
+				die("--pad is at most 200000");
+			break;
 		default:
 			die("unknown option");
 		}
@@ -354,6 +468,23 @@ int main(int argc, char **argv)
 		rep.applied_revision = strtoull(argv[optind + 1], NULL, 10);
 		rep.n_peers = n_facts;
 		rep.peers = factp;
+		if (pad > 0) {
+			padv = calloc(pad, sizeof(*padv));
+			all_facts = calloc(n_facts + pad, sizeof(*all_facts));
+			if (!padv || !all_facts)
+				die("out of memory");
+			memcpy(all_facts, factp, n_facts * sizeof(*factp));
+			for (unsigned i = 0; i < pad; i++) {
+				wgfleet__v1__peer_facts__init(&padv[i]);
+				padv[i].public_key.data = wg_key;
+				padv[i].public_key.len = 32;
+				padv[i].endpoint = "192.0.2.1:51820";
+				padv[i].rx_bytes = padv[i].tx_bytes = 1;
+				all_facts[n_facts + i] = &padv[i];
+			}
+			rep.n_peers = n_facts + pad;
+			rep.peers = all_facts;
+		}
 		rep.n_errors = n_errs;
 		rep.errors = errp;
 		rep.n_drift = n_drift;
@@ -369,8 +500,10 @@ int main(int argc, char **argv)
 		die("unknown command");
 	}
 	buf = pack_body(&body, &len);
-	r = exchange(&o, &me, buf, len);
+	r = o.count ? flood(&o, &me, buf, len) : exchange(&o, &me, buf, len);
 	free(buf);
+	free(padv);
+	free(all_facts);
 	wgf_identity_fini(&me);
 	return r;
 }

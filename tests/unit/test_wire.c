@@ -765,6 +765,33 @@ static void test_body_kind(void **state)
 	assert_int_equal(wgf_wire_body_kind(junk, sizeof(junk)), -EBADMSG);
 	assert_int_equal(wgf_wire_body_kind(cut_hint, sizeof(cut_hint)), -EBADMSG);
 	assert_int_equal(wgf_wire_body_kind(NULL, 3), -EBADMSG);
+
+	/* The tag scan reads the same kinds without decoding, and refuses bad framing. */
+	assert_int_equal(wgf_wire_body_peek_kind(NULL, 0), WGF_WIRE_KIND_NONE);
+	assert_int_equal(wgf_wire_body_peek_kind(unknown_kind, sizeof(unknown_kind)),
+	                 WGF_WIRE_KIND_NONE);
+	assert_int_equal(wgf_wire_body_peek_kind(junk, sizeof(junk)), -EBADMSG);
+	assert_int_equal(wgf_wire_body_peek_kind(cut_hint, sizeof(cut_hint)), -EBADMSG);
+	assert_int_equal(wgf_wire_body_peek_kind(NULL, 3), -EBADMSG);
+}
+
+static void test_body_peek_kind(void **state)
+{
+	/* Field 4 (an empty report), then field 1 (an empty hint): the last one wins. */
+	static const uint8_t two[] = {0x22, 0x00, 0x0a, 0x00};
+	uint8_t *body = NULL;
+	size_t len = 0;
+
+	(void)state;
+	assert_int_equal(wgf_wire_body_hint("vps-a", 7, &body, &len), 0);
+	assert_int_equal(wgf_wire_body_peek_kind(body, len), WGF_WIRE_KIND_HINT);
+	assert_int_equal(wgf_wire_body_peek_kind(body, len - 1), -EBADMSG);
+	free(body);
+	assert_int_equal(wgf_wire_body_error(WGF_WIRE_ERROR_STALE, "old", &body, &len), 0);
+	assert_int_equal(wgf_wire_body_peek_kind(body, len), WGF_WIRE_KIND_ERROR);
+	free(body);
+	assert_int_equal(wgf_wire_body_peek_kind(two, sizeof(two)), WGF_WIRE_KIND_HINT);
+	assert_int_equal(wgf_wire_body_kind(two, sizeof(two)), WGF_WIRE_KIND_HINT);
 }
 
 static void test_msg_free_null(void **state)
@@ -802,6 +829,7 @@ int main(void)
 	        cmocka_unit_test(test_seal_arguments),
 	        cmocka_unit_test(test_body_helpers),
 	        cmocka_unit_test(test_body_kind),
+	        cmocka_unit_test(test_body_peek_kind),
 	        cmocka_unit_test(test_msg_free_null),
 	};
 
