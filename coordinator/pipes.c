@@ -88,6 +88,9 @@ void pipes_free(struct pipes *t)
 	free(t);
 }
 
+/* The remote's IP address; false for local transports (ipc://, inproc://), whose
+ * pipes all share one entry with the all-zero address and are not limited per
+ * address: they come from this host, through the file system's permissions. */
 static bool remote_ip(nng_pipe p, uint8_t ip[static 16])
 {
 	nng_sockaddr sa;
@@ -98,11 +101,13 @@ static bool remote_ip(nng_pipe p, uint8_t ip[static 16])
 	if (sa.s_family == NNG_AF_INET) {
 		ip[10] = ip[11] = 0xff;
 		memcpy(ip + 12, &sa.s_in.sa_addr, 4);
-	} else if (sa.s_family == NNG_AF_INET6) {
-		memcpy(ip, sa.s_in6.sa_addr, 16);
+		return true;
 	}
-	/* Other transports (ipc://, inproc://) all count as one address. */
-	return true;
+	if (sa.s_family == NNG_AF_INET6) {
+		memcpy(ip, sa.s_in6.sa_addr, 16);
+		return true;
+	}
+	return false;
 }
 
 void pipes_remote(nng_pipe p, char out[static PIPES_REMOTE_LEN])
@@ -121,16 +126,15 @@ void pipes_remote(nng_pipe p, char out[static PIPES_REMOTE_LEN])
 bool pipes_admit(struct pipes *t, nng_pipe p)
 {
 	uint8_t ip[16];
+	bool limited = remote_ip(p, ip);
 	struct pipe *np = calloc(1, sizeof(*np));
 	struct addr *a;
-	size_t b;
+	size_t b = addr_bucket(t, ip);
 
-	(void)remote_ip(p, ip);
-	b = addr_bucket(t, ip);
 	pthread_mutex_lock(&t->mu);
 	for (a = t->addrs[b]; a && memcmp(a->ip, ip, 16) != 0; a = a->next)
 		;
-	if (!np || t->n >= t->o.max_total || (a && a->pipes >= t->o.max_per_address) ||
+	if (!np || t->n >= t->o.max_total || (limited && a && a->pipes >= t->o.max_per_address) ||
 	    (!a && !(a = calloc(1, sizeof(*a))))) {
 		char text[PIPES_REMOTE_LEN];
 
