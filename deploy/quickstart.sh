@@ -10,8 +10,9 @@
 #
 # Everything it starts lives under $WGF_QUICKSTART_DIR (default /tmp/wgfleet-quickstart)
 # and in two network namespaces, wgfqs-vps and wgfqs-rtr, joined by a veth pair; no
-# traffic leaves them. `deploy/quickstart.sh stop` stops it all and
-# `deploy/quickstart.sh clean` also removes the data.
+# traffic leaves them. Each run starts afresh, removing what an earlier run left.
+# `deploy/quickstart.sh stop` stops it all and `deploy/quickstart.sh clean` also removes
+# the data.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -85,9 +86,18 @@ coord_bin=$build/coordinator/wgfleet-coordinator
 agent_bin=$build/agent/wgfleet-agent
 echo "built $("$coord_bin" version) and $("$agent_bin" version)"
 
+# Each run tells the story from its beginning: what an earlier run left (its database,
+# the agent's state, its keys) goes first.
 stop_all >/dev/null 2>&1 || true
+if [ -e "$run_dir" ]; then
+	[ -f "$run_dir/.wgfleet-quickstart" ] ||
+		die "'$run_dir' exists and is not a quickstart directory; not removing it"
+	bash "$top/deploy/pg.sh" wipe "$run_dir/pg"
+	rm -rf "$run_dir"
+fi
 mkdir -p "$run_dir"
 chmod 0755 "$run_dir"
+touch "$run_dir/.wgfleet-quickstart"
 
 step "Starting a private PostgreSQL in $run_dir/pg"
 conninfo=$(bash "$top/deploy/pg.sh" start "$run_dir/pg")
