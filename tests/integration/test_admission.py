@@ -194,6 +194,9 @@ def test_unauthenticated_bodies_are_bounded_in_memory_and_given_back(fleet_facto
     # (2,000 x 64 KiB x 1.5, about 192 MiB).
     ceiling = base_rss + BURST * 64 * 3 // 2
     assert peak_rss <= ceiling, (base_rss, peak_rss, ceiling)
-    # After they close: back within 64 MiB of the baseline (glibc may keep some).
+    # After they close: back within 64 MiB of the baseline (glibc may keep some). On
+    # main (5ddc974) the whole-body case keeps ~136 MiB: malloc_stats() says arena 0
+    # holds ~142 MB of which ~1 MB is in use, and malloc_trim(0) brings RSS back to the
+    # baseline, so it is freed memory glibc keeps, not a leak.
     assert after_rss <= base_rss + 64 * 1024, (base_rss, after_rss)
     assert f.coord.proc.poll() is None
