@@ -190,13 +190,13 @@ def test_unauthenticated_bodies_are_bounded_in_memory_and_given_back(fleet_facto
           f"peak {peak_rss}/{peak_anon} after {after_rss}/{after_anon}; answers {statuses}")
     assert set(statuses) <= {"401", "429"}, statuses
     assert sum(statuses.values()) == BURST, statuses
-    # While all are held: at most 1.5 times the bodies themselves over the baseline
-    # (2,000 x 64 KiB x 1.5, about 192 MiB).
-    ceiling = base_rss + BURST * 64 * 3 // 2
+    # While all are held: h2o's input buffer doubles as a body arrives, so a connection
+    # may hold up to twice its 64 KiB; allow that and a quarter more over the baseline
+    # (2,000 x 128 KiB x 1.25, about 312 MiB; the old 1 MiB limit made it 2 GB).
+    ceiling = base_rss + BURST * 128 * 5 // 4
     assert peak_rss <= ceiling, (base_rss, peak_rss, ceiling)
-    # After they close: back within 64 MiB of the baseline (glibc may keep some). On
-    # main (5ddc974) the whole-body case keeps ~136 MiB: malloc_stats() says arena 0
-    # holds ~142 MB of which ~1 MB is in use, and malloc_trim(0) brings RSS back to the
-    # baseline, so it is freed memory glibc keeps, not a leak.
+    # After they close: back within 64 MiB of the baseline. Before the HTTP layer
+    # called malloc_trim() after a burst (5ddc974) the whole-body case kept ~136 MiB:
+    # freed memory glibc kept in the middle of its heap, not a leak.
     assert after_rss <= base_rss + 64 * 1024, (base_rss, after_rss)
     assert f.coord.proc.poll() is None
