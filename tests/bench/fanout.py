@@ -135,10 +135,7 @@ def main():
     fast = os.environ.get("WGF_PG_FAST") == "1"
     B.log(NAME, f"PostgreSQL in {tmp}/pg ({'fast' if fast else 'durable'})")
     pg = B.Postgres(cleanup, f"{tmp}/pg", fast)
-    # fleetsim's agents all come from one ipc:// peer: without this the channel's
-    # per-address cap (default 16) refuses all but 16 of them.
     coord = B.Coordinator(cleanup, build, tmp, pg.conninfo,
-                          extra=f"[channel]\nmax_connections_per_address = {n_agents + 16}\n",
                           db_connections=args.db_connections).start()
     rss_empty = B.proc_status(coord.proc.pid)
     key = B.tenant(coord, "bench", n_routers + 100)
