@@ -199,7 +199,7 @@ def attacker_bodies(a, deadline):
             b"\r\n\r\n")
     sel = selectors.DefaultSelector()
     st = {"opened": 0, "closed_by_coordinator": 0, "answers": {}, "body_bytes": 0,
-          "open_failed": 0}
+          "open_failed": 0, "closed_after_s": {"<1": 0, "1-9": 0, ">=9": 0}}
     conns = {}
 
     def open_one(i):
@@ -214,7 +214,7 @@ def attacker_bodies(a, deadline):
             st["open_failed"] += 1
             s.close()
             return
-        conns[s.fileno()] = (s, i)
+        conns[s.fileno()] = (s, i, time.monotonic())
         sel.register(s, selectors.EVENT_READ, i)
         st["opened"] += 1
 
@@ -226,8 +226,10 @@ def attacker_bodies(a, deadline):
     next_send = time.monotonic()
     while not stop_requested(deadline):
         for key, _ in sel.select(timeout=0.1):
-            s, i = conns.pop(key.fd)
+            s, i, opened = conns.pop(key.fd)
             sel.unregister(s)
+            life = time.monotonic() - opened
+            st["closed_after_s"]["<1" if life < 1 else "1-9" if life < 9 else ">=9"] += 1
             try:
                 data = s.recv(200)
             except OSError:
@@ -240,14 +242,14 @@ def attacker_bodies(a, deadline):
                 open_one(i)
         if time.monotonic() >= next_send:
             next_send += 1.0
-            for s, _ in list(conns.values()):
+            for s, _, _ in list(conns.values()):
                 try:
                     s.send(b"          ")
                     st["body_bytes"] += 10
                 except OSError:
                     pass
     st["held_at_the_end"] = len(conns)
-    for s, _ in conns.values():
+    for s, _, _ in conns.values():
         s.close()
     return st
 
@@ -497,8 +499,9 @@ def main():
     committed = {(r[0], int(r[1])): B.timestamp_us(r[2]) for r in rows}
     recv = {}
     for a in agents.values():
-        for rev, _, key, t_recv, _ in a["changes"]:
-            w = probe.puts.get(key)
+        for rev, op, key, t_recv, _ in a["changes"]:
+            # The upsert of a key this probe put (its remove comes with a later PUT).
+            w = probe.puts.get(key) if op == "upsert" else None
             c = committed.get((a["server"], rev))
             if w and c:
                 recv.setdefault(w, []).append((t_recv - c) / 1000)
