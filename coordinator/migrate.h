@@ -20,9 +20,10 @@
  * Applied files are immutable: a change to a function is a new step that replaces it.
  * Every function runs with search_path = pg_catalog, <schema>, pg_temp, so that no
  * object earlier on a caller's search_path can stand in for ours; a step that creates
- * or replaces functions ends with the DO block at the end of 0004_api_v2.sql, which
- * pins every function that has none (CREATE OR REPLACE drops a SET clause it does not
- * repeat). test_sql_api.py checks that none is left unpinned.
+ * or replaces functions ends with CALL wgf_pin_search_paths(current_schema()) (made
+ * in 0004_api_v2.sql), which pins every function that has none (CREATE OR REPLACE
+ * drops a SET clause it does not repeat). test_sql_api.py checks that none is left
+ * unpinned.
  */
 
 #include <stddef.h>

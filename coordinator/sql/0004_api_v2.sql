@@ -560,20 +560,24 @@ $$;
 -- ---- search_path ----
 
 -- Pins every function and procedure of this schema that has no search_path of its
--- own (see the top of this file). Functions of extensions are theirs to manage.
-DO $$
+-- own (see the top of this file). Functions of extensions are theirs to manage. Every
+-- later step that creates or replaces functions ends with the same CALL.
+CREATE PROCEDURE wgf_pin_search_paths(p_schema text) LANGUAGE plpgsql AS $$
 DECLARE
 	f regprocedure;
 BEGIN
 	FOR f IN
 		SELECT p.oid FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-		WHERE n.nspname = current_schema() AND p.prokind IN ('f', 'p')
+		WHERE n.nspname = p_schema AND p.prokind IN ('f', 'p')
 		  AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) g WHERE g LIKE 'search_path=%')
 		  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
 			AND d.objid = p.oid AND d.deptype = 'e')
 	LOOP
 		EXECUTE format('ALTER ROUTINE %s SET search_path = pg_catalog, %I, pg_temp',
-			f, current_schema());
+			f, p_schema);
 	END LOOP;
 END
 $$;
+-- The schema comes from the caller: once pinned, the procedure's own current_schema()
+-- would be pg_catalog.
+CALL wgf_pin_search_paths(current_schema());

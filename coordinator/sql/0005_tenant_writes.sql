@@ -395,21 +395,6 @@ $$;
 
 -- ---- search_path ----
 
--- Pins every function of this schema that has no search_path of its own, as at the
--- end of 0004_api_v2.sql (see migrate.h).
-DO $$
-DECLARE
-	f regprocedure;
-BEGIN
-	FOR f IN
-		SELECT p.oid FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-		WHERE n.nspname = current_schema() AND p.prokind IN ('f', 'p')
-		  AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) g WHERE g LIKE 'search_path=%')
-		  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
-			AND d.objid = p.oid AND d.deptype = 'e')
-	LOOP
-		EXECUTE format('ALTER ROUTINE %s SET search_path = pg_catalog, %I, pg_temp',
-			f, current_schema());
-	END LOOP;
-END
-$$;
+-- Pins every function of this schema that has no search_path of its own (see
+-- migrate.h and the end of 0004_api_v2.sql).
+CALL wgf_pin_search_paths(current_schema());
