@@ -117,10 +117,14 @@ void clients_disconnect(struct clients *t, struct client *c)
 
 unsigned clients_auth_wait(struct clients *t, struct client *c, uint64_t now_ms)
 {
+	uint64_t ms;
+
 	refill(t, c, now_ms);
 	if (c->tokens >= 1 || t->limits.auth_failures_per_min == 0)
 		return c->tokens >= 1 ? 0 : 60;
-	return (unsigned)((1 - c->tokens) * 60 / t->limits.auth_failures_per_min) + 1;
+	/* Until one token has refilled, in whole seconds rounded up (at least 1). */
+	ms = (uint64_t)((1 - c->tokens) * 60000 / t->limits.auth_failures_per_min);
+	return ms < 1000 ? 1 : (unsigned)((ms + 999) / 1000);
 }
 
 void clients_auth_failed(struct clients *t, struct client *c, uint64_t now_ms)
