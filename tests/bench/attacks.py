@@ -315,17 +315,7 @@ class Attacker:
         self.timeout = timeout
 
     def wait_ready(self, timeout):
-        import select
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([self.proc.stdout], [], [], 0.5)
-            if r:
-                line = self.proc.stdout.readline()
-                if line.startswith("ready"):
-                    return
-                if not line:
-                    break
-        raise B.Failure(f"an attacker was not in place within {timeout} s")
+        B.wait_ready_line(self.proc, timeout, "an attacker was not in place")
 
     def stop(self):
         try:

@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import re
+import select
 import secrets
 import shlex
 import shutil
@@ -423,6 +424,21 @@ def wait_for(what, predicate, timeout, interval=0.05):
 
 # ---- fleetsim ----
 
+def wait_ready_line(proc, timeout, what):
+    """Waits at most timeout seconds for proc to print a line starting "ready" on its
+    stdout; raises Failure("<what> within N s") when it does not, or exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if r:
+            line = proc.stdout.readline()
+            if line.startswith("ready"):
+                return True
+            if not line:
+                break
+    raise Failure(f"{what} within {timeout} s")
+
+
 def fleetsim_keys(build, n, prefix="sim"):
     out = run([os.path.join(build, "tests", "tools", "fleetsim"), "keys", "--agents", str(n),
                "--prefix", prefix]).stdout
@@ -461,17 +477,8 @@ class Fleetsim:
         cleanup.push(stop_process, self.proc)
 
     def wait_ready(self, timeout):
-        import select
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([self.proc.stdout], [], [], 0.5)
-            if r:
-                line = self.proc.stdout.readline()
-                if line.startswith("ready"):
-                    return True
-                if not line:
-                    break
-        raise Failure(f"fleetsim's {self.n} agents were not all ready within {timeout} s")
+        return wait_ready_line(self.proc, timeout,
+                               f"fleetsim's {self.n} agents were not all ready")
 
     def stop(self, timeout=120):
         self.proc.stdin.write("stop\n")
