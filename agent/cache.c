@@ -358,5 +358,6 @@ int cache_save(const char *path, const struct cache_state *st, struct wgf_err *e
 void cache_state_fini(struct cache_state *st)
 {
 	free(st->peers);
+	free(st->routable);
 	memset(st, 0, sizeof(*st));
 }

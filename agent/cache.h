@@ -37,10 +37,15 @@
 #define CACHE_FILE     "desired.json"
 #define CACHE_FILE_MAX ((size_t)64 << 20)
 
+#define CACHE_EPOCH_LEN 16
+
 struct cache_state {
 	uint64_t revision;
-	struct wgf_peer *peers; /* owned */
+	uint8_t epoch[CACHE_EPOCH_LEN]; /* all zeros: none known */
+	struct wgf_peer *peers;         /* owned */
 	size_t n_peers;
+	struct wgf_cidr *routable; /* owned: networks the coordinator says we may route */
+	size_t n_routable;
 };
 
 /* Parses text (len bytes; name is used in messages). *ret is written only on success. */

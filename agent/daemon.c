@@ -45,13 +45,15 @@ struct daemon {
 	uint8_t iface_pk[WGF_KEY_LEN]; /* the interface's own key and port, as last read */
 	bool has_iface_pk;
 	uint16_t iface_port;
-	uint64_t applied_rev; /* the newest revision applied completely */
+	uint64_t applied_rev;                   /* the newest revision applied completely */
+	uint8_t applied_epoch[CACHE_EPOCH_LEN]; /* the epoch it counts in */
 	int ready_fd;
 	bool ready;                 /* readiness was signalled (after the first pass) */
 	bool busy;                  /* a pass runs: the backend and reconciler are the worker's */
 	bool again;                 /* another pass was asked for meanwhile */
 	bool statics_changed;       /* SIGHUP changed static_peers while a pass ran */
 	struct cache_state pending; /* a desired set offered while a pass ran */
+	unsigned pending_flags;     /* RECONCILE_F_* it was offered with */
 	bool has_pending;
 	atomic_bool cancel; /* set on stop: the pass ends at its next chunk */
 	bool stopping;
@@ -212,6 +214,7 @@ static void send_report(struct daemon *d, struct session_report *rep)
 	int r;
 
 	rep->applied_revision = d->applied_rev;
+	rep->epoch = d->applied_epoch;
 	rep->interface_public_key = d->has_iface_pk ? d->iface_pk : NULL;
 	rep->listen_port = d->iface_port;
 	r = session_report(d->sess, rep);
@@ -230,6 +233,7 @@ static void report_pass(struct daemon *d, const struct reconcile_result *res)
 	if (!d->sess || res->apply_error < 0 || res->n_pending > 0)
 		return;
 	d->applied_rev = res->revision;
+	memcpy(d->applied_epoch, res->epoch, CACHE_EPOCH_LEN);
 	fails = calloc(res->n_failed + 1, sizeof(*fails));
 	keys = calloc(res->n_drift + 1, sizeof(*keys));
 	kinds = calloc(res->n_drift + 1, sizeof(*kinds));
@@ -275,15 +279,14 @@ static void report_facts(struct daemon *d, const struct monitor_report *mrep)
 		facts[i] = &d->mon.facts[mrep->changes[i].fact];
 	rep.facts = facts;
 	rep.n_facts = mrep->n_changes;
-	rep.full = mrep->full;
 	send_report(d, &rep);
 	free(facts);
 }
 
-static void on_session_desired(void *ctx, struct cache_state *st)
+static void on_session_desired(void *ctx, struct cache_state *st, bool whole)
 {
 	struct daemon *d = ctx;
-	int r = daemon_set_desired(d, st);
+	int r = daemon_set_desired(d, st, whole ? RECONCILE_F_FORCE : 0);
 
 	if (r < 0)
 		log_errno(LOG_ERR, r, "Cannot take the coordinator's desired set");
@@ -375,7 +378,7 @@ static void pass_done(uv_work_t *req, int status)
 	}
 	if (d->has_pending) {
 		d->has_pending = false;
-		(void)daemon_set_desired(d, &d->pending);
+		(void)daemon_set_desired(d, &d->pending, d->pending_flags);
 		cache_state_fini(&d->pending);
 	}
 	if (d->again) {
@@ -468,23 +471,26 @@ static void on_monitor_timer(uv_timer_t *t)
 	monitor_report_fini(&rep);
 }
 
-int daemon_set_desired(struct daemon *d, struct cache_state *st)
+int daemon_set_desired(struct daemon *d, struct cache_state *st, unsigned flags)
 {
 	char rev[24];
 	int r;
 
 	if (d->busy) {
-		/* The reconciler is the worker's: keep the newest offer for pass_done. */
-		if ((d->has_pending && st->revision <= d->pending.revision) ||
-		    (reconciler_has_desired(d->rc) && st->revision <= reconciler_revision(d->rc)))
+		/* The reconciler is the worker's: keep the newest offer for pass_done (an
+		 * authoritative one always replaces what was kept). */
+		if (!(flags & RECONCILE_F_FORCE) &&
+		    ((d->has_pending && st->revision <= d->pending.revision) ||
+		     (reconciler_has_desired(d->rc) && st->revision <= reconciler_revision(d->rc))))
 			return 0;
 		cache_state_fini(&d->pending);
 		d->pending = *st;
+		d->pending_flags = flags | (d->has_pending ? d->pending_flags : 0);
 		d->has_pending = true;
 		memset(st, 0, sizeof(*st));
 		return 1;
 	}
-	r = reconciler_set_desired(d->rc, st, 0);
+	r = reconciler_set_desired(d->rc, st, flags);
 	if (r <= 0)
 		return r;
 	snprintf(rev, sizeof(rev), "%" PRIu64, reconciler_revision(d->rc));
@@ -521,7 +527,7 @@ static void load_cache(struct daemon *d, bool at_start)
 			log_fields(LOG_INFO, "Loaded the desired-state cache", {"revision", rev},
 			           {"peers", n});
 	} else {
-		r = daemon_set_desired(d, &st);
+		r = daemon_set_desired(d, &st, 0);
 	}
 	if (r < 0)
 		log_errno(LOG_ERR, r, "Cannot take the desired-state cache");

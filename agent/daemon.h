@@ -47,6 +47,6 @@ int daemon_run(const struct settings *s, const char *config_path, bool config_gi
  * caller's); a newer one is taken (returns 1; *st is zeroed), cached and applied at
  * once.
  */
-int daemon_set_desired(struct daemon *d, struct cache_state *st);
+int daemon_set_desired(struct daemon *d, struct cache_state *st, unsigned flags);
 
 #endif

@@ -332,6 +332,7 @@ int reconciler_run(struct reconciler *rc, bool dry_run, reconcile_change_fn cb, 
 		goto fail;
 	}
 	res.revision = rc->desired.revision;
+	memcpy(res.epoch, rc->desired.epoch, CACHE_EPOCH_LEN);
 	res.n_desired = rc->desired.n_peers;
 	res.n_actual = dev.n_peers;
 	res.has_public_key = dev.flags & WGF_DEVICE_HAS_PUBLIC_KEY;

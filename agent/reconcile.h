@@ -58,6 +58,7 @@ struct reconcile_drift {
 
 struct reconcile_result {
 	uint64_t revision;
+	uint8_t epoch[CACHE_EPOCH_LEN]; /* the desired set's */
 	size_t n_desired, n_actual;
 	bool has_public_key; /* the interface has a private key (a fresh daemon has none) */
 	size_t n_added, n_updated, n_removed; /* planned; sent unless dry run */

@@ -16,9 +16,9 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <sodium.h>
 
+#include "body.h"
 #include "clock.h"
 #include "log.h"
-#include "wgfleet.pb-c.h"
 
 #define REPORTS_MAX     8
 #define POLL_TIMEOUT_MS (10 * 60 * 1000) /* the coordinator answers well before */
@@ -68,7 +68,9 @@ struct session {
 	pthread_mutex_t mu;
 	struct sess_ctx *ready_head, *ready_tail; /* under mu */
 	struct cache_state desired;               /* sorted by key; what deltas apply to */
-	bool want_sync, poll_held;
+	struct cache_state staging;               /* the pages of a snapshot so far */
+	uint64_t page_base;                       /* > 0: staging holds pages from there */
+	bool want_sync, want_snapshot, poll_held;
 	struct pending reports[REPORTS_MAX];
 	size_t n_reports;
 	bool stopping;
@@ -91,20 +93,9 @@ static void aio_done(void *arg)
 	uv_async_send(&s->async);
 }
 
-static uint8_t *pack_body(Wgfleet__V1__Body *b, size_t *len)
-{
-	uint8_t *buf;
-
-	*len = wgfleet__v1__body__get_packed_size(b);
-	buf = malloc(*len ? *len : 1);
-	if (buf)
-		wgfleet__v1__body__pack(b, buf);
-	return buf;
-}
-
-/* Seals body and sends it on c; the answer arrives through aio_done. */
-static int send_body(struct sess_ctx *c, enum op op, const uint8_t *body, size_t len,
-                     nng_duration timeout)
+/* Seals body (serialized) and sends it on c; the answer arrives through aio_done. */
+static int send_bytes(struct sess_ctx *c, enum op op, const uint8_t *body, size_t len,
+                      nng_duration timeout)
 {
 	struct session *s = c->s;
 	uint8_t *buf = NULL;
@@ -129,51 +120,62 @@ static int send_body(struct sess_ctx *c, enum op op, const uint8_t *body, size_t
 	return 0;
 }
 
+/* Encodes b, seals it and sends it on c; the answer arrives through aio_done. */
+static int send_body(struct sess_ctx *c, enum op op, const struct wgf_body *b, nng_duration timeout)
+{
+	struct wgf_err err = {0};
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int r = wgf_body_encode(b, &body, &len, &err);
+
+	if (r < 0) {
+		log_errno(LOG_ERR, r, "Cannot encode a request: %s", err.msg);
+		return r;
+	}
+	r = send_bytes(c, op, body, len, timeout);
+	free(body);
+	return r;
+}
+
 static void start_poll(struct session *s)
 {
-	Wgfleet__V1__Body b = WGFLEET__V1__BODY__INIT;
-	Wgfleet__V1__Hint h = WGFLEET__V1__HINT__INIT;
-	uint8_t *body;
-	size_t len;
+	struct wgf_body b = {.kind = WGF_WIRE_KIND_HINT};
 
 	if (s->stopping || s->poll.op != OP_IDLE || s->poll.waiting_retry)
 		return;
 	s->poll_held = false;
-	h.server = (char *)s->o.server;
-	h.revision = s->desired.revision;
-	b.kind_case = WGFLEET__V1__BODY__KIND_HINT;
-	b.hint = &h;
-	body = pack_body(&b, &len);
-	if (body)
-		(void)send_body(&s->poll, OP_POLL, body, len, POLL_TIMEOUT_MS);
-	free(body);
+	snprintf(b.hint.server, sizeof(b.hint.server), "%s", s->o.server);
+	b.hint.revision = s->desired.revision;
+	memcpy(b.hint.epoch, s->desired.epoch, WGF_EPOCH_LEN);
+	(void)send_body(&s->poll, OP_POLL, &b, POLL_TIMEOUT_MS);
 }
 
 /* The work context does one thing at a time: a sync if one is wanted, else a report. */
 static void kick_work(struct session *s)
 {
-	Wgfleet__V1__Body b = WGFLEET__V1__BODY__INIT;
-	Wgfleet__V1__SyncRequest sr = WGFLEET__V1__SYNC_REQUEST__INIT;
-	uint8_t *body;
-	size_t len;
+	struct wgf_body b = {.kind = WGF_WIRE_KIND_SYNC_REQUEST};
+	struct wgf_sync_request *sr = &b.sync_request;
 
 	if (s->stopping || s->work.op != OP_IDLE || s->work.waiting_retry)
 		return;
 	if (s->want_sync) {
-		sr.server = (char *)s->o.server;
-		sr.since_revision = s->desired.revision;
-		b.kind_case = WGFLEET__V1__BODY__KIND_SYNC_REQUEST;
-		b.sync_request = &sr;
-		body = pack_body(&b, &len);
-		if (body)
-			(void)send_body(&s->work, OP_SYNC, body, len,
-			                (nng_duration)s->o.request_timeout_ms);
-		free(body);
+		snprintf(sr->server, sizeof(sr->server), "%s", s->o.server);
+		sr->since_revision = s->desired.revision;
+		memcpy(sr->epoch, s->desired.epoch, WGF_EPOCH_LEN);
+		sr->want_snapshot = s->want_snapshot;
+		if (s->page_base > 0 && s->staging.n_peers > 0) {
+			/* The next page of the snapshot being taken. */
+			memcpy(sr->epoch, s->staging.epoch, WGF_EPOCH_LEN);
+			sr->page_base = s->page_base;
+			memcpy(sr->page_after, s->staging.peers[s->staging.n_peers - 1].public_key,
+			       WGF_KEY_LEN);
+		}
+		(void)send_body(&s->work, OP_SYNC, &b, (nng_duration)s->o.request_timeout_ms);
 		return;
 	}
 	if (s->n_reports > 0)
-		(void)send_body(&s->work, OP_REPORT, s->reports[0].body, s->reports[0].len,
-		                (nng_duration)s->o.request_timeout_ms);
+		(void)send_bytes(&s->work, OP_REPORT, s->reports[0].body, s->reports[0].len,
+		                 (nng_duration)s->o.request_timeout_ms);
 }
 
 static void on_retry(uv_timer_t *t)
@@ -212,43 +214,20 @@ static struct wgf_peer *find_peer(struct cache_state *d, const uint8_t key[stati
 	return bsearch(&probe, d->peers, d->n_peers, sizeof(*d->peers), cmp_peer_key);
 }
 
-/* Fills p from a protobuf Peer; false when it is malformed. */
-static bool peer_from_proto(const Wgfleet__V1__Peer *in, struct wgf_peer *p)
-{
-	memset(p, 0, sizeof(*p));
-	if (in->public_key.len != WGF_KEY_LEN || in->n_allowed_ips > WGF_PEER_ALLOWED_IPS_MAX ||
-	    in->persistent_keepalive > 65535)
-		return false;
-	memcpy(p->public_key, in->public_key.data, WGF_KEY_LEN);
-	for (size_t i = 0; i < in->n_allowed_ips; i++)
-		if (wgf_cidr_parse(&p->allowed_ips[i], in->allowed_ips[i], 0, NULL) < 0)
-			return false;
-	p->n_allowed_ips = (unsigned)in->n_allowed_ips;
-	p->persistent_keepalive = (uint16_t)in->persistent_keepalive;
-	if (p->persistent_keepalive)
-		p->flags |= WGF_PEER_HAS_KEEPALIVE;
-	return true;
-}
-
 /* Applies one change to the sorted desired set. */
-static int apply_change(struct cache_state *d, const Wgfleet__V1__PeerChange *ch)
+static int apply_change(struct cache_state *d, const struct wgf_change *ch)
 {
-	struct wgf_peer p, *at, *grown;
+	struct wgf_peer *at = find_peer(d, ch->peer.public_key), *grown;
 
-	if (!ch->peer || !peer_from_proto(ch->peer, &p))
-		return -EBADMSG;
-	at = find_peer(d, p.public_key);
-	if (ch->op == WGFLEET__V1__PEER_CHANGE__OP__OP_REMOVE) {
+	if (ch->op == WGF_CHANGE_REMOVE) {
 		if (at) {
 			memmove(at, at + 1, (size_t)(d->peers + d->n_peers - at - 1) * sizeof(*at));
 			d->n_peers--;
 		}
 		return 0;
 	}
-	if (ch->op != WGFLEET__V1__PEER_CHANGE__OP__OP_UPSERT)
-		return -EBADMSG;
 	if (at) {
-		*at = p;
+		*at = ch->peer;
 		return 0;
 	}
 	if (d->n_peers >= WGF_DEVICE_PEERS_MAX)
@@ -257,111 +236,192 @@ static int apply_change(struct cache_state *d, const Wgfleet__V1__PeerChange *ch
 	if (!grown)
 		return -ENOMEM;
 	d->peers = grown;
-	d->peers[d->n_peers++] = p;
+	d->peers[d->n_peers++] = ch->peer;
 	qsort(d->peers, d->n_peers, sizeof(*d->peers), cmp_peer_key);
 	return 0;
 }
 
-static int apply_sync_reply(struct session *s, const Wgfleet__V1__SyncReply *r)
+static int copy_state(struct cache_state *dst, const struct cache_state *src)
 {
-	struct cache_state next = {.revision = r->revision};
-	struct cache_state copy = {0};
-	int err = 0;
+	*dst = (struct cache_state){.revision = src->revision};
+	memcpy(dst->epoch, src->epoch, WGF_EPOCH_LEN);
+	dst->peers = calloc(src->n_peers + 1, sizeof(*dst->peers));
+	dst->routable = calloc(src->n_routable + 1, sizeof(*dst->routable));
+	if (!dst->peers || !dst->routable) {
+		cache_state_fini(dst);
+		return -ENOMEM;
+	}
+	memcpy(dst->peers, src->peers, src->n_peers * sizeof(*src->peers));
+	dst->n_peers = src->n_peers;
+	memcpy(dst->routable, src->routable, src->n_routable * sizeof(*src->routable));
+	dst->n_routable = src->n_routable;
+	return 0;
+}
+
+/* Appends a snapshot page to the staging set; pages come in increasing key order. */
+static int stage_page(struct session *s, const struct wgf_sync_reply *r)
+{
+	struct cache_state *st = &s->staging;
+	struct wgf_peer *grown;
+
+	if (s->page_base == 0 || r->page_base != s->page_base ||
+	    memcmp(r->epoch, st->epoch, WGF_EPOCH_LEN) != 0) {
+		/* A first page (or the coordinator started over). */
+		cache_state_fini(st);
+		s->page_base = r->page_base;
+		memcpy(st->epoch, r->epoch, WGF_EPOCH_LEN);
+	} else if (r->n_peers > 0 && st->n_peers > 0 &&
+	           memcmp(r->peers[0].public_key, st->peers[st->n_peers - 1].public_key,
+	                  WGF_KEY_LEN) <= 0) {
+		return -EBADMSG;
+	}
+	if (st->n_peers + r->n_peers > WGF_DEVICE_PEERS_MAX)
+		return -E2BIG;
+	grown = reallocarray(st->peers, st->n_peers + r->n_peers + 1, sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	st->peers = grown;
+	memcpy(st->peers + st->n_peers, r->peers, r->n_peers * sizeof(*r->peers));
+	st->n_peers += r->n_peers;
+	return 0;
+}
+
+static void drop_staging(struct session *s)
+{
+	cache_state_fini(&s->staging);
+	s->page_base = 0;
+}
+
+/*
+ * Takes a SyncReply: a page of a snapshot (kept until the last page is in), or deltas
+ * for the set held. Returns 1 when a new desired set went to the daemon, 0 when more
+ * pages are wanted, or a negative errno (the next sync then asks for a snapshot).
+ */
+static int apply_sync_reply(struct session *s, const struct wgf_sync_reply *r)
+{
+	struct cache_state next = {0}, copy = {0};
+	bool whole = r->snapshot;
+	int err;
 
 	if (r->snapshot) {
-		if (r->n_peers > WGF_DEVICE_PEERS_MAX)
-			return -E2BIG;
-		next.peers = calloc(r->n_peers ? r->n_peers : 1, sizeof(*next.peers));
-		if (!next.peers)
-			return -ENOMEM;
-		for (size_t i = 0; i < r->n_peers && err == 0; i++, next.n_peers++)
-			if (!peer_from_proto(r->peers[i], &next.peers[i]))
-				err = -EBADMSG;
-		qsort(next.peers, next.n_peers, sizeof(*next.peers), cmp_peer_key);
+		err = stage_page(s, r);
+		if (err < 0 || r->more)
+			return err < 0 ? err : 0;
+		next = s->staging;
+		s->staging = (struct cache_state){0};
+		s->page_base = 0;
 	} else {
-		next.n_peers = s->desired.n_peers;
-		next.peers = calloc(next.n_peers ? next.n_peers : 1, sizeof(*next.peers));
-		if (!next.peers)
-			return -ENOMEM;
-		memcpy(next.peers, s->desired.peers, next.n_peers * sizeof(*next.peers));
-		for (size_t i = 0; i < r->n_changes && err == 0; i++)
-			err = apply_change(&next, r->changes[i]);
+		/* Deltas count only within our epoch and from our revision. */
+		if (memcmp(r->epoch, s->desired.epoch, WGF_EPOCH_LEN) != 0 ||
+		    (r->n_changes > 0 && r->changes[0].revision != s->desired.revision + 1) ||
+		    (r->n_changes == 0 && r->revision != s->desired.revision))
+			return -ESTALE;
+		err = copy_state(&next, &s->desired);
+		if (err < 0)
+			return err;
 	}
+	for (size_t i = 0; i < r->n_changes && err == 0; i++)
+		err = apply_change(&next, &r->changes[i]);
 	if (err == 0) {
-		copy.revision = next.revision;
-		copy.n_peers = next.n_peers;
-		copy.peers = calloc(next.n_peers ? next.n_peers : 1, sizeof(*copy.peers));
-		if (!copy.peers)
+		next.revision = r->revision;
+		memcpy(next.epoch, r->epoch, WGF_EPOCH_LEN);
+		free(next.routable);
+		next.routable = calloc(r->n_routable + 1, sizeof(*next.routable));
+		next.n_routable = next.routable ? r->n_routable : 0;
+		if (!next.routable)
 			err = -ENOMEM;
 		else
-			memcpy(copy.peers, next.peers, next.n_peers * sizeof(*copy.peers));
+			memcpy(next.routable, r->routable, r->n_routable * sizeof(*r->routable));
 	}
+	if (err == 0)
+		err = copy_state(&copy, &next);
 	if (err < 0) {
 		cache_state_fini(&next);
 		return err;
 	}
 	cache_state_fini(&s->desired);
 	s->desired = next;
-	s->cb.desired(s->cb_ctx, &copy);
+	s->cb.desired(s->cb_ctx, &copy, whole);
 	cache_state_fini(&copy);
-	return 0;
+	return 1;
+}
+
+/* wgf_wire_accept()'s view: the one key we know is the pinned coordinator's. */
+static const uint8_t *find_coordinator(void *ctx, const struct wgf_wire_msg *m, int kind,
+                                       size_t *ret_body_max)
+{
+	struct session *s = ctx;
+
+	(void)kind;
+	*ret_body_max = WGF_WIRE_MSG_MAX;
+	return sodium_memcmp(m->sender, s->o.coordinator_pk, WGF_SIGN_PK_LEN) == 0
+	               ? s->o.coordinator_pk
+	               : NULL;
 }
 
 /* Opens an answer: signed by the pinned coordinator, to us, fresh, bound to c's request. */
-static Wgfleet__V1__Body *open_answer(struct sess_ctx *c, nng_msg *msg)
+static int open_answer(struct sess_ctx *c, nng_msg *msg, struct wgf_body *ret)
 {
 	struct session *s = c->s;
+	const struct wgf_wire_receiver rx = {.me = s->pk,
+	                                     .max_skew_ms = s->o.max_skew_ms,
+	                                     .find_sender = find_coordinator,
+	                                     .reply_to = c->nonce,
+	                                     .ctx = s};
+	enum wgf_wire_refusal why = WGF_WIRE_ACCEPTED;
 	struct wgf_wire_msg *m = NULL;
 	struct wgf_err err = {0};
-	Wgfleet__V1__Body *b = NULL;
+	int r = wgf_wire_accept(&rx, nng_msg_body(msg), nng_msg_len(msg), wgf_clock_wall_ms(), &m,
+	                        ret, &why, &err);
 
-	if (wgf_wire_open(nng_msg_body(msg), nng_msg_len(msg), &m, &err) < 0 ||
-	    wgf_wire_verify(m, s->o.coordinator_pk, &err) < 0 ||
-	    wgf_wire_check_addressed(m, s->pk, &err) < 0 ||
-	    wgf_wire_check_fresh(m, wgf_clock_wall_ms(), s->o.max_skew_ms, &err) < 0) {
-		log_warning("Dropped an answer: %s", err.msg);
-	} else if (!m->is_reply || sodium_memcmp(m->in_reply_to, c->nonce, WGF_NONCE_LEN) != 0) {
-		log_warning("Dropped an answer that is not bound to our request");
-	} else if (!(b = wgfleet__v1__body__unpack(NULL, m->body_len, m->body))) {
-		log_warning("Dropped an answer whose body is not a Body");
-	}
+	if (r < 0)
+		log_fields(LOG_WARNING, "Dropped an answer", {"reason", wgf_wire_refusal_name(why)},
+		           {"error", err.msg});
 	wgf_wire_msg_free(m);
-	return b;
+	return r;
 }
 
-static void handle_answer(struct sess_ctx *c, Wgfleet__V1__Body *b)
+static void handle_answer(struct sess_ctx *c, const struct wgf_body *b)
 {
 	struct session *s = c->s;
 	enum op op = c->op;
 	int r;
 
-	if (b->kind_case == WGFLEET__V1__BODY__KIND_ERROR) {
+	if (b->kind == WGF_WIRE_KIND_ERROR) {
 		log_fields(LOG_WARNING, "The coordinator refused a request",
-		           {"code", b->error->code == 1 ? "unsupported_version" : "refused"},
-		           {"message", b->error->message});
+		           {"code", b->error.code == WGF_WIRE_ERROR_UNSUPPORTED_VERSION
+		                            ? "unsupported_version"
+		                            : "refused"},
+		           {"message", b->error.message});
 		backoff(c);
 		return;
 	}
 	c->failures = 0;
 	c->op = OP_IDLE;
-	if (op == OP_SYNC && b->kind_case == WGFLEET__V1__BODY__KIND_SYNC_REPLY) {
-		r = apply_sync_reply(s, b->sync_reply);
+	if (op == OP_SYNC && b->kind == WGF_WIRE_KIND_SYNC_REPLY &&
+	    strcmp(b->sync_reply.server, s->o.server) == 0) {
+		r = apply_sync_reply(s, &b->sync_reply);
 		if (r < 0) {
-			log_errno(LOG_WARNING, r, "Cannot use a sync reply, retrying");
+			log_errno(LOG_WARNING, r, "Cannot use a sync reply, asking for a snapshot");
+			drop_staging(s);
+			s->want_snapshot = true;
 			backoff(c);
 			return;
 		}
-		s->want_sync = false;
-		if (s->poll_held)
-			start_poll(s);
-	} else if ((op == OP_POLL || op == OP_REPORT) &&
-	           b->kind_case == WGFLEET__V1__BODY__KIND_HINT) {
+		if (r > 0) {
+			s->want_sync = false;
+			s->want_snapshot = false;
+			if (s->poll_held)
+				start_poll(s);
+		}
+	} else if ((op == OP_POLL || op == OP_REPORT) && b->kind == WGF_WIRE_KIND_HINT) {
 		if (op == OP_REPORT) {
 			free(s->reports[0].body);
 			memmove(&s->reports[0], &s->reports[1],
 			        --s->n_reports * sizeof(s->reports[0]));
 		}
-		if (b->hint->revision != s->desired.revision)
+		if (b->hint.revision != s->desired.revision ||
+		    memcmp(b->hint.epoch, s->desired.epoch, WGF_EPOCH_LEN) != 0)
 			s->want_sync = true;
 		/* A poll answered with news waits for the sync, or it would be answered again
 		 * at once with the same news. */
@@ -392,8 +452,9 @@ static void on_async(uv_async_t *a)
 	pthread_mutex_unlock(&s->mu);
 	for (; c; c = next) {
 		int rv = nng_aio_result(c->aio);
-		Wgfleet__V1__Body *b;
+		struct wgf_body b = {0};
 		nng_msg *msg;
+		int r;
 
 		next = c->next_ready;
 		if (s->stopping) {
@@ -425,14 +486,14 @@ static void on_async(uv_async_t *a)
 			continue;
 		}
 		msg = nng_aio_get_msg(c->aio);
-		b = open_answer(c, msg);
+		r = open_answer(c, msg, &b);
 		nng_msg_free(msg);
-		if (!b) {
+		if (r < 0) {
 			backoff(c);
 			continue;
 		}
-		handle_answer(c, b);
-		wgfleet__v1__body__free_unpacked(b, NULL);
+		handle_answer(c, &b);
+		wgf_body_fini(&b);
 	}
 	if (s->stopping)
 		finish_stop(s);
@@ -471,19 +532,11 @@ int session_start(uv_loop_t *loop, const struct session_options *o,
 	s->cb = *cb;
 	s->cb_ctx = ctx;
 	crypto_sign_ed25519_sk_to_pk(s->pk, s->o.sk);
-	if (initial && initial->n_peers) {
-		s->desired.peers = calloc(initial->n_peers, sizeof(*s->desired.peers));
-		if (!s->desired.peers) {
-			free(s);
-			return -ENOMEM;
-		}
-		memcpy(s->desired.peers, initial->peers,
-		       initial->n_peers * sizeof(*initial->peers));
-		s->desired.n_peers = initial->n_peers;
-		qsort(s->desired.peers, s->desired.n_peers, sizeof(*s->desired.peers),
-		      cmp_peer_key);
+	if (initial && copy_state(&s->desired, initial) < 0) {
+		free(s);
+		return -ENOMEM;
 	}
-	s->desired.revision = initial ? initial->revision : 0;
+	qsort(s->desired.peers, s->desired.n_peers, sizeof(*s->desired.peers), cmp_peer_key);
 	rv = nng_req0_open(&s->sock);
 	if (rv == 0)
 		rv = nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, WGF_WIRE_MSG_MAX);
@@ -531,67 +584,50 @@ int session_start(uv_loop_t *loop, const struct session_options *o,
 
 int session_report(struct session *s, const struct session_report *r)
 {
-	Wgfleet__V1__Body b = WGFLEET__V1__BODY__INIT;
-	Wgfleet__V1__Report rep = WGFLEET__V1__REPORT__INIT;
-	size_t n = r->n_failures + r->n_facts + r->n_drift;
-	Wgfleet__V1__PeerApplyError *ev = calloc(r->n_failures + 1, sizeof(*ev));
-	Wgfleet__V1__PeerFacts *fv = calloc(r->n_facts + 1, sizeof(*fv));
-	Wgfleet__V1__Drift *dv = calloc(r->n_drift + 1, sizeof(*dv));
-	void **ptrs = calloc(n + 1, sizeof(*ptrs));
-	char(*endpoints)[64] = calloc(r->n_facts + 1, 64);
+	struct wgf_body b = {.kind = WGF_WIRE_KIND_REPORT};
+	struct wgf_report *rep = &b.report;
+	struct wgf_err err = {0};
 	struct pending p = {0};
-	int err = 0;
+	int rv = -ENOMEM;
 
-	if (!ev || !fv || !dv || !ptrs || !endpoints) {
-		err = -ENOMEM;
-		goto out;
-	}
-	rep.server = (char *)s->o.server;
-	rep.applied_revision = r->applied_revision;
-	rep.full = r->full;
-	rep.listen_port = r->listen_port;
+	snprintf(rep->server, sizeof(rep->server), "%s", s->o.server);
+	if (r->epoch)
+		memcpy(rep->epoch, r->epoch, WGF_EPOCH_LEN);
+	rep->applied_revision = r->applied_revision;
+	rep->listen_port = r->listen_port;
 	if (r->interface_public_key) {
-		rep.interface_public_key.data = (uint8_t *)r->interface_public_key;
-		rep.interface_public_key.len = WGF_KEY_LEN;
+		rep->has_interface_key = true;
+		memcpy(rep->interface_public_key, r->interface_public_key, WGF_KEY_LEN);
 	}
-	rep.errors = (Wgfleet__V1__PeerApplyError **)ptrs;
-	for (size_t i = 0; i < r->n_failures; i++) {
-		wgfleet__v1__peer_apply_error__init(&ev[i]);
-		ev[i].public_key.data = (uint8_t *)r->failures[i].public_key;
-		ev[i].public_key.len = WGF_KEY_LEN;
-		ev[i].revision = r->applied_revision;
-		ev[i].reason = (char *)r->failures[i].reason;
-		rep.errors[rep.n_errors++] = &ev[i];
+	rep->errors = calloc(r->n_failures + 1, sizeof(*rep->errors));
+	rep->facts = calloc(r->n_facts + 1, sizeof(*rep->facts));
+	rep->drift = calloc(r->n_drift + 1, sizeof(*rep->drift));
+	if (!rep->errors || !rep->facts || !rep->drift)
+		goto out;
+	for (size_t i = 0; i < r->n_failures; i++, rep->n_errors++) {
+		memcpy(rep->errors[i].public_key, r->failures[i].public_key, WGF_KEY_LEN);
+		rep->errors[i].revision = r->applied_revision;
+		snprintf(rep->errors[i].reason, sizeof(rep->errors[i].reason), "%s",
+		         r->failures[i].reason);
 	}
-	rep.peers = (Wgfleet__V1__PeerFacts **)(ptrs + rep.n_errors);
-	for (size_t i = 0; i < r->n_facts; i++) {
+	for (size_t i = 0; i < r->n_facts; i++, rep->n_facts++) {
 		const struct monitor_fact *f = r->facts[i];
 
-		wgfleet__v1__peer_facts__init(&fv[i]);
-		fv[i].public_key.data = (uint8_t *)f->public_key;
-		fv[i].public_key.len = WGF_KEY_LEN;
-		fv[i].last_handshake_ms = f->last_handshake_ms;
-		fv[i].rx_bytes = f->rx_bytes;
-		fv[i].tx_bytes = f->tx_bytes;
-		fv[i].endpoint = endpoints[i];
+		memcpy(rep->facts[i].public_key, f->public_key, WGF_KEY_LEN);
+		rep->facts[i].last_handshake_ms = f->last_handshake_ms;
+		rep->facts[i].rx_bytes = f->rx_bytes;
+		rep->facts[i].tx_bytes = f->tx_bytes;
 		if (f->flags & WGF_PEER_HAS_ENDPOINT)
-			wgf_sockaddr_format((const struct sockaddr *)&f->endpoint, endpoints[i],
-			                    64);
-		rep.peers[rep.n_peers++] = &fv[i];
+			wgf_sockaddr_format((const struct sockaddr *)&f->endpoint,
+			                    rep->facts[i].endpoint, sizeof(rep->facts[i].endpoint));
 	}
-	rep.drift = (Wgfleet__V1__Drift **)(ptrs + rep.n_errors + rep.n_peers);
-	for (size_t i = 0; i < r->n_drift; i++) {
-		wgfleet__v1__drift__init(&dv[i]);
-		dv[i].public_key.data = (uint8_t *)r->drift_keys[i];
-		dv[i].public_key.len = WGF_KEY_LEN;
-		dv[i].kind = r->drift_kinds[i];
-		rep.drift[rep.n_drift++] = &dv[i];
+	for (size_t i = 0; i < r->n_drift; i++, rep->n_drift++) {
+		memcpy(rep->drift[i].public_key, r->drift_keys[i], WGF_KEY_LEN);
+		rep->drift[i].kind = (enum wgf_drift_kind)r->drift_kinds[i];
 	}
-	b.kind_case = WGFLEET__V1__BODY__KIND_REPORT;
-	b.report = &rep;
-	p.body = pack_body(&b, &p.len);
-	if (!p.body) {
-		err = -ENOMEM;
+	rv = wgf_body_encode(&b, &p.body, &p.len, &err);
+	if (rv < 0) {
+		log_errno(LOG_ERR, rv, "Cannot encode a report: %s", err.msg);
 		goto out;
 	}
 	if (s->n_reports == REPORTS_MAX) {
@@ -602,12 +638,8 @@ int session_report(struct session *s, const struct session_report *r)
 	s->reports[s->n_reports++] = p;
 	kick_work(s);
 out:
-	free(ev);
-	free(fv);
-	free(dv);
-	free(ptrs);
-	free(endpoints);
-	return err;
+	wgf_body_fini(&b);
+	return rv;
 }
 
 static void handle_closed(uv_handle_t *h)
@@ -619,6 +651,7 @@ static void handle_closed(uv_handle_t *h)
 	for (size_t i = 0; i < s->n_reports; i++)
 		free(s->reports[i].body);
 	cache_state_fini(&s->desired);
+	cache_state_fini(&s->staging);
 	pthread_mutex_destroy(&s->mu);
 	sodium_memzero(s->o.sk, sizeof(s->o.sk));
 	free(s);

@@ -16,9 +16,12 @@
  *         revision, at start, and every resync interval (so a lost hint costs latency,
  *         never correctness); reports as the daemon queues them.
  *
- * A SyncReply brings a snapshot or deltas; the session keeps the desired set they
- * apply to and hands the daemon a fresh copy (session_callbacks.desired), which the
- * daemon gives to its reconciler and then reports with session_report().
+ * A SyncReply brings deltas or a page of a snapshot; the session keeps the desired set
+ * deltas apply to, collects a snapshot's pages until the last one, and hands the
+ * daemon a fresh copy of each new set (session_callbacks.desired), which the daemon
+ * gives to its reconciler and then reports with session_report(). Deltas that do not
+ * fit the set held (another epoch, a gap) are dropped and the next sync asks for a
+ * snapshot (proto/wgfleet.proto, REVISIONS AND EPOCHS and PAGED SNAPSHOTS).
  *
  * Every answer must be signed by the pinned coordinator key, addressed to us, fresh,
  * and bound to the request's nonce; anything else is dropped and logged. nng calls
@@ -51,8 +54,13 @@ struct session_options {
 };
 
 struct session_callbacks {
-	/* A new desired set at st->revision: the callee takes st->peers (and zeroes *st). */
-	void (*desired)(void *ctx, struct cache_state *st);
+	/*
+	 * A new desired set at st->revision of st->epoch: the callee takes st's arrays (and
+	 * zeroes *st). whole: it came from a snapshot, which is authoritative even when its
+	 * revision is not newer than the set the agent has (another epoch, or a database
+	 * restored without one).
+	 */
+	void (*desired)(void *ctx, struct cache_state *st, bool whole);
 };
 
 struct session_failure {
@@ -63,11 +71,11 @@ struct session_failure {
 /* What the agent tells the coordinator; everything is borrowed for the call. */
 struct session_report {
 	uint64_t applied_revision;
+	const uint8_t *epoch; /* the epoch applied_revision counts in (16 bytes), or NULL */
 	const struct session_failure *failures;
 	size_t n_failures;
 	const struct monitor_fact *const *facts; /* what the interface shows of peers */
 	size_t n_facts;
-	bool full;
 	const uint8_t (*drift_keys)[WGF_KEY_LEN];
 	const int *drift_kinds; /* 1 extra, 2 missing, 3 changed (proto Drift.Kind) */
 	size_t n_drift;

@@ -12,23 +12,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <sodium.h>
 
+#include "body.h"
+#include "channel_db.h"
 #include "clock.h"
 #include "log.h"
 #include "nonces.h"
 #include "pipes.h"
 #include "registry.h"
-#include "wgfleet.pb-c.h"
 
 #define MIN_RECEIVERS 8
 #define RECENT_HINTS  64 /* notifications remembered for long polls still in the database */
 #define TICK_MS       1000
-#define HEX_KEY_LEN   (2 + 2 * 32 + 1)
-#define HEX_NONCE_LEN (2 + 2 * WGF_NONCE_LEN + 1)
 
 /*
  * Answers to messages not yet authenticated (unknown senders, bad signatures, stale or
@@ -53,18 +51,13 @@
 /* Nonces remembered in memory (about 48 bytes each); the database keeps all of them. */
 #define NONCE_SLOTS (1U << 16)
 
-/* Why a message was refused: counted, and logged as counts once per interval. */
+/*
+ * Why a message was refused: counted, and logged as counts once per interval. The
+ * first WGF_WIRE_REFUSAL__COUNT are wgf_wire_accept()'s (proto/wire.h), by number.
+ */
 enum refusal {
-	REFUSE_UNREADABLE,
-	REFUSE_VERSION,
-	REFUSE_UNKNOWN_SENDER,
-	REFUSE_TOO_LARGE,
-	REFUSE_MISADDRESSED,
-	REFUSE_STALE,
-	REFUSE_REPLAY,
-	REFUSE_BAD_SIGNATURE,
+	REFUSE_WRONG_SERVER = WGF_WIRE_REFUSAL__COUNT,
 	REFUSE_BAD_REQUEST,
-	REFUSE_WRONG_SERVER,
 	REFUSE_OVERLOADED,
 	REFUSE_DATABASE,
 	REFUSE_CONNECTIONS, /* a pipe past the caps, closed as it came */
@@ -72,22 +65,21 @@ enum refusal {
 	REFUSE__COUNT,
 };
 
-static const char *const refusal_names[REFUSE__COUNT] = {
-        [REFUSE_UNREADABLE] = "unreadable",
-        [REFUSE_VERSION] = "unsupported_version",
-        [REFUSE_UNKNOWN_SENDER] = "unknown_sender",
-        [REFUSE_TOO_LARGE] = "too_large",
-        [REFUSE_MISADDRESSED] = "misaddressed",
-        [REFUSE_STALE] = "stale",
-        [REFUSE_REPLAY] = "replay",
-        [REFUSE_BAD_SIGNATURE] = "bad_signature",
-        [REFUSE_BAD_REQUEST] = "bad_request",
-        [REFUSE_WRONG_SERVER] = "wrong_server",
-        [REFUSE_OVERLOADED] = "overloaded",
-        [REFUSE_DATABASE] = "database",
-        [REFUSE_CONNECTIONS] = "too_many_connections",
-        [REFUSE_IDLE] = "idle_connection",
+static const char *const own_refusal_names[REFUSE__COUNT - WGF_WIRE_REFUSAL__COUNT] = {
+        [REFUSE_WRONG_SERVER - WGF_WIRE_REFUSAL__COUNT] = "wrong_server",
+        [REFUSE_BAD_REQUEST - WGF_WIRE_REFUSAL__COUNT] = "bad_request",
+        [REFUSE_OVERLOADED - WGF_WIRE_REFUSAL__COUNT] = "overloaded",
+        [REFUSE_DATABASE - WGF_WIRE_REFUSAL__COUNT] = "database",
+        [REFUSE_CONNECTIONS - WGF_WIRE_REFUSAL__COUNT] = "too_many_connections",
+        [REFUSE_IDLE - WGF_WIRE_REFUSAL__COUNT] = "idle_connection",
 };
+
+static const char *refusal_name(int reason)
+{
+	return reason < WGF_WIRE_REFUSAL__COUNT
+	               ? wgf_wire_refusal_name((enum wgf_wire_refusal)reason)
+	               : own_refusal_names[reason - WGF_WIRE_REFUSAL__COUNT];
+}
 
 enum ctx_state {
 	CTX_RECEIVING,
@@ -101,17 +93,19 @@ struct chan_ctx {
 	nng_ctx ctx;
 	nng_aio *aio;
 	enum ctx_state state;
-	struct chan_ctx *next_ready;  /* the queue from nng's threads */
-	struct chan_ctx *prev, *next; /* the parked list */
-	struct wgf_wire_msg *req;     /* the request being answered */
-	nng_pipe pipe;                /* the request came through it (it may be gone) */
-	struct registry_entry *entry; /* parked: its server's entry, whose poll is us */
-	char server[64];              /* the server the request names */
-	int64_t server_id;            /* parked: whose revision we wait for */
-	uint64_t known_revision;      /* parked: the agent's revision */
-	uint64_t server_revision;     /* parked: the server's, when the poll began */
-	uint64_t park_deadline;       /* parked: uv_now() value */
-	uint64_t hint_seq;            /* working on a long poll: ch->hint_seq when it was sent */
+	struct chan_ctx *next_ready;          /* the queue from nng's threads */
+	struct chan_ctx *prev, *next;         /* the parked list */
+	struct wgf_wire_msg *req;             /* the request being answered */
+	nng_pipe pipe;                        /* the request came through it (it may be gone) */
+	struct registry_entry *entry;         /* parked: its server's entry, whose poll is us */
+	struct wgf_body body;                 /* the request's, decoded */
+	char server[WGF_SERVER_NAME_MAX + 1]; /* the server the key belongs to */
+	int64_t server_id;                    /* parked: whose revision we wait for */
+	uint64_t known_revision;              /* parked: the agent's revision */
+	uint64_t server_revision;             /* parked: the server's, when the poll began */
+	uint8_t epoch[WGF_EPOCH_LEN];         /* parked: the database's, when the poll began */
+	uint64_t park_deadline;               /* parked: uv_now() value */
+	uint64_t hint_seq; /* working on a long poll: ch->hint_seq when it was sent */
 };
 
 struct channel {
@@ -201,6 +195,7 @@ static void ctx_free(struct chan_ctx *c)
 	struct channel *ch = c->ch;
 
 	wgf_wire_msg_free(c->req);
+	wgf_body_fini(&c->body);
 	nng_ctx_close(c->ctx);
 	nng_aio_free(c->aio);
 	free(c);
@@ -212,6 +207,7 @@ static void ctx_receive(struct chan_ctx *c)
 {
 	wgf_wire_msg_free(c->req);
 	c->req = NULL;
+	wgf_body_fini(&c->body);
 	if (nng_pipe_id(c->pipe) > 0) {
 		pipes_done(c->ch->pipes, c->pipe);
 		c->pipe = (nng_pipe)NNG_PIPE_INITIALIZER;
@@ -247,11 +243,6 @@ static void ensure_receivers(struct channel *ch)
 		ch->n_ctx++;
 		ctx_receive(c);
 	}
-}
-
-static void key_b64(const uint8_t key[static 32], char out[static 45])
-{
-	sodium_bin2base64(out, 45, key, 32, sodium_base64_VARIANT_ORIGINAL);
 }
 
 /* Seals body as the answer to c's request and sends it; c receives again afterwards. */
@@ -297,8 +288,8 @@ static bool take_answer_token(struct channel *ch)
  * token bucket when it is not. Refusals are logged as counts by log_refusals(); one
  * line a message is a debug line, whose level is checked before anything is formatted.
  */
-static void refuse(struct chan_ctx *c, enum refusal reason, enum wgf_wire_error_code code,
-                   const char *why, bool authenticated)
+static void refuse(struct chan_ctx *c, int reason, enum wgf_wire_error_code code, const char *why,
+                   bool authenticated)
 {
 	struct channel *ch = c->ch;
 	uint8_t *body = NULL;
@@ -309,11 +300,11 @@ static void refuse(struct chan_ctx *c, enum refusal reason, enum wgf_wire_error_
 		ch->refused[reason].pipe = c->pipe;
 		pipes_remote(c->pipe, ch->refused[reason].remote);
 	}
-	log_debug("Refused a message (%s) from %s: %s", refusal_names[reason],
+	log_debug("Refused a message (%s) from %s: %s", refusal_name(reason),
 	          ch->refused[reason].remote, why);
 	if (code == WGF_WIRE_ERROR_UNSPECIFIED || !c->req ||
 	    (!authenticated && !take_answer_token(ch)) ||
-	    wgf_wire_body_error(code, why, &body, &len) < 0) {
+	    wgf_body_encode_error(code, why, &body, &len) < 0) {
 		ctx_receive(c);
 		return;
 	}
@@ -335,24 +326,39 @@ static void log_refusals(struct channel *ch, bool force)
 		if (ch->refused[i].count == 0)
 			continue;
 		snprintf(count, sizeof(count), "%" PRIu64, ch->refused[i].count);
-		log_fields(LOG_WARNING, "Refused agent messages", {"reason", refusal_names[i]},
+		log_fields(LOG_WARNING, "Refused agent messages", {"reason", refusal_name(i)},
 		           {"count", count}, {"last_remote", ch->refused[i].remote},
 		           {"interval", interval});
 		ch->refused[i].count = 0;
 	}
 }
 
-static void reply_hint(struct chan_ctx *c, const char *server, uint64_t revision)
+/* Encodes b and sends it as the answer to c's request. */
+static void reply_body(struct chan_ctx *c, const struct wgf_body *b)
 {
-	uint8_t *body = NULL;
+	struct wgf_err err = {0};
+	uint8_t *buf = NULL;
 	size_t len = 0;
 
-	if (wgf_wire_body_hint(server, revision, &body, &len) < 0) {
-		ctx_receive(c);
+	if (wgf_body_encode(b, &buf, &len, &err) < 0) {
+		log_errno(LOG_ERR, err.code ? err.code : -ENOMEM, "Cannot encode an answer: %s",
+		          err.msg);
+		refuse(c, REFUSE_DATABASE, WGF_WIRE_ERROR_INTERNAL, "could not build the answer",
+		       true);
 		return;
 	}
-	reply(c, body, len);
-	free(body);
+	reply(c, buf, len);
+	free(buf);
+}
+
+static void reply_hint(struct chan_ctx *c, uint64_t revision,
+                       const uint8_t epoch[static WGF_EPOCH_LEN])
+{
+	struct wgf_body b = {.kind = WGF_WIRE_KIND_HINT, .hint.revision = revision};
+
+	snprintf(b.hint.server, sizeof(b.hint.server), "%s", c->server);
+	memcpy(b.hint.epoch, epoch, WGF_EPOCH_LEN);
+	reply_body(c, &b);
 }
 
 /* ---- parked long polls ---- */
@@ -373,7 +379,7 @@ static void park(struct chan_ctx *c)
 
 	if (old) {
 		unpark(old);
-		reply_hint(old, old->server, old->server_revision);
+		reply_hint(old, old->server_revision, old->epoch);
 	}
 	c->entry = e;
 	if (e)
@@ -428,7 +434,7 @@ static void registry_swap(struct channel *ch, struct registry *r)
 		next = c->next;
 		if (!e || e->server_id != c->server_id) {
 			unpark(c);
-			reply_hint(c, c->server, c->server_revision);
+			reply_hint(c, c->server_revision, c->epoch);
 			continue;
 		}
 		c->entry = e;
@@ -491,25 +497,27 @@ void channel_notify(void *ctx, const char *chan, const char *payload)
 	long long id = -1;
 	unsigned long long rev = 0;
 	struct chan_ctx *c, *next;
+	bool everyone = !chan || strcmp(chan, "wgf_epoch") == 0;
 
 	/* After a reconnect, servers may have changed unnoticed too. */
 	if (!chan || strcmp(chan, "wgf_servers") == 0)
 		registry_reload(ch);
 	if (chan && strcmp(chan, "wgf_servers") == 0)
 		return;
-	if (chan && sscanf(payload, "%lld:%llu", &id, &rev) != 2)
+	if (!everyone && sscanf(payload, "%lld:%llu", &id, &rev) != 2)
 		return;
-	ch->recent[ch->hint_seq % RECENT_HINTS].server_id = chan ? id : -1;
+	ch->recent[ch->hint_seq % RECENT_HINTS].server_id = everyone ? -1 : id;
 	ch->recent[ch->hint_seq % RECENT_HINTS].revision = rev;
 	ch->hint_seq++;
 	for (c = ch->parked; c; c = next) {
 		next = c->next;
-		if (chan && (c->server_id != id || c->known_revision >= rev))
+		if (!everyone && (c->server_id != id || c->known_revision >= rev))
 			continue;
 		unpark(c);
-		/* After a reconnect the revision is unknown: answer with the last one read,
-		 * and the agent's next poll reads the current one from the database. */
-		reply_hint(c, c->server, chan ? rev : c->server_revision);
+		/* After a reconnect or a new epoch the revision is unknown: answer with the
+		 * last one read, and the agent's next poll reads the current one (and the
+		 * epoch) from the database. */
+		reply_hint(c, everyone ? c->server_revision : rev, c->epoch);
 	}
 }
 
@@ -545,7 +553,7 @@ static void on_tick(uv_timer_t *t)
 		if (c->park_deadline > now)
 			continue;
 		unpark(c);
-		reply_hint(c, c->server, c->server_revision);
+		reply_hint(c, c->server_revision, c->epoch);
 	}
 	if (ch->registry_dirty)
 		registry_reload(ch);
@@ -570,53 +578,57 @@ static bool db_failed(struct chan_ctx *c, const struct db_error *e)
 	}
 	/* The registry may lag the database by a notification: the database decides. */
 	if (strcmp(e->sqlstate, "WG401") == 0) {
-		refuse(c, REFUSE_UNKNOWN_SENDER, WGF_WIRE_ERROR_UNKNOWN_SENDER,
+		refuse(c, WGF_WIRE_UNKNOWN_SENDER, WGF_WIRE_ERROR_UNKNOWN_SENDER,
 		       "no server is registered with this key", true);
 	} else if (strcmp(e->sqlstate, "WG409") == 0) {
 		/* Pushed out of memory early, or seen by another replica: remember it here. */
 		nonces_add(c->ch->nonces, c->server_id, c->req->nonce,
 		           c->req->timestamp_ms + c->ch->o.max_skew_ms);
-		refuse(c, REFUSE_REPLAY, WGF_WIRE_ERROR_REPLAY, "this message was seen before",
+		refuse(c, WGF_WIRE_REPLAY, WGF_WIRE_ERROR_REPLAY, "this message was seen before",
 		       true);
 	} else if (e->code == -ETIMEDOUT || e->code == -EAGAIN) {
 		refuse(c, REFUSE_OVERLOADED, WGF_WIRE_ERROR_INTERNAL,
 		       "the coordinator is overloaded", true);
 	} else {
+		/* A statement that failed on its own (not a lost connection) is a bug. */
+		if (e->sqlstate[0] && strncmp(e->sqlstate, "08", 2) != 0)
+			log_fields(LOG_ERR, "An agent call failed in the database",
+			           {"sqlstate", e->sqlstate}, {"error", e->message});
 		refuse(c, REFUSE_DATABASE, WGF_WIRE_ERROR_INTERNAL,
 		       "the coordinator could not reach its database", true);
 	}
 	return true;
 }
 
-/* Parses the single jsonb column; checks the request named the key's own server. */
-static json_t *db_result_json(struct chan_ctx *c, const PGresult *res)
+/*
+ * Checks an answer's header: the database's server for the key is the one in the
+ * registry when the request came (a rename in between refuses the request).
+ */
+static bool header_ok(struct chan_ctx *c, int r, const struct chan_header *h,
+                      const struct wgf_err *err)
 {
-	json_t *j = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-	const char *server = json_string_value(json_object_get(j, "server"));
 	char why[200];
 
-	if (!j || !server) {
-		json_decref(j);
+	if (r < 0) {
+		log_errno(LOG_ERR, r, "%s", err->msg);
 		refuse(c, REFUSE_DATABASE, WGF_WIRE_ERROR_INTERNAL, "unexpected database answer",
 		       true);
-		return NULL;
+		return false;
 	}
-	if (c->server[0] && strcmp(c->server, server) != 0) {
+	if (strcmp(c->server, h->server) != 0 || c->server_id != h->server_id) {
 		snprintf(why, sizeof(why), "this key belongs to server '%.64s', not '%.64s'",
-		         server, c->server);
-		json_decref(j);
+		         h->server, c->server);
 		refuse(c, REFUSE_WRONG_SERVER, WGF_WIRE_ERROR_MISADDRESSED, why, true);
-		return NULL;
+		return false;
 	}
-	snprintf(c->server, sizeof(c->server), "%s", server);
-	c->server_id = json_integer_value(json_object_get(j, "server_id"));
-	return j;
+	return true;
 }
 
 /*
  * The newest revision of c's server notified since c's long poll was sent, when it is
- * newer than rev; rev otherwise. A listener reconnect, or more notifications than are
- * remembered, may hide one: then it answers at once with rev, and the agent asks again.
+ * newer than rev; rev otherwise. A listener reconnect, a new epoch, or more
+ * notifications than are remembered, may hide one: then it answers at once with rev,
+ * and the agent asks again.
  */
 static uint64_t notified_since(const struct chan_ctx *c, uint64_t rev, bool *ret_unsure)
 {
@@ -638,317 +650,109 @@ static uint64_t notified_since(const struct chan_ctx *c, uint64_t rev, bool *ret
 static void on_wait_result(void *ctx, const PGresult *res, const struct db_error *e)
 {
 	struct chan_ctx *c = ctx;
-	json_t *j;
-	uint64_t rev, rev2;
+	struct wgf_err err = {0};
+	struct chan_header h;
+	uint64_t rev;
 	char revs[48];
 	bool unsure;
 
-	if (db_failed(c, e) || !(j = db_result_json(c, res)))
+	if (db_failed(c, e) || !header_ok(c, chan_read_header(res, &h, &err), &h, &err))
 		return;
-	rev = (uint64_t)json_integer_value(json_object_get(j, "revision"));
-	json_decref(j);
+	rev = h.revision;
 	/* A change that committed after the database answered, and was notified before
 	 * this answer reached us, would otherwise wait for the poll's deadline. */
-	if ((rev2 = notified_since(c, rev, &unsure)) != rev) {
-		snprintf(revs, sizeof(revs), "%" PRIu64 "->%" PRIu64, rev, rev2);
+	if ((rev = notified_since(c, h.revision, &unsure)) != h.revision) {
+		snprintf(revs, sizeof(revs), "%" PRIu64 "->%" PRIu64, h.revision, rev);
 		log_fields(LOG_INFO,
 		           "A long poll's answer was older than a change notified meanwhile",
 		           {"server", c->server}, {"revision", revs});
-		rev = rev2;
 	}
-	/* An agent ahead of the database (restored from a backup) learns it at once too. */
-	if (rev != c->known_revision || unsure || c->ch->stopping) {
-		reply_hint(c, c->server, rev);
+	/* An agent of another epoch, or ahead of the database, learns it at once too. */
+	if (rev != c->known_revision || memcmp(h.epoch, c->body.hint.epoch, WGF_EPOCH_LEN) != 0 ||
+	    unsure || c->ch->stopping) {
+		reply_hint(c, rev, h.epoch);
 		return;
 	}
 	c->server_revision = rev;
+	memcpy(c->epoch, h.epoch, WGF_EPOCH_LEN);
 	park(c);
 }
 
 static void on_report_result(void *ctx, const PGresult *res, const struct db_error *e)
 {
 	struct chan_ctx *c = ctx;
-	json_t *j;
-	uint64_t rev;
+	struct wgf_err err = {0};
+	struct chan_header h;
 
-	if (db_failed(c, e) || !(j = db_result_json(c, res)))
+	if (db_failed(c, e) || !header_ok(c, chan_read_header(res, &h, &err), &h, &err))
 		return;
-	rev = (uint64_t)json_integer_value(json_object_get(j, "revision"));
-	json_decref(j);
-	reply_hint(c, c->server, rev);
-}
-
-/* Fills a protobuf Peer from the JSON of wgf_peer_json (strings borrowed from j). */
-static bool peer_from_json(json_t *j, Wgfleet__V1__Peer *p, uint8_t key[static 32],
-                           const char **ips, size_t max_ips)
-{
-	const char *b64 = json_string_value(json_object_get(j, "public_key"));
-	json_t *list = json_object_get(j, "allowed_ips"), *v;
-	size_t len = 0, i;
-
-	wgfleet__v1__peer__init(p);
-	if (!b64 ||
-	    sodium_base642bin(key, 32, b64, strlen(b64), NULL, &len, NULL,
-	                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
-	    len != 32)
-		return false;
-	p->public_key.data = key;
-	p->public_key.len = 32;
-	json_array_foreach(list, i, v)
-	{
-		if (i >= max_ips)
-			break;
-		ips[i] = json_string_value(v);
-	}
-	p->n_allowed_ips = i;
-	p->allowed_ips = (char **)ips;
-	p->persistent_keepalive =
-	        (uint32_t)json_integer_value(json_object_get(j, "persistent_keepalive"));
-	p->router_id = (char *)(json_string_value(json_object_get(j, "router_id")) ?: "");
-	return true;
-}
-
-#define IPS_PER_PEER 8
-
-/* Builds and sends the SyncReply for the JSON of wgf_agent_sync. */
-static void send_sync_reply(struct chan_ctx *c, json_t *j)
-{
-	Wgfleet__V1__SyncReply sr = WGFLEET__V1__SYNC_REPLY__INIT;
-	Wgfleet__V1__Body body = WGFLEET__V1__BODY__INIT;
-	json_t *peers = json_object_get(j, "peers"), *changes = json_object_get(j, "changes");
-	size_t n = json_array_size(peers) + json_array_size(changes), i, len;
-	Wgfleet__V1__Peer *pv = calloc(n ? n : 1, sizeof(*pv));
-	Wgfleet__V1__Peer **pp = calloc(n ? n : 1, sizeof(*pp));
-	Wgfleet__V1__PeerChange *cv = calloc(n ? n : 1, sizeof(*cv));
-	Wgfleet__V1__PeerChange **cp = calloc(n ? n : 1, sizeof(*cp));
-	uint8_t(*keys)[32] = calloc(n ? n : 1, 32);
-	const char **ips = calloc((n ? n : 1) * IPS_PER_PEER, sizeof(*ips));
-	uint8_t *buf = NULL;
-	json_t *v;
-	bool ok = pv && pp && cv && cp && keys && ips;
-
-	sr.server = c->server;
-	sr.revision = (uint64_t)json_integer_value(json_object_get(j, "revision"));
-	sr.snapshot = json_is_true(json_object_get(j, "snapshot"));
-	json_array_foreach(peers, i, v)
-	{
-		if (!ok ||
-		    !peer_from_json(v, &pv[i], keys[i], &ips[i * IPS_PER_PEER], IPS_PER_PEER)) {
-			ok = false;
-			break;
-		}
-		pp[sr.n_peers++] = &pv[i];
-	}
-	json_array_foreach(changes, i, v)
-	{
-		size_t k = sr.n_peers + i;
-
-		if (!ok || !peer_from_json(json_object_get(v, "peer"), &pv[k], keys[k],
-		                           &ips[k * IPS_PER_PEER], IPS_PER_PEER)) {
-			ok = false;
-			break;
-		}
-		wgfleet__v1__peer_change__init(&cv[i]);
-		cv[i].op = strcmp(json_string_value(json_object_get(v, "op")) ?: "", "remove") == 0
-		                   ? WGFLEET__V1__PEER_CHANGE__OP__OP_REMOVE
-		                   : WGFLEET__V1__PEER_CHANGE__OP__OP_UPSERT;
-		cv[i].revision = (uint64_t)json_integer_value(json_object_get(v, "revision"));
-		cv[i].peer = &pv[k];
-		cp[sr.n_changes++] = &cv[i];
-	}
-	sr.peers = pp;
-	sr.changes = cp;
-	body.kind_case = WGFLEET__V1__BODY__KIND_SYNC_REPLY;
-	body.sync_reply = &sr;
-	if (ok) {
-		len = wgfleet__v1__body__get_packed_size(&body);
-		buf = malloc(len ? len : 1);
-		ok = buf != NULL;
-	}
-	if (ok) {
-		wgfleet__v1__body__pack(&body, buf);
-		reply(c, buf, len);
-	} else {
-		refuse(c, REFUSE_DATABASE, WGF_WIRE_ERROR_INTERNAL,
-		       "could not build the sync reply", true);
-	}
-	free(buf);
-	free(pv);
-	free(pp);
-	free(cv);
-	free(cp);
-	free(keys);
-	free(ips);
+	reply_hint(c, h.revision, h.epoch);
 }
 
 static void on_sync_result(void *ctx, const PGresult *res, const struct db_error *e)
 {
 	struct chan_ctx *c = ctx;
-	json_t *j;
+	struct wgf_body b = {.kind = WGF_WIRE_KIND_SYNC_REPLY};
+	struct wgf_err err = {0};
+	struct chan_header h;
 
-	if (db_failed(c, e) || !(j = db_result_json(c, res)))
+	if (db_failed(c, e) ||
+	    !header_ok(c, chan_read_sync(res, &h, &b.sync_reply, &err), &h, &err))
 		return;
-	send_sync_reply(c, j);
-	json_decref(j);
+	reply_body(c, &b);
+	wgf_body_fini(&b);
 }
 
 /* ---- requests ---- */
-
-static void hex_bytea(char *out, size_t size, const uint8_t *bin, size_t len)
-{
-	out[0] = '\\';
-	out[1] = 'x';
-	sodium_bin2hex(out + 2, size - 2, bin, len);
-}
 
 /*
  * Sends c's database call, unless its server already has DB_CALLS_PER_SERVER in
  * flight: an agent asks one thing at a time, so more is a misbehaving agent, which
  * must not fill the channel's queue for every other server.
  */
-static void query(struct chan_ctx *c, const char *sql, int n, const char *const *params,
-                  db_result_cb cb)
+static void query(struct chan_ctx *c, int built, struct chan_call *call, db_result_cb cb)
 {
 	struct registry_entry *e = registry_find(c->ch->registry, c->req->sender);
 
 	c->state = CTX_WORKING;
-	if (e && e->db_calls >= DB_CALLS_PER_SERVER) {
+	if (built < 0) {
+		refuse(c, REFUSE_OVERLOADED, WGF_WIRE_ERROR_INTERNAL,
+		       "the coordinator is out of memory", true);
+	} else if (e && e->db_calls >= DB_CALLS_PER_SERVER) {
 		refuse(c, REFUSE_OVERLOADED, WGF_WIRE_ERROR_INTERNAL,
 		       "too many requests from this server at once", true);
-		return;
-	}
-	if (db_query(c->ch->db, sql, n, params, uv_now(c->ch->loop) + c->ch->o.db_deadline_ms, cb,
-	             c) < 0) {
+	} else if (db_query(c->ch->db, call->sql, call->n, call->params,
+	                    uv_now(c->ch->loop) + c->ch->o.db_deadline_ms, cb, c) < 0) {
 		refuse(c, REFUSE_OVERLOADED, WGF_WIRE_ERROR_INTERNAL,
 		       "the coordinator is overloaded", true);
-		return;
-	}
-	if (e)
+	} else if (e) {
 		e->db_calls++;
-}
-
-static json_t *report_errors_json(const Wgfleet__V1__Report *rep)
-{
-	json_t *a = json_array();
-	char key[45];
-
-	for (size_t i = 0; i < rep->n_errors; i++) {
-		if (rep->errors[i]->public_key.len != 32)
-			continue;
-		key_b64(rep->errors[i]->public_key.data, key);
-		json_array_append_new(a, json_pack("{s:s,s:s}", "public_key", key, "reason",
-		                                   rep->errors[i]->reason ?: ""));
 	}
-	return a;
+	chan_call_fini(call);
 }
 
-static json_t *report_peers_json(const Wgfleet__V1__Report *rep)
+static void handle_body(struct chan_ctx *c)
 {
-	json_t *a = json_array();
-	char key[45];
+	const struct chan_sync_options so = {.max_deltas = c->ch->o.max_deltas,
+	                                     .page_size = c->ch->o.snapshot_page};
+	const uint8_t *key = c->req->sender, *nonce = c->req->nonce;
+	struct chan_call call = {0};
 
-	for (size_t i = 0; i < rep->n_peers; i++) {
-		const Wgfleet__V1__PeerFacts *p = rep->peers[i];
-
-		if (p->public_key.len != 32)
-			continue;
-		key_b64(p->public_key.data, key);
-		json_array_append_new(
-		        a, json_pack("{s:s,s:I,s:s,s:I,s:I}", "public_key", key,
-		                     "last_handshake_ms", (json_int_t)p->last_handshake_ms,
-		                     "endpoint", p->endpoint ?: "", "rx_bytes",
-		                     (json_int_t)p->rx_bytes, "tx_bytes", (json_int_t)p->tx_bytes));
-	}
-	return a;
-}
-
-static json_t *report_drift_json(const Wgfleet__V1__Report *rep)
-{
-	static const char *const kinds[] = {"unspecified", "extra_peer", "missing_peer",
-	                                    "changed_peer"};
-	json_t *a = json_array();
-	char key[45];
-
-	for (size_t i = 0; i < rep->n_drift; i++) {
-		const Wgfleet__V1__Drift *d = rep->drift[i];
-
-		if (d->public_key.len != 32 || d->kind < 0 || d->kind > 3)
-			continue;
-		key_b64(d->public_key.data, key);
-		json_array_append_new(
-		        a, json_pack("{s:s,s:s}", "public_key", key, "kind", kinds[d->kind]));
-	}
-	return a;
-}
-
-static void handle_report(struct chan_ctx *c, const char *key_hex, const char *nonce_hex,
-                          const Wgfleet__V1__Report *rep)
-{
-	char applied[24], port[8], wg_hex[HEX_KEY_LEN], window[48];
-	json_t *errors = report_errors_json(rep), *peers = report_peers_json(rep),
-	       *drift = report_drift_json(rep);
-	char *errors_s = json_dumps(errors, JSON_COMPACT),
-	     *peers_s = json_dumps(peers, JSON_COMPACT), *drift_s = json_dumps(drift, JSON_COMPACT);
-	bool has_key = rep->interface_public_key.len == 32;
-
-	snprintf(applied, sizeof(applied), "%" PRIu64, rep->applied_revision);
-	snprintf(port, sizeof(port), "%u", rep->listen_port);
-	snprintf(window, sizeof(window), "%" PRIu64 " milliseconds", c->ch->o.handshake_window_ms);
-	if (has_key)
-		hex_bytea(wg_hex, sizeof(wg_hex), rep->interface_public_key.data, 32);
-	query(c,
-	      "SELECT wgf_agent_report($1::bytea, $2::bytea, $3::bigint, $4::jsonb, $5::jsonb, "
-	      "$6::bytea, $7::integer, $8::jsonb, $9::interval)",
-	      9,
-	      (const char *[]){key_hex, nonce_hex, applied, errors_s, peers_s,
-	                       has_key ? wg_hex : NULL,
-	                       rep->listen_port > 0 && rep->listen_port <= 65535 ? port : NULL,
-	                       drift_s, window},
-	      on_report_result);
-	json_decref(errors);
-	json_decref(peers);
-	json_decref(drift);
-	free(errors_s);
-	free(peers_s);
-	free(drift_s);
-}
-
-static void copy_server(struct chan_ctx *c, const char *name)
-{
-	snprintf(c->server, sizeof(c->server), "%s", name ? name : "");
-}
-
-static void handle_body(struct chan_ctx *c, const Wgfleet__V1__Body *body)
-{
-	char key_hex[HEX_KEY_LEN], nonce_hex[HEX_NONCE_LEN], since[24], deltas[16], keepalive[16];
-
-	hex_bytea(key_hex, sizeof(key_hex), c->req->sender, WGF_SIGN_PK_LEN);
-	hex_bytea(nonce_hex, sizeof(nonce_hex), c->req->nonce, WGF_NONCE_LEN);
-	switch (body->kind_case) {
-	case WGFLEET__V1__BODY__KIND_HINT:
-		copy_server(c, body->hint->server);
-		c->known_revision = body->hint->revision;
+	switch (c->body.kind) {
+	case WGF_WIRE_KIND_HINT:
+		c->known_revision = c->body.hint.revision;
 		c->hint_seq = c->ch->hint_seq;
-		query(c, "SELECT wgf_agent_wait($1::bytea, $2::bytea)", 2,
-		      (const char *[]){key_hex, nonce_hex}, on_wait_result);
+		query(c, chan_call_wait(&call, key, nonce), &call, on_wait_result);
 		break;
-	case WGFLEET__V1__BODY__KIND_SYNC_REQUEST:
-		copy_server(c, body->sync_request->server);
-		snprintf(since, sizeof(since), "%" PRIu64, body->sync_request->since_revision);
-		snprintf(deltas, sizeof(deltas), "%u", c->ch->o.max_deltas);
-		snprintf(keepalive, sizeof(keepalive), "%u", c->ch->o.keepalive);
-		query(c,
-		      "SELECT wgf_agent_sync($1::bytea, $2::bytea, $3::bigint, $4::boolean, "
-		      "$5::integer, $6::integer)",
-		      6,
-		      (const char *[]){key_hex, nonce_hex, since,
-		                       body->sync_request->want_snapshot ? "true" : "false", deltas,
-		                       keepalive},
+	case WGF_WIRE_KIND_SYNC_REQUEST:
+		query(c, chan_call_sync(&call, key, nonce, &c->body.sync_request, &so), &call,
 		      on_sync_result);
 		break;
-	case WGFLEET__V1__BODY__KIND_REPORT:
-		copy_server(c, body->report->server);
-		handle_report(c, key_hex, nonce_hex, body->report);
+	case WGF_WIRE_KIND_REPORT:
+		query(c,
+		      chan_call_report(&call, key, nonce, &c->body.report,
+		                       c->ch->o.handshake_window_ms),
+		      &call, on_report_result);
 		break;
 	default:
 		refuse(c, REFUSE_BAD_REQUEST, WGF_WIRE_ERROR_BAD_REQUEST,
@@ -969,103 +773,87 @@ static size_t body_max(const struct registry_entry *e, int kind)
 }
 
 /* The server a body names, or NULL when it names none. */
-static const char *body_server(const Wgfleet__V1__Body *body)
+static const char *body_server(const struct wgf_body *b)
 {
-	switch (body->kind_case) {
-	case WGFLEET__V1__BODY__KIND_HINT:
-		return body->hint->server;
-	case WGFLEET__V1__BODY__KIND_SYNC_REQUEST:
-		return body->sync_request->server;
-	case WGFLEET__V1__BODY__KIND_REPORT:
-		return body->report->server;
+	switch (b->kind) {
+	case WGF_WIRE_KIND_HINT:
+		return b->hint.server;
+	case WGF_WIRE_KIND_SYNC_REQUEST:
+		return b->sync_request.server;
+	case WGF_WIRE_KIND_REPORT:
+		return b->report.server;
 	default:
 		return NULL;
 	}
 }
 
+/* wgf_wire_accept()'s view of the registry and the nonces. */
+static const uint8_t *find_sender(void *ctx, const struct wgf_wire_msg *m, int kind,
+                                  size_t *ret_body_max)
+{
+	struct chan_ctx *c = ctx;
+	struct registry_entry *e = registry_find(c->ch->registry, m->sender);
+
+	if (!e)
+		return NULL;
+	c->server_id = e->server_id;
+	snprintf(c->server, sizeof(c->server), "%s", e->name);
+	*ret_body_max = body_max(e, kind);
+	return e->key;
+}
+
+static bool take_nonce(void *ctx, const struct wgf_wire_msg *m)
+{
+	struct chan_ctx *c = ctx;
+	struct channel *ch = c->ch;
+
+	if (nonces_has(ch->nonces, c->server_id, m->nonce, wgf_clock_wall_ms()))
+		return false;
+	/* Valid until it would be refused as stale anyway (wgf_wire_check_fresh()). */
+	nonces_add(ch->nonces, c->server_id, m->nonce, m->timestamp_ms + ch->o.max_skew_ms);
+	return true;
+}
+
 /*
- * Checks one received envelope in the protocol's order (proto/wire.h) and acts on it.
- * Everything up to the signature is answered sparingly and costs no database work: a
- * sender not in the registry is dropped at once, and so is a replay of a nonce still
+ * Checks one received envelope in the protocol's order (wgf_wire_accept()) and acts on
+ * it. Everything the checks refuse is answered sparingly and costs no database work:
+ * a sender not in the registry is dropped at once, and so is a replay of a nonce still
  * in memory. Only an authenticated message for its own server reaches the database.
  */
 static void handle_request(struct chan_ctx *c, nng_msg *msg)
 {
-	static const uint8_t zero[WGF_NONCE_LEN];
 	struct channel *ch = c->ch;
+	const struct wgf_wire_receiver rx = {.me = ch->o.pk,
+	                                     .max_skew_ms = ch->o.max_skew_ms,
+	                                     .find_sender = find_sender,
+	                                     .take_nonce = take_nonce,
+	                                     .ctx = c};
+	enum wgf_wire_refusal why = WGF_WIRE_ACCEPTED;
 	struct wgf_err err = {0};
-	struct registry_entry *e;
-	Wgfleet__V1__Body *body;
 	const char *server;
-	char why[200];
-	int r;
+	char text[200];
 
 	c->pipe = nng_msg_get_pipe(msg);
 	pipes_busy(ch->pipes, c->pipe);
-	r = wgf_wire_open(nng_msg_body(msg), nng_msg_len(msg), &c->req, &err);
-	nng_msg_free(msg);
-	if (r < 0 && r != -EPROTONOSUPPORT) {
-		refuse(c, REFUSE_UNREADABLE, WGF_WIRE_ERROR_UNSPECIFIED, err.msg, false);
-		return;
-	}
-	e = registry_find(ch->registry, c->req->sender);
-	if (!e) {
-		refuse(c, REFUSE_UNKNOWN_SENDER,
-		       r < 0 ? WGF_WIRE_ERROR_UNSPECIFIED : WGF_WIRE_ERROR_UNKNOWN_SENDER,
-		       "no server is registered with this key", false);
-		return;
-	}
-	if (r < 0) {
-		/* Never an Error to an Error, nor to an envelope we cannot bind it to. */
-		refuse(c, REFUSE_VERSION,
-		       !c->req->is_reply && sodium_memcmp(c->req->nonce, zero, sizeof(zero)) != 0
-		               ? WGF_WIRE_ERROR_UNSUPPORTED_VERSION
-		               : WGF_WIRE_ERROR_UNSPECIFIED,
+	c->server[0] = '\0';
+	if (wgf_wire_accept(&rx, nng_msg_body(msg), nng_msg_len(msg), wgf_clock_wall_ms(), &c->req,
+	                    &c->body, &why, &err) < 0) {
+		nng_msg_free(msg);
+		refuse(c, why,
+		       wgf_wire_answerable(c->req, why) ? wgf_wire_refusal_code(why)
+		                                        : WGF_WIRE_ERROR_UNSPECIFIED,
 		       err.msg, false);
 		return;
 	}
-	if (c->req->body_len >
-	    body_max(e, wgf_wire_body_peek_kind(c->req->body, c->req->body_len))) {
-		refuse(c, REFUSE_TOO_LARGE, WGF_WIRE_ERROR_BAD_REQUEST,
-		       "the body is larger than its kind allows", false);
+	nng_msg_free(msg);
+	server = body_server(&c->body);
+	if (server && strcmp(server, c->server) != 0) {
+		snprintf(text, sizeof(text), "this key belongs to server '%.64s', not '%.64s'",
+		         c->server, server);
+		refuse(c, REFUSE_WRONG_SERVER, WGF_WIRE_ERROR_MISADDRESSED, text, true);
 		return;
 	}
-	if (wgf_wire_check_addressed(c->req, ch->o.pk, &err) < 0) {
-		refuse(c, REFUSE_MISADDRESSED, WGF_WIRE_ERROR_MISADDRESSED, err.msg, false);
-		return;
-	}
-	if (wgf_wire_check_fresh(c->req, wgf_clock_wall_ms(), ch->o.max_skew_ms, &err) < 0) {
-		refuse(c, REFUSE_STALE, WGF_WIRE_ERROR_STALE, err.msg, false);
-		return;
-	}
-	if (nonces_has(ch->nonces, e->server_id, c->req->nonce, wgf_clock_wall_ms())) {
-		refuse(c, REFUSE_REPLAY, WGF_WIRE_ERROR_REPLAY, "this message was seen before",
-		       false);
-		return;
-	}
-	if (wgf_wire_verify(c->req, e->key, &err) < 0) {
-		refuse(c, REFUSE_BAD_SIGNATURE, WGF_WIRE_ERROR_BAD_SIGNATURE, err.msg, false);
-		return;
-	}
-	/* Valid until it would be refused as stale anyway (wgf_wire_check_fresh()). */
-	nonces_add(ch->nonces, e->server_id, c->req->nonce,
-	           c->req->timestamp_ms + ch->o.max_skew_ms);
-	c->server_id = e->server_id;
-	body = wgfleet__v1__body__unpack(NULL, c->req->body_len, c->req->body);
-	if (!body) {
-		refuse(c, REFUSE_BAD_REQUEST, WGF_WIRE_ERROR_BAD_REQUEST, "the body is not a Body",
-		       true);
-		return;
-	}
-	server = body_server(body);
-	if (server && server[0] && strcmp(server, e->name) != 0) {
-		snprintf(why, sizeof(why), "this key belongs to server '%.64s', not '%.64s'",
-		         e->name, server);
-		refuse(c, REFUSE_WRONG_SERVER, WGF_WIRE_ERROR_MISADDRESSED, why, true);
-	} else {
-		handle_body(c, body);
-	}
-	wgfleet__v1__body__free_unpacked(body, NULL);
+	handle_body(c);
 }
 
 /* Loop thread: everything nng finished since the last wake-up. */

@@ -51,7 +51,7 @@ struct channel_options {
 	uint64_t wait_ms;
 	uint64_t handshake_window_ms;
 	unsigned max_deltas;
-	unsigned keepalive;
+	unsigned snapshot_page; /* peers per SyncReply page */
 	unsigned max_contexts;
 	uint64_t db_deadline_ms;  /* each database call fails unanswered after this */
 	uint64_t log_interval_ms; /* refusals are logged as counts this often */

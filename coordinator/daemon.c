@@ -192,7 +192,7 @@ static int start_channel(struct daemon *d)
 	        .wait_ms = d->s.channel_wait_ms,
 	        .handshake_window_ms = d->s.handshake_window_ms,
 	        .max_deltas = (unsigned)d->s.channel_max_deltas,
-	        .keepalive = (unsigned)d->s.persistent_keepalive,
+	        .snapshot_page = (unsigned)d->s.channel_snapshot_page,
 	        .max_contexts = (unsigned)d->s.channel_max_agents + 64,
 	        .db_deadline_ms = d->s.channel_db_deadline_ms,
 	        .log_interval_ms = d->s.channel_log_interval_ms,
@@ -206,7 +206,7 @@ static int start_channel(struct daemon *d)
 	        .connections = 1,
 	        .queue_max = 1,
 	        .statement_timeout_ms = d->s.statement_timeout_ms,
-	        .listen_sql = "LISTEN wgf_changes; LISTEN wgf_servers",
+	        .listen_sql = "LISTEN wgf_changes; LISTEN wgf_servers; LISTEN wgf_epoch",
 	        .notify = channel_notify,
 	};
 	struct wgf_identity id;

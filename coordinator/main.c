@@ -45,6 +45,8 @@ static void usage(FILE *out)
 	        "  dump-config      print the effective configuration\n"
 	        "  sample-config    print a configuration file with every option and default\n"
 	        "  routes           print the HTTP API's routes, \"METHOD /path\" a line\n"
+	        "  new-epoch        start a new revision epoch: run it once after restoring\n"
+	        "                   the database from a backup, before serving\n"
 	        "  version          print the version\n"
 	        "\n"
 	        "Options:\n"
@@ -167,6 +169,34 @@ out:
 	return r;
 }
 
+/*
+ * After a restore the database's revisions repeat numbers that agents may have applied
+ * with other contents: a new epoch makes every agent take a snapshot of what the
+ * database holds now (proto/wgfleet.proto, REVISIONS AND EPOCHS).
+ */
+static int cmd_new_epoch(const struct settings *s)
+{
+	struct wgf_err err = {0};
+	PGresult *res = NULL;
+	PGconn *conn;
+	int r = connect_db(s, &conn);
+
+	if (r < 0)
+		return r;
+	r = migrate_check(conn, &err);
+	if (r == 0)
+		r = db_sync_exec(conn, "SELECT encode(wgf_new_epoch($1), 'hex')", 1,
+		                 (const char *const[]){"new-epoch command"}, &res, &err);
+	PQfinish(conn);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "Cannot start a new epoch: %s", err.msg);
+	log_fields(LOG_NOTICE, "Started a new epoch: every agent takes a snapshot",
+	           {"epoch", PQgetvalue(res, 0, 0)});
+	printf("%s\n", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return 0;
+}
+
 static int cmd_channel_key(const struct settings *s)
 {
 	struct wgf_identity id;
@@ -250,6 +280,8 @@ int main(int argc, char **argv)
 		r = daemon_run(&s, o.config, o.config_given);
 	} else if (strcmp(cmd, "create-admin-key") == 0) {
 		r = cmd_create_admin_key(&s);
+	} else if (strcmp(cmd, "new-epoch") == 0) {
+		r = cmd_new_epoch(&s);
 	} else if (strcmp(cmd, "channel-key") == 0) {
 		r = cmd_channel_key(&s);
 	} else if (strcmp(cmd, "migrate") == 0) {

@@ -309,6 +309,17 @@ static const struct wgf_conf_entry entries[] = {
         },
         {
                 .section = "channel",
+                .name = "snapshot_page",
+                .type = WGF_CONF_UINT,
+                .offset = S(channel_snapshot_page),
+                .def = "8192",
+                .min = 16,
+                .max = 30000,
+                .doc = "Peers per page of a snapshot; a page must fit the 4 MiB envelope "
+                       "(about 100 bytes a peer).",
+        },
+        {
+                .section = "channel",
                 .name = "max_agents",
                 .type = WGF_CONF_UINT,
                 .offset = S(channel_max_agents),

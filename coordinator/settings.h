@@ -41,6 +41,7 @@ struct settings {
 	uint64_t channel_wait_ms;
 	uint64_t handshake_window_ms;
 	uint64_t channel_max_deltas;
+	uint64_t channel_snapshot_page;
 	uint64_t channel_max_agents;
 	uint64_t channel_db_connections;
 	uint64_t channel_db_queue_max;

@@ -11,6 +11,7 @@
 
 #include <sodium.h>
 
+#include "body.h"
 #include "wgfleet.pb-c.h"
 
 /* The signed byte string; see wire.h. The domain string includes its NUL. */
@@ -332,71 +333,6 @@ void wgf_wire_msg_free(struct wgf_wire_msg *m)
 	free(m);
 }
 
-/* Packs a Body into a malloc'd buffer; -ENOMEM or 0. */
-static int pack_body(const Wgfleet__V1__Body *b, uint8_t **ret, size_t *ret_len)
-{
-	size_t len = wgfleet__v1__body__get_packed_size(b);
-	/* An empty Body packs to zero bytes; malloc(0) may return NULL. */
-	uint8_t *buf = malloc(len > 0 ? len : 1);
-
-	if (!buf)
-		return -ENOMEM;
-	if (wgfleet__v1__body__pack(b, buf) != len) {
-		free(buf);
-		return -EIO;
-	}
-	*ret = buf;
-	*ret_len = len;
-	return 0;
-}
-
-int wgf_wire_body_hint(const char *server, uint64_t revision, uint8_t **ret, size_t *ret_len)
-{
-	Wgfleet__V1__Body b = WGFLEET__V1__BODY__INIT;
-	Wgfleet__V1__Hint hint = WGFLEET__V1__HINT__INIT;
-
-	if (!server || !*server)
-		return -EINVAL;
-	/* protobuf-c's string fields are not const; pack only reads them. */
-	hint.server = (char *)server;
-	hint.revision = revision;
-	b.kind_case = WGFLEET__V1__BODY__KIND_HINT;
-	b.hint = &hint;
-	return pack_body(&b, ret, ret_len);
-}
-
-int wgf_wire_body_error(enum wgf_wire_error_code code, const char *message, uint8_t **ret,
-                        size_t *ret_len)
-{
-	Wgfleet__V1__Body b = WGFLEET__V1__BODY__INIT;
-	Wgfleet__V1__Error e = WGFLEET__V1__ERROR__INIT;
-
-	if (code <= WGF_WIRE_ERROR_UNSPECIFIED || code > WGF_WIRE_ERROR_INTERNAL)
-		return -EINVAL;
-	e.code = (Wgfleet__V1__Error__Code)code;
-	if (message)
-		e.message = (char *)message;
-	e.supported_version = WGF_PROTOCOL_VERSION;
-	b.kind_case = WGFLEET__V1__BODY__KIND_ERROR;
-	b.error = &e;
-	return pack_body(&b, ret, ret_len);
-}
-
-int wgf_wire_body_kind(const uint8_t *body, size_t len)
-{
-	Wgfleet__V1__Body *b;
-	int kind;
-
-	if (!body && len > 0)
-		return -EBADMSG;
-	b = wgfleet__v1__body__unpack(NULL, len, body ? body : empty);
-	if (!b)
-		return -EBADMSG;
-	kind = (int)b->kind_case;
-	wgfleet__v1__body__free_unpacked(b, NULL);
-	return kind;
-}
-
 /* One base-128 varint at buf[*i], at most 10 bytes; false when it runs past len. */
 static bool read_varint(const uint8_t *buf, size_t len, size_t *i, uint64_t *ret)
 {
@@ -454,4 +390,124 @@ int wgf_wire_body_peek_kind(const uint8_t *body, size_t len)
 			kind = (int)(key >> 3);
 	}
 	return kind;
+}
+
+static const char *const refusal_names[WGF_WIRE_REFUSAL__COUNT] = {
+        [WGF_WIRE_ACCEPTED] = "accepted",
+        [WGF_WIRE_UNREADABLE] = "unreadable",
+        [WGF_WIRE_VERSION] = "unsupported_version",
+        [WGF_WIRE_UNKNOWN_SENDER] = "unknown_sender",
+        [WGF_WIRE_TOO_LARGE] = "too_large",
+        [WGF_WIRE_BAD_SIGNATURE] = "bad_signature",
+        [WGF_WIRE_MISADDRESSED] = "misaddressed",
+        [WGF_WIRE_STALE] = "stale",
+        [WGF_WIRE_REPLAY] = "replay",
+        [WGF_WIRE_BAD_BODY] = "bad_body",
+};
+
+static const enum wgf_wire_error_code refusal_codes[WGF_WIRE_REFUSAL__COUNT] = {
+        [WGF_WIRE_VERSION] = WGF_WIRE_ERROR_UNSUPPORTED_VERSION,
+        [WGF_WIRE_UNKNOWN_SENDER] = WGF_WIRE_ERROR_UNKNOWN_SENDER,
+        [WGF_WIRE_TOO_LARGE] = WGF_WIRE_ERROR_BAD_REQUEST,
+        [WGF_WIRE_BAD_SIGNATURE] = WGF_WIRE_ERROR_BAD_SIGNATURE,
+        [WGF_WIRE_MISADDRESSED] = WGF_WIRE_ERROR_MISADDRESSED,
+        [WGF_WIRE_STALE] = WGF_WIRE_ERROR_STALE,
+        [WGF_WIRE_REPLAY] = WGF_WIRE_ERROR_REPLAY,
+        [WGF_WIRE_BAD_BODY] = WGF_WIRE_ERROR_BAD_REQUEST,
+};
+
+const char *wgf_wire_refusal_name(enum wgf_wire_refusal why)
+{
+	return why < WGF_WIRE_REFUSAL__COUNT ? refusal_names[why] : "unknown";
+}
+
+enum wgf_wire_error_code wgf_wire_refusal_code(enum wgf_wire_refusal why)
+{
+	return why < WGF_WIRE_REFUSAL__COUNT ? refusal_codes[why] : WGF_WIRE_ERROR_UNSPECIFIED;
+}
+
+bool wgf_wire_answerable(const struct wgf_wire_msg *m, enum wgf_wire_refusal why)
+{
+	static const uint8_t zero[WGF_NONCE_LEN];
+
+	if (!m || why == WGF_WIRE_UNREADABLE || m->is_reply ||
+	    sodium_memcmp(m->nonce, zero, WGF_NONCE_LEN) == 0)
+		return false;
+	return !(why == WGF_WIRE_UNKNOWN_SENDER && m->version != WGF_PROTOCOL_VERSION);
+}
+
+/* The checks after the envelope was read, in the contract's order; 0 or the refusal. */
+static enum wgf_wire_refusal check(const struct wgf_wire_receiver *r, const struct wgf_wire_msg *m,
+                                   uint64_t now_ms, struct wgf_err *err)
+{
+	size_t body_max = 0;
+	int kind = wgf_wire_body_peek_kind(m->body, m->body_len);
+	const uint8_t *key =
+	        r->find_sender(r->ctx, m, kind < 0 ? WGF_WIRE_KIND_NONE : kind, &body_max);
+
+	if (!key) {
+		wgf_err_set(err, -EACCES, "the sender's key is not one this side knows");
+		return WGF_WIRE_UNKNOWN_SENDER;
+	}
+	if (kind < 0) {
+		wgf_err_set(err, -EBADMSG, "the body is not a valid protobuf Body");
+		return WGF_WIRE_BAD_BODY;
+	}
+	if (m->body_len > body_max) {
+		wgf_err_set(err, -EMSGSIZE,
+		            "the body is %zu bytes, more than the %zu its kind allows", m->body_len,
+		            body_max);
+		return WGF_WIRE_TOO_LARGE;
+	}
+	if (wgf_wire_verify(m, key, err) < 0)
+		return WGF_WIRE_BAD_SIGNATURE;
+	if (wgf_wire_check_addressed(m, r->me, err) < 0)
+		return WGF_WIRE_MISADDRESSED;
+	if (wgf_wire_check_fresh(m, now_ms, r->max_skew_ms, err) < 0)
+		return WGF_WIRE_STALE;
+	if (r->reply_to &&
+	    (!m->is_reply || sodium_memcmp(m->in_reply_to, r->reply_to, WGF_NONCE_LEN) != 0)) {
+		wgf_err_set(err, -EBADMSG, "the answer is not bound to our request");
+		return WGF_WIRE_REPLAY;
+	}
+	if (!r->reply_to && r->take_nonce && !r->take_nonce(r->ctx, m)) {
+		wgf_err_set(err, -EALREADY, "this message was seen before");
+		return WGF_WIRE_REPLAY;
+	}
+	return WGF_WIRE_ACCEPTED;
+}
+
+int wgf_wire_accept(const struct wgf_wire_receiver *r, const uint8_t *buf, size_t len,
+                    uint64_t now_ms, struct wgf_wire_msg **ret_msg, struct wgf_body *ret_body,
+                    enum wgf_wire_refusal *ret_why, struct wgf_err *err)
+{
+	struct wgf_wire_msg *m = NULL;
+	struct wgf_err local = {0};
+	size_t body_max;
+	int rv;
+
+	if (!err)
+		err = &local;
+	rv = wgf_wire_open(buf, len, &m, err);
+
+	*ret_msg = NULL;
+	if (rv == -EPROTONOSUPPORT) {
+		*ret_why = r->find_sender(r->ctx, m, WGF_WIRE_KIND_NONE, &body_max)
+		                   ? WGF_WIRE_VERSION
+		                   : WGF_WIRE_UNKNOWN_SENDER;
+		*ret_msg = m;
+		return rv;
+	}
+	if (rv < 0) {
+		*ret_why = WGF_WIRE_UNREADABLE;
+		return rv;
+	}
+	*ret_msg = m;
+	*ret_why = check(r, m, now_ms, err);
+	if (*ret_why != WGF_WIRE_ACCEPTED)
+		return err->code < 0 ? err->code : -EBADMSG;
+	rv = wgf_body_decode(m->body, m->body_len, ret_body, err);
+	if (rv < 0)
+		*ret_why = rv == -ENOMEM ? WGF_WIRE_UNREADABLE : WGF_WIRE_BAD_BODY;
+	return rv;
 }

@@ -6,26 +6,15 @@
 
 /*
  * Every nng message between the coordinator and an agent is one Envelope: a few header
- * fields, a serialized Body, and an Ed25519 signature. This is the one hand-written
- * layer over the generated protobuf-c code, and its types stay out of this header: a
- * sender builds a Body, seals it with wgf_wire_seal() and sends the bytes; a receiver
- * runs the checks in the order wgfleet.proto's RECEIVING section gives:
+ * fields, a serialized Body, and an Ed25519 signature. A sender encodes a struct
+ * wgf_body (body.h), seals it with wgf_wire_seal() and sends the bytes; a receiver
+ * hands the bytes to wgf_wire_accept(), which runs every check of wgfleet.proto's
+ * RECEIVING in its one order (size, decoding, version, sender known, body size by kind,
+ * signature, recipient, freshness, nonce, body) and returns the decoded body, or says
+ * which check failed. Both daemons receive through it; the pieces (wgf_wire_open(),
+ * wgf_wire_verify() and the others) stay public for tests and tools.
  *
- *   wgf_wire_open()             size, decoding, version, field lengths
- *   (find the sender's key)     e.g. the agent registry; the agent pins one key.
- *                               An unknown sender is dropped here, before any work
- *   wgf_wire_body_peek_kind()   the body's kind, to cap its size per kind
- *   wgf_wire_check_addressed()  the envelope is for us
- *   wgf_wire_check_fresh()      its timestamp is within the allowed clock skew
- *   (replay)                    the caller remembers nonces per sender for that window
- *   wgf_wire_verify()           the sender is that key, and the signature holds
- *
- * and only then decodes m->body (the generated wgfleet__v1__body__unpack() in the
- * daemon's message dispatcher). The cheap checks come before the signature, so a
- * flood of envelopes that claim a registered key costs comparisons, not Ed25519
- * verifications; whatever fails before wgf_wire_verify() is unauthenticated, and a
- * daemon answers it sparingly (the coordinator rate-limits those answers). A nonce
- * is remembered only once the signature holds.
+ * A nonce is taken (remembered) only once the signature and freshness hold.
  *
  * The signature is crypto_sign_detached() over this byte string, never over protobuf
  * bytes (protobuf encodings are not canonical):
@@ -183,33 +172,76 @@ int wgf_wire_check_fresh(const struct wgf_wire_msg *m, uint64_t now_ms, uint64_t
 void wgf_wire_msg_free(struct wgf_wire_msg *m);
 
 /*
- * Body helpers. Each writes a malloc'd serialized Body to *ret and its length to
- * *ret_len on success, for wgf_wire_seal(); the caller frees it.
- */
-
-/* A Hint: "server is now at revision". -EINVAL for a NULL or empty server. */
-int wgf_wire_body_hint(const char *server, uint64_t revision, uint8_t **ret, size_t *ret_len);
-
-/*
- * An Error with code and message (NULL means empty), and supported_version set to
- * WGF_PROTOCOL_VERSION. -EINVAL for WGF_WIRE_ERROR_UNSPECIFIED or a code out of range.
- */
-int wgf_wire_body_error(enum wgf_wire_error_code code, const char *message, uint8_t **ret,
-                        size_t *ret_len);
-
-/*
- * The kind of a serialized Body (borrowed): one of enum wgf_wire_kind, where
- * WGF_WIRE_KIND_NONE means an empty body or a kind this version does not know (to be
- * answered with CODE_BAD_REQUEST); -EBADMSG when body is not a Body.
- */
-int wgf_wire_body_kind(const uint8_t *body, size_t len);
-
-/*
- * The same kind, read from the top-level field tags of a serialized Body (borrowed)
- * without unpacking or allocating anything, so a receiver can bound a body's size by
- * its kind before paying to decode it. Only the outer framing is checked: -EBADMSG
- * when a tag or length runs past len; a nested message may still be malformed.
+ * The kind of a serialized Body (borrowed), read from its top-level field tags without
+ * unpacking or allocating anything, so a receiver can bound a body's size by its kind
+ * before paying to check a signature over it or decode it: one of enum wgf_wire_kind,
+ * where WGF_WIRE_KIND_NONE means an empty body or a kind this version does not know.
+ * Only the outer framing is checked: -EBADMSG when a tag or length runs past len.
  */
 int wgf_wire_body_peek_kind(const uint8_t *body, size_t len);
+
+/*
+ * Why wgf_wire_accept() refused an envelope, in the order of the checks (wgfleet.proto,
+ * RECEIVING): the vocabulary both daemons count and log refusals in.
+ */
+enum wgf_wire_refusal {
+	WGF_WIRE_ACCEPTED = 0,
+	WGF_WIRE_UNREADABLE,     /* too large, not an Envelope, wrong field lengths */
+	WGF_WIRE_VERSION,        /* another protocol version, from a known sender */
+	WGF_WIRE_UNKNOWN_SENDER, /* a key we do not know (of any version) */
+	WGF_WIRE_TOO_LARGE,      /* a body larger than that sender may send of its kind */
+	WGF_WIRE_BAD_SIGNATURE,
+	WGF_WIRE_MISADDRESSED,
+	WGF_WIRE_STALE,
+	WGF_WIRE_REPLAY,   /* a request's nonce seen before; an answer to another request */
+	WGF_WIRE_BAD_BODY, /* not a valid Body of a known kind */
+	WGF_WIRE_REFUSAL__COUNT,
+};
+
+/* A short name for logs ("bad_signature"), and the Error code that answers it. */
+const char *wgf_wire_refusal_name(enum wgf_wire_refusal why);
+enum wgf_wire_error_code wgf_wire_refusal_code(enum wgf_wire_refusal why);
+
+struct wgf_body;
+
+/* What a receiver knows, for wgf_wire_accept(). */
+struct wgf_wire_receiver {
+	const uint8_t *me; /* our Ed25519 public key */
+	uint64_t max_skew_ms;
+	/*
+	 * The key m->sender is registered as, or NULL when it is unknown; when known,
+	 * *ret_body_max is set to the largest body of this kind (wgf_wire_body_peek_kind(),
+	 * WGF_WIRE_KIND_NONE for an envelope of another version) that it may send.
+	 */
+	const uint8_t *(*find_sender)(void *ctx, const struct wgf_wire_msg *m, int kind,
+	                              size_t *ret_body_max);
+	/* Requests: true when m's nonce is new, and remembers it from then on. */
+	bool (*take_nonce)(void *ctx, const struct wgf_wire_msg *m);
+	/* Answers instead: the nonce of the request this one must answer (16 bytes). */
+	const uint8_t *reply_to;
+	void *ctx;
+};
+
+/*
+ * Runs every check of wgfleet.proto's RECEIVING, in its order, on the envelope in buf
+ * (borrowed, len bytes) at the time now_ms, and decodes its body (body.h). Returns 0
+ * with *ret_msg (free with wgf_wire_msg_free()) and *ret_body (free with
+ * wgf_body_fini()) filled; or a negative errno with *ret_why saying which check
+ * failed, err the sentence for a log, and *ret_msg set whenever the envelope could be
+ * read (so the caller can answer its sender; see wgf_wire_answerable()), NULL
+ * otherwise. *ret_body is written only on success. -ENOMEM is *ret_why
+ * WGF_WIRE_UNREADABLE.
+ */
+int wgf_wire_accept(const struct wgf_wire_receiver *r, const uint8_t *buf, size_t len,
+                    uint64_t now_ms, struct wgf_wire_msg **ret_msg, struct wgf_body *ret_body,
+                    enum wgf_wire_refusal *ret_why, struct wgf_err *err);
+
+/*
+ * Whether a refusal may be answered with an Error at all: never what could not be
+ * read, an envelope that is itself an answer (it may be an Error: two sides must not
+ * trade them forever), one without a nonce to bind the answer to, or one of another
+ * version from a key we do not know.
+ */
+bool wgf_wire_answerable(const struct wgf_wire_msg *m, enum wgf_wire_refusal why);
 
 #endif

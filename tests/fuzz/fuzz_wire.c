@@ -9,6 +9,7 @@
 
 #include <sodium.h>
 
+#include "body.h"
 #include "wire.h"
 
 /*
@@ -41,6 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct wgf_err err = {0};
 	struct wgf_wire_msg *m = NULL;
+	struct wgf_body body;
 	static bool ready;
 	int r, kind;
 
@@ -65,12 +67,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* Walk the body either way: a dispatcher may look at it only after verifying,
 	 * but the decoder must survive anything. */
-	kind = wgf_wire_body_kind(m->body, m->body_len);
-	if (kind != -EBADMSG && (kind < WGF_WIRE_KIND_NONE || kind > WGF_WIRE_KIND_ERROR))
-		__builtin_trap();
-	/* The tag scan that caps sizes must agree with the decoder on every valid body. */
-	if (kind >= 0 && wgf_wire_body_peek_kind(m->body, m->body_len) != kind)
-		__builtin_trap();
+	if (wgf_body_decode(m->body, m->body_len, &body, &err) == 0) {
+		kind = (int)body.kind;
+		wgf_body_fini(&body);
+		if (kind < WGF_WIRE_KIND_HINT || kind > WGF_WIRE_KIND_ERROR)
+			__builtin_trap();
+		/* The tag scan that caps sizes must agree with the decoder on every valid
+		 * body. */
+		if (wgf_wire_body_peek_kind(m->body, m->body_len) != kind)
+			__builtin_trap();
+	}
 
 	r = wgf_wire_verify(m, sender_pk, &err);
 	if (r == 0) {

@@ -149,7 +149,7 @@ static void state_of(struct cache_state *st, uint64_t revision, uint32_t first, 
 static void offer(struct reconciler *rc, uint64_t revision, uint32_t first, size_t n,
                   unsigned flags, int expect)
 {
-	struct cache_state st;
+	struct cache_state st = {0};
 
 	state_of(&st, revision, first, n);
 	assert_int_equal(reconciler_set_desired(rc, &st, flags), expect);
@@ -375,7 +375,7 @@ static void test_failures_are_reported(void **state)
 {
 	struct reconcile_result res;
 	struct reconciler *rc;
-	struct cache_state st;
+	struct cache_state st = {0};
 	struct fake f;
 
 	(void)state;
