@@ -396,7 +396,7 @@ def test_sighup_reloads_the_reloadable_options(fleet):
     created, expires = r2["created_at"], r2["reservation_expires_at"]
     assert f.scalar(f"SELECT '{expires}'::timestamptz - '{created}'::timestamptz") == "02:00:00"
     f.set_key(f.acme, r2["id"], wg_key())
-    assert f.scalar(f"SELECT persistent_keepalive FROM changes WHERE router_id = '{r2['id']}'") \
+    assert f.scalar(f"SELECT persistent_keepalive FROM routers WHERE id = '{r2['id']}'") \
         == "40"
     # A broken file on reload keeps the running configuration.
     with open(coord.config, "w") as fh:

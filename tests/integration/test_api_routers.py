@@ -28,9 +28,13 @@ def router_audit(f, router_id):
 
 
 def router_changes(f, router_id):
+    # What the agent is sent for each change: an upsert's allowed IP and keepalive come
+    # from the router (stored once), a removal is the key alone.
     return f.sql("SELECT s.name, c.revision, c.op, encode(c.public_key, 'base64'), "
-                 "c.allowed_ips::text, c.persistent_keepalive FROM changes c "
-                 f"JOIN servers s ON s.id = c.server_id WHERE c.router_id = '{router_id}' "
+                 "CASE c.op WHEN 'upsert' THEN wgf_peer_ip(r.vpn_ip)::text ELSE '' END, "
+                 "CASE c.op WHEN 'upsert' THEN r.persistent_keepalive::text ELSE '' END "
+                 "FROM changes c JOIN servers s ON s.id = c.server_id "
+                 f"JOIN routers r ON r.id = c.router_id WHERE c.router_id = '{router_id}' "
                  "ORDER BY c.revision")
 
 
@@ -173,7 +177,7 @@ def test_public_key_configures_the_router_and_appends_a_change(fleet):
     assert got["configured_at"] is not None and got["reservation_expires_at"] is None
     assert got["setup"] == r["setup"]
     assert router_changes(f, r["id"]) == [
-        ["vpn1", "1", "upsert", key, "{" + r["vpn_ip"] + "/32}", "25"]]
+        ["vpn1", "1", "upsert", key, r["vpn_ip"] + "/32", "25"]]
     assert f.scalar("SELECT revision FROM servers WHERE name = 'vpn1'") == "1"
     assert f.scalar(f"SELECT key_revision FROM routers WHERE id = '{r['id']}'") == "1"
     assert router_audit(f, r["id"])[-1][:6] == [
@@ -237,10 +241,10 @@ def test_key_rotation_removes_the_old_peer_and_adds_the_new(fleet):
     f.set_key(f.acme, r["id"], k1)
     got = f.set_key(f.acme, r["id"], k2)
     assert got["vpn_status"] == "configured" and got["public_key"] == k2
-    allowed = "{" + r["vpn_ip"] + "/32}"
+    allowed = r["vpn_ip"] + "/32"
     assert router_changes(f, r["id"]) == [
         ["vpn1", "1", "upsert", k1, allowed, "25"],
-        ["vpn1", "2", "remove", k1, allowed, "0"],
+        ["vpn1", "2", "remove", k1, "", ""],
         ["vpn1", "3", "upsert", k2, allowed, "25"]]
     rotated = router_audit(f, r["id"])[-1]
     assert rotated[1] == "router.key_rotated"
@@ -264,8 +268,7 @@ def test_delete_releases_the_address_and_removes_the_peer(fleet):
     f.set_key(f.acme, r["id"], key)
     status, headers, body = f.call("DELETE", f"/v1/routers/{r['id']}", f.acme)
     assert status == 204 and body == ""
-    assert router_changes(f, r["id"])[-1] == ["vpn1", "2", "remove", key,
-                                              "{" + r["vpn_ip"] + "/32}", "0"]
+    assert router_changes(f, r["id"])[-1] == ["vpn1", "2", "remove", key, "", ""]
     assert f.sql(f"SELECT router_id IS NULL, free_since > now() - interval '1 minute' "
                  f"FROM pool_addresses WHERE ip = '{r['vpn_ip']}'") == [["t", "t"]]
     assert f.scalar(f"SELECT status FROM routers WHERE id = '{r['id']}'") == "deleted"

@@ -11,7 +11,7 @@ N = len(MIGRATIONS)
 
 TABLES = {"tenants", "api_keys", "servers", "pool_addresses", "routers",
           "router_transitions", "changes", "audit_log", "wgf_schema_migrations",
-          "server_usage", "idempotency_keys", "agent_nonces"}
+          "server_usage", "idempotency_keys", "agent_nonces", "wgf_epochs"}
 
 
 def migrate(conninfo, *extra):

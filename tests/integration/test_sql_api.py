@@ -163,7 +163,7 @@ class Api:
 
     def report(self, server):
         """The server's agent says hello (any agent message marks the server seen)."""
-        return self.json(f"SELECT wgf_agent_wait({bytea(self.agent_keys[server])}, "
+        return self.rows(f"SELECT * FROM wgf_agent_wait({bytea(self.agent_keys[server])}, "
                          f"{bytea(os.urandom(16).hex())})")
 
     def delete_server_sql(self, name, force=False):
@@ -407,7 +407,7 @@ def test_update_server_changes_only_what_it_is_given(api):
     old_agent, api.agent_keys["vpn1"] = api.agent_keys["vpn1"], new_agent
     api.json(f"SELECT wgf_api_update_server({api.admin.args}, 'vpn1', NULL, NULL, "
              f"{bytea(new_agent)}, NULL, NULL, 'req-u')")
-    assert api.report("vpn1")["server"] == "vpn1"
+    assert api.report("vpn1")[0][1] == "vpn1"
     err = api.error(f"SELECT wgf_agent_wait({bytea(old_agent)}, {bytea(os.urandom(16).hex())})")
     assert (err.state, err.code) == ("WG401", "unknown_sender")
 
@@ -476,7 +476,7 @@ def test_delete_server_refuses_while_routers_live_then_force_releases_them(api):
                      f"'vpn1.example.net:51820', NULL, '10.100.0.0/24', '10.100.0.1', "
                      f"{bytea(old_agent)}, NULL, NULL, 'test')")
     assert again["name"] == "vpn1"
-    assert api.report("vpn1")["server"] == "vpn1"
+    assert api.report("vpn1")[0][1] == "vpn1"
     assert api.reserve(acme, server="vpn1")["server"] == "vpn1"
     assert api.one("SELECT count(*) FROM servers WHERE name = 'vpn1'") == "2"
     # Among live servers the name is still unique.
@@ -712,14 +712,21 @@ def test_the_sweeper_compacts_the_change_log_below_what_agents_can_ask_for(api):
             f"SELECT c.revision FROM changes c JOIN servers s ON s.id = c.server_id "
             f"WHERE s.name = '{server}' ORDER BY 1")]
 
+    epoch = api.one("SELECT encode(wgf_epoch(), 'hex')")
+
     def sync(since):
-        return api.json(f"SELECT wgf_agent_sync({bytea(agent)}, {bytea(os.urandom(16).hex())}, "
-                        f"{since}, false, 1000, 25)")
+        rows = api.rows(f"SELECT snapshot, op, change_revision, encode(public_key, 'hex') "
+                        f"FROM wgf_agent_sync({bytea(agent)}, {bytea(os.urandom(16).hex())}, "
+                        f"{bytea(epoch)}, {since}, false, 1000, 0, NULL, 8192)")
+        return {"snapshot": rows[0][0] == "t",
+                "changes": [int(x[2]) for x in rows[1:] if x[1]],
+                "peers": [x[3] for x in rows[1:] if not x[1]]}
     # Nothing the agent has not applied goes.
     api.one("SELECT wgf_sweep(1000)")
     assert revisions() == [1, 2, 3, 4, 5, 6, 7]
-    api.json(f"SELECT wgf_agent_report({bytea(agent)}, {bytea(os.urandom(16).hex())}, 5, "
-             "'[]', '[]', NULL, NULL, '[]', '3 minutes')")
+    api.rows(f"SELECT * FROM wgf_agent_report({bytea(agent)}, {bytea(os.urandom(16).hex())}, "
+             f"{bytea(epoch)}, 5, NULL, '{{}}', NULL, '{{}}', '{{}}', '{{}}', '{{}}', NULL, NULL, "
+             "NULL, '{}', '3 minutes')")
     # Bounded per run: two rows, then the rest below min(applied 5, 7 - 2 kept).
     api.one("SELECT wgf_sweep(2)")
     assert revisions() == [3, 4, 5, 6, 7]
@@ -728,11 +735,12 @@ def test_the_sweeper_compacts_the_change_log_below_what_agents_can_ask_for(api):
     # An agent at 5 gets its deltas; one behind the compacted log gets a snapshot, never
     # a delta list with a hole; one up to date gets nothing.
     got = sync(5)
-    assert got["snapshot"] is False and [c["revision"] for c in got["changes"]] == [6, 7]
+    assert got["snapshot"] is False and got["changes"] == [6, 7]
     for since in (1, 3, 4):
         got = sync(since)
         assert got["snapshot"] is True and got["changes"] == [], since
-        assert [p["router_id"] for p in got["peers"]] == [r["id"]]
+        assert got["peers"] == [api.one(f"SELECT encode(public_key, 'hex') FROM routers "
+                                        f"WHERE id = '{r['id']}'")]
     got = sync(7)
     assert got["snapshot"] is False and got["changes"] == []
     # A removed server's log goes entirely.

@@ -235,11 +235,10 @@ def test_agent_restart_coordinator_restart_and_lost_hint(world, pg, migrated_db)
     pg.psql("BEGIN;"
             "UPDATE servers SET revision = revision + 1 WHERE name = 'vps1';"
             f"UPDATE routers SET public_key = '\\x{k4}', status = 'configured', "
-            f"configured_at = now(), key_revision = (SELECT revision FROM servers "
-            f"WHERE name = 'vps1') WHERE id = '{r4['id']}';"
-            "INSERT INTO changes (server_id, revision, op, router_id, public_key, allowed_ips) "
-            "SELECT s.id, s.revision, 'upsert', r.id, r.public_key, "
-            "ARRAY[set_masklen(r.vpn_ip, 32)::cidr] FROM servers s, routers r "
+            f"configured_at = now(), persistent_keepalive = 25, key_revision = (SELECT "
+            f"revision FROM servers WHERE name = 'vps1') WHERE id = '{r4['id']}';"
+            "INSERT INTO changes (server_id, revision, op, router_id, public_key) "
+            "SELECT s.id, s.revision, 'upsert', r.id, r.public_key FROM servers s, routers r "
             f"WHERE s.name = 'vps1' AND r.id = '{r4['id']}';"
             "COMMIT", dbname=name)
     k4_b64 = base64.b64encode(bytes.fromhex(k4)).decode()
