@@ -189,8 +189,9 @@ $$;
 -- An agent's Report, as arrays: what it applied (in p_epoch), what failed, what the
 -- interface shows, and the drift it repaired. Keys come as one bytea of 32-byte keys
 -- each (p_error_keys, p_fact_keys, p_drift_keys), the other arrays index-aligned with
--- them. A report of another epoch applies nothing and fails nothing (those revisions
--- are not this database's), but its handshakes are facts and count.
+-- them. A report of another epoch, or of a revision this database has not reached,
+-- applies nothing and fails nothing (those revisions are not this database's), but its
+-- handshakes are facts and count.
 --   p_drift_kinds  1 extra peer, 2 missing peer, 3 changed peer (proto Drift.Kind)
 CREATE FUNCTION wgf_agent_report(p_agent_key bytea, p_nonce bytea, p_epoch bytea,
 	p_applied bigint, p_error_keys bytea, p_error_reasons text[], p_fact_keys bytea,
@@ -214,7 +215,10 @@ DECLARE
 	v_hs timestamptz;
 	v_fresh boolean;
 BEGIN
-	IF NOT v_current THEN
+	-- Revisions never go back within an epoch, so an agent ahead of the database holds
+	-- changes this database never made (it was restored without a new epoch): what it
+	-- applied says nothing about this database's routers either.
+	IF NOT v_current OR p_applied > s.revision THEN
 		v_applied := 0;
 		n_errors := 0;
 	END IF;

@@ -1,0 +1,102 @@
+"""A database restored from a backup: no ghost peer, no false vps_ready (issue 13 item 3).
+
+The backup is a real pg_dump of the coordinator's database, restored with pg_restore
+into the same database name while the coordinator is down; the agent runs throughout
+on a wireguard-go "VPS" in a network namespace, holding peers the backup never saw.
+Revisions repeat after the restore, so without epochs the agent ignored every desired
+set below its own revision, kept routers the database had forgotten as ghost peers,
+and reported its old revision as applied: routers created after the restore went
+vps_ready without being on the VPS.
+"""
+import base64
+import os
+import time
+
+import pytest
+
+from conftest import binary, run
+from test_story import reserve, world  # noqa: F401 (the fixture)
+from wglib import wait_for
+
+
+def key():
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+def keyed_router(world):
+    r = reserve(world)
+    k = key()
+    status, _, body = world.api("PUT", f"/v1/routers/{r['id']}/public-key", world.key,
+                                {"public_key": k})
+    assert status == 200, body
+    return r["id"], k
+
+
+def restore(pg, name, dump):
+    pg.psql(f'DROP DATABASE "{name}" WITH (FORCE)')
+    pg.psql(f'CREATE DATABASE "{name}"')
+    proc = run(["pg_restore", "--no-owner", "-d", pg.with_db(name), str(dump)])
+    assert proc.returncode == 0, proc.stderr
+
+
+def desired_keys(pg, name):
+    rows = pg.psql("SELECT encode(public_key, 'base64') FROM routers "
+                   "WHERE released_at IS NULL AND public_key IS NOT NULL", dbname=name)
+    return {r[0] for r in rows}
+
+
+@pytest.mark.parametrize("new_epoch", [True, False], ids=["new-epoch", "forgotten"])
+def test_restore_leaves_no_ghost_peer_and_no_false_vps_ready(world, pg, migrated_db,
+                                                            tmp_path, new_epoch):
+    name, conninfo = migrated_db
+    world.start_agent()
+    wait_for("the server's key", lambda: world.server()["public_key"], timeout=15)
+    a_id, a = keyed_router(world)
+    _, b = keyed_router(world)
+    wait_for("a and b on the VPS", lambda: world.vps_peers() == {a, b}, timeout=10)
+
+    dump = tmp_path / "backup.dump"
+    proc = run(["pg_dump", "-Fc", "-f", str(dump), conninfo])
+    assert proc.returncode == 0, proc.stderr
+
+    # After the backup: c is added and a deleted, so the VPS runs ahead of the backup.
+    _, c = keyed_router(world)
+    assert world.api("DELETE", f"/v1/routers/{a_id}", world.key)[0] == 204
+    _, e = keyed_router(world)
+    wait_for("b, c and e only", lambda: world.vps_peers() == {b, c, e}, timeout=10)
+    ahead = int(pg.psql("SELECT revision FROM servers", dbname=name)[0][0])
+
+    world.coord.stop()
+    restore(pg, name, dump)
+    if new_epoch:
+        out = run([binary("wgfleet-coordinator"), "--database", conninfo, "new-epoch"])
+        assert out.returncode == 0, out.stderr
+        assert len(out.stdout.strip()) == 32
+    assert int(pg.psql("SELECT revision FROM servers", dbname=name)[0][0]) < ahead
+    world.coord.start()
+
+    # The restored database knows a and b: c and e go (they would be ghosts), a returns.
+    assert desired_keys(pg, name) == {a, b}
+    wait_for("the VPS equal to the restored database",
+             lambda: world.vps_peers() == {a, b}, timeout=15)
+
+    # Routers made after the restore reuse revisions the agent saw before it: each is
+    # vps_ready only once its peer is on the interface, never before.
+    for _ in range(3):
+        rid, k = keyed_router(world)
+        deadline = time.monotonic() + 15
+        while True:
+            status = world.router(rid)["vpn_status"]
+            on_vps = k in world.vps_peers()
+            if status in ("vps_ready", "connected"):
+                assert on_vps, f"{rid} went {status} before its peer reached the VPS"
+                break
+            assert status == "configured", status
+            assert time.monotonic() < deadline, "never vps_ready"
+            time.sleep(0.02)
+    assert world.vps_peers() == desired_keys(pg, name)
+    wait_for("the applied revision caught up",
+             lambda: pg.psql("SELECT applied_revision = revision FROM servers",
+                             dbname=name)[0][0] == "t", timeout=10)
+    if new_epoch:
+        assert len(pg.psql("SELECT epoch FROM wgf_epochs", dbname=name)) == 2
