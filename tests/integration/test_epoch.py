@@ -8,28 +8,13 @@ set below its own revision, kept routers the database had forgotten as ghost pee
 and reported its old revision as applied: routers created after the restore went
 vps_ready without being on the VPS.
 """
-import base64
-import os
 import time
 
 import pytest
 
 from conftest import binary, run
-from test_story import reserve, world  # noqa: F401 (the fixture)
+from test_story import keyed_router_via_api as keyed_router, world  # noqa: F401
 from wglib import wait_for
-
-
-def key():
-    return base64.b64encode(os.urandom(32)).decode()
-
-
-def keyed_router(world):
-    r = reserve(world)
-    k = key()
-    status, _, body = world.api("PUT", f"/v1/routers/{r['id']}/public-key", world.key,
-                                {"public_key": k})
-    assert status == 200, body
-    return r["id"], k
 
 
 def restore(pg, name, dump):

@@ -32,12 +32,12 @@ GATEWAY = "10.100.0.1"
 class World:
     """Coordinator(s), a VPS with its agent, and a router, wired together."""
 
-    def __init__(self, tmp_path, conninfo):
+    def __init__(self, tmp_path, conninfo, channel_extra=""):
         self.tmp = tmp_path
         self.conninfo = conninfo
         self.chan = f"ipc://{tmp_path}/channel.sock"
         self.coord = Coordinator(tmp_path, conninfo, channel_listen=self.chan,
-                                 extra="[channel]\npoll_wait = 20s\n")
+                                 extra="[channel]\npoll_wait = 20s\n" + channel_extra)
         self.coord.admin_key = self.coord.create_admin_key()
         self.coord.start()
         self.vps = WireguardGo(tmp_path, "vps")
@@ -148,6 +148,16 @@ def reserve(world):
     status, _, r = world.api("POST", "/v1/routers", world.key, {"name": "shop-1"})
     assert status == 201, r
     return r
+
+
+def keyed_router_via_api(world):
+    """A router reserved and given a fresh key through the API: (id, key)."""
+    r = reserve(world)
+    k = base64.b64encode(os.urandom(32)).decode()
+    status, _, body = world.api("PUT", f"/v1/routers/{r['id']}/public-key", world.key,
+                                {"public_key": k})
+    assert status == 200, body
+    return r["id"], k
 
 
 def test_reservation_to_connected_and_back(world):
