@@ -20,10 +20,12 @@
 #include "clock.h"
 #include "log.h"
 
-#define REPORTS_MAX     8
-#define POLL_TIMEOUT_MS (10 * 60 * 1000) /* the coordinator answers well before */
-#define BACKOFF_MIN_MS  250
-#define BACKOFF_MAX_MS  30000
+#define REPORTS_MAX      16
+/* Peer facts per report: about 80 bytes each encoded, so a report stays near 1.6 MB. */
+#define REPORT_FACTS_MAX 20000
+#define POLL_TIMEOUT_MS  (10 * 60 * 1000) /* the coordinator answers well before */
+#define BACKOFF_MIN_MS   250
+#define BACKOFF_MAX_MS   30000
 
 enum op {
 	OP_IDLE,
@@ -582,12 +584,29 @@ int session_start(uv_loop_t *loop, const struct session_options *o,
 	return 0;
 }
 
+/* Encodes b and queues it; the oldest queued report goes when the queue is full. */
+static int queue_report(struct session *s, const struct wgf_body *b)
+{
+	struct wgf_err err = {0};
+	struct pending p = {0};
+	int r = wgf_body_encode(b, &p.body, &p.len, &err);
+
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "Cannot encode a report: %s", err.msg);
+	if (s->n_reports == REPORTS_MAX) {
+		/* The oldest queued report is the least useful: drop it. */
+		free(s->reports[0].body);
+		memmove(&s->reports[0], &s->reports[1], --s->n_reports * sizeof(s->reports[0]));
+	}
+	s->reports[s->n_reports++] = p;
+	return 0;
+}
+
 int session_report(struct session *s, const struct session_report *r)
 {
 	struct wgf_body b = {.kind = WGF_WIRE_KIND_REPORT};
 	struct wgf_report *rep = &b.report;
-	struct wgf_err err = {0};
-	struct pending p = {0};
+	size_t sent = 0;
 	int rv = -ENOMEM;
 
 	snprintf(rep->server, sizeof(rep->server), "%s", s->o.server);
@@ -600,7 +619,8 @@ int session_report(struct session *s, const struct session_report *r)
 		memcpy(rep->interface_public_key, r->interface_public_key, WGF_KEY_LEN);
 	}
 	rep->errors = calloc(r->n_failures + 1, sizeof(*rep->errors));
-	rep->facts = calloc(r->n_facts + 1, sizeof(*rep->facts));
+	rep->facts = calloc((r->n_facts < REPORT_FACTS_MAX ? r->n_facts : REPORT_FACTS_MAX) + 1,
+	                    sizeof(*rep->facts));
 	rep->drift = calloc(r->n_drift + 1, sizeof(*rep->drift));
 	if (!rep->errors || !rep->facts || !rep->drift)
 		goto out;
@@ -610,32 +630,30 @@ int session_report(struct session *s, const struct session_report *r)
 		snprintf(rep->errors[i].reason, sizeof(rep->errors[i].reason), "%s",
 		         r->failures[i].reason);
 	}
-	for (size_t i = 0; i < r->n_facts; i++, rep->n_facts++) {
-		const struct monitor_fact *f = r->facts[i];
-
-		memcpy(rep->facts[i].public_key, f->public_key, WGF_KEY_LEN);
-		rep->facts[i].last_handshake_ms = f->last_handshake_ms;
-		rep->facts[i].rx_bytes = f->rx_bytes;
-		rep->facts[i].tx_bytes = f->tx_bytes;
-		if (f->flags & WGF_PEER_HAS_ENDPOINT)
-			wgf_sockaddr_format((const struct sockaddr *)&f->endpoint,
-			                    rep->facts[i].endpoint, sizeof(rep->facts[i].endpoint));
-	}
 	for (size_t i = 0; i < r->n_drift; i++, rep->n_drift++) {
 		memcpy(rep->drift[i].public_key, r->drift_keys[i], WGF_KEY_LEN);
 		rep->drift[i].kind = (enum wgf_drift_kind)r->drift_kinds[i];
 	}
-	rv = wgf_body_encode(&b, &p.body, &p.len, &err);
-	if (rv < 0) {
-		log_errno(LOG_ERR, rv, "Cannot encode a report: %s", err.msg);
-		goto out;
-	}
-	if (s->n_reports == REPORTS_MAX) {
-		/* The oldest queued report is the least useful: drop it. */
-		free(s->reports[0].body);
-		memmove(&s->reports[0], &s->reports[1], --s->n_reports * sizeof(s->reports[0]));
-	}
-	s->reports[s->n_reports++] = p;
+	/* Facts of many peers go in several reports, each well within an envelope; the
+	 * errors and the drift in the first. */
+	do {
+		rep->n_facts = 0;
+		for (; sent < r->n_facts && rep->n_facts < REPORT_FACTS_MAX; sent++) {
+			const struct monitor_fact *f = r->facts[sent];
+			struct wgf_peer_facts *o = &rep->facts[rep->n_facts++];
+
+			memset(o, 0, sizeof(*o));
+			memcpy(o->public_key, f->public_key, WGF_KEY_LEN);
+			o->last_handshake_ms = f->last_handshake_ms;
+			o->rx_bytes = f->rx_bytes;
+			o->tx_bytes = f->tx_bytes;
+			if (f->flags & WGF_PEER_HAS_ENDPOINT)
+				wgf_sockaddr_format((const struct sockaddr *)&f->endpoint,
+				                    o->endpoint, sizeof(o->endpoint));
+		}
+		rv = queue_report(s, &b);
+		rep->n_errors = rep->n_drift = 0;
+	} while (rv == 0 && sent < r->n_facts);
 	kick_work(s);
 out:
 	wgf_body_fini(&b);
