@@ -198,7 +198,8 @@ static const struct wgf_conf_entry entries[] = {
                 .min = 0,
                 .max = 65535,
                 .flags = WGF_CONF_F_RELOADABLE,
-                .doc = "PersistentKeepalive (seconds) in the routers' setup text and peers.",
+                .doc = "PersistentKeepalive (seconds) in the routers' setup text and peers; a "
+                       "router keeps the value it had when its key was submitted.",
         },
         {
                 .section = "api",
