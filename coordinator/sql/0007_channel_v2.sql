@@ -17,21 +17,29 @@
 
 -- ---- epochs ----
 
--- The database's generations. The newest row is the current epoch; a new one is made
--- when the database is created (here) and when an operator says it was restored from a
--- backup (`wgfleet-coordinator new-epoch`), since the revisions of a restored database
--- repeat numbers that agents may already have applied with other contents.
+-- The database's generations. The newest row is the current epoch. A new one is made
+-- when the database is created (here), when it finds itself in another cluster or on
+-- another timeline than its epoch was made on (restored into a new cluster, recovered
+-- to a point in time, or a standby promoted after a failover: see wgf_epoch()), and
+-- when an operator says so (`wgfleet-coordinator new-epoch`, after restoring a backup
+-- into the same cluster, which nothing else can tell). The revisions of such a database
+-- may repeat numbers that agents already applied with other contents.
 CREATE TABLE wgf_epochs (
 	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	epoch bytea NOT NULL UNIQUE CHECK (length(epoch) = 16),
 	started_at timestamptz NOT NULL DEFAULT now(),
-	reason text NOT NULL CHECK (length(reason) BETWEEN 1 AND 200)
+	reason text NOT NULL CHECK (length(reason) BETWEEN 1 AND 200),
+	-- Where it was made: the cluster (pg_control_system()) and its WAL timeline.
+	system_identifier bigint NOT NULL,
+	timeline bigint NOT NULL
 );
-INSERT INTO wgf_epochs (epoch, reason)
-VALUES (decode(replace(gen_random_uuid()::text, '-', ''), 'hex'), 'database created');
 
-CREATE FUNCTION wgf_epoch() RETURNS bytea LANGUAGE sql STABLE AS $$
-	SELECT epoch FROM wgf_epochs ORDER BY id DESC LIMIT 1;
+-- The cluster's identifier and current timeline (from the name of the WAL file being
+-- written: its first 8 hex digits). A few microseconds.
+CREATE FUNCTION wgf_cluster_generation(OUT system_identifier bigint, OUT timeline bigint)
+LANGUAGE sql VOLATILE AS $$
+	SELECT (pg_control_system()).system_identifier,
+		('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint;
 $$;
 
 -- Starts a new epoch and tells every coordinator (which answers its parked long polls,
@@ -40,13 +48,39 @@ $$;
 CREATE FUNCTION wgf_new_epoch(p_reason text) RETURNS bytea LANGUAGE plpgsql AS $$
 DECLARE
 	v_epoch bytea := decode(replace(gen_random_uuid()::text, '-', ''), 'hex');
+	g record := wgf_cluster_generation();
 BEGIN
-	INSERT INTO wgf_epochs (epoch, reason) VALUES (v_epoch, p_reason);
+	INSERT INTO wgf_epochs (epoch, reason, system_identifier, timeline)
+	VALUES (v_epoch, p_reason, g.system_identifier, g.timeline);
 	UPDATE servers SET applied_revision = 0 WHERE applied_revision <> 0;
 	PERFORM pg_notify('wgf_epoch', encode(v_epoch, 'hex'));
 	RETURN v_epoch;
 END
 $$;
+
+-- The current epoch; a new one first when the cluster or timeline is not the one the
+-- newest epoch was made on (one caller makes it, under an advisory lock; the others
+-- then read it).
+CREATE FUNCTION wgf_epoch() RETURNS bytea LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+	e wgf_epochs;
+	g record := wgf_cluster_generation();
+BEGIN
+	SELECT * INTO e FROM wgf_epochs ORDER BY id DESC LIMIT 1;
+	IF e.system_identifier = g.system_identifier AND e.timeline = g.timeline THEN
+		RETURN e.epoch;
+	END IF;
+	PERFORM pg_advisory_xact_lock(2003265075);
+	SELECT * INTO e FROM wgf_epochs ORDER BY id DESC LIMIT 1;
+	IF e.system_identifier = g.system_identifier AND e.timeline = g.timeline THEN
+		RETURN e.epoch;
+	END IF;
+	RETURN wgf_new_epoch(format('cluster %s timeline %s (was cluster %s timeline %s)',
+		g.system_identifier, g.timeline, e.system_identifier, e.timeline));
+END
+$$;
+
+SELECT wgf_new_epoch('database created');
 
 -- ---- a peer's settings, stored once ----
 
