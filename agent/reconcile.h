@@ -95,6 +95,13 @@ void reconciler_set_cancel(struct reconciler *rc, const atomic_bool *cancel);
 int reconciler_set_static(struct reconciler *rc, const uint8_t (*keys)[WGF_KEY_LEN], size_t n);
 
 /*
+ * Replaces the configured routable networks (copied; [wireguard] routable). A pass
+ * checks allowed IPs against these and the desired set's own (cache_state.routable,
+ * from the coordinator) together; with neither, against nothing (sync.h). -ENOMEM.
+ */
+int reconciler_set_routable(struct reconciler *rc, const struct wgf_cidr *nets, size_t n);
+
+/*
  * Offers a desired set. Returns 1 when taken: st->peers is then the reconciler's and
  * *st is zeroed. Returns 0 when st->revision is not newer than the current one (and
  * RECONCILE_F_FORCE is not given): nothing changes and st stays the caller's. -ENOMEM.
