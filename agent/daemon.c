@@ -103,14 +103,24 @@ static void log_change(void *userdata, char op, const struct wgf_peer *desired,
 
 static void log_result(struct daemon *d, const struct reconcile_result *res, uint64_t ms)
 {
-	char rev[24], n[8][24], key[WGF_KEY_B64_LEN], msbuf[24];
+	char rev[24], n[8][24], key[WGF_KEY_B64_LEN], other[WGF_KEY_B64_LEN], msbuf[24];
 	bool first = !d->has_warned_rev || d->warned_rev != res->revision;
 
 	for (size_t i = 0; i < res->n_failed && i < PEER_LINES_MAX; i++) {
-		wgf_key_to_base64(key, res->failed[i].public_key);
+		const struct reconcile_failure *f = &res->failed[i];
+		int level = first ? LOG_WARNING : LOG_DEBUG;
+
+		wgf_key_to_base64(key, f->public_key);
 		/* The same refusal every pass would drown the log: loud once per revision. */
-		log_fields(first ? LOG_WARNING : LOG_DEBUG, "Peer refused, skipping it",
-		           {"peer", key}, {"reason", res->failed[i].reason});
+		if (!f->has_other) {
+			log_fields(level, "Peer refused, skipping it", {"peer", key},
+			           {"reason", f->reason});
+			continue;
+		}
+		/* The reason (which the tenant sees) leaves the other peer out; our log has it. */
+		wgf_key_to_base64(other, f->other_key);
+		log_fields(level, "Peer refused, skipping it", {"peer", key}, {"reason", f->reason},
+		           {"other_peer", other});
 	}
 	if (res->n_failed > PEER_LINES_MAX)
 		log_full(first ? LOG_WARNING : LOG_DEBUG, "%zu more peers refused, not listed",

@@ -229,6 +229,11 @@ static int copy_failures(const struct sync_plan *pl, struct reconcile_result *re
 		memcpy(res->failed[i].public_key, pl->failed[i].peer->public_key, WGF_KEY_LEN);
 		res->failed[i].code = pl->failed[i].code;
 		memcpy(res->failed[i].reason, pl->failed[i].reason, sizeof(res->failed[i].reason));
+		if (pl->failed[i].other) {
+			memcpy(res->failed[i].other_key, pl->failed[i].other->public_key,
+			       WGF_KEY_LEN);
+			res->failed[i].has_other = true;
+		}
 	}
 	res->n_failed = pl->n_failed;
 	return 0;

@@ -48,7 +48,10 @@ enum reconcile_drift_kind {
 struct reconcile_failure {
 	uint8_t public_key[WGF_KEY_LEN];
 	int code;
-	char reason[SYNC_REASON_MAX];
+	char reason[SYNC_REASON_MAX]; /* for the coordinator and the tenant: names no other peer */
+	/* The peer an overlap (-EADDRINUSE) is with, for the agent's own log only. */
+	uint8_t other_key[WGF_KEY_LEN];
+	bool has_other;
 };
 
 struct reconcile_drift {

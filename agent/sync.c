@@ -76,8 +76,9 @@ static const struct wgf_peer **sorted_ptrs(const struct wgf_peer *peers, size_t 
 	return p;
 }
 
-__attribute__((format(printf, 4, 5))) static int refuse(struct diff *df, size_t i, int code,
-                                                        const char *fmt, ...)
+/* Refuses d[i] (once: a later reason is dropped); other is kept for sync_failure.other. */
+__attribute__((format(printf, 5, 6))) static int
+refuse(struct diff *df, size_t i, int code, const struct wgf_peer *other, const char *fmt, ...)
 {
 	struct sync_failure *f;
 	va_list ap;
@@ -95,6 +96,7 @@ __attribute__((format(printf, 4, 5))) static int refuse(struct diff *df, size_t 
 	}
 	f = &df->plan.failed[df->plan.n_failed++];
 	f->peer = df->d[i];
+	f->other = other;
 	f->code = code;
 	va_start(ap, fmt);
 	vsnprintf(f->reason, sizeof(f->reason), fmt, ap);
@@ -114,14 +116,14 @@ static int check_keys(struct diff *df, const struct wgf_device *actual)
 		struct wgf_err err = {0};
 
 		if (wgf_key_check(p->public_key, WGF_KEY_PUBLIC, &err) < 0)
-			r = refuse(df, i, -EINVAL, "invalid public key: %s", err.msg);
+			r = refuse(df, i, -EINVAL, NULL, "invalid public key: %s", err.msg);
 		else if (i > 0 && memcmp(df->d[i - 1]->public_key, p->public_key, WGF_KEY_LEN) == 0)
-			r = refuse(df, i, -EEXIST,
+			r = refuse(df, i, -EEXIST, NULL,
 			           "public key given twice; the first entry is used");
 		else if (own && memcmp(own, p->public_key, WGF_KEY_LEN) == 0)
-			r = refuse(df, i, -EINVAL, "public key is the interface's own");
+			r = refuse(df, i, -EINVAL, NULL, "public key is the interface's own");
 		else if (is_static(df, p->public_key))
-			r = refuse(df, i, -EPERM,
+			r = refuse(df, i, -EPERM, NULL,
 			           "public key is a static peer, which is left alone");
 	}
 	return r;
@@ -254,7 +256,7 @@ static int refuse_unroutable(struct diff *df, size_t i, const struct wgf_cidr *c
 	/* The list gets what the rest of the sentence leaves, so the reason is never cut. */
 	used = strlen(head) - 2 + strlen(ip) + 1;
 	format_nets(df, c->addr.family, nets, used + 16 < sizeof(nets) ? sizeof(nets) - used : 16);
-	return refuse(df, i, -EADDRNOTAVAIL,
+	return refuse(df, i, -EADDRNOTAVAIL, NULL,
 	              "allowed IP %s is outside the networks this server may route (%s)", ip, nets);
 }
 
@@ -304,15 +306,15 @@ static int cmp_entry(const void *x, const void *y)
 static int refuse_overlap(struct diff *df, const struct ip_entry *mine,
                           const struct ip_entry *theirs)
 {
-	char c1[WGF_CIDR_STRLEN], c2[WGF_CIDR_STRLEN], key[WGF_KEY_B64_LEN];
+	char c1[WGF_CIDR_STRLEN], c2[WGF_CIDR_STRLEN];
 
 	if (mine->is_static)
 		return 0;
 	wgf_cidr_format(mine->cidr, c1);
 	wgf_cidr_format(theirs->cidr, c2);
-	wgf_key_to_base64(key, theirs->peer->public_key);
-	return refuse(df, mine->idx, -EADDRINUSE, "allowed IP %s overlaps %s of %speer %s", c1, c2,
-	              theirs->is_static ? "static " : "", key);
+	/* The reason reaches the tenant, and the other peer may be another tenant's. */
+	return refuse(df, mine->idx, -EADDRINUSE, theirs->peer, "allowed IP %s overlaps %s of %s",
+	              c1, c2, theirs->is_static ? "a static peer" : "another peer");
 }
 
 /* outer contains inner (or equals it); both come from the sweep's stack. */
@@ -328,7 +330,7 @@ static int check_pair(struct diff *df, const struct ip_entry *outer, const struc
 		if (outer->cidr->prefix != inner->cidr->prefix)
 			return 0;
 		wgf_cidr_format(inner->cidr, c);
-		return refuse(df, inner->idx, -EINVAL, "allowed IP %s is given twice", c);
+		return refuse(df, inner->idx, -EINVAL, NULL, "allowed IP %s is given twice", c);
 	}
 	r = refuse_overlap(df, outer, inner);
 	if (r == 0)

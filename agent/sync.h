@@ -21,8 +21,10 @@
  * The routable check comes before the overlaps, so a peer refused for asking 0.0.0.0/0
  * takes no other peer down with it.
  *
- * A reason fits in SYNC_REASON_MAX, the size the report carries, so none is cut on the
- * way to the coordinator.
+ * A reason travels to the coordinator and is shown to the tenant whose peer it is, so it
+ * never names another peer: an overlap says "of another peer" or "of a static peer",
+ * and the peer meant is in sync_failure.other for the agent's own log. Reasons fit in
+ * SYNC_REASON_MAX, the size the report carries, so none is cut on the way.
  *
  * The rules (struct sync_rules) are what the agent enforces beyond the desired set:
  * - Static peers are configured by key; they are never added, changed or removed, and
@@ -56,6 +58,11 @@ struct sync_change {
 
 struct sync_failure {
 	const struct wgf_peer *peer; /* borrowed: the refused desired peer */
+	/*
+	 * Borrowed; for -EADDRINUSE the peer overlapped (a desired one, or the interface's
+	 * static one), never named in reason; NULL for the other codes.
+	 */
+	const struct wgf_peer *other;
 	/*
 	 * -EINVAL bad key or list, -EEXIST key twice, -EPERM static, -EADDRINUSE overlap,
 	 * -EADDRNOTAVAIL outside the routable networks.

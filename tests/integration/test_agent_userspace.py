@@ -214,8 +214,8 @@ def test_invalid_and_overlapping_peers_are_refused_and_the_rest_applied(agent, w
         ZERO_KEY: "invalid public key: key is all zeros",
         LOW_ORDER_KEY: "invalid public key: key is a low-order point of Curve25519, which "
                        "no real WireGuard key is",
-        a: f"allowed IP 10.102.0.0/24 overlaps 10.102.0.7/32 of peer {b}",
-        b: f"allowed IP 10.102.0.7/32 overlaps 10.102.0.0/24 of peer {a}",
+        a: "allowed IP 10.102.0.0/24 overlaps 10.102.0.7/32 of another peer",
+        b: "allowed IP 10.102.0.7/32 overlaps 10.102.0.0/24 of another peer",
     }
     assert diff_lines(proc.stdout) == {"+": 5, "!": 4}
     assert wggo.peers() == good
@@ -236,8 +236,7 @@ def test_static_peer_is_left_alone(agent, wggo):
     assert proc.returncode == 1
     reasons = [l.split(" ", 2)[2] for l in proc.stdout.splitlines() if l.startswith("! ")]
     assert "public key is a static peer, which is left alone" in reasons
-    assert any(r.startswith("allowed IP 10.200.0.0/24 overlaps 10.200.0.1/32 of static peer")
-               for r in reasons)
+    assert "allowed IP 10.200.0.0/24 overlaps 10.200.0.1/32 of a static peer" in reasons
     assert wggo.peers() == {**want, static: (frozenset(["10.200.0.1/32"]), 0)}
 
 

@@ -374,6 +374,7 @@ static void test_dry_run_changes_nothing(void **state)
 
 static void test_failures_are_reported(void **state)
 {
+	uint8_t other[WGF_KEY_LEN];
 	struct reconcile_result res;
 	struct reconciler *rc;
 	struct cache_state st = {0};
@@ -391,6 +392,15 @@ static void test_failures_are_reported(void **state)
 	assert_int_equal(res.n_added, 0);
 	assert_string_equal(res.failed[0].reason, "invalid public key: key is all zeros");
 	assert_int_equal(res.failed[1].code, -EADDRINUSE);
+	/* The other peer of an overlap is kept for the log, out of the reason. */
+	assert_false(res.failed[0].has_other);
+	assert_true(res.failed[1].has_other);
+	key_of(other, 2);
+	assert_memory_equal(res.failed[1].other_key, other, WGF_KEY_LEN);
+	assert_true(res.failed[2].has_other);
+	key_of(other, 1);
+	assert_memory_equal(res.failed[2].other_key, other, WGF_KEY_LEN);
+	assert_null(strchr(res.failed[1].reason, '='));
 	reconcile_result_fini(&res);
 
 	/* A backend error is reported, and the next pass retries. */

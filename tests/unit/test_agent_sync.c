@@ -344,7 +344,6 @@ static void test_overlaps_are_refused(void **state)
 	struct wgf_peer desired[6], actual[3];
 	uint8_t statics[1][WGF_KEY_LEN];
 	struct sync_rules st = {.static_keys = statics, .n_static = 1};
-	char expect[256], key[WGF_KEY_B64_LEN];
 	const struct sync_failure *f;
 	struct wgf_device dev;
 	struct sync_plan pl;
@@ -366,23 +365,34 @@ static void test_overlaps_are_refused(void **state)
 
 	f = must_fail(&pl, &desired[1]);
 	assert_int_equal(f->code, -EADDRINUSE);
-	wgf_key_to_base64(key, desired[2].public_key);
-	snprintf(expect, sizeof(expect), "allowed IP 10.1.0.0/16 overlaps 10.1.7.7/32 of peer %s",
-	         key);
-	assert_string_equal(f->reason, expect);
+	assert_string_equal(f->reason,
+	                    "allowed IP 10.1.0.0/16 overlaps 10.1.7.7/32 of another peer");
+	assert_ptr_equal(f->other, &desired[2]);
 	f = must_fail(&pl, &desired[2]);
-	wgf_key_to_base64(key, desired[1].public_key);
-	snprintf(expect, sizeof(expect), "allowed IP 10.1.7.7/32 overlaps 10.1.0.0/16 of peer %s",
-	         key);
-	assert_string_equal(f->reason, expect);
+	assert_string_equal(f->reason,
+	                    "allowed IP 10.1.7.7/32 overlaps 10.1.0.0/16 of another peer");
+	assert_ptr_equal(f->other, &desired[1]);
 	f = must_fail(&pl, &desired[3]);
-	wgf_key_to_base64(key, statics[0]);
-	snprintf(expect, sizeof(expect),
-	         "allowed IP 10.70.3.0/24 overlaps 10.70.0.0/16 of static peer %s", key);
-	assert_string_equal(f->reason, expect);
+	assert_string_equal(f->reason,
+	                    "allowed IP 10.70.3.0/24 overlaps 10.70.0.0/16 of a static peer");
+	assert_non_null(f->other);
+	assert_true(memcmp(f->other->public_key, statics[0], WGF_KEY_LEN) == 0);
+	/* The reasons go to the tenant: none names another peer's key. */
+	for (size_t i = 0; i < pl.n_failed; i++) {
+		char key[WGF_KEY_B64_LEN];
+
+		for (size_t j = 0; j < 6; j++) {
+			wgf_key_to_base64(key, desired[j].public_key);
+			assert_null(strstr(pl.failed[i].reason, key));
+		}
+		wgf_key_to_base64(key, statics[0]);
+		assert_null(strstr(pl.failed[i].reason, key));
+		assert_null(strchr(pl.failed[i].reason, '='));
+	}
 	f = must_fail(&pl, &desired[4]);
 	assert_int_equal(f->code, -EINVAL);
 	assert_string_equal(f->reason, "allowed IP 10.5.0.5/32 is given twice");
+	assert_null(f->other);
 
 	/* The rest is applied; the refused peer on the interface is neither changed nor removed. */
 	assert_int_equal(pl.n_update, 1);
@@ -444,6 +454,7 @@ static void test_outside_routable_is_refused_alone(void **state)
 	assert_int_equal(pl.n_failed, 2);
 	f = must_fail(&pl, &desired[1]);
 	assert_int_equal(f->code, -EADDRNOTAVAIL);
+	assert_null(f->other);
 	assert_string_equal(f->reason, "allowed IP 0.0.0.0/0 is outside the networks this server "
 	                               "may route (10.100.0.0/24)");
 	f = must_fail(&pl, &desired[2]);
