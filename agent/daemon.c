@@ -51,7 +51,7 @@ struct daemon {
 	bool ready;                 /* readiness was signalled (after the first pass) */
 	bool busy;                  /* a pass runs: the backend and reconciler are the worker's */
 	bool again;                 /* another pass was asked for meanwhile */
-	bool statics_changed;       /* SIGHUP changed static_peers while a pass ran */
+	bool rules_changed;         /* SIGHUP came while a pass ran: static_peers, routable */
 	struct cache_state pending; /* a desired set offered while a pass ran */
 	unsigned pending_flags;     /* RECONCILE_F_* it was offered with */
 	bool has_pending;
@@ -367,7 +367,7 @@ static void say_pass(struct daemon *d, struct pass_out *o)
 }
 
 static void request_pass(struct daemon *d);
-static void apply_statics(struct daemon *d);
+static void apply_rules(struct daemon *d);
 static void signal_ready(struct daemon *d);
 
 static void pass_done(uv_work_t *req, int status)
@@ -382,9 +382,9 @@ static void pass_done(uv_work_t *req, int status)
 		return;
 	if (!d->ready)
 		signal_ready(d);
-	if (d->statics_changed) {
-		d->statics_changed = false;
-		apply_statics(d);
+	if (d->rules_changed) {
+		d->rules_changed = false;
+		apply_rules(d);
 	}
 	if (d->has_pending) {
 		d->has_pending = false;
@@ -576,13 +576,18 @@ static void warn_restart(const char *section, const char *name)
 	log_warning("Option [%s] %s changed, ignoring until restart", section, name);
 }
 
-static void apply_statics(struct daemon *d)
+/* What the reconciler enforces from the configuration: static peers, routable networks. */
+static void apply_rules(struct daemon *d)
 {
 	uint8_t keys[SETTINGS_STATIC_PEERS_MAX][WGF_KEY_LEN];
+	struct wgf_cidr nets[SETTINGS_ROUTABLE_MAX];
 	size_t n = settings_static_peers(&d->s, keys);
 
 	if (reconciler_set_static(d->rc, keys, n) < 0)
 		log_error("Out of memory for the static peers, keeping the old list");
+	n = settings_routable(&d->s, nets);
+	if (reconciler_set_routable(d->rc, nets, n) < 0)
+		log_error("Out of memory for the routable networks, keeping the old list");
 }
 
 static void on_hup(uv_signal_t *h, int signum)
@@ -601,9 +606,9 @@ static void on_hup(uv_signal_t *h, int signum)
 	settings_reload(&d->s, &n, warn_restart);
 	wgf_log_init(NULL, settings_log_level(&d->s));
 	if (d->busy)
-		d->statics_changed = true;
+		d->rules_changed = true;
 	else
-		apply_statics(d);
+		apply_rules(d);
 	d->mon.full_interval_ms = d->s.monitor_full_interval_ms;
 	uv_timer_start(&d->reconcile_timer, on_reconcile_timer, d->s.reconcile_interval_ms,
 	               d->s.reconcile_interval_ms);
@@ -643,7 +648,7 @@ static int setup(struct daemon *d)
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "Cannot start the reconciler");
 	reconciler_set_cancel(d->rc, &d->cancel);
-	apply_statics(d);
+	apply_rules(d);
 	monitor_init(&d->mon, d->s.monitor_full_interval_ms);
 	r = uv_loop_init(&d->loop);
 	if (r < 0)
