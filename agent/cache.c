@@ -16,9 +16,16 @@
 
 #include <jansson.h>
 
+#include "body.h"
 #include "cidr.h"
 #include "fs.h"
 #include "key.h"
+
+/* The file keeps whatever the channel may send (proto/body.h). */
+_Static_assert(CACHE_EPOCH_LEN == WGF_EPOCH_LEN,
+               "an epoch has one size in the file and on the wire");
+_Static_assert(CACHE_ROUTABLE_MAX >= WGF_ROUTABLE_MAX,
+               "the file holds as many routable networks as a reply carries");
 
 /* The one well-formed key that wgf_key_from_base64() refuses for a private key too. */
 #define ZERO_KEY_B64 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
@@ -106,11 +113,69 @@ static int parse_peer(struct wgf_peer *p, json_t *obj, size_t i, struct wgf_err 
 	return 0;
 }
 
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+static int parse_epoch(uint8_t ret[static CACHE_EPOCH_LEN], json_t *v, struct wgf_err *err)
+{
+	const char *s = json_string_value(v);
+
+	if (!s || json_string_length(v) != 2 * CACHE_EPOCH_LEN)
+		return wgf_err_set(err, -EINVAL, "epoch: not %d lower-case hex digits",
+		                   2 * CACHE_EPOCH_LEN);
+	for (size_t i = 0; i < CACHE_EPOCH_LEN; i++) {
+		int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return wgf_err_set(err, -EINVAL, "epoch: not %d lower-case hex digits",
+			                   2 * CACHE_EPOCH_LEN);
+		ret[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+static int parse_routable(struct cache_state *st, json_t *list, struct wgf_err *err)
+{
+	size_t n = json_array_size(list);
+
+	if (!json_is_array(list))
+		return wgf_err_set(err, -EINVAL, "routable: not a list");
+	if (n > CACHE_ROUTABLE_MAX)
+		return wgf_err_set(err, -E2BIG, "routable: %zu entries; at most %d", n,
+		                   CACHE_ROUTABLE_MAX);
+	if (n == 0)
+		return 0;
+	st->routable = calloc(n, sizeof(*st->routable));
+	if (!st->routable)
+		return wgf_err_set(err, -ENOMEM, "out of memory");
+	for (size_t k = 0; k < n; k++) {
+		json_t *s = json_array_get(list, k);
+		int r;
+
+		if (!json_is_string(s))
+			return wgf_err_set(err, -EINVAL, "routable[%zu]: not a string", k);
+		r = wgf_cidr_parse(&st->routable[k], json_string_value(s), 0, err);
+		if (r < 0) {
+			wgf_err_prefix(err, "routable[%zu]: ", k);
+			return r;
+		}
+		st->n_routable++;
+	}
+	return 0;
+}
+
 static int parse_root(json_t *root, struct cache_state *st, struct wgf_err *err)
 {
-	json_t *revision = NULL, *peers = NULL, *v;
+	json_t *revision = NULL, *epoch = NULL, *routable = NULL, *peers = NULL, *v;
 	const char *name;
 	size_t n;
+	int r;
 
 	if (!json_is_object(root))
 		return wgf_err_set(err, -EINVAL, "not a JSON object");
@@ -118,6 +183,10 @@ static int parse_root(json_t *root, struct cache_state *st, struct wgf_err *err)
 	{
 		if (strcmp(name, "revision") == 0)
 			revision = v;
+		else if (strcmp(name, "epoch") == 0)
+			epoch = v;
+		else if (strcmp(name, "routable") == 0)
+			routable = v;
 		else if (strcmp(name, "peers") == 0)
 			peers = v;
 		else
@@ -128,6 +197,11 @@ static int parse_root(json_t *root, struct cache_state *st, struct wgf_err *err)
 	if (!json_is_integer(revision) || json_integer_value(revision) < 0)
 		return wgf_err_set(err, -EINVAL, "revision: not a whole number from 0 up");
 	st->revision = (uint64_t)json_integer_value(revision);
+	r = epoch ? parse_epoch(st->epoch, epoch, err) : 0;
+	if (r == 0 && routable)
+		r = parse_routable(st, routable, err);
+	if (r < 0)
+		return r;
 	if (!peers)
 		return wgf_err_set(err, -EINVAL, "peers is missing");
 	if (!json_is_array(peers))
@@ -140,8 +214,7 @@ static int parse_root(json_t *root, struct cache_state *st, struct wgf_err *err)
 	if (!st->peers)
 		return wgf_err_set(err, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
-		int r = parse_peer(&st->peers[i], json_array_get(peers, i), i, err);
-
+		r = parse_peer(&st->peers[i], json_array_get(peers, i), i, err);
 		if (r < 0)
 			return r;
 		st->n_peers++;
@@ -318,13 +391,51 @@ static int out_peer(struct out *o, const struct wgf_peer *p)
 	return r;
 }
 
+/* ,"epoch":"<hex>" when there is one, then ,"routable":[...] when there are any. */
+static int out_epoch_and_routable(struct out *o, const struct cache_state *st)
+{
+	static const char hex[] = "0123456789abcdef";
+	char buf[2 * CACHE_EPOCH_LEN], cidr[WGF_CIDR_STRLEN];
+	int r = 0;
+
+	if (cache_state_has_epoch(st)) {
+		for (size_t i = 0; i < CACHE_EPOCH_LEN; i++) {
+			buf[2 * i] = hex[st->epoch[i] >> 4];
+			buf[2 * i + 1] = hex[st->epoch[i] & 0xf];
+		}
+		r = out_text(o, ",\"epoch\":\"", 10);
+		if (r == 0)
+			r = out_text(o, buf, sizeof(buf));
+		if (r == 0)
+			r = out_text(o, "\"", 1);
+	}
+	if (r < 0 || st->n_routable == 0)
+		return r;
+	r = out_text(o, ",\"routable\":[", 13);
+	for (size_t i = 0; i < st->n_routable && r == 0; i++) {
+		wgf_cidr_format(&st->routable[i], cidr);
+		r = i ? out_text(o, ",\"", 2) : out_text(o, "\"", 1);
+		if (r == 0)
+			r = out_text(o, cidr, strlen(cidr));
+		if (r == 0)
+			r = out_text(o, "\"", 1);
+	}
+	if (r == 0)
+		r = out_text(o, "]", 1);
+	return r;
+}
+
 int cache_format(const struct cache_state *st, char **ret, size_t *ret_len)
 {
 	struct out o = {0};
 	int r;
 
 	/* The revision is written as jansson wrote it: a json_int_t, signed. */
-	r = out_printf(&o, "{\"revision\":%lld,\"peers\":[", (long long)(int64_t)st->revision);
+	r = out_printf(&o, "{\"revision\":%lld", (long long)(int64_t)st->revision);
+	if (r == 0)
+		r = out_epoch_and_routable(&o, st);
+	if (r == 0)
+		r = out_text(&o, ",\"peers\":[", 10);
 	for (size_t i = 0; i < st->n_peers && r == 0; i++) {
 		r = out_text(&o, i ? ",\n" : "\n", i ? 2 : 1);
 		if (r == 0)
@@ -353,6 +464,31 @@ int cache_save(const char *path, const struct cache_state *st, struct wgf_err *e
 	r = wgf_fs_write_atomic(path, text, len, 0600, err);
 	free(text);
 	return r;
+}
+
+int cache_state_set_routable(struct cache_state *st, const struct wgf_cidr *nets, size_t n)
+{
+	struct wgf_cidr *copy = NULL;
+
+	if (n > CACHE_ROUTABLE_MAX)
+		return -E2BIG;
+	if (n) {
+		copy = malloc(n * sizeof(*copy));
+		if (!copy)
+			return -ENOMEM;
+		memcpy(copy, nets, n * sizeof(*copy));
+	}
+	free(st->routable);
+	st->routable = copy;
+	st->n_routable = n;
+	return 0;
+}
+
+bool cache_state_has_epoch(const struct cache_state *st)
+{
+	static const uint8_t none[CACHE_EPOCH_LEN];
+
+	return memcmp(st->epoch, none, CACHE_EPOCH_LEN) != 0;
 }
 
 void cache_state_fini(struct cache_state *st)

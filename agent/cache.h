@@ -9,16 +9,24 @@
  * a reboot during a coordinator outage restores every tunnel (DESIGN.md principle 5).
  * The same format is what `wgfleet-agent apply FILE` and `show FILE` read:
  *
- *   {"revision": 7, "peers": [
+ *   {"revision": 7, "epoch": "<32 hex digits>", "routable": ["10.100.0.0/24"], "peers": [
  *    {"public_key": "<base64>", "allowed_ips": ["10.100.0.2/32"], "persistent_keepalive": 25}
  *   ]}
  *
  * revision is an integer from 0 to 2^63-1; public_key is a WireGuard key in base64;
  * allowed_ips is a list (possibly empty) of at most WGF_PEER_ALLOWED_IPS_MAX networks
  * without host bits; persistent_keepalive (seconds, 0 to 65535) may be left out and
- * means 0. Anything else is an error that names the place: a field we do not know (a
- * typo must not silently mean "no allowed IPs"), a duplicate field, a wrong type, a
- * bad value, more than WGF_DEVICE_PEERS_MAX peers, a file over CACHE_FILE_MAX bytes.
+ * means 0. epoch and routable may be left out (files from before they existed have
+ * neither), and are written only when set. epoch is the coordinator's database
+ * generation, CACHE_EPOCH_LEN bytes as lower-case hex; all zeros means none known.
+ * routable lists the networks the coordinator says this server may route (its pool),
+ * at most CACHE_ROUTABLE_MAX networks without host bits; the sync engine refuses a
+ * desired peer with an allowed IP outside them and the configured ones (sync.h). This
+ * file only carries both; the agent never makes them up.
+ *
+ * Anything else is an error that names the place: a field we do not know (a typo must
+ * not silently mean "no allowed IPs"), a duplicate field, a wrong type, a bad value,
+ * more than WGF_DEVICE_PEERS_MAX peers, a file over CACHE_FILE_MAX bytes.
  * Only the form of a key is checked here: a well-formed key that cannot be a peer
  * (all zeros, low order) is refused by the sync engine for that peer alone.
  *
@@ -28,23 +36,26 @@
  * a JSON tree. The file is replaced atomically (wgf_fs_write_atomic, mode 0600).
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cidr.h"
 #include "err.h"
 #include "peer.h"
 
-#define CACHE_FILE     "desired.json"
-#define CACHE_FILE_MAX ((size_t)64 << 20)
-
-#define CACHE_EPOCH_LEN 16
+#define CACHE_FILE         "desired.json"
+#define CACHE_FILE_MAX     ((size_t)64 << 20)
+#define CACHE_EPOCH_LEN    16
+#define CACHE_ROUTABLE_MAX 64
 
 struct cache_state {
 	uint64_t revision;
 	uint8_t epoch[CACHE_EPOCH_LEN]; /* all zeros: none known */
 	struct wgf_peer *peers;         /* owned */
 	size_t n_peers;
-	struct wgf_cidr *routable; /* owned: networks the coordinator says we may route */
+	/* Owned: networks the coordinator says we may route; may be NULL when there are none. */
+	struct wgf_cidr *routable;
 	size_t n_routable;
 };
 
@@ -61,6 +72,16 @@ int cache_format(const struct cache_state *st, char **ret, size_t *ret_len);
 /* Formats st and replaces path with it, atomically and durably. */
 int cache_save(const char *path, const struct cache_state *st, struct wgf_err *err);
 
+/*
+ * Replaces st->routable with a copy of nets (n of them, networks without host bits; not
+ * checked here). -E2BIG past CACHE_ROUTABLE_MAX, -ENOMEM; st is unchanged on failure.
+ */
+int cache_state_set_routable(struct cache_state *st, const struct wgf_cidr *nets, size_t n);
+
+/* True when st carries an epoch (not all zeros). */
+bool cache_state_has_epoch(const struct cache_state *st);
+
+/* Frees the peers and the routable networks; st is left zeroed. */
 void cache_state_fini(struct cache_state *st);
 
 #endif

@@ -51,7 +51,7 @@ struct daemon {
 	bool ready;                 /* readiness was signalled (after the first pass) */
 	bool busy;                  /* a pass runs: the backend and reconciler are the worker's */
 	bool again;                 /* another pass was asked for meanwhile */
-	bool statics_changed;       /* SIGHUP changed static_peers while a pass ran */
+	bool rules_changed;         /* SIGHUP came while a pass ran: static_peers, routable */
 	struct cache_state pending; /* a desired set offered while a pass ran */
 	unsigned pending_flags;     /* RECONCILE_F_* it was offered with */
 	bool has_pending;
@@ -103,14 +103,24 @@ static void log_change(void *userdata, char op, const struct wgf_peer *desired,
 
 static void log_result(struct daemon *d, const struct reconcile_result *res, uint64_t ms)
 {
-	char rev[24], n[8][24], key[WGF_KEY_B64_LEN], msbuf[24];
+	char rev[24], n[8][24], key[WGF_KEY_B64_LEN], other[WGF_KEY_B64_LEN], msbuf[24];
 	bool first = !d->has_warned_rev || d->warned_rev != res->revision;
 
 	for (size_t i = 0; i < res->n_failed && i < PEER_LINES_MAX; i++) {
-		wgf_key_to_base64(key, res->failed[i].public_key);
+		const struct reconcile_failure *f = &res->failed[i];
+		int level = first ? LOG_WARNING : LOG_DEBUG;
+
+		wgf_key_to_base64(key, f->public_key);
 		/* The same refusal every pass would drown the log: loud once per revision. */
-		log_fields(first ? LOG_WARNING : LOG_DEBUG, "Peer refused, skipping it",
-		           {"peer", key}, {"reason", res->failed[i].reason});
+		if (!f->has_other) {
+			log_fields(level, "Peer refused, skipping it", {"peer", key},
+			           {"reason", f->reason});
+			continue;
+		}
+		/* The reason (which the tenant sees) leaves the other peer out; our log has it. */
+		wgf_key_to_base64(other, f->other_key);
+		log_fields(level, "Peer refused, skipping it", {"peer", key}, {"reason", f->reason},
+		           {"other_peer", other});
 	}
 	if (res->n_failed > PEER_LINES_MAX)
 		log_full(first ? LOG_WARNING : LOG_DEBUG, "%zu more peers refused, not listed",
@@ -357,7 +367,7 @@ static void say_pass(struct daemon *d, struct pass_out *o)
 }
 
 static void request_pass(struct daemon *d);
-static void apply_statics(struct daemon *d);
+static void apply_rules(struct daemon *d);
 static void signal_ready(struct daemon *d);
 
 static void pass_done(uv_work_t *req, int status)
@@ -372,9 +382,9 @@ static void pass_done(uv_work_t *req, int status)
 		return;
 	if (!d->ready)
 		signal_ready(d);
-	if (d->statics_changed) {
-		d->statics_changed = false;
-		apply_statics(d);
+	if (d->rules_changed) {
+		d->rules_changed = false;
+		apply_rules(d);
 	}
 	if (d->has_pending) {
 		d->has_pending = false;
@@ -566,13 +576,18 @@ static void warn_restart(const char *section, const char *name)
 	log_warning("Option [%s] %s changed, ignoring until restart", section, name);
 }
 
-static void apply_statics(struct daemon *d)
+/* What the reconciler enforces from the configuration: static peers, routable networks. */
+static void apply_rules(struct daemon *d)
 {
 	uint8_t keys[SETTINGS_STATIC_PEERS_MAX][WGF_KEY_LEN];
+	struct wgf_cidr nets[SETTINGS_ROUTABLE_MAX];
 	size_t n = settings_static_peers(&d->s, keys);
 
 	if (reconciler_set_static(d->rc, keys, n) < 0)
 		log_error("Out of memory for the static peers, keeping the old list");
+	n = settings_routable(&d->s, nets);
+	if (reconciler_set_routable(d->rc, nets, n) < 0)
+		log_error("Out of memory for the routable networks, keeping the old list");
 }
 
 static void on_hup(uv_signal_t *h, int signum)
@@ -591,9 +606,9 @@ static void on_hup(uv_signal_t *h, int signum)
 	settings_reload(&d->s, &n, warn_restart);
 	wgf_log_init(NULL, settings_log_level(&d->s));
 	if (d->busy)
-		d->statics_changed = true;
+		d->rules_changed = true;
 	else
-		apply_statics(d);
+		apply_rules(d);
 	d->mon.full_interval_ms = d->s.monitor_full_interval_ms;
 	uv_timer_start(&d->reconcile_timer, on_reconcile_timer, d->s.reconcile_interval_ms,
 	               d->s.reconcile_interval_ms);
@@ -633,7 +648,7 @@ static int setup(struct daemon *d)
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "Cannot start the reconciler");
 	reconciler_set_cancel(d->rc, &d->cancel);
-	apply_statics(d);
+	apply_rules(d);
 	monitor_init(&d->mon, d->s.monitor_full_interval_ms);
 	r = uv_loop_init(&d->loop);
 	if (r < 0)

@@ -160,6 +160,7 @@ static int cmd_apply(const struct settings *s, const char *file, bool dry_run)
 {
 	char cache_path[PATH_MAX], key_path[PATH_MAX], key[WGF_KEY_B64_LEN];
 	uint8_t statics[SETTINGS_STATIC_PEERS_MAX][WGF_KEY_LEN];
+	struct wgf_cidr nets[SETTINGS_ROUTABLE_MAX];
 	struct cache_state want = {0}, cached = {0};
 	struct reconcile_result res = {0};
 	struct backend_device_cfg cfg;
@@ -185,6 +186,8 @@ static int cmd_apply(const struct settings *s, const char *file, bool dry_run)
 	r = reconciler_new(b, dry_run ? NULL : cache_path, &rc);
 	if (r == 0)
 		r = reconciler_set_static(rc, statics, settings_static_peers(s, statics));
+	if (r == 0)
+		r = reconciler_set_routable(rc, nets, settings_routable(s, nets));
 	if (r == 0 && has_cache)
 		r = reconciler_set_desired(rc, &cached, RECONCILE_F_BASELINE | RECONCILE_F_FORCE);
 	if (r >= 0 && file)

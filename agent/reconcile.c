@@ -19,6 +19,8 @@ struct reconciler {
 	size_t n_refused;
 	uint8_t (*statics)[WGF_KEY_LEN]; /* owned */
 	size_t n_statics;
+	struct wgf_cidr *routable; /* owned: the configured ones; the desired set has its own */
+	size_t n_routable;
 	bool cache_dirty;
 	const atomic_bool *cancel; /* borrowed; may be NULL */
 };
@@ -59,6 +61,7 @@ void reconciler_free(struct reconciler *rc)
 	drop_applied(rc);
 	cache_state_fini(&rc->desired);
 	free(rc->statics);
+	free(rc->routable);
 	free(rc->cache_path);
 	free(rc);
 }
@@ -86,6 +89,22 @@ int reconciler_set_static(struct reconciler *rc, const uint8_t (*keys)[WGF_KEY_L
 	free(rc->statics);
 	rc->statics = copy;
 	rc->n_statics = n;
+	return 0;
+}
+
+int reconciler_set_routable(struct reconciler *rc, const struct wgf_cidr *nets, size_t n)
+{
+	struct wgf_cidr *copy = NULL;
+
+	if (n) {
+		copy = malloc(n * sizeof(*copy));
+		if (!copy)
+			return -ENOMEM;
+		memcpy(copy, nets, n * sizeof(*copy));
+	}
+	free(rc->routable);
+	rc->routable = copy;
+	rc->n_routable = n;
 	return 0;
 }
 
@@ -210,6 +229,11 @@ static int copy_failures(const struct sync_plan *pl, struct reconcile_result *re
 		memcpy(res->failed[i].public_key, pl->failed[i].peer->public_key, WGF_KEY_LEN);
 		res->failed[i].code = pl->failed[i].code;
 		memcpy(res->failed[i].reason, pl->failed[i].reason, sizeof(res->failed[i].reason));
+		if (pl->failed[i].other) {
+			memcpy(res->failed[i].other_key, pl->failed[i].other->public_key,
+			       WGF_KEY_LEN);
+			res->failed[i].has_other = true;
+		}
 	}
 	res->n_failed = pl->n_failed;
 	return 0;
@@ -260,11 +284,28 @@ static void report_changes(const struct sync_plan *pl, reconcile_change_fn cb, v
 		cb(userdata, '~', pl->update[i].desired, pl->update[i].actual);
 }
 
+/* The routable networks are the desired set's and the configured ones, joined. */
 static int plan(struct reconciler *rc, const struct wgf_device *actual, struct sync_plan *ret)
 {
-	struct sync_static st = {.keys = rc->statics, .n = rc->n_statics};
+	const struct cache_state *d = &rc->desired;
+	struct sync_rules rules = {.static_keys = rc->statics, .n_static = rc->n_statics};
+	struct wgf_cidr *joined = NULL;
+	int r;
 
-	return sync_diff(rc->desired.peers, rc->desired.n_peers, actual, &st, ret);
+	if (d->n_routable && rc->n_routable) {
+		joined = malloc((d->n_routable + rc->n_routable) * sizeof(*joined));
+		if (!joined)
+			return -ENOMEM;
+		memcpy(joined, d->routable, d->n_routable * sizeof(*joined));
+		memcpy(joined + d->n_routable, rc->routable, rc->n_routable * sizeof(*joined));
+		rules.routable = joined;
+	} else {
+		rules.routable = d->n_routable ? d->routable : rc->routable;
+	}
+	rules.n_routable = d->n_routable + rc->n_routable;
+	r = sync_diff(d->peers, d->n_peers, actual, &rules, ret);
+	free(joined);
+	return r;
 }
 
 /* The pass went through: what we applied is the new baseline. */

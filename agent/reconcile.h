@@ -48,7 +48,10 @@ enum reconcile_drift_kind {
 struct reconcile_failure {
 	uint8_t public_key[WGF_KEY_LEN];
 	int code;
-	char reason[SYNC_REASON_MAX];
+	char reason[SYNC_REASON_MAX]; /* for the coordinator and the tenant: names no other peer */
+	/* The peer an overlap (-EADDRINUSE) is with, for the agent's own log only. */
+	uint8_t other_key[WGF_KEY_LEN];
+	bool has_other;
 };
 
 struct reconcile_drift {
@@ -93,6 +96,13 @@ void reconciler_set_cancel(struct reconciler *rc, const atomic_bool *cancel);
 
 /* Replaces the static peers (copied); they are never added, changed or removed. */
 int reconciler_set_static(struct reconciler *rc, const uint8_t (*keys)[WGF_KEY_LEN], size_t n);
+
+/*
+ * Replaces the configured routable networks (copied; [wireguard] routable). A pass
+ * checks allowed IPs against these and the desired set's own (cache_state.routable,
+ * from the coordinator) together; with neither, against nothing (sync.h). -ENOMEM.
+ */
+int reconciler_set_routable(struct reconciler *rc, const struct wgf_cidr *nets, size_t n);
 
 /*
  * Offers a desired set. Returns 1 when taken: st->peers is then the reconciler's and

@@ -66,8 +66,8 @@ static int validate_address(const void *value, struct wgf_err *err)
  * Calls fn for each comma-separated item of text (spaces around items are allowed);
  * stops at the first error.
  */
-static int for_each_key(const char *text, int (*fn)(void *ctx, const char *b64, size_t i),
-                        void *ctx)
+static int for_each_item(const char *text, int (*fn)(void *ctx, const char *item, size_t i),
+                         void *ctx)
 {
 	char item[WGF_CONF_LINE_MAX + 1];
 	size_t i = 0;
@@ -149,7 +149,27 @@ static int validate_signing_key(const void *value, struct wgf_err *err)
 
 static int validate_static_peers(const void *value, struct wgf_err *err)
 {
-	return for_each_key(value, check_key, err);
+	return for_each_item(value, check_key, err);
+}
+
+static int check_net(void *ctx, const char *text, size_t i)
+{
+	struct wgf_err *err = ctx;
+	struct wgf_cidr c;
+	int r;
+
+	if (i >= SETTINGS_ROUTABLE_MAX)
+		return wgf_err_set(err, -E2BIG, "more than %d routable networks",
+		                   SETTINGS_ROUTABLE_MAX);
+	r = wgf_cidr_parse(&c, text, 0, err);
+	if (r < 0)
+		wgf_err_prefix(err, "routable network %zu: ", i + 1);
+	return r;
+}
+
+static int validate_routable(const void *value, struct wgf_err *err)
+{
+	return for_each_item(value, check_net, err);
 }
 
 static const struct wgf_conf_entry entries[] = {
@@ -261,6 +281,20 @@ static const struct wgf_conf_entry entries[] = {
                 .validate = validate_static_peers,
                 .doc = "Comma-separated base64 public keys of peers the agent never adds, "
                        "changes or removes (at most 4 fit on a line).",
+        },
+        {
+                .section = "wireguard",
+                .name = "routable",
+                .type = WGF_CONF_STRING,
+                .flags = WGF_CONF_F_RELOADABLE,
+                .offset = FIELD(routable),
+                .size = SIZE(routable),
+                .def = "",
+                .validate = validate_routable,
+                .doc = "Comma-separated networks this server may route besides the pool the "
+                       "coordinator sends, e.g. 10.200.0.0/16, fd00::/64 (at most 16): a "
+                       "desired peer with an allowed IP outside all of them is refused. With "
+                       "none here and none from the coordinator, allowed IPs are not checked.",
         },
         {
                 .section = "monitor",
@@ -427,7 +461,30 @@ size_t settings_static_peers(const struct settings *s,
 {
 	struct decode_ctx d = {.keys = keys};
 
-	(void)for_each_key(s->static_peers, decode_key, &d);
+	(void)for_each_item(s->static_peers, decode_key, &d);
+	return d.n;
+}
+
+struct decode_nets {
+	struct wgf_cidr *nets;
+	size_t n;
+};
+
+static int decode_net(void *ctx, const char *text, size_t i)
+{
+	struct decode_nets *d = ctx;
+
+	if (i >= SETTINGS_ROUTABLE_MAX || wgf_cidr_parse(&d->nets[d->n], text, 0, NULL) < 0)
+		return -EINVAL;
+	d->n++;
+	return 0;
+}
+
+size_t settings_routable(const struct settings *s, struct wgf_cidr nets[SETTINGS_ROUTABLE_MAX])
+{
+	struct decode_nets d = {.nets = nets};
+
+	(void)for_each_item(s->routable, decode_net, &d);
 	return d.n;
 }
 

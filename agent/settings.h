@@ -10,9 +10,9 @@
  * deploy/agent.conf is that output. Options marked reloadable in the table change on
  * SIGHUP (settings_reload); the others need a restart.
  *
- * Derived values (the private key file's default, which follows state_directory, and
- * the static peers decoded from their base64 list) come from the accessors below, so
- * the struct stays what the file says.
+ * Derived values (the private key file's default, which follows state_directory, the
+ * static peers decoded from their base64 list, the routable networks parsed from
+ * theirs) come from the accessors below, so the struct stays what the file says.
  */
 
 #include <limits.h>
@@ -26,6 +26,7 @@
 #include "key.h"
 
 #define SETTINGS_STATIC_PEERS_MAX 8
+#define SETTINGS_ROUTABLE_MAX     16
 #define SETTINGS_URLS_MAX         8
 #define SETTINGS_KEY_FILE         "wireguard.key"
 
@@ -46,6 +47,7 @@ struct settings {
 	char private_key_file[PATH_MAX / 4]; /* "": <state_directory>/wireguard.key */
 	bool manage_identity;
 	char static_peers[WGF_CONF_LINE_MAX + 1];
+	char routable[WGF_CONF_LINE_MAX + 1]; /* "": none besides the coordinator's */
 
 	uint64_t monitor_interval_ms;
 	uint64_t monitor_full_interval_ms;
@@ -74,6 +76,12 @@ void settings_private_key_file(const struct settings *s, char *out, size_t size)
  */
 size_t settings_static_peers(const struct settings *s,
                              uint8_t keys[SETTINGS_STATIC_PEERS_MAX][WGF_KEY_LEN]);
+
+/*
+ * Parses routable (validated when loaded) into nets; returns how many (at most
+ * SETTINGS_ROUTABLE_MAX).
+ */
+size_t settings_routable(const struct settings *s, struct wgf_cidr nets[SETTINGS_ROUTABLE_MAX]);
 
 /*
  * Splits coordinator_urls (validated when loaded) into at most max URLs pointing into

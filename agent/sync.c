@@ -4,6 +4,7 @@
 #include "sync.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,6 +13,12 @@
 
 #include "backend.h"
 #include "cidr.h"
+
+/* A routable network as its first and last address, for the containment check. */
+struct net_range {
+	const struct wgf_cidr *cidr;
+	uint8_t first[16], last[16];
+};
 
 /* One allowed IP in the overlap sweep, with the peer that holds or wants it. */
 struct ip_entry {
@@ -30,6 +37,8 @@ struct diff {
 	size_t na;
 	uint8_t (*statics)[WGF_KEY_LEN]; /* sorted copy */
 	size_t ns;
+	struct net_range *nets; /* routable, sorted, none inside another */
+	size_t nn;
 	struct sync_plan plan;
 	size_t cap_failed;
 };
@@ -67,8 +76,9 @@ static const struct wgf_peer **sorted_ptrs(const struct wgf_peer *peers, size_t 
 	return p;
 }
 
-__attribute__((format(printf, 4, 5))) static int refuse(struct diff *df, size_t i, int code,
-                                                        const char *fmt, ...)
+/* Refuses d[i] (once: a later reason is dropped); other is kept for sync_failure.other. */
+__attribute__((format(printf, 5, 6))) static int
+refuse(struct diff *df, size_t i, int code, const struct wgf_peer *other, const char *fmt, ...)
 {
 	struct sync_failure *f;
 	va_list ap;
@@ -86,6 +96,7 @@ __attribute__((format(printf, 4, 5))) static int refuse(struct diff *df, size_t 
 	}
 	f = &df->plan.failed[df->plan.n_failed++];
 	f->peer = df->d[i];
+	f->other = other;
 	f->code = code;
 	va_start(ap, fmt);
 	vsnprintf(f->reason, sizeof(f->reason), fmt, ap);
@@ -105,34 +116,173 @@ static int check_keys(struct diff *df, const struct wgf_device *actual)
 		struct wgf_err err = {0};
 
 		if (wgf_key_check(p->public_key, WGF_KEY_PUBLIC, &err) < 0)
-			r = refuse(df, i, -EINVAL, "invalid public key: %s", err.msg);
+			r = refuse(df, i, -EINVAL, NULL, "invalid public key: %s", err.msg);
 		else if (i > 0 && memcmp(df->d[i - 1]->public_key, p->public_key, WGF_KEY_LEN) == 0)
-			r = refuse(df, i, -EEXIST,
+			r = refuse(df, i, -EEXIST, NULL,
 			           "public key given twice; the first entry is used");
 		else if (own && memcmp(own, p->public_key, WGF_KEY_LEN) == 0)
-			r = refuse(df, i, -EINVAL, "public key is the interface's own");
+			r = refuse(df, i, -EINVAL, NULL, "public key is the interface's own");
 		else if (is_static(df, p->public_key))
-			r = refuse(df, i, -EPERM,
+			r = refuse(df, i, -EPERM, NULL,
 			           "public key is a static peer, which is left alone");
 	}
 	return r;
 }
 
-static void entry_bounds(struct ip_entry *e)
+/* A prefix's first and last address (bytes past the family's length are zero). */
+static void cidr_bounds(const struct wgf_cidr *c, uint8_t first[static 16], uint8_t last[static 16])
 {
-	unsigned len = wgf_addr_len(&e->cidr->addr), prefix = e->cidr->prefix;
+	unsigned len = wgf_addr_len(&c->addr), prefix = c->prefix;
 
-	memset(e->first, 0, sizeof(e->first));
-	memset(e->last, 0, sizeof(e->last));
+	memset(first, 0, 16);
+	memset(last, 0, 16);
 	for (unsigned i = 0; i < len; i++) {
 		unsigned bit = 8 * i;
 		uint8_t host = prefix >= bit + 8 ? 0
 		               : prefix <= bit   ? 0xff
 		                                 : 0xff >> (prefix - bit);
 
-		e->first[i] = e->cidr->addr.bytes[i] & (uint8_t)~host;
-		e->last[i] = e->cidr->addr.bytes[i] | host;
+		first[i] = c->addr.bytes[i] & (uint8_t)~host;
+		last[i] = c->addr.bytes[i] | host;
 	}
+}
+
+static int cmp_net(const void *x, const void *y)
+{
+	const struct net_range *a = x, *b = y;
+	int c;
+
+	if (a->cidr->addr.family != b->cidr->addr.family)
+		return a->cidr->addr.family < b->cidr->addr.family ? -1 : 1;
+	c = memcmp(a->first, b->first, sizeof(a->first));
+	if (c)
+		return c;
+	/* A containing prefix comes before what it contains. */
+	return (a->cidr->prefix > b->cidr->prefix) - (a->cidr->prefix < b->cidr->prefix);
+}
+
+/*
+ * Sorts the routable networks and drops each one inside another: what is left is
+ * disjoint and in address order, so one binary search finds the only network that can
+ * hold a given prefix.
+ */
+static int prepare_nets(struct diff *df, const struct wgf_cidr *nets, size_t n)
+{
+	size_t kept = 0;
+
+	df->nets = malloc(n * sizeof(*df->nets));
+	if (!df->nets)
+		return -ENOMEM;
+	for (size_t k = 0; k < n; k++) {
+		df->nets[k].cidr = &nets[k];
+		cidr_bounds(&nets[k], df->nets[k].first, df->nets[k].last);
+	}
+	qsort(df->nets, n, sizeof(*df->nets), cmp_net);
+	for (size_t k = 0; k < n; k++) {
+		const struct net_range *prev = kept ? &df->nets[kept - 1] : NULL;
+
+		/* Sorted so, a network that starts inside the previous one is inside it. */
+		if (prev && prev->cidr->addr.family == df->nets[k].cidr->addr.family &&
+		    memcmp(prev->last, df->nets[k].first, sizeof(prev->last)) >= 0)
+			continue;
+		df->nets[kept++] = df->nets[k];
+	}
+	df->nn = kept;
+	return 0;
+}
+
+static bool is_routable(const struct diff *df, const struct wgf_cidr *c)
+{
+	uint8_t first[16], last[16];
+	size_t lo = 0, hi = df->nn;
+	const struct net_range *net;
+
+	cidr_bounds(c, first, last);
+	/* The last network that starts at or before c, in c's family. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct net_range *m = &df->nets[mid];
+		int cmp = m->cidr->addr.family != c->addr.family
+		                  ? (m->cidr->addr.family < c->addr.family ? -1 : 1)
+		                  : memcmp(m->first, first, sizeof(first));
+
+		if (cmp <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return false;
+	net = &df->nets[lo - 1];
+	return net->cidr->addr.family == c->addr.family && net->cidr->prefix <= c->prefix &&
+	       memcmp(net->last, last, sizeof(last)) >= 0;
+}
+
+/*
+ * The routable networks of one family as "10.100.0.0/24, 10.200.0.0/16", cut short
+ * with "..." so that it fits in size (at least 16 bytes).
+ */
+static void format_nets(const struct diff *df, int family, char *out, size_t size)
+{
+	size_t n = 0;
+	bool any = false;
+
+	out[0] = '\0';
+	for (size_t k = 0; k < df->nn; k++) {
+		char c[WGF_CIDR_STRLEN];
+
+		if (df->nets[k].cidr->addr.family != family)
+			continue;
+		wgf_cidr_format(df->nets[k].cidr, c);
+		/* Room for this one, and for ", ..." after it. */
+		if (n + (any ? 2 : 0) + strlen(c) + 5 >= size) {
+			snprintf(out + n, size - n, "%s...", any ? ", " : "");
+			return;
+		}
+		n += (size_t)snprintf(out + n, size - n, "%s%s", any ? ", " : "", c);
+		any = true;
+	}
+	if (!any)
+		snprintf(out, size, "none for IPv%c", family == AF_INET ? '4' : '6');
+}
+
+static int refuse_unroutable(struct diff *df, size_t i, const struct wgf_cidr *c)
+{
+	static const char head[] = "allowed IP %s is outside the networks this server may route (";
+	char ip[WGF_CIDR_STRLEN], nets[SYNC_REASON_MAX];
+	size_t used;
+
+	wgf_cidr_format(c, ip);
+	/* The list gets what the rest of the sentence leaves, so the reason is never cut. */
+	used = strlen(head) - 2 + strlen(ip) + 1;
+	format_nets(df, c->addr.family, nets, used + 16 < sizeof(nets) ? sizeof(nets) - used : 16);
+	return refuse(df, i, -EADDRNOTAVAIL, NULL,
+	              "allowed IP %s is outside the networks this server may route (%s)", ip, nets);
+}
+
+/* With routable networks, every allowed IP of a desired peer must lie inside one. */
+static int check_routable(struct diff *df)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < df->nd && r == 0 && df->nn; i++) {
+		const struct wgf_peer *p = df->d[i];
+
+		if (df->refused[i])
+			continue;
+		for (unsigned k = 0; k < p->n_allowed_ips; k++) {
+			if (!is_routable(df, &p->allowed_ips[k])) {
+				r = refuse_unroutable(df, i, &p->allowed_ips[k]);
+				break;
+			}
+		}
+	}
+	return r;
+}
+
+static void entry_bounds(struct ip_entry *e)
+{
+	cidr_bounds(e->cidr, e->first, e->last);
 }
 
 static int cmp_entry(const void *x, const void *y)
@@ -156,15 +306,15 @@ static int cmp_entry(const void *x, const void *y)
 static int refuse_overlap(struct diff *df, const struct ip_entry *mine,
                           const struct ip_entry *theirs)
 {
-	char c1[WGF_CIDR_STRLEN], c2[WGF_CIDR_STRLEN], key[WGF_KEY_B64_LEN];
+	char c1[WGF_CIDR_STRLEN], c2[WGF_CIDR_STRLEN];
 
 	if (mine->is_static)
 		return 0;
 	wgf_cidr_format(mine->cidr, c1);
 	wgf_cidr_format(theirs->cidr, c2);
-	wgf_key_to_base64(key, theirs->peer->public_key);
-	return refuse(df, mine->idx, -EADDRINUSE, "allowed IP %s overlaps %s of %speer %s", c1, c2,
-	              theirs->is_static ? "static " : "", key);
+	/* The reason reaches the tenant, and the other peer may be another tenant's. */
+	return refuse(df, mine->idx, -EADDRINUSE, theirs->peer, "allowed IP %s overlaps %s of %s",
+	              c1, c2, theirs->is_static ? "a static peer" : "another peer");
 }
 
 /* outer contains inner (or equals it); both come from the sweep's stack. */
@@ -180,7 +330,7 @@ static int check_pair(struct diff *df, const struct ip_entry *outer, const struc
 		if (outer->cidr->prefix != inner->cidr->prefix)
 			return 0;
 		wgf_cidr_format(inner->cidr, c);
-		return refuse(df, inner->idx, -EINVAL, "allowed IP %s is given twice", c);
+		return refuse(df, inner->idx, -EINVAL, NULL, "allowed IP %s is given twice", c);
 	}
 	r = refuse_overlap(df, outer, inner);
 	if (r == 0)
@@ -325,7 +475,7 @@ static int cmp_failure(const void *x, const void *y)
 }
 
 int sync_diff(const struct wgf_peer *desired, size_t n_desired, const struct wgf_device *actual,
-              const struct sync_static *static_peers, struct sync_plan *ret)
+              const struct sync_rules *rules, struct sync_plan *ret)
 {
 	struct diff df = {.nd = n_desired, .na = actual->n_peers};
 	int r = -ENOMEM;
@@ -335,15 +485,20 @@ int sync_diff(const struct wgf_peer *desired, size_t n_desired, const struct wgf
 	df.refused = calloc(n_desired ? n_desired : 1, sizeof(*df.refused));
 	if (!df.d || !df.a || !df.refused)
 		goto fail;
-	if (static_peers && static_peers->n) {
-		df.statics = malloc(static_peers->n * WGF_KEY_LEN);
+	if (rules && rules->n_static) {
+		df.statics = malloc(rules->n_static * WGF_KEY_LEN);
 		if (!df.statics)
 			goto fail;
-		memcpy(df.statics, static_peers->keys, static_peers->n * WGF_KEY_LEN);
-		df.ns = static_peers->n;
+		memcpy(df.statics, rules->static_keys, rules->n_static * WGF_KEY_LEN);
+		df.ns = rules->n_static;
 		qsort(df.statics, df.ns, WGF_KEY_LEN, cmp_key);
 	}
+	if (rules && rules->n_routable && prepare_nets(&df, rules->routable, rules->n_routable) < 0)
+		goto fail;
 	r = check_keys(&df, actual);
+	/* Before the overlaps: a refused peer's 0.0.0.0/0 must not take the others down. */
+	if (r == 0)
+		r = check_routable(&df);
 	if (r == 0)
 		r = check_overlaps(&df);
 	if (r == 0)
@@ -362,6 +517,7 @@ out:
 	free(df.a);
 	free(df.refused);
 	free(df.statics);
+	free(df.nets);
 	return r;
 }
 

@@ -15,17 +15,31 @@
  * is neither written nor removed, so a broken entry never takes down a tunnel that works.
  * Reasons: a public key that wgf_key_check() refuses (all zeros, low order), a key given
  * twice (the first entry counts), the interface's own key, a key in the static list, an
- * allowed IP given twice within a peer, and an allowed IP that overlaps one of another
- * desired peer (both are refused: neither is more right than the other) or of a static
- * peer as the interface holds it.
+ * allowed IP given twice within a peer, an allowed IP outside the routable networks,
+ * and an allowed IP that overlaps one of another desired peer (both are refused:
+ * neither is more right than the other) or of a static peer as the interface holds it.
+ * The routable check comes before the overlaps, so a peer refused for asking 0.0.0.0/0
+ * takes no other peer down with it.
  *
- * Static peers are configured by key; they are never added, changed or removed, and
- * count in n_static when the interface has them.
+ * A reason travels to the coordinator and is shown to the tenant whose peer it is, so it
+ * never names another peer: an overlap says "of another peer" or "of a static peer",
+ * and the peer meant is in sync_failure.other for the agent's own log. Reasons fit in
+ * SYNC_REASON_MAX, the size the report carries, so none is cut on the way.
+ *
+ * The rules (struct sync_rules) are what the agent enforces beyond the desired set:
+ * - Static peers are configured by key; they are never added, changed or removed, and
+ *   count in n_static when the interface has them.
+ * - Routable networks are those this server may route: every allowed IP of a desired
+ *   peer must lie within one of them. The caller joins the coordinator's list (the
+ *   server's pool, from the desired set) and the operator's ([wireguard] routable).
+ *   With no routable network at all (a cache from before the coordinator sent them, an
+ *   `apply FILE` without them, no setting) nothing is refused on this ground.
  *
  * Cost: O(n log n) in the number of peers and allowed IPs (key-sorted pointer arrays
- * merged in one pass; overlaps found by one sweep over the sorted prefixes). Nothing is
- * copied: the plan points into the caller's arrays, which must outlive it and stay
- * unchanged. Lists come out sorted by public key.
+ * merged in one pass; overlaps found by one sweep over the sorted prefixes; the
+ * routable networks sorted once, made disjoint, and binary-searched for each allowed
+ * IP). Nothing is copied: the plan points into the caller's arrays, which must outlive
+ * it and stay unchanged. Lists come out sorted by public key.
  */
 
 #include <stdbool.h>
@@ -35,7 +49,7 @@
 #include "key.h"
 #include "peer.h"
 
-#define SYNC_REASON_MAX 192
+#define SYNC_REASON_MAX 128 /* the reason a report carries (session.h), NUL included */
 
 struct sync_change {
 	const struct wgf_peer *desired; /* borrowed; NULL for a removal */
@@ -44,7 +58,16 @@ struct sync_change {
 
 struct sync_failure {
 	const struct wgf_peer *peer; /* borrowed: the refused desired peer */
-	int code; /* -EINVAL bad key or list, -EEXIST key twice, -EPERM static, -EADDRINUSE */
+	/*
+	 * Borrowed; for -EADDRINUSE the peer overlapped (a desired one, or the interface's
+	 * static one), never named in reason; NULL for the other codes.
+	 */
+	const struct wgf_peer *other;
+	/*
+	 * -EINVAL bad key or list, -EEXIST key twice, -EPERM static, -EADDRINUSE overlap,
+	 * -EADDRNOTAVAIL outside the routable networks.
+	 */
+	int code;
 	char reason[SYNC_REASON_MAX];
 };
 
@@ -57,18 +80,22 @@ struct sync_plan {
 	size_t n_static;    /* static peers on the interface, left alone */
 };
 
-struct sync_static {
-	const uint8_t (*keys)[WGF_KEY_LEN]; /* borrowed */
-	size_t n;
+/* Every list is borrowed for the call only, in any order; none is changed. */
+struct sync_rules {
+	const uint8_t (*static_keys)[WGF_KEY_LEN];
+	size_t n_static;
+	const struct wgf_cidr *routable; /* networks without host bits; may nest or repeat */
+	size_t n_routable;               /* 0: allowed IPs are not checked against them */
 };
 
 /*
  * Fills *ret (overwritten; free it with sync_plan_fini) from the desired peers and the
- * actual device (whose public key, when known, no desired peer may use). static_peers
- * may be NULL. Returns 0, or -ENOMEM (then *ret is untouched).
+ * actual device (whose public key, when known, no desired peer may use). rules may be
+ * NULL (no static peers, no routable check). Returns 0, or -ENOMEM (then *ret is
+ * untouched).
  */
 int sync_diff(const struct wgf_peer *desired, size_t n_desired, const struct wgf_device *actual,
-              const struct sync_static *static_peers, struct sync_plan *ret);
+              const struct sync_rules *rules, struct sync_plan *ret);
 
 void sync_plan_fini(struct sync_plan *plan);
 

@@ -30,8 +30,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (cache_format(&st, &text, &len) < 0)
 		__builtin_trap();
 	if (cache_parse("again", text, len, &back, NULL) < 0 || back.revision != st.revision ||
-	    back.n_peers != st.n_peers)
+	    memcmp(back.epoch, st.epoch, CACHE_EPOCH_LEN) != 0 ||
+	    back.n_routable != st.n_routable || back.n_peers != st.n_peers)
 		__builtin_trap();
+	for (size_t i = 0; i < st.n_routable; i++)
+		if (back.routable[i].prefix != st.routable[i].prefix ||
+		    !wgf_addr_equal(&back.routable[i].addr, &st.routable[i].addr))
+			__builtin_trap();
 	for (size_t i = 0; i < st.n_peers; i++)
 		if (memcmp(back.peers[i].public_key, st.peers[i].public_key, WGF_KEY_LEN) != 0 ||
 		    !wgf_peer_config_equal(&back.peers[i], &st.peers[i]))

@@ -75,12 +75,16 @@ class Agent:
             text += "".join(f"{n} = {v}\n" for (s, n), v in opts.items() if s == section)
         self.conf.write_text(text)
 
-    def write(self, name, revision, peers):
+    def write(self, name, revision, peers, routable=None):
         """Writes a desired-state file; peers is {key: (ips, keepalive)}."""
         path = self.tmp / name
-        path.write_text(json.dumps({"revision": revision, "peers": [
+        state = {"revision": revision}
+        if routable is not None:
+            state["routable"] = routable
+        state["peers"] = [
             {"public_key": k, "allowed_ips": sorted(ips), "persistent_keepalive": ka}
-            for k, (ips, ka) in peers.items()]}))
+            for k, (ips, ka) in peers.items()]
+        path.write_text(json.dumps(state))
         return path
 
     def cmd(self, *args):
@@ -214,8 +218,8 @@ def test_invalid_and_overlapping_peers_are_refused_and_the_rest_applied(agent, w
         ZERO_KEY: "invalid public key: key is all zeros",
         LOW_ORDER_KEY: "invalid public key: key is a low-order point of Curve25519, which "
                        "no real WireGuard key is",
-        a: f"allowed IP 10.102.0.0/24 overlaps 10.102.0.7/32 of peer {b}",
-        b: f"allowed IP 10.102.0.7/32 overlaps 10.102.0.0/24 of peer {a}",
+        a: "allowed IP 10.102.0.0/24 overlaps 10.102.0.7/32 of another peer",
+        b: "allowed IP 10.102.0.7/32 overlaps 10.102.0.0/24 of another peer",
     }
     assert diff_lines(proc.stdout) == {"+": 5, "!": 4}
     assert wggo.peers() == good
@@ -236,9 +240,59 @@ def test_static_peer_is_left_alone(agent, wggo):
     assert proc.returncode == 1
     reasons = [l.split(" ", 2)[2] for l in proc.stdout.splitlines() if l.startswith("! ")]
     assert "public key is a static peer, which is left alone" in reasons
-    assert any(r.startswith("allowed IP 10.200.0.0/24 overlaps 10.200.0.1/32 of static peer")
-               for r in reasons)
+    assert "allowed IP 10.200.0.0/24 overlaps 10.200.0.1/32 of a static peer" in reasons
     assert wggo.peers() == {**want, static: (frozenset(["10.200.0.1/32"]), 0)}
+
+
+def refusals(stdout):
+    return {l.split()[1]: l.split(" ", 2)[2] for l in stdout.splitlines() if l.startswith("! ")}
+
+
+def test_allowed_ips_outside_routable_are_refused_alone(agent, wggo):
+    good = desired_set(2, 3)  # inside 10.100.0.0/24
+    everything, outside, mine, a, b = (new_key() for _ in range(5))
+    want = {**good,
+            everything: (frozenset(["0.0.0.0/0"]), 0),
+            outside: (frozenset(["10.101.0.1/32"]), 0),
+            mine: (frozenset(["10.200.0.1/32"]), 0)}
+    # The file's networks (the coordinator's pool) and the configured ones count together.
+    agent.configure(wireguard__routable="10.200.0.0/16, fd00::/64")
+    proc = agent.cmd("apply", str(agent.write("d1.json", 1, want, ["10.100.0.0/24"])))
+    assert proc.returncode == 1
+    routes = "(10.100.0.0/24, 10.200.0.0/16)"
+    assert refusals(proc.stdout) == {
+        everything: f"allowed IP 0.0.0.0/0 is outside the networks this server may route {routes}",
+        outside: f"allowed IP 10.101.0.1/32 is outside the networks this server may route "
+                 f"{routes}",
+    }
+    # 0.0.0.0/0 took no one down with it.
+    assert wggo.peers() == {**good, mine: want[mine]}
+    # The cache keeps the file's networks, not the configured ones.
+    assert json.loads(agent.cache.read_text())["routable"] == ["10.100.0.0/24"]
+
+    # Two peers that overlap: neither reason names the other's key; the daemon's log does.
+    want[a] = (frozenset(["10.100.0.128/25"]), 0)
+    want[b] = (frozenset(["10.100.0.130/32"]), 0)
+    proc = agent.cmd("apply", str(agent.write("d2.json", 2, want, ["10.100.0.0/24"])))
+    assert proc.returncode == 1
+    reasons = refusals(proc.stdout)
+    assert reasons[a] == "allowed IP 10.100.0.128/25 overlaps 10.100.0.130/32 of another peer"
+    assert reasons[b] == "allowed IP 10.100.0.130/32 overlaps 10.100.0.128/25 of another peer"
+    agent.start()
+    lines = wait_for("four refusals in the log", lambda: (lambda r: len(r) >= 4 and r)(
+        [m for m in agent.messages() if m.get("msg") == "Peer refused, skipping it"]))
+    by_peer = {m["peer"]: m for m in lines}
+    assert by_peer[a]["other_peer"] == b and by_peer[b]["other_peer"] == a
+    assert "other_peer" not in by_peer[everything]
+    assert by_peer[a]["level"] == "warning"
+
+    # A reload that widens the configured networks lets the outside peer in.
+    agent.configure(wireguard__routable="10.200.0.0/16, 10.101.0.0/16")
+    agent.proc.send_signal(signal.SIGHUP)
+    wait_for("the newly routable peer", lambda: outside in wggo.peers())
+    assert wggo.peers() == {**good, mine: want[mine], outside: want[outside]}
+    code, _ = agent.stop()
+    assert code == 0
 
 
 def test_daemon_repairs_drift_and_stops_on_sigterm(agent, wggo):

@@ -55,6 +55,10 @@ static void test_parse_good(void **state)
 	assert_string_equal(key, KEY_B);
 	assert_int_equal(st.peers[1].n_allowed_ips, 0);
 	assert_int_equal(st.peers[1].persistent_keepalive, 0);
+	/* A file from before epoch and routable existed: neither is known. */
+	assert_false(cache_state_has_epoch(&st));
+	assert_null(st.routable);
+	assert_int_equal(st.n_routable, 0);
 	cache_state_fini(&st);
 
 	assert_int_equal(parse("{\"revision\":0,\"peers\":[]}", &st, NULL), 0);
@@ -76,6 +80,68 @@ static void test_unusable_keys_parse(void **state)
 	assert_int_equal(st.n_peers, 2);
 	assert_true(wgf_key_is_zero(st.peers[0].public_key));
 	assert_int_equal(st.peers[1].public_key[0], 1);
+	cache_state_fini(&st);
+}
+
+#define EPOCH "00112233445566778899aabbccddeeff"
+
+static void test_epoch_and_routable(void **state)
+{
+	static const char text[] = "{\"revision\": 3, \"epoch\": \"" EPOCH "\", "
+	                           "\"routable\": [\"10.100.0.0/24\", \"fd00:100::/64\"], "
+	                           "\"peers\": []}";
+	static const uint8_t epoch[CACHE_EPOCH_LEN] = {0x00, 0x11, 0x22, 0x33, 0x44, 0x55,
+	                                               0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb,
+	                                               0xcc, 0xdd, 0xee, 0xff};
+	char cidr[WGF_CIDR_STRLEN];
+	struct cache_state st;
+
+	(void)state;
+	assert_int_equal(parse(text, &st, NULL), 0);
+	assert_true(cache_state_has_epoch(&st));
+	assert_memory_equal(st.epoch, epoch, CACHE_EPOCH_LEN);
+	assert_int_equal(st.n_routable, 2);
+	wgf_cidr_format(&st.routable[0], cidr);
+	assert_string_equal(cidr, "10.100.0.0/24");
+	wgf_cidr_format(&st.routable[1], cidr);
+	assert_string_equal(cidr, "fd00:100::/64");
+	cache_state_fini(&st);
+	assert_null(st.routable);
+
+	/* An empty list and an all-zero epoch are the same as leaving them out. */
+	assert_int_equal(parse("{\"revision\":1,\"epoch\":\"00000000000000000000000000000000\","
+	                       "\"routable\":[],\"peers\":[]}",
+	                       &st, NULL),
+	                 0);
+	assert_false(cache_state_has_epoch(&st));
+	assert_null(st.routable);
+	assert_int_equal(st.n_routable, 0);
+	cache_state_fini(&st);
+}
+
+static void test_set_routable(void **state)
+{
+	struct wgf_cidr nets[CACHE_ROUTABLE_MAX + 1];
+	struct cache_state st = {0};
+
+	(void)state;
+	for (size_t i = 0; i <= CACHE_ROUTABLE_MAX; i++) {
+		char text[32];
+
+		snprintf(text, sizeof(text), "10.%zu.0.0/16", i);
+		assert_int_equal(wgf_cidr_parse(&nets[i], text, 0, NULL), 0);
+	}
+	assert_int_equal(cache_state_set_routable(&st, nets, 2), 0);
+	assert_int_equal(st.n_routable, 2);
+	assert_ptr_not_equal(st.routable, nets);
+	assert_memory_equal(st.routable, nets, 2 * sizeof(*nets));
+	assert_int_equal(cache_state_set_routable(&st, nets, CACHE_ROUTABLE_MAX + 1), -E2BIG);
+	assert_int_equal(st.n_routable, 2); /* unchanged on failure */
+	assert_int_equal(cache_state_set_routable(&st, nets, CACHE_ROUTABLE_MAX), 0);
+	assert_int_equal(st.n_routable, CACHE_ROUTABLE_MAX);
+	assert_int_equal(cache_state_set_routable(&st, NULL, 0), 0);
+	assert_null(st.routable);
+	assert_int_equal(st.n_routable, 0);
 	cache_state_fini(&st);
 }
 
@@ -105,6 +171,27 @@ static void test_parse_errors(void **state)
 	        {"{\"revision\":1,\"peers\":{}}", -EINVAL, "d.json: peers: not a list"},
 	        {"{\"revision\":1,\"peers\":[],\"extra\":1}", -EINVAL,
 	         "d.json: unknown field 'extra'"},
+	        {"{\"revision\":1,\"epoch\":7,\"peers\":[]}", -EINVAL,
+	         "d.json: epoch: not 32 lower-case hex digits"},
+	        {"{\"revision\":1,\"epoch\":\"0011\",\"peers\":[]}", -EINVAL,
+	         "d.json: epoch: not 32 lower-case hex digits"},
+	        {"{\"revision\":1,\"epoch\":\"00112233445566778899AABBCCDDEEFF\",\"peers\":[]}",
+	         -EINVAL, "d.json: epoch: not 32 lower-case hex digits"},
+	        {"{\"revision\":1,\"epoch\":\"00112233445566778899aabbccddeeffa\",\"peers\":[]}",
+	         -EINVAL, "d.json: epoch: not 32 lower-case hex digits"},
+	        {"{\"revision\":1,\"epoch\":\"0011223344556677889 aabbccddeeff\",\"peers\":[]}",
+	         -EINVAL, "d.json: epoch: not 32 lower-case hex digits"},
+	        {"{\"revision\":1,\"routable\":\"10.0.0.0/8\",\"peers\":[]}", -EINVAL,
+	         "d.json: routable: not a list"},
+	        {"{\"revision\":1,\"routable\":[\"10.0.0.0/8\",7],\"peers\":[]}", -EINVAL,
+	         "d.json: routable[1]: not a string"},
+	        {"{\"revision\":1,\"routable\":[\"10.100.0.1/24\"],\"peers\":[]}", -EINVAL,
+	         "d.json: routable[0]: '10.100.0.1/24' has host bits set; the network is "
+	         "10.100.0.0/24"},
+	        {"{\"revision\":1,\"routable\":[\"10.0.0.0/8\"],\"routable\":[],\"peers\":[]}",
+	         -EINVAL, "d.json:1:50: duplicate object key near '\"routable\"'"},
+	        {"{\"revision\":1,\"routable\":[\"10.0.0.0/8\"],\"peers\":[],\"pool\":[]}", -EINVAL,
+	         "d.json: unknown field 'pool'"},
 	        {PEER("7"), -EINVAL, "d.json: peers[0]: not an object"},
 	        {PEER("{\"allowed_ips\":[]}"), -EINVAL, "d.json: peers[0]: public_key is missing"},
 	        {PEER("{\"public_key\":\"" KEY_A "\"}"), -EINVAL,
@@ -155,6 +242,7 @@ static void test_parse_errors(void **state)
 			assert_non_null(strstr(err.msg, "d.json: peers[1].allowed_ips[0]: "));
 		assert_int_equal(st.revision, 99); /* untouched on failure */
 		assert_null(st.peers);
+		assert_null(st.routable);
 	}
 }
 
@@ -179,6 +267,23 @@ static void test_too_many_peers(void **state)
 	assert_int_equal(cache_parse("d.json", text, CACHE_FILE_MAX + 1, &st, &err), -EFBIG);
 	assert_string_equal(err.msg, "d.json: larger than 67108864 bytes");
 	free(text);
+}
+
+static void test_too_many_routable(void **state)
+{
+	char text[64 * 24 + 128];
+	struct wgf_err err = {0};
+	struct cache_state st;
+	size_t n;
+
+	(void)state;
+	n = (size_t)snprintf(text, sizeof(text), "{\"revision\":1,\"routable\":[");
+	for (size_t i = 0; i <= CACHE_ROUTABLE_MAX; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%s\"10.%zu.0.0/16\"",
+		                      i ? "," : "", i);
+	snprintf(text + n, sizeof(text) - n, "],\"peers\":[]}");
+	assert_int_equal(parse(text, &st, &err), -E2BIG);
+	assert_string_equal(err.msg, "d.json: routable: 65 entries; at most 64");
 }
 
 static void test_format_and_round_trip(void **state)
@@ -220,7 +325,29 @@ static void test_format_and_round_trip(void **state)
 	free(text);
 	cache_state_fini(&back);
 
-	/* No peers at all. */
+	/* An epoch and routable networks go before the peers. */
+	for (size_t i = 0; i < CACHE_EPOCH_LEN; i++)
+		st.epoch[i] = (uint8_t)(i * 17);
+	st.n_routable = 2;
+	st.routable = calloc(2, sizeof(*st.routable));
+	assert_non_null(st.routable);
+	assert_int_equal(wgf_cidr_parse(&st.routable[0], "10.100.0.0/24", 0, NULL), 0);
+	assert_int_equal(wgf_cidr_parse(&st.routable[1], "fd00:100::/64", 0, NULL), 0);
+	assert_int_equal(cache_format(&st, &text, &len), 0);
+	assert_non_null(strstr(text, "{\"revision\":42,\"epoch\":\"" EPOCH "\","
+	                             "\"routable\":[\"10.100.0.0/24\",\"fd00:100::/64\"],"
+	                             "\"peers\":[\n{\"public_key\":\"" KEY_A "\","));
+	assert_int_equal(cache_parse("t", text, len, &back, NULL), 0);
+	assert_memory_equal(back.epoch, st.epoch, CACHE_EPOCH_LEN);
+	assert_int_equal(back.n_routable, 2);
+	assert_memory_equal(back.routable, st.routable, 2 * sizeof(*st.routable));
+	assert_int_equal(back.n_peers, 2);
+	free(text);
+	cache_state_fini(&back);
+
+	/* No peers at all, and no epoch or routable networks: neither field is written. */
+	memset(st.epoch, 0, sizeof(st.epoch));
+	st.n_routable = 0;
 	st.n_peers = 0;
 	assert_int_equal(cache_format(&st, &text, &len), 0);
 	assert_string_equal(text, "{\"revision\":42,\"peers\":[\n]}\n");
@@ -257,7 +384,10 @@ int main(void)
 	        cmocka_unit_test(test_parse_good),
 	        cmocka_unit_test(test_unusable_keys_parse),
 	        cmocka_unit_test(test_parse_errors),
+	        cmocka_unit_test(test_epoch_and_routable),
+	        cmocka_unit_test(test_set_routable),
 	        cmocka_unit_test(test_too_many_peers),
+	        cmocka_unit_test(test_too_many_routable),
 	        cmocka_unit_test(test_format_and_round_trip),
 	        cmocka_unit_test(test_save_and_load),
 	};

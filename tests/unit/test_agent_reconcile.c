@@ -138,6 +138,7 @@ static void peer_of(struct wgf_peer *p, uint32_t n)
 /* A desired set of peers first..first+n-1 (the reconciler takes it). */
 static void state_of(struct cache_state *st, uint64_t revision, uint32_t first, size_t n)
 {
+	memset(st, 0, sizeof(*st));
 	st->revision = revision;
 	st->n_peers = n;
 	st->peers = calloc(n ? n : 1, sizeof(*st->peers));
@@ -373,6 +374,7 @@ static void test_dry_run_changes_nothing(void **state)
 
 static void test_failures_are_reported(void **state)
 {
+	uint8_t other[WGF_KEY_LEN];
 	struct reconcile_result res;
 	struct reconciler *rc;
 	struct cache_state st = {0};
@@ -390,6 +392,15 @@ static void test_failures_are_reported(void **state)
 	assert_int_equal(res.n_added, 0);
 	assert_string_equal(res.failed[0].reason, "invalid public key: key is all zeros");
 	assert_int_equal(res.failed[1].code, -EADDRINUSE);
+	/* The other peer of an overlap is kept for the log, out of the reason. */
+	assert_false(res.failed[0].has_other);
+	assert_true(res.failed[1].has_other);
+	key_of(other, 2);
+	assert_memory_equal(res.failed[1].other_key, other, WGF_KEY_LEN);
+	assert_true(res.failed[2].has_other);
+	key_of(other, 1);
+	assert_memory_equal(res.failed[2].other_key, other, WGF_KEY_LEN);
+	assert_null(strchr(res.failed[1].reason, '='));
 	reconcile_result_fini(&res);
 
 	/* A backend error is reported, and the next pass retries. */
@@ -444,6 +455,92 @@ static void test_static_and_absent(void **state)
 	wgf_device_fini(&f.dev);
 }
 
+static void set_ip(struct wgf_peer *p, const char *cidr)
+{
+	assert_int_equal(wgf_cidr_parse(&p->allowed_ips[0], cidr, 0, NULL), 0);
+}
+
+/* Peers 0-3 want 10.0.0.0/32, 0.0.0.0/0, 192.168.0.2/32, 10.0.0.3/32; a dry run. */
+static void run_routable(struct reconciler *rc, uint64_t revision, const char *routable,
+                         struct reconcile_result *res)
+{
+	struct cache_state st;
+	struct wgf_cidr net;
+
+	state_of(&st, revision, 0, 4);
+	set_ip(&st.peers[1], "0.0.0.0/0");
+	set_ip(&st.peers[2], "192.168.0.2/32");
+	if (routable) {
+		assert_int_equal(wgf_cidr_parse(&net, routable, 0, NULL), 0);
+		assert_int_equal(cache_state_set_routable(&st, &net, 1), 0);
+	}
+	assert_int_equal(reconciler_set_desired(rc, &st, 0), 1);
+	assert_null(st.routable); /* taken with the peers */
+	run(rc, true, res);
+}
+
+static void assert_refused(const struct reconcile_result *res, size_t n, int code, ...)
+{
+	va_list ap;
+
+	assert_int_equal(res->n_failed, n);
+	va_start(ap, code);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t key[WGF_KEY_LEN];
+
+		key_of(key, (uint32_t)va_arg(ap, int));
+		assert_memory_equal(res->failed[i].public_key, key, WGF_KEY_LEN);
+		assert_int_equal(res->failed[i].code, code);
+	}
+	va_end(ap);
+}
+
+/* The desired set's routable networks and the configured ones count together. */
+static void test_routable_desired_and_configured(void **state)
+{
+	struct reconcile_result res;
+	struct reconciler *rc;
+	struct wgf_cidr conf;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	assert_int_equal(reconciler_new(&f.base, NULL, &rc), 0);
+
+	/* Neither: no routable check, and 0.0.0.0/0 overlaps everyone (as before). */
+	run_routable(rc, 1, NULL, &res);
+	assert_refused(&res, 4, -EADDRINUSE, 0, 1, 2, 3);
+	reconcile_result_fini(&res);
+
+	/* The coordinator's only. */
+	run_routable(rc, 2, "10.0.0.0/24", &res);
+	assert_refused(&res, 2, -EADDRNOTAVAIL, 1, 2);
+	assert_int_equal(res.n_added, 2);
+	reconcile_result_fini(&res);
+
+	/* Both. */
+	assert_int_equal(wgf_cidr_parse(&conf, "192.168.0.0/16", 0, NULL), 0);
+	assert_int_equal(reconciler_set_routable(rc, &conf, 1), 0);
+	run_routable(rc, 3, "10.0.0.0/24", &res);
+	assert_refused(&res, 1, -EADDRNOTAVAIL, 1);
+	assert_int_equal(res.n_added, 3);
+	reconcile_result_fini(&res);
+
+	/* The configured ones only. */
+	run_routable(rc, 4, NULL, &res);
+	assert_refused(&res, 3, -EADDRNOTAVAIL, 0, 1, 3);
+	assert_int_equal(res.n_added, 1);
+	reconcile_result_fini(&res);
+
+	/* Cleared again: no check. */
+	assert_int_equal(reconciler_set_routable(rc, NULL, 0), 0);
+	run_routable(rc, 5, NULL, &res);
+	assert_refused(&res, 4, -EADDRINUSE, 0, 1, 2, 3);
+	reconcile_result_fini(&res);
+	reconciler_free(rc);
+	wgf_device_fini(&f.dev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -455,6 +552,7 @@ int main(void)
 	        cmocka_unit_test(test_dry_run_changes_nothing),
 	        cmocka_unit_test(test_failures_are_reported),
 	        cmocka_unit_test(test_static_and_absent),
+	        cmocka_unit_test(test_routable_desired_and_configured),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

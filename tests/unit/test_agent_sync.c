@@ -15,7 +15,8 @@
 #include "backend.h"
 #include "sync.h"
 
-#define BIG 10000
+#define BIG            10000
+#define CACHE_LIKE_MAX 64 /* as many routable networks as a cache file holds */
 
 static int setup(void **state)
 {
@@ -266,7 +267,7 @@ static void test_static_peers_are_left_alone(void **state)
 {
 	struct wgf_peer desired[2], actual[3];
 	uint8_t statics[2][WGF_KEY_LEN];
-	struct sync_static st = {.keys = statics, .n = 2};
+	struct sync_rules st = {.static_keys = statics, .n_static = 2};
 	const struct sync_failure *f;
 	struct wgf_device dev;
 	struct sync_plan pl;
@@ -342,8 +343,7 @@ static void test_overlaps_are_refused(void **state)
 {
 	struct wgf_peer desired[6], actual[3];
 	uint8_t statics[1][WGF_KEY_LEN];
-	struct sync_static st = {.keys = statics, .n = 1};
-	char expect[256], key[WGF_KEY_B64_LEN];
+	struct sync_rules st = {.static_keys = statics, .n_static = 1};
 	const struct sync_failure *f;
 	struct wgf_device dev;
 	struct sync_plan pl;
@@ -365,23 +365,34 @@ static void test_overlaps_are_refused(void **state)
 
 	f = must_fail(&pl, &desired[1]);
 	assert_int_equal(f->code, -EADDRINUSE);
-	wgf_key_to_base64(key, desired[2].public_key);
-	snprintf(expect, sizeof(expect), "allowed IP 10.1.0.0/16 overlaps 10.1.7.7/32 of peer %s",
-	         key);
-	assert_string_equal(f->reason, expect);
+	assert_string_equal(f->reason,
+	                    "allowed IP 10.1.0.0/16 overlaps 10.1.7.7/32 of another peer");
+	assert_ptr_equal(f->other, &desired[2]);
 	f = must_fail(&pl, &desired[2]);
-	wgf_key_to_base64(key, desired[1].public_key);
-	snprintf(expect, sizeof(expect), "allowed IP 10.1.7.7/32 overlaps 10.1.0.0/16 of peer %s",
-	         key);
-	assert_string_equal(f->reason, expect);
+	assert_string_equal(f->reason,
+	                    "allowed IP 10.1.7.7/32 overlaps 10.1.0.0/16 of another peer");
+	assert_ptr_equal(f->other, &desired[1]);
 	f = must_fail(&pl, &desired[3]);
-	wgf_key_to_base64(key, statics[0]);
-	snprintf(expect, sizeof(expect),
-	         "allowed IP 10.70.3.0/24 overlaps 10.70.0.0/16 of static peer %s", key);
-	assert_string_equal(f->reason, expect);
+	assert_string_equal(f->reason,
+	                    "allowed IP 10.70.3.0/24 overlaps 10.70.0.0/16 of a static peer");
+	assert_non_null(f->other);
+	assert_true(memcmp(f->other->public_key, statics[0], WGF_KEY_LEN) == 0);
+	/* The reasons go to the tenant: none names another peer's key. */
+	for (size_t i = 0; i < pl.n_failed; i++) {
+		char key[WGF_KEY_B64_LEN];
+
+		for (size_t j = 0; j < 6; j++) {
+			wgf_key_to_base64(key, desired[j].public_key);
+			assert_null(strstr(pl.failed[i].reason, key));
+		}
+		wgf_key_to_base64(key, statics[0]);
+		assert_null(strstr(pl.failed[i].reason, key));
+		assert_null(strchr(pl.failed[i].reason, '='));
+	}
 	f = must_fail(&pl, &desired[4]);
 	assert_int_equal(f->code, -EINVAL);
 	assert_string_equal(f->reason, "allowed IP 10.5.0.5/32 is given twice");
+	assert_null(f->other);
 
 	/* The rest is applied; the refused peer on the interface is neither changed nor removed. */
 	assert_int_equal(pl.n_update, 1);
@@ -408,6 +419,202 @@ static void test_families_do_not_overlap(void **state)
 	assert_int_equal(pl.n_failed, 0);
 	assert_int_equal(pl.n_add, 2);
 	sync_plan_fini(&pl);
+}
+
+static void cidrs(struct wgf_cidr *out, size_t n, ...)
+{
+	va_list ap;
+
+	va_start(ap, n);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(wgf_cidr_parse(&out[i], va_arg(ap, const char *), 0, NULL), 0);
+	va_end(ap);
+}
+
+/* One peer asking for everything is refused alone; it takes nobody down with it. */
+static void test_outside_routable_is_refused_alone(void **state)
+{
+	struct wgf_peer desired[4], actual[2];
+	struct wgf_cidr nets[1];
+	struct sync_rules rules = {.routable = nets, .n_routable = 1};
+	const struct sync_failure *f;
+	struct wgf_device dev;
+	struct sync_plan pl;
+
+	(void)state;
+	cidrs(nets, 1, "10.100.0.0/24");
+	peer(&desired[0], 1, 0, "10.100.0.2/32", NULL);
+	peer(&desired[1], 2, 0, "0.0.0.0/0", NULL);                      /* everything */
+	peer(&desired[2], 3, 0, "10.100.0.3/32", "10.100.1.0/24", NULL); /* one IP outside */
+	peer(&desired[3], 4, 0, "10.100.0.128/25", NULL);                /* a whole part: fine */
+	peer(&actual[0], 2, 0, "10.100.0.9/32", NULL); /* the refused peer, as it is now */
+	peer(&actual[1], 9, 0, "10.100.0.99/32", NULL);
+	device_of(&dev, actual, 2);
+	assert_int_equal(sync_diff(desired, 4, &dev, &rules, &pl), 0);
+	assert_int_equal(pl.n_failed, 2);
+	f = must_fail(&pl, &desired[1]);
+	assert_int_equal(f->code, -EADDRNOTAVAIL);
+	assert_null(f->other);
+	assert_string_equal(f->reason, "allowed IP 0.0.0.0/0 is outside the networks this server "
+	                               "may route (10.100.0.0/24)");
+	f = must_fail(&pl, &desired[2]);
+	assert_string_equal(f->reason, "allowed IP 10.100.1.0/24 is outside the networks this "
+	                               "server may route (10.100.0.0/24)");
+	/* The others overlap 0.0.0.0/0 but are not refused for it; the refused peer stays. */
+	assert_int_equal(pl.n_add, 2);
+	assert_ptr_equal(pl.add[0].desired, &desired[0]);
+	assert_ptr_equal(pl.add[1].desired, &desired[3]);
+	assert_int_equal(pl.n_update, 0);
+	assert_int_equal(pl.n_remove, 1);
+	assert_true(same_key(pl.remove[0].actual, &actual[1]));
+	sync_plan_fini(&pl);
+	wgf_device_fini(&dev);
+}
+
+static void test_routable_ipv6_and_nested(void **state)
+{
+	struct wgf_peer desired[5];
+	struct wgf_cidr nets[4];
+	struct sync_rules rules = {.routable = nets, .n_routable = 4};
+	struct wgf_device dev = {0};
+	struct sync_plan pl;
+
+	(void)state;
+	/* Out of order, one inside another, one repeated. */
+	cidrs(nets, 4, "fd00:100::/64", "10.100.0.0/24", "10.100.0.0/16", "fd00:100::/64");
+	peer(&desired[0], 1, 0, "fd00:100::2/128", "10.100.7.0/24", NULL);
+	peer(&desired[1], 2, 0, "fd00:100:0:0:8000::/65", NULL);
+	peer(&desired[2], 3, 0, "fd00:100::/63", NULL); /* wider than the network */
+	peer(&desired[3], 4, 0, "fd00:101::1/128", NULL);
+	peer(&desired[4], 5, 0, "::/0", NULL);
+	assert_int_equal(sync_diff(desired, 5, &dev, &rules, &pl), 0);
+	assert_int_equal(pl.n_add, 2);
+	assert_ptr_equal(pl.add[0].desired, &desired[0]);
+	assert_ptr_equal(pl.add[1].desired, &desired[1]);
+	assert_int_equal(pl.n_failed, 3);
+	assert_string_equal(must_fail(&pl, &desired[2])->reason,
+	                    "allowed IP fd00:100::/63 is outside the networks this server may "
+	                    "route (fd00:100::/64)");
+	assert_int_equal(must_fail(&pl, &desired[3])->code, -EADDRNOTAVAIL);
+	assert_int_equal(must_fail(&pl, &desired[4])->code, -EADDRNOTAVAIL);
+	sync_plan_fini(&pl);
+
+	/* Only IPv4 is routable: an IPv6 allowed IP is outside. */
+	rules.routable = &nets[1];
+	rules.n_routable = 1;
+	assert_int_equal(sync_diff(desired, 1, &dev, &rules, &pl), 0);
+	assert_int_equal(pl.n_failed, 1);
+	assert_string_equal(pl.failed[0].reason, "allowed IP fd00:100::2/128 is outside the "
+	                                         "networks this server may route (none for IPv6)");
+	sync_plan_fini(&pl);
+}
+
+/* The reason lists the networks of the allowed IP's family, cut short to fit. */
+static void test_routable_reason_fits(void **state)
+{
+	struct wgf_cidr nets[CACHE_LIKE_MAX];
+	struct sync_rules rules = {.routable = nets, .n_routable = CACHE_LIKE_MAX};
+	struct wgf_device dev = {0};
+	struct wgf_peer desired;
+	struct sync_plan pl;
+	const char *reason;
+
+	(void)state;
+	for (size_t i = 0; i < CACHE_LIKE_MAX; i++) {
+		char text[32];
+
+		snprintf(text, sizeof(text), "10.%zu.0.0/16", 100 + i);
+		assert_int_equal(wgf_cidr_parse(&nets[i], text, 0, NULL), 0);
+	}
+	peer(&desired, 1, 0, "192.168.0.0/16", NULL);
+	assert_int_equal(sync_diff(&desired, 1, &dev, &rules, &pl), 0);
+	assert_int_equal(pl.n_failed, 1);
+	reason = pl.failed[0].reason;
+	assert_true(strlen(reason) < SYNC_REASON_MAX - 1);
+	assert_non_null(strstr(reason, "(10.100.0.0/16, 10.101.0.0/16, "));
+	assert_non_null(strstr(reason, ", ...)"));
+	sync_plan_fini(&pl);
+
+	/* The longest IPv6 allowed IP still leaves room. */
+	peer(&desired, 1, 0, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128", NULL);
+	assert_int_equal(sync_diff(&desired, 1, &dev, &rules, &pl), 0);
+	assert_string_equal(pl.failed[0].reason,
+	                    "allowed IP ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128 is outside the "
+	                    "networks this server may route (none for IPv6)");
+	sync_plan_fini(&pl);
+}
+
+/* Without routable networks nothing is refused for where it points; static peers still. */
+static void test_no_routable_no_check(void **state)
+{
+	struct wgf_peer desired[2];
+	struct sync_rules rules = {0};
+	struct wgf_device dev = {0};
+	struct sync_plan pl;
+
+	(void)state;
+	peer(&desired[0], 1, 0, "0.0.0.0/0", NULL);
+	peer(&desired[1], 2, 0, "::/0", NULL);
+	assert_int_equal(sync_diff(desired, 2, &dev, &rules, &pl), 0);
+	assert_int_equal(pl.n_failed, 0);
+	assert_int_equal(pl.n_add, 2);
+	sync_plan_fini(&pl);
+	assert_int_equal(sync_diff(desired, 2, &dev, NULL, &pl), 0);
+	assert_int_equal(pl.n_failed, 0);
+	sync_plan_fini(&pl);
+}
+
+/* The check agrees with trying every network, on random prefixes. */
+static void test_routable_matches_linear_scan(void **state)
+{
+	enum { N = 40, NETS = 12, ROUNDS = 200 };
+	struct wgf_peer desired[N];
+	struct wgf_cidr nets[NETS];
+	struct sync_rules rules = {.routable = nets, .n_routable = NETS};
+	struct wgf_device dev = {0};
+	unsigned seed = 777;
+
+	(void)state;
+	for (int round = 0; round < ROUNDS; round++) {
+		struct sync_plan pl;
+
+		for (int k = 0; k < NETS; k++) {
+			char text[32];
+
+			snprintf(text, sizeof(text), "10.%u.%u.0/%u", (unsigned)rand_r(&seed) % 4,
+			         (unsigned)rand_r(&seed) % 256, 8 + (unsigned)rand_r(&seed) % 17);
+			assert_int_equal(wgf_cidr_parse(&nets[k], text, WGF_CIDR_F_HOST_BITS, NULL),
+			                 0);
+			wgf_cidr_network(&nets[k], &nets[k]);
+		}
+		for (int i = 0; i < N; i++) {
+			char text[32];
+			struct wgf_cidr c;
+
+			snprintf(text, sizeof(text), "10.%u.%u.%u/%u", (unsigned)rand_r(&seed) % 4,
+			         (unsigned)rand_r(&seed) % 256, (unsigned)rand_r(&seed) % 256,
+			         8 + (unsigned)rand_r(&seed) % 25);
+			peer(&desired[i], (uint32_t)i, 0, NULL);
+			assert_int_equal(wgf_cidr_parse(&c, text, WGF_CIDR_F_HOST_BITS, NULL), 0);
+			wgf_cidr_network(&c, &c);
+			assert_int_equal(wgf_peer_add_allowed_ip(&desired[i], &c), 0);
+		}
+		assert_int_equal(sync_diff(desired, N, &dev, &rules, &pl), 0);
+		for (int i = 0; i < N; i++) {
+			const struct wgf_cidr *c = &desired[i].allowed_ips[0];
+			const struct sync_failure *f = failure_of(&pl, &desired[i]);
+			bool inside = false;
+
+			for (int k = 0; k < NETS; k++)
+				inside |= nets[k].prefix <= c->prefix &&
+				          wgf_cidr_contains(&nets[k], &c->addr);
+			if (inside)
+				assert_true(!f || f->code == -EADDRINUSE);
+			else
+				assert_true(f && f->code == -EADDRNOTAVAIL);
+		}
+		sync_plan_fini(&pl);
+	}
 }
 
 /* The sweep agrees with comparing every pair, on random nested and disjoint prefixes. */
@@ -483,6 +690,11 @@ int main(void)
 	        cmocka_unit_test(test_overlaps_are_refused),
 	        cmocka_unit_test(test_families_do_not_overlap),
 	        cmocka_unit_test(test_overlap_sweep_matches_pairwise),
+	        cmocka_unit_test(test_outside_routable_is_refused_alone),
+	        cmocka_unit_test(test_routable_ipv6_and_nested),
+	        cmocka_unit_test(test_routable_reason_fits),
+	        cmocka_unit_test(test_no_routable_no_check),
+	        cmocka_unit_test(test_routable_matches_linear_scan),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
