@@ -67,8 +67,8 @@ struct daemon {
 	bool read_failing;   /* the last pass could not read the interface (logged once) */
 	uint64_t warned_rev; /* refused peers are logged at warning once per revision */
 	bool has_warned_rev;
-	/* Per URL: failed TLS handshakes as last logged, and when (uv_now). */
-	uint64_t tls_failures[SESSION_URLS_MAX];
+	/* Per URL: failed TLS dials as last logged, and when (uv_now). */
+	struct wgf_tls_dial_failures tls_failures[SESSION_URLS_MAX];
 	uint64_t tls_logged_ms[SESSION_URLS_MAX];
 	/* Written by the worker, read by pass_done. */
 	struct pass_out {
@@ -298,11 +298,43 @@ static void on_session_desired(void *ctx, struct cache_state *st)
 		log_errno(LOG_ERR, r, "Cannot take the coordinator's desired set");
 }
 
+/* Says why dials of url fail, from what grew since the last line; false if nothing did. */
+static bool log_tls_failures(struct daemon *d, const char *url,
+                             const struct wgf_tls_dial_failures *last,
+                             const struct wgf_tls_dial_failures *now)
+{
+	char count[24], host[WGF_TLS_HOST_MAX];
+	struct wgf_tls_files f;
+
+	settings_tls_files(&d->s, url, &f, host, sizeof(host));
+	if (now->handshake > last->handshake) {
+		snprintf(count, sizeof(count), "%" PRIu64, now->handshake - last->handshake);
+		log_fields(LOG_WARNING, "TLS handshake with the coordinator failed, retrying",
+		           {"url", url}, {"failures", count},
+		           {"reason", "certificate verification failed (not signed by a CA of "
+		                      "tls_ca_file, expired, or not issued for server_name), or "
+		                      "the handshake was refused"},
+		           {"server_name", f.server_name}, {"tls_ca_file", f.ca_file});
+		return true;
+	}
+	if (now->other > last->other) {
+		snprintf(count, sizeof(count), "%" PRIu64, now->other - last->other);
+		log_fields(LOG_WARNING, "Cannot connect to the coordinator, retrying", {"url", url},
+		           {"failures", count},
+		           {"reason", "closed during the TLS handshake (a coordinator with "
+		                      "tls_client_ca_file wants a certificate its CA signed, in "
+		                      "tls_cert_file), or the name did not resolve, or no route"},
+		           {"tls_cert_file", f.cert_file[0] ? f.cert_file : "(none)"});
+		return true;
+	}
+	return false;
+}
+
 /*
  * nng redials the coordinators by itself and tells us nothing of a dial that failed, so
  * a coordinator whose certificate does not verify would look like one that never
- * answers. nng counts failed handshakes: say so when that count grows (at once, then
- * at most once a TLS_LOG_MS per URL).
+ * answers. nng counts failed dials: say why when those counts grow (at once, then at
+ * most once a TLS_LOG_MS per URL).
  */
 static void on_tls_timer(uv_timer_t *t)
 {
@@ -313,24 +345,14 @@ static void on_tls_timer(uv_timer_t *t)
 	uint64_t now = uv_now(t->loop);
 
 	for (size_t i = 0; i < n; i++) {
-		char count[24], host[WGF_TLS_HOST_MAX];
-		struct wgf_tls_files f;
-		uint64_t failures;
+		struct wgf_tls_dial_failures f;
 
-		if (wgf_tls_handshake_failures(urls[i], &failures) < 0 ||
-		    failures <= d->tls_failures[i] ||
-		    (d->tls_logged_ms[i] && now - d->tls_logged_ms[i] < TLS_LOG_MS))
+		if ((d->tls_logged_ms[i] && now - d->tls_logged_ms[i] < TLS_LOG_MS) ||
+		    wgf_tls_dial_failures(urls[i], &f) < 0 ||
+		    !log_tls_failures(d, urls[i], &d->tls_failures[i], &f))
 			continue;
-		snprintf(count, sizeof(count), "%" PRIu64, failures - d->tls_failures[i]);
-		d->tls_failures[i] = failures;
+		d->tls_failures[i] = f;
 		d->tls_logged_ms[i] = now;
-		settings_tls_files(&d->s, urls[i], &f, host, sizeof(host));
-		log_fields(LOG_WARNING, "TLS handshake with the coordinator failed, retrying",
-		           {"url", urls[i]}, {"failures", count},
-		           {"reason", "certificate verification failed (not signed by a CA of "
-		                      "tls_ca_file, expired, or not issued for server_name), or "
-		                      "the handshake was refused"},
-		           {"server_name", f.server_name}, {"tls_ca_file", f.ca_file});
 	}
 }
 

@@ -185,26 +185,26 @@ int wgf_tls_config_new(enum wgf_tls_side side, const struct wgf_tls_files *f, nn
 	return 0;
 }
 
-int wgf_tls_handshake_failures(const char *url, uint64_t *ret)
+int wgf_tls_dial_failures(const char *url, struct wgf_tls_dial_failures *ret)
 {
+	struct wgf_tls_dial_failures n = {0};
 	nng_stat *all, *st;
-	uint64_t n = 0;
 	int rv;
 
 	rv = nng_stats_get(&all);
 	if (rv != 0)
 		return wgf_err_from_nng(rv);
-	/* Each dialer is a scope of its own at the top: "dialer" { url, auth, ... }. */
+	/* Each dialer is a scope of its own at the top: "dialer" { url, auth, other, ... }. */
 	for (st = nng_stat_child(all); st; st = nng_stat_next(st)) {
-		nng_stat *u, *auth;
+		nng_stat *u = nng_stat_find(st, "url");
+		nng_stat *auth = nng_stat_find(st, "auth");
+		nng_stat *other = nng_stat_find(st, "other");
 
-		if (strcmp(nng_stat_name(st), "dialer") != 0)
+		if (strcmp(nng_stat_name(st), "dialer") != 0 || !u || !auth || !other ||
+		    nng_stat_type(u) != NNG_STAT_STRING || strcmp(nng_stat_string(u), url) != 0)
 			continue;
-		u = nng_stat_find(st, "url");
-		auth = nng_stat_find(st, "auth");
-		if (u && auth && nng_stat_type(u) == NNG_STAT_STRING &&
-		    strcmp(nng_stat_string(u), url) == 0)
-			n += nng_stat_value(auth);
+		n.handshake += nng_stat_value(auth);
+		n.other += nng_stat_value(other);
 	}
 	nng_stats_free(all);
 	*ret = n;

@@ -20,8 +20,8 @@
  * listener or dialer (NNG_OPT_TLS_CONFIG), which takes a reference of its own.
  *
  * nng 1.5.2 tells the application nothing of a dial that failed; it only counts the
- * failures in its statistics. wgf_tls_handshake_failures() reads that count so that
- * the agent can say why it does not reach a coordinator.
+ * failures in its statistics. wgf_tls_dial_failures() reads those counts so that the
+ * agent can say why it does not reach a coordinator.
  */
 
 #include <stdbool.h>
@@ -70,11 +70,19 @@ int wgf_tls_config_new(enum wgf_tls_side side, const struct wgf_tls_files *f, nn
                        struct wgf_err *err);
 
 /*
- * How many connections that nng's dialers of url (in this process) made failed in the
- * TLS handshake (nng counts NNG_EPEERAUTH and NNG_ECRYPTO together): a certificate
- * that did not verify, a name that did not match, a certificate the server wanted and
- * did not get. -ENOTSUP when nng keeps no statistics, -ENOMEM.
+ * Dials of url (by any of nng's dialers in this process) that failed, as nng counts
+ * them. handshake: the TLS handshake failed on our side (NNG_EPEERAUTH, NNG_ECRYPTO):
+ * the server's certificate did not verify or did not carry the server name. other: any
+ * error nng does not class; for a TLS dialer mostly the server closing the connection
+ * during the handshake (NNG_ECONNSHUT, as when it wants a client certificate we do not
+ * have), else a name that does not resolve or a network with no route.
  */
-int wgf_tls_handshake_failures(const char *url, uint64_t *ret);
+struct wgf_tls_dial_failures {
+	uint64_t handshake;
+	uint64_t other;
+};
+
+/* Fills *ret; -ENOTSUP when nng keeps no statistics, -ENOMEM. */
+int wgf_tls_dial_failures(const char *url, struct wgf_tls_dial_failures *ret);
 
 #endif

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.skipif(shutil.which("openssl") is None,
                                 reason="needs the openssl command line")
 
 HANDSHAKE_FAILED = "TLS handshake with the coordinator failed, retrying"
+CANNOT_CONNECT = "Cannot connect to the coordinator, retrying"
 
 
 def openssl(cwd, *args):
@@ -191,7 +192,7 @@ def test_agent_syncs_over_tls(tmp_path, migrated_db, pki, wggo, client_certs):
         server = wait_for("the interface's key", lambda: agent.server()["public_key"] and
                           agent.server(), timeout=15)
         assert server["listen_port"] == 51820
-        assert HANDSHAKE_FAILED not in [m.get("msg") for m in agent.messages()]
+        assert not {HANDSHAKE_FAILED, CANNOT_CONNECT} & {m.get("msg") for m in agent.messages()}
     finally:
         if agent:
             agent.stop()
@@ -221,6 +222,33 @@ def test_agent_with_the_wrong_ca_never_syncs_and_says_why(tmp_path, migrated_db,
         assert router_status(coord, rid) == "configured"
         assert agent.server()["public_key"] is None
         assert agent.proc.poll() is None  # it keeps trying
+    finally:
+        if agent:
+            agent.stop()
+        coord.stop()
+
+
+@needs_wireguard
+def test_required_client_certificate_keeps_an_agent_without_one_out(tmp_path, migrated_db, pki,
+                                                                    wggo):
+    coord = tls_coordinator(tmp_path, migrated_db[1], pki,
+                            f"tls_client_ca_file = {pki / 'ca.crt'}\n")
+    coord.start()
+    agent = None
+    try:
+        agent = Agent(tmp_path, coord, wggo)
+        rid, _ = add_router(coord, "vps1")
+        agent.configure(f"tls_ca_file = {pki / 'ca.crt'}\ntls_server_name = localhost\n")
+        agent.start()
+        line = wait_for("the agent's connection warning", lambda: next(
+            (m for m in agent.messages() if m.get("msg") == CANNOT_CONNECT), None),
+            timeout=15)
+        assert line["reason"].startswith("closed during the TLS handshake")
+        assert line["tls_cert_file"] == "(none)" and int(line["failures"]) >= 1
+        assert HANDSHAKE_FAILED not in [m.get("msg") for m in agent.messages()]
+        assert wggo.peers() == {}
+        assert router_status(coord, rid) == "configured"
+        assert agent.server()["public_key"] is None
     finally:
         if agent:
             agent.stop()
