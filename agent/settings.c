@@ -441,7 +441,7 @@ static int check_tls(const void *cfg, struct wgf_err *err)
 {
 	const struct settings *s = cfg;
 	const char *urls[SETTINGS_URLS_MAX], *set = tls_setting(s);
-	char buf[sizeof(s->coordinator_urls)];
+	char buf[sizeof(s->coordinator_urls)], host[WGF_TLS_HOST_MAX];
 	size_t n = settings_coordinator_urls(s, buf, sizeof(buf), urls, SETTINGS_URLS_MAX);
 
 	if (!s->tls_cert_file[0] != !s->tls_key_file[0])
@@ -456,11 +456,18 @@ static int check_tls(const void *cfg, struct wgf_err *err)
 			                   "[coordinator] %s is set, but '%s' in urls is not a "
 			                   "tls+tcp:// URL (TLS settings apply to every URL)",
 			                   set, urls[i]);
-		if (!s->tls_ca_file[0] && wgf_tls_url_is_tls(urls[i]))
+		if (!wgf_tls_url_is_tls(urls[i]))
+			continue;
+		if (!s->tls_ca_file[0])
 			return wgf_err_set(err, -EINVAL,
 			                   "[coordinator] '%s' in urls is a tls+tcp:// URL: set "
 			                   "tls_ca_file to verify the coordinator with",
 			                   urls[i]);
+		if (!s->tls_server_name[0] &&
+		    wgf_tls_url_host(urls[i], host, sizeof(host), err) < 0) {
+			wgf_err_prefix(err, "[coordinator] '%s' in urls: ", urls[i]);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }
@@ -596,7 +603,7 @@ void settings_tls_files(const struct settings *s, const char *url, struct wgf_tl
 {
 	host[0] = '\0';
 	if (!s->tls_server_name[0])
-		(void)wgf_tls_url_host(url, host, size);
+		(void)wgf_tls_url_host(url, host, size, NULL); /* checked at load */
 	*f = (struct wgf_tls_files){
 	        .cert_file = s->tls_cert_file,
 	        .key_file = s->tls_key_file,

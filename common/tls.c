@@ -9,6 +9,7 @@
 
 #include <sodium.h>
 
+#include "endpoint.h"
 #include "fs.h"
 
 static bool is_set(const char *s)
@@ -21,25 +22,20 @@ bool wgf_tls_url_is_tls(const char *url)
 	return strncmp(url, "tls+tcp", 7) == 0;
 }
 
-int wgf_tls_url_host(const char *url, char *out, size_t size)
+int wgf_tls_url_host(const char *url, char *out, size_t size, struct wgf_err *err)
 {
-	const char *p = strstr(url, "://"), *end;
-	size_t n;
+	const char *p = strstr(url, "://");
+	struct wgf_endpoint ep;
+	int r;
 
 	if (!p)
-		return -EINVAL;
-	p += 3;
-	if (*p == '[')
-		end = strchr(++p, ']');
-	else
-		end = strrchr(p, ':');
-	if (!end)
-		end = p + strlen(p);
-	n = (size_t)(end - p);
-	if (n == 0 || n >= size)
-		return -EINVAL;
-	memcpy(out, p, n);
-	out[n] = '\0';
+		return wgf_err_set(err, -EINVAL, "'%s' is not a URL", url);
+	r = wgf_endpoint_parse(&ep, p + 3, WGF_ENDPOINT_F_PORT_ZERO, err);
+	if (r < 0)
+		return r;
+	if (strlen(ep.host) >= size)
+		return wgf_err_set(err, -EINVAL, "the host of '%s' is too long", url);
+	memcpy(out, ep.host, strlen(ep.host) + 1);
 	return 0;
 }
 

@@ -54,10 +54,10 @@ bool wgf_tls_url_is_tls(const char *url);
 
 /*
  * The host of a tcp-family URL ("tls+tcp://coord1:7800" gives "coord1", "[::1]:7800"
- * gives "::1"), into out (size bytes). -EINVAL when the URL names no host or it does
- * not fit.
+ * gives "::1"; the rest is read by common/endpoint.h), into out (size bytes). -EINVAL
+ * with err saying why when it names no host:port or the host does not fit.
  */
-int wgf_tls_url_host(const char *url, char *out, size_t size);
+int wgf_tls_url_host(const char *url, char *out, size_t size, struct wgf_err *err);
 
 /*
  * Makes a configuration for one side. A server needs cert_file and key_file; with
