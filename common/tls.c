@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Copyright (c) 2026 The wgfleet authors */
-/* tls: PEM files into nng TLS configurations, and nng's count of failed handshakes. */
+/* tls: PEM files into nng TLS configurations, and nng's counts of failed dials. */
 #include "tls.h"
 
 #include <errno.h>
