@@ -359,7 +359,7 @@ static void on_tls_timer(uv_timer_t *t)
 static void free_tls(struct session_options *o)
 {
 	for (size_t i = 0; i < o->n_urls; i++) {
-		nng_tls_config_free(o->tls[i]);
+		wgf_tls_config_free(o->tls[i]);
 		o->tls[i] = NULL;
 	}
 }

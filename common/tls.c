@@ -181,6 +181,12 @@ int wgf_tls_config_new(enum wgf_tls_side side, const struct wgf_tls_files *f, nn
 	return 0;
 }
 
+void wgf_tls_config_free(nng_tls_config *cfg)
+{
+	if (cfg)
+		nng_tls_config_free(cfg);
+}
+
 int wgf_tls_dial_failures(const char *url, struct wgf_tls_dial_failures *ret)
 {
 	struct wgf_tls_dial_failures n = {0};

@@ -64,10 +64,13 @@ int wgf_tls_url_host(const char *url, char *out, size_t size, struct wgf_err *er
  * ca_file it requires clients to present a certificate that ca_file verifies, without
  * it asks for none. A client needs ca_file and server_name and always verifies the
  * server; with cert_file and key_file it presents them when asked. On success *ret is
- * the caller's (nng_tls_config_free); err names the file at fault otherwise.
+ * the caller's (wgf_tls_config_free); err names the file at fault otherwise.
  */
 int wgf_tls_config_new(enum wgf_tls_side side, const struct wgf_tls_files *f, nng_tls_config **ret,
                        struct wgf_err *err);
+
+/* nng_tls_config_free() that accepts NULL, which nng 1.5.2's does not. */
+void wgf_tls_config_free(nng_tls_config *cfg);
 
 /*
  * Dials of url (by any of nng's dialers in this process) that failed, as nng counts

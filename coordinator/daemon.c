@@ -243,7 +243,7 @@ static int start_channel(struct daemon *d)
 		return r;
 	r = wgf_identity_load(&id, d->s.channel_key_file, &err);
 	if (r < 0) {
-		nng_tls_config_free(co.tls);
+		wgf_tls_config_free(co.tls);
 		return log_errno(LOG_ERR, r, "Cannot read the channel signing key: %s", err.msg);
 	}
 	memcpy(co.sk, id.sk, sizeof(co.sk));
@@ -255,12 +255,12 @@ static int start_channel(struct daemon *d)
 	r = db_new(&d->loop, &cdo, &d->channel_db);
 	if (r < 0) {
 		sodium_memzero(co.sk, sizeof(co.sk));
-		nng_tls_config_free(co.tls);
+		wgf_tls_config_free(co.tls);
 		return log_errno(LOG_ERR, r, "Cannot start the channel's database connections");
 	}
 	r = channel_start(&d->loop, d->channel_db, &co, &d->channel, &url);
 	sodium_memzero(co.sk, sizeof(co.sk));
-	nng_tls_config_free(co.tls);
+	wgf_tls_config_free(co.tls);
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "Cannot listen for agents on '%s'",
 		                 d->s.channel_listen);

@@ -123,6 +123,7 @@ static void test_dial_failures_of_an_unknown_url(void **state)
 	struct wgf_tls_dial_failures f = {.handshake = 7, .other = 7};
 
 	(void)state;
+	wgf_tls_config_free(NULL); /* nng's own crashes on NULL */
 	assert_int_equal(wgf_tls_dial_failures("tls+tcp://127.0.0.1:1", &f), 0);
 	assert_int_equal(f.handshake, 0);
 	assert_int_equal(f.other, 0);
