@@ -28,11 +28,17 @@
 #include "notify.h"
 #include "reconcile.h"
 #include "session.h"
+#include "tls.h"
+
+#define TLS_CHECK_MS 2000  /* how often nng's count of failed TLS handshakes is read */
+#define TLS_LOG_MS   60000 /* at most one warning per URL this often */
 
 struct daemon {
 	uv_loop_t loop;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t reconcile_timer, monitor_timer;
+	/* Runs with tls+tcp:// URLs, to say why handshakes fail. */
+	uv_timer_t tls_timer;
 	uv_work_t work; /* a pass on the thread pool; the loop stays free for signals */
 	struct settings s;
 	const char *config_path;
@@ -63,6 +69,9 @@ struct daemon {
 	bool read_failing;   /* the last pass could not read the interface (logged once) */
 	uint64_t warned_rev; /* refused peers are logged at warning once per revision */
 	bool has_warned_rev;
+	/* Per URL: failed TLS dials as last logged, and when (uv_now). */
+	struct wgf_tls_dial_failures tls_failures[SESSION_URLS_MAX];
+	uint64_t tls_logged_ms[SESSION_URLS_MAX];
 	/* Written by the worker, read by pass_done. */
 	struct pass_out {
 		bool ensured; /* ensure_device ran */
@@ -302,6 +311,94 @@ static void on_session_desired(void *ctx, struct cache_state *st, bool whole)
 		log_errno(LOG_ERR, r, "Cannot take the coordinator's desired set");
 }
 
+/* Says why dials of url fail, from what grew since the last line; false if nothing did. */
+static bool log_tls_failures(struct daemon *d, const char *url,
+                             const struct wgf_tls_dial_failures *last,
+                             const struct wgf_tls_dial_failures *now)
+{
+	char count[24], host[WGF_TLS_HOST_MAX];
+	struct wgf_tls_files f;
+
+	settings_tls_files(&d->s, url, &f, host, sizeof(host));
+	if (now->handshake > last->handshake) {
+		snprintf(count, sizeof(count), "%" PRIu64, now->handshake - last->handshake);
+		log_fields(LOG_WARNING, "TLS handshake with the coordinator failed, retrying",
+		           {"url", url}, {"failures", count},
+		           {"reason", "certificate verification failed (not signed by a CA of "
+		                      "tls_ca_file, expired, or not issued for server_name), or "
+		                      "the handshake was refused"},
+		           {"server_name", f.server_name}, {"tls_ca_file", f.ca_file});
+		return true;
+	}
+	if (now->other > last->other) {
+		snprintf(count, sizeof(count), "%" PRIu64, now->other - last->other);
+		log_fields(LOG_WARNING, "Cannot connect to the coordinator, retrying", {"url", url},
+		           {"failures", count},
+		           {"reason", "closed during the TLS handshake (a coordinator with "
+		                      "tls_client_ca_file wants a certificate its CA signed, in "
+		                      "tls_cert_file), or the name did not resolve, or no route"},
+		           {"tls_cert_file", f.cert_file[0] ? f.cert_file : "(none)"});
+		return true;
+	}
+	return false;
+}
+
+/*
+ * nng redials the coordinators by itself and tells us nothing of a dial that failed, so
+ * a coordinator whose certificate does not verify would look like one that never
+ * answers. nng counts failed dials: say why when those counts grow (at once, then at
+ * most once a TLS_LOG_MS per URL).
+ */
+static void on_tls_timer(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+	char buf[sizeof(d->s.coordinator_urls)];
+	const char *urls[SESSION_URLS_MAX];
+	size_t n = settings_coordinator_urls(&d->s, buf, sizeof(buf), urls, SESSION_URLS_MAX);
+	uint64_t now = uv_now(t->loop);
+
+	for (size_t i = 0; i < n; i++) {
+		struct wgf_tls_dial_failures f;
+
+		if ((d->tls_logged_ms[i] && now - d->tls_logged_ms[i] < TLS_LOG_MS) ||
+		    wgf_tls_dial_failures(urls[i], &f) < 0 ||
+		    !log_tls_failures(d, urls[i], &d->tls_failures[i], &f))
+			continue;
+		d->tls_failures[i] = f;
+		d->tls_logged_ms[i] = now;
+	}
+}
+
+static void free_tls(struct session_options *o)
+{
+	for (size_t i = 0; i < o->n_urls; i++) {
+		wgf_tls_config_free(o->tls[i]);
+		o->tls[i] = NULL;
+	}
+}
+
+/* A TLS configuration for each tls+tcp:// URL (their server names may differ). */
+static int session_tls(const struct settings *s, struct session_options *o)
+{
+	for (size_t i = 0; i < o->n_urls; i++) {
+		char host[WGF_TLS_HOST_MAX];
+		struct wgf_err err = {0};
+		struct wgf_tls_files f;
+		int r;
+
+		if (!wgf_tls_url_is_tls(o->urls[i]))
+			continue;
+		settings_tls_files(s, o->urls[i], &f, host, sizeof(host));
+		r = wgf_tls_config_new(WGF_TLS_CLIENT, &f, &o->tls[i], &err);
+		if (r < 0) {
+			free_tls(o);
+			return log_errno(LOG_ERR, r, "Cannot set up TLS for '%s': %s", o->urls[i],
+			                 err.msg);
+		}
+	}
+	return 0;
+}
+
 /* Dials the coordinators when [coordinator] urls is set. */
 static int start_session(struct daemon *d)
 {
@@ -333,12 +430,18 @@ static int start_session(struct daemon *d)
 		return log_errno(LOG_ERR, r,
 		                 "Cannot load the signing key (run 'wgfleet-agent init'): %s",
 		                 err.msg);
+	r = session_tls(&d->s, &o);
+	if (r < 0)
+		return r;
 	memcpy(o.sk, id.sk, sizeof(o.sk));
 	wgf_identity_fini(&id);
 	r = session_start(&d->loop, &o, &cb, d, NULL, &d->sess);
 	sodium_memzero(o.sk, sizeof(o.sk));
+	free_tls(&o);
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "Cannot dial the coordinators");
+	if (wgf_tls_url_is_tls(o.urls[0]))
+		uv_timer_start(&d->tls_timer, on_tls_timer, TLS_CHECK_MS, TLS_CHECK_MS);
 	log_fields(LOG_NOTICE, "Dialing the coordinators", {"urls", d->s.coordinator_urls},
 	           {"server", d->s.server});
 	return 0;
@@ -560,6 +663,7 @@ static void stop(struct daemon *d)
 	session_stop(d->sess);
 	close_handle((uv_handle_t *)&d->reconcile_timer);
 	close_handle((uv_handle_t *)&d->monitor_timer);
+	close_handle((uv_handle_t *)&d->tls_timer);
 	close_handle((uv_handle_t *)&d->sig_term);
 	close_handle((uv_handle_t *)&d->sig_int);
 	close_handle((uv_handle_t *)&d->sig_hup);
@@ -658,8 +762,9 @@ static int setup(struct daemon *d)
 	uv_signal_init(&d->loop, &d->sig_hup);
 	uv_timer_init(&d->loop, &d->reconcile_timer);
 	uv_timer_init(&d->loop, &d->monitor_timer);
+	uv_timer_init(&d->loop, &d->tls_timer);
 	d->sig_term.data = d->sig_int.data = d->sig_hup.data = d;
-	d->reconcile_timer.data = d->monitor_timer.data = d;
+	d->reconcile_timer.data = d->monitor_timer.data = d->tls_timer.data = d;
 	uv_signal_start(&d->sig_term, on_stop_signal, SIGTERM);
 	uv_signal_start(&d->sig_int, on_stop_signal, SIGINT);
 	uv_signal_start(&d->sig_hup, on_hup, SIGHUP);

@@ -548,8 +548,15 @@ int session_start(uv_loop_t *loop, const struct session_options *o,
 		rv = nng_socket_set_ms(s->sock, NNG_OPT_RECONNMINT, 100);
 	if (rv == 0)
 		rv = nng_socket_set_ms(s->sock, NNG_OPT_RECONNMAXT, 5000);
-	for (size_t i = 0; rv == 0 && i < o->n_urls; i++)
-		rv = nng_dial(s->sock, o->urls[i], NULL, NNG_FLAG_NONBLOCK);
+	for (size_t i = 0; rv == 0 && i < o->n_urls; i++) {
+		nng_dialer d;
+
+		rv = nng_dialer_create(&d, s->sock, o->urls[i]);
+		if (rv == 0 && o->tls[i])
+			rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, o->tls[i]);
+		if (rv == 0)
+			rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+	}
 	if (rv != 0) {
 		if (nng_socket_id(s->sock) > 0)
 			nng_close(s->sock);

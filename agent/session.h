@@ -33,6 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
 #include <uv.h>
 
 #include "cache.h"
@@ -44,6 +46,8 @@
 
 struct session_options {
 	const char *urls[SESSION_URLS_MAX]; /* borrowed */
+	/* For tls+tcp:// URLs (common/tls.h), else NULL; each dialer takes a reference. */
+	nng_tls_config *tls[SESSION_URLS_MAX];
 	size_t n_urls;
 	const char *server; /* our server's name, as registered */
 	uint8_t coordinator_pk[WGF_SIGN_PK_LEN];

@@ -132,6 +132,19 @@ static int validate_urls(const void *value, struct wgf_err *err)
 	return 0;
 }
 
+/* A DNS name (or an address written as one), as a certificate's subjectAltName holds it. */
+static int validate_server_name(const void *value, struct wgf_err *err)
+{
+	const char *name = value;
+
+	if (strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:") !=
+	    strlen(name))
+		return wgf_err_set(err, -EINVAL,
+		                   "'%s' is not a host name (letters, digits, '.', '-' and ':')",
+		                   name);
+	return 0;
+}
+
 static int validate_signing_key(const void *value, struct wgf_err *err)
 {
 	const char *text = value;
@@ -384,6 +397,50 @@ static const struct wgf_conf_entry entries[] = {
                 .doc = "Answers timestamped further than this from our clock are refused.",
         },
         {
+                .section = "coordinator",
+                .name = "tls_ca_file",
+                .type = WGF_CONF_STRING,
+                .offset = FIELD(tls_ca_file),
+                .size = SIZE(tls_ca_file),
+                .def = "",
+                .validate = validate_optional_absolute,
+                .doc = "PEM CA certificates that verify the coordinators' certificates; "
+                       "required with tls+tcp:// URLs, where every URL must be one.",
+        },
+        {
+                .section = "coordinator",
+                .name = "tls_server_name",
+                .type = WGF_CONF_STRING,
+                .offset = FIELD(tls_server_name),
+                .size = SIZE(tls_server_name),
+                .def = "",
+                .validate = validate_server_name,
+                .doc = "The name the coordinators' certificates must carry, a DNS name of their "
+                       "subjectAltName (nng on mbedtls 2 matches an IP address only as DNS:ip); "
+                       "empty: each URL's host.",
+        },
+        {
+                .section = "coordinator",
+                .name = "tls_cert_file",
+                .type = WGF_CONF_STRING,
+                .offset = FIELD(tls_cert_file),
+                .size = SIZE(tls_cert_file),
+                .def = "",
+                .validate = validate_optional_absolute,
+                .doc = "PEM certificate chain the agent presents when the coordinator asks for "
+                       "one ([channel] tls_client_ca_file); empty presents none.",
+        },
+        {
+                .section = "coordinator",
+                .name = "tls_key_file",
+                .type = WGF_CONF_STRING,
+                .offset = FIELD(tls_key_file),
+                .size = SIZE(tls_key_file),
+                .def = "",
+                .validate = validate_optional_absolute,
+                .doc = "The unencrypted PEM private key of tls_cert_file (mode 0600).",
+        },
+        {
                 .section = "log",
                 .name = "level",
                 .type = WGF_CONF_ENUM,
@@ -396,9 +453,63 @@ static const struct wgf_conf_entry entries[] = {
         },
 };
 
+/* The first TLS setting that is set, or NULL. */
+static const char *tls_setting(const struct settings *s)
+{
+	if (s->tls_ca_file[0])
+		return "tls_ca_file";
+	if (s->tls_server_name[0])
+		return "tls_server_name";
+	if (s->tls_cert_file[0])
+		return "tls_cert_file";
+	if (s->tls_key_file[0])
+		return "tls_key_file";
+	return NULL;
+}
+
+/*
+ * TLS settings go with tls+tcp:// URLs, and only with them: the agent never sends in
+ * clear to one replica what it hides from another.
+ */
+static int check_tls(const void *cfg, struct wgf_err *err)
+{
+	const struct settings *s = cfg;
+	const char *urls[SETTINGS_URLS_MAX], *set = tls_setting(s);
+	char buf[sizeof(s->coordinator_urls)], host[WGF_TLS_HOST_MAX];
+	size_t n = settings_coordinator_urls(s, buf, sizeof(buf), urls, SETTINGS_URLS_MAX);
+
+	if (!s->tls_cert_file[0] != !s->tls_key_file[0])
+		return wgf_err_set(err, -EINVAL,
+		                   "[coordinator] tls_cert_file and tls_key_file go together");
+	if (set && n == 0)
+		return wgf_err_set(err, -EINVAL,
+		                   "[coordinator] %s is set, but urls names no coordinator", set);
+	for (size_t i = 0; i < n; i++) {
+		if (set && !wgf_tls_url_is_tls(urls[i]))
+			return wgf_err_set(err, -EINVAL,
+			                   "[coordinator] %s is set, but '%s' in urls is not a "
+			                   "tls+tcp:// URL (TLS settings apply to every URL)",
+			                   set, urls[i]);
+		if (!wgf_tls_url_is_tls(urls[i]))
+			continue;
+		if (!s->tls_ca_file[0])
+			return wgf_err_set(err, -EINVAL,
+			                   "[coordinator] '%s' in urls is a tls+tcp:// URL: set "
+			                   "tls_ca_file to verify the coordinator with",
+			                   urls[i]);
+		if (!s->tls_server_name[0] &&
+		    wgf_tls_url_host(urls[i], host, sizeof(host), err) < 0) {
+			wgf_err_prefix(err, "[coordinator] '%s' in urls: ", urls[i]);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 const struct wgf_conf_table settings_table = {
         .entries = entries,
         .n_entries = sizeof(entries) / sizeof(entries[0]),
+        .check = check_tls,
 };
 
 int settings_log_level(const struct settings *s)
@@ -542,4 +653,18 @@ size_t settings_coordinator_urls(const struct settings *s, char *buf, size_t siz
 void settings_signing_key_path(const struct settings *s, char *out, size_t size)
 {
 	snprintf(out, size, "%s/signing.key", s->state_directory);
+}
+
+void settings_tls_files(const struct settings *s, const char *url, struct wgf_tls_files *f,
+                        char *host, size_t size)
+{
+	host[0] = '\0';
+	if (!s->tls_server_name[0])
+		(void)wgf_tls_url_host(url, host, size, NULL); /* checked at load */
+	*f = (struct wgf_tls_files){
+	        .cert_file = s->tls_cert_file,
+	        .key_file = s->tls_key_file,
+	        .ca_file = s->tls_ca_file,
+	        .server_name = s->tls_server_name[0] ? s->tls_server_name : host,
+	};
 }

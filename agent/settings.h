@@ -24,6 +24,7 @@
 #include "cidr.h"
 #include "conf.h"
 #include "key.h"
+#include "tls.h"
 
 #define SETTINGS_STATIC_PEERS_MAX 8
 #define SETTINGS_ROUTABLE_MAX     16
@@ -58,6 +59,10 @@ struct settings {
 	uint64_t resync_interval_ms;
 	uint64_t request_timeout_ms;
 	uint64_t max_clock_skew_ms;
+	char tls_ca_file[PATH_MAX / 4];
+	char tls_server_name[WGF_TLS_HOST_MAX]; /* "": the host of each URL */
+	char tls_cert_file[PATH_MAX / 4];
+	char tls_key_file[PATH_MAX / 4];
 
 	int log_level; /* index into wgf_log_level_choices */
 };
@@ -89,6 +94,13 @@ size_t settings_routable(const struct settings *s, struct wgf_cidr nets[SETTINGS
  */
 size_t settings_coordinator_urls(const struct settings *s, char *buf, size_t size,
                                  const char **urls, size_t max);
+
+/*
+ * What the dialer of url needs for TLS: the configured files, and the server name to
+ * check (tls_server_name, or the host of url written into host, size bytes).
+ */
+void settings_tls_files(const struct settings *s, const char *url, struct wgf_tls_files *f,
+                        char *host, size_t size);
 
 /* The agent's signing key: <state_directory>/signing.key (wgfleet-agent init makes it). */
 void settings_signing_key_path(const struct settings *s, char *out, size_t size);

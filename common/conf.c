@@ -408,7 +408,9 @@ int wgf_conf_load_string(const struct wgf_conf_table *t, void *cfg, const char *
 			goto out;
 		}
 	}
-	r = 0;
+	r = t->check ? t->check(cfg, err) : 0;
+	if (r < 0)
+		wgf_err_prefix(err, "%s: ", name);
 out:
 	free(ctx.seen);
 	return r;
@@ -432,8 +434,14 @@ int wgf_conf_load_file(const struct wgf_conf_table *t, void *cfg, const char *pa
 int wgf_conf_load_optional(const struct wgf_conf_table *t, void *cfg, const char *path,
                            bool must_exist, struct wgf_err *err)
 {
-	if (!must_exist && access(path, F_OK) != 0 && errno == ENOENT)
-		return wgf_conf_defaults(t, cfg, err);
+	int r;
+
+	if (!must_exist && access(path, F_OK) != 0 && errno == ENOENT) {
+		r = wgf_conf_defaults(t, cfg, err);
+		if (r == 0 && t->check)
+			r = t->check(cfg, err);
+		return r;
+	}
 	return wgf_conf_load_file(t, cfg, path, err);
 }
 

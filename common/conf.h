@@ -73,9 +73,17 @@ struct wgf_conf_entry {
 	const char *doc; /* one sentence for --dump-config and the sample file */
 };
 
+/*
+ * A check that spans entries (one setting that needs or excludes another), run once a
+ * whole file has loaded and its required keys are present. Returns 0 or a negative errno
+ * with err saying which settings disagree; the loader adds the file's name.
+ */
+typedef int (*wgf_conf_check_fn)(const void *cfg, struct wgf_err *err);
+
 struct wgf_conf_table {
 	const struct wgf_conf_entry *entries;
 	size_t n_entries;
+	wgf_conf_check_fn check; /* may be NULL */
 };
 
 /* Sets every entry that has a default. */
@@ -87,7 +95,8 @@ int wgf_conf_set(const struct wgf_conf_table *t, void *cfg, const char *section,
 
 /*
  * Applies defaults, then the text (named `name` in messages), then checks that every
- * required key was given. Errors read "NAME:LINE: what is wrong".
+ * required key was given, then the table's check. Errors read "NAME:LINE: what is
+ * wrong", or "NAME: what is wrong" for a missing key or the table's check.
  */
 int wgf_conf_load_string(const struct wgf_conf_table *t, void *cfg, const char *name,
                          const char *text, size_t len, struct wgf_err *err);
@@ -96,8 +105,8 @@ int wgf_conf_load_file(const struct wgf_conf_table *t, void *cfg, const char *pa
 
 /*
  * As wgf_conf_load_file, except that when `must_exist` is false and nothing is at path,
- * the defaults alone are applied: a daemon's default config file is optional, one
- * named on the command line is not.
+ * the defaults alone are applied (and the table's check run on them): a daemon's
+ * default config file is optional, one named on the command line is not.
  */
 int wgf_conf_load_optional(const struct wgf_conf_table *t, void *cfg, const char *path,
                            bool must_exist, struct wgf_err *err);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,9 @@ static int sys_error(struct wgf_err *err, const char *path, const char *what)
 	return wgf_err_set(err, r, "%s: cannot %s: %s", path, what, wgf_strerror(r));
 }
 
-int wgf_fs_read(const char *path, size_t max, char **ret, size_t *ret_len, struct wgf_err *err)
+/* wgf_fs_read(), and with secret set also the mode check of wgf_fs_read_private(). */
+static int read_file(const char *path, size_t max, bool secret, char **ret, size_t *ret_len,
+                     struct wgf_err *err)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -40,6 +43,12 @@ int wgf_fs_read(const char *path, size_t max, char **ret, size_t *ret_len, struc
 	}
 	if (!S_ISREG(st.st_mode)) {
 		r = wgf_err_set(err, -EINVAL, "%s: not a regular file", path);
+		goto out;
+	}
+	if (secret && (st.st_mode & 077)) {
+		r = wgf_err_set(err, -EPERM,
+		                "%s: readable by other users (mode %03o); chmod 600 it", path,
+		                (unsigned)(st.st_mode & 0777));
 		goto out;
 	}
 	if ((uintmax_t)st.st_size > max) {
@@ -73,9 +82,23 @@ int wgf_fs_read(const char *path, size_t max, char **ret, size_t *ret_len, struc
 	buf = NULL;
 	r = 0;
 out:
+	/* A read that failed half way may have held a secret. */
+	if (buf)
+		sodium_memzero(buf, len);
 	free(buf);
 	close(fd);
 	return r;
+}
+
+int wgf_fs_read(const char *path, size_t max, char **ret, size_t *ret_len, struct wgf_err *err)
+{
+	return read_file(path, max, false, ret, ret_len, err);
+}
+
+int wgf_fs_read_private(const char *path, size_t max, char **ret, size_t *ret_len,
+                        struct wgf_err *err)
+{
+	return read_file(path, max, true, ret, ret_len, err);
 }
 
 static int write_all(int fd, const void *data, size_t len)
@@ -149,15 +172,10 @@ int wgf_fs_read_secret32(const char *path, uint8_t ret[static 32], struct wgf_er
 	uint8_t buf[32];
 	size_t len = 0, bin_len = 0;
 	const char *end = NULL;
-	struct stat st;
 	char *text = NULL;
 	int r;
 
-	if (stat(path, &st) == 0 && (st.st_mode & 077))
-		return wgf_err_set(err, -EPERM,
-		                   "%s: readable by other users (mode %03o); chmod 600 it", path,
-		                   (unsigned)(st.st_mode & 0777));
-	r = wgf_fs_read(path, 256, &text, &len, err);
+	r = wgf_fs_read_private(path, 256, &text, &len, err);
 	if (r < 0)
 		return r;
 	if (len > 0 && text[len - 1] == '\n')

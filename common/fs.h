@@ -25,6 +25,13 @@
  */
 int wgf_fs_read(const char *path, size_t max, char **ret, size_t *ret_len, struct wgf_err *err);
 
+/*
+ * As wgf_fs_read, for a file that holds a secret: refuses one that group or others may
+ * read (-EPERM, checked on the file it opened). The caller wipes the buffer.
+ */
+int wgf_fs_read_private(const char *path, size_t max, char **ret, size_t *ret_len,
+                        struct wgf_err *err);
+
 /* Replaces path with data, atomically and durably, with the given mode (e.g. 0600). */
 int wgf_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
                         struct wgf_err *err);

@@ -944,6 +944,8 @@ int channel_start(uv_loop_t *loop, struct db *db, const struct channel_options *
 		rv = nng_pipe_notify(ch->sock, NNG_PIPE_EV_REM_POST, on_pipe_rem, ch);
 	if (rv == 0)
 		rv = nng_listener_create(&ch->listener, ch->sock, o->listen);
+	if (rv == 0 && o->tls)
+		rv = nng_listener_set_ptr(ch->listener, NNG_OPT_TLS_CONFIG, o->tls);
 	if (rv == 0)
 		rv = nng_listener_start(ch->listener, 0);
 	if (rv != 0) {
@@ -961,7 +963,9 @@ int channel_start(uv_loop_t *loop, struct db *db, const struct channel_options *
 		const uint8_t *a = (const uint8_t *)&sa.s_in.sa_addr;
 
 		snprintf(ip, sizeof(ip), "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
-		snprintf(ch->url, sizeof(ch->url), "tcp://%s:%u", ip, ntohs(sa.s_in.sa_port));
+		snprintf(ch->url, sizeof(ch->url), "%s://%s:%u",
+		         strncmp(o->listen, "tls+", 4) == 0 ? "tls+tcp" : "tcp", ip,
+		         ntohs(sa.s_in.sa_port));
 	}
 	pthread_mutex_init(&ch->mu, NULL);
 	uv_async_init(loop, &ch->async, on_async);

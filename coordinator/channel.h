@@ -38,6 +38,8 @@
 
 #include <stdint.h>
 
+#include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
 #include <uv.h>
 
 #include "db.h"
@@ -45,6 +47,8 @@
 
 struct channel_options {
 	const char *listen; /* nng URL, e.g. tcp://0.0.0.0:7800 */
+	/* For tls+tcp:// only (made by common/tls.h); the listener takes a reference. */
+	nng_tls_config *tls;
 	uint8_t sk[WGF_SIGN_SK_LEN];
 	uint8_t pk[WGF_SIGN_PK_LEN];
 	uint64_t max_skew_ms;

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "notify.h"
+#include "tls.h"
 
 struct daemon {
 	uv_loop_t loop;
@@ -170,6 +171,28 @@ static int check_schema(const struct settings *s)
 	return r;
 }
 
+/* The listener's TLS configuration for a tls+tcp:// URL, else NULL. */
+static int channel_tls(const struct settings *s, nng_tls_config **ret)
+{
+	struct wgf_tls_files f = {
+	        .cert_file = s->channel_tls_cert_file,
+	        .key_file = s->channel_tls_key_file,
+	        .ca_file = s->channel_tls_client_ca_file,
+	};
+	struct wgf_err err = {0};
+	int r;
+
+	if (!wgf_tls_url_is_tls(s->channel_listen)) {
+		*ret = NULL;
+		return 0;
+	}
+	r = wgf_tls_config_new(WGF_TLS_SERVER, &f, ret, &err);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "Cannot set up TLS for '%s': %s", s->channel_listen,
+		                 err.msg);
+	return 0;
+}
+
 /*
  * The agents' channel, its own database connections, and the LISTEN connection that
  * wakes its long polls and reloads its registry. Nonces are kept in the database for
@@ -215,9 +238,14 @@ static int start_channel(struct daemon *d)
 	char pk[45];
 	int r;
 
-	r = wgf_identity_load(&id, d->s.channel_key_file, &err);
+	r = channel_tls(&d->s, &co.tls);
 	if (r < 0)
+		return r;
+	r = wgf_identity_load(&id, d->s.channel_key_file, &err);
+	if (r < 0) {
+		wgf_tls_config_free(co.tls);
 		return log_errno(LOG_ERR, r, "Cannot read the channel signing key: %s", err.msg);
+	}
 	memcpy(co.sk, id.sk, sizeof(co.sk));
 	memcpy(co.pk, id.pk, sizeof(co.pk));
 	wgf_identity_public_b64(&id, pk);
@@ -227,10 +255,12 @@ static int start_channel(struct daemon *d)
 	r = db_new(&d->loop, &cdo, &d->channel_db);
 	if (r < 0) {
 		sodium_memzero(co.sk, sizeof(co.sk));
+		wgf_tls_config_free(co.tls);
 		return log_errno(LOG_ERR, r, "Cannot start the channel's database connections");
 	}
 	r = channel_start(&d->loop, d->channel_db, &co, &d->channel, &url);
 	sodium_memzero(co.sk, sizeof(co.sk));
+	wgf_tls_config_free(co.tls);
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "Cannot listen for agents on '%s'",
 		                 d->s.channel_listen);

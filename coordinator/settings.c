@@ -4,6 +4,7 @@
 #include "settings.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "tls.h"
 
 /* A connection string libpq accepts, holding no password (passwords go in a passfile). */
 static int validate_conninfo(const void *value, struct wgf_err *err)
@@ -252,8 +254,9 @@ static const struct wgf_conf_entry entries[] = {
                 .offset = S(channel_listen),
                 .size = sizeof(((struct settings *)0)->channel_listen),
                 .def = "tcp://127.0.0.1:7800",
-                .doc = "nng URL agents dial (tcp://0.0.0.0:7800 to reach them; port 0 picks a "
-                       "free one).",
+                .doc = "nng URL agents dial (tcp://0.0.0.0:7800 to reach them, or "
+                       "tls+tcp://0.0.0.0:7800 with the tls_ settings below; port 0 picks a free "
+                       "one).",
         },
         {
                 .section = "channel",
@@ -265,6 +268,36 @@ static const struct wgf_conf_entry entries[] = {
                 .doc = "The coordinator's Ed25519 key (mode 0600), the same on every replica; "
                        "'wgfleet-coordinator channel-key' makes it and prints the public key "
                        "agents pin.",
+        },
+        {
+                .section = "channel",
+                .name = "tls_cert_file",
+                .type = WGF_CONF_STRING,
+                .offset = S(channel_tls_cert_file),
+                .size = sizeof(((struct settings *)0)->channel_tls_cert_file),
+                .def = "",
+                .doc = "With a tls+tcp:// listen URL: the PEM certificate chain it presents, the "
+                       "coordinator's own certificate first, naming in its subjectAltName the DNS "
+                       "name agents dial.",
+        },
+        {
+                .section = "channel",
+                .name = "tls_key_file",
+                .type = WGF_CONF_STRING,
+                .offset = S(channel_tls_key_file),
+                .size = sizeof(((struct settings *)0)->channel_tls_key_file),
+                .def = "",
+                .doc = "The unencrypted PEM private key of tls_cert_file (mode 0600).",
+        },
+        {
+                .section = "channel",
+                .name = "tls_client_ca_file",
+                .type = WGF_CONF_STRING,
+                .offset = S(channel_tls_client_ca_file),
+                .size = sizeof(((struct settings *)0)->channel_tls_client_ca_file),
+                .def = "",
+                .doc = "PEM CA certificates: when set, agents must present a certificate they "
+                       "verify. Empty asks for none (agents' signatures identify them either way).",
         },
         {
                 .section = "channel",
@@ -419,9 +452,37 @@ static const struct wgf_conf_entry entries[] = {
         },
 };
 
+/* TLS settings go with a tls+tcp:// listen URL, and only with one. */
+static int check_channel_tls(const void *cfg, struct wgf_err *err)
+{
+	const struct settings *s = cfg;
+	const char *url = s->channel_listen, *set = NULL;
+	bool own = s->channel_tls_cert_file[0] && s->channel_tls_key_file[0];
+
+	if (s->channel_tls_cert_file[0])
+		set = "tls_cert_file";
+	else if (s->channel_tls_key_file[0])
+		set = "tls_key_file";
+	else if (s->channel_tls_client_ca_file[0])
+		set = "tls_client_ca_file";
+	if (!wgf_tls_url_is_tls(url) && set)
+		return wgf_err_set(err, -EINVAL,
+		                   "[channel] %s is set, but listen '%s' is not a tls+tcp:// URL "
+		                   "(TLS settings apply only to tls+tcp://)",
+		                   set, url);
+	if (wgf_tls_url_is_tls(url) && !own)
+		return wgf_err_set(err, -EINVAL,
+		                   "[channel] listen '%s' is a tls+tcp:// URL: set "
+		                   "tls_cert_file and tls_key_file (its certificate chain and "
+		                   "private key)",
+		                   url);
+	return 0;
+}
+
 const struct wgf_conf_table settings_table = {
         .entries = entries,
         .n_entries = sizeof(entries) / sizeof(entries[0]),
+        .check = check_channel_tls,
 };
 
 int settings_log_level(const struct settings *s)

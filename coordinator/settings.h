@@ -37,6 +37,9 @@ struct settings {
 	uint64_t sweep_interval_ms;
 	char channel_listen[256];
 	char channel_key_file[512];
+	char channel_tls_cert_file[512];
+	char channel_tls_key_file[512];
+	char channel_tls_client_ca_file[512];
 	uint64_t channel_max_skew_ms;
 	uint64_t channel_wait_ms;
 	uint64_t handshake_window_ms;

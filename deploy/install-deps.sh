@@ -27,6 +27,8 @@ pkgs=(
 	qemu-system-x86 busybox-static cpio kmod
 	# the integration test harness and the HTTP client it uses
 	python3 python3-pytest python3-yaml curl
+	# the certificates of the TLS channel's test (the openssl command line)
+	openssl
 	# the benchmarks' HTTP load generator (pgbench comes with the postgresql server)
 	wrk
 )

@@ -363,6 +363,45 @@ static void test_required_missing(void **state)
 	                  "test.conf: required key 'conninfo' in section [database] is missing");
 }
 
+/* A table check sees the whole file: mode = off needs verbose. */
+static int check_off_verbose(const void *cfg, struct wgf_err *err)
+{
+	const struct test_cfg *c = cfg;
+
+	if (c->mode == TEST_MODE_OFF && !c->verbose)
+		return wgf_err_set(err, -EINVAL, "[server] mode = off needs verbose = true");
+	return 0;
+}
+
+static void test_table_check(void **state)
+{
+	const struct wgf_conf_table checked = {
+	        .entries = test_entries,
+	        .n_entries = sizeof(test_entries) / sizeof(test_entries[0]),
+	        .check = check_off_verbose,
+	};
+	const char *bad = SERVER "mode = off\n";
+	const char *good = SERVER "mode = off\nverbose = true\n";
+	struct wgf_err err = {0};
+	struct test_cfg cfg;
+
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	assert_int_equal(wgf_conf_load_string(&checked, &cfg, "test.conf", bad, strlen(bad), &err),
+	                 -EINVAL);
+	assert_string_equal(err.msg, "test.conf: [server] mode = off needs verbose = true");
+	assert_int_equal(wgf_conf_load_string(&checked, &cfg, "test.conf", bad, strlen(bad), NULL),
+	                 -EINVAL);
+	assert_int_equal(
+	        wgf_conf_load_string(&checked, &cfg, "test.conf", good, strlen(good), &err), 0);
+	/* A missing required key is reported before the check runs. */
+	assert_int_equal(wgf_conf_load_string(&checked, &cfg, "test.conf", "[server]\nmode = off\n",
+	                                      strlen("[server]\nmode = off\n"), &err),
+	                 -EINVAL);
+	assert_string_equal(err.msg,
+	                    "test.conf: required key 'conninfo' in section [database] is missing");
+}
+
 static void test_line_errors(void **state)
 {
 	char text[512];
@@ -763,6 +802,7 @@ int main(void)
 	        cmocka_unit_test(test_bool_enum_string_errors),
 	        cmocka_unit_test(test_duration_errors),
 	        cmocka_unit_test(test_required_missing),
+	        cmocka_unit_test(test_table_check),
 	        cmocka_unit_test(test_line_errors),
 	        cmocka_unit_test(test_long_lines_keep_line_numbers),
 	        cmocka_unit_test(test_first_error_wins),
