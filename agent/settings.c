@@ -304,10 +304,9 @@ static const struct wgf_conf_entry entries[] = {
                 .size = SIZE(routable),
                 .def = "",
                 .validate = validate_routable,
-                .doc = "Comma-separated networks this server may route besides the pool the "
-                       "coordinator sends, e.g. 10.200.0.0/16, fd00::/64 (at most 16): a "
-                       "desired peer with an allowed IP outside all of them is refused. With "
-                       "none here and none from the coordinator, allowed IPs are not checked.",
+                .doc = "Networks (at most 16) this server may route besides the coordinator's "
+                       "pool; a peer with an allowed IP outside them all is refused. None "
+                       "anywhere: no check.",
         },
         {
                 .section = "monitor",
