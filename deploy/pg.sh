@@ -11,6 +11,10 @@
 #   pg.sh status DIR    exit 0 when it runs
 #   pg.sh stop DIR      stop it (fast shutdown)
 #   pg.sh wipe DIR      stop it and delete DIR
+#   pg.sh standby PRIMARY DIR
+#                       a streaming standby of PRIMARY in DIR (pg_basebackup -R),
+#                       started; prints its connection string
+#   pg.sh promote DIR   promote the standby in DIR to a primary (a new timeline)
 #
 # The server listens only on a unix socket inside DIR (no TCP port, so clusters in
 # different directories never collide). PostgreSQL refuses to run as root, so as root
@@ -105,6 +109,36 @@ cmd_start() {
 	conninfo "$dir"
 }
 
+# A streaming standby of the cluster in PRIMARY, in DIR: a pg_basebackup of it (with
+# standby.signal and primary_conninfo written by -R), listening on DIR's own socket.
+cmd_standby() {
+	local primary dir
+
+	primary=$(realpath -m "$1")
+	dir=$(realpath -m "$2")
+	is_running "$primary" || die "'$primary' is not running"
+	[ ! -e "$dir/data" ] || die "'$dir/data' exists already"
+	mkdir -p "$dir"
+	if [ "$(id -u)" -eq 0 ]; then
+		chown "$PG_USER:" "$dir"
+		chmod 0755 "$dir"
+	fi
+	as_owner mkdir -p "$dir/sock"
+	as_owner "$PGBIN/pg_basebackup" -h "$primary/sock" -p "$PORT" -U "$DB_USER" \
+		-D "$dir/data" -R -X stream -c fast --no-sync >"$dir/basebackup.log" 2>&1 ||
+		die "pg_basebackup failed; see $dir/basebackup.log"
+	echo "unix_socket_directories = '$dir/sock'" | as_owner tee -a "$dir/data/postgresql.conf" >/dev/null
+	as_owner "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
+		die "the standby did not start; see $dir/server.log"
+	conninfo "$dir"
+}
+
+# Promotes the standby in DIR to a primary (a new timeline), waiting until it is one.
+cmd_promote() {
+	as_owner "$PGBIN/pg_ctl" -D "$1/data" -w -t 60 promote >/dev/null ||
+		die "promotion failed; see $1/server.log"
+}
+
 cmd_stop() {
 	local dir=$1
 
@@ -124,9 +158,15 @@ cmd_wipe() {
 	rm -rf "$dir"
 }
 
-[ $# -eq 2 ] || die "usage: pg.sh start|stop|status|conninfo|wipe DIR"
+[ $# -eq 2 ] || [ "$1" = standby ] ||
+	die "usage: pg.sh start|stop|status|conninfo|wipe|promote DIR, or pg.sh standby PRIMARY DIR"
 case $1 in
 start) cmd_start "$2" ;;
+standby)
+	[ $# -eq 3 ] || die "usage: pg.sh standby PRIMARY DIR"
+	cmd_standby "$2" "$3"
+	;;
+promote) cmd_promote "$2" ;;
 stop) cmd_stop "$2" ;;
 wipe) cmd_wipe "$2" ;;
 status) is_running "$2" ;;

@@ -10,10 +10,15 @@ vps_ready without being on the VPS.
 """
 import time
 
+import os
+import shutil
+import signal
+import tempfile
+
 import pytest
 
-from conftest import binary, run
-from test_story import keyed_router_via_api as keyed_router, world  # noqa: F401
+from conftest import PG_SH, Postgres, binary, run
+from test_story import World, keyed_router_via_api as keyed_router, world  # noqa: F401
 from wglib import wait_for
 
 
@@ -85,3 +90,68 @@ def test_restore_leaves_no_ghost_peer_and_no_false_vps_ready(world, pg, migrated
                              dbname=name)[0][0] == "t", timeout=10)
     if new_epoch:
         assert len(pg.psql("SELECT epoch FROM wgf_epochs", dbname=name)) == 2
+
+
+def test_a_promoted_lagging_standby_starts_a_new_epoch(tmp_path):
+    """Failover to a standby that missed the last changes, which then makes changes of
+    its own under the same revision numbers the agent already applied. The database
+    sees it runs on a new timeline and starts a new epoch by itself, so the running
+    agent (it never restarted, its revision equals the database's) takes a snapshot:
+    the changes the standby missed leave the VPS, its own arrive."""
+    top = tempfile.mkdtemp(prefix="wgf-pgs-", dir="/tmp")
+    os.chmod(top, 0o755)
+    primary = Postgres(os.path.join(top, "primary")).start()
+    standby_dir = os.path.join(top, "standby")
+    run([binary("wgfleet-coordinator"), "--database", primary.conninfo, "migrate"],
+        check=True)
+    w = World(tmp_path, primary.conninfo)
+    try:
+        w.start_agent()
+        wait_for("the server's key", lambda: w.server()["public_key"], timeout=15)
+        _, a = keyed_router(w)
+        _, b = keyed_router(w)
+        wait_for("a and b", lambda: w.vps_peers() == {a, b}, timeout=10)
+        proc = run(["bash", PG_SH, "standby", primary.dir, standby_dir])
+        assert proc.returncode == 0, proc.stderr
+        standby = Postgres(standby_dir)
+        standby.conninfo = proc.stdout.strip().splitlines()[-1]
+        wait_for("the standby caught up", lambda: standby.psql(
+            "SELECT revision FROM servers") == primary.psql("SELECT revision FROM servers"),
+            timeout=15)
+        run(["bash", PG_SH, "stop", standby_dir], check=True)
+
+        # The primary goes on without its standby: c and d reach the VPS.
+        _, c = keyed_router(w)
+        _, d = keyed_router(w)
+        wait_for("c and d", lambda: w.vps_peers() == {a, b, c, d}, timeout=10)
+        lost = int(primary.psql("SELECT revision FROM servers")[0][0])
+
+        # The primary is lost; the agent is frozen meanwhile, so it cannot ask before
+        # the promoted standby has reused the revisions of c and d.
+        os.killpg(w.agent_proc.pid, signal.SIGSTOP)
+        w.coord.stop()
+        run(["bash", PG_SH, "stop", primary.dir], check=True)
+        assert run(["bash", PG_SH, "start", standby_dir]).returncode == 0
+        assert run(["bash", PG_SH, "promote", standby_dir]).returncode == 0
+        with open(w.coord.config) as f:
+            text = f.read()
+        with open(w.coord.config, "w") as f:
+            f.write(text.replace(primary.conninfo, standby.conninfo))
+        w.coord.start()
+        _, e = keyed_router(w)
+        _, f2 = keyed_router(w)
+        assert int(standby.psql("SELECT revision FROM servers")[0][0]) == lost
+        os.killpg(w.agent_proc.pid, signal.SIGCONT)
+
+        wait_for("the VPS equal to the promoted standby's set",
+                 lambda: w.vps_peers() == {a, b, e, f2}, timeout=15)
+        epochs = standby.psql("SELECT reason FROM wgf_epochs ORDER BY id")
+        assert len(epochs) == 2 and "timeline 2" in epochs[1][0], epochs
+        wait_for("applied", lambda: standby.psql(
+            "SELECT applied_revision = revision FROM servers")[0][0] == "t", timeout=10)
+        assert w.vps_peers() == {a, b, e, f2}
+    finally:
+        w.close()
+        run(["bash", PG_SH, "wipe", standby_dir])
+        primary.stop()
+        shutil.rmtree(top, ignore_errors=True)
