@@ -9,6 +9,7 @@ Usage: tests/bench/resync.py [--quick] [--peers N] [--page N] [--build DIR]
   --quick     5,000 peers: the smoke run
   --peers N   keyed routers on the one server (default 100000, the most an agent takes)
   --page N    [channel] snapshot_page (default: the coordinator's default)
+  --deadline S  give up waiting for the interface after S seconds (default 600)
   --build DIR the build to use (also $WGF_BENCH_BUILD)
 
 Sets up a private PostgreSQL, the coordinator, a /15 pool and N keyed routers straight
@@ -22,6 +23,7 @@ encoded, more than the 4 MiB envelope: before paging it could not be sent at all
 Exit status: 0 when the interface ended exactly equal to the desired set, 1 otherwise.
 """
 import argparse
+import calendar
 import os
 import sys
 import time
@@ -57,6 +59,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--peers", type=int)
     ap.add_argument("--page", type=int)
+    ap.add_argument("--deadline", type=float, default=600)
     ap.add_argument("--build")
     args = ap.parse_args()
     n = args.peers or (5000 if args.quick else 100000)
@@ -93,10 +96,10 @@ def main():
             except OSError:
                 pass
 
-    start = time.monotonic()
+    start, start_wall = time.monotonic(), time.time()
     agent.start()
     on_vps = None
-    deadline = start + 900
+    deadline = start + args.deadline
     while time.monotonic() < deadline:
         sample()
         if on_vps is None and wg.n_peers() >= n:
@@ -114,8 +117,17 @@ def main():
     with open(agent.log_path, "rb") as f:
         log = f.read()
     staged = log.count(b"New desired state")
+    handed = None
+    for line in log.split(b"\n"):
+        if b"New desired state" in line:
+            ts = line.split(b" ", 1)[0][3:].decode()
+            handed = calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S"))
+            handed += float("0" + ts[19:-1]) - start_wall
+            break
     B.log(NAME, f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"peers {n}; page {args.page or 'default'}; on the interface after "
+    print(f"peers {n}; page {args.page or 'default'}; whole snapshot handed to the "
+          f"reconciler after {handed if handed is None else round(handed, 1)} s; "
+          f"on the interface after "
           f"{on_vps if on_vps is None else round(on_vps, 1)} s; applied after "
           f"{applied:.1f} s; desired sets handed to the reconciler {staged}; "
           f"peak RSS KiB {peak}; interface == desired: {got == want} "
