@@ -359,6 +359,23 @@ static int out_printf(struct out *o, const char *fmt, ...)
 	return out_text(o, buf, (size_t)n);
 }
 
+/* "10.0.0.2/32","fd00::2/128": a list's quoted networks, comma-separated. */
+static int out_cidrs(struct out *o, const struct wgf_cidr *cidrs, size_t n)
+{
+	char cidr[WGF_CIDR_STRLEN];
+	int r = 0;
+
+	for (size_t i = 0; i < n && r == 0; i++) {
+		wgf_cidr_format(&cidrs[i], cidr);
+		r = i ? out_text(o, ",\"", 2) : out_text(o, "\"", 1);
+		if (r == 0)
+			r = out_text(o, cidr, strlen(cidr));
+		if (r == 0)
+			r = out_text(o, "\"", 1);
+	}
+	return r;
+}
+
 /*
  * One peer, byte for byte as jansson's compact encoding of {"public_key": ...,
  * "allowed_ips": [...], "persistent_keepalive": N} was. It is written directly because
@@ -368,7 +385,7 @@ static int out_printf(struct out *o, const char *fmt, ...)
  */
 static int out_peer(struct out *o, const struct wgf_peer *p)
 {
-	char key[WGF_KEY_B64_LEN], cidr[WGF_CIDR_STRLEN];
+	char key[WGF_KEY_B64_LEN];
 	int r;
 
 	wgf_key_to_base64(key, p->public_key);
@@ -377,14 +394,8 @@ static int out_peer(struct out *o, const struct wgf_peer *p)
 		r = out_text(o, key, strlen(key));
 	if (r == 0)
 		r = out_text(o, "\",\"allowed_ips\":[", 17);
-	for (unsigned i = 0; i < p->n_allowed_ips && r == 0; i++) {
-		wgf_cidr_format(&p->allowed_ips[i], cidr);
-		r = i ? out_text(o, ",\"", 2) : out_text(o, "\"", 1);
-		if (r == 0)
-			r = out_text(o, cidr, strlen(cidr));
-		if (r == 0)
-			r = out_text(o, "\"", 1);
-	}
+	if (r == 0)
+		r = out_cidrs(o, p->allowed_ips, p->n_allowed_ips);
 	if (r == 0)
 		r = out_printf(o, "],\"persistent_keepalive\":%u}",
 		               (unsigned)p->persistent_keepalive);
@@ -395,7 +406,7 @@ static int out_peer(struct out *o, const struct wgf_peer *p)
 static int out_epoch_and_routable(struct out *o, const struct cache_state *st)
 {
 	static const char hex[] = "0123456789abcdef";
-	char buf[2 * CACHE_EPOCH_LEN], cidr[WGF_CIDR_STRLEN];
+	char buf[2 * CACHE_EPOCH_LEN];
 	int r = 0;
 
 	if (cache_state_has_epoch(st)) {
@@ -412,14 +423,8 @@ static int out_epoch_and_routable(struct out *o, const struct cache_state *st)
 	if (r < 0 || st->n_routable == 0)
 		return r;
 	r = out_text(o, ",\"routable\":[", 13);
-	for (size_t i = 0; i < st->n_routable && r == 0; i++) {
-		wgf_cidr_format(&st->routable[i], cidr);
-		r = i ? out_text(o, ",\"", 2) : out_text(o, "\"", 1);
-		if (r == 0)
-			r = out_text(o, cidr, strlen(cidr));
-		if (r == 0)
-			r = out_text(o, "\"", 1);
-	}
+	if (r == 0)
+		r = out_cidrs(o, st->routable, st->n_routable);
 	if (r == 0)
 		r = out_text(o, "]", 1);
 	return r;

@@ -147,18 +147,28 @@ static void cidr_bounds(const struct wgf_cidr *c, uint8_t first[static 16], uint
 	}
 }
 
+/*
+ * Prefixes in address order: by family, then first address, and a containing prefix
+ * before what it contains (0 when both are the same prefix).
+ */
+static int cmp_prefix(const struct wgf_cidr *a, const uint8_t a_first[static 16],
+                      const struct wgf_cidr *b, const uint8_t b_first[static 16])
+{
+	int c;
+
+	if (a->addr.family != b->addr.family)
+		return a->addr.family < b->addr.family ? -1 : 1;
+	c = memcmp(a_first, b_first, 16);
+	if (c)
+		return c;
+	return (a->prefix > b->prefix) - (a->prefix < b->prefix);
+}
+
 static int cmp_net(const void *x, const void *y)
 {
 	const struct net_range *a = x, *b = y;
-	int c;
 
-	if (a->cidr->addr.family != b->cidr->addr.family)
-		return a->cidr->addr.family < b->cidr->addr.family ? -1 : 1;
-	c = memcmp(a->first, b->first, sizeof(a->first));
-	if (c)
-		return c;
-	/* A containing prefix comes before what it contains. */
-	return (a->cidr->prefix > b->cidr->prefix) - (a->cidr->prefix < b->cidr->prefix);
+	return cmp_prefix(a->cidr, a->first, b->cidr, b->first);
 }
 
 /*
@@ -288,16 +298,10 @@ static void entry_bounds(struct ip_entry *e)
 static int cmp_entry(const void *x, const void *y)
 {
 	const struct ip_entry *a = x, *b = y;
-	int c;
+	int c = cmp_prefix(a->cidr, a->first, b->cidr, b->first);
 
-	if (a->cidr->addr.family != b->cidr->addr.family)
-		return a->cidr->addr.family < b->cidr->addr.family ? -1 : 1;
-	c = memcmp(a->first, b->first, sizeof(a->first));
 	if (c)
 		return c;
-	/* A containing prefix comes before what it contains. */
-	if (a->cidr->prefix != b->cidr->prefix)
-		return a->cidr->prefix < b->cidr->prefix ? -1 : 1;
 	if (a->is_static != b->is_static)
 		return a->is_static ? 1 : -1;
 	return (a->idx > b->idx) - (a->idx < b->idx);

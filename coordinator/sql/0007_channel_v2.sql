@@ -138,6 +138,19 @@ BEGIN
 END
 $$;
 
+-- A server's changes after revision p_after, in order, as the agent is sent them: an
+-- upsert with the router's allowed IP and keepalive, a removal by key alone.
+CREATE FUNCTION wgf_changes_after(p_server bigint, p_after bigint)
+RETURNS TABLE (op smallint, change_revision bigint, public_key bytea, allowed_ip cidr,
+	keepalive integer)
+LANGUAGE sql STABLE AS $$
+	SELECT CASE c.op WHEN 'upsert' THEN 1 ELSE 2 END::smallint, c.revision, c.public_key,
+		CASE WHEN c.op = 'upsert' THEN wgf_peer_ip(r.vpn_ip) END,
+		CASE WHEN c.op = 'upsert' THEN coalesce(r.persistent_keepalive, 0) END
+	FROM changes c JOIN routers r ON r.id = c.router_id
+	WHERE c.server_id = p_server AND c.revision > p_after ORDER BY c.revision;
+$$;
+
 -- An agent's SyncRequest. The first row is the reply's header (server_id to routable;
 -- the rest NULL); then one row per peer of a snapshot page (op NULL), then one per
 -- change (op 1 upsert, 2 remove; allowed_ip and keepalive NULL for a removal).
@@ -182,12 +195,8 @@ BEGIN
 		RETURN QUERY SELECT s.id, s.name, v_epoch, s.revision, false, 0::bigint, false,
 			s.pool, NULL::smallint, NULL::bigint, NULL::bytea, NULL::cidr, NULL::integer;
 		RETURN QUERY SELECT NULL::bigint, NULL::text, NULL::bytea, NULL::bigint,
-			NULL::boolean, NULL::bigint, NULL::boolean, NULL::cidr,
-			CASE c.op WHEN 'upsert' THEN 1 ELSE 2 END::smallint, c.revision, c.public_key,
-			CASE WHEN c.op = 'upsert' THEN wgf_peer_ip(r.vpn_ip) END,
-			CASE WHEN c.op = 'upsert' THEN coalesce(r.persistent_keepalive, 0) END
-		FROM changes c JOIN routers r ON r.id = c.router_id
-		WHERE c.server_id = s.id AND c.revision > p_since ORDER BY c.revision;
+			NULL::boolean, NULL::bigint, NULL::boolean, NULL::cidr, x.*
+		FROM wgf_changes_after(s.id, p_since) x;
 		RETURN;
 	ELSE
 		v_base := s.revision;
@@ -210,12 +219,8 @@ BEGIN
 	ORDER BY r.public_key LIMIT p_page_size;
 	IF NOT v_more AND v_base < s.revision THEN
 		RETURN QUERY SELECT NULL::bigint, NULL::text, NULL::bytea, NULL::bigint,
-			NULL::boolean, NULL::bigint, NULL::boolean, NULL::cidr,
-			CASE c.op WHEN 'upsert' THEN 1 ELSE 2 END::smallint, c.revision, c.public_key,
-			CASE WHEN c.op = 'upsert' THEN wgf_peer_ip(r.vpn_ip) END,
-			CASE WHEN c.op = 'upsert' THEN coalesce(r.persistent_keepalive, 0) END
-		FROM changes c JOIN routers r ON r.id = c.router_id
-		WHERE c.server_id = s.id AND c.revision > v_base ORDER BY c.revision;
+			NULL::boolean, NULL::bigint, NULL::boolean, NULL::cidr, x.*
+		FROM wgf_changes_after(s.id, v_base) x;
 	END IF;
 END
 $$;

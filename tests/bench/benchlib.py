@@ -303,7 +303,7 @@ SELECT gen_random_uuid() AS id, server_id, ip, random() AS r FROM addr WHERE k <
 CREATE TEMP TABLE ranked ON COMMIT DROP AS
 SELECT *, row_number() OVER (ORDER BY r) <= {pending} AS is_pending FROM plan;
 INSERT INTO routers (id, tenant_id, server_id, name, vpn_ip, public_key, status,
-	reservation_expires_at, configured_at, key_revision)
+	reservation_expires_at, configured_at, key_revision, persistent_keepalive)
 SELECT p.id, (SELECT id FROM tenants WHERE slug = '{tenant_slug}'), p.server_id,
 	'bench', p.ip,
 	CASE WHEN p.is_pending THEN NULL
@@ -311,7 +311,8 @@ SELECT p.id, (SELECT id FROM tenants WHERE slug = '{tenant_slug}'), p.server_id,
 	CASE WHEN p.is_pending THEN 'pending' ELSE 'vps_ready' END::router_status,
 	now() + interval '1 day',
 	CASE WHEN p.is_pending THEN NULL ELSE now() END,
-	CASE WHEN p.is_pending THEN NULL ELSE 1 END
+	CASE WHEN p.is_pending THEN NULL ELSE 1 END,
+	CASE WHEN p.is_pending THEN NULL ELSE {keepalive} END
 FROM ranked p;
 UPDATE pool_addresses a SET router_id = p.id FROM plan p
 WHERE a.server_id = p.server_id AND a.ip = p.ip;

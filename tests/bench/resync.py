@@ -34,26 +34,6 @@ import benchlib as B  # noqa: E402
 NAME = "resync"
 
 
-def add_keyed(pg, n):
-    pg.sql(f"""
-BEGIN;
-CREATE TEMP TABLE plan ON COMMIT DROP AS
-SELECT gen_random_uuid() AS id, p.server_id, p.ip FROM pool_addresses p
-WHERE p.router_id IS NULL ORDER BY p.ip LIMIT {n};
-UPDATE servers SET revision = revision + 1;
-INSERT INTO routers (id, tenant_id, server_id, name, vpn_ip, public_key, status,
-	reservation_expires_at, configured_at, key_revision, persistent_keepalive)
-SELECT p.id, (SELECT id FROM tenants WHERE slug = 'bench'), p.server_id, 'resync', p.ip,
-	decode(md5(p.id::text) || md5(random()::text), 'hex'), 'configured',
-	now() + interval '1 day', now(), (SELECT revision FROM servers), 25
-FROM plan p;
-UPDATE pool_addresses a SET router_id = p.id FROM plan p WHERE a.ip = p.ip;
-UPDATE tenants SET live_routers = live_routers + {n} WHERE slug = 'bench';
-COMMIT;
-ANALYZE routers;
-""", timeout=600)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
@@ -82,7 +62,7 @@ def main():
         "gateway": "10.64.0.1", "agent_key": agent.public_key})
     B.tenant(coord, "bench", n + 100)
     t0 = time.monotonic()
-    add_keyed(pg, n)
+    B.add_routers(pg, "vps1", "bench", n, 0)
     B.log(NAME, f"{n} keyed routers in {time.monotonic() - t0:.1f} s")
     want = {bytes.fromhex(k[0]) for k in pg.sql(
         "SELECT encode(public_key, 'hex') FROM routers WHERE public_key IS NOT NULL")}
