@@ -24,9 +24,11 @@
 #include "pipes.h"
 #include "registry.h"
 
-#define MIN_RECEIVERS 8
-#define RECENT_HINTS  64 /* notifications remembered for long polls still in the database */
-#define TICK_MS       1000
+#define MIN_RECEIVERS    8
+#define RECENT_HINTS     64 /* notifications remembered for long polls still in the database */
+#define TICK_MS          1000
+#define STATE_REFRESH_MS 5000 /* a lost notification costs at most this much latency */
+#define SEEN_PER_CALL    4096 /* servers marked seen in one wgf_channel_seen() call */
 
 /*
  * Answers to messages not yet authenticated (unknown senders, bad signatures, stale or
@@ -133,6 +135,15 @@ struct channel {
 	uint64_t hint_seq;         /* notifications so far */
 	struct registry *registry; /* NULL until first loaded: nothing is received before */
 	bool registry_loading, registry_dirty;
+	/*
+	 * The database's epoch, and each entry's revision, read with the registry and every
+	 * STATE_REFRESH_MS (wgf_channel_state()) and kept current by notifications: long
+	 * polls and idle resyncs are answered from them without a database call.
+	 */
+	uint8_t epoch[WGF_EPOCH_LEN];
+	bool epoch_known, state_loading;
+	uint64_t state_at; /* uv_now() of the last refresh */
+	bool seen_writing; /* wgf_channel_seen() in flight */
 	struct nonces *nonces;
 	struct pipes *pipes;
 	struct {
@@ -182,7 +193,8 @@ static void channel_closed(uv_handle_t *h)
 /* Once stopping and the last context is gone, close the handles; the last one frees. */
 static void maybe_finish(struct channel *ch)
 {
-	if (ch->stopping && ch->n_ctx == 0 && !ch->registry_loading && !ch->finished) {
+	if (ch->stopping && ch->n_ctx == 0 && !ch->registry_loading && !ch->state_loading &&
+	    !ch->seen_writing && !ch->finished) {
 		ch->finished = true;
 		ch->open_handles = 2;
 		uv_close((uv_handle_t *)&ch->async, channel_closed);
@@ -224,8 +236,8 @@ static void ctx_receive(struct chan_ctx *c)
 /* Keeps a few contexts receiving, within the bound. */
 static void ensure_receivers(struct channel *ch)
 {
-	while (!ch->stopping && ch->registry && ch->n_receiving < MIN_RECEIVERS &&
-	       ch->n_ctx < ch->o.max_contexts) {
+	while (!ch->stopping && ch->registry && ch->epoch_known &&
+	       ch->n_receiving < MIN_RECEIVERS && ch->n_ctx < ch->o.max_contexts) {
 		struct chan_ctx *c = calloc(1, sizeof(*c));
 
 		if (!c)
@@ -385,7 +397,10 @@ static void park(struct chan_ctx *c)
 	if (e)
 		e->poll = c;
 	c->state = CTX_PARKED;
-	c->park_deadline = uv_now(ch->loop) + ch->o.wait_ms;
+	/* Spread over the last quarter of the wait, so polls parked together (after a
+	 * restart) do not all come back in one wave. */
+	c->park_deadline = uv_now(ch->loop) + ch->o.wait_ms -
+	                   randombytes_uniform((uint32_t)(ch->o.wait_ms / 4) + 1);
 	c->prev = NULL;
 	c->next = ch->parked;
 	if (ch->parked)
@@ -414,6 +429,7 @@ static void unpark(struct chan_ctx *c)
 /* ---- the agent registry ---- */
 
 static void registry_reload(struct channel *ch);
+static void state_refresh(struct channel *ch);
 
 /* Moves the parked polls over to r's entries; a poll whose key is gone is answered. */
 static void registry_swap(struct channel *ch, struct registry *r)
@@ -425,8 +441,10 @@ static void registry_swap(struct channel *ch, struct registry *r)
 	for (size_t i = 0; i < n; i++) {
 		struct registry_entry *e = registry_find(r, old[i].key);
 
-		if (e)
+		if (e) {
 			e->db_calls = old[i].db_calls;
+			e->seen = old[i].seen;
+		}
 	}
 	for (c = ch->parked; c; c = next) {
 		struct registry_entry *e = registry_find(r, c->req->sender);
@@ -468,6 +486,7 @@ static void on_registry_result(void *ctx, const PGresult *res, const struct db_e
 	registry_swap(ch, r);
 	snprintf(n, sizeof(n), "%zu", registry_size(r));
 	log_fields(LOG_INFO, "Agent registry loaded", {"servers", n});
+	state_refresh(ch);
 	ensure_receivers(ch);
 	if (ch->registry_dirty)
 		registry_reload(ch);
@@ -491,34 +510,195 @@ static void registry_reload(struct channel *ch)
 	ch->registry_loading = true;
 }
 
+/* ---- the epoch and the revisions, in memory ---- */
+
+/* Answers every parked poll with what it knows, so each agent asks again. */
+static void answer_parked(struct channel *ch)
+{
+	struct chan_ctx *c, *next;
+
+	for (c = ch->parked; c; c = next) {
+		uint64_t rev = c->entry ? c->entry->revision : c->server_revision;
+
+		next = c->next;
+		unpark(c);
+		reply_hint(c, rev, ch->epoch);
+	}
+}
+
+static void set_epoch(struct channel *ch, const uint8_t epoch[static WGF_EPOCH_LEN])
+{
+	bool changed = ch->epoch_known && memcmp(ch->epoch, epoch, WGF_EPOCH_LEN) != 0;
+
+	memcpy(ch->epoch, epoch, WGF_EPOCH_LEN);
+	ch->epoch_known = true;
+	if (changed) {
+		log_notice("A new epoch: every agent takes a snapshot");
+		answer_parked(ch);
+	}
+}
+
+/* e's server is at rev: news for its parked poll when it is newer than the poll's. */
+static void learn_revision(struct registry_entry *e, uint64_t rev)
+{
+	struct chan_ctx *c = e->poll;
+
+	if (rev > e->revision)
+		e->revision = rev;
+	if (c && c->known_revision < e->revision) {
+		unpark(c);
+		reply_hint(c, e->revision, c->ch->epoch);
+	}
+}
+
+/* Reads "{1,2,3}" into at most max values; the count, or -1 when it is not that. */
+static long parse_bigint_array(const char *text, uint64_t *out, size_t max)
+{
+	const char *p = text;
+	size_t n = 0;
+	char *end;
+
+	if (*p++ != '{')
+		return -1;
+	if (*p == '}')
+		return p[1] == '\0' ? 0 : -1;
+	for (;;) {
+		if (n == max || *p < '0' || *p > '9')
+			return -1;
+		out[n++] = strtoull(p, &end, 10);
+		if (*end == '}')
+			return end[1] == '\0' ? (long)n : -1;
+		if (*end != ',')
+			return -1;
+		p = end + 1;
+	}
+}
+
+static void on_state_result(void *ctx, const PGresult *res, const struct db_error *e)
+{
+	struct channel *ch = ctx;
+	uint8_t epoch[WGF_EPOCH_LEN];
+	size_t max = registry_size(ch->registry) + 64, len = 0;
+	uint64_t *ids = calloc(max, sizeof(*ids)), *revs = calloc(max, sizeof(*revs));
+	long n = -1, n_revs = -1;
+
+	ch->state_loading = false;
+	if (!e && !ch->stopping && ids && revs && PQntuples(res) == 1 && PQnfields(res) == 3 &&
+	    strncmp(PQgetvalue(res, 0, 0), "\\x", 2) == 0 &&
+	    sodium_hex2bin(epoch, sizeof(epoch), PQgetvalue(res, 0, 0) + 2,
+	                   strlen(PQgetvalue(res, 0, 0) + 2), NULL, &len, NULL) == 0 &&
+	    len == WGF_EPOCH_LEN) {
+		n = parse_bigint_array(PQgetvalue(res, 0, 1), ids, max);
+		n_revs = parse_bigint_array(PQgetvalue(res, 0, 2), revs, max);
+	}
+	if (n >= 0 && n == n_revs) {
+		set_epoch(ch, epoch);
+		for (long i = 0; i < n; i++) {
+			struct registry_entry *entry =
+			        registry_find_server(ch->registry, (int64_t)ids[i]);
+
+			if (entry)
+				learn_revision(entry, revs[i]);
+		}
+		ensure_receivers(ch);
+	} else if (!ch->stopping) {
+		/* The next tick tries again; until then what is known stays in use. */
+		log_warning("Cannot read the epoch and revisions: %s",
+		            e ? e->message : "unexpected rows");
+		ch->state_at = 0;
+	}
+	free(ids);
+	free(revs);
+	maybe_finish(ch);
+}
+
+/* Reads the epoch and every server's revision (wgf_channel_state()), one read at a time. */
+static void state_refresh(struct channel *ch)
+{
+	if (ch->stopping || ch->state_loading)
+		return;
+	ch->state_at = uv_now(ch->loop);
+	if (db_query(ch->db, "SELECT * FROM wgf_channel_state()", 0, NULL,
+	             uv_now(ch->loop) + ch->o.db_deadline_ms, on_state_result, ch) == 0)
+		ch->state_loading = true;
+}
+
+static void on_seen_result(void *ctx, const PGresult *res, const struct db_error *e)
+{
+	struct channel *ch = ctx;
+
+	(void)res;
+	ch->seen_writing = false;
+	if (e && !ch->stopping)
+		log_warning("Cannot mark servers seen: %s", e->message);
+	maybe_finish(ch);
+}
+
+/* Tells the database which servers' agents were heard from (servers.last_seen_at). */
+static void flush_seen(struct channel *ch)
+{
+	size_t n = 0, k = 0;
+	struct registry_entry *entries = registry_entries(ch->registry, &n);
+	char *buf, *p;
+
+	if (ch->seen_writing || ch->stopping)
+		return;
+	buf = malloc(SEEN_PER_CALL * 21 + 3);
+	if (!buf)
+		return;
+	p = buf;
+	*p++ = '{';
+	for (size_t i = 0; i < n && k < SEEN_PER_CALL; i++) {
+		if (!entries[i].seen)
+			continue;
+		entries[i].seen = false;
+		p += sprintf(p, "%s%" PRId64, k++ ? "," : "", entries[i].server_id);
+	}
+	*p++ = '}';
+	*p = '\0';
+	if (k > 0 &&
+	    db_query(ch->db, "SELECT wgf_channel_seen($1::bigint[])", 1, (const char *const[]){buf},
+	             uv_now(ch->loop) + ch->o.db_deadline_ms, on_seen_result, ch) == 0)
+		ch->seen_writing = true;
+	free(buf);
+}
+
 void channel_notify(void *ctx, const char *chan, const char *payload)
 {
 	struct channel *ch = ctx;
 	long long id = -1;
 	unsigned long long rev = 0;
-	struct chan_ctx *c, *next;
-	bool everyone = !chan || strcmp(chan, "wgf_epoch") == 0;
+	uint8_t epoch[WGF_EPOCH_LEN];
+	struct registry_entry *e;
+	size_t len = 0;
 
-	/* After a reconnect, servers may have changed unnoticed too. */
-	if (!chan || strcmp(chan, "wgf_servers") == 0)
+	if (!chan) {
+		/* After a reconnect anything may have changed unnoticed (even the database
+		 * itself, after a failover): read it all again. */
 		registry_reload(ch);
-	if (chan && strcmp(chan, "wgf_servers") == 0)
+		ch->recent[ch->hint_seq++ % RECENT_HINTS].server_id = -1;
+		answer_parked(ch);
 		return;
-	if (!everyone && sscanf(payload, "%lld:%llu", &id, &rev) != 2)
+	}
+	if (strcmp(chan, "wgf_servers") == 0) {
+		registry_reload(ch);
 		return;
-	ch->recent[ch->hint_seq % RECENT_HINTS].server_id = everyone ? -1 : id;
+	}
+	if (strcmp(chan, "wgf_epoch") == 0) {
+		if (sodium_hex2bin(epoch, sizeof(epoch), payload, strlen(payload), NULL, &len,
+		                   NULL) == 0 &&
+		    len == WGF_EPOCH_LEN)
+			set_epoch(ch, epoch);
+		return;
+	}
+	if (sscanf(payload, "%lld:%llu", &id, &rev) != 2)
+		return;
+	ch->recent[ch->hint_seq % RECENT_HINTS].server_id = id;
 	ch->recent[ch->hint_seq % RECENT_HINTS].revision = rev;
 	ch->hint_seq++;
-	for (c = ch->parked; c; c = next) {
-		next = c->next;
-		if (!everyone && (c->server_id != id || c->known_revision >= rev))
-			continue;
-		unpark(c);
-		/* After a reconnect or a new epoch the revision is unknown: answer with the
-		 * last one read, and the agent's next poll reads the current one (and the
-		 * epoch) from the database. */
-		reply_hint(c, everyone ? c->server_revision : rev, c->epoch);
-	}
+	e = registry_find_server(ch->registry, id);
+	if (e)
+		learn_revision(e, rev);
 }
 
 #define CLOSE_PER_TICK 256
@@ -557,6 +737,9 @@ static void on_tick(uv_timer_t *t)
 	}
 	if (ch->registry_dirty)
 		registry_reload(ch);
+	if (now - ch->state_at >= STATE_REFRESH_MS)
+		state_refresh(ch);
+	flush_seen(ch);
 	close_idle_pipes(ch);
 	log_refusals(ch, false);
 }
@@ -607,6 +790,7 @@ static bool db_failed(struct chan_ctx *c, const struct db_error *e)
 static bool header_ok(struct chan_ctx *c, int r, const struct chan_header *h,
                       const struct wgf_err *err)
 {
+	struct registry_entry *entry;
 	char why[200];
 
 	if (r < 0) {
@@ -621,6 +805,11 @@ static bool header_ok(struct chan_ctx *c, int r, const struct chan_header *h,
 		refuse(c, REFUSE_WRONG_SERVER, WGF_WIRE_ERROR_MISADDRESSED, why, true);
 		return false;
 	}
+	/* What the database says is at least as new as what memory holds. */
+	entry = registry_find(c->ch->registry, c->req->sender);
+	if (entry && entry->server_id == h->server_id &&
+	    memcmp(h->epoch, c->ch->epoch, WGF_EPOCH_LEN) == 0 && h->revision > entry->revision)
+		entry->revision = h->revision;
 	return true;
 }
 
@@ -658,7 +847,6 @@ static void on_wait_result(void *ctx, const PGresult *res, const struct db_error
 
 	if (db_failed(c, e) || !header_ok(c, chan_read_header(res, &h, &err), &h, &err))
 		return;
-	rev = h.revision;
 	/* A change that committed after the database answered, and was notified before
 	 * this answer reached us, would otherwise wait for the poll's deadline. */
 	if ((rev = notified_since(c, h.revision, &unsure)) != h.revision) {
@@ -731,26 +919,73 @@ static void query(struct chan_ctx *c, int built, struct chan_call *call, db_resu
 	chan_call_fini(call);
 }
 
-static void handle_body(struct chan_ctx *c)
+/*
+ * A long poll, from memory when it can: an agent of our epoch at the revision we know
+ * parks, one behind (or of another epoch) is answered at once; only one ahead of what
+ * we know (it synced a change whose notification has not reached us) asks the
+ * database.
+ */
+static void handle_hint(struct chan_ctx *c, struct registry_entry *e)
 {
-	const struct chan_sync_options so = {.max_deltas = c->ch->o.max_deltas,
-	                                     .page_size = c->ch->o.snapshot_page};
-	const uint8_t *key = c->req->sender, *nonce = c->req->nonce;
+	const struct wgf_hint *h = &c->body.hint;
 	struct chan_call call = {0};
 
+	c->known_revision = h->revision;
+	c->hint_seq = c->ch->hint_seq;
+	if (memcmp(h->epoch, c->ch->epoch, WGF_EPOCH_LEN) != 0 || h->revision < e->revision) {
+		reply_hint(c, e->revision, c->ch->epoch);
+	} else if (h->revision == e->revision) {
+		c->server_revision = e->revision;
+		memcpy(c->epoch, c->ch->epoch, WGF_EPOCH_LEN);
+		park(c);
+	} else {
+		query(c, chan_call_wait(&call, c->req->sender, c->req->nonce), &call,
+		      on_wait_result);
+	}
+}
+
+/*
+ * A SyncRequest of an agent that has what we know of its server gets an empty reply
+ * from memory (the periodic resyncs of an idle fleet); anything else is the database's.
+ */
+static void handle_sync(struct chan_ctx *c, struct registry_entry *e)
+{
+	const struct wgf_sync_request *sr = &c->body.sync_request;
+	const struct chan_sync_options so = {.max_deltas = c->ch->o.max_deltas,
+	                                     .page_size = c->ch->o.snapshot_page};
+	struct wgf_body b = {.kind = WGF_WIRE_KIND_SYNC_REPLY};
+	struct chan_call call = {0};
+
+	if (sr->since_revision > 0 && sr->since_revision == e->revision && sr->page_base == 0 &&
+	    !sr->want_snapshot && memcmp(sr->epoch, c->ch->epoch, WGF_EPOCH_LEN) == 0) {
+		snprintf(b.sync_reply.server, sizeof(b.sync_reply.server), "%s", c->server);
+		memcpy(b.sync_reply.epoch, c->ch->epoch, WGF_EPOCH_LEN);
+		b.sync_reply.revision = e->revision;
+		b.sync_reply.routable = &e->pool;
+		b.sync_reply.n_routable = 1;
+		reply_body(c, &b);
+		return;
+	}
+	query(c, chan_call_sync(&call, c->req->sender, c->req->nonce, sr, &so), &call,
+	      on_sync_result);
+}
+
+static void handle_body(struct chan_ctx *c)
+{
+	struct registry_entry *e = registry_find(c->ch->registry, c->req->sender);
+	struct chan_call call = {0};
+
+	e->seen = true;
 	switch (c->body.kind) {
 	case WGF_WIRE_KIND_HINT:
-		c->known_revision = c->body.hint.revision;
-		c->hint_seq = c->ch->hint_seq;
-		query(c, chan_call_wait(&call, key, nonce), &call, on_wait_result);
+		handle_hint(c, e);
 		break;
 	case WGF_WIRE_KIND_SYNC_REQUEST:
-		query(c, chan_call_sync(&call, key, nonce, &c->body.sync_request, &so), &call,
-		      on_sync_result);
+		handle_sync(c, e);
 		break;
 	case WGF_WIRE_KIND_REPORT:
 		query(c,
-		      chan_call_report(&call, key, nonce, &c->body.report,
+		      chan_call_report(&call, c->req->sender, c->req->nonce, &c->body.report,
 		                       c->ch->o.handshake_window_ms),
 		      &call, on_report_result);
 		break;

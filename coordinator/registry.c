@@ -50,7 +50,7 @@ int registry_from_result(const PGresult *res, struct registry **ret)
 	struct registry *r;
 	size_t rows;
 
-	if (PQnfields(res) != 4 || PQntuples(res) < 0)
+	if (PQnfields(res) != 6 || PQntuples(res) < 0)
 		return -EBADMSG;
 	if (!hash_key_set) {
 		crypto_shorthash_keygen(hash_key);
@@ -72,14 +72,17 @@ int registry_from_result(const PGresult *res, struct registry **ret)
 		struct registry_entry *e = &r->entries[i];
 		size_t b;
 
+		e->server_id = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
 		if (parse_key(PQgetvalue(res, (int)i, 2), e->key) < 0 ||
-		    strlen(PQgetvalue(res, (int)i, 1)) >= sizeof(e->name)) {
+		    strlen(PQgetvalue(res, (int)i, 1)) >= sizeof(e->name) ||
+		    wgf_cidr_parse(&e->pool, PQgetvalue(res, (int)i, 4), 0, NULL) < 0 ||
+		    (i > 0 && e->server_id <= r->entries[i - 1].server_id)) {
 			registry_free(r);
 			return -EBADMSG;
 		}
-		e->server_id = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
 		memcpy(e->name, PQgetvalue(res, (int)i, 1), strlen(PQgetvalue(res, (int)i, 1)) + 1);
 		e->pool_size = strtoull(PQgetvalue(res, (int)i, 3), NULL, 10);
+		e->revision = strtoull(PQgetvalue(res, (int)i, 5), NULL, 10);
 		b = bucket_of(r, e->key);
 		e->next = r->buckets[b];
 		r->buckets[b] = e;
@@ -98,6 +101,19 @@ struct registry_entry *registry_find(const struct registry *r,
 		if (memcmp(e->key, key, WGF_SIGN_PK_LEN) == 0)
 			return e;
 	return NULL;
+}
+
+static int cmp_server(const void *key, const void *entry)
+{
+	int64_t id = *(const int64_t *)key,
+	        other = ((const struct registry_entry *)entry)->server_id;
+
+	return (id > other) - (id < other);
+}
+
+struct registry_entry *registry_find_server(const struct registry *r, int64_t id)
+{
+	return r ? bsearch(&id, r->entries, r->n, sizeof(*r->entries), cmp_server) : NULL;
 }
 
 size_t registry_size(const struct registry *r)

@@ -18,34 +18,43 @@
  * to the loop thread.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <libpq-fe.h>
 
+#include "cidr.h"
 #include "wire.h"
 
 struct registry_entry {
 	uint8_t key[WGF_SIGN_PK_LEN];
 	int64_t server_id;
 	uint64_t pool_size; /* addresses in the server's pool: a bound on its peers */
+	struct wgf_cidr pool;
 	char name[64];
+	uint64_t revision; /* the channel's: its newest revision known, loaded from the rows */
 	void *poll;        /* borrowed: the channel's parked long poll for this server, or NULL */
 	unsigned db_calls; /* the channel's: its database calls in flight for this server */
+	bool seen;         /* the channel's: heard from since it last told the database */
 	struct registry_entry *next;
 };
 
 struct registry;
 
 /*
- * A new registry from res (borrowed): the rows of SELECT * FROM wgf_channel_registry(),
- * in text format. -EBADMSG when a row does not have that shape, -ENOMEM.
+ * A new registry from res (borrowed): the rows of SELECT * FROM wgf_channel_registry()
+ * (0007_channel_v2.sql), in text format and server id order. -EBADMSG when a row does
+ * not have that shape or comes out of order, -ENOMEM.
  */
 int registry_from_result(const PGresult *res, struct registry **ret);
 
 /* The entry for key, borrowed until the registry is freed; NULL when unknown. */
 struct registry_entry *registry_find(const struct registry *r,
                                      const uint8_t key[static WGF_SIGN_PK_LEN]);
+
+/* The entry of server id (entries are in server id order); NULL when unknown. */
+struct registry_entry *registry_find_server(const struct registry *r, int64_t id);
 
 size_t registry_size(const struct registry *r);
 

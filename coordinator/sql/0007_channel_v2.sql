@@ -333,5 +333,36 @@ BEGIN
 END
 $$;
 
+-- ---- what the channel holds in memory ----
+
+-- As in 0006, with what lets the channel answer long polls and idle resyncs without
+-- a database call: each server's pool (the networks its agent may route) and revision.
+-- In server id order.
+DROP FUNCTION wgf_channel_registry();
+CREATE FUNCTION wgf_channel_registry()
+RETURNS TABLE (server_id bigint, name text, agent_key bytea, pool_size bigint, pool cidr,
+	revision bigint)
+LANGUAGE sql STABLE AS $$
+	SELECT s.id, s.name, s.agent_key,
+		(SELECT count(*) FROM pool_addresses p WHERE p.server_id = s.id), s.pool, s.revision
+	FROM servers s WHERE s.agent_key IS NOT NULL AND s.deleted_at IS NULL ORDER BY s.id;
+$$;
+
+-- The current epoch and every registered server's revision, in server id order: the
+-- channel reads it every few seconds, so a change whose notification was lost still
+-- reaches its agent within that time.
+CREATE FUNCTION wgf_channel_state()
+RETURNS TABLE (epoch bytea, server_ids bigint[], revisions bigint[])
+LANGUAGE sql VOLATILE AS $$
+	SELECT wgf_epoch(), coalesce(array_agg(s.id ORDER BY s.id), '{}'),
+		coalesce(array_agg(s.revision ORDER BY s.id), '{}')
+	FROM servers s WHERE s.agent_key IS NOT NULL AND s.deleted_at IS NULL;
+$$;
+
+-- The servers whose agents the channel heard from since it last said (once a second).
+CREATE FUNCTION wgf_channel_seen(p_ids bigint[]) RETURNS void LANGUAGE sql AS $$
+	UPDATE servers SET last_seen_at = now() WHERE id = ANY (p_ids);
+$$;
+
 -- As at the end of 0004: every function of this schema runs with a pinned search_path.
 CALL wgf_pin_search_paths(current_schema());
