@@ -396,7 +396,7 @@ def attacker_args(kind, count, coord, stranger, evil, evil_rev, epoch, chanprobe
     chan = ["--url", coord.channel_url, "--coordinator", coord.public_key,
             "--chanprobe", chanprobe, "--count", str(count)]
     return {
-        "forged-key flood": ["forged", *chan, "--key", stranger],
+        "forged-key flood": ["forged", *chan, "--key", stranger, "--server", "stranger"],
         "replayed envelope": ["replay", *chan, "--key", evil[1], "--server", "evil"],
         "partial holders": ["partial", *chan, "--block", "10"],
         "idle pipes": ["idle", *chan, "--block", "20"],

@@ -21,7 +21,7 @@
 #include "wire.h"
 
 /*
- * chanprobe --url URL --coordinator B64 --key FILE [options] COMMAND ...
+ * chanprobe --url URL --coordinator B64 --key FILE --server NAME [options] COMMAND ...
  *
  *   hint REVISION                 a long poll; prints "hint SERVER REVISION"
  *   sync SINCE [snapshot]         prints "sync REVISION SNAPSHOT" and one line a peer
@@ -435,6 +435,8 @@ static int flood(const struct opts *o, const struct wgf_identity *me, const uint
 
 static void server_name(const struct opts *o, char out[static WGF_SERVER_NAME_MAX + 1])
 {
+	if (!o->server[0])
+		die("hint, sync and report need --server NAME");
 	if (strlen(o->server) > WGF_SERVER_NAME_MAX)
 		die("--server: at most 63 bytes");
 	snprintf(out, WGF_SERVER_NAME_MAX + 1, "%s", o->server);
