@@ -17,6 +17,33 @@
 #include "wgfleet.pb-c.h"
 #include "wire.h"
 
+/*
+ * tests/unit/meson.build links this test with -Wl,--wrap=malloc,--wrap=calloc, so the
+ * allocations of the code under test (the static libraries, and this file) come here
+ * and one of them can be made to fail; the shared libraries keep libc's.
+ */
+void *__real_malloc(size_t size);           /* NOLINT(bugprone-reserved-identifier) */
+void *__real_calloc(size_t n, size_t size); /* NOLINT(bugprone-reserved-identifier) */
+void *__wrap_malloc(size_t size);           /* NOLINT(bugprone-reserved-identifier) */
+void *__wrap_calloc(size_t n, size_t size); /* NOLINT(bugprone-reserved-identifier) */
+
+static unsigned fail_in; /* > 0: the allocation this many from now fails */
+
+static bool fail_now(void)
+{
+	return fail_in > 0 && --fail_in == 0;
+}
+
+void *__wrap_malloc(size_t size) /* NOLINT(bugprone-reserved-identifier) */
+{
+	return fail_now() ? NULL : __real_malloc(size);
+}
+
+void *__wrap_calloc(size_t n, size_t size) /* NOLINT(bugprone-reserved-identifier) */
+{
+	return fail_now() ? NULL : __real_calloc(n, size);
+}
+
 #define NOW  1795000000000ULL /* 2026-11-18, in ms */
 #define SKEW 30000ULL
 
@@ -1232,6 +1259,43 @@ static void test_accept_bad_body(void **state)
 	free(buf);
 }
 
+static void test_accept_out_of_memory(void **state)
+{
+	struct wgf_body b = {.kind = WGF_WIRE_KIND_REPORT};
+	struct wgf_peer_facts facts[2] = {{.rx_bytes = 1}, {.tx_bytes = 2}};
+	struct rx_state st;
+	struct wgf_wire_receiver rx = coord_rx(&st);
+	struct accepted a;
+	uint8_t *body, *buf;
+	size_t body_len, len;
+	unsigned n;
+
+	(void)state;
+	snprintf(b.report.server, sizeof(b.report.server), "vps-1");
+	b.report.facts = facts;
+	b.report.n_facts = 2;
+	assert_int_equal(wgf_body_encode(&b, &body, &body_len, NULL), 0);
+	seal_from(&agent, coord.pk, NULL, NOW, body, body_len, &buf, &len);
+	/* Each allocation in turn fails: always -ENOMEM and "unreadable", never a refusal
+	 * that blames the sender. */
+	for (n = 1; n < 100; n++) {
+		st.n_seen = 0;
+		fail_in = n;
+		a = accept_at(&rx, buf, len, NOW);
+		fail_in = 0;
+		if (a.r == 0)
+			break;
+		assert_int_equal(a.r, -ENOMEM);
+		assert_int_equal(a.why, WGF_WIRE_UNREADABLE);
+		accepted_fini(&a);
+	}
+	assert_int_equal(a.body.report.n_facts, 2);
+	accepted_fini(&a);
+	assert_true(n > 3); /* the envelope, its body, the signed bytes, the arrays */
+	free(body);
+	free(buf);
+}
+
 static void test_answerable(void **state)
 {
 	struct wgf_wire_msg m = {.version = WGF_PROTOCOL_VERSION};
@@ -1324,6 +1388,7 @@ int main(void)
 	        cmocka_unit_test(test_accept_replayed_request),
 	        cmocka_unit_test(test_accept_answer_bound_to_request),
 	        cmocka_unit_test(test_accept_bad_body),
+	        cmocka_unit_test(test_accept_out_of_memory),
 	        cmocka_unit_test(test_answerable),
 	        cmocka_unit_test(test_refusal_names_and_codes),
 	};
