@@ -60,11 +60,9 @@ class Agent:
         return proc.stdout.splitlines()
 
 
-@pytest.fixture
-def chan(tmp_path, migrated_db):
-    _, conninfo = migrated_db
+def start_channel(tmp_path, conninfo, extra=""):
     coord = Coordinator(tmp_path, conninfo, extra="[channel]\npoll_wait = 1500ms\n"
-                                                      "refusal_log_interval = 1s\n")
+                                                      "refusal_log_interval = 1s\n" + extra)
     coord.admin_key = coord.create_admin_key()
     coord.start()
     status, _, _ = coord.request("POST", "/v1/tenants", coord.admin_key,
@@ -73,6 +71,12 @@ def chan(tmp_path, migrated_db):
     assert status == 201
     _, _, key = coord.request("POST", "/v1/tenants/acme/keys", coord.admin_key, {})
     coord.tenant_key = key["key"]
+    return coord
+
+
+@pytest.fixture
+def chan(tmp_path, migrated_db):
+    coord = start_channel(tmp_path, migrated_db[1])
     yield coord
     coord.stop()
 
@@ -120,6 +124,35 @@ def test_sync_gives_snapshot_then_deltas_and_only_own_peers(chan, tmp_path, pg, 
         ["upsert", "2"], ["remove", "3"], ["upsert", "4"]]
     assert lines[-1].split()[3] == new
     assert b.probe("sync", "0")[0] == "sync vps-b 1 1"
+
+
+def test_snapshot_comes_in_pages(tmp_path, migrated_db):
+    coord = start_channel(tmp_path, migrated_db[1], "snapshot_page = 16\n")
+    try:
+        a = Agent(coord, tmp_path, "vps-a", "10.100.0.0/24")
+        keys = [add_router(coord, "vps-a")[1] for _ in range(20)]
+        by_bytes = sorted(keys, key=base64.b64decode)
+        lines = a.probe("sync", "0")
+        # The first page: 16 peers in key order, read at revision 20, more to come.
+        assert lines[0] == "sync vps-a 20 1" and lines[-1] == "more 20", lines
+        first = [line.split()[1] for line in lines[1:-1]]
+        assert first == by_bytes[:16]
+        # A change between pages comes with the last page, to apply over the pages
+        # (which are read at the revision of their own request).
+        _, late, _ = add_router(coord, "vps-a")
+        rest = [k for k in sorted(keys + [late], key=base64.b64decode)
+                if base64.b64decode(k) > base64.b64decode(first[-1])]
+        lines = a.probe("sync", "0", extra=["--page", f"20,{first[-1]}"])
+        assert lines[0] == "sync vps-a 21 1", lines
+        assert [line.split()[1] for line in lines[1:-1]] == rest
+        assert lines[-1].split()[:4] == ["change", "upsert", "21", late]
+        # The next page of a snapshot of another epoch: a first page again.
+        lines = a.probe("sync", "0", extra=["--page", f"20,{first[-1]}", "--epoch", "ab" * 16])
+        assert lines[0] == "sync vps-a 21 1" and lines[-1] == "more 21", lines
+        assert [line.split()[1] for line in lines[1:-1]] == \
+            sorted(keys + [late], key=base64.b64decode)[:16]
+    finally:
+        coord.stop()
 
 
 def test_long_poll_answers_on_change_and_times_out_otherwise(chan, tmp_path):
