@@ -24,7 +24,7 @@
  * chanprobe --url URL --coordinator B64 --key FILE --server NAME [options] COMMAND ...
  *
  *   hint REVISION                 a long poll; prints "hint SERVER REVISION"
- *   sync SINCE [snapshot]         prints "sync REVISION SNAPSHOT" and one line a peer
+ *   sync SINCE [snapshot]         prints "sync SERVER REVISION SNAPSHOT" and a line a peer
  *                                 ("peer KEY IP...") or change ("change OP REV KEY IP..."),
  *                                 then "more PAGE_BASE" when the reply is a page of a
  *                                 snapshot that more pages follow; --page BASE,KEY_B64
@@ -42,7 +42,9 @@
  * Misbehaviour, for the rejection tests: --tamper (a body byte flipped after signing),
  * --claim B64 (the envelope names another sender than the signer), --to B64 (addressed
  * to another key), --skew MS (timestamp moved), --version N, --replay (the same bytes
- * sent twice; both answers printed). An Error answer prints "error CODE MESSAGE".
+ * sent twice; both answers printed). An Error answer prints "error CODE MESSAGE"; an
+ * answer that fails wgf_wire_accept() prints "bad-answer REASON" (or "unbound-answer"
+ * and then the answer, when it is not bound to the request).
  * Exit status: 0 for any answer, 1 for no answer within --timeout (default 5000 ms).
  *
  * Load, for the admission tests (to 127.0.0.1 only, bounded by the count): --count N
