@@ -293,7 +293,67 @@ int wgf_body_encode_error(enum wgf_wire_error_code code, const char *message, ui
 
 /* ---- decoding ---- */
 
-/* A server name: present, short enough, no NUL inside (protobuf strings may hold one). */
+/* The length of the UTF-8 sequence lead byte c starts, its bits in *ret_bits; 0 if none. */
+static size_t utf8_lead(unsigned char c, uint32_t *ret_bits)
+{
+	if ((c & 0xe0) == 0xc0) {
+		*ret_bits = c & 0x1f;
+		return 2;
+	}
+	if ((c & 0xf0) == 0xe0) {
+		*ret_bits = c & 0x0f;
+		return 3;
+	}
+	if ((c & 0xf8) == 0xf0) {
+		*ret_bits = c & 0x07;
+		return 4;
+	}
+	return 0;
+}
+
+/*
+ * Whether s (len bytes) is UTF-8 as proto3 requires of a string and PostgreSQL of
+ * text: no stray or missing continuation bytes, no overlong forms, no surrogates,
+ * nothing past U+10FFFF. protobuf-c does not check this itself.
+ */
+static bool is_utf8(const char *s, size_t len)
+{
+	static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000};
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+
+	while (p < end) {
+		uint32_t cp = *p;
+		size_t n = *p < 0x80 ? 1 : utf8_lead(*p, &cp);
+
+		if (n == 0 || (size_t)(end - p) < n)
+			return false;
+		for (size_t i = 1; i < n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (p[i] & 0x3f);
+		}
+		if (n > 1 && (cp < least[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)))
+			return false;
+		p += n;
+	}
+	return true;
+}
+
+/* -EBADMSG naming the field (of entry i of what, when what is set) unless in is UTF-8. */
+static int check_utf8(const char *in, const char *what, size_t i, const char *field,
+                      struct wgf_err *err)
+{
+	if (!in || is_utf8(in, strlen(in)))
+		return 0;
+	if (what)
+		return wgf_err_set(err, -EBADMSG, "%s %zu: %s is not valid UTF-8", what, i, field);
+	return wgf_err_set(err, -EBADMSG, "%s is not valid UTF-8", field);
+}
+
+/*
+ * A server name: present, short enough, UTF-8. protobuf-c hands strings over as C
+ * strings, so a NUL inside one ends it there; what follows is never seen.
+ */
 static int take_server(char out[static WGF_SERVER_NAME_MAX + 1], const char *in,
                        struct wgf_err *err)
 {
@@ -304,11 +364,13 @@ static int take_server(char out[static WGF_SERVER_NAME_MAX + 1], const char *in,
 	if (len > WGF_SERVER_NAME_MAX)
 		return wgf_err_set(err, -EBADMSG, "server name is %zu bytes, more than %d", len,
 		                   WGF_SERVER_NAME_MAX);
+	if (!is_utf8(in, len))
+		return wgf_err_set(err, -EBADMSG, "server name is not valid UTF-8");
 	memcpy(out, in, len + 1);
 	return 0;
 }
 
-/* Free text, cut to size at a UTF-8 character boundary. */
+/* Free text (UTF-8, see check_utf8()), cut to size at a character boundary. */
 static void take_text(char *out, size_t size, const char *in)
 {
 	size_t len = in ? strlen(in) : 0;
@@ -472,6 +534,8 @@ static int decode_report(const Wgfleet__V1__Report *in, struct wgf_report *out, 
 	for (size_t i = 0; r == 0 && i < in->n_errors; i++, out->n_errors++) {
 		r = take_key(out->errors[i].public_key, &in->errors[i]->public_key, "error", i,
 		             err);
+		if (r == 0)
+			r = check_utf8(in->errors[i]->reason, "error", i, "reason", err);
 		out->errors[i].revision = in->errors[i]->revision;
 		take_text(out->errors[i].reason, sizeof(out->errors[i].reason),
 		          in->errors[i]->reason);
@@ -483,6 +547,8 @@ static int decode_report(const Wgfleet__V1__Report *in, struct wgf_report *out, 
 		if (r == 0 && f->last_handshake_ms < 0)
 			r = wgf_err_set(err, -EBADMSG, "peer facts %zu: handshake time is negative",
 			                i);
+		if (r == 0)
+			r = check_utf8(f->endpoint, "peer facts", i, "endpoint", err);
 		out->facts[i].last_handshake_ms = f->last_handshake_ms;
 		take_text(out->facts[i].endpoint, sizeof(out->facts[i].endpoint), f->endpoint);
 		out->facts[i].rx_bytes = f->rx_bytes;
@@ -533,6 +599,9 @@ static int decode(const Wgfleet__V1__Body *in, struct wgf_body *out, struct wgf_
 		return decode_report(in->report, &out->report, err);
 	case WGFLEET__V1__BODY__KIND_ERROR:
 		out->kind = WGF_WIRE_KIND_ERROR;
+		r = check_utf8(in->error->message, NULL, 0, "the Error's message", err);
+		if (r < 0)
+			return r;
 		out->error.code =
 		        in->error->code > WGFLEET__V1__ERROR__CODE__CODE_UNSPECIFIED &&
 		                        in->error->code <= WGFLEET__V1__ERROR__CODE__CODE_INTERNAL

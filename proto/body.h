@@ -13,10 +13,12 @@
  * Decoding checks every field against wgfleet.proto: keys of exactly 32 bytes,
  * epochs of 0 or 16, allowed IPs and routable networks as CIDR networks without host
  * bits, keepalives up to 65535, known change operations and drift kinds, server names
- * of at most WGF_SERVER_NAME_MAX bytes, bounded counts. What fails is -EBADMSG with a
- * message that names the field (and the index of the entry), and nothing is returned;
- * a body of a kind this version does not know is -ENOTSUP. Text fields longer than
- * their buffers here (reasons, messages, endpoints) are cut at a UTF-8 boundary.
+ * of at most WGF_SERVER_NAME_MAX bytes, bounded counts, and text that is UTF-8 (as
+ * proto3 wants of every string, and PostgreSQL of text; protobuf-c does not check it).
+ * What fails is -EBADMSG with a message that names the field (and the index of the
+ * entry), and nothing is returned; a body of a kind this version does not know is
+ * -ENOTSUP. Text fields longer than their buffers here (reasons, messages, endpoints)
+ * are cut at a UTF-8 character boundary.
  *
  * Arrays in a decoded body are owned by it and freed by wgf_body_fini(); a body built
  * for wgf_body_encode() may point at the caller's arrays, which are only read.

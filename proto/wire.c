@@ -441,7 +441,7 @@ static enum wgf_wire_refusal check(const struct wgf_wire_receiver *r, const stru
                                    uint64_t now_ms, struct wgf_err *err)
 {
 	size_t body_max = 0;
-	int kind = wgf_wire_body_peek_kind(m->body, m->body_len);
+	int rv, kind = wgf_wire_body_peek_kind(m->body, m->body_len);
 	const uint8_t *key =
 	        r->find_sender(r->ctx, m, kind < 0 ? WGF_WIRE_KIND_NONE : kind, &body_max);
 
@@ -459,7 +459,13 @@ static enum wgf_wire_refusal check(const struct wgf_wire_receiver *r, const stru
 		            body_max);
 		return WGF_WIRE_TOO_LARGE;
 	}
-	if (wgf_wire_verify(m, key, err) < 0)
+	rv = wgf_wire_verify(m, key, err);
+	if (rv == -ENOMEM) {
+		/* Our failure, not the sender's: it must not be counted as a bad signature. */
+		wgf_err_set(err, -ENOMEM, "out of memory checking a signature");
+		return WGF_WIRE_UNREADABLE;
+	}
+	if (rv < 0)
 		return WGF_WIRE_BAD_SIGNATURE;
 	if (wgf_wire_check_addressed(m, r->me, err) < 0)
 		return WGF_WIRE_MISADDRESSED;
@@ -500,6 +506,8 @@ int wgf_wire_accept(const struct wgf_wire_receiver *r, const uint8_t *buf, size_
 	}
 	if (rv < 0) {
 		*ret_why = WGF_WIRE_UNREADABLE;
+		if (rv == -ENOMEM)
+			wgf_err_set(err, -ENOMEM, "out of memory reading an envelope");
 		return rv;
 	}
 	*ret_msg = m;

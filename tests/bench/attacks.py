@@ -43,7 +43,7 @@ connections per address and the agents and probes use 127.0.0.1):
                      message and send 256 KiB of it, then hold
   idle pipes         1,000 raw TCP pipes that finish the handshake and send nothing
   parked polls       chanprobe --count 10000 hint REV by the compromised agent (its
-                     revision is current, so each poll parks)
+                     revision and epoch are current, so each poll parks)
   body senders       2,000 HTTP connections, each a POST with Content-Length 60000 and
                      a wrong key whose body trickles in (10 bytes a second); one that
                      is closed is opened again
@@ -120,6 +120,8 @@ def attacker_chanprobe(a, deadline):
             "--timeout", "1000"]
     if a.server:
         args += ["--server", a.server]
+    if a.epoch:
+        args += ["--epoch", a.epoch]
     cmd = {"forged": ["--count", str(a.count), "report", "1"],
            "replay": ["--count", str(a.count), "--replay", "sync", "0"],
            "parked": ["--count", str(a.count), "hint", str(a.revision)]}[a.mode]
@@ -390,16 +392,16 @@ class Probe:
                 "coordinator_kib": B.proc_status(self.coord.proc.pid)}
 
 
-def attacker_args(kind, count, coord, stranger, evil, evil_rev, chanprobe):
+def attacker_args(kind, count, coord, stranger, evil, evil_rev, epoch, chanprobe):
     chan = ["--url", coord.channel_url, "--coordinator", coord.public_key,
             "--chanprobe", chanprobe, "--count", str(count)]
     return {
-        "forged-key flood": ["forged", *chan, "--key", stranger],
+        "forged-key flood": ["forged", *chan, "--key", stranger, "--server", "stranger"],
         "replayed envelope": ["replay", *chan, "--key", evil[1], "--server", "evil"],
         "partial holders": ["partial", *chan, "--block", "10"],
         "idle pipes": ["idle", *chan, "--block", "20"],
         "parked polls": ["parked", *chan, "--key", evil[1], "--server", "evil",
-                         "--revision", str(evil_rev)],
+                         "--revision", str(evil_rev), "--epoch", epoch],
         "body senders": ["bodies", "--port", str(coord.port), "--count", str(count),
                          "--block", "30"],
         "wrong-key flood": ["wrongkey", "--port", str(coord.port), "--count", str(count)],
@@ -456,6 +458,7 @@ def main():
     routers = [r[0] for r in pg.sql("SELECT id FROM routers")]
     B.wait_for("the registry to hold 5 servers", lambda: registry_size(coord) >= N_SIM + 1, 20)
     evil_rev = int(pg.scalar("SELECT revision FROM servers WHERE name = 'evil'"))
+    epoch = pg.scalar("SELECT encode(wgf_epoch(), 'hex')")
     sim = B.Fleetsim(cleanup, build, tmp, coord, N_SIM)
     sim.wait_ready(60)
     B.log(NAME, f"{made} routers on {N_SIM} fleetsim servers; channel {coord.channel_url}")
@@ -467,7 +470,7 @@ def main():
         B.log(NAME, f"{name}: idle window ({os.getloadavg()[0]:.2f} load)")
         idle = probe.window(f"{name}/idle", seconds)
         att = Attacker(tmp, name, attacker_args(name, count, coord, stranger, evil, evil_rev,
-                                                chanprobe), seconds + 120)
+                                                epoch, chanprobe), seconds + 120)
         try:
             att.wait_ready(90)
             B.log(NAME, f"{name}: attack window")
@@ -575,6 +578,7 @@ if __name__ == "__main__":
         ap.add_argument("--key")
         ap.add_argument("--server")
         ap.add_argument("--revision", type=int, default=0)
+        ap.add_argument("--epoch")
         ap.add_argument("--count", type=int, required=True)
         ap.add_argument("--block", type=int, default=10)
         ap.add_argument("--port", type=int)

@@ -5,7 +5,8 @@
 (issue 6, item 5).
 
 Usage: tests/bench/fanout.py [--quick] [--agents N] [--routers N] [--changes N]
-                             [--rotations N] [--rate PER_S] [--build DIR]
+                             [--rotations N] [--rate PER_S] [--snapshot-page N]
+                             [--build DIR]
 
   --quick             50 agents, 500 routers, 50 key submissions and 10 rotations, no
                       timing verdict: the smoke test CI runs
@@ -19,6 +20,8 @@ Usage: tests/bench/fanout.py [--quick] [--agents N] [--routers N] [--changes N]
   --rate PER_S        API calls per second, paced on one kept-alive connection (default
                       100)
   --db-connections N  the coordinator's [database] connections (default: its default)
+  --snapshot-page N   the coordinator's [channel] snapshot_page (default: its default,
+                      8192): a server with more routers sends its snapshot in pages
   --build DIR         the build to use (also $WGF_BENCH_BUILD); default
                       build/bench-channel
 
@@ -119,6 +122,7 @@ def main():
     ap.add_argument("--rate", type=float, default=100.0)
     ap.add_argument("--build")
     ap.add_argument("--db-connections", type=int)
+    ap.add_argument("--snapshot-page", type=int)
     args = ap.parse_args()
     q = args.quick
     n_agents = args.agents or (50 if q else 1000)
@@ -135,7 +139,8 @@ def main():
     fast = os.environ.get("WGF_PG_FAST") == "1"
     B.log(NAME, f"PostgreSQL in {tmp}/pg ({'fast' if fast else 'durable'})")
     pg = B.Postgres(cleanup, f"{tmp}/pg", fast)
-    coord = B.Coordinator(cleanup, build, tmp, pg.conninfo,
+    page = f"[channel]\nsnapshot_page = {args.snapshot_page}\n" if args.snapshot_page else ""
+    coord = B.Coordinator(cleanup, build, tmp, pg.conninfo, extra=page,
                           db_connections=args.db_connections).start()
     rss_empty = B.proc_status(coord.proc.pid)
     key = B.tenant(coord, "bench", n_routers + 100)
@@ -210,7 +215,7 @@ def main():
 
     res = {
         "machine": B.machine(), "db_connections": coord.db_connections,
-        "agents": n_agents, "routers": made,
+        "agents": n_agents, "routers": made, "snapshot_page": args.snapshot_page,
         "routers_per_server": per_server, "key_submissions": len(pending),
         "rotations": len(keyed), "rate_per_s": args.rate,
         "submit_s": round(submit_s, 2), "durability": "fast" if fast else "durable",

@@ -43,6 +43,14 @@ class Agent:
             assert time.monotonic() < deadline, "the registry did not reload"
             time.sleep(0.05)
 
+    def epoch(self):
+        """The epoch chanprobe learned from the coordinator's answers (hex), or None."""
+        try:
+            with open(self.key_file + ".epoch") as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            return None
+
     def probe(self, *args, timeout=10, extra=()):
         cmd = [PROBE, "--url", self.coord.channel_url, "--coordinator",
                self.coord.channel_public_key, "--key", self.key_file, "--server", self.name,
@@ -52,11 +60,9 @@ class Agent:
         return proc.stdout.splitlines()
 
 
-@pytest.fixture
-def chan(tmp_path, migrated_db):
-    _, conninfo = migrated_db
+def start_channel(tmp_path, conninfo, extra=""):
     coord = Coordinator(tmp_path, conninfo, extra="[channel]\npoll_wait = 1500ms\n"
-                                                      "refusal_log_interval = 1s\n")
+                                                      "refusal_log_interval = 1s\n" + extra)
     coord.admin_key = coord.create_admin_key()
     coord.start()
     status, _, _ = coord.request("POST", "/v1/tenants", coord.admin_key,
@@ -65,6 +71,12 @@ def chan(tmp_path, migrated_db):
     assert status == 201
     _, _, key = coord.request("POST", "/v1/tenants/acme/keys", coord.admin_key, {})
     coord.tenant_key = key["key"]
+    return coord
+
+
+@pytest.fixture
+def chan(tmp_path, migrated_db):
+    coord = start_channel(tmp_path, migrated_db[1])
     yield coord
     coord.stop()
 
@@ -83,7 +95,11 @@ def router_status(coord, rid):
     return coord.request("GET", f"/v1/routers/{rid}", coord.tenant_key)[2]["vpn_status"]
 
 
-def test_sync_gives_snapshot_then_deltas_and_only_own_peers(chan, tmp_path):
+def db_epoch(pg, migrated_db):
+    return pg.psql("SELECT encode(wgf_epoch(), 'hex')", dbname=migrated_db[0])[0][0]
+
+
+def test_sync_gives_snapshot_then_deltas_and_only_own_peers(chan, tmp_path, pg, migrated_db):
     a = Agent(chan, tmp_path, "vps-a", "10.100.0.0/24")
     b = Agent(chan, tmp_path, "vps-b", "10.101.0.0/24")
     _, pub_a, ip_a = add_router(chan, "vps-a")
@@ -91,7 +107,11 @@ def test_sync_gives_snapshot_then_deltas_and_only_own_peers(chan, tmp_path):
     lines = a.probe("sync", "0")
     assert lines == ["sync vps-a 1 1", f"peer {pub_a} {ip_a}/32 keepalive=25"]
     assert pub_b not in "\n".join(lines)
+    # The snapshot named the database's epoch; deltas are given within it only.
+    assert a.epoch() == db_epoch(pg, migrated_db)
     assert a.probe("sync", "1") == ["sync vps-a 1 0"]
+    assert a.probe("sync", "1", extra=["--epoch", "none"])[0] == "sync vps-a 1 1"
+    assert a.probe("sync", "1", extra=["--epoch", "ab" * 16])[0] == "sync vps-a 1 1"
     # Rotation: a remove of the old key and an upsert of the new, in revision order.
     rid, _, _ = add_router(chan, "vps-a")
     new = wg_pub()
@@ -106,8 +126,42 @@ def test_sync_gives_snapshot_then_deltas_and_only_own_peers(chan, tmp_path):
     assert b.probe("sync", "0")[0] == "sync vps-b 1 1"
 
 
+def test_snapshot_comes_in_pages(tmp_path, migrated_db):
+    coord = start_channel(tmp_path, migrated_db[1], "snapshot_page = 16\n")
+    try:
+        a = Agent(coord, tmp_path, "vps-a", "10.100.0.0/24")
+        keys = [add_router(coord, "vps-a")[1] for _ in range(20)]
+        by_bytes = sorted(keys, key=base64.b64decode)
+        lines = a.probe("sync", "0")
+        # The first page: 16 peers in key order, read at revision 20, more to come.
+        assert lines[0] == "sync vps-a 20 1" and lines[-1] == "more 20", lines
+        first = [line.split()[1] for line in lines[1:-1]]
+        assert first == by_bytes[:16]
+        # A change between pages comes with the last page, to apply over the pages
+        # (which are read at the revision of their own request).
+        _, late, _ = add_router(coord, "vps-a")
+        rest = [k for k in sorted(keys + [late], key=base64.b64decode)
+                if base64.b64decode(k) > base64.b64decode(first[-1])]
+        lines = a.probe("sync", "0", extra=["--page", f"20,{first[-1]}"])
+        assert lines[0] == "sync vps-a 21 1", lines
+        assert [line.split()[1] for line in lines[1:-1]] == rest
+        assert lines[-1].split()[:4] == ["change", "upsert", "21", late]
+        # The next page of a snapshot of another epoch: a first page again.
+        lines = a.probe("sync", "0", extra=["--page", f"20,{first[-1]}", "--epoch", "ab" * 16])
+        assert lines[0] == "sync vps-a 21 1" and lines[-1] == "more 21", lines
+        assert [line.split()[1] for line in lines[1:-1]] == \
+            sorted(keys + [late], key=base64.b64decode)[:16]
+    finally:
+        coord.stop()
+
+
 def test_long_poll_answers_on_change_and_times_out_otherwise(chan, tmp_path):
     a = Agent(chan, tmp_path, "vps-a", "10.100.0.0/24")
+    # A poll that names no epoch (or another) learns the current one at once.
+    start = time.monotonic()
+    assert a.probe("hint", "0") == ["hint vps-a 0"]
+    assert time.monotonic() - start < 1.0
+    assert a.epoch() is not None
     start = time.monotonic()
     assert a.probe("hint", "0") == ["hint vps-a 0"]
     waited = time.monotonic() - start
@@ -132,15 +186,17 @@ def test_long_poll_sees_a_change_notified_before_its_answer(chan, tmp_path, pg, 
     # the change was already announced and would wait for the poll's deadline.
     a = Agent(chan, tmp_path, "vps-a", "10.100.0.0/24")
     add_router(chan, "vps-a")
+    assert a.probe("sync", "0")[0] == "sync vps-a 1 1"  # the epoch, so that polls park
     name, _ = migrated_db
     pg.psql("""CREATE OR REPLACE FUNCTION wgf_agent_wait(p_agent_key bytea, p_nonce bytea)
-        RETURNS jsonb LANGUAGE plpgsql AS $$
+        RETURNS TABLE (server_id bigint, server text, epoch bytea, revision bigint)
+        LANGUAGE plpgsql AS $$
+        #variable_conflict use_column
         DECLARE s servers;
         BEGIN
             SELECT * INTO s FROM servers WHERE agent_key = p_agent_key;
             PERFORM pg_sleep(0.8);
-            RETURN jsonb_build_object('server_id', s.id, 'server', s.name,
-                                      'revision', s.revision);
+            RETURN QUERY SELECT s.id, s.name, wgf_epoch(), s.revision;
         END $$""", dbname=name)
     cmd = [PROBE, "--url", chan.channel_url, "--coordinator", chan.channel_public_key,
            "--key", a.key_file, "--server", "vps-a", "--timeout", "10000", "hint", "1"]
@@ -164,6 +220,10 @@ def test_reports_move_routers_along_statuses(chan, tmp_path, pg, migrated_db):
     rid, pub, _ = add_router(chan, "vps-a")
     bad_rid, bad_pub, _ = add_router(chan, "vps-a")
     assert router_status(chan, rid) == "configured"
+    # A report of no epoch (or another) applies nothing, but is answered.
+    assert a.probe("report", "2") == ["hint vps-a 2"]
+    assert router_status(chan, rid) == "configured"
+    assert a.probe("sync", "0")[0] == "sync vps-a 2 1"
     wg_key = wg_pub()
     out = a.probe("report", "2", extra=["--error", f"{bad_pub},allowed IPs overlap",
                                         "--wg-key", wg_key, "--port", "51820"])
@@ -208,7 +268,8 @@ def test_forged_tampered_replayed_and_misaddressed_are_rejected(chan, tmp_path, 
     cases = {
         "tampered": (a, ["--tamper"], "error 2 bad signature"),
         "claims another sender": (a, ["--claim", b.public], "error 2 bad signature"),
-        "unregistered key": (a, ["--key", stranger], "error 3 no server is registered"),
+        "unregistered key": (a, ["--key", stranger],
+                             "error 3 the sender's key is not one this side knows"),
         "misaddressed": (a, ["--to", b.public], "error 6 envelope is addressed to another key"),
         "stale": (a, ["--skew", "-120000"], "error 4 envelope is "),
         "from the future": (a, ["--skew", "120000"], "error 4 envelope is dated"),

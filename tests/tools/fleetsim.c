@@ -18,8 +18,8 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <sodium.h>
 
+#include "body.h"
 #include "key.h"
-#include "wgfleet.pb-c.h"
 #include "wire.h"
 
 /*
@@ -31,26 +31,34 @@
  *              [--out FILE]
  *     plays N agents (default 1000). Agent i is server PREFIX%05u (default sim00000...)
  *     with an Ed25519 key derived from the seed and i, and has an nng req0 socket of
- *     its own dialing URL. Each loops: a long poll (a Hint with its revision); when the
- *     answer names a newer revision, or its resync interval (default 30 s, as the real
- *     agent) has passed, a SyncRequest; when that moved its revision, a Report of the
- *     applied revision; then the next long poll. Agents start spread over --ramp ms
- *     (default 2000). An Error answer, a timeout or an unreadable answer costs a jittered
- *     exponential backoff (250 ms to 30 s), as in the agent.
+ *     its own dialing URL. Each loops as agent/session.c does: a long poll (a Hint with
+ *     its revision and epoch); when the answer names another revision or epoch, or its
+ *     resync interval (default 30 s, as the real agent) has passed, a SyncRequest; when
+ *     that moved its revision or epoch, a Report of the applied revision and its epoch;
+ *     then the next long poll. A snapshot that comes in pages (SyncReply.more) is
+ *     staged page by page, each asked for with page_base and the last key received,
+ *     and replaces the peer set, with the last page's changes over it, once the last
+ *     page is in; deltas count only within the agent's epoch and from its revision.
+ *     Agents start spread over --ramp ms (default 2000). An Error answer, a timeout, an
+ *     unreadable answer or one that cannot be applied costs a jittered exponential
+ *     backoff (250 ms to 30 s), as in the agent; the last also asks for a snapshot.
  *
  *     Every peer and change an agent receives is tallied. Once every agent has applied
  *     its first snapshot and had its report answered, "ready N" goes to stdout. A line
  *     "stop" on stdin, the end of stdin or --duration seconds (default 600) stops it;
  *     it then writes --out (default stdout) and a "done ..." summary line to stdout:
  *
- *       agent IDX SERVER REVISION snapshots=N snapshot_peers=N changes=N errors=N
- *             timeouts=N bad_answers=N foreign=N peers=N
+ *       agent IDX SERVER REVISION snapshots=N pages=N snapshot_peers=N changes=N
+ *             errors=N timeouts=N bad_answers=N foreign=N peers=N
  *       peer IDX KEY_B64                   the agent's final peer set
  *       snapshot IDX REVISION N_PEERS T_RECV_US
  *       change IDX REVISION OP KEY_B64 T_RECV_US T_ACK_US
  *
- *     T_RECV_US is when the SyncReply carrying it arrived, T_ACK_US when the Report of
- *     that revision was answered (0 if never), both in microseconds since the Unix epoch
+ *     A snapshot line is a whole snapshot (all its pages; pages counts them), N_PEERS
+ *     the peers its pages held, REVISION the one its last page brought the agent to;
+ *     the changes of a last page are change lines too. T_RECV_US is when the SyncReply
+ *     carrying it arrived (a snapshot's last page), T_ACK_US when the Report of that
+ *     revision was answered (0 if never), both in microseconds since the Unix epoch
  *     (CLOCK_REALTIME, comparable with the database's timestamps on the same machine).
  *     foreign counts SyncReplies naming another server than the agent's own.
  *
@@ -61,7 +69,7 @@
 #define BACKOFF_MIN_MS  250
 #define BACKOFF_MAX_MS  30000
 #define POLL_TIMEOUT_MS (10 * 60 * 1000) /* the coordinator answers well before */
-#define SERVER_MAX      64
+#define ANSWER_SKEW_MS  60000
 
 enum op {
 	OP_START,
@@ -96,7 +104,7 @@ struct sim;
 struct agent {
 	struct sim *sim;
 	unsigned idx;
-	char server[SERVER_MAX];
+	char server[WGF_SERVER_NAME_MAX + 1];
 	uint8_t pk[WGF_SIGN_PK_LEN], sk[WGF_SIGN_SK_LEN];
 	nng_socket sock;
 	nng_ctx ctx;
@@ -104,17 +112,23 @@ struct agent {
 	enum op op;
 	enum phase phase;
 	uint8_t nonce[WGF_NONCE_LEN];
-	uint64_t revision;     /* applied */
-	uint64_t last_sync_ms; /* CLOCK_MONOTONIC */
+	uint64_t revision;            /* applied */
+	uint8_t epoch[WGF_EPOCH_LEN]; /* the applied revision's; zeros: none yet */
+	uint64_t last_sync_ms;        /* CLOCK_MONOTONIC */
 	unsigned failures;
-	bool ready;
+	bool ready, want_snapshot;
 	uint8_t (*peers)[WGF_KEY_LEN]; /* sorted */
 	size_t n_peers, cap_peers;
+	/* A snapshot taken in pages: the keys of the pages so far, in increasing order. */
+	uint8_t (*stage)[WGF_KEY_LEN];
+	size_t n_stage, cap_stage;
+	uint64_t page_base; /* > 0: stage holds pages of the snapshot read at it */
+	uint8_t stage_epoch[WGF_EPOCH_LEN];
 	struct change_rec *changes;
 	size_t n_changes, cap_changes, n_unacked;
 	struct snap_rec *snaps;
 	size_t n_snaps, cap_snaps;
-	size_t snapshot_peers;
+	size_t snapshot_peers, n_pages;
 	unsigned errors, timeouts, bad_answers, foreign;
 };
 
@@ -215,15 +229,16 @@ static void peer_remove(struct agent *a, const uint8_t key[static WGF_KEY_LEN])
 
 /* ---- requests ---- */
 
-static void send_body(struct agent *a, enum op op, Wgfleet__V1__Body *b, nng_duration timeout)
+/* Encodes b, seals it and sends it; the answer arrives through agent_cb. */
+static void send_body(struct agent *a, enum op op, const struct wgf_body *b, nng_duration timeout)
 {
-	size_t len = wgfleet__v1__body__get_packed_size(b), buf_len = 0;
-	uint8_t *body = malloc(len ? len : 1), *buf = NULL;
+	uint8_t *body = NULL, *buf = NULL;
+	size_t len = 0, buf_len = 0;
+	struct wgf_err err = {0};
 	nng_msg *msg = NULL;
 
-	if (!body)
-		die("out of memory");
-	wgfleet__v1__body__pack(b, body);
+	if (wgf_body_encode(b, &body, &len, &err) < 0)
+		die(err.msg[0] ? err.msg : "cannot encode a request");
 	if (wgf_wire_seal(a->sk, a->sim->coord, NULL, clock_us(CLOCK_REALTIME) / 1000, body, len,
 	                  a->nonce, &buf, &buf_len) < 0 ||
 	    nng_msg_alloc(&msg, 0) != 0 || nng_msg_append(msg, buf, buf_len) != 0)
@@ -239,26 +254,30 @@ static void send_body(struct agent *a, enum op op, Wgfleet__V1__Body *b, nng_dur
 
 static void start_poll(struct agent *a)
 {
-	Wgfleet__V1__Body b = WGFLEET__V1__BODY__INIT;
-	Wgfleet__V1__Hint h = WGFLEET__V1__HINT__INIT;
+	struct wgf_body b = {.kind = WGF_WIRE_KIND_HINT};
 
-	h.server = a->server;
-	h.revision = a->revision;
-	b.kind_case = WGFLEET__V1__BODY__KIND_HINT;
-	b.hint = &h;
+	snprintf(b.hint.server, sizeof(b.hint.server), "%s", a->server);
+	b.hint.revision = a->revision;
+	memcpy(b.hint.epoch, a->epoch, WGF_EPOCH_LEN);
 	atomic_fetch_add(&a->sim->n_polls, 1);
 	send_body(a, OP_POLL, &b, POLL_TIMEOUT_MS);
 }
 
+/* A SyncRequest: for the changes since the agent's revision, or the next snapshot page. */
 static void start_sync(struct agent *a)
 {
-	Wgfleet__V1__Body b = WGFLEET__V1__BODY__INIT;
-	Wgfleet__V1__SyncRequest sr = WGFLEET__V1__SYNC_REQUEST__INIT;
+	struct wgf_body b = {.kind = WGF_WIRE_KIND_SYNC_REQUEST};
+	struct wgf_sync_request *sr = &b.sync_request;
 
-	sr.server = a->server;
-	sr.since_revision = a->revision;
-	b.kind_case = WGFLEET__V1__BODY__KIND_SYNC_REQUEST;
-	b.sync_request = &sr;
+	snprintf(sr->server, sizeof(sr->server), "%s", a->server);
+	sr->since_revision = a->revision;
+	memcpy(sr->epoch, a->epoch, WGF_EPOCH_LEN);
+	sr->want_snapshot = a->want_snapshot;
+	if (a->page_base > 0 && a->n_stage > 0) {
+		memcpy(sr->epoch, a->stage_epoch, WGF_EPOCH_LEN);
+		sr->page_base = a->page_base;
+		memcpy(sr->page_after, a->stage[a->n_stage - 1], WGF_KEY_LEN);
+	}
 	a->last_sync_ms = clock_us(CLOCK_MONOTONIC) / 1000;
 	atomic_fetch_add(&a->sim->n_syncs, 1);
 	send_body(a, OP_SYNC, &b, (nng_duration)a->sim->request_timeout_ms);
@@ -266,13 +285,11 @@ static void start_sync(struct agent *a)
 
 static void start_report(struct agent *a)
 {
-	Wgfleet__V1__Body b = WGFLEET__V1__BODY__INIT;
-	Wgfleet__V1__Report rep = WGFLEET__V1__REPORT__INIT;
+	struct wgf_body b = {.kind = WGF_WIRE_KIND_REPORT};
 
-	rep.server = a->server;
-	rep.applied_revision = a->revision;
-	b.kind_case = WGFLEET__V1__BODY__KIND_REPORT;
-	b.report = &rep;
+	snprintf(b.report.server, sizeof(b.report.server), "%s", a->server);
+	memcpy(b.report.epoch, a->epoch, WGF_EPOCH_LEN);
+	b.report.applied_revision = a->revision;
 	atomic_fetch_add(&a->sim->n_reports, 1);
 	send_body(a, OP_REPORT, &b, (nng_duration)a->sim->request_timeout_ms);
 }
@@ -291,110 +308,175 @@ static void backoff(struct agent *a)
 
 /* ---- answers ---- */
 
+/* wgf_wire_accept()'s view: the one sender an agent knows is the coordinator. */
+static const uint8_t *find_coordinator(void *ctx, const struct wgf_wire_msg *m, int kind,
+                                       size_t *ret_body_max)
+{
+	const struct agent *a = ctx;
+
+	(void)kind;
+	*ret_body_max = WGF_WIRE_MSG_MAX;
+	return sodium_memcmp(m->sender, a->sim->coord, WGF_SIGN_PK_LEN) == 0 ? a->sim->coord : NULL;
+}
+
 /* Opens an answer: signed by the coordinator, to us, fresh, bound to our request. */
-static Wgfleet__V1__Body *open_answer(struct agent *a, nng_msg *msg)
+static int open_answer(struct agent *a, nng_msg *msg, struct wgf_body *ret)
 {
+	const struct wgf_wire_receiver rx = {.me = a->pk,
+	                                     .max_skew_ms = ANSWER_SKEW_MS,
+	                                     .find_sender = find_coordinator,
+	                                     .reply_to = a->nonce,
+	                                     .ctx = a};
+	enum wgf_wire_refusal why;
 	struct wgf_wire_msg *m = NULL;
-	struct wgf_err err = {0};
-	Wgfleet__V1__Body *b = NULL;
+	int r = wgf_wire_accept(&rx, nng_msg_body(msg), nng_msg_len(msg),
+	                        clock_us(CLOCK_REALTIME) / 1000, &m, ret, &why, NULL);
 
-	if (wgf_wire_open(nng_msg_body(msg), nng_msg_len(msg), &m, &err) == 0 &&
-	    wgf_wire_verify(m, a->sim->coord, &err) == 0 &&
-	    wgf_wire_check_addressed(m, a->pk, &err) == 0 &&
-	    wgf_wire_check_fresh(m, clock_us(CLOCK_REALTIME) / 1000, 60000, &err) == 0 &&
-	    m->is_reply && sodium_memcmp(m->in_reply_to, a->nonce, WGF_NONCE_LEN) == 0)
-		b = wgfleet__v1__body__unpack(NULL, m->body_len, m->body);
 	wgf_wire_msg_free(m);
-	return b;
+	return r;
 }
 
-static bool key_of(const Wgfleet__V1__Peer *p, uint8_t key[static WGF_KEY_LEN])
+static void drop_stage(struct agent *a)
 {
-	if (!p || p->public_key.len != WGF_KEY_LEN)
-		return false;
-	memcpy(key, p->public_key.data, WGF_KEY_LEN);
-	return true;
+	a->n_stage = 0;
+	a->page_base = 0;
 }
 
-/* Applies a SyncReply to the agent's peer set and tallies it; false when malformed. */
-static bool take_sync_reply(struct agent *a, const Wgfleet__V1__SyncReply *r)
+/* Appends a snapshot page to the stage; a first page (or a new page_base) starts over. */
+static int stage_page(struct agent *a, const struct wgf_sync_reply *r)
+{
+	if (a->page_base == 0 || r->page_base != a->page_base ||
+	    memcmp(r->epoch, a->stage_epoch, WGF_EPOCH_LEN) != 0) {
+		a->n_stage = 0;
+		a->page_base = r->page_base;
+		memcpy(a->stage_epoch, r->epoch, WGF_EPOCH_LEN);
+	}
+	/* The codec checked the order within the page; this checks it across pages. */
+	if (r->n_peers > 0 && a->n_stage > 0 &&
+	    memcmp(r->peers[0].public_key, a->stage[a->n_stage - 1], WGF_KEY_LEN) <= 0)
+		return -EBADMSG;
+	a->stage = grow(a->stage, &a->cap_stage, a->n_stage + r->n_peers, WGF_KEY_LEN);
+	for (size_t i = 0; i < r->n_peers; i++)
+		memcpy(a->stage[a->n_stage++], r->peers[i].public_key, WGF_KEY_LEN);
+	a->snapshot_peers += r->n_peers;
+	a->n_pages++;
+	return 0;
+}
+
+/* The last page is in: the staged keys become the peer set. */
+static void take_stage(struct agent *a, uint64_t revision, uint64_t now)
+{
+	free(a->peers);
+	a->peers = a->stage;
+	a->n_peers = a->n_stage;
+	a->cap_peers = a->cap_stage;
+	a->stage = NULL;
+	a->cap_stage = 0;
+	a->snaps = grow(a->snaps, &a->cap_snaps, a->n_snaps + 1, sizeof(*a->snaps));
+	a->snaps[a->n_snaps++] = (struct snap_rec){revision, a->n_stage, now};
+	drop_stage(a);
+}
+
+static void take_change(struct agent *a, const struct wgf_change *c, uint64_t now)
+{
+	struct change_rec *rec;
+
+	if (c->op == WGF_CHANGE_REMOVE)
+		peer_remove(a, c->peer.public_key);
+	else
+		peer_upsert(a, c->peer.public_key);
+	a->changes = grow(a->changes, &a->cap_changes, a->n_changes + 1, sizeof(*a->changes));
+	rec = &a->changes[a->n_changes++];
+	*rec = (struct change_rec){
+	        .revision = c->revision, .t_recv_us = now, .remove = c->op == WGF_CHANGE_REMOVE};
+	memcpy(rec->key, c->peer.public_key, WGF_KEY_LEN);
+	a->n_unacked++;
+}
+
+/*
+ * Takes a SyncReply as agent/session.c does, and tallies it: 1 when the agent moved
+ * to its revision, 0 when it staged a page and wants the next, a negative errno when
+ * the reply cannot be used (another server's, pages out of order, deltas that do not
+ * start from the agent's revision in its epoch).
+ */
+static int take_sync_reply(struct agent *a, const struct wgf_sync_reply *r)
 {
 	uint64_t now = clock_us(CLOCK_REALTIME);
-	uint8_t key[WGF_KEY_LEN];
+	int err;
 
-	if (!r->server || strcmp(r->server, a->server) != 0) {
+	if (strcmp(r->server, a->server) != 0) {
 		a->foreign++;
-		return false;
+		return -EXDEV;
 	}
 	if (r->snapshot) {
-		a->n_peers = 0;
-		for (size_t i = 0; i < r->n_peers; i++) {
-			if (!key_of(r->peers[i], key))
-				return false;
-			peer_upsert(a, key);
-		}
-		a->snaps = grow(a->snaps, &a->cap_snaps, a->n_snaps + 1, sizeof(*a->snaps));
-		a->snaps[a->n_snaps++] = (struct snap_rec){r->revision, r->n_peers, now};
-		a->snapshot_peers += r->n_peers;
+		err = stage_page(a, r);
+		if (err < 0 || r->more)
+			return err;
+		take_stage(a, r->revision, now);
+	} else if (memcmp(r->epoch, a->epoch, WGF_EPOCH_LEN) != 0 ||
+	           (r->n_changes > 0 && r->changes[0].revision != a->revision + 1) ||
+	           (r->n_changes == 0 && r->revision != a->revision)) {
+		return -ESTALE;
 	}
-	for (size_t i = 0; i < r->n_changes; i++) {
-		const Wgfleet__V1__PeerChange *c = r->changes[i];
-		struct change_rec *rec;
-
-		if (!key_of(c->peer, key))
-			return false;
-		if (c->op == WGFLEET__V1__PEER_CHANGE__OP__OP_REMOVE)
-			peer_remove(a, key);
-		else
-			peer_upsert(a, key);
-		a->changes =
-		        grow(a->changes, &a->cap_changes, a->n_changes + 1, sizeof(*a->changes));
-		rec = &a->changes[a->n_changes++];
-		*rec = (struct change_rec){.revision = c->revision,
-		                           .t_recv_us = now,
-		                           .remove = c->op ==
-		                                     WGFLEET__V1__PEER_CHANGE__OP__OP_REMOVE};
-		memcpy(rec->key, key, WGF_KEY_LEN);
-		a->n_unacked++;
-	}
+	for (size_t i = 0; i < r->n_changes; i++)
+		take_change(a, &r->changes[i], now);
 	a->revision = r->revision;
-	return true;
+	memcpy(a->epoch, r->epoch, WGF_EPOCH_LEN);
+	return 1;
 }
 
-static void next_after_hint(struct agent *a, uint64_t revision)
+static void next_after_hint(struct agent *a, const struct wgf_hint *h)
 {
 	uint64_t now_ms = clock_us(CLOCK_MONOTONIC) / 1000;
 
-	if (revision != a->revision || now_ms - a->last_sync_ms >= a->sim->resync_ms)
+	if (h->revision != a->revision || memcmp(h->epoch, a->epoch, WGF_EPOCH_LEN) != 0 ||
+	    now_ms - a->last_sync_ms >= a->sim->resync_ms)
 		start_sync(a);
 	else
 		start_poll(a);
 }
 
-static void handle_answer(struct agent *a, Wgfleet__V1__Body *b)
+static void handle_sync_reply(struct agent *a, const struct wgf_sync_reply *r)
 {
-	uint64_t before = a->revision, now;
+	uint64_t before = a->revision;
+	uint8_t epoch[WGF_EPOCH_LEN];
+	int took;
 
-	if (b->kind_case == WGFLEET__V1__BODY__KIND_ERROR) {
+	memcpy(epoch, a->epoch, WGF_EPOCH_LEN);
+	took = take_sync_reply(a, r);
+	if (took < 0) {
+		a->bad_answers++;
+		a->want_snapshot = true;
+		drop_stage(a);
+		backoff(a);
+		return;
+	}
+	a->failures = 0;
+	if (took == 0) {
+		start_sync(a);
+		return;
+	}
+	a->want_snapshot = false;
+	if (a->revision != before || memcmp(a->epoch, epoch, WGF_EPOCH_LEN) != 0 || !a->ready)
+		start_report(a);
+	else
+		start_poll(a);
+}
+
+static void handle_answer(struct agent *a, const struct wgf_body *b)
+{
+	uint64_t now;
+
+	if (b->kind == WGF_WIRE_KIND_ERROR) {
 		a->errors++;
 		backoff(a);
 		return;
 	}
-	if (a->op == OP_SYNC && b->kind_case == WGFLEET__V1__BODY__KIND_SYNC_REPLY) {
-		if (!take_sync_reply(a, b->sync_reply)) {
-			a->bad_answers++;
-			backoff(a);
-			return;
-		}
-		a->failures = 0;
-		if (a->revision != before || !a->ready)
-			start_report(a);
-		else
-			start_poll(a);
+	if (a->op == OP_SYNC && b->kind == WGF_WIRE_KIND_SYNC_REPLY) {
+		handle_sync_reply(a, &b->sync_reply);
 		return;
 	}
-	if ((a->op == OP_POLL || a->op == OP_REPORT) &&
-	    b->kind_case == WGFLEET__V1__BODY__KIND_HINT) {
+	if ((a->op == OP_POLL || a->op == OP_REPORT) && b->kind == WGF_WIRE_KIND_HINT) {
 		a->failures = 0;
 		if (a->op == OP_REPORT) {
 			now = clock_us(CLOCK_REALTIME);
@@ -406,7 +488,7 @@ static void handle_answer(struct agent *a, Wgfleet__V1__Body *b)
 				atomic_fetch_add(&a->sim->n_ready, 1);
 			}
 		}
-		next_after_hint(a, b->hint->revision);
+		next_after_hint(a, &b->hint);
 		return;
 	}
 	a->bad_answers++;
@@ -418,8 +500,9 @@ static void agent_cb(void *arg)
 {
 	struct agent *a = arg;
 	int rv = nng_aio_result(a->aio);
-	Wgfleet__V1__Body *b;
+	struct wgf_body b = {0};
 	nng_msg *msg;
+	int r;
 
 	if (atomic_load(&a->sim->stopping)) {
 		if (rv != 0 && a->phase == PHASE_SEND)
@@ -455,15 +538,15 @@ static void agent_cb(void *arg)
 		return;
 	}
 	msg = nng_aio_get_msg(a->aio);
-	b = open_answer(a, msg);
+	r = open_answer(a, msg, &b);
 	nng_msg_free(msg);
-	if (!b) {
+	if (r < 0) {
 		a->bad_answers++;
 		backoff(a);
 		return;
 	}
-	handle_answer(a, b);
-	wgfleet__v1__body__free_unpacked(b, NULL);
+	handle_answer(a, &b);
+	wgf_body_fini(&b);
 }
 
 /* ---- setup, waiting, results ---- */
@@ -533,10 +616,11 @@ static void write_results(struct sim *sim, FILE *f)
 		const struct agent *a = &sim->agents[i];
 
 		fprintf(f,
-		        "agent %u %s %" PRIu64 " snapshots=%zu snapshot_peers=%zu changes=%zu "
-		        "errors=%u timeouts=%u bad_answers=%u foreign=%u peers=%zu\n",
-		        a->idx, a->server, a->revision, a->n_snaps, a->snapshot_peers, a->n_changes,
-		        a->errors, a->timeouts, a->bad_answers, a->foreign, a->n_peers);
+		        "agent %u %s %" PRIu64 " snapshots=%zu pages=%zu snapshot_peers=%zu "
+		        "changes=%zu errors=%u timeouts=%u bad_answers=%u foreign=%u peers=%zu\n",
+		        a->idx, a->server, a->revision, a->n_snaps, a->n_pages, a->snapshot_peers,
+		        a->n_changes, a->errors, a->timeouts, a->bad_answers, a->foreign,
+		        a->n_peers);
 		for (size_t j = 0; j < a->n_peers; j++) {
 			wgf_key_to_base64(key, a->peers[j]);
 			fprintf(f, "peer %u %s\n", a->idx, key);
@@ -571,6 +655,7 @@ static void raise_fd_limit(unsigned n_agents)
 static int run(struct sim *sim, const char *out)
 {
 	unsigned long errors = 0, timeouts = 0, bad = 0, foreign = 0, changes = 0, snaps = 0;
+	unsigned long pages = 0;
 	unsigned ready;
 	FILE *f = stdout;
 
@@ -610,16 +695,18 @@ static int run(struct sim *sim, const char *out)
 		foreign += a->foreign;
 		changes += a->n_changes;
 		snaps += a->n_snaps;
+		pages += a->n_pages;
 		sodium_memzero(a->sk, sizeof(a->sk));
 		free(a->peers);
+		free(a->stage);
 		free(a->changes);
 		free(a->snaps);
 	}
 	ready = atomic_load(&sim->n_ready);
-	printf("done agents=%u ready=%u polls=%lu syncs=%lu reports=%lu snapshots=%lu changes=%lu "
-	       "errors=%lu timeouts=%lu bad_answers=%lu foreign=%lu\n",
+	printf("done agents=%u ready=%u polls=%lu syncs=%lu reports=%lu snapshots=%lu pages=%lu "
+	       "changes=%lu errors=%lu timeouts=%lu bad_answers=%lu foreign=%lu\n",
 	       sim->n_agents, ready, atomic_load(&sim->n_polls), atomic_load(&sim->n_syncs),
-	       atomic_load(&sim->n_reports), snaps, changes, errors, timeouts, bad, foreign);
+	       atomic_load(&sim->n_reports), snaps, pages, changes, errors, timeouts, bad, foreign);
 	fflush(stdout);
 	free(sim->agents);
 	return ready == sim->n_agents ? 0 : 1;

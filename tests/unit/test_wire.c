@@ -17,6 +17,33 @@
 #include "wgfleet.pb-c.h"
 #include "wire.h"
 
+/*
+ * tests/unit/meson.build links this test with -Wl,--wrap=malloc,--wrap=calloc, so the
+ * allocations of the code under test (the static libraries, and this file) come here
+ * and one of them can be made to fail; the shared libraries keep libc's.
+ */
+void *__real_malloc(size_t size);           /* NOLINT(bugprone-reserved-identifier) */
+void *__real_calloc(size_t n, size_t size); /* NOLINT(bugprone-reserved-identifier) */
+void *__wrap_malloc(size_t size);           /* NOLINT(bugprone-reserved-identifier) */
+void *__wrap_calloc(size_t n, size_t size); /* NOLINT(bugprone-reserved-identifier) */
+
+static unsigned fail_in; /* > 0: the allocation this many from now fails */
+
+static bool fail_now(void)
+{
+	return fail_in > 0 && --fail_in == 0;
+}
+
+void *__wrap_malloc(size_t size) /* NOLINT(bugprone-reserved-identifier) */
+{
+	return fail_now() ? NULL : __real_malloc(size);
+}
+
+void *__wrap_calloc(size_t n, size_t size) /* NOLINT(bugprone-reserved-identifier) */
+{
+	return fail_now() ? NULL : __real_calloc(n, size);
+}
+
 #define NOW  1795000000000ULL /* 2026-11-18, in ms */
 #define SKEW 30000ULL
 
@@ -376,6 +403,11 @@ static void test_tampered_signature(void **state)
 static void claim_coord_as_sender(Wgfleet__V1__Envelope *env)
 {
 	memcpy(env->sender.data, coord.pk, WGF_SIGN_PK_LEN);
+}
+
+static void claim_agent_as_sender(Wgfleet__V1__Envelope *env)
+{
+	memcpy(env->sender.data, agent.pk, WGF_SIGN_PK_LEN);
 }
 
 static void test_signed_by_another_key(void **state)
@@ -822,6 +854,498 @@ static void test_msg_free_null(void **state)
 	wgf_wire_msg_free(NULL);
 }
 
+/* ---- wgf_wire_accept() ---- */
+
+/* A receiver that knows one sender and remembers the nonces it took. */
+struct rx_state {
+	const uint8_t *known; /* the registered key, or NULL */
+	size_t body_max;
+	int kind_seen;
+	unsigned finds, takes;
+	uint8_t seen[8][WGF_NONCE_LEN];
+	size_t n_seen;
+};
+
+static const uint8_t *rx_find(void *ctx, const struct wgf_wire_msg *m, int kind,
+                              size_t *ret_body_max)
+{
+	struct rx_state *st = ctx;
+
+	st->finds++;
+	st->kind_seen = kind;
+	if (!st->known || memcmp(m->sender, st->known, WGF_SIGN_PK_LEN) != 0)
+		return NULL;
+	*ret_body_max = st->body_max;
+	return st->known;
+}
+
+static bool rx_take(void *ctx, const struct wgf_wire_msg *m)
+{
+	struct rx_state *st = ctx;
+
+	st->takes++;
+	for (size_t i = 0; i < st->n_seen; i++)
+		if (memcmp(st->seen[i], m->nonce, WGF_NONCE_LEN) == 0)
+			return false;
+	assert_true(st->n_seen < 8);
+	memcpy(st->seen[st->n_seen++], m->nonce, WGF_NONCE_LEN);
+	return true;
+}
+
+/* The coordinator's receiver: agent registered, requests' nonces remembered. */
+static struct wgf_wire_receiver coord_rx(struct rx_state *st)
+{
+	*st = (struct rx_state){.known = agent.pk, .body_max = 4096};
+	return (struct wgf_wire_receiver){.me = coord.pk,
+	                                  .max_skew_ms = SKEW,
+	                                  .find_sender = rx_find,
+	                                  .take_nonce = rx_take,
+	                                  .ctx = st};
+}
+
+/* An agent's receiver for the answer to the request whose nonce is reply_to. */
+static struct wgf_wire_receiver agent_rx(struct rx_state *st, const uint8_t *reply_to)
+{
+	*st = (struct rx_state){.known = coord.pk, .body_max = WGF_WIRE_MSG_MAX};
+	return (struct wgf_wire_receiver){.me = agent.pk,
+	                                  .max_skew_ms = SKEW,
+	                                  .find_sender = rx_find,
+	                                  .reply_to = reply_to,
+	                                  .ctx = st};
+}
+
+/* A SyncRequest for vps-1 since 40, encoded. */
+static void body_sync_request(uint8_t **ret, size_t *ret_len)
+{
+	struct wgf_body b = {.kind = WGF_WIRE_KIND_SYNC_REQUEST};
+
+	snprintf(b.sync_request.server, sizeof(b.sync_request.server), "vps-1");
+	b.sync_request.since_revision = 40;
+	assert_int_equal(wgf_body_encode(&b, ret, ret_len, NULL), 0);
+}
+
+/* An envelope from `from` to `to` carrying body (NULL: a SyncRequest), sealed at at. */
+static void seal_from(const struct party *from, const uint8_t *to, const uint8_t *in_reply_to,
+                      uint64_t at, const uint8_t *body, size_t body_len, uint8_t **ret,
+                      size_t *ret_len)
+{
+	uint8_t *own = NULL;
+
+	if (!body) {
+		body_sync_request(&own, &body_len);
+		body = own;
+	}
+	assert_int_equal(
+	        wgf_wire_seal(from->sk, to, in_reply_to, at, body, body_len, NULL, ret, ret_len),
+	        0);
+	free(own);
+}
+
+struct accepted {
+	int r;
+	enum wgf_wire_refusal why;
+	struct wgf_wire_msg *m;
+	struct wgf_body body;
+	struct wgf_err err;
+};
+
+static struct accepted accept_at(const struct wgf_wire_receiver *rx, const uint8_t *buf, size_t len,
+                                 uint64_t now)
+{
+	struct accepted a = {.why = WGF_WIRE_REFUSAL__COUNT};
+
+	memset(&a.body, 0xa5, sizeof(a.body));
+	a.r = wgf_wire_accept(rx, buf, len, now, &a.m, &a.body, &a.why, &a.err);
+	if (a.r < 0)
+		assert_int_equal(a.err.code, a.r);
+	return a;
+}
+
+static void accepted_fini(struct accepted *a)
+{
+	if (a->r == 0)
+		wgf_body_fini(&a->body);
+	wgf_wire_msg_free(a->m);
+}
+
+/* Accepts buf at NOW and expects refusal why with code r and message msg. */
+static void expect_refusal(const struct wgf_wire_receiver *rx, const uint8_t *buf, size_t len,
+                           int r, enum wgf_wire_refusal why, const char *msg)
+{
+	struct accepted a = accept_at(rx, buf, len, NOW);
+	struct wgf_body canary;
+
+	assert_int_equal(a.r, r);
+	assert_int_equal(a.why, why);
+	if (msg)
+		assert_string_equal(a.err.msg, msg);
+	/* The body is written on success only. */
+	memset(&canary, 0xa5, sizeof(canary));
+	assert_memory_equal(&a.body, &canary, sizeof(canary));
+	accepted_fini(&a);
+}
+
+static void test_accept_request(void **state)
+{
+	struct rx_state st;
+	struct wgf_wire_receiver rx = coord_rx(&st);
+	struct accepted a;
+	uint8_t *buf;
+	size_t len;
+
+	(void)state;
+	seal_from(&agent, coord.pk, NULL, NOW, NULL, 0, &buf, &len);
+	a = accept_at(&rx, buf, len, NOW + SKEW);
+	assert_int_equal(a.r, 0);
+	assert_int_equal(a.why, WGF_WIRE_ACCEPTED);
+	assert_non_null(a.m);
+	assert_memory_equal(a.m->sender, agent.pk, WGF_SIGN_PK_LEN);
+	assert_int_equal(a.body.kind, WGF_WIRE_KIND_SYNC_REQUEST);
+	assert_string_equal(a.body.sync_request.server, "vps-1");
+	assert_int_equal(a.body.sync_request.since_revision, 40);
+	assert_int_equal(st.kind_seen, WGF_WIRE_KIND_SYNC_REQUEST);
+	assert_int_equal(st.finds, 1);
+	assert_int_equal(st.takes, 1);
+	accepted_fini(&a);
+	free(buf);
+}
+
+static void test_accept_unreadable(void **state)
+{
+	static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff};
+	struct rx_state st;
+	struct wgf_wire_receiver rx = coord_rx(&st);
+	struct accepted a;
+
+	(void)state;
+	a = accept_at(&rx, junk, sizeof(junk), NOW);
+	assert_int_equal(a.r, -EBADMSG);
+	assert_int_equal(a.why, WGF_WIRE_UNREADABLE);
+	assert_null(a.m);
+	assert_false(wgf_wire_answerable(a.m, a.why));
+	a = accept_at(&rx, junk, WGF_WIRE_MSG_MAX + 1, NOW); /* not read at all */
+	assert_int_equal(a.r, -EMSGSIZE);
+	assert_int_equal(a.why, WGF_WIRE_UNREADABLE);
+	assert_null(a.m);
+	assert_int_equal(st.finds, 0);
+}
+
+static void set_version_2(Wgfleet__V1__Envelope *env)
+{
+	env->protocol_version = 2;
+}
+
+static void test_accept_other_version(void **state)
+{
+	struct rx_state st;
+	struct wgf_wire_receiver rx = coord_rx(&st);
+	struct accepted a;
+	uint8_t *buf;
+	size_t len;
+
+	(void)state;
+	seal_from(&agent, coord.pk, NULL, NOW, NULL, 0, &buf, &len);
+	repack(&buf, &len, set_version_2);
+	a = accept_at(&rx, buf, len, NOW);
+	assert_int_equal(a.r, -EPROTONOSUPPORT);
+	assert_int_equal(a.why, WGF_WIRE_VERSION);
+	assert_non_null(a.m);
+	assert_int_equal(a.m->version, 2);
+	assert_int_equal(st.kind_seen, WGF_WIRE_KIND_NONE);
+	assert_true(wgf_wire_answerable(a.m, a.why));
+	accepted_fini(&a);
+	/* From a key nobody registered: unknown, and not worth an answer. */
+	st.known = mallory.pk;
+	a = accept_at(&rx, buf, len, NOW);
+	assert_int_equal(a.r, -EPROTONOSUPPORT);
+	assert_int_equal(a.why, WGF_WIRE_UNKNOWN_SENDER);
+	assert_false(wgf_wire_answerable(a.m, a.why));
+	accepted_fini(&a);
+	free(buf);
+}
+
+static void test_accept_unknown_sender(void **state)
+{
+	struct rx_state st;
+	struct wgf_wire_receiver rx = coord_rx(&st);
+	struct accepted a;
+	uint8_t *buf;
+	size_t len;
+
+	(void)state;
+	seal_from(&mallory, coord.pk, NULL, NOW, NULL, 0, &buf, &len);
+	a = accept_at(&rx, buf, len, NOW);
+	assert_int_equal(a.r, -EACCES);
+	assert_int_equal(a.why, WGF_WIRE_UNKNOWN_SENDER);
+	assert_string_equal(a.err.msg, "the sender's key is not one this side knows");
+	assert_non_null(a.m);
+	/* Of this version, a stranger may be told (at a rate the caller bounds). */
+	assert_true(wgf_wire_answerable(a.m, a.why));
+	assert_int_equal(st.takes, 0);
+	accepted_fini(&a);
+	free(buf);
+}
+
+static void test_accept_too_large_before_signature(void **state)
+{
+	struct rx_state st;
+	struct wgf_wire_receiver rx = coord_rx(&st);
+	uint8_t *buf;
+	size_t len, body_len;
+	uint8_t *body;
+
+	(void)state;
+	body_sync_request(&body, &body_len);
+	seal_from(&agent, coord.pk, NULL, NOW, body, body_len, &buf, &len);
+	st.body_max = body_len - 1;
+	expect_refusal(&rx, buf, len, -EMSGSIZE, WGF_WIRE_TOO_LARGE, NULL);
+	/* The size is bounded before the signature is checked. */
+	repack(&buf, &len, flip_signature_byte);
+	expect_refusal(&rx, buf, len, -EMSGSIZE, WGF_WIRE_TOO_LARGE, NULL);
+	st.body_max = body_len;
+	expect_refusal(&rx, buf, len, -EBADMSG, WGF_WIRE_BAD_SIGNATURE, "bad signature");
+	assert_int_equal(st.takes, 0);
+	free(body);
+	free(buf);
+}
+
+static void test_accept_bad_signature(void **state)
+{
+	struct rx_state st;
+	struct wgf_wire_receiver rx = coord_rx(&st);
+	uint8_t *buf;
+	size_t len;
+
+	(void)state;
+	seal_from(&agent, coord.pk, NULL, NOW, NULL, 0, &buf, &len);
+	repack(&buf, &len, flip_body_byte);
+	expect_refusal(&rx, buf, len, -EBADMSG, WGF_WIRE_BAD_SIGNATURE, "bad signature");
+	free(buf);
+	/* Mallory signs and names the agent as the sender: her signature gives her away. */
+	seal_from(&mallory, coord.pk, NULL, NOW, NULL, 0, &buf, &len);
+	repack(&buf, &len, claim_agent_as_sender);
+	expect_refusal(&rx, buf, len, -EBADMSG, WGF_WIRE_BAD_SIGNATURE, "bad signature");
+	assert_int_equal(st.takes, 0);
+	free(buf);
+}
+
+static void test_accept_misaddressed(void **state)
+{
+	struct rx_state st;
+	struct wgf_wire_receiver rx = coord_rx(&st);
+	uint8_t *buf;
+	size_t len;
+
+	(void)state;
+	seal_from(&agent, mallory.pk, NULL, NOW, NULL, 0, &buf, &len);
+	expect_refusal(&rx, buf, len, -EXDEV, WGF_WIRE_MISADDRESSED,
+	               "envelope is addressed to another key");
+	/* Checked before freshness: a stale, misaddressed envelope is misaddressed. */
+	free(buf);
+	seal_from(&agent, mallory.pk, NULL, NOW - 10 * SKEW, NULL, 0, &buf, &len);
+	expect_refusal(&rx, buf, len, -EXDEV, WGF_WIRE_MISADDRESSED, NULL);
+	assert_int_equal(st.takes, 0);
+	free(buf);
+}
+
+static void test_accept_stale(void **state)
+{
+	struct rx_state st;
+	struct wgf_wire_receiver rx = coord_rx(&st);
+	struct accepted a;
+	uint8_t *buf;
+	size_t len;
+
+	(void)state;
+	seal_from(&agent, coord.pk, NULL, NOW, NULL, 0, &buf, &len);
+	a = accept_at(&rx, buf, len, NOW + SKEW + 1);
+	assert_int_equal(a.r, -ESTALE);
+	assert_int_equal(a.why, WGF_WIRE_STALE);
+	assert_string_equal(a.err.msg, "envelope is 30001 ms old, more than the 30000 ms allowed");
+	accepted_fini(&a);
+	a = accept_at(&rx, buf, len, NOW - SKEW - 1);
+	assert_int_equal(a.why, WGF_WIRE_STALE);
+	accepted_fini(&a);
+	/* A nonce is taken only once the envelope is fresh: it still counts later. */
+	assert_int_equal(st.takes, 0);
+	a = accept_at(&rx, buf, len, NOW);
+	assert_int_equal(a.r, 0);
+	accepted_fini(&a);
+	free(buf);
+}
+
+static void test_accept_replayed_request(void **state)
+{
+	struct rx_state st;
+	struct wgf_wire_receiver rx = coord_rx(&st);
+	struct accepted a;
+	uint8_t *buf;
+	size_t len;
+
+	(void)state;
+	seal_from(&agent, coord.pk, NULL, NOW, NULL, 0, &buf, &len);
+	a = accept_at(&rx, buf, len, NOW);
+	assert_int_equal(a.r, 0);
+	accepted_fini(&a);
+	expect_refusal(&rx, buf, len, -EALREADY, WGF_WIRE_REPLAY, "this message was seen before");
+	assert_int_equal(st.takes, 2);
+	free(buf);
+}
+
+static void test_accept_answer_bound_to_request(void **state)
+{
+	static const uint8_t asked[WGF_NONCE_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
+	static const uint8_t other[WGF_NONCE_LEN] = {9, 9, 9};
+	struct rx_state st;
+	struct wgf_wire_receiver rx = agent_rx(&st, asked);
+	struct accepted a;
+	uint8_t *body, *buf;
+	size_t body_len, len;
+
+	(void)state;
+	assert_int_equal(body_hint("vps-1", 42, &body, &body_len), 0);
+	/* Not an answer at all. */
+	seal_from(&coord, agent.pk, NULL, NOW, body, body_len, &buf, &len);
+	expect_refusal(&rx, buf, len, -EBADMSG, WGF_WIRE_REPLAY,
+	               "the answer is not bound to our request");
+	free(buf);
+	/* An answer to another request (an old one replayed, say). */
+	seal_from(&coord, agent.pk, other, NOW, body, body_len, &buf, &len);
+	expect_refusal(&rx, buf, len, -EBADMSG, WGF_WIRE_REPLAY,
+	               "the answer is not bound to our request");
+	free(buf);
+	seal_from(&coord, agent.pk, asked, NOW, body, body_len, &buf, &len);
+	a = accept_at(&rx, buf, len, NOW);
+	assert_int_equal(a.r, 0);
+	assert_true(a.m->is_reply);
+	assert_int_equal(a.body.kind, WGF_WIRE_KIND_HINT);
+	assert_int_equal(a.body.hint.revision, 42);
+	accepted_fini(&a);
+	/* Answers are matched, not remembered: take_nonce is for requests. */
+	rx.take_nonce = rx_take;
+	a = accept_at(&rx, buf, len, NOW);
+	assert_int_equal(a.r, 0);
+	accepted_fini(&a);
+	assert_int_equal(st.takes, 0);
+	free(buf);
+	free(body);
+}
+
+static void test_accept_bad_body(void **state)
+{
+	static const uint8_t junk[] = {0xff, 0xff, 0xff};
+	static const uint8_t unknown_kind[] = {0x4a, 0x00};
+	/* Field 1 (a Hint) holding field 2 (revision 5) and no server. */
+	static const uint8_t no_server[] = {0x0a, 0x02, 0x10, 0x05};
+	struct rx_state st;
+	struct wgf_wire_receiver rx = coord_rx(&st);
+	uint8_t *buf;
+	size_t len;
+
+	(void)state;
+	seal_from(&agent, coord.pk, NULL, NOW, no_server, sizeof(no_server), &buf, &len);
+	expect_refusal(&rx, buf, len, -EBADMSG, WGF_WIRE_BAD_BODY, "the body names no server");
+	free(buf);
+	seal_from(&agent, coord.pk, NULL, NOW, unknown_kind, sizeof(unknown_kind), &buf, &len);
+	expect_refusal(&rx, buf, len, -ENOTSUP, WGF_WIRE_BAD_BODY,
+	               "a body of a kind this version does not know");
+	free(buf);
+	/* Framing that does not hold is refused before the signature is checked. */
+	seal_from(&agent, coord.pk, NULL, NOW, junk, sizeof(junk), &buf, &len);
+	repack(&buf, &len, flip_signature_byte);
+	expect_refusal(&rx, buf, len, -EBADMSG, WGF_WIRE_BAD_BODY,
+	               "the body is not a valid protobuf Body");
+	assert_int_equal(st.kind_seen, WGF_WIRE_KIND_NONE);
+	free(buf);
+}
+
+static void test_accept_out_of_memory(void **state)
+{
+	struct wgf_body b = {.kind = WGF_WIRE_KIND_REPORT};
+	struct wgf_peer_facts facts[2] = {{.rx_bytes = 1}, {.tx_bytes = 2}};
+	struct rx_state st;
+	struct wgf_wire_receiver rx = coord_rx(&st);
+	struct accepted a;
+	uint8_t *body, *buf;
+	size_t body_len, len;
+	unsigned n;
+
+	(void)state;
+	snprintf(b.report.server, sizeof(b.report.server), "vps-1");
+	b.report.facts = facts;
+	b.report.n_facts = 2;
+	assert_int_equal(wgf_body_encode(&b, &body, &body_len, NULL), 0);
+	seal_from(&agent, coord.pk, NULL, NOW, body, body_len, &buf, &len);
+	/* Each allocation in turn fails: always -ENOMEM and "unreadable", never a refusal
+	 * that blames the sender. */
+	for (n = 1; n < 100; n++) {
+		st.n_seen = 0;
+		fail_in = n;
+		a = accept_at(&rx, buf, len, NOW);
+		fail_in = 0;
+		if (a.r == 0)
+			break;
+		assert_int_equal(a.r, -ENOMEM);
+		assert_int_equal(a.why, WGF_WIRE_UNREADABLE);
+		accepted_fini(&a);
+	}
+	assert_int_equal(a.body.report.n_facts, 2);
+	accepted_fini(&a);
+	assert_true(n > 3); /* the envelope, its body, the signed bytes, the arrays */
+	free(body);
+	free(buf);
+}
+
+static void test_answerable(void **state)
+{
+	struct wgf_wire_msg m = {.version = WGF_PROTOCOL_VERSION};
+
+	(void)state;
+	assert_false(wgf_wire_answerable(NULL, WGF_WIRE_BAD_SIGNATURE));
+	/* Without a nonce there is nothing to bind an answer to. */
+	assert_false(wgf_wire_answerable(&m, WGF_WIRE_BAD_SIGNATURE));
+	m.nonce[3] = 1;
+	for (int why = WGF_WIRE_VERSION; why < WGF_WIRE_REFUSAL__COUNT; why++)
+		assert_true(wgf_wire_answerable(&m, (enum wgf_wire_refusal)why));
+	assert_false(wgf_wire_answerable(&m, WGF_WIRE_UNREADABLE));
+	/* Another version from a stranger: no answer; from a known key: one. */
+	m.version = 2;
+	assert_false(wgf_wire_answerable(&m, WGF_WIRE_UNKNOWN_SENDER));
+	assert_true(wgf_wire_answerable(&m, WGF_WIRE_VERSION));
+	/* Never an answer to an answer (it may be an Error). */
+	m.version = WGF_PROTOCOL_VERSION;
+	m.is_reply = true;
+	for (int why = WGF_WIRE_ACCEPTED; why < WGF_WIRE_REFUSAL__COUNT; why++)
+		assert_false(wgf_wire_answerable(&m, (enum wgf_wire_refusal)why));
+}
+
+static void test_refusal_names_and_codes(void **state)
+{
+	static const struct {
+		enum wgf_wire_refusal why;
+		const char *name;
+		enum wgf_wire_error_code code;
+	} cases[] = {
+	        {WGF_WIRE_ACCEPTED, "accepted", WGF_WIRE_ERROR_UNSPECIFIED},
+	        {WGF_WIRE_UNREADABLE, "unreadable", WGF_WIRE_ERROR_UNSPECIFIED},
+	        {WGF_WIRE_VERSION, "unsupported_version", WGF_WIRE_ERROR_UNSUPPORTED_VERSION},
+	        {WGF_WIRE_UNKNOWN_SENDER, "unknown_sender", WGF_WIRE_ERROR_UNKNOWN_SENDER},
+	        {WGF_WIRE_TOO_LARGE, "too_large", WGF_WIRE_ERROR_BAD_REQUEST},
+	        {WGF_WIRE_BAD_SIGNATURE, "bad_signature", WGF_WIRE_ERROR_BAD_SIGNATURE},
+	        {WGF_WIRE_MISADDRESSED, "misaddressed", WGF_WIRE_ERROR_MISADDRESSED},
+	        {WGF_WIRE_STALE, "stale", WGF_WIRE_ERROR_STALE},
+	        {WGF_WIRE_REPLAY, "replay", WGF_WIRE_ERROR_REPLAY},
+	        {WGF_WIRE_BAD_BODY, "bad_body", WGF_WIRE_ERROR_BAD_REQUEST},
+	        {WGF_WIRE_REFUSAL__COUNT, "unknown", WGF_WIRE_ERROR_UNSPECIFIED},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_string_equal(wgf_wire_refusal_name(cases[i].why), cases[i].name);
+		assert_int_equal(wgf_wire_refusal_code(cases[i].why), cases[i].code);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -853,6 +1377,20 @@ int main(void)
 	        cmocka_unit_test(test_body_kind),
 	        cmocka_unit_test(test_body_peek_kind),
 	        cmocka_unit_test(test_msg_free_null),
+	        cmocka_unit_test(test_accept_request),
+	        cmocka_unit_test(test_accept_unreadable),
+	        cmocka_unit_test(test_accept_other_version),
+	        cmocka_unit_test(test_accept_unknown_sender),
+	        cmocka_unit_test(test_accept_too_large_before_signature),
+	        cmocka_unit_test(test_accept_bad_signature),
+	        cmocka_unit_test(test_accept_misaddressed),
+	        cmocka_unit_test(test_accept_stale),
+	        cmocka_unit_test(test_accept_replayed_request),
+	        cmocka_unit_test(test_accept_answer_bound_to_request),
+	        cmocka_unit_test(test_accept_bad_body),
+	        cmocka_unit_test(test_accept_out_of_memory),
+	        cmocka_unit_test(test_answerable),
+	        cmocka_unit_test(test_refusal_names_and_codes),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
