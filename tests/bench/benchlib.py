@@ -489,10 +489,11 @@ def sim_server_plan(keys, routers_per_server, base="10.0.0.0"):
     return prefix, plan
 
 
-def register_sim_servers_sql(pg, keys, routers_per_server, base="10.0.0.0", batch=2000):
+def register_sim_servers_sql(pg, keys, routers_per_server, base="10.0.0.0", batch=400):
     """As register_sim_servers, in bulk (setup speed): the same SQL function the API's
     POST /v1/servers calls, wgf_api_create_server(), with the admin key's stored prefix
-    and hash, for `batch` servers per transaction. The servers, their pools and the audit
+    and hash, for `batch` servers per transaction (one psql -c argument: the kernel
+    holds an argument to 128 KiB). The servers, their pools and the audit
     rows are what the API would have made, and the coordinator learns of them as it does
     of any (the wgf_servers notification, then wgf_channel_registry()). The API's own
     input checks (name, pool, gateway) are not run: the plan meets them by construction."""

@@ -26,7 +26,7 @@ Usage: tests/bench/fanout.py [--quick] [--agents N] [--routers N] [--changes N]
                       way each simulated agent's socket is one connection of its own
   --register api|sql  servers through POST /v1/servers one by one (default up to 1,000
                       agents), or in bulk (default above): the same SQL function that
-                      route calls, wgf_api_create_server(), 500 to a transaction
+                      route calls, wgf_api_create_server(), 400 to a transaction
   --ramp MS           fleetsim starts its agents (socket, dial, first sync) spread over
                       this long (default 2 ms an agent, at least 2,000)
   --channel-option NAME=VALUE
