@@ -87,6 +87,12 @@ TARGET_RSS_KIB_LARGE = 128 * 1024
 NAME = "fanout"
 
 
+def xacts(pg):
+    """Transactions committed and rolled back in the wgfleet database so far."""
+    return int(pg.scalar("SELECT xact_commit + xact_rollback FROM pg_stat_database "
+                         "WHERE datname = current_database()"))
+
+
 def channel_settings(n_agents, channel, options):
     """The [channel] settings: raised caps where n_agents needs them, then --channel-option."""
     out = {}
@@ -227,11 +233,17 @@ def main():
     ready_s = time.monotonic() - t
     load["agents_ready"] = B.loadavg()
     rss_ready = B.proc_status(coord.proc.pid)
-    time.sleep(2)
+    # The settled agents' own load on the database: polls, resyncs, reports, each a
+    # transaction (pg_stat_database counts commits and rollbacks a little late).
+    settle_s = 10 if large else 2
+    x0, t = xacts(pg), time.monotonic()
+    time.sleep(settle_s)
+    idle_xacts_per_s = round((xacts(pg) - x0) / (time.monotonic() - t), 1)
     rss_agents = B.proc_status(coord.proc.pid)
     B.log(NAME, f"all {n_agents} agents have their snapshot after {ready_s:.1f} s; coordinator "
           f"VmRSS {rss_agents['VmRSS']} KiB, VmHWM {rss_agents['VmHWM']} KiB "
-          f"(load {load['agents_ready']})")
+          f"(load {load['agents_ready']}); {idle_xacts_per_s} database transactions/s with "
+          f"no changes over {settle_s} s")
 
     work = [("set", rid) for rid in pending] + [("rotate", rid) for rid in keyed]
     random.shuffle(work)
@@ -240,6 +252,7 @@ def main():
     meter = B.ProcMeter({"coordinator": coord.proc.pid, "postgres": pg.pids,
                          "fleetsim": sim.proc.pid, "submitter (this script)": os.getpid()})
     interval = 1.0 / args.rate
+    x0 = xacts(pg)
     t0 = time.monotonic()
     for i, (_, rid) in enumerate(work):
         wait = t0 + i * interval - time.monotonic()
@@ -252,6 +265,7 @@ def main():
         if status != 200:
             raise B.Failure(f"PUT public-key: {status} {body}")
     submit_s = time.monotonic() - t0
+    submit_xacts_per_s = round((xacts(pg) - x0) / submit_s, 1)
     load["submitted"] = B.loadavg()
     B.wait_for("every server's change applied", lambda: pg.scalar(
         "SELECT count(*) FROM servers WHERE applied_revision <> revision") == "0", 120, 0.2)
@@ -293,6 +307,8 @@ def main():
         "rotations": len(keyed), "rate_per_s": args.rate,
         "submit_s": round(submit_s, 2), "durability": "fast" if fast else "durable",
         "agents_ready_s": round(ready_s, 1), "agents_with_changes": touched,
+        "db_xacts_per_s": {"settled_no_changes": idle_xacts_per_s,
+                           "during_submissions": submit_xacts_per_s},
         "http_put_ms": B.summary_ms(http_ms),
         "db_commit_to_applied_ms": B.summary_ms(db_ms),
         "sim_commit_to_received_ms": B.summary_ms(recv_ms),
@@ -320,6 +336,8 @@ def main():
     print("load      " + "; ".join(f"{k} {v}" for k, v in load.items()))
     print(f"agents    all ready (snapshot applied, report answered) {ready_s:.1f} s after "
           f"start (ramp {ramp_ms} ms); {touched} received changes; fleetsim: {sim.summary}")
+    print(f"database  {idle_xacts_per_s} transactions/s settled with no changes, "
+          f"{submit_xacts_per_s} during the submissions")
     for label, k in (("db commit -> applied_at", "db_commit_to_applied_ms"),
                      ("commit -> SyncReply at agent", "sim_commit_to_received_ms"),
                      ("commit -> report answered", "sim_commit_to_report_answered_ms"),
