@@ -195,12 +195,22 @@ class Postgres:
 # ---- the coordinator ----
 
 class Coordinator:
-    """wgfleet-coordinator on 127.0.0.1 (a port the kernel picks) with an ipc:// channel."""
+    """wgfleet-coordinator on 127.0.0.1 (a port the kernel picks) with an ipc:// channel,
+    or with channel="tcp" a tcp:// one on 127.0.0.1 (a port the kernel picks, read from
+    the log once started). channel_settings: {name: value} added to [channel]."""
 
-    def __init__(self, cleanup, build, workdir, conninfo, extra="", db_connections=None):
+    def __init__(self, cleanup, build, workdir, conninfo, extra="", db_connections=None,
+                 channel="ipc", channel_settings=None):
         self.bin = os.path.join(build, "coordinator", "wgfleet-coordinator")
         self.workdir = workdir
-        self.channel_url = f"ipc://{workdir}/channel.sock"
+        self.channel = channel
+        if channel == "tcp":
+            self.channel_url = "tcp://127.0.0.1:0"
+        elif channel == "ipc":
+            self.channel_url = f"ipc://{workdir}/channel.sock"
+        else:
+            raise ValueError(f"channel: ipc or tcp, not {channel!r}")
+        chan_extra = "".join(f"{k} = {v}\n" for k, v in (channel_settings or {}).items())
         secret = os.path.join(workdir, "api-key.secret")
         fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.write(fd, base64.b64encode(os.urandom(32)) + b"\n")
@@ -209,7 +219,7 @@ class Coordinator:
         with open(self.config, "w") as f:
             conns = f"connections = {db_connections}\n" if db_connections else ""
             f.write(f"[database]\nconninfo = {conninfo}\n{conns}[http]\nlisten = 127.0.0.1:0\n"
-                    f"[channel]\nlisten = {self.channel_url}\n"
+                    f"[channel]\nlisten = {self.channel_url}\n{chan_extra}"
                     f"signing_key_file = {workdir}/coordinator.key\n"
                     f"[api]\nkey_hash_secret_file = {secret}\n{extra}")
         self.cli("migrate")
@@ -233,9 +243,16 @@ class Coordinator:
                                      stdout=self.logf, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            m = re.search(r"msg=Listening .*port=(\d+)", open(self.log_path).read())
+            text = open(self.log_path).read()
+            m = re.search(r"msg=Listening .*port=(\d+)", text)
             if m:
                 self.port = int(m.group(1))
+                if self.channel == "tcp":
+                    u = re.search(r'msg="Listening for agents".*?url=(tcp://127\.0\.0\.1:\d+)',
+                                  text)
+                    if not u:
+                        raise Failure("the coordinator did not log its channel's address")
+                    self.channel_url = u.group(1)
                 return self
             if self.proc.poll() is not None:
                 raise Failure(f"the coordinator exited: {open(self.log_path).read()[-2000:]}")
@@ -448,20 +465,65 @@ def fleetsim_keys(build, n, prefix="sim"):
 
 def register_sim_servers(coord, keys, routers_per_server, base="10.0.0.0"):
     """A server per simulated agent, each with a pool just large enough, in sequence."""
+    prefix, plan = sim_server_plan(keys, routers_per_server, base)
+    for name, agent_key, pool, gw in plan:
+        coord.expect(201, "POST", "/v1/servers", body={
+            "name": name, "endpoint": f"{name}.example.net:51820", "pool": pool,
+            "gateway": gw, "agent_key": agent_key})
+    return prefix
+
+
+def sim_server_plan(keys, routers_per_server, base="10.0.0.0"):
+    """(pool prefix length, [(name, agent_key, pool, gateway)]): a pool per simulated
+    agent just large enough for routers_per_server, one after another from base."""
     need = routers_per_server + 3
     prefix = 32
     while (1 << (32 - prefix)) < need + 1:
         prefix -= 1
     size = 1 << (32 - prefix)
     start = int.from_bytes(socket.inet_aton(base), "big")
+    plan = []
     for i, (name, agent_key) in enumerate(keys):
         net = start + i * size
-        coord.expect(201, "POST", "/v1/servers", body={
-            "name": name, "endpoint": f"{name}.example.net:51820",
-            "pool": f"{socket.inet_ntoa(net.to_bytes(4, 'big'))}/{prefix}",
-            "gateway": socket.inet_ntoa((net + 1).to_bytes(4, "big")),
-            "agent_key": agent_key})
+        plan.append((name, agent_key, f"{socket.inet_ntoa(net.to_bytes(4, 'big'))}/{prefix}",
+                     socket.inet_ntoa((net + 1).to_bytes(4, "big"))))
+    return prefix, plan
+
+
+def register_sim_servers_sql(pg, keys, routers_per_server, base="10.0.0.0", batch=400):
+    """As register_sim_servers, in bulk (setup speed): the same SQL function the API's
+    POST /v1/servers calls, wgf_api_create_server(), with the admin key's stored prefix
+    and hash, for `batch` servers per transaction (one psql -c argument: the kernel
+    holds an argument to 128 KiB). The servers, their pools and the audit
+    rows are what the API would have made, and the coordinator learns of them as it does
+    of any (the wgf_servers notification, then wgf_channel_registry()). The API's own
+    input checks (name, pool, gateway) are not run: the plan meets them by construction."""
+    prefix, plan = sim_server_plan(keys, routers_per_server, base)
+    for at in range(0, len(plan), batch):
+        rows = ",\n".join(
+            f"('{name}', '{name}.example.net:51820', '{pool}', '{gw}', '{agent_key}')"
+            for name, agent_key, pool, gw in plan[at:at + batch])
+        made = pg.sql(f"""
+SELECT count(wgf_api_create_server(k.prefix, k.hash, v.name, v.endpoint, NULL, v.pool::cidr,
+	v.gateway::inet, decode(v.agent_key, 'base64'), NULL, NULL, 'bench-bulk-' || v.name))
+FROM (VALUES {rows}) AS v(name, endpoint, pool, gateway, agent_key),
+	(SELECT prefix, hash FROM api_keys WHERE scope = 'admin' AND revoked_at IS NULL
+	 ORDER BY id LIMIT 1) AS k""", timeout=600)
+        if int(made[0][0]) != len(plan[at:at + batch]):
+            raise Failure(f"bulk registration made {made[0][0]} servers, not "
+                          f"{len(plan[at:at + batch])}")
     return prefix
+
+
+def registry_size(coord):
+    """Servers in the coordinator's agent registry at its last load (its log), 0 before."""
+    m = re.findall(r'msg="Agent registry loaded".*?servers=(\d+)', open(coord.log_path).read())
+    return int(m[-1]) if m else 0
+
+
+def loadavg():
+    """/proc/loadavg's three load averages, as a string."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 class Fleetsim:

@@ -39,13 +39,17 @@
  *     staged page by page, each asked for with page_base and the last key received,
  *     and replaces the peer set, with the last page's changes over it, once the last
  *     page is in; deltas count only within the agent's epoch and from its revision.
- *     Agents start spread over --ramp ms (default 2000). An Error answer, a timeout, an
- *     unreadable answer or one that cannot be applied costs a jittered exponential
- *     backoff (250 ms to 30 s), as in the agent; the last also asks for a snapshot.
+ *     Agents start spread evenly over --ramp ms (default 2000): each opens its socket
+ *     and dials only when its turn comes, so thousands of connections do not all arrive
+ *     at once. An Error answer, a timeout, an unreadable answer or one that cannot be
+ *     applied costs a jittered exponential backoff (250 ms to 30 s), as in the agent;
+ *     the last also asks for a snapshot. URL may be ipc:// or tcp://; on either, each
+ *     agent's socket makes one connection (one nng pipe) of its own.
  *
  *     Every peer and change an agent receives is tallied. Once every agent has applied
  *     its first snapshot and had its report answered, "ready N" goes to stdout. A line
- *     "stop" on stdin, the end of stdin or --duration seconds (default 600) stops it;
+ *     "stop" on stdin, the end of stdin or --duration seconds (default 600, counted
+ *     from when the last agent started) stops it;
  *     it then writes --out (default stdout) and a "done ..." summary line to stdout:
  *
  *       agent IDX SERVER REVISION snapshots=N pages=N snapshot_peers=N changes=N
@@ -657,20 +661,26 @@ static int run(struct sim *sim, const char *out)
 	unsigned long errors = 0, timeouts = 0, bad = 0, foreign = 0, changes = 0, snaps = 0;
 	unsigned long pages = 0;
 	unsigned ready;
+	uint64_t t0;
 	FILE *f = stdout;
 
 	raise_fd_limit(sim->n_agents);
 	sim->agents = calloc(sim->n_agents, sizeof(*sim->agents));
 	if (!sim->agents)
 		die("out of memory");
+	t0 = clock_us(CLOCK_MONOTONIC);
 	for (unsigned i = 0; i < sim->n_agents; i++) {
 		struct agent *a = &sim->agents[i];
+		uint64_t at = t0 + (uint64_t)sim->ramp_ms * 1000 * i / sim->n_agents,
+		         now = clock_us(CLOCK_MONOTONIC);
 
+		if (at > now)
+			usleep((useconds_t)(at - now));
 		a->idx = i;
 		agent_open(sim, a);
 		a->op = OP_START;
 		a->phase = PHASE_SLEEP;
-		nng_sleep_aio((nng_duration)((uint64_t)sim->ramp_ms * i / sim->n_agents), a->aio);
+		nng_sleep_aio(0, a->aio);
 	}
 	wait_for_stop(sim);
 	atomic_store(&sim->stopping, true);
