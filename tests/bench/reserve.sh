@@ -268,7 +268,7 @@ if [ -n "${WGF_BENCH_SQL:-}" ]; then
 	log "applying WGF_BENCH_SQL=$WGF_BENCH_SQL"
 	sql -f "$WGF_BENCH_SQL" >/dev/null || die "WGF_BENCH_SQL=$WGF_BENCH_SQL failed"
 fi
-db_conns_effective=$(coord dump-config 2>/dev/null | awk -F' = ' '$1 == "connections" { print $2; exit }')
+db_conns_effective=$(coord dump-config 2>/dev/null | awk -F' = ' '$1 == "connections" && !n++ { print $2 }')
 
 # ---- the coordinator ----
 "$coordinator" --config "$tmp/coordinator.conf" serve >"$tmp/coordinator.log" 2>&1 &
