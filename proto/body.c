@@ -465,6 +465,9 @@ static int decode_sync_reply(const Wgfleet__V1__SyncReply *in, struct wgf_sync_r
 		        in->n_peers, in->n_changes, in->n_routable);
 	if (!in->snapshot && (in->n_peers > 0 || in->more || in->page_base > 0))
 		return wgf_err_set(err, -EBADMSG, "a reply of deltas carries snapshot fields");
+	if (in->snapshot && in->more && in->n_changes > 0)
+		return wgf_err_set(err, -EBADMSG,
+		                   "a snapshot page that is not the last has changes");
 	out->revision = in->revision;
 	out->snapshot = in->snapshot;
 	out->page_base = in->page_base;

@@ -785,6 +785,16 @@ static void test_refuses_deltas_with_snapshot_fields(void **state)
 	decode_fails(&p.body, -EBADMSG, msg);
 }
 
+static void test_refuses_changes_before_the_last_page(void **state)
+{
+	struct pb_reply p;
+
+	(void)state;
+	pb_reply_init(&p, 2);
+	p.reply.more = true;
+	decode_fails(&p.body, -EBADMSG, "a snapshot page that is not the last has changes");
+}
+
 static void test_refuses_page_after_without_base(void **state)
 {
 	Wgfleet__V1__Body b = WGFLEET__V1__BODY__INIT;
@@ -1070,6 +1080,7 @@ int main(void)
 	        cmocka_unit_test(test_refuses_server_names),
 	        cmocka_unit_test(test_refuses_peers_out_of_order),
 	        cmocka_unit_test(test_refuses_deltas_with_snapshot_fields),
+	        cmocka_unit_test(test_refuses_changes_before_the_last_page),
 	        cmocka_unit_test(test_refuses_page_after_without_base),
 	        cmocka_unit_test(test_refuses_unknown_kind),
 	        cmocka_unit_test(test_long_text_is_cut_at_a_character),
