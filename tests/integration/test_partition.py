@@ -36,7 +36,7 @@ import time
 
 import pytest
 
-from conftest import log_lines, run
+from conftest import Coordinator, log_lines, run
 from test_story import World
 from wglib import WG, WG_GO, wait_for
 
@@ -174,3 +174,46 @@ def test_partition_heals_within_5_s(wan_world):
     assert k1 in world.vps_peers()
     assert removals(world) == 0
     assert took <= HEAL_TARGET_S, f"{took:.2f} s after the heal (load {load})"
+
+
+def test_a_dead_replica_does_not_stop_a_live_one(wan_world):
+    """Two coordinators on one database: one behind the cut, one on ipc:// beside it."""
+    wan, world = wan_world
+    other_url = f"ipc://{world.tmp}/other.sock"
+    other = Coordinator(world.tmp, world.conninfo, channel_listen=other_url)
+    other.start()
+    try:
+        world.write_agent_conf(f"{world.chan},{other_url}")
+        world.start_agent()
+        wait_for("the server's key", lambda: world.server()["public_key"], timeout=15)
+        k1 = set_key(world)
+        wait_for("peer 1", lambda: k1 in world.vps_peers(), timeout=5)
+        time.sleep(1)
+
+        wan.cut()
+        cut_at = time.monotonic()
+        time.sleep(2)
+        k2 = set_key(world)
+        changed_at = time.monotonic()
+        # Through the live replica, during the cut: the requests that went to the dead
+        # one time out (3 s), its link is redialed, and the rest go to the live one.
+        wait_for("the change through the live replica", lambda: k2 in world.vps_peers(),
+                 timeout=10, interval=0.01)
+        took = time.monotonic() - changed_at
+        print(f"one replica cut: the change arrived in {took:.2f} s")
+        assert took <= HEAL_TARGET_S + 3, took
+        time.sleep(max(0.0, cut_at + 10 - time.monotonic()))
+        wan.heal()
+        wait_for("the cut replica answering again", lambda: any(
+            line.get("msg") == "The coordinator answers again" and line.get("url") == world.chan
+            for line in log_lines(world.agent_log.read_text())), timeout=10, interval=0.1)
+        lines = log_lines(world.agent_log.read_text())
+        dead = [line for line in lines if line.get("msg", "").startswith("No answer")]
+        assert dead and all(line["url"] == world.chan for line in dead), dead
+        # Once per event, not per retry.
+        assert sum(line.get("msg") == "No answer on the connection to a coordinator, "
+                   "dialing afresh" for line in dead) == 1, dead
+        assert {k1, k2} <= world.vps_peers()
+        assert removals(world) == 0
+    finally:
+        other.stop()
