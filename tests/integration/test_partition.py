@@ -11,22 +11,26 @@ through a "wan" namespace that forwards between two veth pairs:
 
 The cut is a pfifo qdisc of length 0 on both of the wan namespace's veths, so every
 packet either way is dropped silently in the middle. (On the endpoints' own devices a
-qdisc drop is reported to the local sender as ENOBUFS, and TCP then retries every
-500 ms instead of backing off, which is not what a dead path looks like. This
-kernel has no netem, prio, matchall or gact; a zero-length pfifo is what works.)
+qdisc drop is reported to the local sender as ENOBUFS, which TCP takes for local
+congestion and retries every 500 ms without backing off, by the kernel's source: not
+what a dead path looks like. This kernel has no netem, prio, matchall or gact
+action; a zero-length pfifo is what works.)
 
 Why 30 s is long enough: TCP doubles its retransmission timeout from about 200 ms at
 each loss, so a segment first lost at the start of the cut is retransmitted at about
 0.2, 0.6, 1.4, 3, 6.2, 12.6, 25.4 and 51 s; after 30 s the next try is some 20 s
 after the heal. A SYN sent during the cut is retried at 1, 3, 7, 15 and 31 s, so a
 plain nng redial waits up to 16 s more. Anything faster than that after the heal is
-the agent's own doing (proto/../README "The channel between them").
+the agent's own doing (README, "The channel between them").
 
 Heal-to-peer times (from the heal to the change made during the cut on the VPS's
-interface; 2 shared cores, /proc/loadavg beside each):
+interface; 2 shared cores, /proc/loadavg when it arrived; more in docs/BENCHMARKS.md,
+section 7):
 
-    main (5043368), no dead-path detection:  not within 40 s (load 4.4 4.2 5.3)
-    with dead-path detection (this branch):  see docs/BENCHMARKS.md
+    main (5043368), 30 s cut:     not within 40 s (7.96 5.83 6.12); 31.65 s (7.99 6.16 6.20)
+    h-partition, 30 s cut:        0.40 s (2.00 4.52 5.59), 0.44 s (5.66 4.80 5.40),
+                                  0.93 s (2.99 4.30 5.16), 0.63 s (3.24 4.22 5.10)
+    h-partition, 60 s cut:        0.75 s (3.77 4.19 5.02)
 """
 import base64
 import os
