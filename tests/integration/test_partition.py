@@ -35,7 +35,6 @@ section 7):
 import base64
 import os
 import secrets
-import subprocess
 import time
 
 import pytest
