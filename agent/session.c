@@ -813,7 +813,9 @@ int session_start(uv_loop_t *loop, const struct session_options *o,
 		free(s);
 		return -ENOMEM;
 	}
-	qsort(s->desired.peers, s->desired.n_peers, sizeof(*s->desired.peers), cmp_peer_key);
+	if (s->desired.n_peers > 0) /* (peers is NULL without an initial set) */
+		qsort(s->desired.peers, s->desired.n_peers, sizeof(*s->desired.peers),
+		      cmp_peer_key);
 	/* The lock and the async come first: pipe_event() may run once a dialer starts. */
 	pthread_mutex_init(&s->mu, NULL);
 	uv_async_init(loop, &s->async, on_async);
