@@ -206,6 +206,15 @@ static void link_redial(struct link *l)
 	l->dialer = d;
 }
 
+static void on_redial(uv_timer_t *t);
+
+/* Starts the redial timer unless it runs. */
+static void arm_redial(struct session *s)
+{
+	if (!uv_is_active((uv_handle_t *)&s->redial))
+		uv_timer_start(&s->redial, on_redial, REDIAL_TICK_MS, REDIAL_TICK_MS);
+}
+
 /*
  * A request on l went unanswered past its deadline: the path is taken for dead (a
  * frozen coordinator looks the same, and a fresh connection costs it little). Logged
@@ -227,6 +236,7 @@ static void link_dead(struct sess_ctx *c)
 	}
 	l->dead = true;
 	link_redial(l);
+	arm_redial(c->s);
 }
 
 /* An answer came on l: whatever was wrong with its path is over. */
@@ -238,11 +248,15 @@ static void link_alive(struct link *l)
 	log_fields(LOG_NOTICE, "The coordinator answers again", {"url", l->url});
 }
 
-/* Every REDIAL_TICK_MS: a link down for its redial_ms gets a fresh dialer. */
+/*
+ * Every REDIAL_TICK_MS while a link is down: one down for its redial_ms gets a fresh
+ * dialer. With every link up the timer stops; a lost connection starts it again.
+ */
 static void on_redial(uv_timer_t *t)
 {
 	struct session *s = t->data;
 	uint64_t now = uv_now(s->loop);
+	bool all_up = true;
 
 	for (size_t i = 0; i < s->n_links; i++) {
 		struct link *l = &s->links[i];
@@ -251,6 +265,7 @@ static void on_redial(uv_timer_t *t)
 			l->up = true;
 			continue;
 		}
+		all_up = false;
 		if (l->up) {
 			/* Just lost: nng redials at once; replace that attempt only if it hangs. */
 			l->up = false;
@@ -259,6 +274,8 @@ static void on_redial(uv_timer_t *t)
 		if (now - l->dialed_at >= l->redial_ms)
 			link_redial(l);
 	}
+	if (all_up)
+		uv_timer_stop(t);
 }
 
 /* A link with a connection up, taking turns; NULL when none is. */
@@ -712,6 +729,7 @@ static void on_async(uv_async_t *a)
 	}
 	/* A connection came up: what waited for one goes now. */
 	if (pipes_changed) {
+		arm_redial(s);
 		if (!s->poll_held)
 			start_poll(s);
 		kick_work(s);
@@ -853,7 +871,7 @@ int session_start(uv_loop_t *loop, const struct session_options *o,
 		return rv;
 	}
 	uv_timer_start(&s->resync, on_resync, o->resync_ms, o->resync_ms);
-	uv_timer_start(&s->redial, on_redial, REDIAL_TICK_MS, REDIAL_TICK_MS);
+	arm_redial(s);
 	s->want_sync = true;
 	kick_work(s);
 	start_poll(s);
