@@ -361,7 +361,7 @@ static void on_tls_timer(uv_timer_t *t)
 		struct wgf_tls_dial_failures f;
 
 		if ((d->tls_logged_ms[i] && now - d->tls_logged_ms[i] < TLS_LOG_MS) ||
-		    wgf_tls_dial_failures(urls[i], &f) < 0 ||
+		    session_dial_failures(d->sess, i, &f) < 0 ||
 		    !log_tls_failures(d, urls[i], &d->tls_failures[i], &f))
 			continue;
 		d->tls_failures[i] = f;
@@ -407,6 +407,7 @@ static int start_session(struct daemon *d)
 	        .server = d->s.server,
 	        .resync_ms = d->s.resync_interval_ms,
 	        .request_timeout_ms = d->s.request_timeout_ms,
+	        .poll_wait_ms = d->s.poll_wait_ms,
 	        .max_skew_ms = d->s.max_clock_skew_ms,
 	};
 	char urls[sizeof(d->s.coordinator_urls)], path[PATH_MAX];

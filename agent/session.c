@@ -23,9 +23,12 @@
 #define REPORTS_MAX      16
 /* Peer facts per report: about 80 bytes each encoded, so a report stays near 1.6 MB. */
 #define REPORT_FACTS_MAX 20000
-#define POLL_TIMEOUT_MS  (10 * 60 * 1000) /* the coordinator answers well before */
 #define BACKOFF_MIN_MS   250
 #define BACKOFF_MAX_MS   30000
+/* A link without a connection gets a fresh dialer every 1-2 s (see session.h). */
+#define REDIAL_MS        1000
+#define REDIAL_TICK_MS   250
+#define LINK_PIPES_MAX   4
 
 enum op {
 	OP_IDLE,
@@ -39,10 +42,30 @@ enum phase {
 	PHASE_RECV,
 };
 
+/* One coordinator URL: its own req0 socket, so a request's link is known. */
+struct link {
+	struct session *s;
+	size_t i;
+	char *url;
+	nng_tls_config *tls; /* our reference, or NULL */
+	nng_socket sock;
+	nng_dialer dialer;              /* the current one; pipes of others are on their way out */
+	uint32_t pipes[LINK_PIPES_MAX]; /* under s->mu: nng pipe ids from pipe_event() */
+	size_t n_pipes;                 /* under s->mu */
+	uint64_t dialed_at;             /* loop time of the last fresh dialer, or of going down */
+	uint64_t redial_ms;             /* REDIAL_MS to 2 * REDIAL_MS, jittered per dial */
+	struct wgf_tls_dial_failures failed; /* of its closed dialers */
+	bool up;                             /* a connection was up at the last look */
+	bool dead;                           /* declared dead (and logged) until it answers again */
+};
+
 struct sess_ctx {
 	struct session *s;
-	nng_ctx ctx;
+	nng_ctx ctx[SESSION_URLS_MAX]; /* one on each link's socket */
 	nng_aio *aio;
+	struct link *link; /* where the request in flight went */
+	int dialer_id;     /* and through which of its dialers */
+	uint64_t sent_at;
 	enum op op;
 	enum phase phase;
 	uint8_t nonce[WGF_NONCE_LEN];
@@ -63,12 +86,14 @@ struct session {
 	struct session_callbacks cb;
 	void *cb_ctx;
 	uint8_t pk[WGF_SIGN_PK_LEN];
-	nng_socket sock;
+	struct link links[SESSION_URLS_MAX];
+	size_t n_links, next_link;
 	struct sess_ctx poll, work;
 	uv_async_t async;
-	uv_timer_t resync;
+	uv_timer_t resync, redial;
 	pthread_mutex_t mu;
 	struct sess_ctx *ready_head, *ready_tail; /* under mu */
+	bool pipes_changed;                       /* under mu */
 	struct cache_state desired;               /* sorted by key; what deltas apply to */
 	struct cache_state staging;               /* the pages of a snapshot so far */
 	uint64_t page_base;                       /* > 0: staging holds pages from there */
@@ -95,16 +120,194 @@ static void aio_done(void *arg)
 	uv_async_send(&s->async);
 }
 
-/* Seals body (serialized) and sends it on c; the answer arrives through aio_done. */
+/* nng's pipe callbacks (its threads): the connections each link has up. */
+static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct link *l = arg;
+	struct session *s = l->s;
+	uint32_t id = (uint32_t)nng_pipe_id(p);
+
+	pthread_mutex_lock(&s->mu);
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		if (l->n_pipes < LINK_PIPES_MAX)
+			l->pipes[l->n_pipes++] = id;
+	} else {
+		for (size_t i = 0; i < l->n_pipes; i++) {
+			if (l->pipes[i] == id) {
+				l->pipes[i] = l->pipes[--l->n_pipes];
+				break;
+			}
+		}
+	}
+	s->pipes_changed = true;
+	pthread_mutex_unlock(&s->mu);
+	uv_async_send(&s->async);
+}
+
+/*
+ * Whether l has a connection of its current dialer up. Pipes of a closed dialer are
+ * closing (their requests fail with NNG_ECONNRESET), and an id whose pipe is gone
+ * (its removal raced its addition) is dropped here.
+ */
+static bool link_up(struct link *l)
+{
+	struct session *s = l->s;
+	int dialer = nng_dialer_id(l->dialer);
+	bool up = false;
+
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < l->n_pipes;) {
+		nng_pipe p = {.id = l->pipes[i]};
+
+		if (dialer > 0 && nng_dialer_id(nng_pipe_dialer(p)) == dialer) {
+			up = true;
+			i++;
+		} else {
+			l->pipes[i] = l->pipes[--l->n_pipes];
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	return up;
+}
+
+/* Closes l's dialer, and with it its connection or the attempt in flight; dials anew. */
+static void link_redial(struct link *l)
+{
+	nng_dialer d = NNG_DIALER_INITIALIZER;
+	int rv;
+
+	if (nng_dialer_id(l->dialer) > 0) {
+		struct wgf_tls_dial_failures f;
+
+		/* Its counts go with it: keep them for session_dial_failures(). */
+		if (l->tls && wgf_tls_dial_failures(l->dialer, &f) == 0) {
+			l->failed.handshake += f.handshake;
+			l->failed.other += f.other;
+		}
+		nng_dialer_close(l->dialer);
+	}
+	l->dialer = (nng_dialer)NNG_DIALER_INITIALIZER;
+	l->up = false;
+	l->dialed_at = uv_now(l->s->loop);
+	l->redial_ms = REDIAL_MS + randombytes_uniform(REDIAL_MS + 1);
+	rv = nng_dialer_create(&d, l->sock, l->url);
+	if (rv == 0 && l->tls)
+		rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, l->tls);
+	if (rv == 0)
+		rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+	if (rv != 0) {
+		/* Out of memory, most likely; the redial timer tries again. */
+		if (nng_dialer_id(d) > 0)
+			nng_dialer_close(d);
+		log_fields(LOG_ERR, "Cannot dial a coordinator", {"url", l->url},
+		           {"error", nng_strerror(rv)});
+		return;
+	}
+	l->dialer = d;
+}
+
+static void on_redial(uv_timer_t *t);
+
+/* Starts the redial timer unless it runs. */
+static void arm_redial(struct session *s)
+{
+	if (!uv_is_active((uv_handle_t *)&s->redial))
+		uv_timer_start(&s->redial, on_redial, REDIAL_TICK_MS, REDIAL_TICK_MS);
+}
+
+/*
+ * A request on l went unanswered past its deadline: the path is taken for dead (a
+ * frozen coordinator looks the same, and a fresh connection costs it little). Logged
+ * once until l answers again.
+ */
+static void link_dead(struct sess_ctx *c)
+{
+	struct link *l = c->link;
+	const char *what = c->op == OP_POLL ? "poll" : c->op == OP_SYNC ? "sync" : "report";
+	char waited[24];
+
+	if (!l || c->dialer_id != nng_dialer_id(l->dialer))
+		return; /* that connection is gone already */
+	if (!l->dead) {
+		snprintf(waited, sizeof(waited), "%" PRIu64, uv_now(c->s->loop) - c->sent_at);
+		log_fields(LOG_WARNING,
+		           "No answer on the connection to a coordinator, dialing afresh",
+		           {"url", l->url}, {"request", what}, {"waited_ms", waited});
+	}
+	l->dead = true;
+	link_redial(l);
+	arm_redial(c->s);
+}
+
+/* An answer came on l: whatever was wrong with its path is over. */
+static void link_alive(struct link *l)
+{
+	if (!l || !l->dead)
+		return;
+	l->dead = false;
+	log_fields(LOG_NOTICE, "The coordinator answers again", {"url", l->url});
+}
+
+/*
+ * Every REDIAL_TICK_MS while a link is down: one down for its redial_ms gets a fresh
+ * dialer. With every link up the timer stops; a lost connection starts it again.
+ */
+static void on_redial(uv_timer_t *t)
+{
+	struct session *s = t->data;
+	uint64_t now = uv_now(s->loop);
+	bool all_up = true;
+
+	for (size_t i = 0; i < s->n_links; i++) {
+		struct link *l = &s->links[i];
+
+		if (link_up(l)) {
+			l->up = true;
+			continue;
+		}
+		all_up = false;
+		if (l->up) {
+			/* Just lost: nng redials at once; replace that attempt only if it hangs. */
+			l->up = false;
+			l->dialed_at = now;
+		}
+		if (now - l->dialed_at >= l->redial_ms)
+			link_redial(l);
+	}
+	if (all_up)
+		uv_timer_stop(t);
+}
+
+/* A link with a connection up, taking turns; NULL when none is. */
+static struct link *pick_link(struct session *s)
+{
+	for (size_t k = 0; k < s->n_links; k++) {
+		struct link *l = &s->links[(s->next_link + k) % s->n_links];
+
+		if (link_up(l)) {
+			s->next_link = (l->i + 1) % s->n_links;
+			return l;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Seals body (serialized) and sends it on c over a link that is up; the answer arrives
+ * through aio_done. With no link up, c stays idle and is kicked again when one is.
+ */
 static int send_bytes(struct sess_ctx *c, enum op op, const uint8_t *body, size_t len,
                       nng_duration timeout)
 {
 	struct session *s = c->s;
+	struct link *l = pick_link(s);
 	uint8_t *buf = NULL;
 	size_t buf_len = 0;
 	nng_msg *msg;
 	int r;
 
+	if (!l)
+		return 0;
 	r = wgf_wire_seal(s->o.sk, s->o.coordinator_pk, NULL, wgf_clock_wall_ms(), body, len,
 	                  c->nonce, &buf, &buf_len);
 	if (r < 0)
@@ -116,9 +319,12 @@ static int send_bytes(struct sess_ctx *c, enum op op, const uint8_t *body, size_
 	free(buf);
 	c->op = op;
 	c->phase = PHASE_SEND;
+	c->link = l;
+	c->dialer_id = nng_dialer_id(l->dialer);
+	c->sent_at = uv_now(s->loop);
 	nng_aio_set_msg(c->aio, msg);
 	nng_aio_set_timeout(c->aio, timeout);
-	nng_ctx_send(c->ctx, c->aio);
+	nng_ctx_send(c->ctx[l->i], c->aio);
 	return 0;
 }
 
@@ -149,7 +355,10 @@ static void start_poll(struct session *s)
 	snprintf(b.hint.server, sizeof(b.hint.server), "%s", s->o.server);
 	b.hint.revision = s->desired.revision;
 	memcpy(b.hint.epoch, s->desired.epoch, WGF_EPOCH_LEN);
-	(void)send_body(&s->poll, OP_POLL, &b, POLL_TIMEOUT_MS);
+	/* The coordinator answers within its poll wait; later than that and a margin, the
+	 * path is dead. */
+	(void)send_body(&s->poll, OP_POLL, &b,
+	                (nng_duration)(s->o.poll_wait_ms + s->o.request_timeout_ms));
 }
 
 /* The work context does one thing at a time: a sync if one is wanted, else a report. */
@@ -441,16 +650,40 @@ static void handle_answer(struct sess_ctx *c, const struct wgf_body *b)
 	kick_work(s);
 }
 
+/* A request failed with nng's rv: a timeout is a dead path; c tries again. */
+static void request_failed(struct sess_ctx *c, int rv)
+{
+	struct link *l = c->link;
+
+	if (rv == NNG_ETIMEDOUT) {
+		link_dead(c);
+		if (c->op == OP_POLL) {
+			/* At once: on another link, or once this one is back. */
+			c->op = OP_IDLE;
+			start_poll(c->s);
+			return;
+		}
+	} else if (l && c->dialer_id == nng_dialer_id(l->dialer)) {
+		/* (A connection we closed ourselves needs no line.) */
+		log_fields(LOG_WARNING, "No answer from the coordinator", {"url", l->url},
+		           {"error", nng_strerror(rv)});
+	}
+	backoff(c);
+}
+
 static void finish_stop(struct session *s);
 
 static void on_async(uv_async_t *a)
 {
 	struct session *s = a->data;
 	struct sess_ctx *c, *next;
+	bool pipes_changed;
 
 	pthread_mutex_lock(&s->mu);
 	c = s->ready_head;
 	s->ready_head = s->ready_tail = NULL;
+	pipes_changed = s->pipes_changed;
+	s->pipes_changed = false;
 	pthread_mutex_unlock(&s->mu);
 	for (; c; c = next) {
 		int rv = nng_aio_result(c->aio);
@@ -468,25 +701,18 @@ static void on_async(uv_async_t *a)
 		if (c->phase == PHASE_SEND) {
 			if (rv != 0) {
 				nng_msg_free(nng_aio_get_msg(c->aio));
-				backoff(c);
+				request_failed(c, rv);
 				continue;
 			}
 			c->phase = PHASE_RECV;
-			nng_ctx_recv(c->ctx, c->aio);
+			nng_ctx_recv(c->ctx[c->link->i], c->aio);
 			continue;
 		}
 		if (rv != 0) {
-			/* A long poll that outlived its timeout is not a failure. */
-			if (c->op == OP_POLL && rv == NNG_ETIMEDOUT) {
-				c->op = OP_IDLE;
-				start_poll(s);
-			} else {
-				log_fields(LOG_WARNING, "No answer from the coordinator",
-				           {"error", nng_strerror(rv)});
-				backoff(c);
-			}
+			request_failed(c, rv);
 			continue;
 		}
+		link_alive(c->link);
 		msg = nng_aio_get_msg(c->aio);
 		r = open_answer(c, msg, &b);
 		nng_msg_free(msg);
@@ -497,8 +723,17 @@ static void on_async(uv_async_t *a)
 		handle_answer(c, &b);
 		wgf_body_fini(&b);
 	}
-	if (s->stopping)
+	if (s->stopping) {
 		finish_stop(s);
+		return;
+	}
+	/* A connection came up: what waited for one goes now. */
+	if (pipes_changed) {
+		arm_redial(s);
+		if (!s->poll_held)
+			start_poll(s);
+		kick_work(s);
+	}
 }
 
 static void on_resync(uv_timer_t *t)
@@ -509,15 +744,73 @@ static void on_resync(uv_timer_t *t)
 	kick_work(s);
 }
 
+static void handle_closed(uv_handle_t *h);
+
 static int ctx_init(struct session *s, struct sess_ctx *c)
 {
 	int rv;
 
 	c->s = s;
 	rv = nng_aio_alloc(&c->aio, aio_done, c);
-	if (rv == 0)
-		rv = nng_ctx_open(&c->ctx, s->sock);
+	for (size_t i = 0; rv == 0 && i < s->n_links; i++)
+		rv = nng_ctx_open(&c->ctx[i], s->links[i].sock);
 	return rv != 0 ? wgf_err_from_nng(rv) : 0;
+}
+
+/* Opens l's socket and starts its first dialer. */
+static int link_open(struct session *s, struct link *l, const char *url, nng_tls_config *tls)
+{
+	int rv;
+
+	l->s = s;
+	l->i = (size_t)(l - s->links);
+	l->url = strdup(url);
+	if (!l->url)
+		return NNG_ENOMEM;
+	if (tls) {
+		nng_tls_config_hold(tls);
+		l->tls = tls;
+	}
+	rv = nng_req0_open(&l->sock);
+	if (rv == 0)
+		rv = nng_socket_set_size(l->sock, NNG_OPT_RECVMAXSZ, WGF_WIRE_MSG_MAX);
+	if (rv == 0)
+		rv = nng_socket_set_ms(l->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	if (rv == 0)
+		rv = nng_socket_set_ms(l->sock, NNG_OPT_RECONNMINT, 100);
+	if (rv == 0)
+		rv = nng_socket_set_ms(l->sock, NNG_OPT_RECONNMAXT, 5000);
+	if (rv == 0)
+		rv = nng_pipe_notify(l->sock, NNG_PIPE_EV_ADD_POST, pipe_event, l);
+	if (rv == 0)
+		rv = nng_pipe_notify(l->sock, NNG_PIPE_EV_REM_POST, pipe_event, l);
+	if (rv == 0)
+		rv = nng_dialer_create(&l->dialer, l->sock, url);
+	if (rv == 0 && tls)
+		rv = nng_dialer_set_ptr(l->dialer, NNG_OPT_TLS_CONFIG, tls);
+	if (rv == 0)
+		rv = nng_dialer_start(l->dialer, NNG_FLAG_NONBLOCK);
+	l->dialed_at = uv_now(s->loop);
+	l->redial_ms = REDIAL_MS + randombytes_uniform(REDIAL_MS + 1);
+	return rv;
+}
+
+/* Frees what link_open() took; the socket is closed already (or never opened). */
+static void link_fini(struct link *l)
+{
+	free(l->url);
+	l->url = NULL;
+	if (l->tls)
+		nng_tls_config_free(l->tls);
+	l->tls = NULL;
+}
+
+static void close_links(struct session *s)
+{
+	for (size_t i = 0; i < s->n_links; i++) {
+		if (nng_socket_id(s->links[i].sock) > 0)
+			nng_close(s->links[i].sock);
+	}
 }
 
 int session_start(uv_loop_t *loop, const struct session_options *o,
@@ -538,37 +831,31 @@ int session_start(uv_loop_t *loop, const struct session_options *o,
 		free(s);
 		return -ENOMEM;
 	}
-	qsort(s->desired.peers, s->desired.n_peers, sizeof(*s->desired.peers), cmp_peer_key);
-	rv = nng_req0_open(&s->sock);
-	if (rv == 0)
-		rv = nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, WGF_WIRE_MSG_MAX);
-	if (rv == 0)
-		rv = nng_socket_set_ms(s->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-	if (rv == 0)
-		rv = nng_socket_set_ms(s->sock, NNG_OPT_RECONNMINT, 100);
-	if (rv == 0)
-		rv = nng_socket_set_ms(s->sock, NNG_OPT_RECONNMAXT, 5000);
-	for (size_t i = 0; rv == 0 && i < o->n_urls; i++) {
-		nng_dialer d;
-
-		rv = nng_dialer_create(&d, s->sock, o->urls[i]);
-		if (rv == 0 && o->tls[i])
-			rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, o->tls[i]);
-		if (rv == 0)
-			rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
-	}
-	if (rv != 0) {
-		if (nng_socket_id(s->sock) > 0)
-			nng_close(s->sock);
-		cache_state_fini(&s->desired);
-		free(s);
-		return wgf_err_from_nng(rv);
-	}
+	if (s->desired.n_peers > 0) /* (peers is NULL without an initial set) */
+		qsort(s->desired.peers, s->desired.n_peers, sizeof(*s->desired.peers),
+		      cmp_peer_key);
+	/* The lock and the async come first: pipe_event() may run once a dialer starts. */
 	pthread_mutex_init(&s->mu, NULL);
 	uv_async_init(loop, &s->async, on_async);
 	s->async.data = s;
+	for (size_t i = 0; rv == 0 && i < o->n_urls && i < SESSION_URLS_MAX; i++) {
+		s->n_links++;
+		rv = link_open(s, &s->links[i], o->urls[i], o->tls[i]);
+	}
+	if (rv != 0) {
+		close_links(s);
+		for (size_t i = 0; i < s->n_links; i++)
+			link_fini(&s->links[i]);
+		s->n_links = 0;
+		s->open_handles = 1;
+		s->stopping = true;
+		uv_close((uv_handle_t *)&s->async, handle_closed);
+		return wgf_err_from_nng(rv);
+	}
 	uv_timer_init(loop, &s->resync);
 	s->resync.data = s;
+	uv_timer_init(loop, &s->redial);
+	s->redial.data = s;
 	uv_timer_init(loop, &s->poll.retry);
 	s->poll.retry.data = &s->poll;
 	uv_timer_init(loop, &s->work.retry);
@@ -584,10 +871,25 @@ int session_start(uv_loop_t *loop, const struct session_options *o,
 		return rv;
 	}
 	uv_timer_start(&s->resync, on_resync, o->resync_ms, o->resync_ms);
+	arm_redial(s);
 	s->want_sync = true;
 	kick_work(s);
 	start_poll(s);
 	*ret = s;
+	return 0;
+}
+
+int session_dial_failures(struct session *s, size_t i, struct wgf_tls_dial_failures *ret)
+{
+	int r;
+
+	if (i >= s->n_links)
+		return -EINVAL;
+	r = wgf_tls_dial_failures(s->links[i].dialer, ret);
+	if (r < 0)
+		return r;
+	ret->handshake += s->links[i].failed.handshake;
+	ret->other += s->links[i].failed.other;
 	return 0;
 }
 
@@ -675,6 +977,8 @@ static void handle_closed(uv_handle_t *h)
 		return;
 	for (size_t i = 0; i < s->n_reports; i++)
 		free(s->reports[i].body);
+	for (size_t i = 0; i < s->n_links; i++)
+		link_fini(&s->links[i]);
 	cache_state_fini(&s->desired);
 	cache_state_fini(&s->staging);
 	pthread_mutex_destroy(&s->mu);
@@ -691,10 +995,11 @@ static void finish_stop(struct session *s)
 		nng_aio_free(s->poll.aio);
 	if (s->work.aio)
 		nng_aio_free(s->work.aio);
-	s->open_handles = 4;
+	s->open_handles = 5;
 	s->poll.retry.data = s->work.retry.data = s;
 	uv_close((uv_handle_t *)&s->async, handle_closed);
 	uv_close((uv_handle_t *)&s->resync, handle_closed);
+	uv_close((uv_handle_t *)&s->redial, handle_closed);
 	uv_close((uv_handle_t *)&s->poll.retry, handle_closed);
 	uv_close((uv_handle_t *)&s->work.retry, handle_closed);
 }
@@ -705,10 +1010,12 @@ void session_stop(struct session *s)
 		return;
 	s->stopping = true;
 	uv_timer_stop(&s->resync);
+	uv_timer_stop(&s->redial);
 	uv_timer_stop(&s->poll.retry);
 	uv_timer_stop(&s->work.retry);
 	s->poll.waiting_retry = s->work.waiting_retry = false;
-	/* Contexts in flight complete with NNG_ECLOSED through on_async. */
-	nng_close(s->sock);
+	/* Contexts in flight complete with NNG_ECLOSED through on_async; once nng_close()
+	 * returns, no pipe_event() runs. */
+	close_links(s);
 	finish_stop(s);
 }

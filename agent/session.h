@@ -6,9 +6,9 @@
 
 /*
  * The agent dials every configured coordinator (replicas share one database, so any
- * of them can answer) with one nng req0 socket; nng redials each with a capped backoff
- * and sends requests over whichever connections are up, which is the failover. Two
- * contexts run side by side (the exchanges are in proto/wgfleet.proto):
+ * of them can answer), each on an nng req0 socket of its own (a link), and sends each
+ * request on a link that has a connection up, taking turns, which is the failover.
+ * Two contexts run side by side (the exchanges are in proto/wgfleet.proto):
  *
  *   poll  a long poll (Hint with our revision) that the coordinator answers when our
  *         server has a newer revision, or after its wait time;
@@ -22,6 +22,16 @@
  * gives to its reconciler and then reports with session_report(). Deltas that do not
  * fit the set held (another epoch, a gap) are dropped and the next sync asks for a
  * snapshot (proto/wgfleet.proto, REVISIONS AND EPOCHS and PAGED SNAPSHOTS).
+ *
+ * Dead paths: TCP alone never gives up on a connection whose path silently drops
+ * everything (it retransmits with a doubling timeout for many minutes), and nng does
+ * not set keepalive timing. So a link is declared dead when a request on it goes
+ * unanswered: a sync or report for request_timeout, a long poll for the coordinators'
+ * poll wait plus request_timeout. Its dialer is closed (which closes the connection)
+ * and a new one dials; while a link has no connection, its dialer is replaced every
+ * 1-2 s, so a fresh SYN goes out instead of one waiting in the kernel's SYN backoff.
+ * One socket per link is what makes this exact: a timed-out request names its link,
+ * and redialing one link never touches a request on another.
  *
  * Every answer must be signed by the pinned coordinator key, addressed to us, fresh,
  * and bound to the request's nonce; anything else is dropped and logged. nng calls
@@ -40,6 +50,7 @@
 #include "cache.h"
 #include "monitor.h"
 #include "peer.h"
+#include "tls.h"
 #include "wire.h"
 
 #define SESSION_URLS_MAX 8
@@ -54,6 +65,7 @@ struct session_options {
 	uint8_t sk[WGF_SIGN_SK_LEN];
 	uint64_t resync_ms;
 	uint64_t request_timeout_ms; /* for syncs and reports; polls wait longer */
+	uint64_t poll_wait_ms;       /* the coordinators' long-poll wait ([channel] poll_wait) */
 	uint64_t max_skew_ms;
 };
 
@@ -100,7 +112,13 @@ int session_start(uv_loop_t *loop, const struct session_options *o,
 /* Queues a report (encoded at once; the arguments may go away after the call). */
 int session_report(struct session *s, const struct session_report *r);
 
-/* Closes the socket; the session frees itself once nng and the loop are done with it. */
+/*
+ * The failed TLS dials of URL i (of session_options.urls) since the start, over all the
+ * dialers it had; -errno as wgf_tls_dial_failures().
+ */
+int session_dial_failures(struct session *s, size_t i, struct wgf_tls_dial_failures *ret);
+
+/* Closes the sockets; the session frees itself once nng and the loop are done with it. */
 void session_stop(struct session *s);
 
 #endif

@@ -383,7 +383,19 @@ static const struct wgf_conf_entry entries[] = {
                 .def = "10s",
                 .min = 100,
                 .max = 10 * 60 * SECOND_MS,
-                .doc = "How long a sync or report waits for an answer before it is retried.",
+                .doc = "How long a sync or report waits for an answer; a request that gets "
+                       "none closes its connection and the agent dials afresh.",
+        },
+        {
+                .section = "coordinator",
+                .name = "poll_wait",
+                .type = WGF_CONF_DURATION,
+                .offset = FIELD(poll_wait_ms),
+                .def = "25s",
+                .min = 100,
+                .max = 10 * 60 * SECOND_MS,
+                .doc = "The coordinators' [channel] poll_wait (at least it): a long poll "
+                       "unanswered for this plus request_timeout closes its connection.",
         },
         {
                 .section = "coordinator",

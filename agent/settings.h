@@ -58,6 +58,7 @@ struct settings {
 	char server[64];
 	uint64_t resync_interval_ms;
 	uint64_t request_timeout_ms;
+	uint64_t poll_wait_ms; /* the coordinators' long-poll wait */
 	uint64_t max_clock_skew_ms;
 	char tls_ca_file[PATH_MAX / 4];
 	char tls_server_name[WGF_TLS_HOST_MAX]; /* "": the host of each URL */

@@ -187,7 +187,7 @@ void wgf_tls_config_free(nng_tls_config *cfg)
 		nng_tls_config_free(cfg);
 }
 
-int wgf_tls_dial_failures(const char *url, struct wgf_tls_dial_failures *ret)
+int wgf_tls_dial_failures(nng_dialer d, struct wgf_tls_dial_failures *ret)
 {
 	struct wgf_tls_dial_failures n = {0};
 	nng_stat *all, *st;
@@ -196,14 +196,14 @@ int wgf_tls_dial_failures(const char *url, struct wgf_tls_dial_failures *ret)
 	rv = nng_stats_get(&all);
 	if (rv != 0)
 		return wgf_err_from_nng(rv);
-	/* Each dialer is a scope of its own at the top: "dialer" { url, auth, other, ... }. */
+	/* Each dialer is a scope of its own at the top: "dialer" { id, auth, other, ... }. */
 	for (st = nng_stat_child(all); st; st = nng_stat_next(st)) {
-		nng_stat *u = nng_stat_find(st, "url");
+		nng_stat *id = nng_stat_find(st, "id");
 		nng_stat *auth = nng_stat_find(st, "auth");
 		nng_stat *other = nng_stat_find(st, "other");
 
-		if (strcmp(nng_stat_name(st), "dialer") != 0 || !u || !auth || !other ||
-		    nng_stat_type(u) != NNG_STAT_STRING || strcmp(nng_stat_string(u), url) != 0)
+		if (strcmp(nng_stat_name(st), "dialer") != 0 || !id || !auth || !other ||
+		    nng_dialer_id(d) <= 0 || nng_stat_value(id) != (uint64_t)nng_dialer_id(d))
 			continue;
 		n.handshake += nng_stat_value(auth);
 		n.other += nng_stat_value(other);

@@ -20,8 +20,8 @@
  * listener or dialer (NNG_OPT_TLS_CONFIG), which takes a reference of its own.
  *
  * nng 1.5.2 tells the application nothing of a dial that failed; it only counts the
- * failures in its statistics. wgf_tls_dial_failures() reads those counts so that the
- * agent can say why it does not reach a coordinator.
+ * failures in its statistics, per dialer. wgf_tls_dial_failures() reads a dialer's
+ * counts so that the agent can say why it does not reach a coordinator.
  */
 
 #include <stdbool.h>
@@ -85,7 +85,8 @@ struct wgf_tls_dial_failures {
 	uint64_t other;
 };
 
-/* Fills *ret; -ENOTSUP when nng keeps no statistics, -ENOMEM. */
-int wgf_tls_dial_failures(const char *url, struct wgf_tls_dial_failures *ret);
+/* Fills *ret with d's counts (zeros for a closed dialer); -ENOTSUP when nng keeps no
+ * statistics, -ENOMEM. */
+int wgf_tls_dial_failures(nng_dialer d, struct wgf_tls_dial_failures *ret);
 
 #endif

@@ -318,7 +318,8 @@ static const struct wgf_conf_entry entries[] = {
                 .def = "25s",
                 .min = 100,
                 .max = 10 * 60 * SECOND,
-                .doc = "Longest an agent's long poll is held when nothing changes.",
+                .doc = "Longest an agent's long poll is held when nothing changes; agents' "
+                       "[coordinator] poll_wait must be at least this.",
         },
         {
                 .section = "channel",

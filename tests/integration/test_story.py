@@ -32,14 +32,17 @@ GATEWAY = "10.100.0.1"
 class World:
     """Coordinator(s), a VPS with its agent, and a router, wired together."""
 
-    def __init__(self, tmp_path, conninfo, channel_extra=""):
+    def __init__(self, tmp_path, conninfo, channel_extra="", chan=None):
+        """chan: the channel's listen URL (default an ipc:// socket); a tcp:// one with
+        port 0 gets the port the kernel picks, which the agent then dials."""
         self.tmp = tmp_path
         self.conninfo = conninfo
-        self.chan = f"ipc://{tmp_path}/channel.sock"
-        self.coord = Coordinator(tmp_path, conninfo, channel_listen=self.chan,
+        self.coord = Coordinator(tmp_path, conninfo,
+                                 channel_listen=chan or f"ipc://{tmp_path}/channel.sock",
                                  extra="[channel]\npoll_wait = 20s\n" + channel_extra)
         self.coord.admin_key = self.coord.create_admin_key()
         self.coord.start()
+        self.chan = self.coord.channel_url
         self.vps = WireguardGo(tmp_path, "vps")
         self.rtr = WireguardGo(tmp_path, "rtr")
         n = secrets.randbelow(200) + 20
