@@ -25,7 +25,7 @@ the agent's own doing (README, "The channel between them").
 
 Heal-to-peer times (from the heal to the change made during the cut on the VPS's
 interface; 2 shared cores, /proc/loadavg when it arrived; more in docs/BENCHMARKS.md,
-section 7):
+section 8):
 
     main (5043368), 30 s cut:     not within 40 s (7.96 5.83 6.12); 31.65 s (7.99 6.16 6.20)
     h-partition, 30 s cut:        0.40 s (2.00 4.52 5.59), 0.44 s (5.66 4.80 5.40),
