@@ -222,7 +222,11 @@ def test_unwritable_cache_is_reported_and_restart_keeps_newer_peers(big, pg, mig
         if fault == "full":
             (world.state / "filler").unlink()
         else:
-            run(["mount", "-o", "remount,rw", str(world.state)], check=True)
+            # The running agent's mount namespace (ip netns exec made it) has its own
+            # copy of the read-only mount.
+            for pid in ("self", str(world.agent_proc.pid)):
+                run(["nsenter", "-t", str(os.getpid()) if pid == "self" else pid, "-m",
+                     "mount", "-o", "remount,rw", str(world.state)], check=True)
         world.coord.start()
         wait_for("the cache at the newest revision", lambda: cache_revision(world) == rev,
                  timeout=30)
