@@ -72,8 +72,9 @@ struct daemon {
 	bool read_failing;   /* the last pass could not read the interface (logged once) */
 	uint64_t warned_rev; /* refused peers are logged at warning once per revision */
 	bool has_warned_rev;
-	int cache_error;         /* the last pass's cache write: 0 or a negative errno */
-	uint64_t cache_failures; /* passes that could not write the cache */
+	int cache_error;                 /* the last pass's cache write: 0 or a negative errno */
+	char cache_msg[WGF_ERR_MSG_MAX]; /* its message, for the reports */
+	uint64_t cache_failures;         /* passes that could not write the cache */
 	/* Per URL: failed TLS dials as last logged, and when (uv_now). */
 	struct wgf_tls_dial_failures tls_failures[SESSION_URLS_MAX];
 	uint64_t tls_logged_ms[SESSION_URLS_MAX];
@@ -191,6 +192,8 @@ static void say_cache(struct daemon *d, const struct reconcile_result *res)
 		log_notice("The desired-state cache is written again");
 	}
 	d->cache_error = res->cache.code;
+	snprintf(d->cache_msg, sizeof(d->cache_msg), "%s",
+	         res->cache.code < 0 ? res->cache.msg : "");
 }
 
 static void ensure_work(struct daemon *d, struct pass_out *o)
@@ -257,6 +260,7 @@ static void send_report(struct daemon *d, struct session_report *rep)
 	rep->epoch = d->applied_epoch;
 	rep->interface_public_key = d->has_iface_pk ? d->iface_pk : NULL;
 	rep->listen_port = d->iface_port;
+	rep->cache_error = d->cache_error < 0 ? d->cache_msg : NULL;
 	r = session_report(d->sess, rep);
 	if (r < 0)
 		log_errno(LOG_WARNING, r, "Cannot queue a report, skipping it");

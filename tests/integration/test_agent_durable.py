@@ -201,6 +201,10 @@ def test_unwritable_cache_is_reported_and_restart_keeps_newer_peers(big, pg, mig
             want = desired(pg, name)
             wait_for("the new set", lambda: world.vps_peers() == want, timeout=30)
         assert cache_revision(world) == r1
+        shown_error = wait_for("the cache error in GET /v1/servers",
+                               lambda: world.server().get("cache_error"), timeout=15)
+        status = world.api("GET", "/v1/status", world.coord.admin_key)[2]
+        assert status["servers"][0]["cache_error"] == shown_error
         failing = wait_for("the cache error in the log", lambda: [
             m for m in log_since(world, 0)
             if m.get("msg", "").startswith("Cannot write the desired-state cache")])
@@ -215,8 +219,10 @@ def test_unwritable_cache_is_reported_and_restart_keeps_newer_peers(big, pg, mig
         wait_ready(world, offset)
         hold(world, want, 3.0)
         assert removed_keys(log_since(world, offset)) == set()
-        # The cache error was said once, not once a pass.
+        # The cache error was said once, not once a pass, and reached the coordinator.
         assert len(failing) == 1, failing
+        assert ("Read-only file system" if fault == "read-only" else "No space left") in \
+            shown_error
 
         # The disk is fixed and the coordinator back: the cache catches up.
         if fault == "full":
@@ -230,6 +236,10 @@ def test_unwritable_cache_is_reported_and_restart_keeps_newer_peers(big, pg, mig
         world.coord.start()
         wait_for("the cache at the newest revision", lambda: cache_revision(world) == rev,
                  timeout=30)
+        wait_for("the cache error cleared", lambda: world.server().get("cache_error") is None,
+                 timeout=15)
+        assert world.api("GET", "/v1/status", world.coord.admin_key)[2]["servers"][0][
+            "cache_error"] is None
         hold(world, want, 1.0)
         lines = log_since(world, 0)
         assert removed_keys(lines) == set()
