@@ -528,6 +528,9 @@ static int decode_report(const Wgfleet__V1__Report *in, struct wgf_report *out, 
 			return r;
 		out->has_interface_key = true;
 	}
+	r = check_utf8(in->cache_error, NULL, 0, "the cache error", err);
+	if (r < 0)
+		return r;
 	out->applied_revision = in->applied_revision;
 	out->listen_port = (uint16_t)in->listen_port;
 	take_text(out->cache_error, sizeof(out->cache_error), in->cache_error);

@@ -70,3 +70,6 @@ BEGIN
 			(SELECT status, count(*) AS n FROM routers WHERE status <> 'deleted' GROUP BY status) x));
 END
 $$;
+
+-- As at the end of 0004: every function of this schema runs with a pinned search_path.
+CALL wgf_pin_search_paths(current_schema());
