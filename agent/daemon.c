@@ -118,7 +118,7 @@ static void log_change(void *userdata, char op, const struct wgf_peer *desired,
 
 static void log_result(struct daemon *d, const struct reconcile_result *res, uint64_t ms)
 {
-	char rev[24], n[9][24], key[WGF_KEY_B64_LEN], other[WGF_KEY_B64_LEN], msbuf[24];
+	char rev[24], n[10][24], key[WGF_KEY_B64_LEN], other[WGF_KEY_B64_LEN], msbuf[24];
 	bool first = !d->has_warned_rev || d->warned_rev != res->revision;
 
 	for (size_t i = 0; i < res->n_failed && i < PEER_LINES_MAX; i++) {
@@ -161,11 +161,13 @@ static void log_result(struct daemon *d, const struct reconcile_result *res, uin
 	snprintf(n[6], sizeof(n[6]), "%zu", res->n_drift);
 	snprintf(n[7], sizeof(n[7]), "%zu", res->n_pending);
 	snprintf(n[8], sizeof(n[8]), "%zu", res->n_kept);
+	snprintf(n[9], sizeof(n[9]), "%zu", res->n_held);
 	snprintf(msbuf, sizeof(msbuf), "%" PRIu64, ms);
 	log_fields(res->n_added + res->n_updated + res->n_removed ? LOG_INFO : LOG_DEBUG,
 	           "Reconciled", {"revision", rev}, {"added", n[0]}, {"updated", n[1]},
 	           {"removed", n[2]}, {"unchanged", n[3]}, {"static", n[4]}, {"refused", n[5]},
-	           {"drift", n[6]}, {"pending", n[7]}, {"kept", n[8]}, {"ms", msbuf});
+	           {"drift", n[6]}, {"pending", n[7]}, {"kept", n[8]}, {"held", n[9]},
+	           {"ms", msbuf});
 	if (res->apply_error < 0)
 		log_errno(LOG_ERR, res->apply_error,
 		          "Failed to apply the changes to '%s', retrying in %" PRIu64 " ms",
@@ -194,6 +196,10 @@ static void say_cache(struct daemon *d, const struct reconcile_result *res)
 	d->cache_error = res->cache.code;
 	snprintf(d->cache_msg, sizeof(d->cache_msg), "%s",
 	         res->cache.code < 0 ? res->cache.msg : "");
+	/* The report carries it as a proto3 string: a path cut short may not be UTF-8. */
+	for (char *c = d->cache_msg; *c; c++)
+		if ((unsigned char)*c >= 0x80)
+			*c = '?';
 }
 
 static void ensure_work(struct daemon *d, struct pass_out *o)
@@ -275,7 +281,8 @@ static void report_pass(struct daemon *d, const struct reconcile_result *res)
 	struct session_report rep = {0};
 
 	/* A pass that kept peers the set lacks applied no revision exactly. */
-	if (!d->sess || res->apply_error < 0 || res->n_pending > 0 || res->n_kept > 0)
+	if (!d->sess || res->apply_error < 0 || res->n_pending > 0 || res->n_kept > 0 ||
+	    res->n_held > 0)
 		return;
 	d->applied_rev = res->revision;
 	memcpy(d->applied_epoch, res->epoch, CACHE_EPOCH_LEN);

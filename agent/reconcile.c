@@ -309,14 +309,82 @@ static void report_changes(const struct sync_plan *pl, reconcile_change_fn cb, v
 		cb(userdata, '~', pl->update[i].desired, pl->update[i].actual);
 }
 
-/* The routable networks are the desired set's and the configured ones, joined. */
-static int plan(struct reconciler *rc, const struct wgf_device *actual, struct sync_plan *ret)
+/*
+ * A no-remove pass: the peers the first diff would remove stay, and count as static
+ * peers for a second diff, so that no addition or update takes an allowed IP from one of
+ * them (WireGuard moves an allowed IP to the peer set last, and a kept peer may be newer
+ * than the set). A desired peer refused for that alone is held back, not refused, until
+ * a full pass. Kept and held keys are remembered (sorted, for is_kept): neither is drift.
+ */
+static int plan_keeping(struct reconciler *rc, const struct cache_state *d,
+                        const struct wgf_device *actual, struct sync_rules *rules,
+                        struct sync_plan *pl, size_t *ret_kept, size_t *ret_held)
+{
+	size_t n_kept = pl->n_remove, n_held = 0, k = 0;
+	uint8_t(*keys)[WGF_KEY_LEN] = malloc((rc->n_statics + n_kept) * WGF_KEY_LEN);
+	uint8_t(*kept)[WGF_KEY_LEN] = NULL;
+	struct sync_plan again;
+	int r = -ENOMEM;
+
+	if (!keys)
+		goto out;
+	memcpy(keys, rc->statics, rc->n_statics * WGF_KEY_LEN);
+	for (size_t i = 0; i < n_kept; i++)
+		memcpy(keys[rc->n_statics + i], pl->remove[i].actual->public_key, WGF_KEY_LEN);
+	rules->static_keys = (const uint8_t(*)[WGF_KEY_LEN])keys;
+	rules->n_static = rc->n_statics + n_kept;
+	r = sync_diff(d->peers, d->n_peers, actual, rules, &again);
+	if (r < 0)
+		goto out;
+	sync_plan_fini(pl);
+	*pl = again;
+	pl->n_static -= n_kept;
+	/* Room for the kept keys and for every refused peer, which may all be held. */
+	kept = malloc((n_kept + pl->n_failed) * WGF_KEY_LEN);
+	if (!kept) {
+		r = -ENOMEM;
+		sync_plan_fini(pl);
+		goto out;
+	}
+	memcpy(kept, keys + rc->n_statics, n_kept * WGF_KEY_LEN);
+	qsort(kept, n_kept, WGF_KEY_LEN, cmp_key);
+	for (size_t i = 0; i < pl->n_failed; i++) {
+		const struct sync_failure *f = &pl->failed[i];
+
+		if (f->code == -EADDRINUSE && f->other &&
+		    bsearch(f->other->public_key, kept, n_kept, WGF_KEY_LEN, cmp_key))
+			memcpy(kept[n_kept + n_held++], f->peer->public_key, WGF_KEY_LEN);
+		else
+			pl->failed[k++] = *f;
+	}
+	pl->n_failed = k;
+	qsort(kept, n_kept + n_held, WGF_KEY_LEN, cmp_key);
+	free(rc->kept);
+	rc->kept = kept;
+	rc->n_kept = n_kept + n_held;
+	kept = NULL;
+	*ret_kept = n_kept;
+	*ret_held = n_held;
+out:
+	free(keys);
+	free(kept);
+	return r;
+}
+
+/*
+ * The routable networks are the desired set's and the configured ones, joined. With
+ * RECONCILE_F_NO_REMOVE, nothing is removed (plan_keeping); *ret_kept and *ret_held
+ * say how many peers were kept and held back.
+ */
+static int plan(struct reconciler *rc, const struct wgf_device *actual, struct sync_plan *ret,
+                size_t *ret_kept, size_t *ret_held)
 {
 	const struct cache_state *d = &rc->desired;
 	struct sync_rules rules = {.static_keys = rc->statics, .n_static = rc->n_statics};
 	struct wgf_cidr *joined = NULL;
 	int r;
 
+	*ret_kept = *ret_held = 0;
 	if (d->n_routable && rc->n_routable) {
 		joined = malloc((d->n_routable + rc->n_routable) * sizeof(*joined));
 		if (!joined)
@@ -329,31 +397,10 @@ static int plan(struct reconciler *rc, const struct wgf_device *actual, struct s
 	}
 	rules.n_routable = d->n_routable + rc->n_routable;
 	r = sync_diff(d->peers, d->n_peers, actual, &rules, ret);
+	if (r == 0 && rc->no_remove && ret->n_remove > 0)
+		r = plan_keeping(rc, d, actual, &rules, ret, ret_kept, ret_held);
 	free(joined);
 	return r;
-}
-
-/*
- * A no-remove pass: the plan's removals are the peers it keeps. They are remembered
- * (sorted, for is_kept) and taken out of the plan.
- */
-static int keep_removals(struct reconciler *rc, struct sync_plan *pl, struct reconcile_result *res)
-{
-	uint8_t(*kept)[WGF_KEY_LEN] = NULL;
-
-	if (pl->n_remove) {
-		kept = malloc(pl->n_remove * WGF_KEY_LEN);
-		if (!kept)
-			return -ENOMEM;
-		for (size_t i = 0; i < pl->n_remove; i++)
-			memcpy(kept[i], pl->remove[i].actual->public_key, WGF_KEY_LEN);
-		qsort(kept, pl->n_remove, WGF_KEY_LEN, cmp_key);
-	}
-	free(rc->kept);
-	rc->kept = kept;
-	rc->n_kept = res->n_kept = pl->n_remove;
-	pl->n_remove = 0;
-	return 0;
 }
 
 /* The pass went through: what we applied is the new baseline. */
@@ -391,7 +438,7 @@ static void mark_applied(struct reconciler *rc, struct reconcile_result *res)
 		rc->kept = NULL;
 		rc->n_kept = 0;
 	}
-	if (!rc->cache_path || rc->cache_dirty || res->n_kept ||
+	if (!rc->cache_path || rc->cache_dirty || res->n_kept || res->n_held ||
 	    (rc->has_marked && rc->marked_rev == d->revision &&
 	     memcmp(rc->marked_epoch, d->epoch, CACHE_EPOCH_LEN) == 0))
 		return;
@@ -407,14 +454,15 @@ static int verify(struct reconciler *rc, struct reconcile_result *res)
 {
 	struct wgf_device dev = {0};
 	struct sync_plan pl;
+	size_t kept, held;
 	int r;
 
 	r = rc->b->ops->get_device(rc->b, &dev);
 	if (r < 0)
 		return r;
-	r = plan(rc, &dev, &pl);
+	r = plan(rc, &dev, &pl, &kept, &held);
 	if (r == 0) {
-		res->n_pending = pl.n_add + pl.n_update + (rc->no_remove ? 0 : pl.n_remove);
+		res->n_pending = pl.n_add + pl.n_update + pl.n_remove;
 		sync_plan_fini(&pl);
 	}
 	wgf_device_fini(&dev);
@@ -436,9 +484,7 @@ int reconciler_run(struct reconciler *rc, bool dry_run, reconcile_change_fn cb, 
 	if (r < 0)
 		return wgf_err_set(err, r, "cannot read interface '%s': %s", rc->b->ifname,
 		                   wgf_strerror(r));
-	r = plan(rc, &dev, &pl);
-	if (r == 0 && rc->no_remove && !dry_run)
-		r = keep_removals(rc, &pl, &res);
+	r = plan(rc, &dev, &pl, &res.n_kept, &res.n_held);
 	if (r == 0)
 		r = copy_failures(&pl, &res);
 	if (r == 0)

@@ -31,9 +31,10 @@
  *
  * A set offered with RECONCILE_F_NO_REMOVE (the cache at start, while the coordinator
  * has not answered) may be older than what the interface holds: passes add and update
- * but remove nothing, and count what they left in n_kept. Those kept peers are never
- * drift, neither then nor when the first complete pass of a later set (offered without
- * the flag) removes or changes them.
+ * but remove nothing, and count what they left in n_kept. An addition or update that
+ * would take an allowed IP from a kept peer (WireGuard moves it) is held back too
+ * (n_held). Kept and held peers are never drift, neither then nor when the first
+ * complete pass of a later set (offered without the flag) removes or changes them.
  *
  * Nothing here logs; the caller decides what a result is worth saying. A reconciler is
  * used by one thread at a time: the daemon runs passes on libuv's thread pool and
@@ -79,7 +80,9 @@ struct reconcile_result {
 	bool has_public_key; /* the interface has a private key (a fresh daemon has none) */
 	size_t n_added, n_updated, n_removed; /* planned; sent unless dry run */
 	size_t n_unchanged, n_static;
-	size_t n_kept; /* RECONCILE_F_NO_REMOVE: peers left that the set does not have */
+	/* RECONCILE_F_NO_REMOVE: peers left that the set does not have, and desired peers
+	 * held back because they would take an allowed IP from one of those. */
+	size_t n_kept, n_held;
 	struct reconcile_failure *failed; /* owned: desired peers refused */
 	size_t n_failed;
 	struct reconcile_drift *drift; /* owned */

@@ -437,61 +437,6 @@ static void test_cache_written_before_apply(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
-/*
- * A set that may be older than the interface adds and updates but removes nothing; what
- * it kept is not drift, neither then nor when the next full set removes it.
- */
-static void test_no_remove_keeps_and_is_not_drift(void **state)
-{
-	struct reconcile_result res;
-	struct cache_state st;
-	struct reconciler *rc;
-	struct fake f;
-
-	(void)state;
-	fake_init(&f);
-	for (uint32_t i = 0; i < 6; i++)
-		peer_of(wgf_device_add_peer(&f.dev), i);
-	fake_must_find(&f, 1)->persistent_keepalive = 0;
-	assert_int_equal(reconciler_new(&f.base, NULL, &rc), 0);
-	/* The cache: peers 0-3, as the baseline. 4 and 5 are newer than it. */
-	offer(rc, 7, 0, 4, RECONCILE_F_BASELINE | RECONCILE_F_FORCE | RECONCILE_F_NO_REMOVE, 1);
-	run(rc, false, &res);
-	assert_int_equal(res.n_removed, 0);
-	assert_int_equal(res.n_kept, 2);
-	assert_int_equal(res.n_updated, 1); /* peer 1, changed behind our back: drift */
-	assert_int_equal(res.n_drift, 1);
-	assert_int_equal(res.drift[0].kind, RECONCILE_DRIFT_CHANGED);
-	assert_int_equal(res.n_pending, 0);
-	assert_int_equal(f.n_remove_calls, 0);
-	assert_int_equal(f.dev.n_peers, 6);
-	reconcile_result_fini(&res);
-
-	/* The coordinator's set: 4 goes, 5 stays with another keepalive. Not drift. */
-	state_of(&st, 8, 0, 6);
-	st.peers[5].persistent_keepalive = 0;
-	st.peers[4] = st.peers[5];
-	st.n_peers = 5;
-	assert_int_equal(reconciler_set_desired(rc, &st, RECONCILE_F_FORCE), 1);
-	run(rc, false, &res);
-	assert_int_equal(res.n_removed, 1);
-	assert_int_equal(res.n_updated, 1);
-	assert_int_equal(res.n_kept, 0);
-	assert_int_equal(res.n_drift, 0);
-	assert_int_equal(f.dev.n_peers, 5);
-	reconcile_result_fini(&res);
-
-	/* Once a full pass went through, a peer added by hand is drift again. */
-	peer_of(wgf_device_add_peer(&f.dev), 4);
-	run(rc, false, &res);
-	assert_int_equal(res.n_removed, 1);
-	assert_int_equal(res.n_drift, 1);
-	assert_int_equal(res.drift[0].kind, RECONCILE_DRIFT_ADDED);
-	reconcile_result_fini(&res);
-	reconciler_free(rc);
-	wgf_device_fini(&f.dev);
-}
-
 static void test_failures_are_reported(void **state)
 {
 	uint8_t other[WGF_KEY_LEN];
@@ -656,6 +601,74 @@ static void test_routable_desired_and_configured(void **state)
 	assert_int_equal(reconciler_set_routable(rc, NULL, 0), 0);
 	run_routable(rc, 5, NULL, &res);
 	assert_refused(&res, 4, -EADDRINUSE, 0, 1, 2, 3);
+	reconcile_result_fini(&res);
+	reconciler_free(rc);
+	wgf_device_fini(&f.dev);
+}
+
+/*
+ * A set that may be older than the interface adds and updates but removes nothing, and
+ * takes no allowed IP from a peer it keeps; what it kept or held back is not drift,
+ * neither then nor when the next full set removes or changes it.
+ */
+static void test_no_remove_keeps_and_is_not_drift(void **state)
+{
+	struct reconcile_result res;
+	struct cache_state st;
+	struct reconciler *rc;
+	struct wgf_peer *p;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	for (uint32_t i = 0; i < 6; i++)
+		if (i != 3)
+			peer_of(wgf_device_add_peer(&f.dev), i);
+	fake_must_find(&f, 1)->persistent_keepalive = 0;
+	/* Peer 50 has the address the cache gives peer 3 (10.0.0.3): a newer owner. */
+	p = wgf_device_add_peer(&f.dev);
+	peer_of(p, 50);
+	set_ip(p, "10.0.0.3/32");
+	assert_int_equal(reconciler_new(&f.base, NULL, &rc), 0);
+	/* The cache: peers 0-3, as the baseline. 4, 5 and 50 are newer than it. */
+	offer(rc, 7, 0, 4, RECONCILE_F_BASELINE | RECONCILE_F_FORCE | RECONCILE_F_NO_REMOVE, 1);
+	run(rc, false, &res);
+	assert_int_equal(res.n_removed, 0);
+	assert_int_equal(res.n_kept, 3);
+	assert_int_equal(res.n_held, 1);    /* peer 3 would take 50's address */
+	assert_int_equal(res.n_added, 0);   /* so it waits */
+	assert_int_equal(res.n_failed, 0);  /* and is not refused */
+	assert_int_equal(res.n_static, 0);  /* kept peers are not static ones */
+	assert_int_equal(res.n_updated, 1); /* peer 1, changed behind our back: drift */
+	assert_int_equal(res.n_drift, 1);
+	assert_int_equal(res.drift[0].kind, RECONCILE_DRIFT_CHANGED);
+	assert_int_equal(res.n_pending, 0);
+	assert_int_equal(f.n_remove_calls, 0);
+	assert_int_equal(f.dev.n_peers, 6);
+	reconcile_result_fini(&res);
+
+	/* The coordinator's set: 0-3 and 5 with another keepalive; 4 and 50 go. No drift. */
+	state_of(&st, 8, 0, 6);
+	st.peers[5].persistent_keepalive = 0;
+	st.peers[4] = st.peers[5];
+	st.n_peers = 5;
+	assert_int_equal(reconciler_set_desired(rc, &st, RECONCILE_F_FORCE), 1);
+	run(rc, false, &res);
+	assert_int_equal(res.n_removed, 2);
+	assert_int_equal(res.n_added, 1);
+	assert_int_equal(res.n_updated, 1);
+	assert_int_equal(res.n_kept + res.n_held, 0);
+	assert_int_equal(res.n_drift, 0);
+	assert_int_equal(res.n_pending, 0);
+	assert_int_equal(f.dev.n_peers, 5);
+	reconcile_result_fini(&res);
+
+	/* Once a full pass went through, a peer added by hand is drift again. */
+	peer_of(wgf_device_add_peer(&f.dev), 4);
+	run(rc, false, &res);
+	assert_int_equal(res.n_removed, 1);
+	assert_int_equal(res.n_drift, 1);
+	assert_int_equal(res.drift[0].kind, RECONCILE_DRIFT_ADDED);
 	reconcile_result_fini(&res);
 	reconciler_free(rc);
 	wgf_device_fini(&f.dev);
