@@ -248,3 +248,45 @@ def test_unwritable_cache_is_reported_and_restart_keeps_newer_peers(big, pg, mig
     finally:
         world.stop_agent(signal.SIGKILL)
         subprocess.run(["umount", "-l", str(world.state)], capture_output=True, timeout=30)
+
+
+def applied_revisions(lines):
+    """(revision, added) of each pass that changed the interface, in order."""
+    return [(int(m["revision"]), int(m["added"])) for m in lines
+            if m.get("msg") == "Reconciled" and
+            int(m["added"]) + int(m["updated"]) + int(m["removed"]) > 0]
+
+
+def test_kills_during_applies_never_roll_back(big, pg, migrated_db):
+    """SIGKILLs aimed at the apply window, the coordinator up: each restart goes forward
+    from the newest set, never back to an older one and again forward."""
+    name, _ = migrated_db
+    world = big
+    rounds, deadline = 5, time.monotonic() + 150
+    change(pg, name, add=1000)
+    world.start_agent()
+    wait_for("the first set", lambda: world.vps_peers() == desired(pg, name), timeout=60)
+    for i in range(rounds):
+        assert time.monotonic() < deadline, f"round {i} out of time"
+        before = desired(pg, name)
+        change(pg, name, release=100, add=1200)
+        want = desired(pg, name)
+        added = want - before
+        # Somewhere in the additions: a fifth of them, half, most, or after the end.
+        share = (0.2, 0.5, 0.8, 0.95, 1.0)[i % 5]
+        wait_for("the apply under way", lambda: len(world.vps_peers() & added) >=
+                 share * len(added), timeout=60, interval=0.005)
+        world.stop_agent(signal.SIGKILL)
+        offset = restart_agent(world)
+        wait_for("the newest set", lambda: world.vps_peers() == want, timeout=60)
+        wait_for("a report of it", lambda: world.server().get("applied_revision") ==
+                 int(pg.psql("SELECT revision FROM servers", dbname=name)[0][0]), timeout=30)
+        lines = log_since(world, offset)
+        assert not (removed_keys(lines) & want), f"round {i}: desired peers removed"
+    lines = log_since(world, 0)
+    revs = applied_revisions(lines)
+    assert [r for r, _ in revs] == sorted(r for r, _ in revs), revs
+    with_adds = [r for r, added in revs if added]
+    assert len(with_adds) == len(set(with_adds)), revs
+    assert [m for m in lines if m.get("msg") == "Reconciled" and m["drift"] != "0"] == []
+    assert drift_rows(pg, name) == 0
