@@ -25,7 +25,11 @@ import pytest
 
 from conftest import log_lines, run
 from test_story import World
-from wglib import wait_for
+from wglib import WG, WG_GO, wait_for
+
+pytestmark = pytest.mark.skipif(
+    WG_GO is None or WG is None or os.geteuid() != 0,
+    reason="needs wireguard-go, wg and root (network namespaces, mounts)")
 
 BIG_POOL = "10.100.0.0/19"
 
