@@ -328,7 +328,8 @@ static int plan_keeping(struct reconciler *rc, const struct cache_state *d,
 
 	if (!keys)
 		goto out;
-	memcpy(keys, rc->statics, rc->n_statics * WGF_KEY_LEN);
+	if (rc->n_statics)
+		memcpy(keys, rc->statics, rc->n_statics * WGF_KEY_LEN);
 	for (size_t i = 0; i < n_kept; i++)
 		memcpy(keys[rc->n_statics + i], pl->remove[i].actual->public_key, WGF_KEY_LEN);
 	rules->static_keys = (const uint8_t(*)[WGF_KEY_LEN])keys;
