@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -469,6 +470,43 @@ int cache_save(const char *path, const struct cache_state *st, struct wgf_err *e
 	r = wgf_fs_write_atomic(path, text, len, 0600, err);
 	free(text);
 	return r;
+}
+
+/* CACHE_APPLIED_FILE in the directory of path. */
+static int applied_path(const char *path, char *buf, size_t size)
+{
+	const char *slash = strrchr(path, '/');
+	int n = slash ? (int)(slash - path) + 1 : 0;
+
+	if ((size_t)snprintf(buf, size, "%.*s%s", n, path, CACHE_APPLIED_FILE) >= size)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int cache_mark_applied(const char *path, const struct cache_state *st, struct wgf_err *err)
+{
+	struct cache_state mark = {.revision = st->revision};
+	char buf[PATH_MAX];
+
+	if (applied_path(path, buf, sizeof(buf)) < 0)
+		return wgf_err_set(err, -ENAMETOOLONG, "%s: path too long", path);
+	memcpy(mark.epoch, st->epoch, CACHE_EPOCH_LEN);
+	return cache_save(buf, &mark, err);
+}
+
+bool cache_is_applied(const char *path, const struct cache_state *st)
+{
+	struct cache_state mark = {0};
+	struct wgf_err err = {0};
+	char buf[PATH_MAX];
+	bool same;
+
+	if (applied_path(path, buf, sizeof(buf)) < 0 || cache_load(buf, &mark, &err) < 0)
+		return false;
+	same = mark.n_peers == 0 && mark.revision == st->revision &&
+	       memcmp(mark.epoch, st->epoch, CACHE_EPOCH_LEN) == 0;
+	cache_state_fini(&mark);
+	return same;
 }
 
 int cache_state_set_routable(struct cache_state *st, const struct wgf_cidr *nets, size_t n)

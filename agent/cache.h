@@ -34,6 +34,13 @@
  * releases each peer's part of the tree once it is converted; writing encodes one peer
  * at a time, one per line, so saving 10,000 peers never holds a second copy of them as
  * a JSON tree. The file is replaced atomically (wgf_fs_write_atomic, mode 0600).
+ *
+ * The reconciler writes a new desired set here before it applies it, so a crash in the
+ * middle of an apply restarts from the newest set and never from an older one. Whether
+ * the set was then applied completely is kept apart, in CACHE_APPLIED_FILE next to the
+ * cache: the same format with the revision and epoch only, written after the pass. The
+ * cache counts as what was last applied (the drift baseline) only when the two agree;
+ * after a crash mid-apply they do not, and nothing the interface shows is drift.
  */
 
 #include <stdbool.h>
@@ -45,6 +52,7 @@
 #include "peer.h"
 
 #define CACHE_FILE         "desired.json"
+#define CACHE_APPLIED_FILE "applied.json"
 #define CACHE_FILE_MAX     ((size_t)64 << 20)
 #define CACHE_EPOCH_LEN    16
 #define CACHE_ROUTABLE_MAX 64
@@ -71,6 +79,15 @@ int cache_format(const struct cache_state *st, char **ret, size_t *ret_len);
 
 /* Formats st and replaces path with it, atomically and durably. */
 int cache_save(const char *path, const struct cache_state *st, struct wgf_err *err);
+
+/*
+ * Records that st (its revision and epoch) was applied completely, in CACHE_APPLIED_FILE
+ * in the directory of the cache at path; atomically and durably, as cache_save.
+ */
+int cache_mark_applied(const char *path, const struct cache_state *st, struct wgf_err *err);
+
+/* True when CACHE_APPLIED_FILE next to path names st's revision and epoch. */
+bool cache_is_applied(const char *path, const struct cache_state *st);
 
 /*
  * Replaces st->routable with a copy of nets (n of them, networks without host bits; not

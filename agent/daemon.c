@@ -48,6 +48,9 @@ struct daemon {
 	struct reconciler *rc;
 	struct monitor mon;
 	struct session *sess;          /* NULL without a coordinator */
+	bool coordinated;              /* [coordinator] urls is set */
+	bool answered;                 /* the coordinator's first desired set came */
+	bool kept_at_start;            /* the cache went in with RECONCILE_F_NO_REMOVE */
 	uint8_t iface_pk[WGF_KEY_LEN]; /* the interface's own key and port, as last read */
 	bool has_iface_pk;
 	uint16_t iface_port;
@@ -69,6 +72,9 @@ struct daemon {
 	bool read_failing;   /* the last pass could not read the interface (logged once) */
 	uint64_t warned_rev; /* refused peers are logged at warning once per revision */
 	bool has_warned_rev;
+	int cache_error;                 /* the last pass's cache write: 0 or a negative errno */
+	char cache_msg[WGF_ERR_MSG_MAX]; /* its message, for the reports */
+	uint64_t cache_failures;         /* passes that could not write the cache */
 	/* Per URL: failed TLS dials as last logged, and when (uv_now). */
 	struct wgf_tls_dial_failures tls_failures[SESSION_URLS_MAX];
 	uint64_t tls_logged_ms[SESSION_URLS_MAX];
@@ -112,7 +118,7 @@ static void log_change(void *userdata, char op, const struct wgf_peer *desired,
 
 static void log_result(struct daemon *d, const struct reconcile_result *res, uint64_t ms)
 {
-	char rev[24], n[8][24], key[WGF_KEY_B64_LEN], other[WGF_KEY_B64_LEN], msbuf[24];
+	char rev[24], n[10][24], key[WGF_KEY_B64_LEN], other[WGF_KEY_B64_LEN], msbuf[24];
 	bool first = !d->has_warned_rev || d->warned_rev != res->revision;
 
 	for (size_t i = 0; i < res->n_failed && i < PEER_LINES_MAX; i++) {
@@ -154,11 +160,14 @@ static void log_result(struct daemon *d, const struct reconcile_result *res, uin
 	snprintf(n[5], sizeof(n[5]), "%zu", res->n_failed);
 	snprintf(n[6], sizeof(n[6]), "%zu", res->n_drift);
 	snprintf(n[7], sizeof(n[7]), "%zu", res->n_pending);
+	snprintf(n[8], sizeof(n[8]), "%zu", res->n_kept);
+	snprintf(n[9], sizeof(n[9]), "%zu", res->n_held);
 	snprintf(msbuf, sizeof(msbuf), "%" PRIu64, ms);
 	log_fields(res->n_added + res->n_updated + res->n_removed ? LOG_INFO : LOG_DEBUG,
 	           "Reconciled", {"revision", rev}, {"added", n[0]}, {"updated", n[1]},
 	           {"removed", n[2]}, {"unchanged", n[3]}, {"static", n[4]}, {"refused", n[5]},
-	           {"drift", n[6]}, {"pending", n[7]}, {"ms", msbuf});
+	           {"drift", n[6]}, {"pending", n[7]}, {"kept", n[8]}, {"held", n[9]},
+	           {"ms", msbuf});
 	if (res->apply_error < 0)
 		log_errno(LOG_ERR, res->apply_error,
 		          "Failed to apply the changes to '%s', retrying in %" PRIu64 " ms",
@@ -167,9 +176,30 @@ static void log_result(struct daemon *d, const struct reconcile_result *res, uin
 		log_warning("Interface '%s' still differs after applying (%zu changes), retrying "
 		            "in %" PRIu64 " ms",
 		            d->s.interface, res->n_pending, d->s.reconcile_interval_ms);
-	if (res->cache.code < 0)
-		log_error("Cannot write the desired-state cache, retrying after the next pass: %s",
-		          res->cache.msg);
+}
+
+/*
+ * The cache's state, said once per change. A write that failed is tried again every
+ * pass; meanwhile a restart starts from an older set, which removes nothing until the
+ * coordinator answers. The count shows in the periodic "Interface facts" line.
+ */
+static void say_cache(struct daemon *d, const struct reconcile_result *res)
+{
+	if (res->cache.code < 0) {
+		d->cache_failures++;
+		if (res->cache.code != d->cache_error)
+			log_error("Cannot write the desired-state cache, retrying every pass: %s",
+			          res->cache.msg);
+	} else if (d->cache_error < 0) {
+		log_notice("The desired-state cache is written again");
+	}
+	d->cache_error = res->cache.code;
+	snprintf(d->cache_msg, sizeof(d->cache_msg), "%s",
+	         res->cache.code < 0 ? res->cache.msg : "");
+	/* The report carries it as a proto3 string: a path cut short may not be UTF-8. */
+	for (char *c = d->cache_msg; *c; c++)
+		if ((unsigned char)*c >= 0x80)
+			*c = '?';
 }
 
 static void ensure_work(struct daemon *d, struct pass_out *o)
@@ -236,6 +266,7 @@ static void send_report(struct daemon *d, struct session_report *rep)
 	rep->epoch = d->applied_epoch;
 	rep->interface_public_key = d->has_iface_pk ? d->iface_pk : NULL;
 	rep->listen_port = d->iface_port;
+	rep->cache_error = d->cache_error < 0 ? d->cache_msg : NULL;
 	r = session_report(d->sess, rep);
 	if (r < 0)
 		log_errno(LOG_WARNING, r, "Cannot queue a report, skipping it");
@@ -249,7 +280,9 @@ static void report_pass(struct daemon *d, const struct reconcile_result *res)
 	int *kinds;
 	struct session_report rep = {0};
 
-	if (!d->sess || res->apply_error < 0 || res->n_pending > 0)
+	/* A pass that kept peers the set lacks applied no revision exactly. */
+	if (!d->sess || res->apply_error < 0 || res->n_pending > 0 || res->n_kept > 0 ||
+	    res->n_held > 0)
 		return;
 	d->applied_rev = res->revision;
 	memcpy(d->applied_epoch, res->epoch, CACHE_EPOCH_LEN);
@@ -305,8 +338,16 @@ static void report_facts(struct daemon *d, const struct monitor_report *mrep)
 static void on_session_desired(void *ctx, struct cache_state *st, bool whole)
 {
 	struct daemon *d = ctx;
-	int r = daemon_set_desired(d, st, whole ? RECONCILE_F_FORCE : 0);
+	int r;
 
+	/*
+	 * The session starts from revision 0, so its first set is a snapshot, which is
+	 * always taken: from here on passes remove what the set lacks.
+	 */
+	if (!d->answered && d->kept_at_start)
+		log_info("The coordinator answered: peers it does not want are removed again");
+	d->answered = true;
+	r = daemon_set_desired(d, st, whole ? RECONCILE_F_FORCE : 0);
 	if (r < 0)
 		log_errno(LOG_ERR, r, "Cannot take the coordinator's desired set");
 }
@@ -466,6 +507,7 @@ static void say_pass(struct daemon *d, struct pass_out *o)
 	d->read_failing = false;
 	if (o->res.apply_error != -ECANCELED)
 		log_result(d, &o->res, o->ms);
+	say_cache(d, &o->res);
 	report_pass(d, &o->res);
 	reconcile_result_fini(&o->res);
 }
@@ -533,7 +575,7 @@ static void on_reconcile_timer(uv_timer_t *t)
  */
 static void monitor_report(struct daemon *d, const struct monitor_report *rep)
 {
-	char key[WGF_KEY_B64_LEN], peers[24], recent[24], changed[24], gone[24];
+	char key[WGF_KEY_B64_LEN], peers[24], recent[24], changed[24], gone[24], cache[24];
 
 	for (size_t i = 0; i < rep->n_changes && wgf_log_enabled(LOG_DEBUG); i++) {
 		const struct monitor_fact *f = &d->mon.facts[rep->changes[i].fact];
@@ -547,9 +589,11 @@ static void monitor_report(struct daemon *d, const struct monitor_report *rep)
 	snprintf(recent, sizeof(recent), "%zu", rep->n_recent);
 	snprintf(changed, sizeof(changed), "%zu", rep->n_changes);
 	snprintf(gone, sizeof(gone), "%zu", rep->n_gone);
+	snprintf(cache, sizeof(cache), "%" PRIu64, d->cache_failures);
 	log_fields(rep->full ? LOG_INFO : LOG_DEBUG,
 	           rep->full ? "Interface facts" : "Peers changed", {"peers", peers},
-	           {"connected", recent}, {"changed", changed}, {"gone", gone});
+	           {"connected", recent}, {"changed", changed}, {"gone", gone},
+	           {"cache_failures", cache});
 }
 
 static void on_monitor_timer(uv_timer_t *t)
@@ -599,7 +643,9 @@ int daemon_set_desired(struct daemon *d, struct cache_state *st, unsigned flags)
 			return 0;
 		cache_state_fini(&d->pending);
 		d->pending = *st;
-		d->pending_flags = flags | (d->has_pending ? d->pending_flags : 0);
+		/* Only FORCE carries over: the newest set says whether it may remove. */
+		d->pending_flags =
+		        flags | (d->has_pending ? d->pending_flags & RECONCILE_F_FORCE : 0);
 		d->has_pending = true;
 		memset(st, 0, sizeof(*st));
 		return 1;
@@ -619,6 +665,7 @@ static void load_cache(struct daemon *d, bool at_start)
 	struct cache_state st = {0};
 	struct wgf_err err = {0};
 	char rev[24], n[24];
+	unsigned flags;
 	int r;
 
 	r = cache_load(d->cache_path, &st, &err);
@@ -635,13 +682,25 @@ static void load_cache(struct daemon *d, bool at_start)
 	}
 	snprintf(rev, sizeof(rev), "%" PRIu64, st.revision);
 	snprintf(n, sizeof(n), "%zu", st.n_peers);
+	/*
+	 * Until the coordinator answers, the cache may be older than the interface (a
+	 * cache that could not be written): add and update from it, remove nothing.
+	 */
+	flags = RECONCILE_F_CACHED | (d->coordinated && !d->answered ? RECONCILE_F_NO_REMOVE : 0);
 	if (at_start) {
-		r = reconciler_set_desired(d->rc, &st, RECONCILE_F_BASELINE | RECONCILE_F_FORCE);
+		/* It is what was last applied only if the pass that applied it finished. */
+		if (cache_is_applied(d->cache_path, &st))
+			flags |= RECONCILE_F_BASELINE;
+		r = reconciler_set_desired(d->rc, &st, flags | RECONCILE_F_FORCE);
+		d->kept_at_start = r > 0 && (flags & RECONCILE_F_NO_REMOVE);
 		if (r > 0)
 			log_fields(LOG_INFO, "Loaded the desired-state cache", {"revision", rev},
-			           {"peers", n});
+			           {"peers", n},
+			           {"removals", flags & RECONCILE_F_NO_REMOVE
+			                                ? "none until the coordinator answers"
+			                                : "yes"});
 	} else {
-		r = daemon_set_desired(d, &st, 0);
+		r = daemon_set_desired(d, &st, flags);
 	}
 	if (r < 0)
 		log_errno(LOG_ERR, r, "Cannot take the desired-state cache");
@@ -735,6 +794,15 @@ static void signal_ready(struct daemon *d)
 	log_notice("Ready");
 }
 
+/* Without [coordinator] urls the cache is the whole truth (cache-only mode). */
+static bool has_coordinator(const struct settings *s)
+{
+	char buf[sizeof(s->coordinator_urls)];
+	const char *urls[SESSION_URLS_MAX];
+
+	return settings_coordinator_urls(s, buf, sizeof(buf), urls, SESSION_URLS_MAX) > 0;
+}
+
 static int setup(struct daemon *d)
 {
 	int r;
@@ -744,6 +812,7 @@ static int setup(struct daemon *d)
 		return log_errno(LOG_ERR, r, "Cannot create '%s'", d->s.state_directory);
 	}
 	settings_cache_path(&d->s, d->cache_path, sizeof(d->cache_path));
+	d->coordinated = has_coordinator(&d->s);
 	r = settings_backend_new(&d->s, &d->b);
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "Cannot open the %s backend for '%s'",

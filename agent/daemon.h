@@ -8,7 +8,12 @@
  * One libuv loop (DESIGN.md principle 8) holds two timers and three signals. At start
  * the daemon loads the desired-state cache and applies it before anything else, so a
  * reboot with the coordinator down restores every tunnel; then it tells systemd it is
- * ready (READY=1 on NOTIFY_SOCKET, no libsystemd). The reconcile timer repairs drift
+ * ready (READY=1 on NOTIFY_SOCKET, no libsystemd). With a coordinator configured, the
+ * cache may be older than the interface (it could not be written), so until the
+ * coordinator's first desired set arrives the cache's peers are added and updated but
+ * nothing is removed (RECONCILE_F_NO_REMOVE); without one, the cache is the truth and
+ * is applied whole. A cache that cannot be written is logged once per change of its
+ * state and counted in the "Interface facts" line. The reconcile timer repairs drift
  * every reconcile_interval; the monitor timer reads per-peer facts every
  * [monitor] interval. SIGTERM and SIGINT close every handle and leave the loop
  * (uv_loop_close() must succeed); SIGHUP reloads the reloadable options, warns about
@@ -22,8 +27,7 @@
  * the pass end at its next chunk of RECONCILE_CHUNK peers, so the agent exits within
  * a second even then. Readiness is signalled when the first pass is done.
  *
- * daemon_set_desired() is where the coordinator channel will hand over a new desired
- * set; nothing calls it yet.
+ * daemon_set_desired() is where the coordinator channel hands over a new desired set.
  */
 
 #include <stdbool.h>

@@ -188,8 +188,12 @@ static int cmd_apply(const struct settings *s, const char *file, bool dry_run)
 		r = reconciler_set_static(rc, statics, settings_static_peers(s, statics));
 	if (r == 0)
 		r = reconciler_set_routable(rc, nets, settings_routable(s, nets));
+	/* The cache is the drift baseline only if the pass that applied it finished. */
 	if (r == 0 && has_cache)
-		r = reconciler_set_desired(rc, &cached, RECONCILE_F_BASELINE | RECONCILE_F_FORCE);
+		r = reconciler_set_desired(
+		        rc, &cached,
+		        RECONCILE_F_CACHED | RECONCILE_F_FORCE |
+		                (cache_is_applied(cache_path, &cached) ? RECONCILE_F_BASELINE : 0));
 	if (r >= 0 && file)
 		r = reconciler_set_desired(rc, &want, RECONCILE_F_FORCE);
 	if (r < 0) {

@@ -22,6 +22,14 @@ struct reconciler {
 	struct wgf_cidr *routable; /* owned: the configured ones; the desired set has its own */
 	size_t n_routable;
 	bool cache_dirty;
+	/* The revision and epoch last recorded as applied (cache_mark_applied). */
+	uint64_t marked_rev;
+	uint8_t marked_epoch[CACHE_EPOCH_LEN];
+	bool has_marked;
+	bool no_remove; /* the desired set came with RECONCILE_F_NO_REMOVE */
+	/* Owned, sorted: peers a no-remove pass kept; never drift until a full pass is done. */
+	uint8_t (*kept)[WGF_KEY_LEN];
+	size_t n_kept;
 	const atomic_bool *cancel; /* borrowed; may be NULL */
 };
 
@@ -60,6 +68,7 @@ void reconciler_free(struct reconciler *rc)
 		return;
 	drop_applied(rc);
 	cache_state_fini(&rc->desired);
+	free(rc->kept);
 	free(rc->statics);
 	free(rc->routable);
 	free(rc->cache_path);
@@ -140,8 +149,14 @@ int reconciler_set_desired(struct reconciler *rc, struct cache_state *st, unsign
 	if (rc->applied_is_desired)
 		rc->applied = rc->desired;
 	memset(st, 0, sizeof(*st));
-	/* A baseline came from the cache: it is on disk already. */
-	rc->cache_dirty = !(flags & RECONCILE_F_BASELINE);
+	rc->cache_dirty = !(flags & RECONCILE_F_CACHED);
+	rc->no_remove = flags & RECONCILE_F_NO_REMOVE;
+	if (flags & RECONCILE_F_BASELINE) {
+		/* The caller checked that it was applied (cache_is_applied). */
+		rc->marked_rev = rc->desired.revision;
+		memcpy(rc->marked_epoch, rc->desired.epoch, CACHE_EPOCH_LEN);
+		rc->has_marked = true;
+	}
 	return 1;
 }
 
@@ -184,7 +199,15 @@ static int push_drift(struct reconcile_result *res, size_t *cap,
 	return 0;
 }
 
-/* Classifies the peers the plan changes against what we last applied. */
+static bool is_kept(const struct reconciler *rc, const uint8_t key[static WGF_KEY_LEN])
+{
+	return rc->n_kept && bsearch(key, rc->kept, rc->n_kept, WGF_KEY_LEN, cmp_key);
+}
+
+/*
+ * Classifies the peers the plan changes against what we last applied. Peers a no-remove
+ * pass kept are not: the interface may have had them from a set newer than the cache.
+ */
 static int find_drift(const struct reconciler *rc, const struct sync_plan *pl,
                       struct reconcile_result *res)
 {
@@ -196,13 +219,15 @@ static int find_drift(const struct reconciler *rc, const struct sync_plan *pl,
 	for (size_t i = 0; i < pl->n_add && r == 0; i++) {
 		const uint8_t *key = pl->add[i].desired->public_key;
 
-		if (baseline_find(rc, key))
+		if (baseline_find(rc, key) && !is_kept(rc, key))
 			r = push_drift(res, &cap, key, RECONCILE_DRIFT_REMOVED);
 	}
 	for (size_t i = 0; i < pl->n_update && r == 0; i++) {
 		const struct wgf_peer *actual = pl->update[i].actual;
 		const struct wgf_peer *base = baseline_find(rc, actual->public_key);
 
+		if (is_kept(rc, actual->public_key))
+			continue;
 		if (!base)
 			r = push_drift(res, &cap, actual->public_key, RECONCILE_DRIFT_ADDED);
 		else if ((actual->flags & BACKEND_PEER_F_TRUNCATED) ||
@@ -212,7 +237,7 @@ static int find_drift(const struct reconciler *rc, const struct sync_plan *pl,
 	for (size_t i = 0; i < pl->n_remove && r == 0; i++) {
 		const uint8_t *key = pl->remove[i].actual->public_key;
 
-		if (!baseline_find(rc, key))
+		if (!baseline_find(rc, key) && !is_kept(rc, key))
 			r = push_drift(res, &cap, key, RECONCILE_DRIFT_ADDED);
 	}
 	return r;
@@ -284,14 +309,83 @@ static void report_changes(const struct sync_plan *pl, reconcile_change_fn cb, v
 		cb(userdata, '~', pl->update[i].desired, pl->update[i].actual);
 }
 
-/* The routable networks are the desired set's and the configured ones, joined. */
-static int plan(struct reconciler *rc, const struct wgf_device *actual, struct sync_plan *ret)
+/*
+ * A no-remove pass: the peers the first diff would remove stay, and count as static
+ * peers for a second diff, so that no addition or update takes an allowed IP from one of
+ * them (WireGuard moves an allowed IP to the peer set last, and a kept peer may be newer
+ * than the set). A desired peer refused for that alone is held back, not refused, until
+ * a full pass. Kept and held keys are remembered (sorted, for is_kept): neither is drift.
+ */
+static int plan_keeping(struct reconciler *rc, const struct cache_state *d,
+                        const struct wgf_device *actual, struct sync_rules *rules,
+                        struct sync_plan *pl, size_t *ret_kept, size_t *ret_held)
+{
+	size_t n_kept = pl->n_remove, n_held = 0, k = 0;
+	uint8_t(*keys)[WGF_KEY_LEN] = malloc((rc->n_statics + n_kept) * WGF_KEY_LEN);
+	uint8_t(*kept)[WGF_KEY_LEN] = NULL;
+	struct sync_plan again;
+	int r = -ENOMEM;
+
+	if (!keys)
+		goto out;
+	if (rc->n_statics)
+		memcpy(keys, rc->statics, rc->n_statics * WGF_KEY_LEN);
+	for (size_t i = 0; i < n_kept; i++)
+		memcpy(keys[rc->n_statics + i], pl->remove[i].actual->public_key, WGF_KEY_LEN);
+	rules->static_keys = (const uint8_t(*)[WGF_KEY_LEN])keys;
+	rules->n_static = rc->n_statics + n_kept;
+	r = sync_diff(d->peers, d->n_peers, actual, rules, &again);
+	if (r < 0)
+		goto out;
+	sync_plan_fini(pl);
+	*pl = again;
+	pl->n_static -= n_kept;
+	/* Room for the kept keys and for every refused peer, which may all be held. */
+	kept = malloc((n_kept + pl->n_failed) * WGF_KEY_LEN);
+	if (!kept) {
+		r = -ENOMEM;
+		sync_plan_fini(pl);
+		goto out;
+	}
+	memcpy(kept, keys + rc->n_statics, n_kept * WGF_KEY_LEN);
+	qsort(kept, n_kept, WGF_KEY_LEN, cmp_key);
+	for (size_t i = 0; i < pl->n_failed; i++) {
+		const struct sync_failure *f = &pl->failed[i];
+
+		if (f->code == -EADDRINUSE && f->other &&
+		    bsearch(f->other->public_key, kept, n_kept, WGF_KEY_LEN, cmp_key))
+			memcpy(kept[n_kept + n_held++], f->peer->public_key, WGF_KEY_LEN);
+		else
+			pl->failed[k++] = *f;
+	}
+	pl->n_failed = k;
+	qsort(kept, n_kept + n_held, WGF_KEY_LEN, cmp_key);
+	free(rc->kept);
+	rc->kept = kept;
+	rc->n_kept = n_kept + n_held;
+	kept = NULL;
+	*ret_kept = n_kept;
+	*ret_held = n_held;
+out:
+	free(keys);
+	free(kept);
+	return r;
+}
+
+/*
+ * The routable networks are the desired set's and the configured ones, joined. With
+ * RECONCILE_F_NO_REMOVE, nothing is removed (plan_keeping); *ret_kept and *ret_held
+ * say how many peers were kept and held back.
+ */
+static int plan(struct reconciler *rc, const struct wgf_device *actual, struct sync_plan *ret,
+                size_t *ret_kept, size_t *ret_held)
 {
 	const struct cache_state *d = &rc->desired;
 	struct sync_rules rules = {.static_keys = rc->statics, .n_static = rc->n_statics};
 	struct wgf_cidr *joined = NULL;
 	int r;
 
+	*ret_kept = *ret_held = 0;
 	if (d->n_routable && rc->n_routable) {
 		joined = malloc((d->n_routable + rc->n_routable) * sizeof(*joined));
 		if (!joined)
@@ -304,6 +398,8 @@ static int plan(struct reconciler *rc, const struct wgf_device *actual, struct s
 	}
 	rules.n_routable = d->n_routable + rc->n_routable;
 	r = sync_diff(d->peers, d->n_peers, actual, &rules, ret);
+	if (r == 0 && rc->no_remove && ret->n_remove > 0)
+		r = plan_keeping(rc, d, actual, &rules, ret, ret_kept, ret_held);
 	free(joined);
 	return r;
 }
@@ -329,17 +425,43 @@ static int set_baseline(struct reconciler *rc, const struct reconcile_result *re
 	return 0;
 }
 
+/*
+ * After a complete pass: the cache on disk is what the interface holds (a pass that kept
+ * peers does not count), so it can be the next start's baseline. A marker that cannot
+ * be written costs only that: a restart then counts no drift on its first pass.
+ */
+static void mark_applied(struct reconciler *rc, struct reconcile_result *res)
+{
+	const struct cache_state *d = &rc->desired;
+
+	if (!rc->no_remove) {
+		free(rc->kept);
+		rc->kept = NULL;
+		rc->n_kept = 0;
+	}
+	if (!rc->cache_path || rc->cache_dirty || res->n_kept || res->n_held ||
+	    (rc->has_marked && rc->marked_rev == d->revision &&
+	     memcmp(rc->marked_epoch, d->epoch, CACHE_EPOCH_LEN) == 0))
+		return;
+	if (cache_mark_applied(rc->cache_path, d, &res->cache) < 0)
+		return;
+	rc->marked_rev = d->revision;
+	memcpy(rc->marked_epoch, d->epoch, CACHE_EPOCH_LEN);
+	rc->has_marked = true;
+}
+
 /* Re-reads the interface after applying: how many changes are still needed. */
 static int verify(struct reconciler *rc, struct reconcile_result *res)
 {
 	struct wgf_device dev = {0};
 	struct sync_plan pl;
+	size_t kept, held;
 	int r;
 
 	r = rc->b->ops->get_device(rc->b, &dev);
 	if (r < 0)
 		return r;
-	r = plan(rc, &dev, &pl);
+	r = plan(rc, &dev, &pl, &kept, &held);
 	if (r == 0) {
 		res->n_pending = pl.n_add + pl.n_update + pl.n_remove;
 		sync_plan_fini(&pl);
@@ -363,7 +485,7 @@ int reconciler_run(struct reconciler *rc, bool dry_run, reconcile_change_fn cb, 
 	if (r < 0)
 		return wgf_err_set(err, r, "cannot read interface '%s': %s", rc->b->ifname,
 		                   wgf_strerror(r));
-	r = plan(rc, &dev, &pl);
+	r = plan(rc, &dev, &pl, &res.n_kept, &res.n_held);
 	if (r == 0)
 		r = copy_failures(&pl, &res);
 	if (r == 0)
@@ -388,6 +510,10 @@ int reconciler_run(struct reconciler *rc, bool dry_run, reconcile_change_fn cb, 
 		res.n_pending = pl.n_add + pl.n_update + pl.n_remove;
 		goto done;
 	}
+	/* Durable before the interface changes: a crash from here on restarts from it. */
+	if (rc->cache_dirty && rc->cache_path &&
+	    cache_save(rc->cache_path, &rc->desired, &res.cache) == 0)
+		rc->cache_dirty = false;
 	if (changed) {
 		res.apply_error = send_changes(rc, pl.remove, pl.n_remove, true);
 		if (res.apply_error == 0)
@@ -408,13 +534,12 @@ int reconciler_run(struct reconciler *rc, bool dry_run, reconcile_change_fn cb, 
 		if (r < 0 && res.apply_error == 0)
 			res.apply_error = r;
 	}
-	if (res.apply_error == 0 && res.n_pending == 0 && set_baseline(rc, &res) < 0) {
-		r = wgf_err_set(err, -ENOMEM, "out of memory");
-		goto fail;
-	}
-	if (rc->cache_dirty && rc->cache_path) {
-		if (cache_save(rc->cache_path, &rc->desired, &res.cache) == 0)
-			rc->cache_dirty = false;
+	if (res.apply_error == 0 && res.n_pending == 0) {
+		if (set_baseline(rc, &res) < 0) {
+			r = wgf_err_set(err, -ENOMEM, "out of memory");
+			goto fail;
+		}
+		mark_applied(rc, &res);
 	}
 done:
 	sync_plan_fini(&pl);

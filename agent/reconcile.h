@@ -15,16 +15,30 @@
  * Drift is a difference between the interface and what the agent last applied (the
  * baseline): a peer removed, added or changed by someone else. Only peers that the pass
  * has to change are classified, so drift costs nothing when there is none. The first
- * baseline is the cache file, so a wireguard-go restarted empty shows as drift too.
+ * baseline is the cache file when the pass that applied it finished (cache.h,
+ * RECONCILE_F_BASELINE), so a wireguard-go restarted empty shows as drift too.
  *
  * Without a desired set (no cache yet and no coordinator), a pass does nothing: losing
  * the coordinator never removes a peer.
  *
  * reconciler_set_desired() is the seam for the coordinator channel: it takes a new
  * desired set and revision, ignores one that is not newer, and marks the cache to be
- * written after the next pass. Nothing here logs; the caller decides what a result is
- * worth saying. A reconciler is used by one thread at a time: the daemon runs passes
- * on libuv's thread pool and touches the reconciler only between them.
+ * written. The next pass writes it (fsync'd, atomically) before it changes the
+ * interface, so a crash at any point of the apply restarts from this set; after a
+ * complete pass it records the set as applied (cache.h). A cache that cannot be written
+ * does not stop the apply: the pass says so in reconcile_result.cache and the next pass
+ * tries again.
+ *
+ * A set offered with RECONCILE_F_NO_REMOVE (the cache at start, while the coordinator
+ * has not answered) may be older than what the interface holds: passes add and update
+ * but remove nothing, and count what they left in n_kept. An addition or update that
+ * would take an allowed IP from a kept peer (WireGuard moves it) is held back too
+ * (n_held). Kept and held peers are never drift, neither then nor when the first
+ * complete pass of a later set (offered without the flag) removes or changes them.
+ *
+ * Nothing here logs; the caller decides what a result is worth saying. A reconciler is
+ * used by one thread at a time: the daemon runs passes on libuv's thread pool and
+ * touches the reconciler only between them.
  */
 
 #include <stdatomic.h>
@@ -66,6 +80,9 @@ struct reconcile_result {
 	bool has_public_key; /* the interface has a private key (a fresh daemon has none) */
 	size_t n_added, n_updated, n_removed; /* planned; sent unless dry run */
 	size_t n_unchanged, n_static;
+	/* RECONCILE_F_NO_REMOVE: peers left that the set does not have, and desired peers
+	 * held back because they would take an allowed IP from one of those. */
+	size_t n_kept, n_held;
 	struct reconcile_failure *failed; /* owned: desired peers refused */
 	size_t n_failed;
 	struct reconcile_drift *drift; /* owned */
@@ -79,8 +96,10 @@ struct reconcile_result {
 typedef void (*reconcile_change_fn)(void *userdata, char op, const struct wgf_peer *desired,
                                     const struct wgf_peer *actual);
 
-#define RECONCILE_F_BASELINE (1U << 0) /* this set is also what was last applied */
-#define RECONCILE_F_FORCE    (1U << 1) /* accept it even if its revision is not newer */
+#define RECONCILE_F_BASELINE  (1U << 0) /* this set is also what was last applied */
+#define RECONCILE_F_FORCE     (1U << 1) /* accept it even if its revision is not newer */
+#define RECONCILE_F_CACHED    (1U << 2) /* it is what the cache file holds: not rewritten */
+#define RECONCILE_F_NO_REMOVE (1U << 3) /* may be older than the interface: remove nothing */
 
 struct reconciler;
 

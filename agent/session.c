@@ -923,6 +923,8 @@ int session_report(struct session *s, const struct session_report *r)
 		memcpy(rep->epoch, r->epoch, WGF_EPOCH_LEN);
 	rep->applied_revision = r->applied_revision;
 	rep->listen_port = r->listen_port;
+	snprintf(rep->cache_error, sizeof(rep->cache_error), "%s",
+	         r->cache_error ? r->cache_error : "");
 	if (r->interface_public_key) {
 		rep->has_interface_key = true;
 		memcpy(rep->interface_public_key, r->interface_public_key, WGF_KEY_LEN);

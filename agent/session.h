@@ -97,6 +97,7 @@ struct session_report {
 	size_t n_drift;
 	const uint8_t *interface_public_key; /* 32 bytes, or NULL */
 	uint16_t listen_port;
+	const char *cache_error; /* why the cache cannot be written, or NULL */
 };
 
 struct session;

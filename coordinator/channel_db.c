@@ -91,6 +91,13 @@ __attribute__((format(printf, 2, 3))) static void param_fmt(struct params *p, co
 	end(p);
 }
 
+static void param_text(struct params *p, const char *s)
+{
+	begin(p);
+	put(p, s, strlen(s));
+	end(p);
+}
+
 static void param_null(struct params *p)
 {
 	begin(p);
@@ -275,11 +282,12 @@ int chan_call_report(struct chan_call *c, const uint8_t key[static WGF_SIGN_PK_L
 	put(&p, "}", 1);
 	end(&p);
 	param_fmt(&p, "%" PRIu64 " milliseconds", handshake_window_ms);
+	param_text(&p, rep->cache_error);
 	return finish(&p, c,
 	              "SELECT * FROM wgf_agent_report($1::bytea, $2::bytea, $3::bytea, $4::bigint, "
 	              "$5::bytea, $6::text[], $7::bytea, $8::bigint[], $9::text[], $10::bigint[], "
 	              "$11::bigint[], $12::bytea, $13::integer, $14::bytea, $15::smallint[], "
-	              "$16::interval)");
+	              "$16::interval, $17::text)");
 }
 
 void chan_call_fini(struct chan_call *c)

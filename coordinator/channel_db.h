@@ -26,7 +26,7 @@
 #include "err.h"
 #include "wire.h"
 
-#define CHAN_CALL_PARAMS_MAX 16
+#define CHAN_CALL_PARAMS_MAX 20
 
 struct chan_call {
 	const char *sql;

@@ -35,7 +35,7 @@
 
 #include "err.h"
 
-#define DB_PARAMS_MAX 16
+#define DB_PARAMS_MAX 20
 
 struct db;
 

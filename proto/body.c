@@ -190,6 +190,7 @@ static int encode_report(const struct wgf_report *r, uint8_t **ret, size_t *ret_
 	rep.epoch = epoch_bytes(r->epoch);
 	rep.applied_revision = r->applied_revision;
 	rep.listen_port = r->listen_port;
+	rep.cache_error = (char *)r->cache_error;
 	if (r->has_interface_key)
 		rep.interface_public_key = bytes(r->interface_public_key, WGF_KEY_LEN);
 	rep.errors = (Wgfleet__V1__PeerApplyError **)ptrs;
@@ -527,8 +528,12 @@ static int decode_report(const Wgfleet__V1__Report *in, struct wgf_report *out, 
 			return r;
 		out->has_interface_key = true;
 	}
+	r = check_utf8(in->cache_error, NULL, 0, "the cache error", err);
+	if (r < 0)
+		return r;
 	out->applied_revision = in->applied_revision;
 	out->listen_port = (uint16_t)in->listen_port;
+	take_text(out->cache_error, sizeof(out->cache_error), in->cache_error);
 	out->errors = calloc(in->n_errors + 1, sizeof(*out->errors));
 	out->facts = calloc(in->n_peers + 1, sizeof(*out->facts));
 	out->drift = calloc(in->n_drift + 1, sizeof(*out->drift));

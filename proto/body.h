@@ -116,7 +116,8 @@ struct wgf_report {
 	size_t n_drift;
 	bool has_interface_key;
 	uint8_t interface_public_key[WGF_KEY_LEN];
-	uint16_t listen_port; /* 0: unknown */
+	uint16_t listen_port;             /* 0: unknown */
+	char cache_error[WGF_REASON_MAX]; /* "": the agent's cache is written */
 };
 
 struct wgf_error_body {

@@ -32,9 +32,10 @@ GATEWAY = "10.100.0.1"
 class World:
     """Coordinator(s), a VPS with its agent, and a router, wired together."""
 
-    def __init__(self, tmp_path, conninfo, channel_extra="", chan=None):
+    def __init__(self, tmp_path, conninfo, channel_extra="", chan=None, pool=POOL):
         """chan: the channel's listen URL (default an ipc:// socket); a tcp:// one with
-        port 0 gets the port the kernel picks, which the agent then dials."""
+        port 0 gets the port the kernel picks, which the agent then dials. pool: the
+        server's address pool."""
         self.tmp = tmp_path
         self.conninfo = conninfo
         self.coord = Coordinator(tmp_path, conninfo,
@@ -66,7 +67,7 @@ class World:
         self.agent_key = run([binary("wgfleet-agent"), "--config", str(self.agent_conf), "init"],
                              check=True).stdout.strip()
         status, _, body = self.api("POST", "/v1/servers", self.coord.admin_key, {
-            "name": "vps1", "endpoint": f"{self.vps_ip}:51820", "pool": POOL,
+            "name": "vps1", "endpoint": f"{self.vps_ip}:51820", "pool": pool,
             "gateway": GATEWAY, "agent_key": self.agent_key})
         assert status == 201, body
         assert self.api("POST", "/v1/tenants", self.coord.admin_key,

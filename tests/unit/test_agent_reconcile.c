@@ -21,9 +21,10 @@ struct fake {
 	struct wgf_device dev;
 	unsigned n_get, n_set_calls, n_remove_calls;
 	size_t n_set_peers, n_removed_peers;
-	int fail_set;     /* returned by set_peers when nonzero */
-	bool ignore_sets; /* accept sets without doing them */
-	bool absent;      /* -ENODEV */
+	int fail_set;           /* returned by set_peers when nonzero */
+	const char *must_exist; /* a file that set_peers and remove_peers check is there */
+	bool ignore_sets;       /* accept sets without doing them */
+	bool absent;            /* -ENODEV */
 };
 
 static void key_of(uint8_t key[static WGF_KEY_LEN], uint32_t n)
@@ -78,6 +79,8 @@ static int fake_set(struct backend *b, const struct wgf_peer *peers, size_t n)
 
 	f->n_set_calls++;
 	assert_true(n > 0 && n <= RECONCILE_CHUNK);
+	if (f->must_exist)
+		assert_int_equal(access(f->must_exist, F_OK), 0);
 	if (f->fail_set)
 		return f->fail_set;
 	f->n_set_peers += n;
@@ -97,6 +100,8 @@ static int fake_remove(struct backend *b, const struct wgf_peer *peers, size_t n
 
 	f->n_remove_calls++;
 	f->n_removed_peers += n;
+	if (f->must_exist)
+		assert_int_equal(access(f->must_exist, F_OK), 0);
 	for (size_t i = 0; i < n; i++) {
 		struct wgf_peer *p = fake_find(f, peers[i].public_key);
 
@@ -369,7 +374,67 @@ static void test_dry_run_changes_nothing(void **state)
 	reconcile_result_fini(&res);
 	reconciler_free(rc);
 	wgf_device_fini(&f.dev);
-	rmdir(dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, CACHE_APPLIED_FILE);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+/*
+ * A new set is on disk before the interface changes; it is recorded as applied only
+ * once a pass went through, and only then is the cache the next start's baseline.
+ */
+static void test_cache_written_before_apply(void **state)
+{
+	char dir[] = "/tmp/wgf-rc-XXXXXX", path[64], mark[64];
+	struct reconcile_result res;
+	struct cache_state st = {0};
+	struct wgf_err err = {0};
+	struct reconciler *rc;
+	struct fake f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/desired.json", dir);
+	snprintf(mark, sizeof(mark), "%s/%s", dir, CACHE_APPLIED_FILE);
+	fake_init(&f);
+	peer_of(wgf_device_add_peer(&f.dev), 100);
+	f.must_exist = path;
+	assert_int_equal(reconciler_new(&f.base, path, &rc), 0);
+	offer(rc, 1, 0, 3, 0, 1);
+
+	/* The apply fails: the set is cached all the same, and not marked applied. */
+	f.fail_set = -EIO;
+	run(rc, false, &res);
+	assert_int_equal(res.apply_error, -EIO);
+	assert_int_equal(res.cache.code, 0);
+	reconcile_result_fini(&res);
+	assert_int_equal(cache_load(path, &st, &err), 0);
+	assert_int_equal(st.revision, 1);
+	assert_int_equal(st.n_peers, 3);
+	assert_false(cache_is_applied(path, &st));
+	assert_int_equal(access(mark, F_OK), -1);
+
+	f.fail_set = 0;
+	run(rc, false, &res);
+	assert_int_equal(res.n_pending, 0);
+	reconcile_result_fini(&res);
+	assert_true(cache_is_applied(path, &st));
+	cache_state_fini(&st);
+
+	/* A newer set replaces the cache first; the marker still names revision 1. */
+	offer(rc, 2, 1, 3, 0, 1);
+	f.fail_set = -EIO;
+	run(rc, false, &res);
+	reconcile_result_fini(&res);
+	assert_int_equal(cache_load(path, &st, &err), 0);
+	assert_int_equal(st.revision, 2);
+	assert_false(cache_is_applied(path, &st));
+	cache_state_fini(&st);
+	reconciler_free(rc);
+	wgf_device_fini(&f.dev);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(unlink(mark), 0);
+	assert_int_equal(rmdir(dir), 0);
 }
 
 static void test_failures_are_reported(void **state)
@@ -541,6 +606,74 @@ static void test_routable_desired_and_configured(void **state)
 	wgf_device_fini(&f.dev);
 }
 
+/*
+ * A set that may be older than the interface adds and updates but removes nothing, and
+ * takes no allowed IP from a peer it keeps; what it kept or held back is not drift,
+ * neither then nor when the next full set removes or changes it.
+ */
+static void test_no_remove_keeps_and_is_not_drift(void **state)
+{
+	struct reconcile_result res;
+	struct cache_state st;
+	struct reconciler *rc;
+	struct wgf_peer *p;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	for (uint32_t i = 0; i < 6; i++)
+		if (i != 3)
+			peer_of(wgf_device_add_peer(&f.dev), i);
+	fake_must_find(&f, 1)->persistent_keepalive = 0;
+	/* Peer 50 has the address the cache gives peer 3 (10.0.0.3): a newer owner. */
+	p = wgf_device_add_peer(&f.dev);
+	peer_of(p, 50);
+	set_ip(p, "10.0.0.3/32");
+	assert_int_equal(reconciler_new(&f.base, NULL, &rc), 0);
+	/* The cache: peers 0-3, as the baseline. 4, 5 and 50 are newer than it. */
+	offer(rc, 7, 0, 4, RECONCILE_F_BASELINE | RECONCILE_F_FORCE | RECONCILE_F_NO_REMOVE, 1);
+	run(rc, false, &res);
+	assert_int_equal(res.n_removed, 0);
+	assert_int_equal(res.n_kept, 3);
+	assert_int_equal(res.n_held, 1);    /* peer 3 would take 50's address */
+	assert_int_equal(res.n_added, 0);   /* so it waits */
+	assert_int_equal(res.n_failed, 0);  /* and is not refused */
+	assert_int_equal(res.n_static, 0);  /* kept peers are not static ones */
+	assert_int_equal(res.n_updated, 1); /* peer 1, changed behind our back: drift */
+	assert_int_equal(res.n_drift, 1);
+	assert_int_equal(res.drift[0].kind, RECONCILE_DRIFT_CHANGED);
+	assert_int_equal(res.n_pending, 0);
+	assert_int_equal(f.n_remove_calls, 0);
+	assert_int_equal(f.dev.n_peers, 6);
+	reconcile_result_fini(&res);
+
+	/* The coordinator's set: 0-3 and 5 with another keepalive; 4 and 50 go. No drift. */
+	state_of(&st, 8, 0, 6);
+	st.peers[5].persistent_keepalive = 0;
+	st.peers[4] = st.peers[5];
+	st.n_peers = 5;
+	assert_int_equal(reconciler_set_desired(rc, &st, RECONCILE_F_FORCE), 1);
+	run(rc, false, &res);
+	assert_int_equal(res.n_removed, 2);
+	assert_int_equal(res.n_added, 1);
+	assert_int_equal(res.n_updated, 1);
+	assert_int_equal(res.n_kept + res.n_held, 0);
+	assert_int_equal(res.n_drift, 0);
+	assert_int_equal(res.n_pending, 0);
+	assert_int_equal(f.dev.n_peers, 5);
+	reconcile_result_fini(&res);
+
+	/* Once a full pass went through, a peer added by hand is drift again. */
+	peer_of(wgf_device_add_peer(&f.dev), 4);
+	run(rc, false, &res);
+	assert_int_equal(res.n_removed, 1);
+	assert_int_equal(res.n_drift, 1);
+	assert_int_equal(res.drift[0].kind, RECONCILE_DRIFT_ADDED);
+	reconcile_result_fini(&res);
+	reconciler_free(rc);
+	wgf_device_fini(&f.dev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -550,6 +683,8 @@ int main(void)
 	        cmocka_unit_test(test_baseline_from_cache),
 	        cmocka_unit_test(test_stale_revisions_are_ignored),
 	        cmocka_unit_test(test_dry_run_changes_nothing),
+	        cmocka_unit_test(test_cache_written_before_apply),
+	        cmocka_unit_test(test_no_remove_keeps_and_is_not_drift),
 	        cmocka_unit_test(test_failures_are_reported),
 	        cmocka_unit_test(test_static_and_absent),
 	        cmocka_unit_test(test_routable_desired_and_configured),

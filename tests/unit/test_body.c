@@ -388,6 +388,7 @@ static void test_report(void **state)
 	r->has_interface_key = true;
 	fill_key(r->interface_public_key, 0xee);
 	r->listen_port = 65535;
+	snprintf(r->cache_error, sizeof(r->cache_error), "desired.json: No space left on device");
 	round_trip(&in, "report", &out);
 
 	assert_string_equal(out.report.server, "vps-a");
@@ -419,6 +420,7 @@ static void test_report(void **state)
 	assert_true(out.report.has_interface_key);
 	assert_memory_equal(out.report.interface_public_key, r->interface_public_key, WGF_KEY_LEN);
 	assert_int_equal(out.report.listen_port, 65535);
+	assert_string_equal(out.report.cache_error, r->cache_error);
 	wgf_body_fini(&out);
 }
 
@@ -434,6 +436,7 @@ static void test_report_minimal(void **state)
 	assert_int_equal(out.report.applied_revision, 0);
 	assert_false(out.report.has_interface_key);
 	assert_int_equal(out.report.listen_port, 0);
+	assert_string_equal(out.report.cache_error, "");
 	assert_int_equal(out.report.n_errors + out.report.n_facts + out.report.n_drift, 0);
 	wgf_body_fini(&out);
 }
@@ -968,6 +971,9 @@ static void test_refuses_text_that_is_not_utf8(void **state)
 		rep.server = (char *)bad[i];
 		decode_fails(&b, -EBADMSG, "server name is not valid UTF-8");
 		rep.server = "vps-a";
+		rep.cache_error = (char *)bad[i];
+		decode_fails(&b, -EBADMSG, "the cache error is not valid UTF-8");
+		rep.cache_error = (char *)"";
 	}
 	er.code = WGFLEET__V1__ERROR__CODE__CODE_STALE;
 	er.message = (char *)bad[0];
