@@ -360,8 +360,15 @@ LANGUAGE sql VOLATILE AS $$
 $$;
 
 -- The servers whose agents the channel heard from since it last said (once a second).
-CREATE FUNCTION wgf_channel_seen(p_ids bigint[]) RETURNS void LANGUAGE sql AS $$
-	UPDATE servers SET last_seen_at = now() WHERE id = ANY (p_ids);
+-- A row another transaction holds (a change, an agent's call, which marks it seen
+-- itself) is skipped rather than waited for, and the commit does not wait for the
+-- WAL flush: this is a hint for placement and status, and it must not hold up changes.
+CREATE FUNCTION wgf_channel_seen(p_ids bigint[]) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM set_config('synchronous_commit', 'off', true);
+	UPDATE servers SET last_seen_at = now() WHERE id IN (
+		SELECT id FROM servers WHERE id = ANY (p_ids) ORDER BY id FOR NO KEY UPDATE SKIP LOCKED);
+END
 $$;
 
 -- As at the end of 0004: every function of this schema runs with a pinned search_path.

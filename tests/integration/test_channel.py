@@ -305,3 +305,19 @@ def refusal_counts(coord, expect, timeout=10):
                 time.monotonic() > deadline:
             return counts
         time.sleep(0.2)
+
+
+def test_polls_answered_from_memory_still_mark_the_server_seen(chan, tmp_path, pg, migrated_db):
+    # Placement and status read servers.last_seen_at; a poll that never reaches the
+    # database is written there in the channel's once-a-second batch.
+    a = Agent(chan, tmp_path, "vps-a", "10.100.0.0/24")
+    add_router(chan, "vps-a")
+    assert a.probe("sync", "0")[0] == "sync vps-a 1 1"
+    name, _ = migrated_db
+    pg.psql("UPDATE servers SET last_seen_at = now() - interval '1 hour'", dbname=name)
+    assert a.probe("hint", "0") == ["hint vps-a 1"]  # behind: answered at once, from memory
+    deadline = time.monotonic() + 5
+    while pg.psql("SELECT last_seen_at > now() - interval '1 minute' FROM servers "
+                  "WHERE name = 'vps-a'", dbname=name)[0][0] != "t":
+        assert time.monotonic() < deadline, "never marked seen"
+        time.sleep(0.1)
