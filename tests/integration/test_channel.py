@@ -3,6 +3,7 @@
 """The coordinator's end of the agent channel, driven by chanprobe over real nng."""
 import base64
 import os
+import signal
 import subprocess
 import time
 
@@ -321,3 +322,52 @@ def test_polls_answered_from_memory_still_mark_the_server_seen(chan, tmp_path, p
                   "WHERE name = 'vps-a'", dbname=name)[0][0] != "t":
         assert time.monotonic() < deadline, "never marked seen"
         time.sleep(0.1)
+
+
+def test_one_keepalive_for_deltas_and_snapshots_across_a_reload(chan, tmp_path):
+    # A peer's keepalive is the one stored when its key was submitted, whichever way the
+    # agent syncs. Before, a snapshot said the channel's value from its start (which
+    # SIGHUP never changed) while a delta said the value at PUT time.
+    a = Agent(chan, tmp_path, "vps-a", "10.100.0.0/24")
+    _, old, ip_old = add_router(chan, "vps-a")
+    assert a.probe("sync", "0")[0] == "sync vps-a 1 1"
+    with open(chan.config) as f:
+        text = f.read()
+    with open(chan.config, "w") as f:
+        f.write(text + "[api]\npersistent_keepalive = 40\n")
+    chan.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while not any(line.get("msg") == "Configuration reloaded"
+                  for line in log_lines(chan.read_log())):
+        assert time.monotonic() < deadline, "no reload"
+        time.sleep(0.05)
+    _, new, ip_new = add_router(chan, "vps-a")
+    assert a.probe("sync", "1") == ["sync vps-a 2 0",
+                                    f"change upsert 2 {new} {ip_new}/32 keepalive=40"]
+    snapshot = a.probe("sync", "0")
+    assert snapshot[0] == "sync vps-a 2 1"
+    assert sorted(snapshot[1:]) == sorted([f"peer {old} {ip_old}/32 keepalive=25",
+                                           f"peer {new} {ip_new}/32 keepalive=40"])
+
+
+def test_a_renamed_column_is_an_error_not_a_zero(chan, tmp_path, pg, migrated_db):
+    # The channel reads the database's rows by name and type: a function whose answer
+    # changed shape makes the call fail loudly. (The JSON it read before took a renamed
+    # key for 0 and answered with revision 0.)
+    a = Agent(chan, tmp_path, "vps-a", "10.100.0.0/24")
+    add_router(chan, "vps-a")
+    assert a.probe("sync", "0")[0] == "sync vps-a 1 1"
+    name, _ = migrated_db
+    pg.psql("""DROP FUNCTION wgf_agent_wait(bytea, bytea);
+        CREATE FUNCTION wgf_agent_wait(p_agent_key bytea, p_nonce bytea)
+        RETURNS TABLE (server_id bigint, server text, epoch bytea, rev bigint)
+        LANGUAGE plpgsql AS $$
+        #variable_conflict use_column
+        DECLARE s servers := wgf_agent_begin(p_agent_key, p_nonce);
+        BEGIN
+            RETURN QUERY SELECT s.id, s.name, wgf_epoch(), s.revision;
+        END $$""", dbname=name)
+    # A poll ahead of what the coordinator knows asks wgf_agent_wait.
+    assert a.probe("hint", "7") == ["error 8 unexpected database answer"]
+    assert any("column 3 is rev" in line.get("error", "") + line.get("msg", "")
+               for line in log_lines(chan.read_log())), chan.read_log()[-2000:]
