@@ -404,7 +404,7 @@ DB_DOWN_S = float(os.environ.get("WGF_FAULTS_DB_DOWN", "30"))
 
 def test_database_down_30_s_under_api_load(tmp_path):
     """PostgreSQL (durable, of this test's own) crashed for 30 s while a client submits a
-    key every 50 ms: the agent keeps every peer (from its own lines, and sampled), calls
+    key every 50 ms (retried until answered): the agent keeps every peer (from its own lines, and sampled), calls
     during the outage are refused, never acknowledged and lost, and after the restart
     the acknowledged keys and new ones reach the interface. The coordinator's side of
     the outage (503 at once, /readyz, its log lines) is test_db_faults.py's."""
@@ -421,7 +421,7 @@ def test_database_down_30_s_under_api_load(tmp_path):
         w.start_agent()
         wait_for("the server's key", lambda: w.server()["public_key"], timeout=15)
         # Reserved up front: reservations need the database too.
-        ids = [reserve(w) for _ in range(40 + int(DB_DOWN_S * 2))]
+        ids = [reserve(w) for _ in range(120)]
         for rid in ids[:20]:
             k = new_key()
             assert put_key(w, rid, k)[0] == 200
@@ -430,17 +430,24 @@ def test_database_down_30_s_under_api_load(tmp_path):
         pending = list(ids[20:])
 
         def load():
+            # A client as a real one is: each key retried (same Idempotency-Key) until
+            # it is answered 200, a read between calls.
             while not stop.is_set() and pending:
-                rid = pending.pop(0)
-                k = new_key()
-                status, _ = put_key(w, rid, k)
-                if status == 200:
-                    acked.append(k)
-                elif status is None:
-                    unanswered.append(rid)
-                else:
-                    refused.append(status)
-                w.api("GET", "/v1/routers?limit=10", w.key) if status == 200 else None
+                rid, k = pending.pop(0), new_key()
+                while not stop.is_set():
+                    status, _ = put_key(w, rid, k, idem=f"load-{rid}")
+                    if status == 200:
+                        acked.append(k)
+                        break
+                    if status is None:
+                        unanswered.append(rid)
+                    else:
+                        refused.append(status)
+                    time.sleep(0.05)
+                try:
+                    w.api("GET", "/v1/routers?limit=10", w.key)
+                except OSError:
+                    pass
                 time.sleep(0.05)
 
         t = threading.Thread(target=load)
