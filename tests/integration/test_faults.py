@@ -467,7 +467,9 @@ def test_database_down_30_s_under_api_load(tmp_path):
                  lambda: len(acked) > n_at_up, timeout=30, interval=0.01)
         api_s = time.monotonic() - up
         k = acked[n_at_up]
-        wait_for("it on the interface", lambda: k in w.vps_peers(), timeout=30,
+        # Generous: the agent's requests refused during the outage back off up to 30 s
+        # (session.c), so it may ask again only that long after the database is back.
+        wait_for("it on the interface", lambda: k in w.vps_peers(), timeout=45,
                  interval=0.005)
         took = time.monotonic() - up
         stop.set()
