@@ -405,12 +405,19 @@ def pg_crash(server):
 DB_DOWN_S = float(os.environ.get("WGF_FAULTS_DB_DOWN", "30"))
 
 
-def test_database_down_30_s_under_api_load(tmp_path):
+@pytest.mark.parametrize("start", ["any-time", "between-hint-and-sync"])
+def test_database_down_30_s_under_api_load(tmp_path, start):
     """PostgreSQL (durable, of this test's own) crashed for 30 s while a client submits a
-    key every 50 ms (retried until answered): the agent keeps every peer (from its own lines, and sampled), calls
-    during the outage are refused, never acknowledged and lost, and after the restart
-    the acknowledged keys and new ones reach the interface. The coordinator's side of
-    the outage (503 at once, /readyz, its log lines) is test_db_faults.py's."""
+    key every 50 ms (retried until answered): the agent keeps every peer (from its own
+    lines, and sampled), calls during the outage are refused, never acknowledged and
+    lost, and after the restart the acknowledged keys and new ones reach the interface.
+    The coordinator's side of the outage (503 at once, /readyz, its log lines) is
+    test_db_faults.py's.
+
+    between-hint-and-sync: the outage begins after the coordinator answered the agent's
+    long poll with news and before the agent's sync (the agent frozen with SIGSTOP
+    meanwhile), so the poll is held while the sync is refused (BENCHMARKS.md section 9,
+    the finding)."""
     top = tempfile.mkdtemp(prefix="wgf-pgd-", dir="/tmp")
     os.chmod(top, 0o755)
     server = Postgres(os.path.join(top, "pg")).start(fast=False)
@@ -457,7 +464,16 @@ def test_database_down_30_s_under_api_load(tmp_path):
         t.start()
         time.sleep(1.0)
         held = set(acked)
-        pg_crash(server)
+        if start == "between-hint-and-sync":
+            os.killpg(w.agent_proc.pid, signal.SIGSTOP)
+            k = new_key()
+            assert put_key(w, pending.pop(), k)[0] == 200
+            acked.append(k)
+            time.sleep(0.5)  # the hint goes out to the frozen agent
+            pg_crash(server)
+            os.killpg(w.agent_proc.pid, signal.SIGCONT)
+        else:
+            pg_crash(server)
         down_at = time.monotonic()
         samples = 0
         while time.monotonic() < down_at + DB_DOWN_S:
@@ -478,7 +494,9 @@ def test_database_down_30_s_under_api_load(tmp_path):
         took = time.monotonic() - up
         stop.set()
         t.join(timeout=30)
-        record_convergence(f"PostgreSQL crashed for {DB_DOWN_S:.0f} s under API load",
+        record_convergence(f"PostgreSQL crashed for {DB_DOWN_S:.0f} s under API load"
+                           + (", from between a hint and its sync" if start != "any-time"
+                              else ""),
                            "database started -> the first key acknowledged after it on "
                            f"the interface (acknowledged {api_s:.2f} s after the start)", took)
         assert samples >= 3
