@@ -225,3 +225,18 @@ def coordinator(tmp_path, migrated_db):
     coord.start()
     yield coord
     coord.stop()
+
+
+def record_convergence(case, measured, seconds, target=5.0):
+    """Records a fault case's convergence time with the load average beside it: printed
+    (seen with pytest -s) and, when WGF_FAULTS_REPORT names a file, appended to it as a
+    JSON line, which tests/bench/faults_report.py turns into a table."""
+    with open("/proc/loadavg") as f:
+        load = " ".join(f.read().split()[:3])
+    line = json.dumps({"case": case, "measured": measured, "seconds": round(seconds, 3),
+                       "target": target, "load": load})
+    print(f"WGF-FAULT {line}")
+    path = os.environ.get("WGF_FAULTS_REPORT")
+    if path:
+        with open(path, "a") as f:
+            f.write(line + "\n")

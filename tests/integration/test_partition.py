@@ -39,7 +39,7 @@ import time
 
 import pytest
 
-from conftest import Coordinator, log_lines, run
+from conftest import Coordinator, log_lines, record_convergence, run
 from test_story import World
 from wglib import WG, WG_GO, wait_for
 
@@ -174,6 +174,8 @@ def test_partition_heals_within_5_s(wan_world):
     took = time.monotonic() - healed_at
     print(f"partition {CUT_S:.0f} s: the change reached the interface {took:.2f} s after "
           f"the heal (load {load})")
+    record_convergence(f"partition of {CUT_S:.0f} s on a veth, a change made meanwhile",
+                       "heal -> the change on the interface", took)
     assert k1 in world.vps_peers()
     assert removals(world) == 0
     assert took <= HEAL_TARGET_S, f"{took:.2f} s after the heal (load {load})"
@@ -204,6 +206,8 @@ def test_a_dead_replica_does_not_stop_a_live_one(wan_world):
                  timeout=10, interval=0.01)
         took = time.monotonic() - changed_at
         print(f"one replica cut: the change arrived in {took:.2f} s")
+        record_convergence("one of two replicas cut by a partition",
+                           "a change made during the cut -> on the interface", took)
         assert took <= HEAL_TARGET_S + 3, took
         time.sleep(max(0.0, cut_at + 10 - time.monotonic()))
         wan.heal()
