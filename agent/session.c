@@ -25,6 +25,15 @@
 #define REPORT_FACTS_MAX 20000
 #define BACKOFF_MIN_MS   250
 #define BACKOFF_MAX_MS   30000
+/*
+ * A refusal comes from a live coordinator (it checked our signature and signed its
+ * answer) that cannot serve us for now: its database is down, or it is busy. It is asked
+ * again within REFUSED_MAX_MS, so the agent hears within seconds that the cause is gone,
+ * however long it lasted: meanwhile the long poll may be held for the refused sync, and
+ * the periodic resync waits for the retry, so nothing else asks. A dead path backs off
+ * to BACKOFF_MAX_MS.
+ */
+#define REFUSED_MAX_MS   4000
 /* A link without a connection gets a fresh dialer every 1-2 s (see session.h). */
 #define REDIAL_MS        1000
 #define REDIAL_TICK_MS   250
@@ -400,16 +409,21 @@ static void on_retry(uv_timer_t *t)
 		kick_work(c->s);
 }
 
-static void backoff(struct sess_ctx *c)
+static void backoff_to(struct sess_ctx *c, unsigned max_ms)
 {
 	unsigned ms = BACKOFF_MIN_MS << (c->failures < 7 ? c->failures : 7);
 
-	if (ms > BACKOFF_MAX_MS)
-		ms = BACKOFF_MAX_MS;
+	if (ms > max_ms)
+		ms = max_ms;
 	c->failures++;
 	c->op = OP_IDLE;
 	c->waiting_retry = true;
 	uv_timer_start(&c->retry, on_retry, ms / 2 + randombytes_uniform(ms / 2 + 1), 0);
+}
+
+static void backoff(struct sess_ctx *c)
+{
+	backoff_to(c, BACKOFF_MAX_MS);
 }
 
 static int cmp_peer_key(const void *a, const void *b)
@@ -604,7 +618,9 @@ static void handle_answer(struct sess_ctx *c, const struct wgf_body *b)
 		                            ? "unsupported_version"
 		                            : "refused"},
 		           {"message", b->error.message});
-		backoff(c);
+		/* A version it does not speak will not change soon. */
+		backoff_to(c, b->error.code == WGF_WIRE_ERROR_UNSUPPORTED_VERSION ? BACKOFF_MAX_MS
+		                                                                  : REFUSED_MAX_MS);
 		return;
 	}
 	c->failures = 0;
