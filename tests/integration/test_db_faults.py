@@ -121,3 +121,57 @@ def test_a_multi_host_conninfo_is_followed_as_the_socket_changes(own_pg, tmp_pat
     finally:
         f.stop()
         shutil.rmtree(missing, ignore_errors=True)
+
+
+def test_a_multi_host_conninfo_follows_a_failover(tmp_path):
+    """host=primary,standby target_session_attrs=read-write: the coordinator keeps
+    running when the primary goes and the standby is promoted, and writes go on to the
+    new primary (libpq moves to the next host's socket; once, the coordinator aborted
+    there, watching a socket libpq had closed)."""
+    from conftest import Coordinator
+    top = tempfile.mkdtemp(prefix="wgf-pgm-", dir="/tmp")
+    os.chmod(top, 0o755)
+    primary = Postgres(os.path.join(top, "primary")).start()
+    standby_dir = os.path.join(top, "standby")
+    coord = None
+    try:
+        run([binary("wgfleet-coordinator"), "--database", primary.conninfo, "migrate"],
+            check=True)
+        proc = run(["bash", PG_SH, "standby", primary.dir, standby_dir])
+        assert proc.returncode == 0, proc.stderr
+        hosts = f"{primary.dir}/sock,{standby_dir}/sock"
+        conninfo = " ".join([f"host={hosts}"] + [p for p in primary.conninfo.split()
+                                                  if not p.startswith("host=")] +
+                            ["target_session_attrs=read-write"])
+        coord = Coordinator(str(tmp_path), conninfo)
+        admin = coord.create_admin_key()
+        coord.start()
+        assert coord.request("POST", "/v1/tenants", admin,
+                             {"slug": "before", "name": "Before"})[0] == 201
+        standby = Postgres(standby_dir)
+        standby.conninfo = proc.stdout.strip().splitlines()[-1]
+        deadline = time.monotonic() + 15
+        while standby.psql("SELECT count(*) FROM tenants WHERE slug = 'before'") != [["1"]]:
+            assert time.monotonic() < deadline, "the standby never caught up"
+            time.sleep(0.1)
+        run(["bash", PG_SH, "stop", primary.dir], check=True)
+        assert run(["bash", PG_SH, "promote", standby_dir]).returncode == 0
+        start = time.monotonic()
+        for _ in range(300):  # about 30 s at most
+            status = coord.request("POST", "/v1/tenants", admin,
+                                   {"slug": "after", "name": "After"})[0]
+            assert coord.proc.poll() is None, "the coordinator exited"
+            if status == 201:
+                break
+            assert status in (503,), status
+            time.sleep(0.1)
+        assert status == 201, "no write reached the promoted standby"
+        print(f"multi-host failover: first write {time.monotonic() - start:.2f} s after "
+              f"the promote")
+        assert standby.psql("SELECT slug FROM tenants ORDER BY slug") == [["after"], ["before"]]
+    finally:
+        if coord:
+            coord.stop()
+        run(["bash", PG_SH, "wipe", standby_dir])
+        primary.stop()
+        shutil.rmtree(top, ignore_errors=True)
