@@ -100,6 +100,7 @@ struct chan_ctx {
 	struct wgf_wire_msg *req;             /* the request being answered */
 	nng_pipe pipe;                        /* the request came through it (it may be gone) */
 	struct registry_entry *entry;         /* parked: its server's entry, whose poll is us */
+	struct registry_entry *from; /* the sender's, found while handle_request() runs only */
 	struct wgf_body body;                 /* the request's, decoded */
 	char server[WGF_SERVER_NAME_MAX + 1]; /* the server the key belongs to */
 	int64_t server_id;                    /* parked: whose revision we wait for */
@@ -280,15 +281,24 @@ static void reply(struct chan_ctx *c, const uint8_t *body, size_t len)
 	ctx_receive(c);
 }
 
+/* A token bucket: refilled at per_s up to burst (a zero *at means full); the tokens. */
+static double bucket_refill(double *tokens, uint64_t *at, uint64_t now, double per_s,
+                            double burst)
+{
+	if (*at == 0)
+		*tokens = burst;
+	else if (now > *at)
+		*tokens += (double)(now - *at) * per_s / 1000;
+	if (*tokens > burst)
+		*tokens = burst;
+	*at = now;
+	return *tokens;
+}
+
 static bool take_answer_token(struct channel *ch)
 {
-	uint64_t now = uv_now(ch->loop);
-
-	ch->answer_tokens += (double)(now - ch->answer_tokens_at) * UNVERIFIED_ANSWERS_PER_S / 1000;
-	if (ch->answer_tokens > UNVERIFIED_ANSWERS_BURST)
-		ch->answer_tokens = UNVERIFIED_ANSWERS_BURST;
-	ch->answer_tokens_at = now;
-	if (ch->answer_tokens < 1)
+	if (bucket_refill(&ch->answer_tokens, &ch->answer_tokens_at, uv_now(ch->loop),
+	                  UNVERIFIED_ANSWERS_PER_S, UNVERIFIED_ANSWERS_BURST) < 1)
 		return false;
 	ch->answer_tokens -= 1;
 	return true;
@@ -314,6 +324,7 @@ static void refuse(struct chan_ctx *c, int reason, enum wgf_wire_error_code code
 	}
 	log_debug("Refused a message (%s) from %s: %s", refusal_name(reason),
 	          ch->refused[reason].remote, why);
+
 	if (code == WGF_WIRE_ERROR_UNSPECIFIED || !c->req ||
 	    (!authenticated && !take_answer_token(ch)) ||
 	    wgf_body_encode_error(code, why, &body, &len) < 0) {
@@ -444,6 +455,8 @@ static void registry_swap(struct channel *ch, struct registry *r)
 		if (e) {
 			e->db_calls = old[i].db_calls;
 			e->seen = old[i].seen;
+			e->tokens = old[i].tokens;
+			e->tokens_at = old[i].tokens_at;
 		}
 	}
 	for (c = ch->parked; c; c = next) {
@@ -1031,10 +1044,22 @@ static const uint8_t *find_sender(void *ctx, const struct wgf_wire_msg *m, int k
 
 	if (!e)
 		return NULL;
+	c->from = e;
 	c->server_id = e->server_id;
 	snprintf(c->server, sizeof(c->server), "%s", e->name);
 	*ret_body_max = body_max(e, kind);
 	return e->key;
+}
+
+/* Whether the sender has a message left in its bucket; accepted ones are charged. */
+static bool admit(void *ctx, const struct wgf_wire_msg *m)
+{
+	struct chan_ctx *c = ctx;
+	struct channel *ch = c->ch;
+
+	(void)m;
+	return bucket_refill(&c->from->tokens, &c->from->tokens_at, uv_now(ch->loop),
+	                     ch->o.agent_rate, ch->o.agent_burst) >= 1;
 }
 
 static bool take_nonce(void *ctx, const struct wgf_wire_msg *m)
@@ -1061,6 +1086,7 @@ static void handle_request(struct chan_ctx *c, nng_msg *msg)
 	const struct wgf_wire_receiver rx = {.me = ch->o.pk,
 	                                     .max_skew_ms = ch->o.max_skew_ms,
 	                                     .find_sender = find_sender,
+	                                     .admit = admit,
 	                                     .take_nonce = take_nonce,
 	                                     .ctx = c};
 	enum wgf_wire_refusal why = WGF_WIRE_ACCEPTED;
@@ -1071,6 +1097,7 @@ static void handle_request(struct chan_ctx *c, nng_msg *msg)
 	c->pipe = nng_msg_get_pipe(msg);
 	pipes_busy(ch->pipes, c->pipe);
 	c->server[0] = '\0';
+	c->from = NULL;
 	if (wgf_wire_accept(&rx, nng_msg_body(msg), nng_msg_len(msg), wgf_clock_wall_ms(), &c->req,
 	                    &c->body, &why, &err) < 0) {
 		nng_msg_free(msg);
@@ -1081,6 +1108,7 @@ static void handle_request(struct chan_ctx *c, nng_msg *msg)
 		return;
 	}
 	nng_msg_free(msg);
+	c->from->tokens -= 1;
 	server = body_server(&c->body);
 	if (server && strcmp(server, c->server) != 0) {
 		snprintf(text, sizeof(text), "this key belongs to server '%.64s', not '%.64s'",

@@ -62,6 +62,8 @@ struct channel_options {
 	unsigned max_pipes;       /* connections in all (pipes.h) */
 	unsigned max_pipes_per_address;
 	uint64_t idle_timeout_ms; /* a connection with nothing outstanding is closed */
+	unsigned agent_rate;      /* messages a second one agent key may send (a bucket) */
+	unsigned agent_burst;     /* the bucket's size */
 };
 
 struct channel;

@@ -222,6 +222,8 @@ static int start_channel(struct daemon *d)
 	        .max_pipes = (unsigned)d->s.channel_max_connections,
 	        .max_pipes_per_address = (unsigned)d->s.channel_max_connections_per_address,
 	        .idle_timeout_ms = d->s.channel_idle_timeout_ms,
+	        .agent_rate = (unsigned)d->s.channel_agent_rate,
+	        .agent_burst = (unsigned)d->s.channel_agent_burst,
 	};
 	struct db_options lo = {
 	        .name = "listener",

@@ -12,10 +12,10 @@
  * it in. The database stays the authority; a key removed a moment ago is still refused
  * there by wgf_agent_begin().
  *
- * Each entry carries two fields the channel owns the meaning of (poll: its parked
- * long poll for that server, so at most one is parked per server; db_calls: its
- * database calls in flight for that server). Everything belongs
- * to the loop thread.
+ * Each entry carries fields the channel owns the meaning of (poll: its parked long
+ * poll for that server, so at most one is parked per server; db_calls: its database
+ * calls in flight for that server; tokens: the messages the key may still send).
+ * Everything belongs to the loop thread.
  */
 
 #include <stdbool.h>
@@ -37,6 +37,8 @@ struct registry_entry {
 	void *poll;        /* borrowed: the channel's parked long poll for this server, or NULL */
 	unsigned db_calls; /* the channel's: its database calls in flight for this server */
 	bool seen;         /* the channel's: heard from since it last told the database */
+	double tokens;     /* the channel's: messages it may still send now (its bucket) */
+	uint64_t tokens_at; /* the channel's: uv_now() of the bucket's refill; 0: full */
 	struct registry_entry *next;
 };
 

@@ -431,6 +431,28 @@ static const struct wgf_conf_entry entries[] = {
         },
         {
                 .section = "channel",
+                .name = "agent_messages_per_second",
+                .type = WGF_CONF_UINT,
+                .offset = S(channel_agent_rate),
+                .def = "200",
+                .min = 1,
+                .max = 1000000,
+                .doc = "Messages one agent key may send a second, on average; past it (and its "
+                       "burst) they are refused before their signature is checked.",
+        },
+        {
+                .section = "channel",
+                .name = "agent_message_burst",
+                .type = WGF_CONF_UINT,
+                .offset = S(channel_agent_burst),
+                .def = "400",
+                .min = 1,
+                .max = 1000000,
+                .doc = "Messages one agent key may send at once beyond its rate (a restart's "
+                       "snapshot pages and report chunks come together).",
+        },
+        {
+                .section = "channel",
                 .name = "refusal_log_interval",
                 .type = WGF_CONF_DURATION,
                 .offset = S(channel_log_interval_ms),

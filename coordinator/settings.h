@@ -53,6 +53,8 @@ struct settings {
 	uint64_t channel_max_connections;
 	uint64_t channel_max_connections_per_address;
 	uint64_t channel_idle_timeout_ms;
+	uint64_t channel_agent_rate;
+	uint64_t channel_agent_burst;
 	int log_level; /* index into wgf_log_level_choices */
 };
 

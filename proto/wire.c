@@ -397,6 +397,7 @@ static const char *const refusal_names[WGF_WIRE_REFUSAL__COUNT] = {
         [WGF_WIRE_UNREADABLE] = "unreadable",
         [WGF_WIRE_VERSION] = "unsupported_version",
         [WGF_WIRE_UNKNOWN_SENDER] = "unknown_sender",
+        [WGF_WIRE_RATE_LIMITED] = "rate_limited",
         [WGF_WIRE_TOO_LARGE] = "too_large",
         [WGF_WIRE_BAD_SIGNATURE] = "bad_signature",
         [WGF_WIRE_MISADDRESSED] = "misaddressed",
@@ -408,6 +409,7 @@ static const char *const refusal_names[WGF_WIRE_REFUSAL__COUNT] = {
 static const enum wgf_wire_error_code refusal_codes[WGF_WIRE_REFUSAL__COUNT] = {
         [WGF_WIRE_VERSION] = WGF_WIRE_ERROR_UNSUPPORTED_VERSION,
         [WGF_WIRE_UNKNOWN_SENDER] = WGF_WIRE_ERROR_UNKNOWN_SENDER,
+        [WGF_WIRE_RATE_LIMITED] = WGF_WIRE_ERROR_INTERNAL,
         [WGF_WIRE_TOO_LARGE] = WGF_WIRE_ERROR_BAD_REQUEST,
         [WGF_WIRE_BAD_SIGNATURE] = WGF_WIRE_ERROR_BAD_SIGNATURE,
         [WGF_WIRE_MISADDRESSED] = WGF_WIRE_ERROR_MISADDRESSED,
@@ -448,6 +450,10 @@ static enum wgf_wire_refusal check(const struct wgf_wire_receiver *r, const stru
 	if (!key) {
 		wgf_err_set(err, -EACCES, "the sender's key is not one this side knows");
 		return WGF_WIRE_UNKNOWN_SENDER;
+	}
+	if (r->admit && !r->admit(r->ctx, m)) {
+		wgf_err_set(err, -EBUSY, "this sender sent more messages than it may; slow down");
+		return WGF_WIRE_RATE_LIMITED;
 	}
 	if (kind < 0) {
 		wgf_err_set(err, -EBADMSG, "the body is not a valid protobuf Body");

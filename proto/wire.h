@@ -189,6 +189,7 @@ enum wgf_wire_refusal {
 	WGF_WIRE_UNREADABLE,     /* too large, not an Envelope, wrong field lengths */
 	WGF_WIRE_VERSION,        /* another protocol version, from a known sender */
 	WGF_WIRE_UNKNOWN_SENDER, /* a key we do not know (of any version) */
+	WGF_WIRE_RATE_LIMITED,   /* a known key past its share (the receiver's admit()) */
 	WGF_WIRE_TOO_LARGE,      /* a body larger than that sender may send of its kind */
 	WGF_WIRE_BAD_SIGNATURE,
 	WGF_WIRE_MISADDRESSED,
@@ -215,6 +216,13 @@ struct wgf_wire_receiver {
 	 */
 	const uint8_t *(*find_sender)(void *ctx, const struct wgf_wire_msg *m, int kind,
 	                              size_t *ret_body_max);
+	/*
+	 * Optional: whether the known sender of m may be heard now (a rate bound the
+	 * receiver keeps per key); false refuses m as WGF_WIRE_RATE_LIMITED before its body
+	 * is looked at or its signature checked, so a flood past the bound costs a lookup a
+	 * message. Nothing is charged here: the receiver charges what it accepts.
+	 */
+	bool (*admit)(void *ctx, const struct wgf_wire_msg *m);
 	/* Requests: true when m's nonce is new, and remembers it from then on. */
 	bool (*take_nonce)(void *ctx, const struct wgf_wire_msg *m);
 	/* Answers instead: the nonce of the request this one must answer (16 bytes). */

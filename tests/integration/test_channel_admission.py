@@ -181,6 +181,40 @@ def test_one_parked_poll_per_server(chan, tmp_path):
         other.kill()
 
 
+def test_agent_messages_past_the_rate_are_refused(tmp_path, pg, migrated_db):
+    rate, burst = 10, 20
+    coord = start_coordinator(tmp_path, migrated_db[1],
+                              f"agent_messages_per_second = {rate}\nagent_message_burst = {burst}\n")
+    try:
+        a = Agent(coord, tmp_path, "vps-a", "10.100.0.0/24")
+        b = Agent(coord, tmp_path, "vps-b", "10.101.0.0/24")
+        add_router(coord, "vps-a")
+        assert a.probe("sync", "0")[0] == "sync vps-a 1 1"
+        counter = Counter(pg, migrated_db[0])
+        # 300 resyncs at the current revision (each answered from memory when accepted).
+        n = 300
+        took, out = flood(a, "--count", str(n), "sync", "1")
+        accepted = out.get("sync", 0)
+        assert burst - 2 <= accepted <= burst + rate * took + 1, (out, took)
+        assert out.get("error-8", 0) <= ANSWERS_BURST + ANSWERS_PER_S * took + 1, (out, took)
+        counts = refusal_counts(coord, {"rate_limited": n - accepted})
+        assert counts["rate_limited"] == n - accepted, counts
+        assert counter.calls() == 0
+        # Another agent is not affected, and this one is heard again once refilled.
+        assert b.probe("sync", "0")[0] == "sync vps-b 0 1"
+        time.sleep(burst / rate + 0.2)
+        # Envelopes that claim its key but do not verify are not charged to it: someone
+        # who knows an agent's public key cannot spend its share.
+        _, forged = flood(a, "--count", "200", "--tamper", "sync", "1", timeout=0.5)
+        counts = refusal_counts(coord, {"bad_signature": 200})
+        assert counts.get("bad_signature", 0) == 200, counts
+        assert counts["rate_limited"] == n - accepted, counts
+        _, out = flood(a, "--count", str(burst), "sync", "1", timeout=0.5)
+        assert out.get("sync", 0) == burst, out
+    finally:
+        coord.stop()
+
+
 def test_registry_follows_server_changes(chan, tmp_path, pg, migrated_db):
     a = Agent(chan, tmp_path, "vps-a", "10.100.0.0/24")
     assert a.probe("sync", "0")[0] == "sync vps-a 0 1"

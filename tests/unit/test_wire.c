@@ -860,6 +860,8 @@ static void test_msg_free_null(void **state)
 struct rx_state {
 	const uint8_t *known; /* the registered key, or NULL */
 	size_t body_max;
+	bool over_rate; /* admit() says no */
+	unsigned admits;
 	int kind_seen;
 	unsigned finds, takes;
 	uint8_t seen[8][WGF_NONCE_LEN];
@@ -877,6 +879,15 @@ static const uint8_t *rx_find(void *ctx, const struct wgf_wire_msg *m, int kind,
 		return NULL;
 	*ret_body_max = st->body_max;
 	return st->known;
+}
+
+static bool rx_admit(void *ctx, const struct wgf_wire_msg *m)
+{
+	struct rx_state *st = ctx;
+
+	assert_memory_equal(m->sender, st->known, WGF_SIGN_PK_LEN);
+	st->admits++;
+	return !st->over_rate;
 }
 
 static bool rx_take(void *ctx, const struct wgf_wire_msg *m)
@@ -1109,6 +1120,38 @@ static void test_accept_too_large_before_signature(void **state)
 	free(buf);
 }
 
+static void test_accept_rate_limited_before_body_and_signature(void **state)
+{
+	struct rx_state st;
+	struct wgf_wire_receiver rx = coord_rx(&st);
+	uint8_t *buf;
+	size_t len;
+
+	(void)state;
+	rx.admit = rx_admit;
+	seal_from(&agent, coord.pk, NULL, NOW, NULL, 0, &buf, &len);
+	st.over_rate = true;
+	expect_refusal(&rx, buf, len, -EBUSY, WGF_WIRE_RATE_LIMITED,
+	               "this sender sent more messages than it may; slow down");
+	/* Neither a body too large nor a bad signature is looked at first. */
+	st.body_max = 1;
+	repack(&buf, &len, flip_signature_byte);
+	expect_refusal(&rx, buf, len, -EBUSY, WGF_WIRE_RATE_LIMITED, NULL);
+	assert_int_equal(st.admits, 2);
+	assert_int_equal(st.takes, 0);
+	/* Within the rate, the checks go on as before. */
+	st.over_rate = false;
+	expect_refusal(&rx, buf, len, -EMSGSIZE, WGF_WIRE_TOO_LARGE, NULL);
+	st.body_max = 4096;
+	expect_refusal(&rx, buf, len, -EBADMSG, WGF_WIRE_BAD_SIGNATURE, "bad signature");
+	free(buf);
+	/* A stranger is refused as unknown and admit() never sees it. */
+	seal_from(&mallory, coord.pk, NULL, NOW, NULL, 0, &buf, &len);
+	expect_refusal(&rx, buf, len, -EACCES, WGF_WIRE_UNKNOWN_SENDER, NULL);
+	assert_int_equal(st.admits, 4);
+	free(buf);
+}
+
 static void test_accept_bad_signature(void **state)
 {
 	struct rx_state st;
@@ -1330,6 +1373,7 @@ static void test_refusal_names_and_codes(void **state)
 	        {WGF_WIRE_UNREADABLE, "unreadable", WGF_WIRE_ERROR_UNSPECIFIED},
 	        {WGF_WIRE_VERSION, "unsupported_version", WGF_WIRE_ERROR_UNSUPPORTED_VERSION},
 	        {WGF_WIRE_UNKNOWN_SENDER, "unknown_sender", WGF_WIRE_ERROR_UNKNOWN_SENDER},
+	        {WGF_WIRE_RATE_LIMITED, "rate_limited", WGF_WIRE_ERROR_INTERNAL},
 	        {WGF_WIRE_TOO_LARGE, "too_large", WGF_WIRE_ERROR_BAD_REQUEST},
 	        {WGF_WIRE_BAD_SIGNATURE, "bad_signature", WGF_WIRE_ERROR_BAD_SIGNATURE},
 	        {WGF_WIRE_MISADDRESSED, "misaddressed", WGF_WIRE_ERROR_MISADDRESSED},
@@ -1378,6 +1422,7 @@ int main(void)
 	        cmocka_unit_test(test_body_peek_kind),
 	        cmocka_unit_test(test_msg_free_null),
 	        cmocka_unit_test(test_accept_request),
+	        cmocka_unit_test(test_accept_rate_limited_before_body_and_signature),
 	        cmocka_unit_test(test_accept_unreadable),
 	        cmocka_unit_test(test_accept_other_version),
 	        cmocka_unit_test(test_accept_unknown_sender),
