@@ -126,6 +126,44 @@ DROP FUNCTION wgf_agent_sync(bytea, bytea, bigint, boolean, integer, integer);
 DROP FUNCTION wgf_agent_report(bytea, bytea, bigint, jsonb, jsonb, bytea, integer, jsonb, interval);
 DROP FUNCTION wgf_peer_json(bytea, inet, integer, uuid);
 
+-- Who sent an agent message, and its nonce remembered (as 0006's wgf_agent_begin(),
+-- which now calls this), without locking the server's row: a report locks routers,
+-- which the API locks before the server's row (wgf_append_change), so a report that
+-- held the server's row while it waited for a router would deadlock with them.
+CREATE FUNCTION wgf_agent_identify(p_agent_key bytea, p_nonce bytea) RETURNS servers
+LANGUAGE plpgsql AS $$
+DECLARE
+	s servers;
+	v_keep interval := coalesce(nullif(current_setting('wgfleet.nonce_keep', true), '')::interval,
+		interval '2 hours');
+BEGIN
+	SELECT * INTO s FROM servers WHERE agent_key = p_agent_key AND deleted_at IS NULL;
+	IF NOT FOUND THEN
+		PERFORM wgf_raise('WG401', 'unknown_sender', 'No server is registered with this agent key.');
+	END IF;
+	INSERT INTO agent_nonces (server_id, nonce) VALUES (s.id, p_nonce) ON CONFLICT DO NOTHING;
+	IF NOT FOUND THEN
+		PERFORM wgf_raise('WG409', 'replay', 'This message was seen before.');
+	END IF;
+	IF random() < 0.01 THEN
+		DELETE FROM agent_nonces WHERE seen_at < now() - v_keep;
+	END IF;
+	RETURN s;
+END
+$$;
+
+-- The server's row locked (and marked seen) for a wait or a sync, whose reads of the
+-- server's peers must all see it at one revision (see wgf_agent_sync()).
+CREATE OR REPLACE FUNCTION wgf_agent_begin(p_agent_key bytea, p_nonce bytea) RETURNS servers
+LANGUAGE plpgsql AS $$
+DECLARE
+	s servers := wgf_agent_identify(p_agent_key, p_nonce);
+BEGIN
+	UPDATE servers SET last_seen_at = now() WHERE id = s.id RETURNING * INTO s;
+	RETURN s;
+END
+$$;
+
 -- An agent's long poll (a Hint): who it is, and its server's newest revision and epoch.
 CREATE FUNCTION wgf_agent_wait(p_agent_key bytea, p_nonce bytea)
 RETURNS TABLE (server_id bigint, server text, epoch bytea, revision bigint)
@@ -241,7 +279,7 @@ RETURNS TABLE (server_id bigint, server text, epoch bytea, revision bigint)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-	s servers := wgf_agent_begin(p_agent_key, p_nonce);
+	s servers := wgf_agent_identify(p_agent_key, p_nonce);
 	v_epoch bytea := wgf_epoch();
 	v_current boolean := p_epoch IS NOT DISTINCT FROM v_epoch;
 	v_applied bigint := least(greatest(p_applied, 0), s.revision);
@@ -264,11 +302,9 @@ BEGIN
 	FOR i IN 0 .. n_errors - 1 LOOP
 		v_failed := v_failed || substring(p_error_keys FROM i * 32 + 1 FOR 32);
 	END LOOP;
-	UPDATE servers SET applied_revision = greatest(applied_revision, v_applied),
-		wg_public_key = coalesce(p_wg_key, wg_public_key),
-		wg_listen_port = coalesce(p_listen_port, wg_listen_port),
-		drift_repairs = drift_repairs + n_drift
-	WHERE id = s.id;
+	-- One report of a server at a time (two replicas may each hold one); the server's
+	-- row only at the end, after the routers' (the API's order: wgf_agent_identify()).
+	PERFORM pg_advisory_xact_lock(2003265076, (s.id % 2147483647)::integer);
 	UPDATE changes SET applied_at = clock_timestamp()
 	WHERE changes.server_id = s.id AND changes.revision <= v_applied AND applied_at IS NULL;
 
@@ -329,6 +365,11 @@ BEGIN
 					WHEN 2 THEN 'missing_peer' ELSE 'changed_peer' END) ORDER BY i))
 		FROM generate_series(0, n_drift - 1) i;
 	END IF;
+	UPDATE servers SET applied_revision = greatest(applied_revision, v_applied),
+		wg_public_key = coalesce(p_wg_key, wg_public_key),
+		wg_listen_port = coalesce(p_listen_port, wg_listen_port),
+		drift_repairs = drift_repairs + n_drift, last_seen_at = now()
+	WHERE id = s.id;
 	RETURN QUERY SELECT s.id, s.name, v_epoch, s.revision;
 END
 $$;

@@ -747,3 +747,48 @@ def test_the_sweeper_compacts_the_change_log_below_what_agents_can_ask_for(api):
     api.rows(api.delete_server_sql("vpn2", force=True))
     api.one("SELECT wgf_sweep(1000)")
     assert revisions("vpn2") == []
+
+
+# ---- lock order between agents' reports and the API ----
+
+def report_sql(api, server, fact_keys):
+    """wgf_agent_report() with a handshake fact for each key (as the channel calls it)."""
+    n = len(fact_keys)
+    arr = lambda v, t: f"ARRAY[{', '.join([v] * n)}]::{t}[]" if n else f"'{{}}'::{t}[]"
+    return (f"SELECT server FROM wgf_agent_report({bytea(api.agent_keys[server])}, "
+            f"{bytea(os.urandom(16).hex())}, wgf_epoch(), 0, NULL, '{{}}'::text[], "
+            f"{bytea(''.join(fact_keys))}, {arr('1', 'bigint')}, {arr(lit('192.0.2.1:1'), 'text')}, "
+            f"{arr('0', 'bigint')}, {arr('0', 'bigint')}, NULL, NULL, NULL, '{{}}'::smallint[], "
+            f"'180 seconds', '')")
+
+
+def test_a_report_and_a_deletion_of_its_router_do_not_deadlock(api):
+    # The API locks a router, then its server (the change's revision); a report must
+    # not hold the server while it waits for a router, or the two deadlock (40P01).
+    acme = api.tenant("acme")
+    api.server("vpn1")
+    r = api.reserve(acme)["id"]
+    key = hexkey()
+    api.set_key(acme, r, key)
+    deleter = api.session("deleter")
+    try:
+        deleter.stdin.write(f"BEGIN;\nSELECT 1 FROM routers WHERE id = {lit(r)} FOR UPDATE;\n")
+        deleter.stdin.flush()
+        api.wait_activity("deleter", "state = 'idle in transaction'")
+        reporter = subprocess.Popen(api.psql_args(report_sql(api, "vpn1", [key])),
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    env=dict(os.environ, PGAPPNAME="reporter"))
+        api.wait_activity("reporter", "wait_event_type = 'Lock'")
+        deleter.stdin.write(f"SELECT wgf_api_delete_router({acme.args}, {lit(r)}, 'test');\n"
+                            "COMMIT;\n\\q\n")
+        deleter.stdin.flush()
+        _, derr = deleter.communicate(timeout=20)
+        out, rerr = reporter.communicate(timeout=20)
+    finally:
+        for p in (deleter,):
+            if p.poll() is None:
+                p.kill()
+    assert deleter.returncode == 0, derr
+    assert reporter.returncode == 0, rerr
+    assert out.split() == ["vpn1"]
+    assert api.one(f"SELECT status FROM routers WHERE id = {lit(r)}") == "deleted"
