@@ -95,13 +95,13 @@ struct chan_ctx {
 	nng_ctx ctx;
 	nng_aio *aio;
 	enum ctx_state state;
-	struct chan_ctx *next_ready;          /* the queue from nng's threads */
-	struct chan_ctx *prev, *next;         /* the parked list */
-	struct wgf_wire_msg *req;             /* the request being answered */
-	nng_pipe pipe;                        /* the request came through it (it may be gone) */
-	struct registry_entry *entry;         /* parked: its server's entry, whose poll is us */
-	struct registry_entry *from; /* the sender's, found while handle_request() runs only */
-	struct wgf_body body;                 /* the request's, decoded */
+	struct chan_ctx *next_ready;  /* the queue from nng's threads */
+	struct chan_ctx *prev, *next; /* the parked list */
+	struct wgf_wire_msg *req;     /* the request being answered */
+	nng_pipe pipe;                /* the request came through it (it may be gone) */
+	struct registry_entry *entry; /* parked: its server's entry, whose poll is us */
+	struct registry_entry *from;  /* the sender's, found while handle_request() runs only */
+	struct wgf_body body;         /* the request's, decoded */
 	char server[WGF_SERVER_NAME_MAX + 1]; /* the server the key belongs to */
 	int64_t server_id;                    /* parked: whose revision we wait for */
 	uint64_t known_revision;              /* parked: the agent's revision */
@@ -282,8 +282,7 @@ static void reply(struct chan_ctx *c, const uint8_t *body, size_t len)
 }
 
 /* A token bucket: refilled at per_s up to burst (a zero *at means full); the tokens. */
-static double bucket_refill(double *tokens, uint64_t *at, uint64_t now, double per_s,
-                            double burst)
+static double bucket_refill(double *tokens, uint64_t *at, uint64_t now, double per_s, double burst)
 {
 	if (*at == 0)
 		*tokens = burst;

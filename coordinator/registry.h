@@ -33,11 +33,11 @@ struct registry_entry {
 	uint64_t pool_size; /* addresses in the server's pool: a bound on its peers */
 	struct wgf_cidr pool;
 	char name[64];
-	uint64_t revision; /* the channel's: its newest revision known, loaded from the rows */
-	void *poll;        /* borrowed: the channel's parked long poll for this server, or NULL */
-	unsigned db_calls; /* the channel's: its database calls in flight for this server */
-	bool seen;         /* the channel's: heard from since it last told the database */
-	double tokens;     /* the channel's: messages it may still send now (its bucket) */
+	uint64_t revision;  /* the channel's: its newest revision known, loaded from the rows */
+	void *poll;         /* borrowed: the channel's parked long poll for this server, or NULL */
+	unsigned db_calls;  /* the channel's: its database calls in flight for this server */
+	bool seen;          /* the channel's: heard from since it last told the database */
+	double tokens;      /* the channel's: messages it may still send now (its bucket) */
 	uint64_t tokens_at; /* the channel's: uv_now() of the bucket's refill; 0: full */
 	struct registry_entry *next;
 };
