@@ -454,7 +454,6 @@ static int start_session(struct daemon *d)
 	char urls[sizeof(d->s.coordinator_urls)], path[PATH_MAX];
 	struct wgf_identity id;
 	struct wgf_err err = {0};
-	size_t len = 0;
 	int r;
 
 	o.n_urls = settings_coordinator_urls(&d->s, urls, sizeof(urls), o.urls, SESSION_URLS_MAX);
@@ -463,9 +462,8 @@ static int start_session(struct daemon *d)
 	if (!d->s.server[0] || !d->s.coordinator_public_key[0])
 		return log_errno(LOG_ERR, -EINVAL,
 		                 "[coordinator] urls needs server and public_key as well");
-	(void)sodium_base642bin(o.coordinator_pk, sizeof(o.coordinator_pk),
-	                        d->s.coordinator_public_key, strlen(d->s.coordinator_public_key),
-	                        NULL, &len, NULL, sodium_base64_VARIANT_ORIGINAL);
+	o.n_coordinator_pk =
+	        settings_coordinator_keys(&d->s, o.coordinator_pk, SESSION_COORD_KEYS_MAX);
 	settings_signing_key_path(&d->s, path, sizeof(path));
 	r = wgf_identity_load(&id, path, &err);
 	if (r < 0)

@@ -95,6 +95,7 @@ struct session {
 	struct session_callbacks cb;
 	void *cb_ctx;
 	uint8_t pk[WGF_SIGN_PK_LEN];
+	size_t addressed; /* the pinned coordinator key that answered last: requests go to it */
 	struct link links[SESSION_URLS_MAX];
 	size_t n_links, next_link;
 	struct sess_ctx poll, work;
@@ -317,8 +318,8 @@ static int send_bytes(struct sess_ctx *c, enum op op, const uint8_t *body, size_
 
 	if (!l)
 		return 0;
-	r = wgf_wire_seal(s->o.sk, s->o.coordinator_pk, NULL, wgf_clock_wall_ms(), body, len,
-	                  c->nonce, &buf, &buf_len);
+	r = wgf_wire_seal(s->o.sk, s->o.coordinator_pk[s->addressed], NULL, wgf_clock_wall_ms(),
+	                  body, len, c->nonce, &buf, &buf_len);
 	if (r < 0)
 		return r;
 	if (nng_msg_alloc(&msg, 0) != 0 || nng_msg_append(msg, buf, buf_len) != 0) {
@@ -579,9 +580,19 @@ static const uint8_t *find_coordinator(void *ctx, const struct wgf_wire_msg *m, 
 
 	(void)kind;
 	*ret_body_max = WGF_WIRE_MSG_MAX;
-	return sodium_memcmp(m->sender, s->o.coordinator_pk, WGF_SIGN_PK_LEN) == 0
-	               ? s->o.coordinator_pk
-	               : NULL;
+	for (size_t i = 0; i < s->o.n_coordinator_pk; i++)
+		if (sodium_memcmp(m->sender, s->o.coordinator_pk[i], WGF_SIGN_PK_LEN) == 0)
+			return s->o.coordinator_pk[i];
+	return NULL;
+}
+
+/* An answer from pinned key i was accepted: later requests are addressed to that key,
+ * so a coordinator that signs with a new key also receives requests for it. */
+static void addressed_to(struct session *s, const uint8_t *sender)
+{
+	for (size_t i = 0; i < s->o.n_coordinator_pk; i++)
+		if (sodium_memcmp(sender, s->o.coordinator_pk[i], WGF_SIGN_PK_LEN) == 0)
+			s->addressed = i;
 }
 
 /* Opens an answer: signed by the pinned coordinator, to us, fresh, bound to c's request. */
@@ -602,6 +613,8 @@ static int open_answer(struct sess_ctx *c, nng_msg *msg, struct wgf_body *ret)
 	if (r < 0)
 		log_fields(LOG_WARNING, "Dropped an answer", {"reason", wgf_wire_refusal_name(why)},
 		           {"error", err.msg});
+	else
+		addressed_to(s, m->sender);
 	wgf_wire_msg_free(m);
 	return r;
 }

@@ -53,7 +53,8 @@
 #include "tls.h"
 #include "wire.h"
 
-#define SESSION_URLS_MAX 8
+#define SESSION_URLS_MAX       8
+#define SESSION_COORD_KEYS_MAX 4
 
 struct session_options {
 	const char *urls[SESSION_URLS_MAX]; /* borrowed */
@@ -61,7 +62,8 @@ struct session_options {
 	nng_tls_config *tls[SESSION_URLS_MAX];
 	size_t n_urls;
 	const char *server; /* our server's name, as registered */
-	uint8_t coordinator_pk[WGF_SIGN_PK_LEN];
+	uint8_t coordinator_pk[SESSION_COORD_KEYS_MAX][WGF_SIGN_PK_LEN]; /* pinned */
+	size_t n_coordinator_pk;
 	uint8_t sk[WGF_SIGN_SK_LEN];
 	uint64_t resync_ms;
 	uint64_t request_timeout_ms; /* for syncs and reports; polls wait longer */

@@ -12,6 +12,7 @@
 
 #include "backend.h"
 #include "cache.h"
+#include "identity.h"
 #include "log.h"
 
 #define FIELD(f)  offsetof(struct settings, f)
@@ -145,19 +146,11 @@ static int validate_server_name(const void *value, struct wgf_err *err)
 	return 0;
 }
 
-static int validate_signing_key(const void *value, struct wgf_err *err)
+static int validate_signing_keys(const void *value, struct wgf_err *err)
 {
-	const char *text = value;
-	uint8_t key[32];
-	size_t len = 0;
+	int n = wgf_identity_public_list(value, NULL, SETTINGS_COORD_KEYS_MAX, err);
 
-	if (!*text)
-		return 0;
-	if (sodium_base642bin(key, sizeof(key), text, strlen(text), NULL, &len, NULL,
-	                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
-	    len != sizeof(key) || !crypto_core_ed25519_is_valid_point(key))
-		return wgf_err_set(err, -EINVAL, "not an Ed25519 public key in base64");
-	return 0;
+	return n < 0 ? n : 0;
 }
 
 static int validate_static_peers(const void *value, struct wgf_err *err)
@@ -351,9 +344,12 @@ static const struct wgf_conf_entry entries[] = {
                 .offset = FIELD(coordinator_public_key),
                 .size = SIZE(coordinator_public_key),
                 .def = "",
-                .validate = validate_signing_key,
+                .validate = validate_signing_keys,
                 .doc = "The coordinators' Ed25519 public key in base64 ('wgfleet-coordinator "
-                       "channel-key' prints it); every answer must be signed by it.",
+                       "channel-key' prints it); every answer must be signed by it. While "
+                       "the coordinators' key is rotated, the old and the new one, "
+                       "comma-separated (at most 4); requests go to the key that answered "
+                       "last.",
         },
         {
                 .section = "coordinator",
@@ -643,6 +639,13 @@ void settings_reload(struct settings *cur, const struct settings *next,
 		else if (changed)
 			changed(e->section, e->name);
 	}
+}
+
+size_t settings_coordinator_keys(const struct settings *s, uint8_t (*keys)[32], size_t max)
+{
+	int n = wgf_identity_public_list(s->coordinator_public_key, keys, max, NULL);
+
+	return n > 0 ? (size_t)n : 0;
 }
 
 size_t settings_coordinator_urls(const struct settings *s, char *buf, size_t size,

@@ -29,6 +29,7 @@
 #define SETTINGS_STATIC_PEERS_MAX 8
 #define SETTINGS_ROUTABLE_MAX     16
 #define SETTINGS_URLS_MAX         8
+#define SETTINGS_COORD_KEYS_MAX   4 /* pinned coordinator keys (one, two while rotating) */
 #define SETTINGS_KEY_FILE         "wireguard.key"
 
 enum settings_backend {
@@ -54,7 +55,7 @@ struct settings {
 	uint64_t monitor_full_interval_ms;
 
 	char coordinator_urls[WGF_CONF_LINE_MAX + 1]; /* "": no coordinator */
-	char coordinator_public_key[WGF_KEY_B64_LEN];
+	char coordinator_public_key[SETTINGS_COORD_KEYS_MAX * (WGF_KEY_B64_LEN + 1)];
 	char server[64];
 	uint64_t resync_interval_ms;
 	uint64_t request_timeout_ms;
@@ -93,6 +94,9 @@ size_t settings_routable(const struct settings *s, struct wgf_cidr nets[SETTINGS
  * Splits coordinator_urls (validated when loaded) into at most max URLs pointing into
  * buf (size bytes, a copy); returns how many.
  */
+/* The pinned coordinator keys ([coordinator] public_key, validated), at most max; how many. */
+size_t settings_coordinator_keys(const struct settings *s, uint8_t (*keys)[32], size_t max);
+
 size_t settings_coordinator_urls(const struct settings *s, char *buf, size_t size,
                                  const char **urls, size_t max);
 

@@ -66,3 +66,49 @@ void wgf_identity_fini(struct wgf_identity *id)
 {
 	sodium_memzero(id, sizeof(*id));
 }
+
+int wgf_identity_public_from_b64(const char *b64, uint8_t pk[static 32])
+{
+	size_t len = 0;
+
+	if (sodium_base642bin(pk, 32, b64, strlen(b64), NULL, &len, NULL,
+	                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	    len != 32 || !crypto_core_ed25519_is_valid_point(pk))
+		return -EINVAL;
+	return 0;
+}
+
+int wgf_identity_public_list(const char *text, uint8_t (*pks)[32], size_t max, struct wgf_err *err)
+{
+	size_t n = 0;
+
+	for (const char *p = text; *p;) {
+		char item[64];
+		size_t len = strcspn(p, ",");
+		const char *next = p[len] ? p + len + 1 : p + len;
+		uint8_t pk[32];
+
+		while (len > 0 && *p == ' ') {
+			p++;
+			len--;
+		}
+		while (len > 0 && p[len - 1] == ' ')
+			len--;
+		if (len == 0 && !*next)
+			break;
+		if (n == max)
+			return wgf_err_set(err, -E2BIG, "more than %zu keys", max);
+		if (len < sizeof(item)) {
+			memcpy(item, p, len);
+			item[len] = '\0';
+		}
+		if (len >= sizeof(item) || wgf_identity_public_from_b64(item, pk) < 0)
+			return wgf_err_set(err, -EINVAL,
+			                   "key %zu: not an Ed25519 public key in base64", n + 1);
+		if (pks)
+			memcpy(pks[n], pk, 32);
+		n++;
+		p = next;
+	}
+	return (int)n;
+}

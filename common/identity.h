@@ -13,6 +13,7 @@
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -33,5 +34,15 @@ int wgf_identity_load_or_create(struct wgf_identity *id, const char *path, bool 
 void wgf_identity_public_b64(const struct wgf_identity *id, char out[static 45]);
 
 void wgf_identity_fini(struct wgf_identity *id);
+
+/* An Ed25519 public key from base64 (a point on the curve); -EINVAL otherwise. */
+int wgf_identity_public_from_b64(const char *b64, uint8_t pk[static 32]);
+
+/*
+ * Comma-separated Ed25519 public keys in base64 (spaces around each allowed) into pks
+ * (room for max; NULL to check only): how many, or -EINVAL naming the bad one in err,
+ * or -E2BIG for more than max.
+ */
+int wgf_identity_public_list(const char *text, uint8_t (*pks)[32], size_t max, struct wgf_err *err);
 
 #endif

@@ -16,6 +16,7 @@
 #include <uriparser/Uri.h>
 
 #include "endpoint.h"
+#include "identity.h"
 #include "key.h"
 
 #define IDEMPOTENCY_KEY_MAX 200
@@ -264,14 +265,11 @@ int input_wg_key(struct call *c, const char *field, const char *s, int status, c
 int input_agent_key(struct call *c, const char *field, const char *s, const char **ret)
 {
 	uint8_t key[32];
-	size_t len = 0;
 
 	*ret = NULL;
 	if (!s)
 		return 0;
-	if (sodium_base642bin(key, sizeof(key), s, strlen(s), NULL, &len, NULL,
-	                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
-	    len != sizeof(key) || !crypto_core_ed25519_is_valid_point(key))
+	if (wgf_identity_public_from_b64(s, key) < 0)
 		return call_invalid(c, field, "not an Ed25519 public key in base64");
 	*ret = arena_hex(c, key);
 	return *ret ? 0 : call_problem(c, 500, "internal", "Out of memory.");

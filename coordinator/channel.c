@@ -1083,6 +1083,8 @@ static void handle_request(struct chan_ctx *c, nng_msg *msg)
 {
 	struct channel *ch = c->ch;
 	const struct wgf_wire_receiver rx = {.me = ch->o.pk,
+	                                     .also_me = ch->o.previous_pk,
+	                                     .n_also_me = ch->o.n_previous_pk,
 	                                     .max_skew_ms = ch->o.max_skew_ms,
 	                                     .find_sender = find_sender,
 	                                     .admit = admit,

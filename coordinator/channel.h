@@ -51,6 +51,9 @@ struct channel_options {
 	nng_tls_config *tls;
 	uint8_t sk[WGF_SIGN_SK_LEN];
 	uint8_t pk[WGF_SIGN_PK_LEN];
+	/* Earlier keys requests may still be addressed to (SETTINGS_PREVIOUS_KEYS_MAX). */
+	uint8_t previous_pk[4][WGF_SIGN_PK_LEN];
+	size_t n_previous_pk;
 	uint64_t max_skew_ms;
 	uint64_t wait_ms;
 	uint64_t handshake_window_ms;

@@ -250,6 +250,8 @@ static int start_channel(struct daemon *d)
 	}
 	memcpy(co.sk, id.sk, sizeof(co.sk));
 	memcpy(co.pk, id.pk, sizeof(co.pk));
+	co.n_previous_pk = (size_t)wgf_identity_public_list(
+	        d->s.channel_previous_keys, co.previous_pk, SETTINGS_PREVIOUS_KEYS_MAX, NULL);
 	wgf_identity_public_b64(&id, pk);
 	wgf_identity_fini(&id);
 	snprintf(settings, sizeof(settings), "-c wgfleet.nonce_keep=%llums",

@@ -11,6 +11,7 @@
 #include <libpq-fe.h>
 
 #include "http.h"
+#include "identity.h"
 #include "log.h"
 #include "tls.h"
 
@@ -43,6 +44,13 @@ static int validate_proxies(const void *value, struct wgf_err *err)
 	size_t n;
 
 	return http_parse_proxies(value, NULL, HTTP_TRUSTED_PROXIES_MAX, &n, err);
+}
+
+static int validate_previous_keys(const void *value, struct wgf_err *err)
+{
+	int n = wgf_identity_public_list(value, NULL, SETTINGS_PREVIOUS_KEYS_MAX, err);
+
+	return n < 0 ? n : 0;
 }
 
 const char *const settings_placement_choices[] = {"online", "any", NULL};
@@ -268,6 +276,18 @@ static const struct wgf_conf_entry entries[] = {
                 .doc = "The coordinator's Ed25519 key (mode 0600), the same on every replica; "
                        "'wgfleet-coordinator channel-key' makes it and prints the public key "
                        "agents pin.",
+        },
+        {
+                .section = "channel",
+                .name = "previous_public_keys",
+                .type = WGF_CONF_STRING,
+                .offset = S(channel_previous_keys),
+                .size = sizeof(((struct settings *)0)->channel_previous_keys),
+                .def = "",
+                .validate = validate_previous_keys,
+                .doc = "While the signing key is rotated: the public keys of earlier ones "
+                       "(comma-separated, at most 4), which agents may still address their "
+                       "requests to. Answers are always signed with signing_key_file.",
         },
         {
                 .section = "channel",

@@ -14,7 +14,8 @@
 
 #include "conf.h"
 
-#define SETTINGS_CONNINFO_MAX 1024
+#define SETTINGS_CONNINFO_MAX      1024
+#define SETTINGS_PREVIOUS_KEYS_MAX 4 /* [channel] previous_public_keys */
 
 struct settings {
 	char conninfo[SETTINGS_CONNINFO_MAX];
@@ -37,6 +38,7 @@ struct settings {
 	uint64_t sweep_interval_ms;
 	char channel_listen[256];
 	char channel_key_file[512];
+	char channel_previous_keys[SETTINGS_PREVIOUS_KEYS_MAX * 46];
 	char channel_tls_cert_file[512];
 	char channel_tls_key_file[512];
 	char channel_tls_client_ca_file[512];

@@ -438,6 +438,15 @@ bool wgf_wire_answerable(const struct wgf_wire_msg *m, enum wgf_wire_refusal why
 	return !(why == WGF_WIRE_UNKNOWN_SENDER && m->version != WGF_PROTOCOL_VERSION);
 }
 
+static bool addressed_to_another_of_ours(const struct wgf_wire_receiver *r,
+                                         const struct wgf_wire_msg *m)
+{
+	for (size_t i = 0; i < r->n_also_me; i++)
+		if (wgf_wire_check_addressed(m, r->also_me[i], NULL) == 0)
+			return true;
+	return false;
+}
+
 /* The checks after the envelope was read, in the contract's order; 0 or the refusal. */
 static enum wgf_wire_refusal check(const struct wgf_wire_receiver *r, const struct wgf_wire_msg *m,
                                    uint64_t now_ms, struct wgf_err *err)
@@ -473,7 +482,7 @@ static enum wgf_wire_refusal check(const struct wgf_wire_receiver *r, const stru
 	}
 	if (rv < 0)
 		return WGF_WIRE_BAD_SIGNATURE;
-	if (wgf_wire_check_addressed(m, r->me, err) < 0)
+	if (!addressed_to_another_of_ours(r, m) && wgf_wire_check_addressed(m, r->me, err) < 0)
 		return WGF_WIRE_MISADDRESSED;
 	if (wgf_wire_check_fresh(m, now_ms, r->max_skew_ms, err) < 0)
 		return WGF_WIRE_STALE;

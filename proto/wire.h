@@ -208,6 +208,9 @@ struct wgf_body;
 /* What a receiver knows, for wgf_wire_accept(). */
 struct wgf_wire_receiver {
 	const uint8_t *me; /* our Ed25519 public key */
+	/* Other keys of ours that envelopes may be addressed to (a key being rotated out). */
+	const uint8_t (*also_me)[WGF_SIGN_PK_LEN];
+	size_t n_also_me;
 	uint64_t max_skew_ms;
 	/*
 	 * The key m->sender is registered as, or NULL when it is unknown; when known,
