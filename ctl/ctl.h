@@ -70,7 +70,7 @@ const char *output_colour_for(const char *word);
 void output_reltime(const char *ts, char *out, size_t size);
 /* Parses an RFC 3339 time as PostgreSQL writes it; 0 or -EINVAL. */
 int output_parse_time(const char *ts, double *ret_epoch);
-/* RFC 3339 UTC for a Unix time. */
+/* RFC 3339 UTC for a Unix time, to the millisecond. */
 void output_format_time(double epoch, char *out, size_t size);
 
 /* Prints JSON for scripts: indented, keys as the API sent them, a newline. */

@@ -77,10 +77,13 @@ int output_parse_time(const char *ts, double *ret_epoch)
 void output_format_time(double epoch, char *out, size_t size)
 {
 	time_t t = (time_t)floor(epoch);
+	int ms = (int)((epoch - floor(epoch)) * 1000);
+	char whole[32];
 	struct tm tm;
 
 	gmtime_r(&t, &tm);
-	strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	strftime(whole, sizeof(whole), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, size, "%s.%03dZ", whole, ms);
 }
 
 void output_reltime(const char *ts, char *out, size_t size)
