@@ -285,14 +285,6 @@ static int cmd_servers_list(struct ctx *c)
 	return list(c, "/v1/servers", cols, ARRAY_SIZE(cols));
 }
 
-static int cmd_servers_show(struct ctx *c)
-{
-	struct query q;
-	int r = path_with(c, &q, "/v1/servers/", c->args[0], "");
-
-	return r == CTL_OK ? call_show(c, "GET", q.buf, NULL) : r;
-}
-
 static int cmd_servers_add(struct ctx *c)
 {
 	json_t *body;
@@ -305,25 +297,6 @@ static int cmd_servers_add(struct ctx *c)
 		return r;
 	json_object_set_new(body, "name", json_string(c->args[0]));
 	r = call_show(c, "POST", "/v1/servers", body);
-	json_decref(body);
-	return r;
-}
-
-static int cmd_servers_set(struct ctx *c)
-{
-	struct query q;
-	json_t *body;
-	size_t n;
-	int r = path_with(c, &q, "/v1/servers/", c->args[0], "");
-
-	if (r == CTL_OK)
-		r = make_body(c, server_body, ARRAY_SIZE(server_body), &body, &n);
-	if (r != CTL_OK)
-		return r;
-	if (n == 0)
-		r = ctx_usage(c, "give at least one setting to change (see --help)");
-	else
-		r = call_show(c, "PATCH", q.buf, body);
 	json_decref(body);
 	return r;
 }
@@ -409,14 +382,6 @@ static int cmd_tenants_list(struct ctx *c)
 	return list(c, "/v1/tenants", cols, ARRAY_SIZE(cols));
 }
 
-static int cmd_tenants_show(struct ctx *c)
-{
-	struct query q;
-	int r = path_with(c, &q, "/v1/tenants/", c->args[0], "");
-
-	return r == CTL_OK ? call_show(c, "GET", q.buf, NULL) : r;
-}
-
 static int cmd_tenants_add(struct ctx *c)
 {
 	json_t *body;
@@ -433,23 +398,83 @@ static int cmd_tenants_add(struct ctx *c)
 	return r;
 }
 
-static int cmd_tenants_set(struct ctx *c)
+/* GET prefix + the command's argument, and print it. */
+static int show_one(struct ctx *c, const char *prefix)
+{
+	struct query q;
+	int r = path_with(c, &q, prefix, c->args[0], "");
+
+	return r == CTL_OK ? call_show(c, "GET", q.buf, NULL) : r;
+}
+
+/* PATCH prefix + the command's argument with the settings given (at least one). */
+static int patch_one(struct ctx *c, const char *prefix, const struct body_field *f, size_t n)
 {
 	struct query q;
 	json_t *body;
-	size_t n;
-	int r = path_with(c, &q, "/v1/tenants/", c->args[0], "");
+	size_t set;
+	int r = path_with(c, &q, prefix, c->args[0], "");
 
 	if (r == CTL_OK)
-		r = make_body(c, tenant_body, ARRAY_SIZE(tenant_body), &body, &n);
+		r = make_body(c, f, n, &body, &set);
 	if (r != CTL_OK)
 		return r;
-	if (n == 0)
-		r = ctx_usage(c, "give at least one limit to change (see --help)");
+	if (set == 0)
+		r = ctx_usage(c, "give at least one setting to change (see --help)");
 	else
 		r = call_show(c, "PATCH", q.buf, body);
 	json_decref(body);
 	return r;
+}
+
+static int cmd_servers_show(struct ctx *c)
+{
+	return show_one(c, "/v1/servers/");
+}
+
+static int cmd_servers_set(struct ctx *c)
+{
+	return patch_one(c, "/v1/servers/", server_body, ARRAY_SIZE(server_body));
+}
+
+static int cmd_tenants_show(struct ctx *c)
+{
+	return show_one(c, "/v1/tenants/");
+}
+
+static int cmd_tenants_set(struct ctx *c)
+{
+	return patch_one(c, "/v1/tenants/", tenant_body, ARRAY_SIZE(tenant_body));
+}
+
+/* DELETE prefix + the command's argument; says "<done> <what> <arg>". */
+static int delete_one(struct ctx *c, const char *prefix, const char *what, const char *done)
+{
+	json_t *reply = NULL, *out;
+	struct query q;
+	int r = path_with(c, &q, prefix, c->args[0], "");
+
+	if (r == CTL_OK)
+		r = client_call(c->client, "DELETE", q.buf, NULL, &reply, NULL);
+	if (r == CTL_OK && c->json) {
+		out = json_pack("{s:s,s:b}", "id", c->args[0], done, 1);
+		output_json(out);
+		json_decref(out);
+	} else if (r == CTL_OK) {
+		printf("%s %s %s\n", done, what, c->args[0]);
+	}
+	json_decref(reply);
+	return r;
+}
+
+static int cmd_keys_revoke(struct ctx *c)
+{
+	return delete_one(c, "/v1/keys/", "key", "revoked");
+}
+
+static int cmd_routers_delete(struct ctx *c)
+{
+	return delete_one(c, "/v1/routers/", "router", "deleted");
 }
 
 /* ---- keys ---- */
@@ -521,22 +546,6 @@ static int cmd_keys_create(struct ctx *c)
 	}
 	json_decref(reply);
 	json_decref(body);
-	return r;
-}
-
-static int cmd_keys_revoke(struct ctx *c)
-{
-	json_t *reply = NULL;
-	struct query q;
-	int r = path_with(c, &q, "/v1/keys/", c->args[0], "");
-
-	if (r == CTL_OK)
-		r = client_call(c->client, "DELETE", q.buf, NULL, &reply, NULL);
-	if (r == CTL_OK && c->json)
-		output_json(json_pack("{s:s,s:b}", "id", c->args[0], "revoked", 1));
-	else if (r == CTL_OK)
-		printf("revoked key %s\n", c->args[0]);
-	json_decref(reply);
 	return r;
 }
 
@@ -631,22 +640,6 @@ static int cmd_routers_show(struct ctx *c)
 		json_object_del(reply, "setup");
 		output_object(reply);
 	}
-	json_decref(reply);
-	return r;
-}
-
-static int cmd_routers_delete(struct ctx *c)
-{
-	json_t *reply = NULL;
-	struct query q;
-	int r = path_with(c, &q, "/v1/routers/", c->args[0], "");
-
-	if (r == CTL_OK)
-		r = client_call(c->client, "DELETE", q.buf, NULL, &reply, NULL);
-	if (r == CTL_OK && c->json)
-		output_json(json_pack("{s:s,s:b}", "id", c->args[0], "deleted", 1));
-	else if (r == CTL_OK)
-		printf("deleted router %s\n", c->args[0]);
 	json_decref(reply);
 	return r;
 }
