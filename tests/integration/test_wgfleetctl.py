@@ -402,3 +402,41 @@ def test_the_key_is_never_in_argv(fleet):
                 proc.wait()
     # no option takes the key as a value
     assert "--key " not in ok(ctl(f, "--help")).replace("--key-file", "")
+
+
+# ---- bash completion ----
+
+COMMANDS = ["status", "servers list", "servers show", "servers add", "servers set",
+            "servers remove", "tenants list", "tenants show", "tenants add", "tenants set",
+            "keys list", "keys create", "keys revoke", "routers list", "routers show",
+            "routers delete", "audit", "leases", "config"]
+
+
+def complete(words):
+    """What deploy/wgfleetctl.bash-completion offers for the last of words (bash-completion's
+    _init_completion stood in for by a few lines)."""
+    from conftest import TOP
+    script = ('_init_completion() { words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD; '
+              'cur=${words[cword]}; prev=${words[cword-1]}; }; _filedir() { :; }; '
+              f'. {TOP}/deploy/wgfleetctl.bash-completion; '
+              'COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _wgfleetctl; '
+              'printf "%s\\n" "${COMPREPLY[@]}"')
+    out = subprocess.run(["bash", "-c", script, "bash", *words], capture_output=True,
+                         text=True, check=True, timeout=10).stdout
+    return sorted(out.split())
+
+
+def test_bash_completion_offers_each_commands_options_as_its_help_lists_them():
+    assert complete(["wgfleetctl", ""]) == sorted({c.split()[0] for c in COMMANDS})
+    assert complete(["wgfleetctl", "servers", ""]) == ["add", "list", "remove", "set", "show"]
+    assert complete(["wgfleetctl", "--url", "x", "keys", ""]) == ["create", "list", "revoke"]
+    assert complete(["wgfleetctl", "config", "id", "--format", ""]) == ["routeros", "wg-quick"]
+    for cmd in COMMANDS:
+        help_text = subprocess.run([binary("wgfleetctl"), *cmd.split(), "--help"],
+                                   capture_output=True, text=True, timeout=10).stdout
+        listed = sorted(set(re.findall(r"^  (--[a-z-]+)", help_text, re.M)))
+        assert complete(["wgfleetctl", *cmd.split(), "--"]) == listed, cmd
+    usage = subprocess.run([binary("wgfleetctl"), "--help"], capture_output=True, text=True,
+                           timeout=10).stdout
+    assert sorted(re.findall(r"^  ([a-z]+(?: [a-z]+)?)(?= [A-Z]| {2,})", usage, re.M)) == \
+        sorted(COMMANDS)
