@@ -616,10 +616,14 @@ static int cmd_routers_list(struct ctx *c)
 		if (!cursor)
 			break;
 	}
-	if (r == CTL_OK && c->json)
-		output_json(json_pack("{s:O}", "items", all));
-	else if (r == CTL_OK)
+	if (r == CTL_OK && c->json) {
+		json_t *out = json_pack("{s:O}", "items", all);
+
+		output_json(out);
+		json_decref(out);
+	} else if (r == CTL_OK) {
 		output_table(all, router_cols, ARRAY_SIZE(router_cols), true);
+	}
 	json_decref(reply);
 	json_decref(all);
 	return r;
