@@ -122,7 +122,7 @@ static int time_opt(struct ctx *c, const char *name, char *out, size_t size, con
 		*ret = v;
 		return CTL_OK;
 	}
-	if (ctl_parse_duration(v, &ago) < 0)
+	if (output_parse_duration(v, &ago) < 0)
 		return ctx_usage(c, "--%s: an RFC 3339 time or a duration ago ('15m', '2h'): '%s'",
 		                 name, v);
 	output_format_time((double)wgf_clock_wall_ms() / 1000.0 - ago, out, size);
@@ -584,7 +584,7 @@ static int cmd_routers_list(struct ctx *c)
 	int r = limit_opt(c, 1000, 1000000, &limit);
 	double ago;
 
-	if (r == CTL_OK && hs && ctl_parse_duration(hs, &ago) < 0)
+	if (r == CTL_OK && hs && output_parse_duration(hs, &ago) < 0)
 		r = ctx_usage(c, "--handshake-older-than: a duration ('90s', '5m', '1h')");
 	if (r == CTL_OK && hs)
 		output_format_time((double)wgf_clock_wall_ms() / 1000.0 - ago, before,
@@ -703,7 +703,7 @@ static int cmd_audit(struct ctx *c)
 	if (r == CTL_OK)
 		r = time_opt(c, "until", until_buf, sizeof(until_buf), &until);
 	if (r == CTL_OK && iv &&
-	    (ctl_parse_duration(iv, &interval) < 0 || interval < FOLLOW_INTERVAL_MIN ||
+	    (output_parse_duration(iv, &interval) < 0 || interval < FOLLOW_INTERVAL_MIN ||
 	     interval > FOLLOW_INTERVAL_MAX))
 		r = ctx_usage(c, "--interval: seconds from %.1f to %.0f", FOLLOW_INTERVAL_MIN,
 		              FOLLOW_INTERVAL_MAX);

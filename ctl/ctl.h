@@ -70,6 +70,8 @@ const char *output_colour_for(const char *word);
 void output_reltime(const char *ts, char *out, size_t size);
 /* Parses an RFC 3339 time as PostgreSQL writes it; 0 or -EINVAL. */
 int output_parse_time(const char *ts, double *ret_epoch);
+/* "30s", "5m", "2h", "1d", "250ms" or plain seconds into seconds; -EINVAL otherwise. */
+int output_parse_duration(const char *s, double *ret_seconds);
 /* RFC 3339 UTC for a Unix time, to the millisecond. */
 void output_format_time(double epoch, char *out, size_t size);
 
@@ -132,8 +134,5 @@ struct ctx {
 const char *ctx_opt(const struct ctx *c, const char *name);
 /* A usage error of the command: prints it and returns CTL_USAGE. */
 int ctx_usage(const struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* "30s", "5m", "2h", "1d" or plain seconds into seconds; -EINVAL otherwise. */
-int ctl_parse_duration(const char *s, double *ret_seconds);
 
 #endif

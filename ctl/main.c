@@ -129,29 +129,6 @@ int ctx_usage(const struct ctx *c, const char *fmt, ...)
 	return CTL_USAGE;
 }
 
-int ctl_parse_duration(const char *s, double *ret_seconds)
-{
-	static const struct {
-		const char *unit;
-		double seconds;
-	} units[] = {{"", 1}, {"ms", 0.001}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}};
-	char *end;
-	double v;
-
-	if (!s || !*s || !strchr("0123456789.", s[0]))
-		return -EINVAL;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno != 0 || end == s || v < 0)
-		return -EINVAL;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-		if (strcmp(end, units[i].unit) == 0) {
-			*ret_seconds = v * units[i].seconds;
-			return 0;
-		}
-	return -EINVAL;
-}
-
 /* The key read from a file only its owner may read; trailing whitespace dropped. */
 static int read_key_file(const char *path, char out[static KEY_MAX])
 {
@@ -230,8 +207,8 @@ static int resolve(struct settings *s)
 	bool have_url, have_key;
 	int r = CTL_OK;
 
-	if (s->timeout_flag &&
-	    (ctl_parse_duration(s->timeout_flag, &seconds) < 0 || seconds < 0.1 || seconds > 600)) {
+	if (s->timeout_flag && (output_parse_duration(s->timeout_flag, &seconds) < 0 ||
+	                        seconds < 0.1 || seconds > 600)) {
 		fprintf(stderr, "wgfleetctl: --timeout: seconds from 0.1 to 600 ('5', '2.5s')\n");
 		return CTL_USAGE;
 	}

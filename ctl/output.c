@@ -74,6 +74,29 @@ int output_parse_time(const char *ts, double *ret_epoch)
 	return 0;
 }
 
+int output_parse_duration(const char *s, double *ret_seconds)
+{
+	static const struct {
+		const char *unit;
+		double seconds;
+	} units[] = {{"", 1}, {"ms", 0.001}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}};
+	char *end;
+	double v;
+
+	if (!s || !*s || !strchr("0123456789.", s[0]))
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || v < 0)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (strcmp(end, units[i].unit) == 0) {
+			*ret_seconds = v * units[i].seconds;
+			return 0;
+		}
+	return -EINVAL;
+}
+
 void output_format_time(double epoch, char *out, size_t size)
 {
 	time_t t = (time_t)floor(epoch);
