@@ -440,3 +440,42 @@ def test_bash_completion_offers_each_commands_options_as_its_help_lists_them():
                            timeout=10).stdout
     assert sorted(re.findall(r"^  ([a-z]+(?: [a-z]+)?)(?= [A-Z]| {2,})", usage, re.M)) == \
         sorted(COMMANDS)
+
+
+def on_a_terminal(f, *args, env):
+    """Runs wgfleetctl with its stdout on a pseudo-terminal; returns (exit code, output)."""
+    import pty
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen([binary("wgfleetctl"), *args], stdout=follower,
+                                stderr=subprocess.PIPE, env=env)
+        os.close(follower)
+        follower = -1
+        chunks = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # the terminal's other side closed
+                break
+            if not data:
+                break
+            chunks.append(data)
+        return proc.wait(timeout=10), b"".join(chunks).decode()
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(fleet):
+    f = fleet
+    code, out = on_a_terminal(f, "status", env=ctl_env(f, NO_COLOR=None))
+    assert code == 0 and "\033[32monline\033[0m" in out, repr(out)
+    for no_color in ("1", "yes"):
+        code, out = on_a_terminal(f, "status", env=ctl_env(f, NO_COLOR=no_color))
+        assert code == 0 and "online" in out and "\033[" not in out, repr(out)
+    code, out = on_a_terminal(f, "status", "--json", env=ctl_env(f, NO_COLOR=None))
+    assert code == 0 and "\033[" not in out
+    piped = ctl(f, "status", env=ctl_env(f, NO_COLOR=None))
+    assert piped.returncode == 0 and "\033[" not in piped.stdout
