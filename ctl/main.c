@@ -340,7 +340,7 @@ static int parse(int argc, char **argv, struct settings *s, struct ctx *c, bool 
 		                              256 + i};
 	optind = 1;
 	opterr = 0;
-	while ((o = getopt_long(n_rest, rest, "h", longopts, NULL)) != -1) {
+	while ((o = getopt_long(n_rest, rest, ":h", longopts, NULL)) != -1) {
 		const char *name;
 
 		if (o == 'h') {
@@ -348,7 +348,8 @@ static int parse(int argc, char **argv, struct settings *s, struct ctx *c, bool 
 			continue;
 		}
 		if (o < 256) {
-			fprintf(stderr, "wgfleetctl: unknown option or missing value: '%s'\n",
+			fprintf(stderr, "wgfleetctl: %s '%s' (see --help)\n",
+			        o == ':' ? "a value is missing after" : "unknown option",
 			        rest[optind - 1]);
 			free(rest);
 			return CTL_USAGE;
