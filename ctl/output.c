@@ -250,29 +250,42 @@ void output_table(const json_t *items, const struct column *cols, size_t n_cols,
 	free(cells);
 }
 
+static int compare_names(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 void output_object(const json_t *obj)
 {
-	size_t w = 0;
-	const char *key;
+	size_t w = 0, n = 0;
+	const char *key, **keys = calloc(json_object_size(obj) + 1, sizeof(*keys));
 	json_t *v;
 
+	if (!keys) {
+		fprintf(stderr, "wgfleetctl: out of memory\n");
+		return;
+	}
+	/* By name: the database's JSON orders members by length. */
 	json_object_foreach((json_t *)obj, key, v)
 	{
+		keys[n++] = key;
 		if (strlen(key) > w)
 			w = strlen(key);
 	}
-	json_object_foreach((json_t *)obj, key, v)
-	{
+	qsort(keys, n, sizeof(*keys), compare_names);
+	for (size_t i = 0; i < n; i++) {
 		char text[CELL_MAX * 4], rel[64];
 		double at;
 
+		v = json_object_get(obj, keys[i]);
 		cell_text(v, COL_TEXT, text, sizeof(text));
-		printf("%s:%*s %s", key, (int)(w - strlen(key)), "", text);
+		printf("%s:%*s %s", keys[i], (int)(w - strlen(keys[i])), "", text);
 		if (json_is_string(v) && output_parse_time(json_string_value(v), &at) == 0) {
 			output_reltime(json_string_value(v), rel, sizeof(rel));
 			printf(" (%s)", rel);
 		}
 		fputc('\n', stdout);
 	}
+	free(keys);
 	fflush(stdout);
 }
