@@ -58,24 +58,66 @@ int api_admin_update_tenant(struct call *c)
 	return 0;
 }
 
-int api_admin_create_key(struct call *c)
+int api_admin_tenant_arg(struct call *c)
+{
+	if (input_slug(c, "slug", c->args[0]) < 0)
+		return -EINVAL;
+	call_params(c, c->args[0]);
+	return 0;
+}
+
+int api_admin_server_arg(struct call *c)
+{
+	if (input_server_name(c, "name", c->args[0]) < 0)
+		return -EINVAL;
+	call_params(c, c->args[0]);
+	return 0;
+}
+
+/* A new key: its text kept in c->shown_key for the reply, its prefix and hash as
+ * parameters; then the label and the request id. */
+static int new_key_params(struct call *c)
 {
 	static const struct field fields[] = {{"label", F_TEXT, false, 200}};
 	char text[APIKEY_TEXT_LEN + 1], hash[API_HEX32_LEN];
 	struct apikey k;
 
-	if (input_slug(c, "slug", c->args[0]) < 0 ||
-	    input_body(c, fields, WGF_ARRAY_SIZE(fields)) < 0)
+	if (input_body(c, fields, WGF_ARRAY_SIZE(fields)) < 0)
 		return -EINVAL;
 	apikey_generate(c->api->o.key_hash_secret, text, &k);
 	c->shown_key = strdup(text);
 	sodium_memzero(text, sizeof(text));
-	if (!c->shown_key)
+	if (!c->shown_key) {
+		sodium_memzero(&k, sizeof(k));
 		return call_problem(c, 503, "unavailable", "Out of memory.");
+	}
 	input_hex_bytea(hash, sizeof(hash), k.hash, sizeof(k.hash));
-	call_params(c, c->args[0], call_arena(c, "%s", k.prefix), call_arena(c, "%s", hash),
+	call_params(c, call_arena(c, "%s", k.prefix), call_arena(c, "%s", hash),
 	            call_body_text(c, "label"), c->request_id);
 	sodium_memzero(&k, sizeof(k));
+	return 0;
+}
+
+int api_admin_create_key(struct call *c)
+{
+	if (input_slug(c, "slug", c->args[0]) < 0)
+		return -EINVAL;
+	call_params(c, c->args[0]);
+	return new_key_params(c);
+}
+
+int api_admin_create_admin_key(struct call *c)
+{
+	return new_key_params(c);
+}
+
+int api_admin_list_keys(struct call *c)
+{
+	const char *tenant = call_query_get(c, "tenant");
+
+	if (tenant && input_slug(c, "tenant", tenant) < 0)
+		return -EINVAL;
+	call_params(c, tenant);
 	return 0;
 }
 

@@ -222,6 +222,16 @@ int input_server_name(struct call *c, const char *field, const char *s)
 	return name(c, field, s, ".-", ", dots and dashes");
 }
 
+int input_address(struct call *c, const char *field, const char *s)
+{
+	struct wgf_addr addr;
+	struct wgf_err err = {0};
+
+	if (wgf_addr_parse(&addr, s, &err) < 0)
+		return call_invalid(c, field, "%s", err.msg);
+	return 0;
+}
+
 int input_endpoint(struct call *c, const char *field, const char *s)
 {
 	struct wgf_endpoint ep;

@@ -197,6 +197,8 @@ int input_bool(struct call *c, const char *field, const char *s, bool *ret);
 /* A tenant slug or a server name, as the database's CHECK constraints define them. */
 int input_slug(struct call *c, const char *field, const char *s);
 int input_server_name(struct call *c, const char *field, const char *s);
+/* An IPv4 or IPv6 address, without a prefix length. */
+int input_address(struct call *c, const char *field, const char *s);
 /* host:port (common/endpoint.h). */
 int input_endpoint(struct call *c, const char *field, const char *s);
 /* A WireGuard public key (Curve25519) or an agent key (Ed25519), base64, as "\x.." hex
@@ -240,7 +242,11 @@ int api_routers_finish_config(struct call *c, json_t *router);
 
 int api_admin_create_tenant(struct call *c);
 int api_admin_update_tenant(struct call *c);
+int api_admin_tenant_arg(struct call *c); /* GET /v1/tenants/{slug} */
+int api_admin_server_arg(struct call *c); /* GET /v1/servers/{name} */
 int api_admin_create_key(struct call *c);
+int api_admin_create_admin_key(struct call *c);
+int api_admin_list_keys(struct call *c);
 int api_admin_finish_new_key(struct call *c, json_t *result);
 int api_admin_revoke_key(struct call *c);
 int api_admin_create_server(struct call *c);

@@ -104,47 +104,64 @@ int api_routers_config(struct call *c)
 	return 0;
 }
 
+/* The filters a listing shares: each checked only when given. */
+static int filter_params(struct call *c, const char **ret_tenant, const char **ret_address)
+{
+	const char *tenant = call_query_get(c, "tenant"), *address = call_query_get(c, "address");
+
+	if ((tenant && input_slug(c, "tenant", tenant) < 0) ||
+	    (address && input_address(c, "address", address) < 0))
+		return -EINVAL;
+	*ret_tenant = tenant;
+	*ret_address = address;
+	return 0;
+}
+
 int api_routers_list(struct call *c)
 {
 	const char *status = call_query_get(c, "status"), *server = call_query_get(c, "server");
-	const char *cursor = call_query_get(c, "cursor"), *limit;
+	const char *cursor = call_query_get(c, "cursor"), *limit, *tenant, *address;
+	const char *before = call_query_get(c, "handshake_before");
 
-	if (limit_param(c, &limit) < 0)
+	if (limit_param(c, &limit) < 0 || filter_params(c, &tenant, &address) < 0)
 		return -EINVAL;
 	if (cursor && strlen(cursor) > 200)
 		return call_invalid(c, "cursor", "not a cursor this API gave out");
 	if (status && strlen(status) > 32)
 		return call_invalid(c, "status", "not a router status");
-	if (server && input_server_name(c, "server", server) < 0)
+	if ((server && input_server_name(c, "server", server) < 0) ||
+	    (before && input_timestamp(c, "handshake_before", before) < 0))
 		return -EINVAL;
-	call_params(c, status, server, limit, cursor);
+	c->ts_field = "handshake_before";
+	call_params(c, status, server, tenant, address, before, limit, cursor);
 	return 0;
 }
 
 int api_routers_audit(struct call *c)
 {
-	const char *router = call_query_get(c, "router"), *since = call_query_get(c, "since");
-	const char *limit;
+	const char *router = call_query_get(c, "router"), *action = call_query_get(c, "action");
+	const char *since = call_query_get(c, "since"), *until = call_query_get(c, "until");
+	const char *after = call_query_get(c, "after"), *limit, *tenant, *address;
 
-	if (limit_param(c, &limit) < 0 || (router && input_uuid(c, "router", router) < 0) ||
-	    (since && input_timestamp(c, "since", since) < 0))
+	if (limit_param(c, &limit) < 0 || filter_params(c, &tenant, &address) < 0 ||
+	    (router && input_uuid(c, "router", router) < 0) ||
+	    (action && input_text(c, "action", action, 64) < 0) ||
+	    (since && input_timestamp(c, "since", since) < 0) ||
+	    (until && input_timestamp(c, "until", until) < 0) ||
+	    (after && input_id(c, "after", after) < 0))
 		return -EINVAL;
-	c->ts_field = "since";
-	call_params(c, router, since, limit);
+	c->ts_field = until && !since ? "until" : "since";
+	call_params(c, router, tenant, address, action, since, until, after, limit);
 	return 0;
 }
 
 int api_routers_leases(struct call *c)
 {
 	const char *ip = call_query_get(c, "ip"), *at = call_query_get(c, "at");
-	struct wgf_addr addr;
-	struct wgf_err err = {0};
 
 	if (!ip)
 		return call_invalid(c, "ip", "is required");
-	if (wgf_addr_parse(&addr, ip, &err) < 0)
-		return call_invalid(c, "ip", "%s", err.msg);
-	if (at && input_timestamp(c, "at", at) < 0)
+	if (input_address(c, "ip", ip) < 0 || (at && input_timestamp(c, "at", at) < 0))
 		return -EINVAL;
 	c->ts_field = "at";
 	call_params(c, ip, at);

@@ -6,7 +6,8 @@
 # what is missing, build, start a private PostgreSQL, the coordinator and an agent on a
 # userspace WireGuard "VPS" (wireguard-go in a network namespace), then walk a
 # simulated router (a second wireguard-go in a second namespace, set up from the
-# generated wg-quick text) from reservation to `connected`.
+# generated wg-quick text) from reservation to `connected`. The operator's steps use
+# wgfleetctl; the portal's use curl, as a portal would speak HTTP.
 #
 # Everything it starts lives under $WGF_QUICKSTART_DIR (default /tmp/wgfleet-quickstart)
 # and in two network namespaces, wgfqs-vps and wgfqs-rtr, joined by a veth pair; no
@@ -84,7 +85,8 @@ step "Building into $build"
 ninja -C "$build" >/dev/null
 coord_bin=$build/coordinator/wgfleet-coordinator
 agent_bin=$build/agent/wgfleet-agent
-echo "built $("$coord_bin" version) and $("$agent_bin" version)"
+ctl=$build/ctl/wgfleetctl
+echo "built $("$coord_bin" version), $("$agent_bin" version) and $ctl"
 
 # Each run tells the story from its beginning: what an earlier run left (its database,
 # the agent's state, its keys) goes first.
@@ -174,12 +176,16 @@ echo $! >"$run_dir/wg-rtr.pid"
 wait_until 10 "wireguard-go" test -S "/var/run/wireguard/$vps_if.sock" -a -S "/var/run/wireguard/$rtr_if.sock"
 echo "wireguard-go runs in both: $vps_if on the VPS, $rtr_if on the router"
 
-step "Bootstrapping an admin key, a demo tenant and its portal key"
+step "Bootstrapping an admin key, then (wgfleetctl) a demo tenant and its portal key"
 admin=$("${coord[@]}" create-admin-key 2>/dev/null)
 echo "admin key: ${admin:0:20}... (shown once; only its keyed hash is stored)"
-call POST /v1/tenants "$admin" '{"slug":"demo","name":"Demo tenant","router_quota":10}' >/dev/null
-tenant_key=$(call POST /v1/tenants/demo/keys "$admin" '{"label":"portal"}' | field key)
+# wgfleetctl takes the URL and the key from the environment (never a key on its command
+# line, where ps would show it).
+export WGFLEET_URL=$api WGFLEET_KEY=$admin
+"$ctl" tenants add demo --name "Demo tenant" --router-quota 10 >/dev/null
+tenant_key=$("$ctl" keys create --tenant demo --label portal 2>/dev/null)
 echo "tenant 'demo', portal key: ${tenant_key:0:20}..."
+"$ctl" tenants list
 
 step "The VPS's agent: its signing key (wgfleet-agent init), then the server's registration"
 cat >"$run_dir/agent.conf" <<CONF
@@ -198,14 +204,15 @@ public_key = $coord_pub
 server = vps1
 CONF
 agent_key=$("$agent_bin" --config "$run_dir/agent.conf" init 2>/dev/null)
-call POST /v1/servers "$admin" "{\"name\":\"vps1\",\"endpoint\":\"$vps_ip:51820\",\"pool\":\"10.100.0.0/24\",\"gateway\":\"10.100.0.1\",\"agent_key\":\"$agent_key\"}" >/dev/null
-echo "server vps1 registered: endpoint $vps_ip:51820, pool 10.100.0.0/24, agent key $agent_key"
+"$ctl" servers add vps1 --endpoint "$vps_ip:51820" --pool 10.100.0.0/24 \
+	--gateway 10.100.0.1 --agent-key "$agent_key" >/dev/null
+echo "server vps1 registered (wgfleetctl servers add): endpoint $vps_ip:51820, pool 10.100.0.0/24, agent key $agent_key"
 
 step "Starting the agent on the VPS (userspace WireGuard: this kernel has no WireGuard module)"
 setsid ip netns exec "$vps_ns" "$agent_bin" --config "$run_dir/agent.conf" run --foreground \
 	>/dev/null 2>"$run_dir/agent.log" &
 echo $! >"$run_dir/agent.pid"
-server_key() { call GET /v1/servers "$admin" | python3 -c 'import json,sys; s=[x for x in json.load(sys.stdin)["items"] if x["name"]=="vps1"][0]; assert s["public_key"]; print(s["public_key"])'; }
+server_key() { "$ctl" servers show vps1 --json | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["public_key"]; print(s["public_key"])'; }
 wait_until 15 "the agent's report" server_key
 echo "the agent set $vps_if up and reported its public key: $(server_key)"
 
@@ -246,11 +253,16 @@ wait_until 30 "status connected" connected
 call GET "/v1/routers/$router_id" "$tenant_key" |
 	python3 -c 'import json,sys; r=json.load(sys.stdin); print("status:", r["vpn_status"], "| last handshake:", r["last_handshake_at"], "| endpoint:", r["endpoint"])'
 
-step "The audit log tells the router's whole story (GET /v1/audit)"
-call GET "/v1/audit?router=$router_id" "$tenant_key" |
-	python3 -c 'import json,sys; [print(" ", e["at"], e["actor"].ljust(6), e["action"], e["vpn_ip"] or "") for e in json.load(sys.stdin)["items"]]'
+step "The audit log tells the router's whole story (wgfleetctl audit --router ID)"
+"$ctl" audit --router "$router_id"
 
-step "The fleet at a glance (GET /v1/status)"
-call GET /v1/status "$admin" | python3 -m json.tool
+step "The routers across tenants (wgfleetctl routers list)"
+"$ctl" routers list
 
-printf '\nDone. Everything still runs (API %s); stop it with: deploy/quickstart.sh stop\n' "$api"
+printf '\nDone. Everything still runs (stop it with: deploy/quickstart.sh stop); with the\n'
+printf 'admin key in WGFLEET_KEY, WGFLEET_URL=%s %s status\n' "$api" "$ctl"
+printf 'prints what comes last here:\n'
+
+step "The fleet at a glance (wgfleetctl status)"
+# Exit 4 means a server is offline or behind: say so, but the story has been told.
+"$ctl" status || echo "(wgfleetctl status exited $?: a server is offline or lagging)"

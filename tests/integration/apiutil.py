@@ -190,7 +190,8 @@ def api_routes():
 ADMIN_ONLY = {"POST /v1/tenants", "GET /v1/tenants", "PATCH /v1/tenants/{}",
               "POST /v1/tenants/{}/keys", "DELETE /v1/keys/{}", "POST /v1/servers",
               "GET /v1/servers", "PATCH /v1/servers/{}", "DELETE /v1/servers/{}",
-              "GET /v1/status"}
+              "GET /v1/status", "GET /v1/tenants/{}", "GET /v1/keys", "POST /v1/keys",
+              "GET /v1/servers/{}"}
 UNAUTHENTICATED = {"GET /healthz", "GET /readyz"}
 
 
@@ -208,6 +209,7 @@ def concrete_request(route, router_id, slug="acme", key_id=1):
         "POST /v1/tenants": {"slug": "newco", "name": "Newco"},
         "PATCH /v1/tenants/{}": {"router_quota": 1},
         "POST /v1/tenants/{}/keys": {},
+        "POST /v1/keys": {},
         "POST /v1/servers": {"name": "vpn9", "endpoint": ENDPOINT, "pool": "10.50.0.0/24",
                              "gateway": "10.50.0.1"},
         "PATCH /v1/servers/{}": {"endpoint": ENDPOINT},

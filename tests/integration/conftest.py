@@ -31,7 +31,12 @@ MIGRATIONS = sorted(f[:-4] for f in os.listdir(os.path.join(TOP, "coordinator", 
 
 
 def binary(name):
-    sub = "coordinator" if name.startswith("wgfleet-coordinator") else "agent"
+    if name.startswith("wgfleet-coordinator"):
+        sub = "coordinator"
+    elif name == "wgfleetctl":
+        sub = "ctl"
+    else:
+        sub = "agent"
     path = os.path.join(BUILD, sub, name)
     if not os.access(path, os.X_OK):
         pytest.fail(f"{path} is not built; run tests/run or ninja -C {BUILD}")

@@ -114,3 +114,16 @@ def test_agent_init_refuses_an_exposed_or_corrupt_key(tmp_path):
     assert proc.returncode == 1
     assert f"{key}: not 32 bytes in base64" in proc.stderr
     assert key.read_text() == "not a key\n"
+
+
+def test_coordinator_help_lists_every_subcommand_it_has():
+    """Every command main.c dispatches is in --help's Commands list, and no other."""
+    import re
+    with open(os.path.join(TOP, "coordinator", "main.c")) as f:
+        source = f.read()
+    dispatched = set(re.findall(r'strcmp\(cmd, "([a-z-]+)"\) == 0', source))
+    assert {"serve", "create-admin-key", "channel-key", "migrate"} <= dispatched
+    out = run([binary("wgfleet-coordinator"), "--help"], check=True).stdout
+    section = out.split("Commands:\n", 1)[1].split("\n\n", 1)[0]
+    listed = set(re.findall(r"^  ([a-z-]+)", section, re.M))
+    assert listed == dispatched

@@ -343,7 +343,8 @@ def test_admin_actions_on_a_router_are_audited_under_its_tenant(api):
                     f"WHERE a.router_id = {lit(r)} ORDER BY a.id")
     assert rows == [["router.reserved", "acme", "f"], ["router.key_set", "acme", "t"],
                     ["router.key_rotated", "acme", "t"], ["router.deleted", "acme", "t"]]
-    seen = api.json(f"SELECT wgf_api_audit({acme.args}, {lit(r)}, NULL, 100)")
+    seen = api.json(f"SELECT wgf_api_audit({acme.args}, {lit(r)}, NULL, NULL, NULL, NULL, NULL, "
+                    "NULL, 100)")
     assert [i["action"] for i in seen["items"]] == ["router.reserved", "router.key_set",
                                                     "router.key_rotated", "router.deleted"]
 
