@@ -80,7 +80,7 @@ static const struct route routes[] = {
          ROUTE_SQL("wgf_api_get_server", "text"), .prepare = api_admin_server_arg},
         {"PATCH", "/v1/servers/{}", 200, true, true, ROUTE_QUERY(),
          ROUTE_SQL("wgf_api_update_server", "text", "text", "text", "bytea", "bytea", "integer",
-                   "text"),
+                   "bytea", "boolean", "text"),
          .prepare = api_admin_update_server},
         {"DELETE", "/v1/servers/{}", 200, true, false, ROUTE_QUERY("force"),
          ROUTE_SQL("wgf_api_delete_server", "text", "boolean", "text"),

@@ -196,15 +196,23 @@ int api_admin_update_server(struct call *c)
 	        {"agent_key", F_TEXT, false, 64},
 	        {"public_key", F_TEXT, false, 64},
 	        {"listen_port", F_INT, false, 0, 1, 65535},
+	        {"next_agent_key", F_TEXT, false, 64},
 	};
-	const char *agent_key, *wg_key;
+	const char *agent_key, *wg_key, *next_key = NULL, *next;
+	bool clear_next;
 
 	if (input_server_name(c, "name", c->args[0]) < 0 ||
 	    input_body(c, fields, WGF_ARRAY_SIZE(fields)) < 0 ||
 	    server_fields(c, &agent_key, &wg_key) < 0)
 		return -EINVAL;
+	/* A second agent key while the agent's is rotated; "" drops it. */
+	next = call_body_text(c, "next_agent_key");
+	clear_next = next && !*next;
+	if (!clear_next && input_agent_key(c, "next_agent_key", next, &next_key) < 0)
+		return -EINVAL;
 	call_params(c, c->args[0], call_body_text(c, "endpoint"), call_body_text(c, "interface"),
-	            agent_key, wg_key, call_body_int(c, "listen_port"), c->request_id);
+	            agent_key, wg_key, call_body_int(c, "listen_port"), next_key,
+	            clear_next ? "true" : "false", c->request_id);
 	return 0;
 }
 

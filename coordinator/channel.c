@@ -449,7 +449,8 @@ static void registry_swap(struct channel *ch, struct registry *r)
 	struct registry_entry *old = registry_entries(ch->registry, &n);
 
 	for (size_t i = 0; i < n; i++) {
-		struct registry_entry *e = registry_find(r, old[i].key);
+		/* By server: its key may have changed (a next key promoted). */
+		struct registry_entry *e = registry_find_server(r, old[i].server_id);
 
 		if (e) {
 			e->db_calls = old[i].db_calls;
@@ -1047,7 +1048,7 @@ static const uint8_t *find_sender(void *ctx, const struct wgf_wire_msg *m, int k
 	c->server_id = e->server_id;
 	snprintf(c->server, sizeof(c->server), "%s", e->name);
 	*ret_body_max = body_max(e, kind);
-	return e->key;
+	return memcmp(e->key, m->sender, WGF_SIGN_PK_LEN) == 0 ? e->key : e->next_key;
 }
 
 /* Whether the sender has a message left in its bucket; accepted ones are charged. */

@@ -10,11 +10,19 @@
 
 #include <sodium.h>
 
+/* A key in a hash chain: each entry has one node, two while its next key is set. */
+struct node {
+	const uint8_t *key; /* the entry's key or next_key */
+	struct registry_entry *entry;
+	struct node *next;
+};
+
 struct registry {
-	struct registry_entry **buckets;
+	struct node **buckets;
 	size_t n_buckets; /* a power of two */
-	size_t n;
+	size_t n, n_nodes;
 	struct registry_entry *entries; /* one allocation for all */
+	struct node *nodes;             /* likewise, room for two a entry */
 };
 
 /* Keys are public and chosen by their owners: hash them with a per-process secret key,
@@ -45,12 +53,21 @@ static int parse_key(const char *text, uint8_t out[static WGF_SIGN_PK_LEN])
 	return 0;
 }
 
+static void add_node(struct registry *r, const uint8_t *key, struct registry_entry *e)
+{
+	struct node *nd = &r->nodes[r->n_nodes++];
+	size_t b = bucket_of(r, key);
+
+	*nd = (struct node){.key = key, .entry = e, .next = r->buckets[b]};
+	r->buckets[b] = nd;
+}
+
 int registry_from_result(const PGresult *res, struct registry **ret)
 {
 	struct registry *r;
 	size_t rows;
 
-	if (PQnfields(res) != 6 || PQntuples(res) < 0)
+	if (PQnfields(res) != 7 || PQntuples(res) < 0)
 		return -EBADMSG;
 	if (!hash_key_set) {
 		crypto_shorthash_keygen(hash_key);
@@ -64,16 +81,19 @@ int registry_from_result(const PGresult *res, struct registry **ret)
 		;
 	r->buckets = calloc(r->n_buckets, sizeof(*r->buckets));
 	r->entries = calloc(rows ? rows : 1, sizeof(*r->entries));
-	if (!r->buckets || !r->entries) {
+	r->nodes = calloc(rows ? 2 * rows : 1, sizeof(*r->nodes));
+	if (!r->buckets || !r->entries || !r->nodes) {
 		registry_free(r);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < rows; i++) {
 		struct registry_entry *e = &r->entries[i];
-		size_t b;
+		const char *next = PQgetvalue(res, (int)i, 6);
 
 		e->server_id = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
+		e->has_next_key = !PQgetisnull(res, (int)i, 6);
 		if (parse_key(PQgetvalue(res, (int)i, 2), e->key) < 0 ||
+		    (e->has_next_key && parse_key(next, e->next_key) < 0) ||
 		    strlen(PQgetvalue(res, (int)i, 1)) >= sizeof(e->name) ||
 		    wgf_cidr_parse(&e->pool, PQgetvalue(res, (int)i, 4), 0, NULL) < 0 ||
 		    (i > 0 && e->server_id <= r->entries[i - 1].server_id)) {
@@ -83,9 +103,9 @@ int registry_from_result(const PGresult *res, struct registry **ret)
 		memcpy(e->name, PQgetvalue(res, (int)i, 1), strlen(PQgetvalue(res, (int)i, 1)) + 1);
 		e->pool_size = strtoull(PQgetvalue(res, (int)i, 3), NULL, 10);
 		e->revision = strtoull(PQgetvalue(res, (int)i, 5), NULL, 10);
-		b = bucket_of(r, e->key);
-		e->next = r->buckets[b];
-		r->buckets[b] = e;
+		add_node(r, e->key, e);
+		if (e->has_next_key)
+			add_node(r, e->next_key, e);
 		r->n++;
 	}
 	*ret = r;
@@ -97,9 +117,9 @@ struct registry_entry *registry_find(const struct registry *r,
 {
 	if (!r)
 		return NULL;
-	for (struct registry_entry *e = r->buckets[bucket_of(r, key)]; e; e = e->next)
-		if (memcmp(e->key, key, WGF_SIGN_PK_LEN) == 0)
-			return e;
+	for (struct node *nd = r->buckets[bucket_of(r, key)]; nd; nd = nd->next)
+		if (memcmp(nd->key, key, WGF_SIGN_PK_LEN) == 0)
+			return nd->entry;
 	return NULL;
 }
 
@@ -133,5 +153,6 @@ void registry_free(struct registry *r)
 		return;
 	free(r->buckets);
 	free(r->entries);
+	free(r->nodes);
 	free(r);
 }

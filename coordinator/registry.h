@@ -7,7 +7,7 @@
 /*
  * The channel looks a message's claimed sender up here before it checks the signature,
  * so a stranger costs a hash lookup and never a database query. A registry is built
- * whole from the rows of wgf_channel_registry() (0006_channel_admission.sql) and is
+ * whole from the rows of wgf_channel_registry() (0010_agent_key_rotation.sql) and is
  * then read-only: the channel builds a new one when wgf_servers is notified and swaps
  * it in. The database stays the authority; a key removed a moment ago is still refused
  * there by wgf_agent_begin().
@@ -29,6 +29,8 @@
 
 struct registry_entry {
 	uint8_t key[WGF_SIGN_PK_LEN];
+	uint8_t next_key[WGF_SIGN_PK_LEN]; /* a second key, while the agent's is rotated */
+	bool has_next_key;
 	int64_t server_id;
 	uint64_t pool_size; /* addresses in the server's pool: a bound on its peers */
 	struct wgf_cidr pool;
@@ -39,19 +41,19 @@ struct registry_entry {
 	bool seen;          /* the channel's: heard from since it last told the database */
 	double tokens;      /* the channel's: messages it may still send now (its bucket) */
 	uint64_t tokens_at; /* the channel's: uv_now() of the bucket's refill; 0: full */
-	struct registry_entry *next;
 };
 
 struct registry;
 
 /*
  * A new registry from res (borrowed): the rows of SELECT * FROM wgf_channel_registry()
- * (0007_channel_v2.sql), in text format and server id order. -EBADMSG when a row does
+ * (0010_agent_key_rotation.sql), in text format and server id order. -EBADMSG when a row does
  * not have that shape or comes out of order, -ENOMEM.
  */
 int registry_from_result(const PGresult *res, struct registry **ret);
 
-/* The entry for key, borrowed until the registry is freed; NULL when unknown. */
+/* The entry whose key or next key is key, borrowed until the registry is freed; NULL
+ * when unknown. */
 struct registry_entry *registry_find(const struct registry *r,
                                      const uint8_t key[static WGF_SIGN_PK_LEN]);
 

@@ -245,6 +245,7 @@ static const struct body_field server_body[] = {
         {"pool", "pool", B_TEXT},
         {"gateway", "gateway", B_TEXT},
         {"agent-key", "agent_key", B_TEXT},
+        {"next-agent-key", "next_agent_key", B_TEXT},
         {"public-key", "public_key", B_TEXT},
         {"listen-port", "listen_port", B_INT},
 };
@@ -264,7 +265,12 @@ static const struct opt_spec servers_add_opts[] = {
         {"gateway", "ADDRESS", "the server's own address in the pool (required)"},
         {NULL, NULL, NULL},
 };
-static const struct opt_spec servers_set_opts[] = {SERVER_SET_OPTS, {NULL, NULL, NULL}};
+static const struct opt_spec servers_set_opts[] = {
+        SERVER_SET_OPTS,
+        {"next-agent-key", "BASE64",
+         "a second agent key, accepted while the agent's is rotated ('' drops it)"},
+        {NULL, NULL, NULL},
+};
 static const struct opt_spec servers_remove_opts[] = {
         {"force", NULL, "remove it even with live routers, releasing them"},
         {NULL, NULL, NULL},

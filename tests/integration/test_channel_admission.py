@@ -3,7 +3,7 @@
 """Channel admission: each attack of issue 11 against a real coordinator, with bounds.
 
 Every load is a bounded count of messages over one connection to 127.0.0.1 (chanprobe
---count). Database work is counted exactly, not timed: wgf_agent_begin(), which every
+--count). Database work is counted exactly, not timed: wgf_agent_identify(), which every
 agent message that reaches the database runs first, is given a nextval() on a sequence
 (sequences ignore rollbacks, so refused calls count too).
 """
@@ -43,16 +43,17 @@ def chan(tmp_path, migrated_db):
 
 
 class Counter:
-    """Counts calls of wgf_agent_begin() in the test's database."""
+    """Counts calls of wgf_agent_identify() in the test's database (every agent message
+    that reaches the database runs it first, directly or through wgf_agent_begin())."""
 
     def __init__(self, pg, dbname):
         self.pg, self.dbname = pg, dbname
         src = "\n".join("|".join(r) for r in pg.psql(
-            "SELECT prosrc FROM pg_proc WHERE proname = 'wgf_agent_begin'", dbname=dbname))
+            "SELECT prosrc FROM pg_proc WHERE proname = 'wgf_agent_identify'", dbname=dbname))
         assert "\nBEGIN\n" in src
         src = src.replace("\nBEGIN\n", "\nBEGIN\n\tPERFORM nextval('test_begin_calls');\n", 1)
         pg.psql("CREATE SEQUENCE test_begin_calls MINVALUE 0 START 0", dbname=dbname)
-        pg.psql("CREATE OR REPLACE FUNCTION wgf_agent_begin(p_agent_key bytea, p_nonce bytea) "
+        pg.psql("CREATE OR REPLACE FUNCTION wgf_agent_identify(p_agent_key bytea, p_nonce bytea) "
                 f"RETURNS servers LANGUAGE plpgsql AS $body${src}$body$", dbname=dbname)
 
     def calls(self):

@@ -8,11 +8,12 @@ coordinators then sign with the new one while still taking requests addressed to
 old one, and at last agents pin the new key alone. Every step keeps changes flowing.
 """
 import os
+import shutil
 import time
 
 import pytest
 
-from conftest import Coordinator, run
+from conftest import Coordinator, binary, run
 from test_channel import PROBE, refusal_counts
 from test_story import World, keyed_router_via_api
 from wglib import WG, WG_GO, wait_for
@@ -93,3 +94,62 @@ def test_the_coordinator_key_is_rotated_without_downtime(world, tmp_path, migrat
     _, d = keyed_router_via_api(world)
     wait_for("d on the VPS", lambda: d in world.vps_peers(), timeout=15)
     assert {a, b, c, d} <= world.vps_peers()
+
+
+def new_agent_key(tmp_path, name):
+    """A signing key made by `wgfleet-agent init` in a state directory of its own:
+    (public key, key file)."""
+    conf = tmp_path / f"{name}.conf"
+    conf.write_text(f"[agent]\nstate_directory = {tmp_path / name}\n")
+    pub = run([binary("wgfleet-agent"), "--config", str(conf), "init"], check=True)
+    return pub.stdout.strip(), str(tmp_path / name / "signing.key")
+
+
+def test_the_agent_key_is_rotated_without_downtime(world, tmp_path):
+    admin = world.coord.admin_key
+    old_file = str(world.state / "signing.key")
+    saved_old = str(tmp_path / "old.key")
+    shutil.copy(old_file, saved_old)
+    world.start_agent()
+    wait_for("the agent seen", lambda: world.server()["last_seen_at"] is not None, timeout=15)
+    new, new_file = new_agent_key(tmp_path, "next")
+    other, _ = new_agent_key(tmp_path, "other")
+    assert world.api("POST", "/v1/servers", admin, {
+        "name": "vps2", "endpoint": "192.0.2.7:51820", "pool": "10.120.0.0/24",
+        "gateway": "10.120.0.1", "agent_key": other})[0] == 201
+
+    # Refused: a key another server has, the server's own key, a key that is no key.
+    for body, want in (({"next_agent_key": other}, (409, "server_exists")),
+                       ({"next_agent_key": world.agent_key}, (400, "invalid_request")),
+                       ({"next_agent_key": "bm90IGEga2V5"}, (400, "invalid_request"))):
+        status, _, got = world.api("PATCH", "/v1/servers/vps1", admin, body)
+        assert (status, got["error"]["code"]) == want, (body, got)
+    assert world.server()["next_agent_key"] is None
+
+    # 1. The new key is registered beside the old one: both are heard.
+    status, _, got = world.api("PATCH", "/v1/servers/vps1", admin, {"next_agent_key": new})
+    assert status == 200 and got["next_agent_key"] == new, got
+    chan, coord = world.chan, world.coord.channel_public_key
+    wait_for("the new key heard", lambda: probe(chan, coord, new_file, "sync", "0")[0]
+             .startswith("sync vps1"), timeout=10)
+    assert probe(chan, coord, old_file, "sync", "0")[0].startswith("sync vps1")
+
+    # 2. The agent restarts with its new key; changes keep arriving.
+    world.stop_agent()
+    with open(new_file, "rb") as src, open(old_file, "wb") as dst:
+        dst.write(src.read())
+    world.start_agent()
+    _, a = keyed_router_via_api(world)
+    wait_for("a on the VPS", lambda: a in world.vps_peers(), timeout=15)
+
+    # 3. The new key becomes the server's key; the old one is refused from then on.
+    status, _, got = world.api("PATCH", "/v1/servers/vps1", admin, {"agent_key": new})
+    assert status == 200 and got["agent_key"] == new and got["next_agent_key"] is None, got
+    wait_for("the old key refused",
+             lambda: not probe(chan, coord, saved_old, "sync", "0")[0].startswith("sync"),
+             timeout=10)
+    _, b = keyed_router_via_api(world)
+    wait_for("b on the VPS", lambda: b in world.vps_peers(), timeout=15)
+    rows = world.api("GET", "/v1/audit?limit=50", admin)[2]["items"]
+    assert any(r["action"] == "server.updated" and r.get("detail", {}).get("next_agent_key") == new
+               for r in rows), rows

@@ -15,18 +15,20 @@
 
 #include "registry.h"
 
-#define COLS 6
+#define COLS 7
 
 struct row {
 	const char *id, *name, *key, *pool_size, *pool, *revision;
+	const char *next_key; /* NULL: none */
 };
 
 /* A result shaped like SELECT * FROM wgf_channel_registry(), in text format. */
 static PGresult *result(const struct row *rows, size_t n, int cols)
 {
 	static PGresAttDesc attrs[COLS] = {
-	        {.name = "server_id"}, {.name = "name"}, {.name = "agent_key"},
-	        {.name = "pool_size"}, {.name = "pool"}, {.name = "revision"},
+	        {.name = "server_id"},      {.name = "name"}, {.name = "agent_key"},
+	        {.name = "pool_size"},      {.name = "pool"}, {.name = "revision"},
+	        {.name = "next_agent_key"},
 	};
 	PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
 
@@ -34,11 +36,14 @@ static PGresult *result(const struct row *rows, size_t n, int cols)
 	assert_int_equal(PQsetResultAttrs(res, cols, attrs), 1);
 	for (size_t i = 0; i < n; i++) {
 		const char *v[COLS] = {rows[i].id,        rows[i].name, rows[i].key,
-		                       rows[i].pool_size, rows[i].pool, rows[i].revision};
+		                       rows[i].pool_size, rows[i].pool, rows[i].revision,
+		                       rows[i].next_key};
 
+		/* A NULL value is SQL NULL (length -1). */
 		for (int c = 0; c < cols; c++)
-			assert_int_equal(
-			        PQsetvalue(res, (int)i, c, (char *)v[c], (int)strlen(v[c])), 1);
+			assert_int_equal(PQsetvalue(res, (int)i, c, (char *)v[c],
+			                            v[c] ? (int)strlen(v[c]) : -1),
+			                 1);
 	}
 	return res;
 }
@@ -55,10 +60,11 @@ static const char *key_text(char buf[static 67], uint8_t b)
 
 static void test_lookups(void **state)
 {
-	char k1[67], k2[67];
+	char k1[67], k2[67], k4[67];
 	const struct row rows[] = {
-	        {"3", "vps-a", key_text(k1, 0x11), "254", "10.100.0.0/24", "7"},
-	        {"5", "vps-b", key_text(k2, 0x22), "65534", "10.101.0.0/16", "0"},
+	        {"3", "vps-a", key_text(k1, 0x11), "254", "10.100.0.0/24", "7", NULL},
+	        {"5", "vps-b", key_text(k2, 0x22), "65534", "10.101.0.0/16", "0",
+	         key_text(k4, 0x44)},
 	};
 	PGresult *res = result(rows, 2, COLS);
 	struct registry *r = NULL;
@@ -83,6 +89,12 @@ static void test_lookups(void **state)
 	assert_ptr_equal(registry_find_server(r, 3), registry_find(r, key));
 	assert_ptr_equal(registry_find_server(r, 5), e);
 	assert_null(registry_find_server(r, 4));
+	/* vps-b's next key finds vps-b too (its agent's key is being rotated). */
+	memset(key, 0x44, sizeof(key));
+	assert_ptr_equal(registry_find(r, key), e);
+	assert_true(e->has_next_key);
+	assert_memory_equal(e->next_key, key, sizeof(key));
+	assert_false(registry_find_server(r, 3)->has_next_key);
 	memset(key, 0x33, sizeof(key));
 	assert_null(registry_find(r, key));
 	all = registry_entries(r, &n);
@@ -118,7 +130,8 @@ static void test_refusals(void **state)
 	char long_name[80];
 	const char *good_key = key_text(k1, 0x11), *other_key = key_text(k2, 0x22);
 	struct row cases[][2] = {
-	        /* a key that is not 32 bytes of hex bytea */
+	        /* a key, or a next key, that is not 32 bytes of hex bytea */
+	        {{"1", "a", good_key, "254", "10.0.0.0/24", "0", "\\x11"}, {0}},
 	        {{"1", "a", "\\x1111", "254", "10.0.0.0/24", "0"}, {0}},
 	        {{"1", "a", "1111", "254", "10.0.0.0/24", "0"}, {0}},
 	        /* a pool that is not a network */
