@@ -18,6 +18,7 @@
 #include "endpoint.h"
 #include "log.h"
 #include "macro.h"
+#include "prom.h"
 
 struct http_server {
 	uv_loop_t *loop;
@@ -37,6 +38,8 @@ struct http_server {
 	unsigned open_handles;     /* the listener and the trim timer, while they close */
 	/* Refused connections since the last report: counted, logged every REPORT_MS. */
 	uint64_t refused_total, refused_per_client, reported_ms;
+	/* The same since start, and the 408s sent, for /metrics. */
+	uint64_t refused_total_ever, refused_per_client_ever, timeouts;
 };
 
 /*
@@ -258,6 +261,7 @@ static void conn_on_timeout(uv_timer_t *t)
 	                                             "Connection: close\r\n"
 	                                             "Content-Length: %zu\r\n\r\n%s",
 	                                             sizeof(body) - 1, body));
+	conn->server->timeouts++;
 	h2o_socket_read_stop(conn->sock);
 	h2o_socket_write(conn->sock, &buf, 1, timeout_reply_sent);
 }
@@ -344,6 +348,7 @@ static bool admit(struct http_server *s, uv_tcp_t *tcp, struct http_conn *conn)
 
 	if (s->connections >= s->max_connections) {
 		s->refused_total++;
+		s->refused_total_ever++;
 		report_refusals(s);
 		return false;
 	}
@@ -352,6 +357,7 @@ static bool admit(struct http_server *s, uv_tcp_t *tcp, struct http_conn *conn)
 		conn->client = clients_get(s->clients, &peer, uv_now(s->loop));
 		if (!clients_connect(s->clients, conn->client)) {
 			s->refused_per_client++;
+			s->refused_per_client_ever++;
 			report_refusals(s);
 			return false;
 		}
@@ -687,4 +693,21 @@ void http_pending_detach(struct http_pending *p)
 	if (p->slot)
 		*p->slot = NULL;
 	p->slot = NULL;
+}
+
+void http_write_metrics(const struct http_server *s, FILE *f)
+{
+	wgf_prom_family(f, "wgfleet_http_connections", "gauge", "API connections open now.");
+	wgf_prom(f, "wgfleet_http_connections", s->connections);
+	wgf_prom_family(f, "wgfleet_http_connections_refused_total", "counter",
+	                "API connections closed as they were accepted: past max_connections "
+	                "(too_many_connections) or past max_connections_per_client "
+	                "(too_many_from_client).");
+	wgf_prom(f, "wgfleet_http_connections_refused_total", s->refused_total_ever,
+	         {"reason", "too_many_connections"});
+	wgf_prom(f, "wgfleet_http_connections_refused_total", s->refused_per_client_ever,
+	         {"reason", "too_many_from_client"});
+	wgf_prom_family(f, "wgfleet_http_request_timeouts_total", "counter",
+	                "Requests still arriving at request_timeout, answered with 408.");
+	wgf_prom(f, "wgfleet_http_request_timeouts_total", s->timeouts);
 }
