@@ -43,6 +43,8 @@ struct scrape_handler {
 static void reply(h2o_req_t *req, int status, const char *reason, const char *type,
                   const char *body, size_t len)
 {
+	/* One request a connection: nothing stays open to hold a stopping daemon's loop. */
+	req->http1_is_persistent = 0;
 	req->res.status = status;
 	req->res.reason = reason;
 	req->res.content_length = len;

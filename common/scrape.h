@@ -10,7 +10,8 @@
  * for another method on /metrics). The callback runs on the loop and must not wait:
  * it writes values the daemon already holds. At most SCRAPE_CONNECTIONS_MAX
  * connections are open at once (one more is closed as it is accepted), a request must
- * arrive within a few seconds, and bodies are refused. HTTP/2 is off and there is no
+ * arrive within a few seconds, bodies are refused, and each connection is closed after
+ * its answer (so a stopping daemon has nothing idle to wait for). HTTP/2 is off and there is no
  * Server header, as on the API.
  *
  * This file is not part of wgf-common (which has no event loop): it is the library
