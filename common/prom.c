@@ -4,7 +4,9 @@
 
 #include "prom.h"
 
+#include <inttypes.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 void wgf_prom_family(FILE *f, const char *name, const char *type, const char *help)
@@ -42,17 +44,24 @@ static void write_labels(FILE *f, const struct wgf_prom_label *labels, size_t n,
 	fputc('}', f);
 }
 
-/* Whole numbers as integers (counters read better), others with full precision. */
+/* Whole numbers as integers (counters read better), others in the fewest digits that
+ * read back as the same double. */
 static void write_number(FILE *f, double v)
 {
-	if (isnan(v))
+	char buf[32];
+
+	if (isnan(v)) {
 		fputs("NaN", f);
-	else if (isinf(v))
+	} else if (isinf(v)) {
 		fputs(v > 0 ? "+Inf" : "-Inf", f);
-	else if (v > -9007199254740992.0 && v < 9007199254740992.0 && v == (double)(int64_t)v)
-		fprintf(f, "%.0f", v);
-	else
-		fprintf(f, "%.17g", v);
+	} else if (v > -9007199254740992.0 && v < 9007199254740992.0 && v == (double)(int64_t)v) {
+		fprintf(f, "%" PRId64, (int64_t)v);
+	} else {
+		snprintf(buf, sizeof(buf), "%.15g", v);
+		if (strtod(buf, NULL) != v)
+			snprintf(buf, sizeof(buf), "%.17g", v);
+		fputs(buf, f);
+	}
 }
 
 void wgf_prom_sample(FILE *f, const char *name, const struct wgf_prom_label *labels,
