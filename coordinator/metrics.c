@@ -249,7 +249,7 @@ static void write_servers(const struct metrics *m, FILE *f)
 	        "wgfleet_server_pool_addresses_used",
 	};
 	static const char *const helps[] = {
-	        "1 when the server's agent was seen within [api] server_online, else 0.",
+	        "1 when the server's agent was seen within [api] server_online_within, else 0.",
 	        "Revisions of the server's desired set its agent has not reported applied.",
 	        "Addresses of the server's pool that routers can be given.",
 	        "Addresses of the server's pool held by routers (reserved or live).",
@@ -268,7 +268,7 @@ static void write_servers(const struct metrics *m, FILE *f)
 	for (size_t i = 0; i < m->n_servers; i++)
 		online += m->servers[i].online;
 	wgf_prom_family(f, "wgfleet_agents_online", "gauge",
-	                "Servers whose agent was seen within [api] server_online.");
+	                "Servers whose agent was seen within [api] server_online_within.");
 	if (m->servers_known)
 		wgf_prom(f, "wgfleet_agents_online", online);
 	wgf_prom_family(f, "wgfleet_routers", "gauge",

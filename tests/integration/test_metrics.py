@@ -8,6 +8,7 @@ message from an unregistered key. Then the coordinator's and the agent's scrapes
 say what the API, the database and the interface say, and promtool must accept both.
 """
 import base64
+import json
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ from test_story import World
 from wglib import wait_for
 
 PROBE = os.path.join(BUILD, "tests", "tools", "chanprobe")
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROMTOOL = shutil.which("promtool")
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -64,6 +66,24 @@ def get(port, path="/metrics", ns=None):
             return r.status, r.headers["Content-Type"], r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.headers["Content-Type"], e.read().decode()
+
+
+def families(text):
+    return {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+
+
+def check_docs_and_dashboard(names):
+    """Every family is in docs/METRICS.md, and the dashboard uses no other name."""
+    with open(os.path.join(TOP, "docs", "METRICS.md")) as f:
+        documented = set(re.findall(r"`(wgfleet_[a-z_]+)`", f.read()))
+    assert names - documented == set(), "families missing from docs/METRICS.md"
+    assert documented - names == set(), "docs/METRICS.md names what no daemon serves"
+    with open(os.path.join(TOP, "deploy", "grafana", "wgfleet.json")) as f:
+        dash = json.load(f)
+    used = {re.sub(r"_(bucket|sum|count)$", "", n) if n not in names else n
+            for p in dash["panels"] for t in p.get("targets", [])
+            for n in re.findall(r"wgfleet_[a-z_]+", t["expr"])}
+    assert used and used - names == set(), "the dashboard uses names no daemon serves"
 
 
 def promtool_check(text):
@@ -163,6 +183,7 @@ def test_scrapes_match_the_api(world, tmp_path):
     assert value(s, "wgfleet_db_pool_waiting", pool="channel") == 0
     assert value(s, "wgfleet_sweeps_total", result="ok") >= 1
     promtool_check(text)
+    coord_text = text
 
     # The agent, inside the VPS's namespace.
     aport = wait_for("the agent's metrics port", lambda: serving_port(
@@ -195,6 +216,7 @@ def test_scrapes_match_the_api(world, tmp_path):
               if n == "wgfleet_agent_peers_by_handshake_age"}
     assert sum(by_age.values()) == len(peers) and by_age["never"] == len(peers)
     promtool_check(text)
+    check_docs_and_dashboard(families(text) | families(coord_text))
 
 
 def test_metrics_and_api_ports_are_apart(coordinator):
