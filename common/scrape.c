@@ -129,21 +129,6 @@ static void on_accept(uv_stream_t *listener, int status)
 	h2o_accept(&s->accept_ctx, sock);
 }
 
-static int listen_address(const char *listen, struct sockaddr_storage *ss, struct wgf_err *err)
-{
-	struct wgf_endpoint ep;
-	int r;
-
-	r = wgf_endpoint_parse(&ep, listen, WGF_ENDPOINT_F_PORT_ZERO, err);
-	if (r < 0)
-		return r;
-	if (ep.kind == WGF_ENDPOINT_IPV4)
-		return uv_ip4_addr(ep.host, ep.port, (struct sockaddr_in *)ss);
-	if (ep.kind == WGF_ENDPOINT_IPV6)
-		return uv_ip6_addr(ep.host, ep.port, (struct sockaddr_in6 *)ss);
-	return wgf_err_set(err, -EINVAL, "'%s' names a host; a listener needs an address", listen);
-}
-
 int wgf_scrape_check_listen(const void *value, struct wgf_err *err)
 {
 	struct sockaddr_storage ss;
@@ -151,7 +136,7 @@ int wgf_scrape_check_listen(const void *value, struct wgf_err *err)
 
 	if (!listen[0])
 		return 0;
-	return listen_address(listen, &ss, err);
+	return wgf_endpoint_listen_addr(listen, &ss, err);
 }
 
 static void listener_closed(uv_handle_t *h)
@@ -171,7 +156,7 @@ int wgf_scrape_start(uv_loop_t *loop, const char *listen, wgf_scrape_render_fn r
 	h2o_hostconf_t *host;
 	struct wgf_scrape *s;
 
-	r = listen_address(listen, &ss, err);
+	r = wgf_endpoint_listen_addr(listen, &ss, err);
 	if (r < 0)
 		return r;
 	s = calloc(1, sizeof(*s));

@@ -38,6 +38,7 @@ struct http_server {
 	unsigned open_handles;     /* the listener and the trim timer, while they close */
 	/* Refused connections since the last report: counted, logged every REPORT_MS. */
 	uint64_t refused_total, refused_per_client, reported_ms;
+	char refused_last[WGF_ADDR_STRLEN]; /* the last refused client's address */
 	/* The same since start, and the 408s sent, for /metrics. */
 	uint64_t refused_total_ever, refused_per_client_ever, timeouts;
 };
@@ -334,7 +335,7 @@ static void report_refusals(struct http_server *s)
 	snprintf(total, sizeof(total), "%llu", (unsigned long long)s->refused_total);
 	snprintf(per_client, sizeof(per_client), "%llu", (unsigned long long)s->refused_per_client);
 	log_fields(LOG_WARNING, "Refused connections", {"over_total", total},
-	           {"over_per_client", per_client});
+	           {"over_per_client", per_client}, {"last_client", s->refused_last});
 	s->refused_total = s->refused_per_client = 0;
 	s->reported_ms = now;
 }
@@ -345,19 +346,23 @@ static bool admit(struct http_server *s, uv_tcp_t *tcp, struct http_conn *conn)
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
 	struct wgf_addr peer;
+	bool known = uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0 &&
+	             addr_from_sockaddr(&ss, &peer);
 
 	if (s->connections >= s->max_connections) {
 		s->refused_total++;
 		s->refused_total_ever++;
+		if (known)
+			wgf_addr_format(&peer, s->refused_last);
 		report_refusals(s);
 		return false;
 	}
-	if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0 &&
-	    addr_from_sockaddr(&ss, &peer) && !is_trusted(s, &peer)) {
+	if (known && !is_trusted(s, &peer)) {
 		conn->client = clients_get(s->clients, &peer, uv_now(s->loop));
 		if (!clients_connect(s->clients, conn->client)) {
 			s->refused_per_client++;
 			s->refused_per_client_ever++;
+			wgf_addr_format(&peer, s->refused_last);
 			report_refusals(s);
 			return false;
 		}
@@ -402,20 +407,6 @@ static void on_accept(uv_stream_t *listener, int status)
 	conn->sock->on_close.data = conn;
 	conn_arm(conn);
 	h2o_accept(&s->accept_ctx, conn->sock);
-}
-
-static int parse_listen(const char *listen, struct sockaddr_storage *ss)
-{
-	struct wgf_endpoint ep;
-	struct wgf_err err = {0};
-
-	if (wgf_endpoint_parse(&ep, listen, WGF_ENDPOINT_F_PORT_ZERO, &err) < 0)
-		return -EINVAL;
-	if (ep.kind == WGF_ENDPOINT_IPV4)
-		return uv_ip4_addr(ep.host, ep.port, (struct sockaddr_in *)ss);
-	if (ep.kind == WGF_ENDPOINT_IPV6)
-		return uv_ip6_addr(ep.host, ep.port, (struct sockaddr_in6 *)ss);
-	return -EINVAL; /* a listener needs an address, not a name */
 }
 
 int http_parse_proxies(const char *text, struct wgf_cidr *ret, size_t max, size_t *ret_n,
@@ -463,7 +454,7 @@ int http_start(uv_loop_t *loop, const struct http_options *o, http_handler_fn ha
 	struct handler_glue *g;
 	struct wgf_err err = {0};
 
-	r = parse_listen(o->listen, &ss);
+	r = wgf_endpoint_listen_addr(o->listen, &ss, &err);
 	if (r < 0)
 		return r;
 	s = calloc(1, sizeof(*s));

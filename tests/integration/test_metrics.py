@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 import urllib.error
@@ -19,7 +20,7 @@ import urllib.request
 
 import pytest
 
-from conftest import BUILD, binary, log_lines, run
+from conftest import BUILD, Coordinator, binary, log_lines, run
 from test_story import World
 from wglib import wait_for
 
@@ -243,3 +244,30 @@ def test_metrics_on_the_api_address_is_refused(tmp_path, migrated_db):
     conf.write_text("[metrics]\nlisten = metrics.example.net:9469\n")
     proc = run([binary("wgfleet-coordinator"), "--config", str(conf), "check-config"])
     assert proc.returncode != 0 and "a listener needs an address" in proc.stderr
+
+
+def test_refused_connections_counted_with_the_client(tmp_path, migrated_db):
+    """#11 item 4: a refusal is a counter, and the log line names the last client."""
+    coord = Coordinator(tmp_path, migrated_db[1],
+                        extra="[http]\nmax_connections_per_client = 2\n")
+    coord.start()
+    try:
+        held = [socket.create_connection(("127.0.0.1", coord.port), timeout=5) for _ in range(2)]
+        extra = socket.create_connection(("127.0.0.1", coord.port), timeout=5)
+        extra.settimeout(5)
+        assert extra.recv(1) == b""  # closed as it was accepted
+        extra.close()
+        line = wait_for("the refusal's log line", lambda: next(
+            (l for l in log_lines(coord.read_log()) if l.get("msg") == "Refused connections"),
+            None), timeout=5)
+        assert line["over_per_client"] == "1" and line["last_client"] == "127.0.0.1"
+        s = parse(get(serving_port(coord.read_log()))[2])
+        assert value(s, "wgfleet_http_connections_refused_total",
+                     reason="too_many_from_client") == 1
+        assert value(s, "wgfleet_http_connections_refused_total",
+                     reason="too_many_connections") == 0
+        assert value(s, "wgfleet_http_connections") == 2
+        for c in held:
+            c.close()
+    finally:
+        coord.stop()
