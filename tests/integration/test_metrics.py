@@ -48,9 +48,14 @@ def value(samples, name, **labels):
     return samples.get((name, frozenset(labels.items())))
 
 
-def serving_port(log_text):
+def logged_port(log_text):
     ports = [int(l["port"]) for l in log_lines(log_text) if l.get("msg") == "Serving metrics"]
     return ports[-1] if ports else None
+
+
+def serving_port(read_log):
+    """The metrics port a daemon logged (the line follows the API's "Listening")."""
+    return wait_for("the Serving metrics line", lambda: logged_port(read_log()), timeout=5)
 
 
 def get(port, path="/metrics", ns=None):
@@ -123,7 +128,7 @@ def stranger_report(world, tmp_path):
 
 def test_scrapes_match_the_api(world, tmp_path):
     coord = world.coord
-    mport = serving_port(coord.read_log())
+    mport = serving_port(coord.read_log)
     assert mport and mport != coord.port
     world.start_agent()
     wait_for("the server's WireGuard key", lambda: world.server()["public_key"], timeout=15)
@@ -187,8 +192,7 @@ def test_scrapes_match_the_api(world, tmp_path):
     coord_text = text
 
     # The agent, inside the VPS's namespace.
-    aport = wait_for("the agent's metrics port", lambda: serving_port(
-        world.agent_log.read_text()), timeout=5)
+    aport = serving_port(world.agent_log.read_text)
     peers = world.vps_peers()
 
     def monitored():
@@ -221,7 +225,7 @@ def test_scrapes_match_the_api(world, tmp_path):
 
 
 def test_metrics_and_api_ports_are_apart(coordinator):
-    mport = serving_port(coordinator.read_log())
+    mport = serving_port(coordinator.read_log)
     assert mport and mport != coordinator.port
     # The API does not serve /metrics, and the metrics listener serves nothing else.
     status, _, body = coordinator.request("GET", "/metrics")
@@ -261,7 +265,7 @@ def test_refused_connections_counted_with_the_client(tmp_path, migrated_db):
             (l for l in log_lines(coord.read_log()) if l.get("msg") == "Refused connections"),
             None), timeout=5)
         assert line["over_per_client"] == "1" and line["last_client"] == "127.0.0.1"
-        s = parse(get(serving_port(coord.read_log()))[2])
+        s = parse(get(serving_port(coord.read_log))[2])
         assert value(s, "wgfleet_http_connections_refused_total",
                      reason="too_many_from_client") == 1
         assert value(s, "wgfleet_http_connections_refused_total",
