@@ -19,16 +19,18 @@
 
 #define QUERY_DEADLINE_MS 5000
 #define SERVERS_MAX       10000
-#define CHANGES_PER_READ  10000
+#define CHANGES_PER_READ  1000 /* per server and refresh; more are left uncounted */
 #define SERVER_NAME_MAX   64
 
-/* The servers: online, revision lag, pool size and use. */
+/* The servers (by id): online, revision lag, pool size and use, applied revision. */
 static const char servers_sql[] =
-        "SELECT s.name, (s.last_seen_at IS NOT NULL AND s.last_seen_at > now() - $1::interval)"
-        "::int, s.revision - s.applied_revision,"
+        "SELECT s.id, s.name,"
+        " (s.last_seen_at IS NOT NULL AND s.last_seen_at > now() - $1::interval)::int,"
+        " s.revision - s.applied_revision,"
         " (SELECT count(*) FROM pool_addresses p WHERE p.server_id = s.id),"
-        " (SELECT coalesce(sum(u.used), 0) FROM server_usage u WHERE u.server_id = s.id)"
-        " FROM servers s WHERE s.deleted_at IS NULL ORDER BY s.name LIMIT $2::integer";
+        " (SELECT coalesce(sum(u.used), 0) FROM server_usage u WHERE u.server_id = s.id),"
+        " s.applied_revision"
+        " FROM servers s WHERE s.deleted_at IS NULL ORDER BY s.id LIMIT $2::integer";
 
 /* Routers by status, every status but deleted, zero included. */
 static const char routers_sql[] =
@@ -36,23 +38,25 @@ static const char routers_sql[] =
         " LEFT JOIN routers r ON r.status = e WHERE e <> $1::router_status GROUP BY e ORDER BY e";
 
 /*
- * Changes applied after $1, with the seconds from commit to applied. Recently applied
- * changes are at most the newest few thousand revisions below a server's applied one,
- * so the primary key bounds what is read.
+ * The seconds from commit to applied of the changes each listed server applied since
+ * the last refresh: revisions in (lo, hi], read through the primary key, so only the
+ * new rows are touched however long the change log is.
  */
 static const char changes_sql[] =
-        "SELECT extract(epoch FROM c.applied_at - c.committed_at)::float8, c.applied_at::text"
-        " FROM servers s JOIN changes c ON c.server_id = s.id"
-        " AND c.revision > s.applied_revision - $2::bigint"
-        " WHERE c.applied_at > $1::timestamptz ORDER BY c.applied_at LIMIT $2::bigint";
+        "SELECT extract(epoch FROM c.applied_at - c.committed_at)::float8"
+        " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS w(server_id, lo, hi)"
+        " JOIN changes c ON c.server_id = w.server_id AND c.revision > w.lo"
+        " AND c.revision <= w.hi WHERE c.applied_at IS NOT NULL";
 
 static const double apply_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                       1,     2.5,  5,     10,   30,  60};
 
 struct server_row {
+	int64_t id;
 	char name[SERVER_NAME_MAX];
 	bool online;
 	int64_t lag, pool_size, pool_used;
+	int64_t applied; /* its applied revision */
 };
 
 struct status_row {
@@ -60,54 +64,35 @@ struct status_row {
 	int64_t n;
 };
 
-enum query {
-	QUERY_SERVERS,
-	QUERY_ROUTERS,
-	QUERY_CHANGES,
-	QUERY__COUNT,
-};
-
-struct metrics;
-
-struct metrics_query {
-	struct metrics *m;
-	bool in_flight;
-};
-
 struct metrics {
 	uv_loop_t *loop;
 	struct metrics_options o;
 	struct wgf_scrape *scrape;
 	uv_timer_t refresh;
-	struct metrics_query q[QUERY__COUNT];
-	unsigned in_flight; /* queries whose callbacks have not run */
+	bool in_flight; /* a query of the refresh has not been answered */
 	bool stopping, timer_closed;
 	struct server_row *servers;
 	size_t n_servers;
 	bool servers_known;
 	struct status_row routers[16];
 	size_t n_routers;
-	char watermark[64]; /* the newest applied_at counted */
 	struct wgf_prom_histogram apply;
 	double refreshed_at; /* wall seconds of the last complete servers answer */
-	uint64_t refresh_failures;
+	uint64_t refresh_failures, refresh_deferred;
 	uint64_t sweeps_ok, sweeps_failed, expired;
 };
 
 static void maybe_free(struct metrics *m)
 {
-	if (m->stopping && m->timer_closed && m->in_flight == 0 && !m->scrape) {
+	if (m->stopping && m->timer_closed && !m->in_flight && !m->scrape) {
 		free(m->servers);
 		free(m);
 	}
 }
 
-static bool query_done(struct metrics_query *q, const struct db_error *e)
+static bool query_done(struct metrics *m, const struct db_error *e)
 {
-	struct metrics *m = q->m;
-
-	q->in_flight = false;
-	m->in_flight--;
+	m->in_flight = false;
 	if (m->stopping) {
 		maybe_free(m);
 		return false;
@@ -120,26 +105,85 @@ static bool query_done(struct metrics_query *q, const struct db_error *e)
 	return true;
 }
 
+static void send_query(struct metrics *m, const char *sql, int n, const char *const *params,
+                       db_result_cb cb);
+static void on_changes(void *ctx, const PGresult *res, const struct db_error *e);
+static void send_servers(struct metrics *m);
+
+/* Appends ",v" (or "{v" first) to the array text at *f. */
+static void array_add(FILE *f, bool *first, int64_t v)
+{
+	fprintf(f, "%c%lld", *first ? '{' : ',', (long long)v);
+	*first = false;
+}
+
+/*
+ * Asks for the changes each server applied between the old rows' applied revisions
+ * and the new ones'. Both lists are sorted by id; a server new to the list, or whose
+ * applied revision went back (a new epoch), starts counting from now.
+ */
+static void count_applied(struct metrics *m, const struct server_row *old, size_t n_old,
+                          const struct server_row *cur, size_t n_cur)
+{
+	char *text[3] = {NULL};
+	size_t len[3];
+	FILE *f[3];
+	bool first[3] = {true, true, true}, any = false;
+	size_t j = 0;
+
+	for (int k = 0; k < 3; k++)
+		f[k] = open_memstream(&text[k], &len[k]);
+	for (size_t i = 0; i < n_cur && f[0] && f[1] && f[2]; i++) {
+		while (j < n_old && old[j].id < cur[i].id)
+			j++;
+		if (j == n_old || old[j].id != cur[i].id || cur[i].applied <= old[j].applied)
+			continue;
+		array_add(f[0], &first[0], cur[i].id);
+		array_add(f[1], &first[1],
+		          cur[i].applied - old[j].applied > CHANGES_PER_READ
+		                  ? cur[i].applied - CHANGES_PER_READ
+		                  : old[j].applied);
+		array_add(f[2], &first[2], cur[i].applied);
+		any = true;
+	}
+	for (int k = 0; k < 3; k++) {
+		if (f[k]) {
+			fputc('}', f[k]);
+			if (fclose(f[k]) != 0)
+				any = false;
+		} else {
+			any = false;
+		}
+	}
+	if (any)
+		send_query(m, changes_sql, 3, WGF_STRINGS(text[0], text[1], text[2]), on_changes);
+	for (int k = 0; k < 3; k++)
+		free(text[k]);
+}
+
 static void on_servers(void *ctx, const PGresult *res, const struct db_error *e)
 {
-	struct metrics_query *q = ctx;
-	struct metrics *m = q->m;
+	struct metrics *m = ctx;
 	size_t n;
 	struct server_row *rows;
 
-	if (!query_done(q, e))
+	if (!query_done(m, e))
 		return;
 	n = (size_t)PQntuples(res);
 	rows = calloc(n ? n : 1, sizeof(*rows));
 	if (!rows)
 		return;
 	for (size_t i = 0; i < n; i++) {
-		snprintf(rows[i].name, sizeof(rows[i].name), "%s", PQgetvalue(res, (int)i, 0));
-		rows[i].online = atoi(PQgetvalue(res, (int)i, 1)) != 0;
-		rows[i].lag = strtoll(PQgetvalue(res, (int)i, 2), NULL, 10);
-		rows[i].pool_size = strtoll(PQgetvalue(res, (int)i, 3), NULL, 10);
-		rows[i].pool_used = strtoll(PQgetvalue(res, (int)i, 4), NULL, 10);
+		rows[i].id = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
+		snprintf(rows[i].name, sizeof(rows[i].name), "%s", PQgetvalue(res, (int)i, 1));
+		rows[i].online = atoi(PQgetvalue(res, (int)i, 2)) != 0;
+		rows[i].lag = strtoll(PQgetvalue(res, (int)i, 3), NULL, 10);
+		rows[i].pool_size = strtoll(PQgetvalue(res, (int)i, 4), NULL, 10);
+		rows[i].pool_used = strtoll(PQgetvalue(res, (int)i, 5), NULL, 10);
+		rows[i].applied = strtoll(PQgetvalue(res, (int)i, 6), NULL, 10);
 	}
+	if (m->servers_known)
+		count_applied(m, m->servers, m->n_servers, rows, n);
 	free(m->servers);
 	m->servers = rows;
 	m->n_servers = n;
@@ -149,10 +193,9 @@ static void on_servers(void *ctx, const PGresult *res, const struct db_error *e)
 
 static void on_routers(void *ctx, const PGresult *res, const struct db_error *e)
 {
-	struct metrics_query *q = ctx;
-	struct metrics *m = q->m;
+	struct metrics *m = ctx;
 
-	if (!query_done(q, e))
+	if (!query_done(m, e))
 		return;
 	m->n_routers = 0;
 	for (int i = 0; i < PQntuples(res) && m->n_routers < WGF_ARRAY_SIZE(m->routers); i++) {
@@ -161,51 +204,59 @@ static void on_routers(void *ctx, const PGresult *res, const struct db_error *e)
 		snprintf(r->status, sizeof(r->status), "%s", PQgetvalue(res, i, 0));
 		r->n = strtoll(PQgetvalue(res, i, 1), NULL, 10);
 	}
+	send_servers(m);
 }
 
 static void on_changes(void *ctx, const PGresult *res, const struct db_error *e)
 {
-	struct metrics_query *q = ctx;
-	struct metrics *m = q->m;
+	struct metrics *m = ctx;
 	int n;
 
-	if (!query_done(q, e))
+	if (!query_done(m, e))
 		return;
 	n = PQntuples(res);
 	for (int i = 0; i < n; i++)
 		wgf_prom_histogram_observe(&m->apply, strtod(PQgetvalue(res, i, 0), NULL));
-	if (n > 0)
-		snprintf(m->watermark, sizeof(m->watermark), "%s", PQgetvalue(res, n - 1, 1));
 }
 
-static void send_query(struct metrics *m, enum query which, const char *sql, int n,
-                       const char *const *params, db_result_cb cb)
+/*
+ * Queues one query of the refresh, unless the pool has queries waiting: the API's own
+ * come first, and the rest of this refresh waits for the next tick.
+ */
+static void send_query(struct metrics *m, const char *sql, int n, const char *const *params,
+                       db_result_cb cb)
 {
-	struct metrics_query *q = &m->q[which];
+	struct db_stats st;
 
-	if (q->in_flight)
+	db_get_stats(m->o.db, &st);
+	if (st.queued > 0) {
+		m->refresh_deferred++;
 		return;
-	if (db_query(m->o.db, sql, n, params, uv_now(m->loop) + QUERY_DEADLINE_MS, cb, q) < 0) {
+	}
+	if (db_query(m->o.db, sql, n, params, uv_now(m->loop) + QUERY_DEADLINE_MS, cb, m) < 0) {
 		m->refresh_failures++;
 		return;
 	}
-	q->in_flight = true;
-	m->in_flight++;
+	m->in_flight = true;
 }
 
-static void on_refresh(uv_timer_t *t)
+static void send_servers(struct metrics *m)
 {
-	struct metrics *m = t->data;
-	char online[40], max_servers[16], per_read[16];
+	char online[40], max_servers[16];
 
 	snprintf(online, sizeof(online), "%llu milliseconds",
 	         (unsigned long long)m->o.server_online_ms);
 	snprintf(max_servers, sizeof(max_servers), "%d", SERVERS_MAX);
-	snprintf(per_read, sizeof(per_read), "%d", CHANGES_PER_READ);
-	send_query(m, QUERY_SERVERS, servers_sql, 2, WGF_STRINGS(online, max_servers), on_servers);
-	send_query(m, QUERY_ROUTERS, routers_sql, 1, WGF_STRINGS("deleted"), on_routers);
-	send_query(m, QUERY_CHANGES, changes_sql, 2, WGF_STRINGS(m->watermark, per_read),
-	           on_changes);
+	send_query(m, servers_sql, 2, WGF_STRINGS(online, max_servers), on_servers);
+}
+
+/* One query at a time, each after the last one's answer: routers, servers, changes. */
+static void on_refresh(uv_timer_t *t)
+{
+	struct metrics *m = t->data;
+
+	if (!m->in_flight)
+		send_query(m, routers_sql, 1, WGF_STRINGS("deleted"), on_routers);
 }
 
 static void write_pools(const struct metrics *m, FILE *f)
@@ -286,6 +337,10 @@ static void write_servers(const struct metrics *m, FILE *f)
 	wgf_prom_family(f, "wgfleet_metrics_refresh_failures_total", "counter",
 	                "Refresh queries that failed or could not be queued.");
 	wgf_prom(f, "wgfleet_metrics_refresh_failures_total", m->refresh_failures);
+	wgf_prom_family(f, "wgfleet_metrics_refresh_deferred_total", "counter",
+	                "Refresh queries put off to the next interval because API queries were "
+	                "waiting for the pool.");
+	wgf_prom(f, "wgfleet_metrics_refresh_deferred_total", m->refresh_deferred);
 }
 
 static void render(void *ctx, FILE *f)
@@ -314,20 +369,13 @@ int metrics_start(uv_loop_t *loop, const struct metrics_options *o, struct metri
                   int *ret_port, struct wgf_err *err)
 {
 	struct metrics *m = calloc(1, sizeof(*m));
-	struct tm tm;
-	time_t now = time(NULL);
 	int r;
 
 	if (!m)
 		return wgf_err_set(err, -ENOMEM, "out of memory");
 	m->loop = loop;
 	m->o = *o;
-	for (size_t i = 0; i < QUERY__COUNT; i++)
-		m->q[i].m = m;
 	wgf_prom_histogram_init(&m->apply, apply_bounds, WGF_ARRAY_SIZE(apply_bounds));
-	/* Changes applied before the start are not this coordinator's to count. */
-	gmtime_r(&now, &tm);
-	strftime(m->watermark, sizeof(m->watermark), "%Y-%m-%d %H:%M:%S+00", &tm);
 	r = wgf_scrape_start(loop, o->listen, render, m, &m->scrape, ret_port, err);
 	if (r < 0) {
 		free(m);

@@ -9,13 +9,17 @@
  * count as they work, on the loop, and write their own families when asked
  * (api_write_metrics() and friends). What only SQL knows (servers online, revision
  * lag, pool use per server, routers by status, how long changes took to be applied)
- * is read every refresh_ms on the API's pool, three small queries with deadlines, and
- * a scrape writes the last answers, with the time they were read. A refresh that fails
+ * is read every refresh_ms on the API's pool: three small queries with deadlines, one
+ * at a time, each sent only while no API query waits for the pool (else the rest waits
+ * for the next tick), so the refresh never takes an API request's place in the queue.
+ * A scrape writes the last answers, with the time they were read. A refresh that fails
  * keeps the previous values and is counted.
  *
  * The change-to-applied histogram counts the changes applied since this coordinator
- * started: each refresh reads those applied after the newest one it has seen. With two
- * coordinators on one database, each counts every change.
+ * started: each refresh compares every server's applied revision with the one the
+ * previous refresh read, and reads the changes in between (at most the newest 1,000 a
+ * server and refresh) through the primary key. With two coordinators on one database,
+ * each counts every change.
  *
  * The sources are borrowed and must outlive metrics_stop(); NULL ones (a channel not
  * started) are left out.
