@@ -25,7 +25,7 @@ struct wgf_scrape {
 	wgf_scrape_render_fn render;
 	void *ctx;
 	unsigned connections;
-	bool stopping;
+	bool stopping, listener_closed;
 };
 
 /* tcp comes first: h2o takes the handle's data field, so the close callback finds the
@@ -102,7 +102,7 @@ static void conn_closed(uv_handle_t *h)
 	struct wgf_scrape *s = c->s;
 
 	free(c);
-	if (--s->connections == 0 && s->stopping)
+	if (--s->connections == 0 && s->listener_closed)
 		scrape_free(s);
 }
 
@@ -143,6 +143,7 @@ static void listener_closed(uv_handle_t *h)
 {
 	struct wgf_scrape *s = h->data;
 
+	s->listener_closed = true;
 	if (s->connections == 0)
 		scrape_free(s);
 }
