@@ -82,23 +82,22 @@ static void write_passes(const struct agent_metrics *m, FILE *f)
 	wgf_prom(f, "wgfleet_agent_peer_changes_total", m->added, {"kind", "add"});
 	wgf_prom(f, "wgfleet_agent_peer_changes_total", m->updated, {"kind", "update"});
 	wgf_prom(f, "wgfleet_agent_peer_changes_total", m->removed, {"kind", "remove"});
-	wgf_prom_family(f, "wgfleet_agent_drift_repairs_total", "counter",
-	                "Peers the interface had changed behind the agent's back, put right.");
-	wgf_prom(f, "wgfleet_agent_drift_repairs_total", m->drift);
-	wgf_prom_family(f, "wgfleet_agent_backend_errors_total", "counter",
-	                "Failures to set up, read or change the interface.");
-	wgf_prom(f, "wgfleet_agent_backend_errors_total", m->backend_errors);
+	wgf_prom_single(f, "wgfleet_agent_drift_repairs_total", "counter",
+	                "Peers the interface had changed behind the agent's back, put right.",
+	                m->drift);
+	wgf_prom_single(f, "wgfleet_agent_backend_errors_total", "counter",
+	                "Failures to set up, read or change the interface.", m->backend_errors);
 	if (!m->has_pass)
 		return;
-	wgf_prom_family(f, "wgfleet_agent_peers_desired", "gauge",
-	                "Peers the desired set holds, at the last pass.");
-	wgf_prom(f, "wgfleet_agent_peers_desired", m->desired);
-	wgf_prom_family(f, "wgfleet_agent_peers_refused", "gauge",
-	                "Desired peers the last pass refused (a clash with another peer).");
-	wgf_prom(f, "wgfleet_agent_peers_refused", m->refused);
-	wgf_prom_family(f, "wgfleet_agent_applied_revision", "gauge",
-	                "The newest revision of the desired set applied completely.");
-	wgf_prom(f, "wgfleet_agent_applied_revision", m->applied_revision);
+	wgf_prom_single(f, "wgfleet_agent_peers_desired", "gauge",
+	                "Peers the desired set holds, at the last pass.", m->desired);
+	wgf_prom_single(f, "wgfleet_agent_peers_refused", "gauge",
+	                "Desired peers the last pass refused (an allowed IP another peer holds, or "
+	                "outside [wireguard] routable).",
+	                m->refused);
+	wgf_prom_single(f, "wgfleet_agent_applied_revision", "gauge",
+	                "The newest revision of the desired set applied completely.",
+	                m->applied_revision);
 	wgf_prom_family(f, "wgfleet_agent_last_applied_timestamp_seconds", "gauge",
 	                "When a pass last left nothing pending (Unix time).");
 	if (m->applied_at > 0)
@@ -112,15 +111,12 @@ static void write_session(struct session *sess, FILE *f)
 	if (!sess)
 		return;
 	session_get_stats(sess, &st);
-	wgf_prom_family(f, "wgfleet_agent_coordinator_connected", "gauge",
-	                "1 while a connection to a coordinator is up, else 0.");
-	wgf_prom(f, "wgfleet_agent_coordinator_connected", st.links_up > 0);
-	wgf_prom_family(f, "wgfleet_agent_coordinator_links_up", "gauge",
-	                "Coordinator URLs with a connection up now.");
-	wgf_prom(f, "wgfleet_agent_coordinator_links_up", st.links_up);
-	wgf_prom_family(f, "wgfleet_agent_coordinator_refusals_total", "counter",
-	                "Requests the coordinator answered with an Error.");
-	wgf_prom(f, "wgfleet_agent_coordinator_refusals_total", st.refused);
+	wgf_prom_single(f, "wgfleet_agent_coordinator_connected", "gauge",
+	                "1 while a connection to a coordinator is up, else 0.", st.links_up > 0);
+	wgf_prom_single(f, "wgfleet_agent_coordinator_links_up", "gauge",
+	                "Coordinator URLs with a connection up now.", st.links_up);
+	wgf_prom_single(f, "wgfleet_agent_coordinator_refusals_total", "counter",
+	                "Requests the coordinator answered with an Error.", st.refused);
 	wgf_prom_family(f, "wgfleet_agent_last_sync_timestamp_seconds", "gauge",
 	                "When the agent last completed a sync of its desired set with a "
 	                "coordinator (Unix time).");
@@ -147,9 +143,8 @@ static void write_handshakes(const struct monitor *mon, int64_t now_ms, FILE *f)
 			b++;
 		n[b]++;
 	}
-	wgf_prom_family(f, "wgfleet_agent_peers_actual", "gauge",
-	                "Peers the interface held at the monitor's last read.");
-	wgf_prom(f, "wgfleet_agent_peers_actual", mon->n_facts);
+	wgf_prom_single(f, "wgfleet_agent_peers_actual", "gauge",
+	                "Peers the interface held at the monitor's last read.", mon->n_facts);
 	wgf_prom_family(f, "wgfleet_agent_peers_by_handshake_age", "gauge",
 	                "Peers of the interface by the age of their latest handshake, at the "
 	                "monitor's last read (never: no handshake yet).");

@@ -74,6 +74,12 @@ void wgf_prom_sample(FILE *f, const char *name, const struct wgf_prom_label *lab
 	fputc('\n', f);
 }
 
+void wgf_prom_single(FILE *f, const char *name, const char *type, const char *help, double value)
+{
+	wgf_prom_family(f, name, type, help);
+	wgf_prom_sample(f, name, NULL, 0, value);
+}
+
 void wgf_prom_histogram_init(struct wgf_prom_histogram *h, const double *bounds, size_t n)
 {
 	memset(h, 0, sizeof(*h));

@@ -43,6 +43,9 @@ void wgf_prom_family(FILE *f, const char *name, const char *type, const char *he
 void wgf_prom_sample(FILE *f, const char *name, const struct wgf_prom_label *labels,
                      size_t n_labels, double value);
 
+/* A family of one sample without labels: its HELP and TYPE lines, then the sample. */
+void wgf_prom_single(FILE *f, const char *name, const char *type, const char *help, double value);
+
 /* Sets h to the given bounds (n at most WGF_PROM_BOUNDS_MAX) with nothing counted. */
 void wgf_prom_histogram_init(struct wgf_prom_histogram *h, const double *bounds, size_t n);
 void wgf_prom_histogram_observe(struct wgf_prom_histogram *h, double value);

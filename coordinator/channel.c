@@ -1264,7 +1264,6 @@ void channel_write_metrics(const struct channel *ch, FILE *f)
 	for (int i = WGF_WIRE_ACCEPTED + 1; i < REFUSE__COUNT; i++)
 		wgf_prom(f, "wgfleet_channel_refused_total", ch->refused[i].total,
 		         {"reason", refusal_name(i)});
-	wgf_prom_family(f, "wgfleet_channel_parked_polls", "gauge",
-	                "Long polls waiting for a newer revision.");
-	wgf_prom(f, "wgfleet_channel_parked_polls", ch->n_parked);
+	wgf_prom_single(f, "wgfleet_channel_parked_polls", "gauge",
+	                "Long polls waiting for a newer revision.", ch->n_parked);
 }

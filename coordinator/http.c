@@ -688,8 +688,8 @@ void http_pending_detach(struct http_pending *p)
 
 void http_write_metrics(const struct http_server *s, FILE *f)
 {
-	wgf_prom_family(f, "wgfleet_http_connections", "gauge", "API connections open now.");
-	wgf_prom(f, "wgfleet_http_connections", s->connections);
+	wgf_prom_single(f, "wgfleet_http_connections", "gauge", "API connections open now.",
+	                s->connections);
 	wgf_prom_family(f, "wgfleet_http_connections_refused_total", "counter",
 	                "API connections closed as they were accepted: past max_connections "
 	                "(too_many_connections) or past max_connections_per_client "
@@ -698,7 +698,7 @@ void http_write_metrics(const struct http_server *s, FILE *f)
 	         {"reason", "too_many_connections"});
 	wgf_prom(f, "wgfleet_http_connections_refused_total", s->refused_per_client_ever,
 	         {"reason", "too_many_from_client"});
-	wgf_prom_family(f, "wgfleet_http_request_timeouts_total", "counter",
-	                "Requests still arriving at request_timeout, answered with 408.");
-	wgf_prom(f, "wgfleet_http_request_timeouts_total", s->timeouts);
+	wgf_prom_single(f, "wgfleet_http_request_timeouts_total", "counter",
+	                "Requests still arriving at request_timeout, answered with 408.",
+	                s->timeouts);
 }

@@ -363,13 +363,12 @@ static void write_servers(const struct metrics *m, FILE *f)
 	                "When the values read from the database were last read (Unix time).");
 	if (m->servers_known)
 		wgf_prom(f, "wgfleet_metrics_refreshed_timestamp_seconds", m->refreshed_at);
-	wgf_prom_family(f, "wgfleet_metrics_refresh_failures_total", "counter",
-	                "Refresh queries that failed or could not be queued.");
-	wgf_prom(f, "wgfleet_metrics_refresh_failures_total", m->refresh_failures);
-	wgf_prom_family(f, "wgfleet_metrics_refresh_deferred_total", "counter",
+	wgf_prom_single(f, "wgfleet_metrics_refresh_failures_total", "counter",
+	                "Refresh queries that failed or could not be queued.", m->refresh_failures);
+	wgf_prom_single(f, "wgfleet_metrics_refresh_deferred_total", "counter",
 	                "Refresh queries put off to the next interval because API queries were "
-	                "waiting for the pool.");
-	wgf_prom(f, "wgfleet_metrics_refresh_deferred_total", m->refresh_deferred);
+	                "waiting for the pool.",
+	                m->refresh_deferred);
 }
 
 static void render(void *ctx, FILE *f)
@@ -389,9 +388,8 @@ static void render(void *ctx, FILE *f)
 	                "Runs of the reservation sweeper, by result.");
 	wgf_prom(f, "wgfleet_sweeps_total", m->sweeps_ok, {"result", "ok"});
 	wgf_prom(f, "wgfleet_sweeps_total", m->sweeps_failed, {"result", "failed"});
-	wgf_prom_family(f, "wgfleet_reservations_expired_total", "counter",
-	                "Reservations the sweeper expired (their addresses released).");
-	wgf_prom(f, "wgfleet_reservations_expired_total", m->expired);
+	wgf_prom_single(f, "wgfleet_reservations_expired_total", "counter",
+	                "Reservations the sweeper expired (their addresses released).", m->expired);
 }
 
 int metrics_start(uv_loop_t *loop, const struct metrics_options *o, struct metrics **ret,

@@ -38,6 +38,8 @@ static void test_family_and_samples(void **state)
 	assert_written(WRITTEN(wgf_prom_family(f, "wgfleet_x_total", "counter", "Things.")),
 	               "# HELP wgfleet_x_total Things.\n# TYPE wgfleet_x_total counter\n");
 	assert_written(WRITTEN(wgf_prom(f, "wgfleet_up", 1)), "wgfleet_up 1\n");
+	assert_written(WRITTEN(wgf_prom_single(f, "wgfleet_n", "gauge", "N.", 7)),
+	               "# HELP wgfleet_n N.\n# TYPE wgfleet_n gauge\nwgfleet_n 7\n");
 	assert_written(WRITTEN(wgf_prom(f, "wgfleet_x_total", 12345678901234ULL, {"kind", "hint"},
 	                                {"result", "ok"})),
 	               "wgfleet_x_total{kind=\"hint\",result=\"ok\"} 12345678901234\n");
