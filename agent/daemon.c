@@ -24,9 +24,11 @@
 #include "clock.h"
 #include "identity.h"
 #include "log.h"
+#include "metrics.h"
 #include "monitor.h"
 #include "notify.h"
 #include "reconcile.h"
+#include "scrape.h"
 #include "session.h"
 #include "tls.h"
 
@@ -47,7 +49,9 @@ struct daemon {
 	struct backend *b;
 	struct reconciler *rc;
 	struct monitor mon;
-	struct session *sess;          /* NULL without a coordinator */
+	struct session *sess; /* NULL without a coordinator */
+	struct agent_metrics metrics;
+	struct wgf_scrape *scrape;     /* NULL with [metrics] listen empty */
 	bool coordinated;              /* [coordinator] urls is set */
 	bool answered;                 /* the coordinator's first desired set came */
 	bool kept_at_start;            /* the cache went in with RECONCILE_F_NO_REMOVE */
@@ -243,6 +247,7 @@ static void say_ensure(struct daemon *d, const struct pass_out *o)
 {
 	if (!o->ensured)
 		return;
+	agent_metrics_ensure(&d->metrics, o->ensure_r);
 	if (o->ensure_r < 0) {
 		if (!d->ensure_failing)
 			log_warning("Cannot set up interface '%s', retrying in %" PRIu64 " ms: %s",
@@ -491,6 +496,7 @@ static void say_pass(struct daemon *d, struct pass_out *o)
 {
 	if (!o->ran)
 		return;
+	agent_metrics_pass(&d->metrics, o->run_r, &o->res, o->ms);
 	if (o->run_r < 0) {
 		if (o->run_r == -ENODEV)
 			d->need_ensure = true;
@@ -718,6 +724,8 @@ static void stop(struct daemon *d)
 	d->stopping = true;
 	atomic_store(&d->cancel, true);
 	log_notice("Stopping");
+	wgf_scrape_stop(d->scrape);
+	d->scrape = NULL;
 	session_stop(d->sess);
 	close_handle((uv_handle_t *)&d->reconcile_timer);
 	close_handle((uv_handle_t *)&d->monitor_timer);
@@ -793,6 +801,34 @@ static void signal_ready(struct daemon *d)
 }
 
 /* Without [coordinator] urls the cache is the whole truth (cache-only mode). */
+static void render_metrics(void *ctx, FILE *f)
+{
+	struct daemon *d = ctx;
+
+	agent_metrics_write(&d->metrics, d->sess, &d->mon, (int64_t)wgf_clock_wall_ms(), f);
+}
+
+/* /metrics, unless [metrics] listen is empty; one that cannot listen is a warning: the
+ * interface matters more than its figures. */
+static void start_metrics(struct daemon *d)
+{
+	struct wgf_err err = {0};
+	char port_text[8];
+	int port = 0;
+
+	agent_metrics_init(&d->metrics);
+	if (!d->s.metrics_listen[0])
+		return;
+	if (wgf_scrape_start(&d->loop, d->s.metrics_listen, render_metrics, d, &d->scrape, &port,
+	                     &err) < 0) {
+		log_warning("Cannot serve metrics, running without them: %s", err.msg);
+		return;
+	}
+	snprintf(port_text, sizeof(port_text), "%d", port);
+	log_fields(LOG_NOTICE, "Serving metrics", {"listen", d->s.metrics_listen},
+	           {"port", port_text});
+}
+
 static bool has_coordinator(const struct settings *s)
 {
 	char buf[sizeof(s->coordinator_urls)];
@@ -836,6 +872,7 @@ static int setup(struct daemon *d)
 	uv_signal_start(&d->sig_term, on_stop_signal, SIGTERM);
 	uv_signal_start(&d->sig_int, on_stop_signal, SIGINT);
 	uv_signal_start(&d->sig_hup, on_hup, SIGHUP);
+	start_metrics(d);
 	return 0;
 }
 

@@ -112,6 +112,7 @@ struct session {
 	size_t n_reports;
 	bool stopping;
 	unsigned open_handles;
+	uint64_t synced_at_ms, refused; /* session_get_stats() */
 };
 
 static void aio_done(void *arg)
@@ -626,6 +627,7 @@ static void handle_answer(struct sess_ctx *c, const struct wgf_body *b)
 	int r;
 
 	if (b->kind == WGF_WIRE_KIND_ERROR) {
+		s->refused++;
 		log_fields(LOG_WARNING, "The coordinator refused a request",
 		           {"code", b->error.code == WGF_WIRE_ERROR_UNSUPPORTED_VERSION
 		                            ? "unsupported_version"
@@ -649,6 +651,7 @@ static void handle_answer(struct sess_ctx *c, const struct wgf_body *b)
 			return;
 		}
 		if (r > 0) {
+			s->synced_at_ms = wgf_clock_wall_ms();
 			s->want_sync = false;
 			s->want_snapshot = false;
 			if (s->poll_held)
@@ -1033,6 +1036,18 @@ static void finish_stop(struct session *s)
 	uv_close((uv_handle_t *)&s->redial, handle_closed);
 	uv_close((uv_handle_t *)&s->poll.retry, handle_closed);
 	uv_close((uv_handle_t *)&s->work.retry, handle_closed);
+}
+
+void session_get_stats(struct session *s, struct session_stats *ret)
+{
+	size_t up = 0;
+
+	for (size_t i = 0; i < s->n_links; i++)
+		up += link_up(&s->links[i]);
+	*ret = (struct session_stats){.links = s->n_links,
+	                              .links_up = up,
+	                              .synced_at_ms = s->synced_at_ms,
+	                              .refused = s->refused};
 }
 
 void session_stop(struct session *s)

@@ -121,6 +121,15 @@ int session_report(struct session *s, const struct session_report *r);
  */
 int session_dial_failures(struct session *s, size_t i, struct wgf_tls_dial_failures *ret);
 
+/* The session as /metrics shows it (loop thread). */
+struct session_stats {
+	size_t links, links_up; /* coordinator URLs, and those with a connection up now */
+	uint64_t synced_at_ms;  /* unix ms of the last complete sync; 0: none yet */
+	uint64_t refused;       /* requests the coordinator answered with an Error */
+};
+
+void session_get_stats(struct session *s, struct session_stats *ret);
+
 /* Closes the sockets; the session frees itself once nng and the loop are done with it. */
 void session_stop(struct session *s);
 

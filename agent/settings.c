@@ -14,6 +14,7 @@
 #include "cache.h"
 #include "identity.h"
 #include "log.h"
+#include "scrape.h"
 
 #define FIELD(f)  offsetof(struct settings, f)
 #define SIZE(f)   sizeof(((struct settings *)0)->f)
@@ -324,6 +325,17 @@ static const struct wgf_conf_entry entries[] = {
                 .max = 24 * HOUR_MS,
                 .doc = "How often the monitor reports every peer, not only those that changed "
                        "(100ms to 1d).",
+        },
+        {
+                .section = "metrics",
+                .name = "listen",
+                .type = WGF_CONF_STRING,
+                .offset = FIELD(metrics_listen),
+                .size = sizeof(((struct settings *)0)->metrics_listen),
+                .def = "127.0.0.1:9470",
+                .validate = wgf_scrape_check_listen,
+                .doc = "Address and port of the Prometheus /metrics endpoint; empty turns it "
+                       "off. Loopback unless a firewall keeps strangers out.",
         },
         {
                 .section = "coordinator",

@@ -51,6 +51,7 @@ struct settings {
 	char static_peers[WGF_CONF_LINE_MAX + 1];
 	char routable[WGF_CONF_LINE_MAX + 1]; /* "": none besides the coordinator's */
 
+	char metrics_listen[128]; /* "": no /metrics */
 	uint64_t monitor_interval_ms;
 	uint64_t monitor_full_interval_ms;
 

@@ -108,3 +108,30 @@ int wgf_endpoint_parse(struct wgf_endpoint *ret, const char *s, unsigned flags, 
 	*ret = ep;
 	return 0;
 }
+
+int wgf_endpoint_listen_addr(const char *s, struct sockaddr_storage *ret, struct wgf_err *err)
+{
+	struct sockaddr_storage ss = {0};
+	struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+	struct wgf_endpoint ep;
+	int r;
+
+	r = wgf_endpoint_parse(&ep, s, WGF_ENDPOINT_F_PORT_ZERO, err);
+	if (r < 0)
+		return r;
+	if (ep.kind == WGF_ENDPOINT_NAME)
+		return wgf_err_set(err, -EINVAL, "'%s' names a host; a listener needs an address",
+		                   s);
+	if (ep.kind == WGF_ENDPOINT_IPV4) {
+		in->sin_family = AF_INET;
+		in->sin_port = htons(ep.port);
+		(void)inet_pton(AF_INET, ep.host, &in->sin_addr);
+	} else {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(ep.port);
+		(void)inet_pton(AF_INET6, ep.host, &in6->sin6_addr);
+	}
+	*ret = ss;
+	return 0;
+}

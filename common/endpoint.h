@@ -23,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "err.h"
 
@@ -44,5 +45,8 @@ struct wgf_endpoint {
 /* Parses s; on failure err says what is wrong and *ret is untouched. */
 int wgf_endpoint_parse(struct wgf_endpoint *ret, const char *s, unsigned flags,
                        struct wgf_err *err);
+
+/* A listener's "address:port" (port 0 allowed, no DNS name) as a socket address. */
+int wgf_endpoint_listen_addr(const char *s, struct sockaddr_storage *ret, struct wgf_err *err);
 
 #endif

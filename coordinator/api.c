@@ -17,8 +17,23 @@
 #include "clock.h"
 #include "http.h"
 #include "log.h"
+#include "prom.h"
 
 #define AUTH_CLIENT_SLOTS 8192
+
+/* Distinct statuses counted per route; answers with yet another status are not counted. */
+#define STATUSES_PER_ROUTE 16
+
+static const double latency_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                        0.1,   0.25,   0.5,   1,    2.5,   5};
+
+struct api_route_stats {
+	struct {
+		int status;
+		uint64_t n;
+	} answers[STATUSES_PER_ROUTE];
+	struct wgf_prom_histogram latency;
+};
 
 /* Every route the API has: the dispatcher, the docs test and `routes` read this. */
 static const struct route routes[] = {
@@ -395,11 +410,13 @@ static bool count_refusal(struct call *c)
 
 	if (c->problem.status == 401) {
 		a->refused.unauthorized++;
+		a->unauthorized_total++;
 		if (a->auth && c->client_addr.family)
 			clients_auth_failed(a->auth, clients_get(a->auth, &c->client_addr, now),
 			                    now);
 	} else if (c->problem.status == 429 && strcmp(c->problem.code, "too_many_failures") == 0) {
 		a->refused.throttled++;
+		a->throttled_total++;
 	} else {
 		return false;
 	}
@@ -415,6 +432,23 @@ static bool count_refusal(struct call *c)
 		a->refused.reported_ms = now;
 	}
 	return true;
+}
+
+/* Counts the answer under its route (or under no route), with the time it took. */
+static void count_answer(struct call *c, int status)
+{
+	size_t i = c->route ? (size_t)(c->route - routes) : WGF_ARRAY_SIZE(routes);
+	struct api_route_stats *st = &c->api->stats[i];
+
+	wgf_prom_histogram_observe(&st->latency, (double)(uv_hrtime() - c->started_ns) / 1e9);
+	for (size_t k = 0; k < STATUSES_PER_ROUTE; k++) {
+		if (st->answers[k].status == 0)
+			st->answers[k].status = status;
+		if (st->answers[k].status == status) {
+			st->answers[k].n++;
+			return;
+		}
+	}
 }
 
 /* The one place a call ends: reply if the client is still there, log, free. */
@@ -441,6 +475,7 @@ static void call_finish(struct call *c)
 		else
 			status = http_reply_json(req, status, c->reply_json, c->request_id);
 	}
+	count_answer(c, status);
 	if (count_refusal(c)) {
 		call_free(c);
 		return;
@@ -550,6 +585,7 @@ void api_handle(void *ctx, h2o_req_t *req, const struct http_request *rq)
 		return;
 	}
 	c->started_ms = uv_now(a->loop);
+	c->started_ns = uv_hrtime();
 	if (http_pending_attach(&c->pending, req) < 0) {
 		http_reply_error(req, 503, "unavailable", "Out of memory.", NULL);
 		call_free(c);
@@ -608,8 +644,12 @@ int api_new(uv_loop_t *loop, struct db *db, const struct api_options *o, struct 
 	a->db = db;
 	a->o = *o;
 	a->sql = calloc(WGF_ARRAY_SIZE(routes), sizeof(*a->sql));
-	if (!a->sql)
+	a->stats = calloc(WGF_ARRAY_SIZE(routes) + 1, sizeof(*a->stats));
+	if (!a->sql || !a->stats)
 		goto fail;
+	for (size_t i = 0; i <= WGF_ARRAY_SIZE(routes); i++)
+		wgf_prom_histogram_init(&a->stats[i].latency, latency_bounds,
+		                        WGF_ARRAY_SIZE(latency_bounds));
 	for (size_t i = 0; i < WGF_ARRAY_SIZE(routes); i++)
 		if (routes[i].sql_fn && !(a->sql[i] = route_sql(&routes[i])))
 			goto fail;
@@ -637,6 +677,7 @@ void api_free(struct api *a)
 		for (size_t i = 0; i < WGF_ARRAY_SIZE(routes); i++)
 			free(a->sql[i]);
 	free(a->sql);
+	free(a->stats);
 	clients_free(a->auth);
 	sodium_memzero(a->o.key_hash_secret, sizeof(a->o.key_hash_secret));
 	free(a);
@@ -649,4 +690,41 @@ void api_set_reloadable(struct api *a, const struct api_options *o)
 	a->o.persistent_keepalive = o->persistent_keepalive;
 	a->o.server_online_ms = o->server_online_ms;
 	a->o.placement_any = o->placement_any;
+}
+
+void api_write_metrics(const struct api *a, FILE *f)
+{
+	const size_t n = WGF_ARRAY_SIZE(routes);
+
+	wgf_prom_family(f, "wgfleet_http_requests_total", "counter",
+	                "API requests answered, by route and status.");
+	for (size_t i = 0; i <= n; i++) {
+		const char *method = i < n ? routes[i].method : "other";
+		const char *route = i < n ? routes[i].pattern : "none";
+
+		for (size_t k = 0; k < STATUSES_PER_ROUTE && a->stats[i].answers[k].status; k++) {
+			char status[8];
+
+			snprintf(status, sizeof(status), "%d", a->stats[i].answers[k].status);
+			wgf_prom(f, "wgfleet_http_requests_total", a->stats[i].answers[k].n,
+			         {"method", method}, {"route", route}, {"status", status});
+		}
+	}
+	wgf_prom_family(f, "wgfleet_http_request_duration_seconds", "histogram",
+	                "Time from a request's arrival to its answer, by route.");
+	for (size_t i = 0; i <= n; i++) {
+		const struct wgf_prom_label l[] = {{"method", i < n ? routes[i].method : "other"},
+		                                   {"route", i < n ? routes[i].pattern : "none"}};
+
+		if (a->stats[i].latency.count == 0)
+			continue; /* a route appears once it has answered */
+		wgf_prom_histogram_write(f, "wgfleet_http_request_duration_seconds", l,
+		                         WGF_ARRAY_SIZE(l), &a->stats[i].latency);
+	}
+	wgf_prom_family(f, "wgfleet_http_auth_refused_total", "counter",
+	                "API requests refused before any work: a wrong key (unauthorized) "
+	                "or too many failures from the client's address (throttled).");
+	wgf_prom(f, "wgfleet_http_auth_refused_total", a->unauthorized_total,
+	         {"reason", "unauthorized"});
+	wgf_prom(f, "wgfleet_http_auth_refused_total", a->throttled_total, {"reason", "throttled"});
 }

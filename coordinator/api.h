@@ -53,6 +53,10 @@ void api_set_reloadable(struct api *a, const struct api_options *o);
 /* The http_handler_fn for every request. */
 void api_handle(void *ctx, h2o_req_t *req, const struct http_request *rq);
 
+/* Writes the API's families (Prometheus text): requests by route and status, their
+ * latency, refused authentications. */
+void api_write_metrics(const struct api *a, FILE *f);
+
 /* Writes "METHOD /pattern" for every route, one a line ({} is one path segment). */
 void api_routes_print(FILE *f);
 

@@ -114,6 +114,9 @@ struct api {
 		uint64_t unauthorized, throttled, reported_ms;
 		char last_client[48];
 	} refused;
+	/* The same, since start, for /metrics. */
+	uint64_t unauthorized_total, throttled_total;
+	struct api_route_stats *stats; /* per route of the table, then one for no route */
 };
 
 struct api_problem {
@@ -152,6 +155,7 @@ struct call {
 	json_t *reply_json;
 	char *reply_text;
 	uint64_t started_ms;
+	uint64_t started_ns; /* uv_hrtime(), for the latency histogram */
 };
 
 /* ---- api.c ---- */

@@ -20,8 +20,10 @@
 #include "channel_db.h"
 #include "clock.h"
 #include "log.h"
+#include "macro.h"
 #include "nonces.h"
 #include "pipes.h"
+#include "prom.h"
 #include "registry.h"
 
 #define MIN_RECEIVERS    8
@@ -149,10 +151,12 @@ struct channel {
 	struct pipes *pipes;
 	struct {
 		uint64_t count;
-		nng_pipe pipe; /* of the last one, whose address is in remote */
+		uint64_t total; /* since start, for /metrics */
+		nng_pipe pipe;  /* of the last one, whose address is in remote */
 		char remote[PIPES_REMOTE_LEN];
 	} refused[REFUSE__COUNT];
-	uint64_t refusals_logged_at; /* uv_now() */
+	uint64_t accepted[WGF_WIRE_KIND_ERROR + 1]; /* by body kind, for /metrics */
+	uint64_t refusals_logged_at;                /* uv_now() */
 	double answer_tokens;
 	uint64_t answer_tokens_at; /* uv_now() */
 	unsigned n_ctx, n_receiving, n_parked;
@@ -317,6 +321,7 @@ static void refuse(struct chan_ctx *c, int reason, enum wgf_wire_error_code code
 	size_t len = 0;
 
 	ch->refused[reason].count++;
+	ch->refused[reason].total++;
 	if (nng_pipe_id(c->pipe) != nng_pipe_id(ch->refused[reason].pipe)) {
 		ch->refused[reason].pipe = c->pipe;
 		pipes_remote(c->pipe, ch->refused[reason].remote);
@@ -726,10 +731,12 @@ static void close_idle_pipes(struct channel *ch)
 
 	if (refused > 0) {
 		ch->refused[REFUSE_CONNECTIONS].count += refused;
+		ch->refused[REFUSE_CONNECTIONS].total += refused;
 		memcpy(ch->refused[REFUSE_CONNECTIONS].remote, remote, sizeof(remote));
 	}
 	for (size_t i = 0; i < n; i++) {
 		ch->refused[REFUSE_IDLE].count++;
+		ch->refused[REFUSE_IDLE].total++;
 		pipes_remote(idle[i], ch->refused[REFUSE_IDLE].remote);
 		nng_pipe_close(idle[i]);
 	}
@@ -989,6 +996,8 @@ static void handle_body(struct chan_ctx *c)
 	struct chan_call call = {0};
 
 	e->seen = true;
+	if ((unsigned)c->body.kind < WGF_ARRAY_SIZE(c->ch->accepted))
+		c->ch->accepted[c->body.kind]++;
 	switch (c->body.kind) {
 	case WGF_WIRE_KIND_HINT:
 		handle_hint(c, e);
@@ -1264,4 +1273,27 @@ void channel_stop(struct channel *ch)
 	 * the loop; working ones when their database call returns. */
 	nng_close(ch->sock);
 	maybe_finish(ch);
+}
+
+void channel_write_metrics(const struct channel *ch, FILE *f)
+{
+	static const char *const kinds[] = {
+	        [WGF_WIRE_KIND_HINT] = "hint",
+	        [WGF_WIRE_KIND_SYNC_REQUEST] = "sync_request",
+	        [WGF_WIRE_KIND_REPORT] = "report",
+	};
+
+	wgf_prom_family(f, "wgfleet_channel_messages_accepted_total", "counter",
+	                "Agent messages that passed every check and were acted on, by kind.");
+	for (size_t k = 0; k < WGF_ARRAY_SIZE(kinds); k++)
+		if (kinds[k])
+			wgf_prom(f, "wgfleet_channel_messages_accepted_total", ch->accepted[k],
+			         {"kind", kinds[k]});
+	wgf_prom_family(f, "wgfleet_channel_refused_total", "counter",
+	                "Agent messages refused, and agent connections closed, by reason.");
+	for (int i = WGF_WIRE_ACCEPTED + 1; i < REFUSE__COUNT; i++)
+		wgf_prom(f, "wgfleet_channel_refused_total", ch->refused[i].total,
+		         {"reason", refusal_name(i)});
+	wgf_prom_single(f, "wgfleet_channel_parked_polls", "gauge",
+	                "Long polls waiting for a newer revision.", ch->n_parked);
 }

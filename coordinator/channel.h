@@ -37,6 +37,7 @@
  */
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include <nng/nng.h>
 #include <nng/supplemental/tls/tls.h>
@@ -82,6 +83,10 @@ int channel_start(uv_loop_t *loop, struct db *db, const struct channel_options *
  * of that server; wgf_servers reloads the registry; a NULL channel (the listener
  * reconnected) does both, for all. */
 void channel_notify(void *ctx, const char *chan, const char *payload);
+
+/* Writes the channel's families (Prometheus text): accepted messages by kind, refusals
+ * by reason, parked polls. */
+void channel_write_metrics(const struct channel *ch, FILE *f);
 
 /* Closes the socket; contexts finish on the loop and the channel frees itself. */
 void channel_stop(struct channel *ch);

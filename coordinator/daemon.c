@@ -25,6 +25,7 @@
 #include "http.h"
 #include "identity.h"
 #include "log.h"
+#include "metrics.h"
 #include "migrate.h"
 #include "notify.h"
 #include "tls.h"
@@ -40,18 +41,23 @@ struct daemon {
 	struct channel *channel;
 	struct api *api;
 	struct http_server *http;
+	struct metrics *metrics; /* NULL with [metrics] listen empty */
 	bool stopping;
 };
 
 static void on_sweep_result(void *ctx, const PGresult *res, const struct db_error *e)
 {
-	(void)ctx;
+	struct daemon *d = ctx;
+
 	if (e) {
 		/* A sweep still running when the coordinator stops is dropped, not a failure. */
-		if (e->code != -ECANCELED)
+		if (e->code != -ECANCELED) {
 			log_warning("Sweep failed, retrying at the next interval: %s", e->message);
+			metrics_sweep(d->metrics, false, 0);
+		}
 		return;
 	}
+	metrics_sweep(d->metrics, true, strtoull(PQgetvalue(res, 0, 0), NULL, 10));
 	if (atoi(PQgetvalue(res, 0, 0)) > 0)
 		log_fields(LOG_NOTICE, "Expired reservations released",
 		           {"count", PQgetvalue(res, 0, 0)});
@@ -61,7 +67,8 @@ static void on_sweep(uv_timer_t *t)
 {
 	struct daemon *d = t->data;
 
-	(void)db_query(d->db, "SELECT wgf_sweep(1000)", 0, NULL, 0, on_sweep_result, d);
+	if (db_query(d->db, "SELECT wgf_sweep(1000)", 0, NULL, 0, on_sweep_result, d) < 0)
+		metrics_sweep(d->metrics, false, 0);
 }
 
 static void on_grace_over(uv_timer_t *t)
@@ -87,6 +94,8 @@ static void stop(struct daemon *d)
 		return;
 	d->stopping = true;
 	log_notice("Stopping");
+	metrics_stop(d->metrics);
+	d->metrics = NULL;
 	channel_stop(d->channel);
 	if (d->listener)
 		db_close(d->listener);
@@ -139,7 +148,8 @@ static void on_hup(uv_signal_t *h, int signum)
 		return;
 	}
 	if (strcmp(n.listen, d->s.listen) != 0 || strcmp(n.conninfo, d->s.conninfo) != 0 ||
-	    n.db_connections != d->s.db_connections)
+	    n.db_connections != d->s.db_connections ||
+	    strcmp(n.metrics_listen, d->s.metrics_listen) != 0)
 		log_warning("Listen address or database settings changed, ignoring until restart");
 	d->s.log_level = n.log_level;
 	d->s.reservation_ttl_ms = n.reservation_ttl_ms;
@@ -147,6 +157,7 @@ static void on_hup(uv_signal_t *h, int signum)
 	d->s.persistent_keepalive = n.persistent_keepalive;
 	d->s.server_online_ms = n.server_online_ms;
 	d->s.placement = n.placement;
+	metrics_set_online_ms(d->metrics, n.server_online_ms);
 	wgf_log_init(NULL, settings_log_level(&d->s));
 	api_options_from(&d->s, &ao);
 	api_set_reloadable(d->api, &ao);
@@ -276,6 +287,37 @@ static int start_channel(struct daemon *d)
 	return 0;
 }
 
+/*
+ * The /metrics listener, unless [metrics] listen is empty. One that cannot listen is a
+ * warning, not a reason to stop serving the API and the agents.
+ */
+static void start_metrics(struct daemon *d)
+{
+	const struct metrics_options mo = {
+	        .listen = d->s.metrics_listen,
+	        .refresh_ms = d->s.metrics_refresh_ms,
+	        .server_online_ms = d->s.server_online_ms,
+	        .db = d->db,
+	        .pools = {d->db, d->channel_db},
+	        .api = d->api,
+	        .http = d->http,
+	        .channel = d->channel,
+	};
+	struct wgf_err err = {0};
+	char port_text[8];
+	int port = 0;
+
+	if (!d->s.metrics_listen[0])
+		return;
+	if (metrics_start(&d->loop, &mo, &d->metrics, &port, &err) < 0) {
+		log_warning("Cannot serve metrics, running without them: %s", err.msg);
+		return;
+	}
+	snprintf(port_text, sizeof(port_text), "%d", port);
+	log_fields(LOG_NOTICE, "Serving metrics", {"listen", d->s.metrics_listen},
+	           {"port", port_text});
+}
+
 static int start(struct daemon *d)
 {
 	struct db_options dbo = {
@@ -321,6 +363,7 @@ static int start(struct daemon *d)
 	}
 	snprintf(port_text, sizeof(port_text), "%d", port);
 	log_fields(LOG_NOTICE, "Listening", {"listen", d->s.listen}, {"port", port_text});
+	start_metrics(d);
 out:
 	sodium_memzero(ao.key_hash_secret, sizeof(ao.key_hash_secret));
 	return r;
@@ -365,6 +408,7 @@ int daemon_run(const struct settings *s, const char *config_path, bool config_gi
 	uv_loop_init(&d->loop);
 	r = start(d);
 	if (r < 0) {
+		metrics_stop(d->metrics);
 		if (d->http)
 			http_stop(d->http);
 		channel_stop(d->channel);

@@ -600,6 +600,19 @@ static void deadlines_closed(uv_handle_t *h)
 	db_handle_gone(h->data);
 }
 
+void db_get_stats(const struct db *db, struct db_stats *ret)
+{
+	unsigned busy = 0;
+
+	for (unsigned i = 0; i < db->n_conns; i++)
+		busy += db->conns[i].state == CONN_BUSY;
+	*ret = (struct db_stats){.name = db->name ? db->name : "",
+	                         .connections = db->n_conns,
+	                         .up = db->up,
+	                         .busy = busy,
+	                         .queued = db->queued};
+}
+
 bool db_is_up(const struct db *db)
 {
 	return db->up > 0;

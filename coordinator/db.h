@@ -86,6 +86,17 @@ int db_new(uv_loop_t *loop, const struct db_options *o, struct db **ret);
 int db_query(struct db *db, const char *sql, int n, const char *const *params, uint64_t deadline_ms,
              db_result_cb cb, void *ctx);
 
+/* A pool right now, for /metrics. */
+struct db_stats {
+	const char *name;     /* db_options.name, borrowed */
+	unsigned connections; /* configured */
+	unsigned up;          /* connected, idle or busy */
+	unsigned busy;        /* a query in flight */
+	unsigned queued;      /* waiting for a connection */
+};
+
+void db_get_stats(const struct db *db, struct db_stats *ret);
+
 /* Whether a connection is up (idle or busy) right now. */
 bool db_is_up(const struct db *db);
 

@@ -18,6 +18,7 @@
 #include "endpoint.h"
 #include "log.h"
 #include "macro.h"
+#include "prom.h"
 
 struct http_server {
 	uv_loop_t *loop;
@@ -37,6 +38,9 @@ struct http_server {
 	unsigned open_handles;     /* the listener and the trim timer, while they close */
 	/* Refused connections since the last report: counted, logged every REPORT_MS. */
 	uint64_t refused_total, refused_per_client, reported_ms;
+	char refused_last[WGF_ADDR_STRLEN]; /* the last refused client's address */
+	/* The same since start, and the 408s sent, for /metrics. */
+	uint64_t refused_total_ever, refused_per_client_ever, timeouts;
 };
 
 /*
@@ -258,6 +262,7 @@ static void conn_on_timeout(uv_timer_t *t)
 	                                             "Connection: close\r\n"
 	                                             "Content-Length: %zu\r\n\r\n%s",
 	                                             sizeof(body) - 1, body));
+	conn->server->timeouts++;
 	h2o_socket_read_stop(conn->sock);
 	h2o_socket_write(conn->sock, &buf, 1, timeout_reply_sent);
 }
@@ -330,7 +335,7 @@ static void report_refusals(struct http_server *s)
 	snprintf(total, sizeof(total), "%llu", (unsigned long long)s->refused_total);
 	snprintf(per_client, sizeof(per_client), "%llu", (unsigned long long)s->refused_per_client);
 	log_fields(LOG_WARNING, "Refused connections", {"over_total", total},
-	           {"over_per_client", per_client});
+	           {"over_per_client", per_client}, {"last_client", s->refused_last});
 	s->refused_total = s->refused_per_client = 0;
 	s->reported_ms = now;
 }
@@ -341,17 +346,23 @@ static bool admit(struct http_server *s, uv_tcp_t *tcp, struct http_conn *conn)
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
 	struct wgf_addr peer;
+	bool known = uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0 &&
+	             addr_from_sockaddr(&ss, &peer);
 
 	if (s->connections >= s->max_connections) {
 		s->refused_total++;
+		s->refused_total_ever++;
+		if (known)
+			wgf_addr_format(&peer, s->refused_last);
 		report_refusals(s);
 		return false;
 	}
-	if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0 &&
-	    addr_from_sockaddr(&ss, &peer) && !is_trusted(s, &peer)) {
+	if (known && !is_trusted(s, &peer)) {
 		conn->client = clients_get(s->clients, &peer, uv_now(s->loop));
 		if (!clients_connect(s->clients, conn->client)) {
 			s->refused_per_client++;
+			s->refused_per_client_ever++;
+			wgf_addr_format(&peer, s->refused_last);
 			report_refusals(s);
 			return false;
 		}
@@ -396,20 +407,6 @@ static void on_accept(uv_stream_t *listener, int status)
 	conn->sock->on_close.data = conn;
 	conn_arm(conn);
 	h2o_accept(&s->accept_ctx, conn->sock);
-}
-
-static int parse_listen(const char *listen, struct sockaddr_storage *ss)
-{
-	struct wgf_endpoint ep;
-	struct wgf_err err = {0};
-
-	if (wgf_endpoint_parse(&ep, listen, WGF_ENDPOINT_F_PORT_ZERO, &err) < 0)
-		return -EINVAL;
-	if (ep.kind == WGF_ENDPOINT_IPV4)
-		return uv_ip4_addr(ep.host, ep.port, (struct sockaddr_in *)ss);
-	if (ep.kind == WGF_ENDPOINT_IPV6)
-		return uv_ip6_addr(ep.host, ep.port, (struct sockaddr_in6 *)ss);
-	return -EINVAL; /* a listener needs an address, not a name */
 }
 
 int http_parse_proxies(const char *text, struct wgf_cidr *ret, size_t max, size_t *ret_n,
@@ -457,7 +454,7 @@ int http_start(uv_loop_t *loop, const struct http_options *o, http_handler_fn ha
 	struct handler_glue *g;
 	struct wgf_err err = {0};
 
-	r = parse_listen(o->listen, &ss);
+	r = wgf_endpoint_listen_addr(o->listen, &ss, &err);
 	if (r < 0)
 		return r;
 	s = calloc(1, sizeof(*s));
@@ -687,4 +684,21 @@ void http_pending_detach(struct http_pending *p)
 	if (p->slot)
 		*p->slot = NULL;
 	p->slot = NULL;
+}
+
+void http_write_metrics(const struct http_server *s, FILE *f)
+{
+	wgf_prom_single(f, "wgfleet_http_connections", "gauge", "API connections open now.",
+	                s->connections);
+	wgf_prom_family(f, "wgfleet_http_connections_refused_total", "counter",
+	                "API connections closed as they were accepted: past max_connections "
+	                "(too_many_connections) or past max_connections_per_client "
+	                "(too_many_from_client).");
+	wgf_prom(f, "wgfleet_http_connections_refused_total", s->refused_total_ever,
+	         {"reason", "too_many_connections"});
+	wgf_prom(f, "wgfleet_http_connections_refused_total", s->refused_per_client_ever,
+	         {"reason", "too_many_from_client"});
+	wgf_prom_single(f, "wgfleet_http_request_timeouts_total", "counter",
+	                "Requests still arriving at request_timeout, answered with 408.",
+	                s->timeouts);
 }

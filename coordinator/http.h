@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <h2o.h>
 #include <jansson.h>
@@ -75,6 +76,9 @@ int http_start(uv_loop_t *loop, const struct http_options *o, http_handler_fn ha
 /* Stops accepting and frees the server once its handles are closed. Connections in
  * progress are not waited for. */
 void http_stop(struct http_server *s);
+
+/* Writes the server's connection families (Prometheus text) to f. */
+void http_write_metrics(const struct http_server *s, FILE *f);
 
 /* Replies. Each sets Content-Length and X-Request-Id (if request_id is not NULL), and
  * returns the status it sent (500 when the reply could not be made). */

@@ -13,6 +13,7 @@
 #include "http.h"
 #include "identity.h"
 #include "log.h"
+#include "scrape.h"
 #include "tls.h"
 
 /* A connection string libpq accepts, holding no password (passwords go in a passfile). */
@@ -256,6 +257,30 @@ static const struct wgf_conf_entry entries[] = {
                 .doc = "How often expired reservations are released (one coordinator at a time).",
         },
         {
+                .section = "metrics",
+                .name = "listen",
+                .type = WGF_CONF_STRING,
+                .offset = S(metrics_listen),
+                .size = sizeof(((struct settings *)0)->metrics_listen),
+                .def = "127.0.0.1:9469",
+                .validate = wgf_scrape_check_listen,
+                .doc = "Address and port of the Prometheus /metrics endpoint (its own "
+                       "listener, never the API's); empty turns it off. Loopback unless a "
+                       "firewall keeps strangers out.",
+        },
+        {
+                .section = "metrics",
+                .name = "refresh_interval",
+                .type = WGF_CONF_DURATION,
+                .offset = S(metrics_refresh_ms),
+                .def = "15s",
+                .min = 100,
+                .max = HOUR,
+                .doc = "How often the values only the database knows (servers online, revision "
+                       "lag, pool use, routers by status, apply latency) are read; a scrape "
+                       "serves the last ones read.",
+        },
+        {
                 .section = "channel",
                 .name = "listen",
                 .type = WGF_CONF_STRING,
@@ -495,12 +520,14 @@ static const struct wgf_conf_entry entries[] = {
         },
 };
 
-/* TLS settings go with a tls+tcp:// listen URL, and only with one. */
-static int check_channel_tls(const void *cfg, struct wgf_err *err)
+/* TLS settings go with a tls+tcp:// listen URL, and only with one; the metrics
+ * listener is not the API's. */
+static int check_settings(const void *cfg, struct wgf_err *err)
 {
 	const struct settings *s = cfg;
 	const char *url = s->channel_listen, *set = NULL;
 	bool own = s->channel_tls_cert_file[0] && s->channel_tls_key_file[0];
+	size_t n = strlen(s->listen);
 
 	if (s->channel_tls_cert_file[0])
 		set = "tls_cert_file";
@@ -508,6 +535,13 @@ static int check_channel_tls(const void *cfg, struct wgf_err *err)
 		set = "tls_key_file";
 	else if (s->channel_tls_client_ca_file[0])
 		set = "tls_client_ca_file";
+	/* "host:0" twice is two free ports. */
+	if (s->metrics_listen[0] && strcmp(s->metrics_listen, s->listen) == 0 &&
+	    (n < 2 || strcmp(s->listen + n - 2, ":0") != 0))
+		return wgf_err_set(err, -EINVAL,
+		                   "[metrics] listen '%s' is the API's address: give it a port of "
+		                   "its own",
+		                   s->metrics_listen);
 	if (!wgf_tls_url_is_tls(url) && set)
 		return wgf_err_set(err, -EINVAL,
 		                   "[channel] %s is set, but listen '%s' is not a tls+tcp:// URL "
@@ -525,7 +559,7 @@ static int check_channel_tls(const void *cfg, struct wgf_err *err)
 const struct wgf_conf_table settings_table = {
         .entries = entries,
         .n_entries = sizeof(entries) / sizeof(entries[0]),
-        .check = check_channel_tls,
+        .check = check_settings,
 };
 
 int settings_log_level(const struct settings *s)

@@ -36,6 +36,8 @@ struct settings {
 	uint64_t max_connections_per_client;
 	uint64_t request_deadline_ms;
 	uint64_t sweep_interval_ms;
+	char metrics_listen[128]; /* "": no /metrics */
+	uint64_t metrics_refresh_ms;
 	char channel_listen[256];
 	char channel_key_file[512];
 	char channel_previous_keys[SETTINGS_PREVIOUS_KEYS_MAX * 46];

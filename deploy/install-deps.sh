@@ -33,6 +33,8 @@ pkgs=(
 	openssl
 	# the benchmarks' HTTP load generator (pgbench comes with the postgresql server)
 	wrk
+	# promtool, which the metrics test checks both daemons' /metrics output with
+	prometheus
 )
 
 missing=()

@@ -150,6 +150,7 @@ class Coordinator:
         with open(self.config, "w") as f:
             f.write(f"[database]\nconninfo = {conninfo}\n"
                     f"[http]\nlisten = 127.0.0.1:0\n"
+                    f"[metrics]\nlisten = 127.0.0.1:0\n"
                     f"[channel]\nlisten = {channel_listen}\n"
                     f"signing_key_file = {self.channel_key_file}\n"
                     f"[api]\nkey_hash_secret_file = {self.secret_file}\n{extra}")

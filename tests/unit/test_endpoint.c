@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Copyright (c) 2026 The wgfleet authors */
 /* Unit tests for common/endpoint.c: every kind of host, port and refusal. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -112,12 +115,36 @@ static void test_ports(void **state)
 	assert_bad("127.0.0.1:00", WGF_ENDPOINT_F_PORT_ZERO, "port");
 }
 
+static void test_listen_addr(void **state)
+{
+	struct sockaddr_storage ss = {0};
+	const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+	struct wgf_err err = {0};
+
+	(void)state;
+	assert_int_equal(wgf_endpoint_listen_addr("127.0.0.1:9469", &ss, &err), 0);
+	assert_int_equal(in->sin_family, AF_INET);
+	assert_int_equal(ntohs(in->sin_port), 9469);
+	assert_int_equal(ntohl(in->sin_addr.s_addr), 0x7f000001);
+	assert_int_equal(wgf_endpoint_listen_addr("[::1]:0", &ss, &err), 0);
+	assert_int_equal(in6->sin6_family, AF_INET6);
+	assert_int_equal(ntohs(in6->sin6_port), 0);
+	assert_true(IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr));
+	ss.ss_family = AF_UNIX;
+	assert_int_equal(wgf_endpoint_listen_addr("localhost:9469", &ss, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "a listener needs an address"));
+	assert_int_equal(ss.ss_family, AF_UNIX); /* untouched */
+	assert_int_equal(wgf_endpoint_listen_addr("127.0.0.1", &ss, &err), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_accepted),
 	        cmocka_unit_test(test_hosts_refused),
 	        cmocka_unit_test(test_ports),
+	        cmocka_unit_test(test_listen_addr),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
