@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "http.h"
 #include "log.h"
+#include "secret.h"
 
 #define AUTH_CLIENT_SLOTS 8192
 
@@ -587,12 +588,16 @@ static char *route_sql(const struct route *rt)
 int api_new(uv_loop_t *loop, struct db *db, const struct api_options *o, struct api **ret)
 {
 	struct api *a = calloc(1, sizeof(*a));
+	int r;
 
 	if (!a)
 		return -ENOMEM;
 	a->loop = loop;
 	a->db = db;
 	a->o = *o;
+	r = wgf_secret_lock(a->o.key_hash_secret, sizeof(a->o.key_hash_secret));
+	if (r < 0)
+		log_errno(LOG_WARNING, r, "Cannot lock the API key hashing secret, continuing");
 	a->sql = calloc(WGF_ARRAY_SIZE(routes), sizeof(*a->sql));
 	if (!a->sql)
 		goto fail;
@@ -624,7 +629,7 @@ void api_free(struct api *a)
 			free(a->sql[i]);
 	free(a->sql);
 	clients_free(a->auth);
-	sodium_memzero(a->o.key_hash_secret, sizeof(a->o.key_hash_secret));
+	wgf_secret_unlock(a->o.key_hash_secret, sizeof(a->o.key_hash_secret));
 	free(a);
 }
 
