@@ -31,6 +31,9 @@ pkgs=(
 	openssl
 	# the benchmarks' HTTP load generator (pgbench comes with the postgresql server)
 	wrk
+	# the Debian packages' test (tests/integration/test_packages.py) and the load
+	# balancer of the two-coordinator example (deploy/haproxy.cfg)
+	dpkg-dev debhelper lintian haproxy
 )
 
 missing=()
