@@ -14,6 +14,18 @@
 
 #include "secret.h"
 
+/* AddressSanitizer turns mlock() into a no-op that succeeds: nothing to measure there. */
+#if defined(__SANITIZE_ADDRESS__)
+#define MLOCK_IS_REAL 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MLOCK_IS_REAL 0
+#endif
+#endif
+#ifndef MLOCK_IS_REAL
+#define MLOCK_IS_REAL 1
+#endif
+
 /* The kB of locked memory the kernel counts for this process (VmLck). */
 static long locked_kb(void)
 {
@@ -37,7 +49,8 @@ static void test_lock_unlock(void **state)
 	(void)state;
 	memset(key, 0xa5, sizeof(key));
 	assert_int_equal(wgf_secret_lock(key, sizeof(key)), 0);
-	assert_true(locked_kb() > before);
+	if (MLOCK_IS_REAL)
+		assert_true(locked_kb() > before);
 	assert_int_equal(key[0], 0xa5);
 	wgf_secret_unlock(key, sizeof(key));
 	assert_int_equal(locked_kb(), before);
