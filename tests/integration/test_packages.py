@@ -23,25 +23,36 @@ import pytest
 
 from conftest import TOP, run
 
+# What each package must install. A daemon's package also has a system user, a unit
+# and a sample configuration its binary accepts; a package of a plain tool needs only
+# "binary" and "files".
 PACKAGES = {
     "wgfleet-coordinator": {
+        "binary": "/usr/sbin/wgfleet-coordinator",
         "user": "wgfleet",
-        "files": ["/usr/sbin/wgfleet-coordinator",
-                  "/lib/systemd/system/wgfleet-coordinator.service",
-                  "/usr/share/doc/wgfleet-coordinator/OPERATIONS.md",
+        "unit": "/lib/systemd/system/wgfleet-coordinator.service",
+        "files": ["/usr/share/doc/wgfleet-coordinator/OPERATIONS.md",
                   "/usr/share/doc/wgfleet-coordinator/copyright"],
         "conffiles": ["/etc/wgfleet/coordinator.conf"],
     },
     "wgfleet-agent": {
+        "binary": "/usr/sbin/wgfleet-agent",
         "user": "wgfleet-agent",
-        "files": ["/usr/sbin/wgfleet-agent",
-                  "/lib/systemd/system/wgfleet-agent.service",
-                  "/usr/share/doc/wgfleet-agent/OPERATIONS.md",
+        "unit": "/lib/systemd/system/wgfleet-agent.service",
+        "files": ["/usr/share/doc/wgfleet-agent/OPERATIONS.md",
                   "/usr/share/doc/wgfleet-agent/copyright"],
         "conffiles": ["/etc/wgfleet/agent.conf"],
     },
 }
-ALL_PATHS = [p for pkg in PACKAGES.values() for p in pkg["files"] + pkg["conffiles"]]
+
+
+def paths(want):
+    return ([want["binary"]] + want["files"] + want.get("conffiles", [])
+            + ([want["unit"]] if "unit" in want else []))
+
+
+ALL_PATHS = [p for want in PACKAGES.values() for p in paths(want)]
+USERS = [want["user"] for want in PACKAGES.values() if "user" in want]
 
 
 def installed(package):
@@ -95,7 +106,7 @@ def machine():
     if present or os.path.exists("/etc/wgfleet") or os.path.exists("/var/lib/wgfleet"):
         pytest.skip(f"this machine already has wgfleet installed ({present or '/etc/wgfleet'}); "
                     "the test would not leave it as it found it")
-    users_before = {pkg["user"]: user_exists(pkg["user"]) for pkg in PACKAGES.values()}
+    users_before = {user: user_exists(user) for user in USERS}
     yield
     dpkg("--purge", *PACKAGES)
     for user, existed in users_before.items():
@@ -126,25 +137,28 @@ def test_packages_build_install_run_and_purge(machine, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for package, want in PACKAGES.items():
         assert installed(package)
-        for path in want["files"] + want["conffiles"]:
+        for path in paths(want):
             assert os.path.isfile(path), path
         conffiles = run(["dpkg-query", "-W", "-f=${Conffiles}", package], check=True).stdout
         assert sorted(line.split()[0] for line in conffiles.strip().splitlines()) \
-            == want["conffiles"]
+            == want.get("conffiles", [])
+        assert run([want["binary"], "--version"], check=True).stdout \
+            == f"{os.path.basename(want['binary'])} {version}\n"
+        if "unit" not in want:
+            continue
         user = pwd.getpwnam(want["user"])
         assert user.pw_uid < 1000 and user.pw_shell == "/usr/sbin/nologin", user
-        unit = os.path.basename(want["files"][1])
         # Installed, not enabled: no symlink in any .wants directory, nothing started.
+        unit = os.path.basename(want["unit"])
         wants = run(["find", "/etc/systemd/system", "-name", unit], check=True).stdout
         assert wants == "", wants
-        binary = want["files"][0]
-        assert run([binary, "--version"], check=True).stdout == f"{package} {version}\n"
+        assert run(["pgrep", "-f", "^" + want["binary"]]).returncode == 1
         # The sample configuration, read as the service would read it.
-        check = run(["runuser", "-u", want["user"], "--", binary, "--config",
+        check = run(["runuser", "-u", want["user"], "--", want["binary"], "--config",
                      want["conffiles"][0], "check-config"])
         assert check.returncode == 0, check.stderr
-    verify = run(["systemd-analyze", "verify",
-                  *(want["files"][1] for want in PACKAGES.values())])
+    units = [want["unit"] for want in PACKAGES.values() if "unit" in want]
+    verify = run(["systemd-analyze", "verify", *units])
     assert verify.returncode == 0 and verify.stdout + verify.stderr == "", \
         verify.stdout + verify.stderr
 
@@ -152,3 +166,4 @@ def test_packages_build_install_run_and_purge(machine, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for path in ALL_PATHS + ["/etc/wgfleet", "/var/lib/wgfleet"]:
         assert not os.path.exists(path), path
+    assert not any(installed(p) for p in PACKAGES)
