@@ -146,6 +146,9 @@ def test_packages_build_install_run_and_purge(machine, tmp_path):
             == f"{os.path.basename(want['binary'])} {version}\n"
         if "unit" not in want:
             continue
+        with open(want["unit"]) as f:
+            docs = re.findall(r"^Documentation=file://(\S+)", f.read(), re.M)
+        assert docs and all(os.path.isfile(d) for d in docs), docs
         user = pwd.getpwnam(want["user"])
         assert user.pw_uid < 1000 and user.pw_shell == "/usr/sbin/nologin", user
         # Installed, not enabled: no symlink in any .wants directory, nothing started.
