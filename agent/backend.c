@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <sodium.h>
 
@@ -35,19 +34,10 @@ static int key_file_load(const char *path, uint8_t ret_key[static WGF_KEY_LEN], 
 {
 	uint8_t key[WGF_KEY_LEN];
 	char *text = NULL;
-	struct stat st;
 	size_t len = 0;
 	int r;
 
-	if (stat(path, &st) < 0) {
-		r = -errno;
-		return wgf_err_set(err, r, "%s: cannot stat: %s", path, wgf_strerror(r));
-	}
-	if (st.st_mode & 077)
-		return wgf_err_set(err, -EINVAL,
-		                   "%s: readable by other users (mode %03o); chmod 600 it", path,
-		                   st.st_mode & 0777);
-	r = wgf_fs_read(path, KEY_FILE_MAX, &text, &len, err);
+	r = wgf_fs_read_private(path, KEY_FILE_MAX, &text, &len, err);
 	if (r < 0)
 		return r;
 	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))

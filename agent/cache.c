@@ -295,6 +295,12 @@ int cache_load(const char *path, struct cache_state *ret, struct wgf_err *err)
 		close(fd);
 		return wgf_err_set(err, -EINVAL, "%s: not a regular file", path);
 	}
+	/* The cache decides which peers this server admits: nobody else may change it. */
+	r = wgf_fs_check_owner(path, &st, 022, err);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
 	if ((uintmax_t)st.st_size > CACHE_FILE_MAX) {
 		close(fd);
 		return wgf_err_set(err, -EFBIG, "%s: larger than %zu bytes", path, CACHE_FILE_MAX);

@@ -24,6 +24,7 @@
 #include "key.h"
 #include "log.h"
 #include "reconcile.h"
+#include "secret.h"
 #include "settings.h"
 #include "sync.h"
 
@@ -54,6 +55,7 @@ static void usage(FILE *out)
 	        "  -c, --config FILE   configuration file (default %s)\n"
 	        "  -f, --foreground    (run) stay in the foreground, as systemd wants\n"
 	        "  -h, --help          show this help\n"
+	        "  -V, --version       print the version\n"
 	        "\n"
 	        "apply and show print one line per peer: '+ KEY IPS keepalive=N' added,\n"
 	        "'~ KEY IPS keepalive=N (was IPS keepalive=N)' updated, '- KEY IPS' removed,\n"
@@ -281,6 +283,7 @@ int main(int argc, char **argv)
 	        {"config", required_argument, NULL, 'c'},
 	        {"foreground", no_argument, NULL, 'f'},
 	        {"help", no_argument, NULL, 'h'},
+	        {"version", no_argument, NULL, 'V'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *config = DEFAULT_CONFIG, *cmd;
@@ -291,6 +294,10 @@ int main(int argc, char **argv)
 	int c, r;
 
 	wgf_log_init("wgfleet-agent", LOG_INFO);
+	/* Keys live in this process's memory: it makes no core dump, whoever starts it. */
+	r = wgf_secret_harden_process();
+	if (r < 0)
+		log_errno(LOG_WARNING, r, "Cannot turn core dumps off, continuing");
 	/*
 	 * The agent's big buffers are peer arrays of megabytes, allocated and freed on every
 	 * pass. A fixed mmap threshold gives them back to the system when freed (glibc would
@@ -300,7 +307,7 @@ int main(int argc, char **argv)
 	 */
 	(void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	(void)mallopt(M_ARENA_MAX, 1);
-	while ((c = getopt_long(argc, argv, "c:fh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:fhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			config = optarg;
@@ -311,6 +318,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return EXIT_SUCCESS;
+		case 'V':
+			printf("wgfleet-agent %s\n", WGF_VERSION);
 			return EXIT_SUCCESS;
 		default:
 			usage(stderr);

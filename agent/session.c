@@ -19,6 +19,7 @@
 #include "body.h"
 #include "clock.h"
 #include "log.h"
+#include "secret.h"
 
 #define REPORTS_MAX      16
 /* Peer facts per report: about 80 bytes each encoded, so a report stays near 1.6 MB. */
@@ -856,10 +857,14 @@ int session_start(uv_loop_t *loop, const struct session_options *o,
 		return -ENOMEM;
 	s->loop = loop;
 	s->o = *o;
+	rv = wgf_secret_lock(s->o.sk, sizeof(s->o.sk));
+	if (rv < 0)
+		log_errno(LOG_WARNING, rv, "Cannot lock the signing key in memory, continuing");
 	s->cb = *cb;
 	s->cb_ctx = ctx;
 	crypto_sign_ed25519_sk_to_pk(s->pk, s->o.sk);
 	if (initial && copy_state(&s->desired, initial) < 0) {
+		wgf_secret_unlock(s->o.sk, sizeof(s->o.sk));
 		free(s);
 		return -ENOMEM;
 	}
@@ -1016,7 +1021,7 @@ static void handle_closed(uv_handle_t *h)
 	cache_state_fini(&s->desired);
 	cache_state_fini(&s->staging);
 	pthread_mutex_destroy(&s->mu);
-	sodium_memzero(s->o.sk, sizeof(s->o.sk));
+	wgf_secret_unlock(s->o.sk, sizeof(s->o.sk));
 	free(s);
 }
 

@@ -25,6 +25,27 @@ static int sys_error(struct wgf_err *err, const char *path, const char *what)
 	return wgf_err_set(err, r, "%s: cannot %s: %s", path, what, wgf_strerror(r));
 }
 
+int wgf_fs_check_owner(const char *path, const struct stat *st, mode_t forbidden,
+                       struct wgf_err *err)
+{
+	uid_t me = geteuid();
+
+	if (st->st_uid != me && st->st_uid != 0)
+		return wgf_err_set(
+		        err, -EPERM,
+		        "%s: owned by uid %u, neither this daemon's uid %u nor root; chown it",
+		        path, (unsigned)st->st_uid, (unsigned)me);
+	if (st->st_mode & forbidden & 044)
+		return wgf_err_set(err, -EPERM,
+		                   "%s: readable by other users (mode %03o); chmod 600 it", path,
+		                   (unsigned)(st->st_mode & 0777));
+	if (st->st_mode & forbidden)
+		return wgf_err_set(err, -EPERM,
+		                   "%s: writable by other users (mode %03o); chmod 600 it", path,
+		                   (unsigned)(st->st_mode & 0777));
+	return 0;
+}
+
 /* wgf_fs_read(), and with secret set also the mode check of wgf_fs_read_private(). */
 static int read_file(const char *path, size_t max, bool secret, char **ret, size_t *ret_len,
                      struct wgf_err *err)
@@ -45,11 +66,10 @@ static int read_file(const char *path, size_t max, bool secret, char **ret, size
 		r = wgf_err_set(err, -EINVAL, "%s: not a regular file", path);
 		goto out;
 	}
-	if (secret && (st.st_mode & 077)) {
-		r = wgf_err_set(err, -EPERM,
-		                "%s: readable by other users (mode %03o); chmod 600 it", path,
-		                (unsigned)(st.st_mode & 0777));
-		goto out;
+	if (secret) {
+		r = wgf_fs_check_owner(path, &st, 077, err);
+		if (r < 0)
+			goto out;
 	}
 	if ((uintmax_t)st.st_size > max) {
 		r = wgf_err_set(err, -EFBIG, "%s: larger than %zu bytes", path, max);

@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "err.h"
@@ -27,10 +28,20 @@ int wgf_fs_read(const char *path, size_t max, char **ret, size_t *ret_len, struc
 
 /*
  * As wgf_fs_read, for a file that holds a secret: refuses one that group or others may
- * read (-EPERM, checked on the file it opened). The caller wipes the buffer.
+ * read, or that another user owns (-EPERM, both checked on the file it opened; see
+ * wgf_fs_check_owner()). The caller wipes the buffer.
  */
 int wgf_fs_read_private(const char *path, size_t max, char **ret, size_t *ret_len,
                         struct wgf_err *err);
+
+/*
+ * Checks the stat of a key or state file before it is used: it must be owned by the
+ * process's effective user or by root (another user could rewrite it, or make it
+ * readable), and none of the permission bits in forbidden may be set (077 for a
+ * secret, 022 for a file others must not change). -EPERM with a message naming path.
+ */
+int wgf_fs_check_owner(const char *path, const struct stat *st, mode_t forbidden,
+                       struct wgf_err *err);
 
 /* Replaces path with data, atomically and durably, with the given mode (e.g. 0600). */
 int wgf_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
@@ -39,8 +50,8 @@ int wgf_fs_write_atomic(const char *path, const void *data, size_t len, mode_t m
 /*
  * Reads a secret file holding exactly 32 bytes in standard base64 (one trailing newline
  * allowed), as made by `head -c 32 /dev/urandom | base64`. Refuses a file that group or
- * others may read (-EPERM), and wipes every buffer that held the secret. The message
- * never quotes the file's contents.
+ * others may read or another user owns (-EPERM), and wipes every buffer that held the
+ * secret. The message never quotes the file's contents.
  */
 int wgf_fs_read_secret32(const char *path, uint8_t ret[static 32], struct wgf_err *err);
 

@@ -18,6 +18,7 @@
 #include "http.h"
 #include "log.h"
 #include "prom.h"
+#include "secret.h"
 
 #define AUTH_CLIENT_SLOTS 8192
 
@@ -637,12 +638,16 @@ static char *route_sql(const struct route *rt)
 int api_new(uv_loop_t *loop, struct db *db, const struct api_options *o, struct api **ret)
 {
 	struct api *a = calloc(1, sizeof(*a));
+	int r;
 
 	if (!a)
 		return -ENOMEM;
 	a->loop = loop;
 	a->db = db;
 	a->o = *o;
+	r = wgf_secret_lock(a->o.key_hash_secret, sizeof(a->o.key_hash_secret));
+	if (r < 0)
+		log_errno(LOG_WARNING, r, "Cannot lock the API key hashing secret, continuing");
 	a->sql = calloc(WGF_ARRAY_SIZE(routes), sizeof(*a->sql));
 	a->stats = calloc(WGF_ARRAY_SIZE(routes) + 1, sizeof(*a->stats));
 	if (!a->sql || !a->stats)
@@ -679,7 +684,7 @@ void api_free(struct api *a)
 	free(a->sql);
 	free(a->stats);
 	clients_free(a->auth);
-	sodium_memzero(a->o.key_hash_secret, sizeof(a->o.key_hash_secret));
+	wgf_secret_unlock(a->o.key_hash_secret, sizeof(a->o.key_hash_secret));
 	free(a);
 }
 

@@ -25,6 +25,7 @@
 #include "pipes.h"
 #include "prom.h"
 #include "registry.h"
+#include "secret.h"
 
 #define MIN_RECEIVERS    8
 #define RECENT_HINTS     64 /* notifications remembered for long polls still in the database */
@@ -191,7 +192,7 @@ static void channel_closed(uv_handle_t *h)
 	registry_free(ch->registry);
 	nonces_free(ch->nonces);
 	pipes_free(ch->pipes);
-	sodium_memzero(ch->o.sk, sizeof(ch->o.sk));
+	wgf_secret_unlock(ch->o.sk, sizeof(ch->o.sk));
 	free(ch);
 }
 
@@ -1193,10 +1194,14 @@ int channel_start(uv_loop_t *loop, struct db *db, const struct channel_options *
 	ch->loop = loop;
 	ch->db = db;
 	ch->o = *o;
+	rv = wgf_secret_lock(ch->o.sk, sizeof(ch->o.sk));
+	if (rv < 0)
+		log_errno(LOG_WARNING, rv, "Cannot lock the signing key in memory, continuing");
 	if (ch->o.max_contexts < MIN_RECEIVERS * 2)
 		ch->o.max_contexts = MIN_RECEIVERS * 2;
 	ch->nonces = nonces_new(NONCE_SLOTS);
 	if (!ch->nonces) {
+		wgf_secret_unlock(ch->o.sk, sizeof(ch->o.sk));
 		free(ch);
 		return -ENOMEM;
 	}
@@ -1206,6 +1211,7 @@ int channel_start(uv_loop_t *loop, struct db *db, const struct channel_options *
 	                                              .idle_ms = o->idle_timeout_ms});
 	if (!ch->pipes) {
 		nonces_free(ch->nonces);
+		wgf_secret_unlock(ch->o.sk, sizeof(ch->o.sk));
 		free(ch);
 		return -ENOMEM;
 	}
@@ -1227,6 +1233,7 @@ int channel_start(uv_loop_t *loop, struct db *db, const struct channel_options *
 			nng_close(ch->sock);
 		nonces_free(ch->nonces);
 		pipes_free(ch->pipes);
+		wgf_secret_unlock(ch->o.sk, sizeof(ch->o.sk));
 		free(ch);
 		return wgf_err_from_nng(rv);
 	}

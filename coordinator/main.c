@@ -23,6 +23,7 @@
 #include "key.h"
 #include "log.h"
 #include "migrate.h"
+#include "secret.h"
 #include "settings.h"
 
 #define DEFAULT_CONFIG WGF_SYSCONFDIR "/coordinator.conf"
@@ -56,7 +57,8 @@ static void usage(FILE *out)
 	        "Options:\n"
 	        "  -c, --config FILE          configuration file (default %s)\n"
 	        "  -d, --database CONNINFO    libpq connection string; overrides [database]\n"
-	        "  -h, --help                 show this help\n",
+	        "  -h, --help                 show this help\n"
+	        "  -V, --version              print the version\n",
 	        DEFAULT_CONFIG);
 }
 
@@ -226,6 +228,7 @@ int main(int argc, char **argv)
 	        {"config", required_argument, NULL, 'c'},
 	        {"database", required_argument, NULL, 'd'},
 	        {"help", no_argument, NULL, 'h'},
+	        {"version", no_argument, NULL, 'V'},
 	        {NULL, 0, NULL, 0},
 	};
 	struct options o = {.config = DEFAULT_CONFIG};
@@ -234,7 +237,11 @@ int main(int argc, char **argv)
 	int c, r;
 
 	wgf_log_init("wgfleet-coordinator", LOG_INFO);
-	while ((c = getopt_long(argc, argv, "c:d:h", longopts, NULL)) != -1) {
+	/* Keys live in this process's memory: it makes no core dump, whoever starts it. */
+	r = wgf_secret_harden_process();
+	if (r < 0)
+		log_errno(LOG_WARNING, r, "Cannot turn core dumps off, continuing");
+	while ((c = getopt_long(argc, argv, "c:d:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			o.config = optarg;
@@ -245,6 +252,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return EXIT_SUCCESS;
+		case 'V':
+			printf("wgfleet-coordinator %s\n", WGF_VERSION);
 			return EXIT_SUCCESS;
 		default:
 			usage(stderr);

@@ -35,6 +35,9 @@ pkgs=(
 	wrk
 	# promtool, which the metrics test checks both daemons' /metrics output with
 	prometheus
+	# the Debian packages' test (tests/integration/test_packages.py) and the load
+	# balancer of the two-coordinator example (deploy/haproxy.cfg)
+	dpkg-dev debhelper lintian haproxy
 )
 
 missing=()

@@ -127,3 +127,84 @@ def test_coordinator_help_lists_every_subcommand_it_has():
     section = out.split("Commands:\n", 1)[1].split("\n\n", 1)[0]
     listed = set(re.findall(r"^  ([a-z-]+)", section, re.M))
     assert listed == dispatched
+
+
+@pytest.mark.parametrize("daemon", DAEMONS)
+def test_version_option(daemon):
+    for flag in ("--version", "-V"):
+        proc = run([binary(daemon), flag], check=True)
+        assert proc.stdout == run([binary(daemon), "version"], check=True).stdout
+        assert proc.stdout.startswith(daemon + " ")
+
+
+def other_user(path):
+    """Gives path to uid/gid 65534 (nobody), as root can; the test needs root for that."""
+    if os.geteuid() != 0:
+        pytest.skip("giving a file to another user needs root")
+    os.chown(path, 65534, 65534)
+
+
+def test_agent_refuses_a_key_another_user_owns(tmp_path):
+    state = tmp_path / "state"
+    assert agent_init(state).returncode == 0
+    key = state / "signing.key"
+    before = key.read_text()
+    other_user(key)
+    proc = agent_init(state)
+    assert proc.returncode == 1
+    assert (f"{key}: owned by uid 65534, neither this daemon's uid {os.geteuid()} nor root; "
+            "chown it") in proc.stderr
+    assert before.strip() not in proc.stdout + proc.stderr
+    assert key.read_text() == before
+
+
+def test_coordinator_refuses_a_channel_key_another_user_owns(tmp_path):
+    conf = tmp_path / "coordinator.conf"
+    key = tmp_path / "coordinator.key"
+    conf.write_text(f"[channel]\nsigning_key_file = {key}\n")
+    first = run([binary("wgfleet-coordinator"), "--config", str(conf), "channel-key"])
+    assert first.returncode == 0, first.stderr
+    other_user(key)
+    proc = run([binary("wgfleet-coordinator"), "--config", str(conf), "channel-key"])
+    assert proc.returncode == 1
+    assert f"{key}: owned by uid 65534" in proc.stderr
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("change,message", [
+    ("owner", "owned by uid 65534, neither this daemon's uid {uid} nor root; chown it"),
+    ("mode", "writable by other users (mode 660); chmod 600 it"),
+])
+def test_agent_refuses_a_cache_others_may_change(tmp_path, change, message):
+    state = tmp_path / "state"
+    state.mkdir()
+    conf = tmp_path / "agent.conf"
+    conf.write_text(f"[agent]\nstate_directory = {state}\n"
+                    "[wireguard]\nbackend = userspace\n"
+                    f"uapi_socket_directory = {tmp_path}\n")
+    cache = state / "desired.json"
+    cache.write_text('{"revision": 1, "peers": []}\n')
+    cache.chmod(0o600)
+    if change == "owner":
+        other_user(cache)
+    else:
+        cache.chmod(0o660)
+    proc = run([binary("wgfleet-agent"), "--config", str(conf), "show"])
+    assert proc.returncode == 1
+    assert f"{cache}: " + message.format(uid=os.geteuid()) in proc.stderr
+
+
+def test_running_coordinator_makes_no_core_and_locks_its_secrets(coordinator):
+    """The running daemon's limits (RLIMIT_CORE 0, set by the daemon itself, not by
+    this test's environment) and the locked pages holding its signing key and its
+    API-key hashing secret."""
+    pid = coordinator.proc.pid
+    with open(f"/proc/{pid}/limits") as f:
+        core = [line.split() for line in f if line.startswith("Max core file size")][0]
+    assert core[4:6] == ["0", "0"], core
+    with open(binary("wgfleet-coordinator"), "rb") as f:
+        if b"__asan_init" in f.read():
+            return  # AddressSanitizer makes mlock() a no-op that succeeds
+    with open(f"/proc/{pid}/status") as f:
+        locked = [int(line.split()[1]) for line in f if line.startswith("VmLck:")][0]
+    assert locked >= 4, f"VmLck {locked} kB"
