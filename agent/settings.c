@@ -358,10 +358,8 @@ static const struct wgf_conf_entry entries[] = {
                 .def = "",
                 .validate = validate_signing_keys,
                 .doc = "The coordinators' Ed25519 public key in base64 ('wgfleet-coordinator "
-                       "channel-key' prints it); every answer must be signed by it. While "
-                       "the coordinators' key is rotated, the old and the new one, "
-                       "comma-separated (at most 4); requests go to the key that answered "
-                       "last.",
+                       "channel-key' prints it), which signs every answer; while it is "
+                       "rotated, old and new, comma-separated (at most 4).",
         },
         {
                 .section = "coordinator",

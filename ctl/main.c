@@ -91,7 +91,9 @@ static void usage(FILE *out)
 	}
 	fprintf(out, "\nOptions (of every command):\n");
 	print_opts(out, common_opts);
-	fprintf(out, "\n`wgfleetctl COMMAND --help` shows a command's own options.\n\n%s\n%s",
+	fprintf(out,
+	        "\n`wgfleetctl COMMAND --help` shows a command's own options, and "
+	        "`wgfleetctl --version` the version.\n\n%s\n%s",
 	        where_key, exit_codes);
 }
 
@@ -399,6 +401,10 @@ int main(int argc, char **argv)
 	int r;
 
 	wgf_log_init("wgfleetctl", LOG_WARNING);
+	if (argc == 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
+		printf("wgfleetctl %s\n", WGF_VERSION);
+		return CTL_OK;
+	}
 	r = parse(argc, argv, &s, &c, &help);
 	if (r != CTL_OK || help)
 		return r;

@@ -27,11 +27,16 @@ from conftest import TOP, run
 # and a sample configuration its binary accepts; a package of a plain tool needs only
 # "binary" and "files".
 PACKAGES = {
+    "wgfleetctl": {
+        "binary": "/usr/bin/wgfleetctl",
+        "files": ["/usr/share/bash-completion/completions/wgfleetctl"],
+    },
     "wgfleet-coordinator": {
         "binary": "/usr/sbin/wgfleet-coordinator",
         "user": "wgfleet",
         "unit": "/lib/systemd/system/wgfleet-coordinator.service",
         "files": ["/usr/share/doc/wgfleet-coordinator/OPERATIONS.md",
+                  "/usr/share/doc/wgfleet-coordinator/grafana/wgfleet.json",
                   "/usr/share/doc/wgfleet-coordinator/copyright"],
         "conffiles": ["/etc/wgfleet/coordinator.conf"],
     },
