@@ -101,6 +101,9 @@ static const struct route routes[] = {
         {"DELETE", "/v1/servers/{}", 200, true, false, ROUTE_QUERY("force"),
          ROUTE_SQL("wgf_api_delete_server", "text", "boolean", "text"),
          .prepare = api_admin_delete_server},
+        {"POST", "/v1/servers/{}/import", 200, true, true, ROUTE_QUERY("apply"),
+         ROUTE_SQL("wgf_api_import", "text", "jsonb", "boolean", "text"),
+         .prepare = api_admin_import},
         {"GET", "/v1/status", 200, true, false, ROUTE_QUERY(),
          ROUTE_SQL("wgf_api_status", "interval"), .prepare = api_admin_status},
         {"GET", "/healthz", 200, false, false, ROUTE_QUERY(), .finish = api_admin_finish_healthz},
@@ -140,6 +143,7 @@ void call_free(struct call *c)
 		sodium_memzero(c->shown_key, strlen(c->shown_key));
 		free(c->shown_key);
 	}
+	free(c->long_param);
 	sodium_memzero(c->arena, sizeof(c->arena));
 	json_decref(c->body);
 	json_decref(c->reply_json);

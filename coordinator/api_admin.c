@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "cidr.h"
+#include "key.h"
 #include "migrate.h"
 
 #define QUOTA_MAX 1000000
@@ -224,6 +225,69 @@ int api_admin_delete_server(struct call *c)
 	    input_bool(c, "force", call_query_get(c, "force"), &force) < 0)
 		return -EINVAL;
 	call_params(c, c->args[0], force ? "true" : "false", c->request_id);
+	return 0;
+}
+
+/* Lines one import may bring; the body's 64 KiB cap comes first for most files. */
+#define IMPORT_LINES_MAX 2000
+
+/* One line of an import: its fields, and its key and address beyond their shape. */
+static int import_line(struct call *c, json_t *line, size_t i)
+{
+	static const struct field fields[] = {
+	        {"tenant", F_TEXT, true, 63},
+	        {"name", F_TEXT, false, 100},
+	        {"address", F_TEXT, true, 45},
+	        {"public_key", F_TEXT, true, 64},
+	        {"persistent_keepalive", F_INT, false, 0, 0, 65535},
+	        {"created_at", F_TEXT, false, 40},
+	};
+	char where[32], field[64];
+	const char *created;
+	struct wgf_err err = {0};
+	uint8_t key[WGF_KEY_LEN];
+
+	snprintf(where, sizeof(where), "routers[%zu]", i + 1);
+	if (input_object(c, line, where, fields, WGF_ARRAY_SIZE(fields)) < 0)
+		return -EINVAL;
+	snprintf(field, sizeof(field), "%s.tenant", where);
+	if (input_slug(c, field, json_string_value(json_object_get(line, "tenant"))) < 0)
+		return -EINVAL;
+	snprintf(field, sizeof(field), "%s.address", where);
+	if (input_address(c, field, json_string_value(json_object_get(line, "address"))) < 0)
+		return -EINVAL;
+	snprintf(field, sizeof(field), "%s.public_key", where);
+	if (wgf_key_from_base64(key, json_string_value(json_object_get(line, "public_key")),
+	                        WGF_KEY_PUBLIC, &err) < 0)
+		return call_invalid(c, field, "%s", err.msg);
+	created = json_string_value(json_object_get(line, "created_at"));
+	snprintf(field, sizeof(field), "%s.created_at", where);
+	return created ? input_timestamp(c, field, created) : 0;
+}
+
+int api_admin_import(struct call *c)
+{
+	static const struct field fields[] = {{"routers", F_LIST, true}};
+	json_t *lines, *line;
+	bool apply;
+	size_t i;
+
+	if (input_server_name(c, "name", c->args[0]) < 0 ||
+	    input_bool(c, "apply", call_query_get(c, "apply"), &apply) < 0 ||
+	    input_body(c, fields, WGF_ARRAY_SIZE(fields)) < 0)
+		return -EINVAL;
+	lines = json_object_get(c->body, "routers");
+	if (json_array_size(lines) == 0 || json_array_size(lines) > IMPORT_LINES_MAX)
+		return call_invalid(c, "routers", "1 to %d routers", IMPORT_LINES_MAX);
+	json_array_foreach(lines, i, line)
+	{
+		if (import_line(c, line, i) < 0)
+			return -EINVAL;
+	}
+	c->long_param = json_dumps(lines, JSON_COMPACT);
+	if (!c->long_param)
+		return call_problem(c, 503, "unavailable", "Out of memory.");
+	call_params(c, c->args[0], c->long_param, apply ? "true" : "false", c->request_id);
 	return 0;
 }
 

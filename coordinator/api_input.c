@@ -290,6 +290,8 @@ static int check_member(struct call *c, const struct field *f, const char *key, 
 	switch (f->type) {
 	case F_FIXED:
 		return call_invalid(c, key, "cannot be changed");
+	case F_LIST:
+		return json_is_array(v) ? 0 : call_invalid(c, key, "must be a list");
 	case F_TEXT:
 		if (!json_is_string(v))
 			return call_invalid(c, key, "must be a string");
@@ -306,14 +308,16 @@ static int check_member(struct call *c, const struct field *f, const char *key, 
 	return call_problem(c, 500, "internal", "Unknown field type.");
 }
 
-int input_body(struct call *c, const struct field *fields, size_t n)
+int input_object(struct call *c, json_t *obj, const char *where, const struct field *fields,
+                 size_t n)
 {
+	char name[96];
 	const char *key;
 	json_t *v;
 
-	if (!json_is_object(c->body))
-		return call_invalid(c, "body", "must be a JSON object");
-	json_object_foreach(c->body, key, v)
+	if (!json_is_object(obj))
+		return call_invalid(c, where ? where : "body", "must be a JSON object");
+	json_object_foreach(obj, key, v)
 	{
 		const struct field *f = NULL;
 		int r;
@@ -324,22 +328,34 @@ int input_body(struct call *c, const struct field *fields, size_t n)
 		if (!f) {
 			/* Member names are checked UTF-8 (jansson); echo only plain ones. */
 			if (text_problem(key, strlen(key), 64))
-				return call_invalid(c, "body", "holds an unknown field");
-			return call_invalid(c, key, "unknown field");
+				return call_invalid(c, where ? where : "body",
+				                    "holds an unknown field");
+			snprintf(name, sizeof(name), "%s%s%s", where ? where : "", where ? "." : "",
+			         key);
+			return call_invalid(c, name, "unknown field");
 		}
 		if (json_is_null(v) && !f->required)
 			continue;
-		r = check_member(c, f, key, v);
+		snprintf(name, sizeof(name), "%s%s%s", where ? where : "", where ? "." : "", key);
+		r = check_member(c, f, name, v);
 		if (r < 0)
 			return r;
 	}
 	for (size_t i = 0; i < n; i++) {
-		json_t *f = json_object_get(c->body, fields[i].name);
+		json_t *f = json_object_get(obj, fields[i].name);
 
-		if (fields[i].required && (!f || json_is_null(f)))
-			return call_invalid(c, fields[i].name, "is required");
+		if (fields[i].required && (!f || json_is_null(f))) {
+			snprintf(name, sizeof(name), "%s%s%s", where ? where : "", where ? "." : "",
+			         fields[i].name);
+			return call_invalid(c, name, "is required");
+		}
 	}
 	return 0;
+}
+
+int input_body(struct call *c, const struct field *fields, size_t n)
+{
+	return input_object(c, c->body, NULL, fields, n);
 }
 
 static int query_add(struct call *c, const char *key, const char *value)

@@ -61,6 +61,7 @@ enum field_type {
 	F_TEXT,  /* a string: UTF-8 without control or format characters */
 	F_INT,   /* a whole number within [min, max] */
 	F_FIXED, /* a field that exists but cannot be changed on this route */
+	F_LIST,  /* an array, whose items the route checks (input_object()) */
 };
 
 struct field {
@@ -150,7 +151,8 @@ struct call {
 	size_t arena_used;
 	const char *ts_field; /* the parameter a database "invalid time" error names */
 	enum setup_format format;
-	char *shown_key; /* a new API key's text, shown once; wiped on free */
+	char *shown_key;  /* a new API key's text, shown once; wiped on free */
+	char *long_param; /* a parameter too long for the arena (an import's JSON) */
 	struct api_problem problem;
 	json_t *reply_json;
 	char *reply_text;
@@ -214,6 +216,9 @@ int input_agent_key(struct call *c, const char *field, const char *s, const char
 /* The body against the route's fields: an object with only those members, of those
  * types and bounds, and the required ones present. */
 int input_body(struct call *c, const struct field *fields, size_t n);
+/* The same checks for obj, a member of the body; where names it in errors ("routers[3]"). */
+int input_object(struct call *c, json_t *obj, const char *where, const struct field *fields,
+                 size_t n);
 /* The query string into c->query: valid UTF-8 without control characters, each
  * parameter one the route takes, at most once. */
 int input_query(struct call *c, const char *q, size_t len);
@@ -256,6 +261,7 @@ int api_admin_revoke_key(struct call *c);
 int api_admin_create_server(struct call *c);
 int api_admin_update_server(struct call *c);
 int api_admin_delete_server(struct call *c);
+int api_admin_import(struct call *c);
 int api_admin_status(struct call *c);
 int api_admin_finish_healthz(struct call *c, json_t *result);
 int api_admin_finish_readyz(struct call *c, json_t *result);

@@ -48,8 +48,8 @@ static int call_show(struct ctx *c, const char *method, const char *path, json_t
 }
 
 /* prefix, then a segment from the command line percent-encoded, then suffix. */
-static int path_with(struct ctx *c, struct query *q, const char *prefix, const char *arg,
-                     const char *suffix)
+int path_with(struct ctx *c, struct query *q, const char *prefix, const char *arg,
+              const char *suffix)
 {
 	struct query seg;
 	char *eq;
@@ -835,6 +835,12 @@ static int cmd_config(struct ctx *c)
 
 static const struct opt_spec no_opts[] = {{NULL, NULL, NULL}};
 
+static const struct opt_spec import_opts[] = {
+        {"apply", NULL, "import them (without it, a dry run that changes nothing)"},
+        {"format", "FORMAT", "json or csv (default: csv for a FILE ending in .csv)"},
+        {NULL, NULL, NULL},
+};
+
 const struct command commands[] = {
         {"status", NULL, "", 0, "servers online, lag, peers, pool use and apply latency",
          status_opts, cmd_status},
@@ -865,5 +871,7 @@ const struct command commands[] = {
         {"leases", NULL, "ADDRESS", 1, "who held a VPN address, now or at a time", leases_opts,
          cmd_leases},
         {"config", NULL, "ROUTER", 1, "a router's setup text", config_opts, cmd_config},
+        {"import", NULL, "SERVER FILE", 2,
+         "existing routers from a file (a dry run unless --apply)", import_opts, cmd_import},
 };
 const size_t n_commands = ARRAY_SIZE(commands);

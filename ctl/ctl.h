@@ -27,7 +27,7 @@ enum ctl_exit {
 	CTL_REFUSED = 1,     /* the API answered with an error: its code and message printed */
 	CTL_USAGE = 2,       /* a bad command line or configuration */
 	CTL_UNREACHABLE = 3, /* no answer: refused, unresolvable or past the timeout */
-	CTL_PROBLEM = 4,     /* `status` found a server offline or lagging */
+	CTL_PROBLEM = 4,     /* `status` found a server offline or lagging; `import` a conflict */
 };
 
 /* ---- client.c ---- */
@@ -129,6 +129,13 @@ struct ctx {
 	struct client *client;
 	bool json;
 };
+
+/* q: prefix, arg percent-encoded as one path segment, then suffix; CTL_USAGE if too long. */
+int path_with(struct ctx *c, struct query *q, const char *prefix, const char *arg,
+              const char *suffix);
+
+/* import.c: `wgfleetctl import SERVER FILE`. */
+int cmd_import(struct ctx *c);
 
 /* The value of option name, or NULL when not given. */
 const char *ctx_opt(const struct ctx *c, const char *name);

@@ -60,7 +60,7 @@ static const struct opt_spec common_opts[] = {
 static const char exit_codes[] =
         "Exit codes: 0 done, 1 the API refused (its code and message are printed),\n"
         "2 usage, 3 the coordinator is unreachable or timed out, 4 `status` found a\n"
-        "server offline or lagging.\n";
+        "server offline or lagging, or `import` found conflicting lines.\n";
 
 static const char where_key[] =
         "The URL and key come from the flags, then WGFLEET_URL and WGFLEET_KEY (or\n"

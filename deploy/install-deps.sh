@@ -18,8 +18,8 @@ pkgs=(
 	libnng-dev protobuf-c-compiler libprotobuf-c-dev libpq-dev libsodium-dev libmnl-dev
 	libuv1-dev libh2o-dev libssl-dev libjansson-dev libinih-dev libcmocka-dev liburiparser-dev
 	libunistring-dev
-	# the operators' command line (wgfleetctl): its HTTP client
-	libcurl4-openssl-dev
+	# the operators' command line (wgfleetctl): its HTTP client, and CSV for its import
+	libcurl4-openssl-dev libcsv-dev
 	# sanitizer runtimes for clang builds
 	libclang-rt-14-dev
 	# the database and the data plane the tests drive

@@ -191,7 +191,7 @@ ADMIN_ONLY = {"POST /v1/tenants", "GET /v1/tenants", "PATCH /v1/tenants/{}",
               "POST /v1/tenants/{}/keys", "DELETE /v1/keys/{}", "POST /v1/servers",
               "GET /v1/servers", "PATCH /v1/servers/{}", "DELETE /v1/servers/{}",
               "GET /v1/status", "GET /v1/tenants/{}", "GET /v1/keys", "POST /v1/keys",
-              "GET /v1/servers/{}"}
+              "GET /v1/servers/{}", "POST /v1/servers/{}/import"}
 UNAUTHENTICATED = {"GET /healthz", "GET /readyz"}
 
 
@@ -213,6 +213,8 @@ def concrete_request(route, router_id, slug="acme", key_id=1):
         "POST /v1/servers": {"name": "vpn9", "endpoint": ENDPOINT, "pool": "10.50.0.0/24",
                              "gateway": "10.50.0.1"},
         "PATCH /v1/servers/{}": {"endpoint": ENDPOINT},
+        "POST /v1/servers/{}/import": {"routers": [{"tenant": slug, "address": "10.100.0.9",
+                                                    "public_key": wg_key()}]},
     }
     if route == "GET /v1/leases":
         path += "?ip=10.100.0.2"

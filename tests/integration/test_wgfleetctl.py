@@ -409,7 +409,7 @@ def test_the_key_is_never_in_argv(fleet):
 COMMANDS = ["status", "servers list", "servers show", "servers add", "servers set",
             "servers remove", "tenants list", "tenants show", "tenants add", "tenants set",
             "keys list", "keys create", "keys revoke", "routers list", "routers show",
-            "routers delete", "audit", "leases", "config"]
+            "routers delete", "audit", "leases", "config", "import"]
 
 
 def complete(words):
@@ -479,3 +479,47 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(fleet):
     assert code == 0 and "\033[" not in out
     piped = ctl(f, "status", env=ctl_env(f, NO_COLOR=None))
     assert piped.returncode == 0 and "\033[" not in piped.stdout
+
+
+# ---- import ----
+
+def test_import_a_csv_file_dry_run_then_apply(fleet, tmp_path):
+    f = fleet
+    held = f.reserve(f.acme)
+    a, b = wg_key(), wg_key()
+    csv = tmp_path / "routers.csv"
+    csv.write_text("tenant,name,address,public_key,persistent_keepalive\n"
+                   f"acme,shop-1,10.100.0.20,{a},15\n"
+                   f"globex,,{held['vpn_ip']},{b},\n")
+    before = f.counts()
+    # The dry run lists the router it would make and the conflicting line; exit 4.
+    proc = ctl(f, "import", "vpn1", str(csv))
+    assert proc.returncode == 4, (proc.stdout, proc.stderr)
+    rows = table(proc.stdout)
+    assert rows[0] == ["LINE", "TENANT", "NAME", "ADDRESS", "PUBLIC KEY"]
+    assert rows[1] == ["1", "acme", "shop-1", "10.100.0.20", a]
+    assert ["2", "address_in_use", f"{held['vpn_ip']} is held by another router."] in rows
+    assert rows[-1] == ["1 router would be imported, 1 conflicting line (a dry run: --apply "
+                        "imports them)"]
+    assert f.counts() == before
+    # --apply with a conflict: the API refuses it whole (exit 1), nothing changes.
+    proc = ctl(f, "import", "vpn1", str(csv), "--apply")
+    assert proc.returncode == 1 and "import_conflicts" in proc.stderr, proc.stderr
+    assert f.counts() == before
+    # Without the conflicting line, as JSON, applied.
+    doc = tmp_path / "routers.json"
+    doc.write_text(json.dumps([{"tenant": "acme", "name": "shop-1", "address": "10.100.0.20",
+                                "public_key": a, "persistent_keepalive": 15}]))
+    got = ok_json(f, "import", "vpn1", str(doc), "--apply")
+    assert got["applied"] is True and got["conflicts"] == []
+    made = f.admin("GET", f"/v1/routers/{got['routers'][0]['id']}")
+    assert (made["vpn_ip"], made["vpn_status"], made["public_key"]) == ("10.100.0.20", "configured", a)
+    # A file the API could not take, or cannot be read as its format says: exit 2.
+    bad = tmp_path / "bad.csv"
+    bad.write_text("tenant,colour\nacme,red\n")
+    proc = ctl(f, "import", "vpn1", str(bad))
+    assert proc.returncode == 2 and "unknown column 'colour'" in proc.stderr, proc.stderr
+    big = tmp_path / "big.json"
+    big.write_text(" " * (64 * 1024 + 1))
+    proc = ctl(f, "import", "vpn1", str(big))
+    assert proc.returncode == 2 and "split the file" in proc.stderr, proc.stderr
