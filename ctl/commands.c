@@ -837,7 +837,10 @@ static const struct opt_spec no_opts[] = {{NULL, NULL, NULL}};
 
 static const struct opt_spec import_opts[] = {
         {"apply", NULL, "import them (without it, a dry run that changes nothing)"},
-        {"format", "FORMAT", "json or csv (default: csv for a FILE ending in .csv)"},
+        {"format", "FORMAT",
+         "json, csv or wg (`wg showconf` text; default by FILE's ending: .csv, .conf, "
+         "else json)"},
+        {"tenant", "SLUG", "with --format wg: the tenant all its peers go to"},
         {NULL, NULL, NULL},
 };
 

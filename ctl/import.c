@@ -7,7 +7,10 @@
 #include <string.h>
 
 #include <csv.h>
+#include <ini.h>
 #include <jansson.h>
+
+#include <sodium.h>
 
 #include "ctl.h"
 #include "fs.h"
@@ -145,6 +148,67 @@ static json_t *from_json(const char *text, size_t len, char *err, size_t err_siz
 	return routers;
 }
 
+struct wg_state {
+	json_t *routers, *peer; /* the [Peer] being read, the last in routers */
+	const char *tenant;
+	bool address_set;
+	char error[160];
+};
+
+/* inih's handler for `wg showconf` text: a [Peer] starts with its PublicKey. The
+ * [Interface] section (with its PrivateKey) is skipped, never kept. */
+static int on_wg_value(void *ctx, const char *section, const char *name, const char *value)
+{
+	struct wg_state *st = ctx;
+	char ips[256], *save = NULL;
+
+	if (strcmp(section, "Peer") != 0 || st->error[0])
+		return 1;
+	if (strcmp(name, "PublicKey") == 0) {
+		st->peer = json_pack("{s:s,s:s}", "tenant", st->tenant, "public_key", value);
+		json_array_append_new(st->routers, st->peer);
+		st->address_set = false;
+		return 1;
+	}
+	if (!st->peer) {
+		snprintf(st->error, sizeof(st->error),
+		         "a [Peer] whose %s comes before its PublicKey", name);
+		return 0;
+	}
+	if (strcmp(name, "PersistentKeepalive") == 0 && strcmp(value, "off") != 0) {
+		json_object_set_new(st->peer, "persistent_keepalive", json_integer(atoi(value)));
+	} else if (strcmp(name, "AllowedIPs") == 0 && !st->address_set) {
+		/* The router's address: the first allowed IP, without its prefix length. */
+		snprintf(ips, sizeof(ips), "%s", value);
+		char *first = strtok_r(ips, ", ", &save);
+
+		if (first) {
+			first[strcspn(first, "/")] = '\0';
+			json_object_set_new(st->peer, "address", json_string(first));
+			st->address_set = true;
+		}
+	}
+	return 1;
+}
+
+/* The routers of `wg showconf` text, every peer given to tenant. */
+static json_t *from_wg(const char *text, const char *tenant, char *err, size_t err_size)
+{
+	struct wg_state st = {.routers = json_array(), .tenant = tenant};
+	int line = ini_parse_string(text, on_wg_value, &st);
+
+	err[0] = '\0';
+	if (st.error[0])
+		snprintf(err, err_size, "%s", st.error);
+	else if (line != 0)
+		snprintf(err, err_size, "line %d: not `wg showconf` text", line);
+	if (err[0]) {
+		json_decref(st.routers);
+		return NULL;
+	}
+	return st.routers;
+}
+
 static bool ends_with(const char *s, const char *suffix)
 {
 	size_t n = strlen(s), m = strlen(suffix);
@@ -167,7 +231,8 @@ int cmd_import(struct ctx *c)
 	        {"", "message", COL_TEXT},
 	};
 	const char *format = ctx_opt(c, "format"), *file = c->args[1];
-	bool apply = ctx_opt(c, "apply") != NULL, csv;
+	const char *tenant = ctx_opt(c, "tenant");
+	bool apply = ctx_opt(c, "apply") != NULL;
 	struct wgf_err ferr = {0};
 	json_t *routers, *body, *reply = NULL, *conflicts;
 	char *text = NULL, err[200];
@@ -175,17 +240,25 @@ int cmd_import(struct ctx *c)
 	struct query q;
 	int r;
 
-	if (format && strcmp(format, "json") != 0 && strcmp(format, "csv") != 0)
-		return ctx_usage(c, "--format: json or csv");
-	csv = format ? strcmp(format, "csv") == 0 : ends_with(file, ".csv");
+	if (!format)
+		format = ends_with(file, ".csv") ? "csv" : ends_with(file, ".conf") ? "wg" : "json";
+	if (strcmp(format, "json") != 0 && strcmp(format, "csv") != 0 && strcmp(format, "wg") != 0)
+		return ctx_usage(c, "--format: json, csv or wg");
+	if ((strcmp(format, "wg") == 0) != (tenant != NULL))
+		return ctx_usage(c, "--tenant goes with --format wg (and it needs one)");
 	r = wgf_fs_read(file, IMPORT_FILE_MAX, &text, &len, &ferr);
 	if (r < 0) {
 		fprintf(stderr, "wgfleetctl: %s%s\n", ferr.msg,
 		        r == -EFBIG ? " (the API takes 64 KiB a request: split the file)" : "");
 		return CTL_USAGE;
 	}
-	routers = csv ? from_csv(text, len, err, sizeof(err))
-	              : from_json(text, len, err, sizeof(err));
+	if (strcmp(format, "csv") == 0)
+		routers = from_csv(text, len, err, sizeof(err));
+	else if (strcmp(format, "wg") == 0)
+		routers = from_wg(text, tenant, err, sizeof(err));
+	else
+		routers = from_json(text, len, err, sizeof(err));
+	sodium_memzero(text, len); /* `wg showconf` text holds the interface's private key */
 	free(text);
 	if (!routers) {
 		fprintf(stderr, "wgfleetctl: %s: %s\n", file, err);

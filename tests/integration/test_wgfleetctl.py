@@ -523,3 +523,25 @@ def test_import_a_csv_file_dry_run_then_apply(fleet, tmp_path):
     big.write_text(" " * (64 * 1024 + 1))
     proc = ctl(f, "import", "vpn1", str(big))
     assert proc.returncode == 2 and "split the file" in proc.stderr, proc.stderr
+
+
+def test_import_the_peers_of_wg_showconf(fleet, tmp_path):
+    f = fleet
+    a, b = wg_key(), wg_key()
+    conf = tmp_path / "wg0.conf"
+    conf.write_text("[Interface]\nListenPort = 51820\nPrivateKey = "
+                    "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n\n"
+                    f"[Peer]\nPublicKey = {a}\nAllowedIPs = 10.100.0.40/32\n"
+                    "PersistentKeepalive = 21\n\n"
+                    f"[Peer]\nPublicKey = {b}\nEndpoint = 192.0.2.9:4500\n"
+                    "AllowedIPs = 10.100.0.41/32, 192.168.88.0/24\n")
+    got = ok_json(f, "import", "vpn1", str(conf), "--tenant", "acme")
+    assert got["conflicts"] == []
+    assert [(r["address"], r["public_key"], r["tenant"]) for r in got["routers"]] == \
+        [("10.100.0.40", a, "acme"), ("10.100.0.41", b, "acme")]
+    assert ctl(f, "import", "vpn1", str(conf)).returncode == 2  # which tenant?
+    proc = ctl(f, "import", "vpn1", str(conf), "--tenant", "acme", "--apply")
+    assert proc.returncode == 0, proc.stderr
+    assert "yAnz5TF" not in proc.stdout + proc.stderr
+    keepalive = f.scalar("SELECT persistent_keepalive FROM routers WHERE vpn_ip = '10.100.0.40'")
+    assert keepalive == "21"
