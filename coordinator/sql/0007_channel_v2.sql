@@ -127,9 +127,7 @@ DROP FUNCTION wgf_agent_report(bytea, bytea, bigint, jsonb, jsonb, bytea, intege
 DROP FUNCTION wgf_peer_json(bytea, inet, integer, uuid);
 
 -- Who sent an agent message, and its nonce remembered (as 0006's wgf_agent_begin(),
--- which now calls this), without locking the server's row: a report locks routers,
--- which the API locks before the server's row (wgf_append_change), so a report that
--- held the server's row while it waited for a router would deadlock with them.
+-- which now calls this), without locking the server's row.
 CREATE FUNCTION wgf_agent_identify(p_agent_key bytea, p_nonce bytea) RETURNS servers
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -152,8 +150,9 @@ BEGIN
 END
 $$;
 
--- The server's row locked (and marked seen) for a wait or a sync, whose reads of the
--- server's peers must all see it at one revision (see wgf_agent_sync()).
+-- The server's row locked (and marked seen) for a wait, a sync or a report: a sync's
+-- reads of the server's peers must all see it at one revision (see wgf_agent_sync()),
+-- and reports of one server take turns.
 CREATE OR REPLACE FUNCTION wgf_agent_begin(p_agent_key bytea, p_nonce bytea) RETURNS servers
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -279,7 +278,7 @@ RETURNS TABLE (server_id bigint, server text, epoch bytea, revision bigint)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-	s servers := wgf_agent_identify(p_agent_key, p_nonce);
+	s servers := wgf_agent_begin(p_agent_key, p_nonce);
 	v_epoch bytea := wgf_epoch();
 	v_current boolean := p_epoch IS NOT DISTINCT FROM v_epoch;
 	v_applied bigint := least(greatest(p_applied, 0), s.revision);
@@ -302,16 +301,18 @@ BEGIN
 	FOR i IN 0 .. n_errors - 1 LOOP
 		v_failed := v_failed || substring(p_error_keys FROM i * 32 + 1 FOR 32);
 	END LOOP;
-	-- One report of a server at a time (two replicas may each hold one); the server's
-	-- row only at the end, after the routers' (the API's order: wgf_agent_identify()).
-	PERFORM pg_advisory_xact_lock(2003265076, (s.id % 2147483647)::integer);
+	-- wgf_agent_begin() locked the server's row, so reports of one server take turns.
+	-- The API locks a router before the server's row (wgf_append_change); a report
+	-- holding the server's row must then never wait for a router, or the two would
+	-- deadlock: routers another transaction holds are skipped (SKIP LOCKED), and the
+	-- agent's next report, seconds later, brings their facts again.
 	UPDATE changes SET applied_at = clock_timestamp()
 	WHERE changes.server_id = s.id AND changes.revision <= v_applied AND applied_at IS NULL;
 
 	FOR i IN 1 .. n_errors LOOP
 		FOR r IN SELECT * FROM routers WHERE routers.server_id = s.id AND released_at IS NULL
 			AND routers.public_key = v_failed[i] AND status IN ('configured', 'vps_ready')
-			FOR UPDATE
+			FOR UPDATE SKIP LOCKED
 		LOOP
 			PERFORM wgf_router_move(r, 'failed', left(coalesce(p_error_reasons[i], ''), 500),
 				'router.failed');
@@ -321,7 +322,7 @@ BEGIN
 	-- The revision holding the router's key is applied, and it did not fail.
 	FOR r IN SELECT * FROM routers WHERE routers.server_id = s.id AND status = 'configured'
 		AND released_at IS NULL AND key_revision <= v_applied
-		AND NOT routers.public_key = ANY (v_failed) FOR UPDATE
+		AND NOT routers.public_key = ANY (v_failed) FOR UPDATE SKIP LOCKED
 	LOOP
 		PERFORM wgf_router_move(r, 'vps_ready',
 			format('the agent applied revision %s', v_applied), 'router.vps_ready');
@@ -330,7 +331,7 @@ BEGIN
 	FOR i IN 0 .. n_facts - 1 LOOP
 		v_key := substring(p_fact_keys FROM i * 32 + 1 FOR 32);
 		SELECT * INTO r FROM routers WHERE routers.server_id = s.id AND released_at IS NULL
-			AND routers.public_key = v_key FOR UPDATE;
+			AND routers.public_key = v_key FOR UPDATE SKIP LOCKED;
 		CONTINUE WHEN NOT FOUND;
 		v_hs := CASE WHEN coalesce(p_fact_handshake_ms[i + 1], 0) > 0
 			THEN to_timestamp(p_fact_handshake_ms[i + 1] / 1000.0) END;
