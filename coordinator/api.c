@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "api_internal.h"
+#include "embedded.h"
 #include "clock.h"
 #include "http.h"
 #include "log.h"
@@ -107,6 +108,9 @@ static const struct route routes[] = {
         {"GET", "/v1/status", 200, true, false, ROUTE_QUERY(),
          ROUTE_SQL("wgf_api_status", "interval"), .prepare = api_admin_status},
         {"GET", "/healthz", 200, false, false, ROUTE_QUERY(), .finish = api_admin_finish_healthz},
+        {"GET", "/dashboard", 200, false, false, ROUTE_QUERY(), .finish = api_admin_finish_static},
+        {"GET", "/dashboard/{}", 200, false, false, ROUTE_QUERY(),
+         .finish = api_admin_finish_static},
         {"GET", "/readyz", 200, false, false, ROUTE_QUERY(),
          .sql_text = "SELECT coalesce(max(version), 0) FROM wgf_schema_migrations",
          .finish = api_admin_finish_readyz},
@@ -475,6 +479,10 @@ static void call_finish(struct call *c)
 			                          c->request_id);
 		else if (c->reply_text)
 			status = http_reply_text(req, status, c->reply_text, c->request_id);
+		else if (c->static_file)
+			status = http_reply_static(req, status, c->static_file->type,
+			                           c->static_file->data, c->static_file->len,
+			                           c->request_id);
 		else if (status == 204)
 			status = http_reply_empty(req, status, c->request_id);
 		else

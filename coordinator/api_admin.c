@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "cidr.h"
+#include "embedded.h"
 #include "key.h"
 #include "migrate.h"
 
@@ -302,6 +303,22 @@ int api_admin_finish_healthz(struct call *c, json_t *result)
 	(void)result;
 	c->reply_json = json_pack("{s:s}", "status", "ok");
 	return c->reply_json ? 0 : -ENOMEM;
+}
+
+/* GET /dashboard and its files: static, with no key (the page asks for one, and sends
+ * it as a bearer header with each API call it makes). */
+int api_admin_finish_static(struct call *c, json_t *result)
+{
+	const char *name = c->n_args ? c->args[0] : "index.html";
+
+	(void)result;
+	for (size_t i = 0; i < embedded_n_files; i++) {
+		if (strcmp(embedded_files[i].name, name) == 0) {
+			c->static_file = &embedded_files[i];
+			return 0;
+		}
+	}
+	return call_problem(c, 404, "not_found", "No such file.");
 }
 
 int api_admin_finish_readyz(struct call *c, json_t *result)

@@ -77,6 +77,7 @@ struct query_param {
 };
 
 struct call;
+struct embedded_file;
 /* Checks what is particular to the route and appends its SQL parameters. */
 typedef int (*route_prepare_fn)(struct call *c);
 /* Shapes the SQL function's result (borrowed) into c->reply_json or c->reply_text.
@@ -153,6 +154,7 @@ struct call {
 	enum setup_format format;
 	char *shown_key;  /* a new API key's text, shown once; wiped on free */
 	char *long_param; /* a parameter too long for the arena (an import's JSON) */
+	const struct embedded_file *static_file; /* the dashboard's file to answer with */
 	struct api_problem problem;
 	json_t *reply_json;
 	char *reply_text;
@@ -262,6 +264,7 @@ int api_admin_create_server(struct call *c);
 int api_admin_update_server(struct call *c);
 int api_admin_delete_server(struct call *c);
 int api_admin_import(struct call *c);
+int api_admin_finish_static(struct call *c, json_t *result);
 int api_admin_status(struct call *c);
 int api_admin_finish_healthz(struct call *c, json_t *result);
 int api_admin_finish_readyz(struct call *c, json_t *result);

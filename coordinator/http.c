@@ -611,6 +611,19 @@ int http_reply_text(h2o_req_t *req, int status, const char *text, const char *re
 	return status;
 }
 
+int http_reply_static(h2o_req_t *req, int status, const char *type, const void *body,
+                      size_t len, const char *request_id)
+{
+	http_add_header(req, "content-security-policy",
+	                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+	                "base-uri 'none'; form-action 'none'");
+	http_add_header(req, "x-content-type-options", "nosniff");
+	http_add_header(req, "referrer-policy", "no-referrer");
+	http_add_header(req, "cache-control", "no-cache");
+	send_body(req, status, type, (const char *)body, len, request_id);
+	return status;
+}
+
 int http_reply_empty(h2o_req_t *req, int status, const char *request_id)
 {
 	send_body(req, status, NULL, "", 0, request_id);

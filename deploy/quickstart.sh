@@ -261,7 +261,8 @@ step "The routers across tenants (wgfleetctl routers list)"
 
 printf '\nDone. Everything still runs (stop it with: deploy/quickstart.sh stop); with the\n'
 printf 'admin key in WGFLEET_KEY, WGFLEET_URL=%s %s status\n' "$api" "$ctl"
-printf 'prints what comes last here:\n'
+printf 'prints what comes last here, and the dashboard is at %s/dashboard (it asks for\n' "$api"
+printf 'that admin key and keeps it in the browser tab).\n'
 
 step "The fleet at a glance (wgfleetctl status)"
 # Exit 4 means a server is offline or behind: say so, but the story has been told.

@@ -192,13 +192,14 @@ ADMIN_ONLY = {"POST /v1/tenants", "GET /v1/tenants", "PATCH /v1/tenants/{}",
               "GET /v1/servers", "PATCH /v1/servers/{}", "DELETE /v1/servers/{}",
               "GET /v1/status", "GET /v1/tenants/{}", "GET /v1/keys", "POST /v1/keys",
               "GET /v1/servers/{}", "POST /v1/servers/{}/import"}
-UNAUTHENTICATED = {"GET /healthz", "GET /readyz"}
+UNAUTHENTICATED = {"GET /healthz", "GET /readyz", "GET /dashboard", "GET /dashboard/{}"}
 
 
 def concrete_request(route, router_id, slug="acme", key_id=1):
     """(method, path, body) exercising route, for the auth tests."""
     method, pattern = route.split(" ", 1)
-    arg = {"/v1/tenants/{}": slug, "/v1/keys/{}": str(key_id), "/v1/servers/{}": "vpn1"}
+    arg = {"/v1/tenants/{}": slug, "/v1/keys/{}": str(key_id), "/v1/servers/{}": "vpn1",
+           "/dashboard/{}": "dashboard.js"}
     for prefix, value in arg.items():
         if pattern.startswith(prefix):
             pattern = pattern.replace("{}", value, 1)
