@@ -388,26 +388,26 @@ def test_update_server_changes_only_what_it_is_given(api):
     agent2 = api.agent_keys["vpn2"]
     before = api.json(f"SELECT wgf_server_json(s) FROM servers s WHERE name = 'vpn1'")
     got = api.json(f"SELECT wgf_api_update_server({api.admin.args}, 'vpn1', "
-                   f"'vpn1.example.org:51000', NULL, NULL, NULL, 51000, 'req-u')")
+                   f"'vpn1.example.org:51000', NULL, NULL, NULL, 51000, NULL, false, 'req-u')")
     assert got == dict(before, endpoint="vpn1.example.org:51000", listen_port=51000)
     assert api.json("SELECT detail FROM audit_log WHERE action = 'server.updated'") == \
         {"endpoint": "vpn1.example.org:51000", "listen_port": 51000}
 
     err = api.error(f"SELECT wgf_api_update_server({api.admin.args}, 'vpn1', NULL, NULL, "
-                    f"{bytea(agent2)}, NULL, NULL, 'req-u')")
+                    f"{bytea(agent2)}, NULL, NULL, NULL, false, 'req-u')")
     assert (err.state, err.code) == ("WG409", "server_exists")
     err = api.error(f"SELECT wgf_api_update_server({api.admin.args}, 'nope', NULL, NULL, NULL, "
-                    f"NULL, NULL, 'req-u')")
+                    f"NULL, NULL, NULL, false, 'req-u')")
     assert (err.state, err.code) == ("WG404", "server_not_found")
     tenant = api.tenant("acme")
     err = api.error(f"SELECT wgf_api_update_server({tenant.args}, 'vpn1', NULL, NULL, NULL, "
-                    f"NULL, NULL, 'req-u')")
+                    f"NULL, NULL, NULL, false, 'req-u')")
     assert (err.state, err.code) == ("WG403", "forbidden")
     # A new agent key takes effect at once: the old one is refused, the new one known.
     new_agent = hexkey()
     old_agent, api.agent_keys["vpn1"] = api.agent_keys["vpn1"], new_agent
     api.json(f"SELECT wgf_api_update_server({api.admin.args}, 'vpn1', NULL, NULL, "
-             f"{bytea(new_agent)}, NULL, NULL, 'req-u')")
+             f"{bytea(new_agent)}, NULL, NULL, NULL, false, 'req-u')")
     assert api.report("vpn1")[0][1] == "vpn1"
     err = api.error(f"SELECT wgf_agent_wait({bytea(old_agent)}, {bytea(os.urandom(16).hex())})")
     assert (err.state, err.code) == ("WG401", "unknown_sender")
