@@ -152,6 +152,7 @@ struct wg_state {
 	json_t *routers, *peer; /* the [Peer] being read, the last in routers */
 	const char *tenant;
 	bool address_set;
+	size_t routed; /* peers with more allowed IPs than their address */
 	char error[160];
 };
 
@@ -186,7 +187,11 @@ static int on_wg_value(void *ctx, const char *section, const char *name, const c
 			first[strcspn(first, "/")] = '\0';
 			json_object_set_new(st->peer, "address", json_string(first));
 			st->address_set = true;
+			if (strtok_r(NULL, ", ", &save))
+				st->routed++;
 		}
+	} else if (strcmp(name, "AllowedIPs") == 0) {
+		st->routed++;
 	}
 	return 1;
 }
@@ -206,6 +211,12 @@ static json_t *from_wg(const char *text, const char *tenant, char *err, size_t e
 		json_decref(st.routers);
 		return NULL;
 	}
+	if (st.routed)
+		fprintf(stderr,
+		        "wgfleetctl: warning: %zu peer%s more allowed IPs than an address; wgfleet "
+		        "keeps only the first, so a network routed behind such a router stops being "
+		        "routed once its agent applies the set\n",
+		        st.routed, st.routed == 1 ? " has" : "s have");
 	return st.routers;
 }
 

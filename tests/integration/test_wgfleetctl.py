@@ -543,5 +543,7 @@ def test_import_the_peers_of_wg_showconf(fleet, tmp_path):
     proc = ctl(f, "import", "vpn1", str(conf), "--tenant", "acme", "--apply")
     assert proc.returncode == 0, proc.stderr
     assert "yAnz5TF" not in proc.stdout + proc.stderr
+    # The second peer routes a LAN behind it: said, since wgfleet keeps the address only.
+    assert "1 peer has more allowed IPs than an address" in proc.stderr
     keepalive = f.scalar("SELECT persistent_keepalive FROM routers WHERE vpn_ip = '10.100.0.40'")
     assert keepalive == "21"
