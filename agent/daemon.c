@@ -749,12 +749,16 @@ static void warn_restart(const char *section, const char *name)
 /* What the reconciler enforces from the configuration: static peers, routable networks. */
 static void apply_rules(struct daemon *d)
 {
-	uint8_t keys[SETTINGS_STATIC_PEERS_MAX][WGF_KEY_LEN];
+	uint8_t(*keys)[WGF_KEY_LEN] = NULL;
 	struct wgf_cidr nets[SETTINGS_ROUTABLE_MAX];
-	size_t n = settings_static_peers(&d->s, keys);
+	struct wgf_err err = {0};
+	size_t n = 0;
 
-	if (reconciler_set_static(d->rc, keys, n) < 0)
+	if (settings_static_peer_keys(&d->s, &keys, &n, &err) < 0)
+		log_error("Cannot read the static peers, keeping the old list: %s", err.msg);
+	else if (reconciler_set_static(d->rc, keys, n) < 0)
 		log_error("Out of memory for the static peers, keeping the old list");
+	free(keys);
 	n = settings_routable(&d->s, nets);
 	if (reconciler_set_routable(d->rc, nets, n) < 0)
 		log_error("Out of memory for the routable networks, keeping the old list");

@@ -161,7 +161,8 @@ static void log_outcome(const struct reconcile_result *res, bool dry_run)
 static int cmd_apply(const struct settings *s, const char *file, bool dry_run)
 {
 	char cache_path[PATH_MAX], key_path[PATH_MAX], key[WGF_KEY_B64_LEN];
-	uint8_t statics[SETTINGS_STATIC_PEERS_MAX][WGF_KEY_LEN];
+	uint8_t(*statics)[WGF_KEY_LEN] = NULL;
+	size_t n_statics = 0;
 	struct wgf_cidr nets[SETTINGS_ROUTABLE_MAX];
 	struct cache_state want = {0}, cached = {0};
 	struct reconcile_result res = {0};
@@ -185,9 +186,14 @@ static int cmd_apply(const struct settings *s, const char *file, bool dry_run)
 		log_errno(LOG_ERR, r, "Cannot open the backend for '%s'", s->interface);
 		goto out;
 	}
+	r = settings_static_peer_keys(s, &statics, &n_statics, &err);
+	if (r < 0) {
+		log_errno(LOG_ERR, r, "%s", err.msg);
+		goto out;
+	}
 	r = reconciler_new(b, dry_run ? NULL : cache_path, &rc);
 	if (r == 0)
-		r = reconciler_set_static(rc, statics, settings_static_peers(s, statics));
+		r = reconciler_set_static(rc, statics, n_statics);
 	if (r == 0)
 		r = reconciler_set_routable(rc, nets, settings_routable(s, nets));
 	/* The cache is the drift baseline only if the pass that applied it finished. */
@@ -224,6 +230,7 @@ static int cmd_apply(const struct settings *s, const char *file, bool dry_run)
 	if (!dry_run && (res.n_failed || res.apply_error || res.n_pending || res.cache.code))
 		r = -EIO;
 out:
+	free(statics);
 	reconcile_result_fini(&res);
 	reconciler_free(rc);
 	backend_free(b);

@@ -12,6 +12,7 @@
 
 #include "backend.h"
 #include "cache.h"
+#include "fs.h"
 #include "identity.h"
 #include "log.h"
 #include "scrape.h"
@@ -291,6 +292,18 @@ static const struct wgf_conf_entry entries[] = {
         },
         {
                 .section = "wireguard",
+                .name = "static_peers_file",
+                .type = WGF_CONF_STRING,
+                .flags = WGF_CONF_F_RELOADABLE,
+                .offset = FIELD(static_peers_file),
+                .size = SIZE(static_peers_file),
+                .def = "",
+                .validate = validate_optional_absolute,
+                .doc = "A file of more such keys, one a line ('#' starts a comment), read at "
+                       "start and on SIGHUP; at most 65536.",
+        },
+        {
+                .section = "wireguard",
                 .name = "routable",
                 .type = WGF_CONF_STRING,
                 .flags = WGF_CONF_F_RELOADABLE,
@@ -523,10 +536,24 @@ static int check_tls(const void *cfg, struct wgf_err *err)
 	return 0;
 }
 
+/* The checks across options, and static_peers_file read through once. */
+static int check(const void *cfg, struct wgf_err *err)
+{
+	uint8_t(*keys)[WGF_KEY_LEN] = NULL;
+	size_t n;
+	int r = check_tls(cfg, err);
+
+	if (r == 0 && ((const struct settings *)cfg)->static_peers_file[0]) {
+		r = settings_static_peer_keys(cfg, &keys, &n, err);
+		free(keys);
+	}
+	return r;
+}
+
 const struct wgf_conf_table settings_table = {
         .entries = entries,
         .n_entries = sizeof(entries) / sizeof(entries[0]),
-        .check = check_tls,
+        .check = check,
 };
 
 int settings_log_level(const struct settings *s)
@@ -591,6 +618,61 @@ size_t settings_static_peers(const struct settings *s,
 
 	(void)for_each_item(s->static_peers, decode_key, &d);
 	return d.n;
+}
+
+/* One line of static_peers_file: a key, or nothing (blank, or a comment). */
+static int file_key(char *line, size_t lineno, uint8_t out[static WGF_KEY_LEN], struct wgf_err *err)
+{
+	char *end;
+
+	line[strcspn(line, "#")] = '\0';
+	while (*line == ' ' || *line == '\t')
+		line++;
+	end = line + strlen(line);
+	while (end > line && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+		*--end = '\0';
+	if (!*line)
+		return 0;
+	if (wgf_key_from_base64(out, line, WGF_KEY_PUBLIC, err) < 0) {
+		wgf_err_prefix(err, "line %zu: ", lineno);
+		return -EINVAL;
+	}
+	return 1;
+}
+
+int settings_static_peer_keys(const struct settings *s, uint8_t (**ret)[WGF_KEY_LEN], size_t *ret_n,
+                              struct wgf_err *err)
+{
+	size_t max = SETTINGS_STATIC_PEERS_MAX + SETTINGS_STATIC_FILE_MAX, n, len = 0, lineno = 0;
+	uint8_t(*keys)[WGF_KEY_LEN] = calloc(max, WGF_KEY_LEN);
+	char *text = NULL, *save = NULL;
+	int r = 0;
+
+	if (!keys)
+		return wgf_err_set(err, -ENOMEM, "out of memory");
+	n = settings_static_peers(s, keys);
+	if (s->static_peers_file[0])
+		r = wgf_fs_read(s->static_peers_file, SETTINGS_STATIC_FILE_MAX * 64, &text, &len,
+		                err);
+	for (char *line = text && r == 0 ? strtok_r(text, "\n", &save) : NULL; line && r >= 0;
+	     line = strtok_r(NULL, "\n", &save)) {
+		lineno++;
+		if (n == max) {
+			r = wgf_err_set(err, -E2BIG, "more than %d keys", SETTINGS_STATIC_FILE_MAX);
+			break;
+		}
+		r = file_key(line, lineno, keys[n], err);
+		n += r > 0;
+	}
+	free(text);
+	if (r < 0) {
+		wgf_err_prefix(err, "[wireguard] static_peers_file %s: ", s->static_peers_file);
+		free(keys);
+		return r;
+	}
+	*ret = keys;
+	*ret_n = n;
+	return 0;
 }
 
 struct decode_nets {

@@ -27,6 +27,7 @@
 #include "tls.h"
 
 #define SETTINGS_STATIC_PEERS_MAX 8
+#define SETTINGS_STATIC_FILE_MAX  65536 /* keys in [wireguard] static_peers_file */
 #define SETTINGS_ROUTABLE_MAX     16
 #define SETTINGS_URLS_MAX         8
 #define SETTINGS_COORD_KEYS_MAX   4 /* pinned coordinator keys (one, two while rotating) */
@@ -49,6 +50,7 @@ struct settings {
 	char private_key_file[PATH_MAX / 4]; /* "": <state_directory>/wireguard.key */
 	bool manage_identity;
 	char static_peers[WGF_CONF_LINE_MAX + 1];
+	char static_peers_file[512];
 	char routable[WGF_CONF_LINE_MAX + 1]; /* "": none besides the coordinator's */
 
 	char metrics_listen[128]; /* "": no /metrics */
@@ -84,6 +86,14 @@ void settings_private_key_file(const struct settings *s, char *out, size_t size)
  */
 size_t settings_static_peers(const struct settings *s,
                              uint8_t keys[SETTINGS_STATIC_PEERS_MAX][WGF_KEY_LEN]);
+
+/*
+ * Every static peer: static_peers and the keys of static_peers_file, in a new array
+ * (free() it) of *ret_n. -errno with err naming the file and line when the file cannot
+ * be read or holds something else than keys, comments and blank lines.
+ */
+int settings_static_peer_keys(const struct settings *s, uint8_t (**ret)[WGF_KEY_LEN], size_t *ret_n,
+                              struct wgf_err *err);
 
 /*
  * Parses routable (validated when loaded) into nets; returns how many (at most

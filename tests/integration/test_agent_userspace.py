@@ -244,6 +244,30 @@ def test_static_peer_is_left_alone(agent, wggo):
     assert wggo.peers() == {**want, static: (frozenset(["10.200.0.1/32"]), 0)}
 
 
+def test_static_peers_file_keeps_many_peers_alone(agent, wggo, tmp_path):
+    statics = [new_key() for _ in range(40)]  # far more than fit on a configuration line
+    for i, key in enumerate(statics):
+        wggo.wg("set", wggo.ifname, "peer", key, "allowed-ips", f"10.201.0.{i + 1}/32")
+    listed = tmp_path / "static-peers"
+    listed.write_text("# the admins' own devices\n\n" +
+                      "".join(f"{k}  # device {i}\n" for i, k in enumerate(statics[1:])))
+    agent.configure(wireguard__static_peers=statics[0],
+                    wireguard__static_peers_file=str(listed))
+    want = desired_set(2, 3)
+    proc = agent.cmd("apply", str(agent.write("d1.json", 1, want)))
+    assert proc.returncode == 0, proc.stderr
+    kept = {k: (frozenset([f"10.201.0.{i + 1}/32"]), 0) for i, k in enumerate(statics)}
+    assert wggo.peers() == {**want, **kept}
+    # A line that is not a key stops the agent before it touches anything.
+    listed.write_text(statics[1] + "\nnot-a-key\n")
+    proc = agent.cmd("check-config")
+    assert proc.returncode != 0
+    assert f"static_peers_file {listed}: line 2: " in proc.stderr, proc.stderr
+    proc = agent.cmd("apply", str(agent.write("d2.json", 2, {})))
+    assert proc.returncode != 0
+    assert wggo.peers() == {**want, **kept}
+
+
 def refusals(stdout):
     return {l.split()[1]: l.split(" ", 2)[2] for l in stdout.splitlines() if l.startswith("! ")}
 
