@@ -41,7 +41,8 @@ static int parse_key(uint8_t ret[static WGF_KEY_LEN], const char *b64, struct wg
 	return wgf_key_from_base64(ret, b64, WGF_KEY_PRIVATE, err);
 }
 
-static int parse_allowed_ips(struct wgf_peer *p, json_t *ips, size_t i, struct wgf_err *err)
+static int parse_allowed_ips(struct wgf_ip_pool *pool, struct wgf_peer *p, json_t *ips, size_t i,
+                             struct wgf_err *err)
 {
 	size_t n = json_array_size(ips);
 
@@ -63,12 +64,14 @@ static int parse_allowed_ips(struct wgf_peer *p, json_t *ips, size_t i, struct w
 			wgf_err_prefix(err, "peers[%zu].allowed_ips[%zu]: ", i, k);
 			return r;
 		}
-		(void)wgf_peer_add_allowed_ip(p, &c); /* bounded above */
+		if (wgf_peer_add_allowed_ip(pool, p, &c) < 0) /* bounded above */
+			return wgf_err_set(err, -ENOMEM, "out of memory");
 	}
 	return 0;
 }
 
-static int parse_peer(struct wgf_peer *p, json_t *obj, size_t i, struct wgf_err *err)
+static int parse_peer(struct wgf_ip_pool *pool, struct wgf_peer *p, json_t *obj, size_t i,
+                      struct wgf_err *err)
 {
 	json_t *key = NULL, *ips = NULL, *keepalive = NULL, *v;
 	const char *name;
@@ -98,7 +101,7 @@ static int parse_peer(struct wgf_peer *p, json_t *obj, size_t i, struct wgf_err 
 	}
 	if (!ips)
 		return wgf_err_set(err, -EINVAL, "peers[%zu]: allowed_ips is missing", i);
-	r = parse_allowed_ips(p, ips, i, err);
+	r = parse_allowed_ips(pool, p, ips, i, err);
 	if (r < 0)
 		return r;
 	if (keepalive) {
@@ -215,7 +218,7 @@ static int parse_root(json_t *root, struct cache_state *st, struct wgf_err *err)
 	if (!st->peers)
 		return wgf_err_set(err, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
-		r = parse_peer(&st->peers[i], json_array_get(peers, i), i, err);
+		r = parse_peer(&st->ips, &st->peers[i], json_array_get(peers, i), i, err);
 		if (r < 0)
 			return r;
 		st->n_peers++;
@@ -253,17 +256,6 @@ static int from_json(const char *name, json_t *root, const json_error_t *jerr,
 	return 0;
 }
 
-int cache_parse(const char *name, const char *text, size_t len, struct cache_state *ret,
-                struct wgf_err *err)
-{
-	json_error_t jerr;
-
-	if (len > CACHE_FILE_MAX)
-		return wgf_err_set(err, -EFBIG, "%s: larger than %zu bytes", name, CACHE_FILE_MAX);
-	return from_json(name, json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr), &jerr, ret,
-	                 err);
-}
-
 static int sys_error(const char *path, const char *what, struct wgf_err *err)
 {
 	int r = -errno;
@@ -271,15 +263,181 @@ static int sys_error(const char *path, const char *what, struct wgf_err *err)
 	return wgf_err_set(err, r, "%s: cannot %s: %s", path, what, wgf_strerror(r));
 }
 
+#define HEADER_TAIL "\"peers\":["
+
+/* Lines left in f from where it is; f is put back there. -errno. */
+static int count_lines(FILE *f, size_t *ret)
+{
+	long at = ftell(f);
+	char buf[16384];
+	size_t n = 0, got;
+
+	if (at < 0)
+		return -errno;
+	while ((got = fread(buf, 1, sizeof(buf), f)) > 0)
+		for (const char *c = buf; (c = memchr(c, '\n', got - (size_t)(c - buf))); c++)
+			n++;
+	if (ferror(f) || fseek(f, at, SEEK_SET) < 0)
+		return -EIO;
+	*ret = n + 1;
+	return 0;
+}
+
+/* One line of f without its newline, in *line (getline's buffer); -ENODATA at the end. */
+static int next_line(FILE *f, char **line, size_t *cap, size_t *ret_len)
+{
+	ssize_t n = getline(line, cap, f);
+
+	if (n < 0)
+		return ferror(f) ? -EIO : -ENODATA;
+	if (n > 0 && (*line)[n - 1] == '\n')
+		(*line)[--n] = '\0';
+	*ret_len = (size_t)n;
+	return 0;
+}
+
+/* The first line, "{...,"peers":[", as a whole object with no peers. 1: not that layout. */
+static int read_header(const char *name, char *line, size_t len, struct cache_state *st,
+                       struct wgf_err *err)
+{
+	size_t tail = strlen(HEADER_TAIL);
+	json_error_t jerr;
+	json_t *root;
+	char *text;
+	int r;
+
+	if (len < tail || memcmp(line + len - tail, HEADER_TAIL, tail) != 0)
+		return 1;
+	text = malloc(len + 3);
+	if (!text)
+		return wgf_err_set(err, -ENOMEM, "out of memory");
+	memcpy(text, line, len);
+	memcpy(text + len, "]}", 3);
+	root = json_loadb(text, len + 2, JSON_REJECT_DUPLICATES, &jerr);
+	free(text);
+	if (!root)
+		return 1;
+	r = from_json(name, root, &jerr, st, err);
+	return r;
+}
+
 /*
- * jansson reads the file itself (json_loadf), so the text is never held whole next to
- * the tree it becomes; the size is checked first.
+ * One peer line: "{...}," or, for the last peer, "{...}". *ret_last says which. 1: not a
+ * line of that layout (jansson refused it); the whole file is then read as one document.
  */
-int cache_load(const char *path, struct cache_state *ret, struct wgf_err *err)
+static int read_peer_line(struct cache_state *st, char *line, size_t len, bool *ret_last,
+                          struct wgf_err *err)
 {
 	json_error_t jerr;
+	json_t *obj;
+	int r;
+
+	*ret_last = len == 0 || line[len - 1] != ',';
+	obj = json_loadb(line, *ret_last ? len : len - 1, JSON_REJECT_DUPLICATES, &jerr);
+	if (!obj)
+		return 1;
+	r = parse_peer(&st->ips, &st->peers[st->n_peers], obj, st->n_peers, err);
+	json_decref(obj);
+	if (r == 0)
+		st->n_peers++;
+	return r;
+}
+
+/*
+ * Reads f in the layout cache_format() writes: the header alone on the first line, one
+ * peer a line, "]}" alone on the last. Each line is parsed by itself, so the whole set is
+ * never one JSON tree (which costs about 700 bytes a peer). 0 with *ret filled; 1 when f
+ * is laid out some other way (then f is where it was, and nothing is kept); <0 with err.
+ */
+static int load_lines(FILE *f, const char *name, struct cache_state *ret, struct wgf_err *err)
+{
+	struct cache_state st = {0};
+	size_t n_lines = 0, cap = 0, len = 0;
+	bool last = false, closed = false;
+	char *line = NULL;
+	int r;
+
+	r = count_lines(f, &n_lines);
+	if (r < 0)
+		return wgf_err_set(err, r, "%s: cannot read: %s", name, wgf_strerror(r));
+	r = next_line(f, &line, &cap, &len);
+	if (r == 0)
+		r = read_header(name, line, len, &st, err);
+	if (r != 0)
+		goto out;
+	if (n_lines > WGF_DEVICE_PEERS_MAX + 3) {
+		r = 1; /* more lines than a set may have peers: let the whole read say so */
+		goto out;
+	}
+	free(st.peers);
+	st.peers = calloc(n_lines, sizeof(*st.peers));
+	if (!st.peers) {
+		r = wgf_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	while (r == 0 && (r = next_line(f, &line, &cap, &len)) == 0) {
+		if (closed)
+			r = len == 0 ? 0 : 1; /* nothing but the final newline after "]}" */
+		else if (len == 2 && memcmp(line, "]}", 2) == 0 && (last || st.n_peers == 0))
+			closed = true;
+		else if (last || st.n_peers >= WGF_DEVICE_PEERS_MAX)
+			r = 1;
+		else
+			r = read_peer_line(&st, line, len, &last, err);
+	}
+	if (r == -ENODATA)
+		r = closed ? 0 : 1;
+	if (r < 0 && r != -EIO)
+		wgf_err_prefix(err, "%s: ", name);
+	else if (r == -EIO)
+		wgf_err_set(err, r, "%s: cannot read: %s", name, wgf_strerror(r));
+out:
+	free(line);
+	if (r != 0) {
+		cache_state_fini(&st);
+		if (r == 1 && fseek(f, 0, SEEK_SET) < 0)
+			r = wgf_err_set(err, -EIO, "%s: cannot read: %s", name, wgf_strerror(-EIO));
+		return r;
+	}
+	*ret = st;
+	return 0;
+}
+
+/* f from its start: line by line when it has the layout we write, else whole. */
+static int load_file(FILE *f, const char *name, struct cache_state *ret, struct wgf_err *err)
+{
+	json_error_t jerr;
+	int r = load_lines(f, name, ret, err);
+
+	if (r != 1)
+		return r;
+	return from_json(name, json_loadf(f, JSON_REJECT_DUPLICATES, &jerr), &jerr, ret, err);
+}
+
+int cache_parse(const char *name, const char *text, size_t len, struct cache_state *ret,
+                struct wgf_err *err)
+{
+	json_error_t jerr;
+	FILE *f;
+	int r;
+
+	if (len > CACHE_FILE_MAX)
+		return wgf_err_set(err, -EFBIG, "%s: larger than %zu bytes", name, CACHE_FILE_MAX);
+	if (len == 0)
+		return from_json(name, json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr), &jerr,
+		                 ret, err);
+	f = fmemopen((void *)text, len, "r");
+	if (!f)
+		return sys_error(name, "read", err);
+	r = load_file(f, name, ret, err);
+	fclose(f);
+	return r;
+}
+
+/* The size is checked first; then the file is read as load_file says. */
+int cache_load(const char *path, struct cache_state *ret, struct wgf_err *err)
+{
 	struct stat st;
-	json_t *root;
 	FILE *f;
 	int fd, r;
 
@@ -305,9 +463,9 @@ int cache_load(const char *path, struct cache_state *ret, struct wgf_err *err)
 		close(fd);
 		return r;
 	}
-	root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+	r = load_file(f, path, ret, err);
 	fclose(f);
-	return from_json(path, root, &jerr, ret, err);
+	return r;
 }
 
 struct out {
@@ -537,6 +695,7 @@ bool cache_state_has_epoch(const struct cache_state *st)
 void cache_state_fini(struct cache_state *st)
 {
 	free(st->peers);
+	wgf_ip_pool_fini(&st->ips);
 	free(st->routable);
 	memset(st, 0, sizeof(*st));
 }

@@ -30,10 +30,13 @@
  * Only the form of a key is checked here: a well-formed key that cannot be a peer
  * (all zeros, low order) is refused by the sync engine for that peer alone.
  *
- * JSON goes through jansson both ways. Reading lets jansson take the file itself and
- * releases each peer's part of the tree once it is converted; writing encodes one peer
- * at a time, one per line, so saving 10,000 peers never holds a second copy of them as
- * a JSON tree. The file is replaced atomically (wgf_fs_write_atomic, mode 0600).
+ * JSON goes through jansson. The writer puts the header (everything but the peers)
+ * alone on the first line, ending in "peers":[, then one peer a line, then ]} alone;
+ * the reader takes a file in that layout a line at a time, each line parsed by jansson
+ * by itself, so neither loading nor saving 10,000 peers ever holds them as one JSON
+ * tree. A file laid out any other way (written by hand for `apply`, pretty-printed) is
+ * read whole, with the same checks and messages. The file is replaced atomically
+ * (wgf_fs_write_atomic, mode 0600).
  *
  * The reconciler writes a new desired set here before it applies it, so a crash in the
  * middle of an apply restarts from the newest set and never from an older one. Whether
@@ -62,6 +65,7 @@ struct cache_state {
 	uint8_t epoch[CACHE_EPOCH_LEN]; /* all zeros: none known */
 	struct wgf_peer *peers;         /* owned */
 	size_t n_peers;
+	struct wgf_ip_pool ips; /* owned: the peers' allowed IPs */
 	/* Owned: networks the coordinator says we may route; may be NULL when there are none. */
 	struct wgf_cidr *routable;
 	size_t n_routable;

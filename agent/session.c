@@ -453,7 +453,7 @@ static int apply_change(struct cache_state *d, const struct wgf_change *ch)
 	}
 	if (at) {
 		*at = ch->peer;
-		return 0;
+		return wgf_ip_pool_take(&d->ips, at);
 	}
 	if (d->n_peers >= WGF_DEVICE_PEERS_MAX)
 		return -E2BIG;
@@ -461,7 +461,10 @@ static int apply_change(struct cache_state *d, const struct wgf_change *ch)
 	if (!grown)
 		return -ENOMEM;
 	d->peers = grown;
-	d->peers[d->n_peers++] = ch->peer;
+	d->peers[d->n_peers] = ch->peer;
+	if (wgf_ip_pool_take(&d->ips, &d->peers[d->n_peers]) < 0)
+		return -ENOMEM;
+	d->n_peers++;
 	qsort(d->peers, d->n_peers, sizeof(*d->peers), cmp_peer_key);
 	return 0;
 }
@@ -478,6 +481,12 @@ static int copy_state(struct cache_state *dst, const struct cache_state *src)
 	}
 	memcpy(dst->peers, src->peers, src->n_peers * sizeof(*src->peers));
 	dst->n_peers = src->n_peers;
+	for (size_t i = 0; i < dst->n_peers; i++) {
+		if (wgf_ip_pool_take(&dst->ips, &dst->peers[i]) < 0) {
+			cache_state_fini(dst);
+			return -ENOMEM;
+		}
+	}
 	memcpy(dst->routable, src->routable, src->n_routable * sizeof(*src->routable));
 	dst->n_routable = src->n_routable;
 	return 0;
@@ -507,6 +516,9 @@ static int stage_page(struct session *s, const struct wgf_sync_reply *r)
 		return -ENOMEM;
 	st->peers = grown;
 	memcpy(st->peers + st->n_peers, r->peers, r->n_peers * sizeof(*r->peers));
+	for (size_t i = 0; i < r->n_peers; i++)
+		if (wgf_ip_pool_take(&st->ips, &st->peers[st->n_peers + i]) < 0)
+			return -ENOMEM;
 	st->n_peers += r->n_peers;
 	return 0;
 }

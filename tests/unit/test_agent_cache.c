@@ -300,9 +300,9 @@ static void test_format_and_round_trip(void **state)
 	assert_int_equal(wgf_key_from_base64(st.peers[0].public_key, KEY_A, WGF_KEY_PUBLIC, NULL),
 	                 0);
 	assert_int_equal(wgf_cidr_parse(&c, "10.100.0.2/32", 0, NULL), 0);
-	assert_int_equal(wgf_peer_add_allowed_ip(&st.peers[0], &c), 0);
+	assert_int_equal(wgf_peer_add_allowed_ip(&st.ips, &st.peers[0], &c), 0);
 	assert_int_equal(wgf_cidr_parse(&c, "fd00::/64", 0, NULL), 0);
-	assert_int_equal(wgf_peer_add_allowed_ip(&st.peers[0], &c), 0);
+	assert_int_equal(wgf_peer_add_allowed_ip(&st.ips, &st.peers[0], &c), 0);
 	st.peers[0].persistent_keepalive = 25;
 	assert_int_equal(wgf_key_from_base64(st.peers[1].public_key, KEY_B, WGF_KEY_PUBLIC, NULL),
 	                 0);
@@ -355,6 +355,59 @@ static void test_format_and_round_trip(void **state)
 	cache_state_fini(&st);
 }
 
+/*
+ * The layout cache_format() writes is read a line at a time; a file in that layout with a
+ * flaw is an error still (as the whole-document reader says it), and a file laid out any
+ * other way (written by hand) is read whole.
+ */
+static void test_line_layout(void **state)
+{
+#define HEAD "{\"revision\":5,\"peers\":[\n"
+#define PA   "{\"public_key\":\"" KEY_A "\",\"allowed_ips\":[\"10.1.0.2/32\"]}"
+#define PB   "{\"public_key\":\"" KEY_B "\",\"allowed_ips\":[\"10.1.0.3/32\",\"fd00::3/128\"]}"
+	static const struct {
+		const char *text;
+		int code;
+		size_t n_peers;
+	} cases[] = {
+	        {HEAD PA ",\n" PB "\n]}\n", 0, 2},
+	        {HEAD PA ",\n" PB "\n]}", 0, 2},             /* no final newline */
+	        {HEAD "]}\n", 0, 0},                         /* no peers */
+	        {HEAD PA ",\n" PB ",\n]}\n", -EINVAL, 0},    /* a comma after the last */
+	        {HEAD PA "\n" PB "\n]}\n", -EINVAL, 0},      /* a comma missing */
+	        {HEAD PA ",\n" PB "\n]}\n]}\n", -EINVAL, 0}, /* text after the end */
+	        {HEAD PA ",\n" PB "\n", -EINVAL, 0},         /* cut short */
+	        {HEAD PA ",\n{\"public_key\":\"" KEY_B "\",\n\"allowed_ips\":[]}\n]}\n", 0, 2},
+	        {HEAD PA ",\n" PA "\n]}\n", 0, 2}, /* a key twice is the sync engine's to refuse */
+	};
+	struct wgf_err err = {0};
+	struct cache_state st;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = parse(cases[i].text, &st, &err);
+
+		if (r != cases[i].code)
+			fail_msg("case %zu: %d, not %d (%s)", i, r, cases[i].code, err.msg);
+		if (r < 0)
+			continue;
+		assert_int_equal(st.revision, 5);
+		assert_int_equal(st.n_peers, cases[i].n_peers);
+		if (st.n_peers == 2 && i == 0) {
+			assert_int_equal(st.peers[1].n_allowed_ips, 2);
+			assert_int_equal(st.peers[1].allowed_ips[1].prefix, 128);
+		}
+		cache_state_fini(&st);
+	}
+	/* A bad peer in the line layout is named as the whole reader names it. */
+	assert_int_equal(parse(HEAD PA ",\n{\"public_key\":\"" KEY_B "\"}\n]}\n", &st, &err),
+	                 -EINVAL);
+	assert_string_equal(err.msg, "d.json: peers[1]: allowed_ips is missing");
+#undef HEAD
+#undef PA
+#undef PB
+}
+
 static void test_save_and_load(void **state)
 {
 	char dir[] = "/tmp/wgf-cache-XXXXXX", path[64];
@@ -389,6 +442,7 @@ int main(void)
 	        cmocka_unit_test(test_too_many_peers),
 	        cmocka_unit_test(test_too_many_routable),
 	        cmocka_unit_test(test_format_and_round_trip),
+	        cmocka_unit_test(test_line_layout),
 	        cmocka_unit_test(test_save_and_load),
 	};
 

@@ -90,6 +90,7 @@ static int fake_set(struct backend *b, const struct wgf_peer *peers, size_t n)
 		if (!p)
 			p = wgf_device_add_peer(&f->dev);
 		*p = peers[i];
+		assert_int_equal(wgf_ip_pool_take(&f->dev.ips, p), 0);
 	}
 	return 0;
 }
@@ -127,7 +128,7 @@ static void fake_init(struct fake *f)
 	f->dev.flags = WGF_DEVICE_HAS_PUBLIC_KEY;
 }
 
-static void peer_of(struct wgf_peer *p, uint32_t n)
+static void peer_of(struct wgf_ip_pool *pool, struct wgf_peer *p, uint32_t n)
 {
 	struct wgf_cidr c;
 	char cidr[32];
@@ -136,7 +137,7 @@ static void peer_of(struct wgf_peer *p, uint32_t n)
 	key_of(p->public_key, n);
 	snprintf(cidr, sizeof(cidr), "10.%u.%u.%u/32", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);
 	assert_int_equal(wgf_cidr_parse(&c, cidr, 0, NULL), 0);
-	assert_int_equal(wgf_peer_add_allowed_ip(p, &c), 0);
+	assert_int_equal(wgf_peer_add_allowed_ip(pool, p, &c), 0);
 	p->persistent_keepalive = 25;
 }
 
@@ -149,7 +150,7 @@ static void state_of(struct cache_state *st, uint64_t revision, uint32_t first, 
 	st->peers = calloc(n ? n : 1, sizeof(*st->peers));
 	assert_non_null(st->peers);
 	for (size_t i = 0; i < n; i++)
-		peer_of(&st->peers[i], first + (uint32_t)i);
+		peer_of(&st->ips, &st->peers[i], first + (uint32_t)i);
 }
 
 static void offer(struct reconciler *rc, uint64_t revision, uint32_t first, size_t n,
@@ -203,7 +204,7 @@ static void test_no_desired_set_changes_nothing(void **state)
 
 	(void)state;
 	fake_init(&f);
-	peer_of(wgf_device_add_peer(&f.dev), 1);
+	peer_of(&f.dev.ips, wgf_device_add_peer(&f.dev), 1);
 	assert_int_equal(reconciler_new(&f.base, NULL, &rc), 0);
 	assert_false(reconciler_has_desired(rc));
 	assert_int_equal(reconciler_run(rc, false, NULL, NULL, &res, &err), -ENODATA);
@@ -270,7 +271,7 @@ static void test_drift_is_classified_and_repaired(void **state)
 	p = fake_must_find(&f, 3);
 	*p = f.dev.peers[--f.dev.n_peers];
 	fake_must_find(&f, 5)->persistent_keepalive = 0;
-	peer_of(wgf_device_add_peer(&f.dev), 999);
+	peer_of(&f.dev.ips, wgf_device_add_peer(&f.dev), 999);
 
 	run(rc, false, &res);
 	assert_int_equal(res.n_added, 1);
@@ -352,7 +353,7 @@ static void test_dry_run_changes_nothing(void **state)
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/desired.json", dir);
 	fake_init(&f);
-	peer_of(wgf_device_add_peer(&f.dev), 100);
+	peer_of(&f.dev.ips, wgf_device_add_peer(&f.dev), 100);
 	assert_int_equal(reconciler_new(&f.base, path, &rc), 0);
 	offer(rc, 1, 0, 3, 0, 1);
 	run(rc, true, &res);
@@ -397,7 +398,7 @@ static void test_cache_written_before_apply(void **state)
 	snprintf(path, sizeof(path), "%s/desired.json", dir);
 	snprintf(mark, sizeof(mark), "%s/%s", dir, CACHE_APPLIED_FILE);
 	fake_init(&f);
-	peer_of(wgf_device_add_peer(&f.dev), 100);
+	peer_of(&f.dev.ips, wgf_device_add_peer(&f.dev), 100);
 	f.must_exist = path;
 	assert_int_equal(reconciler_new(&f.base, path, &rc), 0);
 	offer(rc, 1, 0, 3, 0, 1);
@@ -503,7 +504,7 @@ static void test_static_and_absent(void **state)
 
 	(void)state;
 	fake_init(&f);
-	peer_of(wgf_device_add_peer(&f.dev), 500);
+	peer_of(&f.dev.ips, wgf_device_add_peer(&f.dev), 500);
 	key_of(statics[0], 500);
 	assert_int_equal(reconciler_new(&f.base, NULL, &rc), 0);
 	assert_int_equal(reconciler_set_static(rc, statics, 1), 0);
@@ -623,11 +624,11 @@ static void test_no_remove_keeps_and_is_not_drift(void **state)
 	fake_init(&f);
 	for (uint32_t i = 0; i < 6; i++)
 		if (i != 3)
-			peer_of(wgf_device_add_peer(&f.dev), i);
+			peer_of(&f.dev.ips, wgf_device_add_peer(&f.dev), i);
 	fake_must_find(&f, 1)->persistent_keepalive = 0;
 	/* Peer 50 has the address the cache gives peer 3 (10.0.0.3): a newer owner. */
 	p = wgf_device_add_peer(&f.dev);
-	peer_of(p, 50);
+	peer_of(&f.dev.ips, p, 50);
 	set_ip(p, "10.0.0.3/32");
 	assert_int_equal(reconciler_new(&f.base, NULL, &rc), 0);
 	/* The cache: peers 0-3, as the baseline. 4, 5 and 50 are newer than it. */
@@ -664,7 +665,7 @@ static void test_no_remove_keeps_and_is_not_drift(void **state)
 	reconcile_result_fini(&res);
 
 	/* Once a full pass went through, a peer added by hand is drift again. */
-	peer_of(wgf_device_add_peer(&f.dev), 4);
+	peer_of(&f.dev.ips, wgf_device_add_peer(&f.dev), 4);
 	run(rc, false, &res);
 	assert_int_equal(res.n_removed, 1);
 	assert_int_equal(res.n_drift, 1);
