@@ -685,6 +685,148 @@ int cache_state_set_routable(struct cache_state *st, const struct wgf_cidr *nets
 	return 0;
 }
 
+#define PEER_F_GONE (1U << 17) /* a peer of a set being changed: removed */
+
+static int cmp_key_peer(const void *key, const void *peer)
+{
+	return memcmp(key, ((const struct wgf_peer *)peer)->public_key, WGF_KEY_LEN);
+}
+
+/* The first of the n sorted peers whose key is not below key. */
+static size_t lower_bound(const struct wgf_peer *peers, size_t n, const uint8_t *key)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (memcmp(peers[mid].public_key, key, WGF_KEY_LEN) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* One change; new keys go to the sorted tail. Nothing here can fail (see reserve). */
+static void apply_one(struct cache_state *st, struct wgf_peer *tail, size_t *t, size_t *n_gone,
+                      const struct wgf_change *c)
+{
+	const uint8_t *key = c->peer.public_key;
+	struct wgf_peer *p = bsearch(key, st->peers, st->n_peers, sizeof(*p), cmp_key_peer);
+	size_t at;
+
+	if (p && c->op == WGF_CHANGE_REMOVE) {
+		*n_gone += !(p->flags & PEER_F_GONE);
+		p->flags |= PEER_F_GONE;
+		return;
+	}
+	if (p) {
+		*n_gone -= !!(p->flags & PEER_F_GONE);
+		*p = c->peer;
+		(void)wgf_ip_pool_take(&st->ips, p);
+		return;
+	}
+	at = lower_bound(tail, *t, key);
+	p = &tail[at];
+	if (at < *t && memcmp(p->public_key, key, WGF_KEY_LEN) == 0) {
+		if (c->op == WGF_CHANGE_REMOVE) {
+			memmove(p, p + 1, (--*t - at) * sizeof(*p));
+			return;
+		}
+	} else if (c->op == WGF_CHANGE_REMOVE) {
+		return;
+	} else {
+		memmove(p + 1, p, (*t - at) * sizeof(*p));
+		++*t;
+	}
+	*p = c->peer;
+	(void)wgf_ip_pool_take(&st->ips, p);
+}
+
+/* Drops the removed peers, then merges the sorted tail in from the back. */
+static void merge_tail(struct cache_state *st, const struct wgf_peer *tail, size_t t, size_t n_gone)
+{
+	size_t n = st->n_peers, w = 0;
+
+	if (n_gone) {
+		for (size_t i = 0; i < n; i++)
+			if (!(st->peers[i].flags & PEER_F_GONE))
+				st->peers[w++] = st->peers[i];
+		n = w;
+	}
+	st->n_peers = n + t;
+	for (size_t i = n, j = t, at = n + t; j > 0;) {
+		if (i > 0 &&
+		    memcmp(st->peers[i - 1].public_key, tail[j - 1].public_key, WGF_KEY_LEN) > 0)
+			st->peers[--at] = st->peers[--i];
+		else
+			st->peers[--at] = tail[--j];
+	}
+}
+
+/*
+ * A set changed by many deltas leaves the networks of replaced and removed peers in its
+ * pool: once they are most of it, the live ones move to a fresh pool. Skipped (the waste
+ * kept) if memory is short.
+ */
+static void compact_ips(struct cache_state *st)
+{
+	struct wgf_ip_pool fresh = {0};
+	size_t live = 0;
+
+	if (st->ips.n_used < 2 * st->n_peers + 4096)
+		return;
+	for (size_t i = 0; i < st->n_peers; i++)
+		live += st->peers[i].n_allowed_ips;
+	if (st->ips.n_used < 2 * live + 4096 || wgf_ip_pool_reserve(&fresh, live) < 0)
+		return;
+	for (size_t i = 0; i < st->n_peers; i++)
+		(void)wgf_ip_pool_take(&fresh, &st->peers[i]); /* reserved */
+	wgf_ip_pool_fini(&st->ips);
+	st->ips = fresh;
+}
+
+int cache_state_apply(struct cache_state *st, const struct wgf_sync_reply *r)
+{
+	size_t n_upserts = 0, n_ips = 0, t = 0, n_gone = 0;
+	struct wgf_cidr *routable = NULL;
+	struct wgf_peer *tail, *grown;
+
+	for (size_t i = 0; i < r->n_changes; i++) {
+		if (r->changes[i].op == WGF_CHANGE_REMOVE)
+			continue;
+		n_upserts++;
+		n_ips += r->changes[i].peer.n_allowed_ips;
+	}
+	if (st->n_peers + n_upserts > WGF_DEVICE_PEERS_MAX)
+		return -E2BIG;
+	/* Everything that can fail comes first, so a failure changes nothing. */
+	tail = malloc((n_upserts + 1) * sizeof(*tail));
+	routable = malloc((r->n_routable + 1) * sizeof(*routable));
+	grown = reallocarray(st->peers, st->n_peers + n_upserts + 1, sizeof(*grown));
+	if (grown)
+		st->peers = grown;
+	if (!tail || !routable || !grown || wgf_ip_pool_reserve(&st->ips, n_ips) < 0) {
+		free(tail);
+		free(routable);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < r->n_changes; i++)
+		apply_one(st, tail, &t, &n_gone, &r->changes[i]);
+	if (t || n_gone)
+		merge_tail(st, tail, t, n_gone);
+	free(tail);
+	memcpy(routable, r->routable, r->n_routable * sizeof(*routable));
+	free(st->routable);
+	st->routable = routable;
+	st->n_routable = r->n_routable;
+	st->revision = r->revision;
+	memcpy(st->epoch, r->epoch, CACHE_EPOCH_LEN);
+	compact_ips(st);
+	return 0;
+}
+
 bool cache_state_has_epoch(const struct cache_state *st)
 {
 	static const uint8_t none[CACHE_EPOCH_LEN];

@@ -99,6 +99,17 @@ bool cache_is_applied(const char *path, const struct cache_state *st);
  */
 int cache_state_set_routable(struct cache_state *st, const struct wgf_cidr *nets, size_t n);
 
+/*
+ * Applies r's changes, in order, to st (peers sorted by key, as they stay): an upsert
+ * replaces the peer with its key or adds it, a removal drops it. st then has r's
+ * revision, epoch and routable networks. O(changes log peers), plus one pass over the
+ * peers when the count changes; no copy of the set. Returns 0; -E2BIG when the set could
+ * pass WGF_DEVICE_PEERS_MAX (every upsert counted as new); -ENOMEM. On failure st is
+ * unchanged.
+ */
+struct wgf_sync_reply;
+int cache_state_apply(struct cache_state *st, const struct wgf_sync_reply *r);
+
 /* True when st carries an epoch (not all zeros). */
 bool cache_state_has_epoch(const struct cache_state *st);
 

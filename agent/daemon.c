@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "backend.h"
+#include "body.h"
 #include "clock.h"
 #include "identity.h"
 #include "log.h"
@@ -57,13 +58,20 @@ struct daemon {
 	uint64_t applied_rev;                   /* the newest revision applied completely */
 	uint8_t applied_epoch[CACHE_EPOCH_LEN]; /* the epoch it counts in */
 	int ready_fd;
-	bool ready;                 /* readiness was signalled (after the first pass) */
-	bool busy;                  /* a pass runs: the backend and reconciler are the worker's */
-	bool again;                 /* another pass was asked for meanwhile */
-	bool rules_changed;         /* SIGHUP came while a pass ran: static_peers, routable */
-	struct cache_state pending; /* a desired set offered while a pass ran */
-	unsigned pending_flags;     /* RECONCILE_F_* it was offered with */
+	bool ready;         /* readiness was signalled (after the first pass) */
+	bool busy;          /* a pass runs: the backend and reconciler are the worker's */
+	bool again;         /* another pass was asked for meanwhile */
+	bool rules_changed; /* SIGHUP came while a pass ran: static_peers, routable */
+	/*
+	 * What came while a pass ran, for pass_done to give the reconciler (the only owner
+	 * of the desired set): a whole set (a snapshot, or the cache on SIGHUP), with any
+	 * deltas since applied to it; or else the deltas alone, joined in order.
+	 */
+	struct cache_state pending;
+	unsigned pending_flags; /* RECONCILE_F_* it was offered with */
 	bool has_pending;
+	struct wgf_sync_reply queued; /* changes (their IPs in queued.ips), newest revision */
+	bool has_queued;
 	atomic_bool cancel; /* set on stop: the pass ends at its next chunk */
 	bool stopping;
 	/* Loop-thread state about the interface, for saying things once. */
@@ -335,7 +343,7 @@ static void report_facts(struct daemon *d, const struct monitor_report *mrep)
 	free(facts);
 }
 
-static void on_session_desired(void *ctx, struct cache_state *st, bool whole)
+static void on_session_desired(void *ctx, struct cache_state *st)
 {
 	struct daemon *d = ctx;
 	int r;
@@ -347,9 +355,85 @@ static void on_session_desired(void *ctx, struct cache_state *st, bool whole)
 	if (!d->answered && d->kept_at_start)
 		log_info("The coordinator answered: peers it does not want are removed again");
 	d->answered = true;
-	r = daemon_set_desired(d, st, whole ? RECONCILE_F_FORCE : 0);
+	r = daemon_set_desired(d, st, RECONCILE_F_FORCE);
 	if (r < 0)
 		log_errno(LOG_ERR, r, "Cannot take the coordinator's desired set");
+}
+
+static void queued_fini(struct daemon *d)
+{
+	free(d->queued.changes);
+	free(d->queued.routable);
+	wgf_ip_pool_fini(&d->queued.ips);
+	memset(&d->queued, 0, sizeof(d->queued));
+	d->has_queued = false;
+}
+
+/* Keeps deltas that came while a pass ran, after those kept already. -ENOMEM. */
+static int queue_deltas(struct daemon *d, const struct wgf_sync_reply *r)
+{
+	struct wgf_sync_reply *q = &d->queued;
+	struct wgf_change *grown =
+	        reallocarray(q->changes, q->n_changes + r->n_changes + 1, sizeof(*grown));
+	struct wgf_cidr *routable = malloc((r->n_routable + 1) * sizeof(*routable));
+	size_t n_ips = 0;
+
+	for (size_t i = 0; i < r->n_changes; i++)
+		n_ips += r->changes[i].peer.n_allowed_ips;
+	if (grown)
+		q->changes = grown;
+	if (!grown || !routable || wgf_ip_pool_reserve(&q->ips, n_ips) < 0) {
+		free(routable);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < r->n_changes; i++) {
+		q->changes[q->n_changes] = r->changes[i];
+		(void)wgf_ip_pool_take(&q->ips, &q->changes[q->n_changes++].peer); /* reserved */
+	}
+	memcpy(routable, r->routable, r->n_routable * sizeof(*routable));
+	free(q->routable);
+	q->routable = routable;
+	q->n_routable = r->n_routable;
+	q->revision = r->revision;
+	memcpy(q->epoch, r->epoch, WGF_EPOCH_LEN);
+	d->has_queued = true;
+	return 0;
+}
+
+static void request_pass(struct daemon *d);
+
+/* Gives deltas to the reconciler and asks for a pass when they changed the set. */
+static int take_deltas(struct daemon *d, const struct wgf_sync_reply *r)
+{
+	char rev[24];
+	int res = reconciler_apply(d->rc, r);
+
+	if (res < 0)
+		return log_errno(LOG_ERR, res,
+		                 "Cannot apply the coordinator's deltas, asking for "
+		                 "a snapshot");
+	if (res == 0)
+		return 0;
+	snprintf(rev, sizeof(rev), "%" PRIu64, reconciler_revision(d->rc));
+	log_fields(LOG_INFO, "New desired state", {"revision", rev});
+	request_pass(d);
+	return 0;
+}
+
+static int on_session_deltas(void *ctx, const struct wgf_sync_reply *r)
+{
+	struct daemon *d = ctx;
+	int res;
+
+	if (!d->busy)
+		return take_deltas(d, r);
+	/* The reconciler is the worker's until pass_done. */
+	res = d->has_pending ? cache_state_apply(&d->pending, r) : queue_deltas(d, r);
+	if (res < 0)
+		log_errno(LOG_ERR, res,
+		          "Cannot keep the coordinator's deltas, asking for a "
+		          "snapshot");
+	return res;
 }
 
 /* Says why dials of url fail, from what grew since the last line; false if nothing did. */
@@ -443,7 +527,7 @@ static int session_tls(const struct settings *s, struct session_options *o)
 /* Dials the coordinators when [coordinator] urls is set. */
 static int start_session(struct daemon *d)
 {
-	struct session_callbacks cb = {.desired = on_session_desired};
+	struct session_callbacks cb = {.desired = on_session_desired, .deltas = on_session_deltas};
 	struct session_options o = {
 	        .server = d->s.server,
 	        .resync_ms = d->s.resync_interval_ms,
@@ -512,7 +596,6 @@ static void say_pass(struct daemon *d, struct pass_out *o)
 	reconcile_result_fini(&o->res);
 }
 
-static void request_pass(struct daemon *d);
 static void apply_rules(struct daemon *d);
 static void signal_ready(struct daemon *d);
 
@@ -536,6 +619,11 @@ static void pass_done(uv_work_t *req, int status)
 		d->has_pending = false;
 		(void)daemon_set_desired(d, &d->pending, d->pending_flags);
 		cache_state_fini(&d->pending);
+	}
+	if (d->has_queued) {
+		if (take_deltas(d, &d->queued) < 0)
+			session_resync(d->sess);
+		queued_fini(d);
 	}
 	if (d->again) {
 		d->again = false;
@@ -642,6 +730,7 @@ int daemon_set_desired(struct daemon *d, struct cache_state *st, unsigned flags)
 		     (reconciler_has_desired(d->rc) && st->revision <= reconciler_revision(d->rc))))
 			return 0;
 		cache_state_fini(&d->pending);
+		queued_fini(d); /* a whole set replaces the deltas before it */
 		d->pending = *st;
 		/* Only FORCE carries over: the newest set says whether it may remove. */
 		d->pending_flags =
@@ -894,6 +983,7 @@ out:
 	if (d->ready_fd >= 0)
 		close(d->ready_fd);
 	cache_state_fini(&d->pending);
+	queued_fini(d);
 	monitor_fini(&d->mon);
 	reconciler_free(d->rc);
 	backend_free(d->b);

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "body.h"
+
 struct reconciler {
 	struct backend *b;          /* borrowed */
 	char *cache_path;           /* owned; NULL: never written */
@@ -30,6 +32,9 @@ struct reconciler {
 	/* Owned, sorted: peers a no-remove pass kept; never drift until a full pass is done. */
 	uint8_t (*kept)[WGF_KEY_LEN];
 	size_t n_kept;
+	/* Owned, sorted: peers deltas changed since the last complete pass; not drift. */
+	uint8_t (*unsettled)[WGF_KEY_LEN];
+	size_t n_unsettled;
 	const atomic_bool *cancel; /* borrowed; may be NULL */
 };
 
@@ -69,6 +74,7 @@ void reconciler_free(struct reconciler *rc)
 	drop_applied(rc);
 	cache_state_fini(&rc->desired);
 	free(rc->kept);
+	free(rc->unsettled);
 	free(rc->statics);
 	free(rc->routable);
 	free(rc->cache_path);
@@ -160,6 +166,58 @@ int reconciler_set_desired(struct reconciler *rc, struct cache_state *st, unsign
 	return 1;
 }
 
+/* Adds the keys r changes to the unsettled ones (sorted, each once). -ENOMEM. */
+static int add_unsettled(struct reconciler *rc, const struct wgf_sync_reply *r)
+{
+	size_t n = rc->n_unsettled, k = 0;
+	uint8_t(*keys)[WGF_KEY_LEN] =
+	        reallocarray(rc->unsettled, n + r->n_changes + 1, WGF_KEY_LEN);
+
+	if (!keys)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n_changes; i++)
+		memcpy(keys[n + i], r->changes[i].peer.public_key, WGF_KEY_LEN);
+	n += r->n_changes;
+	qsort(keys, n, WGF_KEY_LEN, cmp_key);
+	for (size_t i = 0; i < n; i++)
+		if (k == 0 || memcmp(keys[k - 1], keys[i], WGF_KEY_LEN) != 0)
+			memmove(keys[k++], keys[i], WGF_KEY_LEN);
+	rc->unsettled = keys;
+	rc->n_unsettled = k;
+	return 0;
+}
+
+static bool same_routable(const struct cache_state *d, const struct wgf_sync_reply *r)
+{
+	return d->n_routable == r->n_routable &&
+	       (r->n_routable == 0 ||
+	        memcmp(d->routable, r->routable, r->n_routable * sizeof(*r->routable)) == 0);
+}
+
+int reconciler_apply(struct reconciler *rc, const struct wgf_sync_reply *r)
+{
+	struct cache_state *d = &rc->desired;
+	int err;
+
+	if (!rc->has_desired)
+		return -ENODATA;
+	if (memcmp(r->epoch, d->epoch, CACHE_EPOCH_LEN) != 0 || r->revision < d->revision ||
+	    (r->n_changes > 0 && r->changes[0].revision <= d->revision))
+		return -ESTALE;
+	if (r->n_changes == 0 && r->revision == d->revision && same_routable(d, r))
+		return 0;
+	/* The keys first: if the set then cannot change, they only cost a drift check. */
+	err = add_unsettled(rc, r);
+	if (err == 0)
+		err = cache_state_apply(d, r);
+	if (err < 0)
+		return err;
+	if (rc->applied_is_desired)
+		rc->applied = *d;
+	rc->cache_dirty = true;
+	return 1;
+}
+
 bool reconciler_has_desired(const struct reconciler *rc)
 {
 	return rc->has_desired;
@@ -174,12 +232,13 @@ uint64_t reconciler_revision(const struct reconciler *rc)
 static const struct wgf_peer *baseline_find(const struct reconciler *rc,
                                             const uint8_t key[static WGF_KEY_LEN])
 {
+	const struct cache_state *base = rc->applied_is_desired ? &rc->desired : &rc->applied;
+
 	if (!rc->has_applied)
 		return NULL;
 	if (rc->n_refused && bsearch(key, rc->refused, rc->n_refused, WGF_KEY_LEN, cmp_key))
 		return NULL;
-	return bsearch(key, rc->applied.peers, rc->applied.n_peers, sizeof(*rc->applied.peers),
-	               cmp_key_peer);
+	return bsearch(key, base->peers, base->n_peers, sizeof(*base->peers), cmp_key_peer);
 }
 
 static int push_drift(struct reconcile_result *res, size_t *cap,
@@ -199,9 +258,12 @@ static int push_drift(struct reconcile_result *res, size_t *cap,
 	return 0;
 }
 
+/* Kept by a no-remove pass, or changed by deltas not yet applied: not drift either way. */
 static bool is_kept(const struct reconciler *rc, const uint8_t key[static WGF_KEY_LEN])
 {
-	return rc->n_kept && bsearch(key, rc->kept, rc->n_kept, WGF_KEY_LEN, cmp_key);
+	return (rc->n_kept && bsearch(key, rc->kept, rc->n_kept, WGF_KEY_LEN, cmp_key)) ||
+	       (rc->n_unsettled &&
+	        bsearch(key, rc->unsettled, rc->n_unsettled, WGF_KEY_LEN, cmp_key));
 }
 
 /*
@@ -422,6 +484,9 @@ static int set_baseline(struct reconciler *rc, const struct reconcile_result *re
 	rc->has_applied = rc->applied_is_desired = true;
 	rc->refused = refused;
 	rc->n_refused = res->n_failed;
+	free(rc->unsettled);
+	rc->unsettled = NULL;
+	rc->n_unsettled = 0;
 	return 0;
 }
 

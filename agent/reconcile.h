@@ -21,13 +21,14 @@
  * Without a desired set (no cache yet and no coordinator), a pass does nothing: losing
  * the coordinator never removes a peer.
  *
- * reconciler_set_desired() is the seam for the coordinator channel: it takes a new
- * desired set and revision, ignores one that is not newer, and marks the cache to be
- * written. The next pass writes it (fsync'd, atomically) before it changes the
- * interface, so a crash at any point of the apply restarts from this set; after a
- * complete pass it records the set as applied (cache.h). A cache that cannot be written
- * does not stop the apply: the pass says so in reconcile_result.cache and the next pass
- * tries again.
+ * reconciler_set_desired() and reconciler_apply() are the seam for the coordinator
+ * channel: the first takes a whole new desired set and revision (ignoring one that is
+ * not newer), the second changes the set it holds by deltas; the reconciler holds the
+ * agent's only copy of the set. Both mark the cache to be written. The next pass writes it
+ * (fsync'd, atomically) before it changes the interface, so a crash at any point of the apply
+ * restarts from this set; after a complete pass it records the set as applied (cache.h). A cache
+ * that cannot be written does not stop the apply: the pass says so in reconcile_result.cache and
+ * the next pass tries again.
  *
  * A set offered with RECONCILE_F_NO_REMOVE (the cache at start, while the coordinator
  * has not answered) may be older than what the interface holds: passes add and update
@@ -129,6 +130,15 @@ int reconciler_set_routable(struct reconciler *rc, const struct wgf_cidr *nets, 
  * RECONCILE_F_FORCE is not given): nothing changes and st stays the caller's. -ENOMEM.
  */
 int reconciler_set_desired(struct reconciler *rc, struct cache_state *st, unsigned flags);
+
+/*
+ * Applies deltas to the desired set in place (cache_state_apply), which must follow it:
+ * the same epoch, changes newer than its revision. The peers they touch count as drift
+ * in no pass until one completes; the cache is marked to be written. Returns 1 when the
+ * set changed, 0 when r changes nothing, -ENODATA without a desired set, -ESTALE when r
+ * does not follow it, -E2BIG or -ENOMEM (then the set is unchanged).
+ */
+int reconciler_apply(struct reconciler *rc, const struct wgf_sync_reply *r);
 
 bool reconciler_has_desired(const struct reconciler *rc);
 uint64_t reconciler_revision(const struct reconciler *rc);

@@ -113,6 +113,20 @@ int wgf_ip_pool_take(struct wgf_ip_pool *pool, struct wgf_peer *p)
 	return 0;
 }
 
+int wgf_ip_pool_reserve(struct wgf_ip_pool *pool, size_t n)
+{
+	const struct wgf_ip_block *h = pool->head;
+
+	if (n == 0 || (h && h->cap - h->used >= n))
+		return 0;
+	if (!pool_alloc(pool, n))
+		return -ENOMEM;
+	/* Handed back at once: the new head block has room for n, and nothing is used. */
+	pool->head->used -= n;
+	pool->n_used -= n;
+	return 0;
+}
+
 void wgf_ip_pool_fini(struct wgf_ip_pool *pool)
 {
 	struct wgf_ip_block *b = pool->head;

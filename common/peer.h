@@ -75,6 +75,12 @@ int wgf_peer_add_allowed_ip(struct wgf_ip_pool *pool, struct wgf_peer *p, const 
 /* Copies p's allowed IPs (wherever they are) into pool and points p at the copy. -ENOMEM. */
 int wgf_ip_pool_take(struct wgf_ip_pool *pool, struct wgf_peer *p);
 
+/*
+ * Makes room for n networks, so that the next takes and additions of n networks in all
+ * cannot fail. -ENOMEM.
+ */
+int wgf_ip_pool_reserve(struct wgf_ip_pool *pool, size_t n);
+
 void wgf_ip_pool_fini(struct wgf_ip_pool *pool);
 
 #define WGF_DEVICE_HAS_PUBLIC_KEY  (1U << 0)

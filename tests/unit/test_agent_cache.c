@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "body.h"
 #include "cache.h"
 
 #define KEY_A "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo="
@@ -408,6 +409,98 @@ static void test_line_layout(void **state)
 #undef PB
 }
 
+/* A change to key k (0-63) of the test below; IPs from the pool of the reply. */
+static void make_change(struct wgf_sync_reply *r, uint64_t rev, unsigned k, bool remove,
+                        unsigned ip)
+{
+	struct wgf_change *c = &r->changes[r->n_changes++];
+	struct wgf_cidr cidr;
+	char text[32];
+
+	memset(c, 0, sizeof(*c));
+	c->op = remove ? WGF_CHANGE_REMOVE : WGF_CHANGE_UPSERT;
+	c->revision = rev;
+	memset(c->peer.public_key, 0x5a, WGF_KEY_LEN);
+	c->peer.public_key[0] = (uint8_t)(k * 4); /* keys sort as k does */
+	if (remove)
+		return;
+	for (unsigned i = 0; i < 1 + ip % 3; i++) {
+		snprintf(text, sizeof(text), "10.%u.%u.%u/32", k, ip % 256, i);
+		assert_int_equal(wgf_cidr_parse(&cidr, text, 0, NULL), 0);
+		assert_int_equal(wgf_peer_add_allowed_ip(&r->ips, &c->peer, &cidr), 0);
+	}
+}
+
+/*
+ * Deltas applied in place against a model (one slot per key): random batches of
+ * upserts and removals, a key often changed twice in one batch, from an empty set to a
+ * full one and back; the set stays sorted, each peer with its newest networks.
+ */
+static void test_apply_changes(void **state)
+{
+	enum { KEYS = 64, ROUNDS = 300 };
+	struct cache_state st = {0};
+	int model[KEYS]; /* -1: absent, else the ip seed of its last upsert */
+	unsigned seed = 7;
+	uint64_t rev = 0;
+
+	(void)state;
+	for (unsigned k = 0; k < KEYS; k++)
+		model[k] = -1;
+	for (unsigned round = 0; round < ROUNDS; round++) {
+		struct wgf_change changes[24];
+		struct wgf_sync_reply r = {.changes = changes};
+		unsigned n = 1 + (unsigned)rand_r(&seed) % 24;
+		struct wgf_cidr net;
+		size_t live = 0;
+
+		assert_int_equal(wgf_cidr_parse(&net, "10.0.0.0/8", 0, NULL), 0);
+		r.routable = &net;
+		r.n_routable = round % 2;
+		for (unsigned i = 0; i < n; i++) {
+			unsigned k = (unsigned)rand_r(&seed) % KEYS;
+			/* Fill up in the first third, empty out in the last, mix between. */
+			unsigned p = round < ROUNDS / 3 ? 80 : round > 2 * ROUNDS / 3 ? 20 : 50;
+			bool remove = (unsigned)rand_r(&seed) % 100 >= p;
+			unsigned ip = (unsigned)rand_r(&seed) % 1000;
+
+			make_change(&r, ++rev, k, remove, ip);
+			model[k] = remove ? -1 : (int)ip;
+		}
+		r.revision = rev;
+		r.epoch[0] = 9;
+		assert_int_equal(cache_state_apply(&st, &r), 0);
+		wgf_ip_pool_fini(&r.ips);
+		assert_int_equal(st.revision, rev);
+		assert_int_equal(st.epoch[0], 9);
+		assert_int_equal(st.n_routable, round % 2);
+		for (unsigned k = 0; k < KEYS; k++) {
+			const struct wgf_peer *p = NULL;
+			uint8_t key[WGF_KEY_LEN];
+
+			memset(key, 0x5a, WGF_KEY_LEN);
+			key[0] = (uint8_t)(k * 4);
+			for (size_t i = 0; i < st.n_peers; i++)
+				if (memcmp(st.peers[i].public_key, key, WGF_KEY_LEN) == 0)
+					p = &st.peers[i];
+			if (model[k] < 0) {
+				assert_null(p);
+				continue;
+			}
+			live++;
+			assert_non_null(p);
+			assert_int_equal(p->n_allowed_ips, 1 + model[k] % 3);
+			assert_int_equal(p->allowed_ips[p->n_allowed_ips - 1].addr.bytes[2],
+			                 model[k] % 256);
+		}
+		assert_int_equal(st.n_peers, live);
+		for (size_t i = 1; i < st.n_peers; i++)
+			assert_true(memcmp(st.peers[i - 1].public_key, st.peers[i].public_key,
+			                   WGF_KEY_LEN) < 0);
+	}
+	cache_state_fini(&st);
+}
+
 static void test_save_and_load(void **state)
 {
 	char dir[] = "/tmp/wgf-cache-XXXXXX", path[64];
@@ -443,6 +536,7 @@ int main(void)
 	        cmocka_unit_test(test_too_many_routable),
 	        cmocka_unit_test(test_format_and_round_trip),
 	        cmocka_unit_test(test_line_layout),
+	        cmocka_unit_test(test_apply_changes),
 	        cmocka_unit_test(test_save_and_load),
 	};
 

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "body.h"
 #include "reconcile.h"
 
 /* A backend that keeps the "interface" in a struct wgf_device and counts calls. */
@@ -675,6 +676,95 @@ static void test_no_remove_keeps_and_is_not_drift(void **state)
 	wgf_device_fini(&f.dev);
 }
 
+/* A delta: an upsert of peer n (as peer_of makes it) or its removal, at revision rev. */
+static void delta(struct wgf_sync_reply *r, uint64_t rev, uint32_t n, bool remove)
+{
+	struct wgf_change *c = &r->changes[r->n_changes++];
+
+	memset(c, 0, sizeof(*c));
+	c->revision = rev;
+	c->op = remove ? WGF_CHANGE_REMOVE : WGF_CHANGE_UPSERT;
+	if (remove)
+		key_of(c->peer.public_key, n);
+	else
+		peer_of(&r->ips, &c->peer, n);
+	r->revision = rev;
+}
+
+/*
+ * Deltas change the reconciler's own set in place: the next pass adds, updates and
+ * removes just those peers, counts none of them as drift, and writes the cache. Deltas
+ * that do not follow the set are refused and change nothing.
+ */
+static void test_deltas(void **state)
+{
+	char dir[] = "/tmp/wgf-rc-XXXXXX", path[64];
+	struct wgf_change changes[4];
+	struct wgf_sync_reply r = {.changes = changes};
+	struct cache_state back;
+	struct reconcile_result res;
+	struct reconciler *rc;
+	struct wgf_err err = {0};
+	struct fake f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, CACHE_FILE);
+	fake_init(&f);
+	assert_int_equal(reconciler_new(&f.base, path, &rc), 0);
+	assert_int_equal(reconciler_apply(rc, &r), -ENODATA);
+	offer(rc, 5, 0, 5, 0, 1);
+	run(rc, false, &res);
+	assert_int_equal(res.n_added, 5);
+	reconcile_result_fini(&res);
+
+	delta(&r, 6, 1, true);   /* peer 1 goes */
+	delta(&r, 7, 10, false); /* peer 10 comes */
+	delta(&r, 7, 2, false);  /* peer 2 gets keepalive 0 */
+	r.changes[2].peer.persistent_keepalive = 0;
+	assert_int_equal(reconciler_apply(rc, &r), 1);
+	assert_int_equal(reconciler_revision(rc), 7);
+	/* The same deltas again, or others of another epoch, do not follow: refused. */
+	assert_int_equal(reconciler_apply(rc, &r), -ESTALE);
+	r.epoch[0] = 1;
+	r.changes[0].revision = 8;
+	assert_int_equal(reconciler_apply(rc, &r), -ESTALE);
+	r.epoch[0] = 0;
+	/* Nothing new at all: nothing to do. */
+	r.n_changes = 0;
+	assert_int_equal(reconciler_apply(rc, &r), 0);
+
+	/* Someone else removes peer 3 meanwhile: that one is drift, the deltas' are not. */
+	*fake_must_find(&f, 3) = f.dev.peers[--f.dev.n_peers];
+	run(rc, false, &res);
+	assert_int_equal(res.revision, 7);
+	assert_int_equal(res.n_desired, 5);
+	assert_int_equal(res.n_added, 2);   /* 10, and 3 back */
+	assert_int_equal(res.n_updated, 1); /* 2 */
+	assert_int_equal(res.n_removed, 1); /* 1 */
+	assert_int_equal(res.n_pending, 0);
+	assert_int_equal(res.n_drift, 1);
+	assert_int_equal(res.drift[0].kind, RECONCILE_DRIFT_REMOVED);
+	assert_int_equal(res.drift[0].public_key[2], 3);
+	reconcile_result_fini(&res);
+	assert_int_equal(fake_must_find(&f, 2)->persistent_keepalive, 0);
+	fake_must_find(&f, 10);
+	assert_null(fake_find(&f, r.changes[0].peer.public_key));
+
+	/* The cache holds the changed set. */
+	assert_int_equal(cache_load(path, &back, &err), 0);
+	assert_int_equal(back.revision, 7);
+	assert_int_equal(back.n_peers, 5);
+	cache_state_fini(&back);
+	wgf_ip_pool_fini(&r.ips);
+	reconciler_free(rc);
+	wgf_device_fini(&f.dev);
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/%s", dir, CACHE_APPLIED_FILE);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -689,6 +779,7 @@ int main(void)
 	        cmocka_unit_test(test_failures_are_reported),
 	        cmocka_unit_test(test_static_and_absent),
 	        cmocka_unit_test(test_routable_desired_and_configured),
+	        cmocka_unit_test(test_deltas),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
