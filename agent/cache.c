@@ -41,6 +41,11 @@ static int parse_key(uint8_t ret[static WGF_KEY_LEN], const char *b64, struct wg
 	return wgf_key_from_base64(ret, b64, WGF_KEY_PRIVATE, err);
 }
 
+static int cmp_key_peer(const void *key, const void *peer)
+{
+	return memcmp(key, ((const struct wgf_peer *)peer)->public_key, WGF_KEY_LEN);
+}
+
 static int parse_allowed_ips(struct wgf_ip_pool *pool, struct wgf_peer *p, json_t *ips, size_t i,
                              struct wgf_err *err)
 {
@@ -630,15 +635,20 @@ int cache_save(const char *path, const struct cache_state *st, struct wgf_err *e
 	return r;
 }
 
-/* CACHE_APPLIED_FILE in the directory of path. */
-static int applied_path(const char *path, char *buf, size_t size)
+/* name in the directory of path. */
+static int sibling_path(const char *path, const char *name, char *buf, size_t size)
 {
 	const char *slash = strrchr(path, '/');
 	int n = slash ? (int)(slash - path) + 1 : 0;
 
-	if ((size_t)snprintf(buf, size, "%.*s%s", n, path, CACHE_APPLIED_FILE) >= size)
+	if ((size_t)snprintf(buf, size, "%.*s%s", n, path, name) >= size)
 		return -ENAMETOOLONG;
 	return 0;
+}
+
+static int applied_path(const char *path, char *buf, size_t size)
+{
+	return sibling_path(path, CACHE_APPLIED_FILE, buf, size);
 }
 
 int cache_mark_applied(const char *path, const struct cache_state *st, struct wgf_err *err)
@@ -667,6 +677,278 @@ bool cache_is_applied(const char *path, const struct cache_state *st)
 	return same;
 }
 
+int cache_save_desired(const char *path, const struct cache_state *st, struct wgf_err *err)
+{
+	char jp[PATH_MAX];
+
+	if (sibling_path(path, CACHE_JOURNAL_FILE, jp, sizeof(jp)) < 0)
+		return wgf_err_set(err, -ENAMETOOLONG, "%s: path too long", path);
+	/*
+	 * The journal goes first: a crash before the new set is in place then restarts
+	 * from an older set (which the coordinator corrects), never from the new set with
+	 * records of another one replayed over it. The directory fsync of the atomic write
+	 * makes the removal durable along with the new file.
+	 */
+	if (unlink(jp) < 0 && errno != ENOENT)
+		return sys_error(jp, "remove", err);
+	return cache_save(path, st, err);
+}
+
+/* One journal record: st's header, the changed peers, the removed keys, a newline. */
+static int format_record(struct out *o, const struct cache_state *st,
+                         const uint8_t (*keys)[WGF_KEY_LEN], size_t n)
+{
+	char b64[WGF_KEY_B64_LEN];
+	bool first = true;
+	int r;
+
+	r = out_printf(o, "{\"revision\":%lld", (long long)(int64_t)st->revision);
+	if (r == 0)
+		r = out_epoch_and_routable(o, st);
+	if (r == 0)
+		r = out_text(o, ",\"upsert\":[", 11);
+	for (size_t i = 0; i < n && r == 0; i++) {
+		const struct wgf_peer *p =
+		        bsearch(keys[i], st->peers, st->n_peers, sizeof(*p), cmp_key_peer);
+
+		if (!p)
+			continue;
+		r = first ? 0 : out_text(o, ",", 1);
+		if (r == 0)
+			r = out_peer(o, p);
+		first = false;
+	}
+	if (r == 0)
+		r = out_text(o, "],\"remove\":[", 12);
+	first = true;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if (bsearch(keys[i], st->peers, st->n_peers, sizeof(*st->peers), cmp_key_peer))
+			continue;
+		wgf_key_to_base64(b64, keys[i]);
+		r = out_text(o, first ? "\"" : ",\"", first ? 1 : 2);
+		if (r == 0)
+			r = out_text(o, b64, strlen(b64));
+		if (r == 0)
+			r = out_text(o, "\"", 1);
+		first = false;
+	}
+	return r == 0 ? out_text(o, "]}\n", 3) : r;
+}
+
+/*
+ * A record cut short by a crash mid-append goes, so that the next one starts a line of
+ * its own (the loader stops at the first bad line). size > 0 is the file's size.
+ */
+static int cut_torn(int fd, off_t size)
+{
+	char buf[4096];
+	off_t end = size;
+
+	while (end > 0) {
+		size_t n = end < (off_t)sizeof(buf) ? (size_t)end : sizeof(buf);
+		ssize_t got = pread(fd, buf, n, end - (off_t)n);
+
+		if (got != (ssize_t)n)
+			return got < 0 ? -errno : -EIO;
+		if (end == size && buf[n - 1] == '\n')
+			return 0;
+		for (size_t i = n; i > 0; i--)
+			if (buf[i - 1] == '\n')
+				return ftruncate(fd, end - (off_t)n + (off_t)i) < 0 ? -errno : 0;
+		end -= (off_t)n;
+	}
+	return ftruncate(fd, 0) < 0 ? -errno : 0;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void fsync_dir(const char *path)
+{
+	char dir[PATH_MAX];
+	int fd;
+
+	if (sibling_path(path, ".", dir, sizeof(dir)) < 0)
+		return;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+}
+
+int cache_journal_append(const char *path, const struct cache_state *st,
+                         const uint8_t (*keys)[WGF_KEY_LEN], size_t n, size_t *ret_size,
+                         struct wgf_err *err)
+{
+	char jp[PATH_MAX];
+	struct out o = {0};
+	struct stat sb;
+	int fd, r;
+
+	if (sibling_path(path, CACHE_JOURNAL_FILE, jp, sizeof(jp)) < 0)
+		return wgf_err_set(err, -ENAMETOOLONG, "%s: path too long", path);
+	if (format_record(&o, st, keys, n) < 0) {
+		free(o.buf);
+		return wgf_err_set(err, -ENOMEM, "%s: out of memory", jp);
+	}
+	fd = open(jp, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+	if (fd < 0) {
+		r = sys_error(jp, "open", err);
+		goto out;
+	}
+	r = fstat(fd, &sb) < 0 ? -errno : 0;
+	if (r == 0 && sb.st_size > 0)
+		r = cut_torn(fd, sb.st_size);
+	if (r == 0)
+		r = write_all(fd, o.buf, o.len);
+	/*
+	 * fdatasync: the record and the file's new size are on disk before this returns,
+	 * which is before the interface changes, so a crash from here on restarts from a
+	 * set that has this batch. A new journal's name is made durable in its directory.
+	 */
+	if (r == 0 && fdatasync(fd) < 0)
+		r = -errno;
+	if (r == 0 && sb.st_size == 0)
+		fsync_dir(path);
+	if (r == 0 && fstat(fd, &sb) < 0)
+		r = -errno;
+	if (r < 0)
+		wgf_err_set(err, r, "%s: cannot append: %s", jp, wgf_strerror(r));
+	else if (ret_size)
+		*ret_size = (size_t)sb.st_size;
+	close(fd);
+out:
+	free(o.buf);
+	return r;
+}
+
+/* "remove": ["<base64>", ...] as changes at r->changes + r->n_changes. */
+static int parse_removals(struct wgf_sync_reply *r, json_t *list, struct wgf_err *err)
+{
+	size_t k;
+	json_t *v;
+
+	json_array_foreach(list, k, v)
+	{
+		struct wgf_change *c = &r->changes[r->n_changes];
+
+		memset(c, 0, sizeof(*c));
+		c->op = WGF_CHANGE_REMOVE;
+		if (!json_is_string(v) || parse_key(c->peer.public_key, json_string_value(v), err))
+			return wgf_err_set(err, -EINVAL, "remove[%zu]: not a key", k);
+		r->n_changes++;
+	}
+	return 0;
+}
+
+/* A journal line as deltas (revision, epoch, routable, changes), in r (zeroed first). */
+static int parse_record(json_t *obj, struct wgf_sync_reply *r, struct wgf_err *err)
+{
+	json_t *rev = json_object_get(obj, "revision"), *epoch = json_object_get(obj, "epoch");
+	json_t *routable = json_object_get(obj, "routable"), *up = json_object_get(obj, "upsert");
+	json_t *rm = json_object_get(obj, "remove");
+	struct cache_state nets = {0};
+	size_t k;
+	json_t *v;
+	int e;
+
+	if (!json_is_integer(rev) || json_integer_value(rev) < 0 || !json_is_array(up) ||
+	    !json_is_array(rm) || json_object_size(obj) != 3u + !!epoch + !!routable)
+		return wgf_err_set(err, -EINVAL, "not a journal record");
+	r->revision = (uint64_t)json_integer_value(rev);
+	e = epoch ? parse_epoch(r->epoch, epoch, err) : 0;
+	if (e == 0 && routable)
+		e = parse_routable(&nets, routable, err);
+	r->routable = nets.routable;
+	r->n_routable = nets.n_routable;
+	if (e < 0)
+		return e;
+	if (json_array_size(up) + json_array_size(rm) > WGF_DEVICE_PEERS_MAX)
+		return wgf_err_set(err, -E2BIG, "too many changes");
+	r->changes = calloc(json_array_size(up) + json_array_size(rm) + 1, sizeof(*r->changes));
+	if (!r->changes)
+		return wgf_err_set(err, -ENOMEM, "out of memory");
+	json_array_foreach(up, k, v)
+	{
+		struct wgf_change *c = &r->changes[r->n_changes];
+
+		memset(c, 0, sizeof(*c));
+		c->op = WGF_CHANGE_UPSERT;
+		e = parse_peer(&r->ips, &c->peer, v, k, err);
+		if (e < 0)
+			return e;
+		r->n_changes++;
+	}
+	return parse_removals(r, rm, err);
+}
+
+static void record_fini(struct wgf_sync_reply *r)
+{
+	free(r->changes);
+	free(r->routable);
+	wgf_ip_pool_fini(&r->ips);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Replays the journal's lines onto st until one is cut short, bad, or cannot be applied. */
+static size_t replay(FILE *f, struct cache_state *st)
+{
+	size_t cap = 0, n = 0;
+	char *line = NULL;
+	ssize_t len;
+
+	while ((len = getline(&line, &cap, f)) > 0 && line[len - 1] == '\n') {
+		struct wgf_sync_reply r = {0};
+		struct wgf_err err = {0};
+		json_t *obj = json_loadb(line, (size_t)len - 1, JSON_REJECT_DUPLICATES, NULL);
+		int e = obj ? parse_record(obj, &r, &err) : -EINVAL;
+
+		json_decref(obj);
+		if (e == 0 && memcmp(r.epoch, st->epoch, CACHE_EPOCH_LEN) == 0 &&
+		    r.revision > st->revision) {
+			e = cache_state_apply(st, &r);
+			n += e == 0;
+		}
+		record_fini(&r);
+		if (e < 0)
+			break;
+	}
+	free(line);
+	return n;
+}
+
+int cache_load_desired(const char *path, struct cache_state *ret, size_t *ret_records,
+                       struct wgf_err *err)
+{
+	char jp[PATH_MAX];
+	size_t n = 0;
+	FILE *f;
+	int r = cache_load(path, ret, err);
+
+	if (r < 0)
+		return r;
+	if (sibling_path(path, CACHE_JOURNAL_FILE, jp, sizeof(jp)) == 0 && (f = fopen(jp, "re"))) {
+		n = replay(f, ret);
+		fclose(f);
+	}
+	if (ret_records)
+		*ret_records = n;
+	return 0;
+}
+
 int cache_state_set_routable(struct cache_state *st, const struct wgf_cidr *nets, size_t n)
 {
 	struct wgf_cidr *copy = NULL;
@@ -686,11 +968,6 @@ int cache_state_set_routable(struct cache_state *st, const struct wgf_cidr *nets
 }
 
 #define PEER_F_GONE (1U << 17) /* a peer of a set being changed: removed */
-
-static int cmp_key_peer(const void *key, const void *peer)
-{
-	return memcmp(key, ((const struct wgf_peer *)peer)->public_key, WGF_KEY_LEN);
-}
 
 /* The first of the n sorted peers whose key is not below key. */
 static size_t lower_bound(const struct wgf_peer *peers, size_t n, const uint8_t *key)

@@ -56,6 +56,7 @@
 
 #define CACHE_FILE         "desired.json"
 #define CACHE_APPLIED_FILE "applied.json"
+#define CACHE_JOURNAL_FILE "desired.journal"
 #define CACHE_FILE_MAX     ((size_t)64 << 20)
 #define CACHE_EPOCH_LEN    16
 #define CACHE_ROUTABLE_MAX 64
@@ -71,6 +72,24 @@ struct cache_state {
 	size_t n_routable;
 };
 
+/*
+ * THE JOURNAL. Between two whole writes of the cache, the reconciler records each batch
+ * of deltas it applies by appending one line to CACHE_JOURNAL_FILE beside the cache:
+ *
+ *   {"revision": 8, "epoch": "<hex>", "routable": [...], "upsert": [<peer>, ...],
+ *    "remove": ["<base64 key>", ...]}
+ *
+ * with the set's revision, epoch and routable networks after the batch, each changed
+ * peer as the cache writes it, and the keys removed. A record is the batch's net effect,
+ * so its order within the line does not matter. cache_save_desired() writes the whole
+ * set (which compacts the journal into it) and then removes the journal.
+ *
+ * cache_load_desired() reads the cache and then replays, in order, the records of the
+ * same epoch that are newer than it. It stops at the first line that is cut short (a
+ * crash mid-append) or does not parse: what it returns is always a set some revision
+ * had, never part of a batch.
+ */
+
 /* Parses text (len bytes; name is used in messages). *ret is written only on success. */
 int cache_parse(const char *name, const char *text, size_t len, struct cache_state *ret,
                 struct wgf_err *err);
@@ -83,6 +102,25 @@ int cache_format(const struct cache_state *st, char **ret, size_t *ret_len);
 
 /* Formats st and replaces path with it, atomically and durably. */
 int cache_save(const char *path, const struct cache_state *st, struct wgf_err *err);
+
+/* cache_save(), then the journal beside path goes: st holds all it said. */
+int cache_save_desired(const char *path, const struct cache_state *st, struct wgf_err *err);
+
+/*
+ * Appends a record for st (its revision, epoch, routable networks) changed in the n
+ * keys given (each key's peer in st, or its removal when st lacks it), and makes it
+ * durable before returning. *ret_size (may be NULL) is the journal's size after it.
+ */
+int cache_journal_append(const char *path, const struct cache_state *st,
+                         const uint8_t (*keys)[WGF_KEY_LEN], size_t n, size_t *ret_size,
+                         struct wgf_err *err);
+
+/*
+ * cache_load(), then the journal's records replayed (see THE JOURNAL). *ret_records
+ * (may be NULL) is how many were. A journal that cannot be read counts as empty.
+ */
+int cache_load_desired(const char *path, struct cache_state *ret, size_t *ret_records,
+                       struct wgf_err *err);
 
 /*
  * Records that st (its revision and epoch) was applied completely, in CACHE_APPLIED_FILE

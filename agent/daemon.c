@@ -61,6 +61,8 @@ struct daemon {
 	bool ready;         /* readiness was signalled (after the first pass) */
 	bool busy;          /* a pass runs: the backend and reconciler are the worker's */
 	bool again;         /* another pass was asked for meanwhile */
+	bool again_full;    /* and it must be a full one */
+	bool pass_full;     /* the pass that runs (or starts) is a full one */
 	bool rules_changed; /* SIGHUP came while a pass ran: static_peers, routable */
 	/*
 	 * What came while a pass ran, for pass_done to give the reconciler (the only owner
@@ -91,7 +93,8 @@ struct daemon {
 		bool ensured; /* ensure_device ran */
 		int ensure_r;
 		struct wgf_err ensure_err;
-		bool ran; /* reconciler_run ran */
+		bool ran;   /* reconciler_run or reconciler_run_changes ran */
+		bool delta; /* the latter, which read nothing */
 		int run_r;
 		struct wgf_err run_err;
 		struct reconcile_result res;
@@ -240,7 +243,13 @@ static void pass_work(uv_work_t *req)
 	if (!reconciler_has_desired(d->rc))
 		return;
 	o->ran = true;
-	o->run_r = reconciler_run(d->rc, false, log_change, d, &o->res, &o->run_err);
+	/* Deltas alone write just their peers, unless only a full pass will do. */
+	o->run_r = d->pass_full
+	                   ? -EAGAIN
+	                   : reconciler_run_changes(d->rc, log_change, d, &o->res, &o->run_err);
+	o->delta = o->run_r == 0;
+	if (o->run_r == -EAGAIN)
+		o->run_r = reconciler_run(d->rc, false, log_change, d, &o->res, &o->run_err);
 	o->ms = wgf_clock_mono_ms() - start;
 	/* A daemon restarted behind our back comes back without a key. */
 	if (o->run_r == 0 && !o->res.has_public_key && !o->ensured)
@@ -400,7 +409,7 @@ static int queue_deltas(struct daemon *d, const struct wgf_sync_reply *r)
 	return 0;
 }
 
-static void request_pass(struct daemon *d);
+static void request_pass(struct daemon *d, bool full);
 
 /* Gives deltas to the reconciler and asks for a pass when they changed the set. */
 static int take_deltas(struct daemon *d, const struct wgf_sync_reply *r)
@@ -416,7 +425,7 @@ static int take_deltas(struct daemon *d, const struct wgf_sync_reply *r)
 		return 0;
 	snprintf(rev, sizeof(rev), "%" PRIu64, reconciler_revision(d->rc));
 	log_fields(LOG_INFO, "New desired state", {"revision", rev});
-	request_pass(d);
+	request_pass(d, false);
 	return 0;
 }
 
@@ -602,6 +611,8 @@ static void signal_ready(struct daemon *d);
 static void pass_done(uv_work_t *req, int status)
 {
 	struct daemon *d = req->data;
+	/* A delta pass that could not write its peers leaves the truth to a full one, now. */
+	bool refull = d->out.ran && d->out.delta && d->out.res.apply_error < 0;
 
 	(void)status; /* never cancelled: stop() lets a pass end at a chunk boundary */
 	d->busy = false;
@@ -625,23 +636,30 @@ static void pass_done(uv_work_t *req, int status)
 			session_resync(d->sess);
 		queued_fini(d);
 	}
+	if (refull)
+		request_pass(d, true);
 	if (d->again) {
 		d->again = false;
-		request_pass(d);
+		request_pass(d, d->again_full);
 	}
 }
 
-/* Starts a pass on the thread pool, or asks for one after the pass that runs. */
-static void request_pass(struct daemon *d)
+/*
+ * Starts a pass on the thread pool, or asks for one after the pass that runs. full: a
+ * whole-interface pass (the timer, a whole set); else a delta pass if it can be one.
+ */
+static void request_pass(struct daemon *d, bool full)
 {
 	int r;
 
 	if (d->stopping)
 		return;
 	if (d->busy) {
+		d->again_full = d->again ? d->again_full || full : full;
 		d->again = true;
 		return;
 	}
+	d->pass_full = full;
 	d->work.data = d;
 	r = uv_queue_work(&d->loop, &d->work, pass_work, pass_done);
 	if (r < 0) {
@@ -654,7 +672,7 @@ static void request_pass(struct daemon *d)
 
 static void on_reconcile_timer(uv_timer_t *t)
 {
-	request_pass(t->data);
+	request_pass(t->data, true);
 }
 
 /*
@@ -744,7 +762,7 @@ int daemon_set_desired(struct daemon *d, struct cache_state *st, unsigned flags)
 		return r;
 	snprintf(rev, sizeof(rev), "%" PRIu64, reconciler_revision(d->rc));
 	log_fields(LOG_INFO, "New desired state", {"revision", rev});
-	request_pass(d);
+	request_pass(d, true);
 	return 1;
 }
 
@@ -753,11 +771,12 @@ static void load_cache(struct daemon *d, bool at_start)
 {
 	struct cache_state st = {0};
 	struct wgf_err err = {0};
-	char rev[24], n[24];
+	char rev[24], n[24], rec[24];
+	size_t records = 0;
 	unsigned flags;
 	int r;
 
-	r = cache_load(d->cache_path, &st, &err);
+	r = cache_load_desired(d->cache_path, &st, &records, &err);
 	if (r == -ENOENT) {
 		if (at_start)
 			log_notice(
@@ -771,6 +790,7 @@ static void load_cache(struct daemon *d, bool at_start)
 	}
 	snprintf(rev, sizeof(rev), "%" PRIu64, st.revision);
 	snprintf(n, sizeof(n), "%zu", st.n_peers);
+	snprintf(rec, sizeof(rec), "%zu", records);
 	/*
 	 * Until the coordinator answers, the cache may be older than the interface (a
 	 * cache that could not be written): add and update from it, remove nothing.
@@ -784,7 +804,7 @@ static void load_cache(struct daemon *d, bool at_start)
 		d->kept_at_start = r > 0 && (flags & RECONCILE_F_NO_REMOVE);
 		if (r > 0)
 			log_fields(LOG_INFO, "Loaded the desired-state cache", {"revision", rev},
-			           {"peers", n},
+			           {"peers", n}, {"journal_records", rec},
 			           {"removals", flags & RECONCILE_F_NO_REMOVE
 			                                ? "none until the coordinator answers"
 			                                : "yes"});
@@ -958,7 +978,7 @@ int daemon_run(const struct settings *s, const char *config_path, bool config_gi
 	 * signalled once this first pass is done.
 	 */
 	load_cache(d, true);
-	request_pass(d);
+	request_pass(d, true);
 	r = start_session(d);
 	if (r < 0) {
 		stop(d);

@@ -153,6 +153,21 @@ uint64_t reconciler_revision(const struct reconciler *rc);
 int reconciler_run(struct reconciler *rc, bool dry_run, reconcile_change_fn cb, void *userdata,
                    struct reconcile_result *ret, struct wgf_err *err);
 
+/*
+ * A delta pass: writes just the peers deltas changed since the last pass (one backend
+ * set of them, one removal of the keys gone), after recording them in the cache's
+ * journal, and reads nothing. It counts on the interface being the desired set as the
+ * last full pass left it; drift since then, and whether the set took, are the next full
+ * pass's to see (the caller runs one at once when apply_error is set). Returns -EAGAIN
+ * when only a full pass will do: none went through since the last whole set, peers are
+ * refused, kept or held, the journal cannot be written, or a changed peer is not clean
+ * (a check of the diff would refuse it, sync.h). Otherwise as reconciler_run(), with
+ * n_drift 0 and n_pending 0 unless the backend failed. For '~' the callback's actual is
+ * NULL (the old version is not read); for '-' it holds the key only.
+ */
+int reconciler_run_changes(struct reconciler *rc, reconcile_change_fn cb, void *userdata,
+                           struct reconcile_result *ret, struct wgf_err *err);
+
 void reconcile_result_fini(struct reconcile_result *r);
 
 const char *reconcile_drift_kind_to_string(enum reconcile_drift_kind kind);

@@ -501,6 +501,109 @@ static void test_apply_changes(void **state)
 	cache_state_fini(&st);
 }
 
+static void append_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "a");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+/*
+ * The journal: records append to the cache; loading replays those of its epoch newer
+ * than it, and stops at a record cut short; the next append cuts that record off; a
+ * whole write removes the journal.
+ */
+static void test_journal(void **state)
+{
+	char dir[] = "/tmp/wgf-journal-XXXXXX", path[64], jp[64];
+	struct cache_state st = {.revision = 3}, back;
+	uint8_t keys[2][WGF_KEY_LEN];
+	struct wgf_err err = {0};
+	struct wgf_cidr c;
+	size_t records = 0, size = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, CACHE_FILE);
+	snprintf(jp, sizeof(jp), "%s/%s", dir, CACHE_JOURNAL_FILE);
+	st.epoch[0] = 1;
+	st.n_peers = 1;
+	st.peers = calloc(2, sizeof(*st.peers));
+	assert_non_null(st.peers);
+	assert_int_equal(wgf_key_from_base64(st.peers[0].public_key, KEY_A, WGF_KEY_PUBLIC, NULL),
+	                 0);
+	assert_int_equal(wgf_key_from_base64(keys[1], KEY_B, WGF_KEY_PUBLIC, NULL), 0);
+	memcpy(keys[0], st.peers[0].public_key, WGF_KEY_LEN);
+	assert_int_equal(cache_save_desired(path, &st, &err), 0);
+
+	/* Revision 4: peer A gets an address; 5: B comes; 6: A goes. */
+	assert_int_equal(wgf_cidr_parse(&c, "10.1.0.2/32", 0, NULL), 0);
+	assert_int_equal(wgf_peer_add_allowed_ip(&st.ips, &st.peers[0], &c), 0);
+	st.revision = 4;
+	assert_int_equal(cache_journal_append(path, &st, keys, 1, &size, &err), 0);
+	assert_true(size > 0);
+	st.peers[1] = st.peers[0];
+	memcpy(st.peers[1].public_key, keys[1], WGF_KEY_LEN);
+	st.n_peers = 2;
+	if (memcmp(keys[1], keys[0], WGF_KEY_LEN) < 0) {
+		struct wgf_peer t = st.peers[0];
+
+		st.peers[0] = st.peers[1];
+		st.peers[1] = t;
+	}
+	st.revision = 5;
+	assert_int_equal(cache_journal_append(path, &st, keys + 1, 1, NULL, &err), 0);
+	assert_int_equal(cache_load_desired(path, &back, &records, &err), 0);
+	assert_int_equal(records, 2);
+	assert_int_equal(back.revision, 5);
+	assert_int_equal(back.n_peers, 2);
+	assert_int_equal(back.peers[0].n_allowed_ips, 1);
+	cache_state_fini(&back);
+
+	/* A record cut short by a crash is not replayed, nor anything after it... */
+	append_text(jp, "{\"revision\":6,\"epoch\":\"01000000000000000000000000000000\","
+	                "\"upsert\":[],\"remove\":[\"" KEY_A "\"");
+	assert_int_equal(cache_load_desired(path, &back, &records, &err), 0);
+	assert_int_equal(records, 2);
+	assert_int_equal(back.revision, 5);
+	cache_state_fini(&back);
+	/* ... and the next append cuts it off, so its own record counts. */
+	st.n_peers = 1; /* A goes: the peer left is B, wherever it sorted */
+	if (memcmp(st.peers[0].public_key, keys[0], WGF_KEY_LEN) == 0)
+		st.peers[0] = st.peers[1];
+	st.revision = 6;
+	assert_int_equal(cache_journal_append(path, &st, keys, 1, NULL, &err), 0);
+	assert_int_equal(cache_load_desired(path, &back, &records, &err), 0);
+	assert_int_equal(records, 3);
+	assert_int_equal(back.revision, 6);
+	assert_int_equal(back.n_peers, 1);
+	assert_memory_equal(back.peers[0].public_key, keys[1], WGF_KEY_LEN);
+	cache_state_fini(&back);
+
+	/* Records of another epoch, or not newer than the cache, are skipped. */
+	append_text(jp, "{\"revision\":7,\"epoch\":\"02000000000000000000000000000000\","
+	                "\"upsert\":[],\"remove\":[\"" KEY_B "\"]}\n");
+	append_text(jp, "{\"revision\":2,\"epoch\":\"01000000000000000000000000000000\","
+	                "\"upsert\":[],\"remove\":[\"" KEY_B "\"]}\n");
+	assert_int_equal(cache_load_desired(path, &back, &records, &err), 0);
+	assert_int_equal(records, 3);
+	assert_int_equal(back.n_peers, 1);
+	cache_state_fini(&back);
+
+	/* A whole write takes the journal's place. */
+	assert_int_equal(cache_save_desired(path, &st, &err), 0);
+	assert_int_equal(access(jp, F_OK), -1);
+	assert_int_equal(cache_load_desired(path, &back, &records, &err), 0);
+	assert_int_equal(records, 0);
+	assert_int_equal(back.revision, 6);
+	cache_state_fini(&back);
+	cache_state_fini(&st);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 static void test_save_and_load(void **state)
 {
 	char dir[] = "/tmp/wgf-cache-XXXXXX", path[64];
@@ -537,6 +640,7 @@ int main(void)
 	        cmocka_unit_test(test_format_and_round_trip),
 	        cmocka_unit_test(test_line_layout),
 	        cmocka_unit_test(test_apply_changes),
+	        cmocka_unit_test(test_journal),
 	        cmocka_unit_test(test_save_and_load),
 	};
 

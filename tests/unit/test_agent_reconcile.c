@@ -765,6 +765,98 @@ static void test_deltas(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/*
+ * After a full pass, deltas are a delta pass: one backend set of just the changed
+ * peers and one removal, nothing read, the batch in the journal; a peer a check of the
+ * diff would refuse, or no full pass yet, makes it a full pass instead.
+ */
+static void test_delta_pass(void **state)
+{
+	enum { N = 3000 };
+	char dir[] = "/tmp/wgf-rd-XXXXXX", path[64];
+	struct wgf_change changes[4];
+	struct wgf_sync_reply r = {.changes = changes};
+	struct cache_state back;
+	struct reconcile_result res;
+	struct reconciler *rc;
+	struct wgf_err err = {0};
+	size_t records = 0;
+	unsigned gets, sets;
+	struct fake f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, CACHE_FILE);
+	fake_init(&f);
+	assert_int_equal(reconciler_new(&f.base, path, &rc), 0);
+	offer(rc, 5, 0, N, 0, 1);
+	delta(&r, 6, N + 1, false);
+	assert_int_equal(reconciler_apply(rc, &r), 1);
+	/* No full pass since the whole set: only a full pass will do. */
+	assert_int_equal(reconciler_run_changes(rc, NULL, NULL, &res, &err), -EAGAIN);
+	run(rc, false, &res);
+	assert_int_equal(res.n_added, N + 1);
+	reconcile_result_fini(&res);
+
+	gets = f.n_get;
+	sets = f.n_set_calls;
+	f.n_set_peers = f.n_removed_peers = 0;
+	r.n_changes = 0;
+	delta(&r, 7, 7, false); /* peer 7 changes its keepalive */
+	r.changes[0].peer.persistent_keepalive = 5;
+	delta(&r, 8, 9, true);      /* peer 9 goes */
+	delta(&r, 8, N + 2, false); /* a new one */
+	assert_int_equal(reconciler_apply(rc, &r), 1);
+	assert_int_equal(reconciler_run_changes(rc, NULL, NULL, &res, &err), 0);
+	assert_int_equal(res.revision, 8);
+	assert_int_equal(res.n_added, 1);
+	assert_int_equal(res.n_updated, 1);
+	assert_int_equal(res.n_removed, 1);
+	assert_int_equal(res.n_pending, 0);
+	assert_int_equal(res.apply_error, 0);
+	reconcile_result_fini(&res);
+	assert_int_equal(f.n_get, gets);           /* nothing read */
+	assert_int_equal(f.n_set_calls, sets + 1); /* one set ... */
+	assert_int_equal(f.n_set_peers, 2);        /* ... of the two peers */
+	assert_int_equal(f.n_removed_peers, 1);
+	assert_int_equal(fake_must_find(&f, 7)->persistent_keepalive, 5);
+	assert_null(fake_find(&f, r.changes[1].peer.public_key));
+	fake_must_find(&f, N + 2);
+	/* The cache with its journal loads to the new set. */
+	assert_int_equal(cache_load_desired(path, &back, &records, &err), 0);
+	assert_int_equal(records, 1);
+	assert_int_equal(back.revision, 8);
+	assert_int_equal(back.n_peers, N + 1);
+	cache_state_fini(&back);
+
+	/* A new peer with peer 3's address: a full pass refuses it, so it is one. */
+	r.n_changes = 0;
+	delta(&r, 9, N + 3, false);
+	r.changes[0].peer.allowed_ips[0] = fake_must_find(&f, 3)->allowed_ips[0];
+	assert_int_equal(reconciler_apply(rc, &r), 1);
+	assert_int_equal(reconciler_run_changes(rc, NULL, NULL, &res, &err), -EAGAIN);
+	run(rc, false, &res);
+	assert_int_equal(res.n_failed, 2); /* both sides of an overlap are refused */
+	reconcile_result_fini(&res);
+	/* Refused peers: every pass is a full one until they are gone. */
+	r.n_changes = 0;
+	delta(&r, 10, N + 4, false);
+	assert_int_equal(reconciler_apply(rc, &r), 1);
+	assert_int_equal(reconciler_run_changes(rc, NULL, NULL, &res, &err), -EAGAIN);
+
+	wgf_ip_pool_fini(&r.ips);
+	reconciler_free(rc);
+	wgf_device_fini(&f.dev);
+	for (size_t i = 0; i < 3; i++) {
+		static const char *const names[] = {CACHE_FILE, CACHE_APPLIED_FILE,
+		                                    CACHE_JOURNAL_FILE};
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		(void)unlink(path);
+	}
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -780,6 +872,7 @@ int main(void)
 	        cmocka_unit_test(test_static_and_absent),
 	        cmocka_unit_test(test_routable_desired_and_configured),
 	        cmocka_unit_test(test_deltas),
+	        cmocka_unit_test(test_delta_pass),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
