@@ -39,7 +39,8 @@
  * (wgf_fs_write_atomic, mode 0600).
  *
  * The reconciler writes a new desired set here before it applies it, so a crash in the
- * middle of an apply restarts from the newest set and never from an older one. Whether
+ * middle of an apply restarts from the newest set and never from an older one; deltas
+ * go to the journal beside it instead (THE JOURNAL, below), with the same guarantee. Whether
  * the set was then applied completely is kept apart, in CACHE_APPLIED_FILE next to the
  * cache: the same format with the revision and epoch only, written after the pass. The
  * cache counts as what was last applied (the drift baseline) only when the two agree;

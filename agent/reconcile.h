@@ -12,6 +12,10 @@
  * RECONCILE_CHUNK peers), and reads the interface again to verify. It never touches the
  * interface's key or port, nor static peers.
  *
+ * Deltas (reconciler_apply) change the held set in place; reconciler_run_changes()
+ * then writes just the peers they changed, reading nothing, and leaves verifying to the
+ * next full pass. The peers deltas changed are not drift until a full pass is done.
+ *
  * Drift is a difference between the interface and what the agent last applied (the
  * baseline): a peer removed, added or changed by someone else. Only peers that the pass
  * has to change are classified, so drift costs nothing when there is none. The first
