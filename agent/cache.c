@@ -1064,6 +1064,14 @@ static void compact_ips(struct cache_state *st)
 	st->ips = fresh;
 }
 
+bool cache_state_follows(const struct cache_state *st, const struct wgf_sync_reply *r)
+{
+	if (memcmp(r->epoch, st->epoch, CACHE_EPOCH_LEN) != 0)
+		return false;
+	return r->n_changes ? r->changes[0].revision == st->revision + 1
+	                    : r->revision == st->revision;
+}
+
 int cache_state_apply(struct cache_state *st, const struct wgf_sync_reply *r)
 {
 	size_t n_upserts = 0, n_ips = 0, t = 0, n_gone = 0;

@@ -149,6 +149,9 @@ int cache_state_set_routable(struct cache_state *st, const struct wgf_cidr *nets
 struct wgf_sync_reply;
 int cache_state_apply(struct cache_state *st, const struct wgf_sync_reply *r);
 
+/* True when r's deltas follow st: the same epoch, and they start at st's next revision. */
+bool cache_state_follows(const struct cache_state *st, const struct wgf_sync_reply *r);
+
 /* True when st carries an epoch (not all zeros). */
 bool cache_state_has_epoch(const struct cache_state *st);
 

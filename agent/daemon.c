@@ -437,7 +437,9 @@ static int on_session_deltas(void *ctx, const struct wgf_sync_reply *r)
 	if (!d->busy)
 		return take_deltas(d, r);
 	/* The reconciler is the worker's until pass_done. */
-	res = d->has_pending ? cache_state_apply(&d->pending, r) : queue_deltas(d, r);
+	res = d->has_pending && !d->has_queued && cache_state_follows(&d->pending, r)
+	              ? cache_state_apply(&d->pending, r)
+	              : queue_deltas(d, r);
 	if (res < 0)
 		log_errno(LOG_ERR, res,
 		          "Cannot keep the coordinator's deltas, asking for a "

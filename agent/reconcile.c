@@ -236,8 +236,7 @@ int reconciler_apply(struct reconciler *rc, const struct wgf_sync_reply *r)
 
 	if (!rc->has_desired)
 		return -ENODATA;
-	if (memcmp(r->epoch, d->epoch, CACHE_EPOCH_LEN) != 0 || r->revision < d->revision ||
-	    (r->n_changes > 0 && r->changes[0].revision <= d->revision))
+	if (!cache_state_follows(d, r))
 		return -ESTALE;
 	if (r->n_changes == 0 && r->revision == d->revision && same_routable(d, r))
 		return 0;

@@ -477,9 +477,10 @@ static int apply_sync_reply(struct session *s, const struct wgf_sync_reply *r)
 
 	if (!r->snapshot) {
 		/* Deltas count only within our epoch and from our revision. */
-		if (memcmp(r->epoch, s->epoch, WGF_EPOCH_LEN) != 0 ||
-		    (r->n_changes > 0 && r->changes[0].revision != s->revision + 1) ||
-		    (r->n_changes == 0 && r->revision != s->revision))
+		struct cache_state held = {.revision = s->revision};
+
+		memcpy(held.epoch, s->epoch, WGF_EPOCH_LEN);
+		if (!cache_state_follows(&held, r))
 			return -ESTALE;
 		err = s->cb.deltas(s->cb_ctx, r);
 		if (err < 0)
