@@ -127,7 +127,9 @@ static void log_change(void *userdata, char op, const struct wgf_peer *desired,
  */
 #define PEER_LINES_MAX 20
 
-static void log_result(struct daemon *d, const struct reconcile_result *res, uint64_t ms)
+/* delta: reconciler_run_changes() made res (it read nothing), else a full pass. */
+static void log_result(struct daemon *d, const struct reconcile_result *res, bool delta,
+                       uint64_t ms)
 {
 	char rev[24], n[10][24], key[WGF_KEY_B64_LEN], other[WGF_KEY_B64_LEN], msbuf[24];
 	bool first = !d->has_warned_rev || d->warned_rev != res->revision;
@@ -178,7 +180,7 @@ static void log_result(struct daemon *d, const struct reconcile_result *res, uin
 	           "Reconciled", {"revision", rev}, {"added", n[0]}, {"updated", n[1]},
 	           {"removed", n[2]}, {"unchanged", n[3]}, {"static", n[4]}, {"refused", n[5]},
 	           {"drift", n[6]}, {"pending", n[7]}, {"kept", n[8]}, {"held", n[9]},
-	           {"ms", msbuf});
+	           {"pass", delta ? "delta" : "full"}, {"ms", msbuf});
 	if (res->apply_error < 0)
 		log_errno(LOG_ERR, res->apply_error,
 		          "Failed to apply the changes to '%s', retrying in %" PRIu64 " ms",
@@ -601,7 +603,7 @@ static void say_pass(struct daemon *d, struct pass_out *o)
 		log_info("Interface '%s' is readable again", d->s.interface);
 	d->read_failing = false;
 	if (o->res.apply_error != -ECANCELED)
-		log_result(d, &o->res, o->ms);
+		log_result(d, &o->res, o->delta, o->ms);
 	say_cache(d, &o->res);
 	report_pass(d, &o->res);
 	reconcile_result_fini(&o->res);

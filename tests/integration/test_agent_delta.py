@@ -16,9 +16,10 @@ import time
 
 import pytest
 
+from conftest import log_lines
 from test_agent_durable import BIG_POOL, change, desired
 from test_story import World
-from wglib import WG, WG_GO, wait_for
+from wglib import WG, WG_GO, new_key, wait_for
 
 pytestmark = pytest.mark.skipif(
     WG_GO is None or WG is None or os.geteuid() != 0,
@@ -118,11 +119,23 @@ def test_one_changed_peer_writes_one_peer(relayed, pg, migrated_db):
         pg.psql("SELECT revision FROM servers", dbname=name)[0][0]), timeout=30)
     assert sum(relay.take()) == 2000
 
-    for what, release, add in (("one added", 0, 1), ("one removed", 1, 0)):
-        change(pg, name, release=release, add=add)
+    # One router through the API (a delta to the agent): reserved, keyed, deleted.
+    status, _, r = world.api("POST", "/v1/routers", world.key, {"name": "one"})
+    assert status == 201, r
+    key = new_key()
+    for what, call in (
+            ("one added", lambda: world.api("PUT", f"/v1/routers/{r['id']}/public-key",
+                                            world.key, {"public_key": key})),
+            ("one removed", lambda: world.api("DELETE", f"/v1/routers/{r['id']}", world.key))):
+        assert call()[0] in (200, 204), what
         want = desired(pg, name)
         wait_for(what, lambda: world.vps_peers() == want, timeout=10)
         # Two periodic full passes go by: they find nothing to write.
         time.sleep(4.5)
         assert relay.take() == [1], what
         assert world.vps_peers() == want
+    # Both were delta passes (nothing read), not full passes that found one difference.
+    lines = log_lines(world.agent_log.read_text(errors="replace"))
+    passes = [(m["added"], m["removed"]) for m in lines
+              if m.get("msg") == "Reconciled" and m.get("pass") == "delta"]
+    assert passes == [("1", "0"), ("0", "1")], passes
