@@ -35,15 +35,20 @@ pytestmark = pytest.mark.skipif(
 BIG_POOL = "10.100.0.0/19"
 
 
-@pytest.fixture
-def big(tmp_path, migrated_db):
-    w = World(tmp_path, migrated_db[1], pool=BIG_POOL)
+def debug_world(tmp_path, conninfo, pool):
+    """The story's World on `pool`, its agent logging at debug; a generator for fixtures."""
+    w = World(tmp_path, conninfo, pool=pool)
     with open(w.agent_conf, "a") as f:
         f.write("[log]\nlevel = debug\n")
     try:
         yield w
     finally:
         w.close()
+
+
+@pytest.fixture
+def big(tmp_path, migrated_db):
+    yield from debug_world(tmp_path, migrated_db[1], BIG_POOL)
 
 
 def change(pg, name, release=0, add=0):
@@ -342,14 +347,8 @@ def api_deltas(world, rng, made):
 def kill_world(tmp_path, migrated_db):
     """As `big`, with a pool for 30,000 routers when WGF_KILL_PEERS asks for more than
     the /19 holds."""
-    w = World(tmp_path, migrated_db[1], pool=BIG_POOL if KILL_PEERS <= 4000 else
-              "10.100.0.0/17")
-    with open(w.agent_conf, "a") as f:
-        f.write("[log]\nlevel = debug\n")
-    try:
-        yield w
-    finally:
-        w.close()
+    yield from debug_world(tmp_path, migrated_db[1],
+                           BIG_POOL if KILL_PEERS <= 4000 else "10.100.0.0/17")
 
 
 def test_sigkill_at_random_points_keeps_every_peer_that_stays(kill_world, pg, migrated_db):
