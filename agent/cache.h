@@ -30,13 +30,17 @@
  * Only the form of a key is checked here: a well-formed key that cannot be a peer
  * (all zeros, low order) is refused by the sync engine for that peer alone.
  *
- * JSON goes through jansson both ways. Reading lets jansson take the file itself and
- * releases each peer's part of the tree once it is converted; writing encodes one peer
- * at a time, one per line, so saving 10,000 peers never holds a second copy of them as
- * a JSON tree. The file is replaced atomically (wgf_fs_write_atomic, mode 0600).
+ * JSON goes through jansson. The writer puts the header (everything but the peers)
+ * alone on the first line, ending in "peers":[, then one peer a line, then ]} alone;
+ * the reader takes a file in that layout a line at a time, each line parsed by jansson
+ * by itself, so neither loading nor saving 10,000 peers ever holds them as one JSON
+ * tree. A file laid out any other way (written by hand for `apply`, pretty-printed) is
+ * read whole, with the same checks and messages. The file is replaced atomically
+ * (wgf_fs_write_atomic, mode 0600).
  *
  * The reconciler writes a new desired set here before it applies it, so a crash in the
- * middle of an apply restarts from the newest set and never from an older one. Whether
+ * middle of an apply restarts from the newest set and never from an older one; deltas
+ * go to the journal beside it instead (THE JOURNAL, below), with the same guarantee. Whether
  * the set was then applied completely is kept apart, in CACHE_APPLIED_FILE next to the
  * cache: the same format with the revision and epoch only, written after the pass. The
  * cache counts as what was last applied (the drift baseline) only when the two agree;
@@ -53,6 +57,7 @@
 
 #define CACHE_FILE         "desired.json"
 #define CACHE_APPLIED_FILE "applied.json"
+#define CACHE_JOURNAL_FILE "desired.journal"
 #define CACHE_FILE_MAX     ((size_t)64 << 20)
 #define CACHE_EPOCH_LEN    16
 #define CACHE_ROUTABLE_MAX 64
@@ -62,10 +67,29 @@ struct cache_state {
 	uint8_t epoch[CACHE_EPOCH_LEN]; /* all zeros: none known */
 	struct wgf_peer *peers;         /* owned */
 	size_t n_peers;
+	struct wgf_ip_pool ips; /* owned: the peers' allowed IPs */
 	/* Owned: networks the coordinator says we may route; may be NULL when there are none. */
 	struct wgf_cidr *routable;
 	size_t n_routable;
 };
+
+/*
+ * THE JOURNAL. Between two whole writes of the cache, the reconciler records each batch
+ * of deltas it applies by appending one line to CACHE_JOURNAL_FILE beside the cache:
+ *
+ *   {"revision": 8, "epoch": "<hex>", "routable": [...], "upsert": [<peer>, ...],
+ *    "remove": ["<base64 key>", ...]}
+ *
+ * with the set's revision, epoch and routable networks after the batch, each changed
+ * peer as the cache writes it, and the keys removed. A record is the batch's net effect,
+ * so its order within the line does not matter. cache_save_desired() writes the whole
+ * set (which compacts the journal into it) and then removes the journal.
+ *
+ * cache_load_desired() reads the cache and then replays, in order, the records of the
+ * same epoch that are newer than it. It stops at the first line that is cut short (a
+ * crash mid-append) or does not parse: what it returns is always a set some revision
+ * had, never part of a batch.
+ */
 
 /* Parses text (len bytes; name is used in messages). *ret is written only on success. */
 int cache_parse(const char *name, const char *text, size_t len, struct cache_state *ret,
@@ -79,6 +103,25 @@ int cache_format(const struct cache_state *st, char **ret, size_t *ret_len);
 
 /* Formats st and replaces path with it, atomically and durably. */
 int cache_save(const char *path, const struct cache_state *st, struct wgf_err *err);
+
+/* cache_save(), then the journal beside path goes: st holds all it said. */
+int cache_save_desired(const char *path, const struct cache_state *st, struct wgf_err *err);
+
+/*
+ * Appends a record for st (its revision, epoch, routable networks) changed in the n
+ * keys given (each key's peer in st, or its removal when st lacks it), and makes it
+ * durable before returning. *ret_size (may be NULL) is the journal's size after it.
+ */
+int cache_journal_append(const char *path, const struct cache_state *st,
+                         const uint8_t (*keys)[WGF_KEY_LEN], size_t n, size_t *ret_size,
+                         struct wgf_err *err);
+
+/*
+ * cache_load(), then the journal's records replayed (see THE JOURNAL). *ret_records
+ * (may be NULL) is how many were. A journal that cannot be read counts as empty.
+ */
+int cache_load_desired(const char *path, struct cache_state *ret, size_t *ret_records,
+                       struct wgf_err *err);
 
 /*
  * Records that st (its revision and epoch) was applied completely, in CACHE_APPLIED_FILE
@@ -94,6 +137,20 @@ bool cache_is_applied(const char *path, const struct cache_state *st);
  * checked here). -E2BIG past CACHE_ROUTABLE_MAX, -ENOMEM; st is unchanged on failure.
  */
 int cache_state_set_routable(struct cache_state *st, const struct wgf_cidr *nets, size_t n);
+
+/*
+ * Applies r's changes, in order, to st (peers sorted by key, as they stay): an upsert
+ * replaces the peer with its key or adds it, a removal drops it. st then has r's
+ * revision, epoch and routable networks. O(changes log peers), plus one pass over the
+ * peers when the count changes; no copy of the set. Returns 0; -E2BIG when the set could
+ * pass WGF_DEVICE_PEERS_MAX (every upsert counted as new); -ENOMEM. On failure st is
+ * unchanged.
+ */
+struct wgf_sync_reply;
+int cache_state_apply(struct cache_state *st, const struct wgf_sync_reply *r);
+
+/* True when r's deltas follow st: the same epoch, and they start at st's next revision. */
+bool cache_state_follows(const struct cache_state *st, const struct wgf_sync_reply *r);
 
 /* True when st carries an epoch (not all zeros). */
 bool cache_state_has_epoch(const struct cache_state *st);

@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "backend.h"
+#include "body.h"
 #include "clock.h"
 #include "identity.h"
 #include "log.h"
@@ -61,13 +62,22 @@ struct daemon {
 	uint64_t applied_rev;                   /* the newest revision applied completely */
 	uint8_t applied_epoch[CACHE_EPOCH_LEN]; /* the epoch it counts in */
 	int ready_fd;
-	bool ready;                 /* readiness was signalled (after the first pass) */
-	bool busy;                  /* a pass runs: the backend and reconciler are the worker's */
-	bool again;                 /* another pass was asked for meanwhile */
-	bool rules_changed;         /* SIGHUP came while a pass ran: static_peers, routable */
-	struct cache_state pending; /* a desired set offered while a pass ran */
-	unsigned pending_flags;     /* RECONCILE_F_* it was offered with */
+	bool ready;         /* readiness was signalled (after the first pass) */
+	bool busy;          /* a pass runs: the backend and reconciler are the worker's */
+	bool again;         /* another pass was asked for meanwhile */
+	bool again_full;    /* and it must be a full one */
+	bool pass_full;     /* the pass that runs (or starts) is a full one */
+	bool rules_changed; /* SIGHUP came while a pass ran: static_peers, routable */
+	/*
+	 * What came while a pass ran, for pass_done to give the reconciler (the only owner
+	 * of the desired set): a whole set (a snapshot, or the cache on SIGHUP), with any
+	 * deltas since applied to it; or else the deltas alone, joined in order.
+	 */
+	struct cache_state pending;
+	unsigned pending_flags; /* RECONCILE_F_* it was offered with */
 	bool has_pending;
+	struct wgf_sync_reply queued; /* changes (their IPs in queued.ips), newest revision */
+	bool has_queued;
 	atomic_bool cancel; /* set on stop: the pass ends at its next chunk */
 	bool stopping;
 	/* Loop-thread state about the interface, for saying things once. */
@@ -87,7 +97,8 @@ struct daemon {
 		bool ensured; /* ensure_device ran */
 		int ensure_r;
 		struct wgf_err ensure_err;
-		bool ran; /* reconciler_run ran */
+		bool ran;   /* reconciler_run or reconciler_run_changes ran */
+		bool delta; /* the latter, which read nothing */
 		int run_r;
 		struct wgf_err run_err;
 		struct reconcile_result res;
@@ -120,7 +131,9 @@ static void log_change(void *userdata, char op, const struct wgf_peer *desired,
  */
 #define PEER_LINES_MAX 20
 
-static void log_result(struct daemon *d, const struct reconcile_result *res, uint64_t ms)
+/* delta: reconciler_run_changes() made res (it read nothing), else a full pass. */
+static void log_result(struct daemon *d, const struct reconcile_result *res, bool delta,
+                       uint64_t ms)
 {
 	char rev[24], n[10][24], key[WGF_KEY_B64_LEN], other[WGF_KEY_B64_LEN], msbuf[24];
 	bool first = !d->has_warned_rev || d->warned_rev != res->revision;
@@ -171,7 +184,7 @@ static void log_result(struct daemon *d, const struct reconcile_result *res, uin
 	           "Reconciled", {"revision", rev}, {"added", n[0]}, {"updated", n[1]},
 	           {"removed", n[2]}, {"unchanged", n[3]}, {"static", n[4]}, {"refused", n[5]},
 	           {"drift", n[6]}, {"pending", n[7]}, {"kept", n[8]}, {"held", n[9]},
-	           {"ms", msbuf});
+	           {"pass", delta ? "delta" : "full"}, {"ms", msbuf});
 	if (res->apply_error < 0)
 		log_errno(LOG_ERR, res->apply_error,
 		          "Failed to apply the changes to '%s', retrying in %" PRIu64 " ms",
@@ -236,7 +249,13 @@ static void pass_work(uv_work_t *req)
 	if (!reconciler_has_desired(d->rc))
 		return;
 	o->ran = true;
-	o->run_r = reconciler_run(d->rc, false, log_change, d, &o->res, &o->run_err);
+	/* Deltas alone write just their peers, unless only a full pass will do. */
+	o->run_r = d->pass_full
+	                   ? -EAGAIN
+	                   : reconciler_run_changes(d->rc, log_change, d, &o->res, &o->run_err);
+	o->delta = o->run_r == 0;
+	if (o->run_r == -EAGAIN)
+		o->run_r = reconciler_run(d->rc, false, log_change, d, &o->res, &o->run_err);
 	o->ms = wgf_clock_mono_ms() - start;
 	/* A daemon restarted behind our back comes back without a key. */
 	if (o->run_r == 0 && !o->res.has_public_key && !o->ensured)
@@ -340,7 +359,7 @@ static void report_facts(struct daemon *d, const struct monitor_report *mrep)
 	free(facts);
 }
 
-static void on_session_desired(void *ctx, struct cache_state *st, bool whole)
+static void on_session_desired(void *ctx, struct cache_state *st)
 {
 	struct daemon *d = ctx;
 	int r;
@@ -352,9 +371,87 @@ static void on_session_desired(void *ctx, struct cache_state *st, bool whole)
 	if (!d->answered && d->kept_at_start)
 		log_info("The coordinator answered: peers it does not want are removed again");
 	d->answered = true;
-	r = daemon_set_desired(d, st, whole ? RECONCILE_F_FORCE : 0);
+	r = daemon_set_desired(d, st, RECONCILE_F_FORCE);
 	if (r < 0)
 		log_errno(LOG_ERR, r, "Cannot take the coordinator's desired set");
+}
+
+static void queued_fini(struct daemon *d)
+{
+	free(d->queued.changes);
+	free(d->queued.routable);
+	wgf_ip_pool_fini(&d->queued.ips);
+	memset(&d->queued, 0, sizeof(d->queued));
+	d->has_queued = false;
+}
+
+/* Keeps deltas that came while a pass ran, after those kept already. -ENOMEM. */
+static int queue_deltas(struct daemon *d, const struct wgf_sync_reply *r)
+{
+	struct wgf_sync_reply *q = &d->queued;
+	struct wgf_change *grown =
+	        reallocarray(q->changes, q->n_changes + r->n_changes + 1, sizeof(*grown));
+	struct wgf_cidr *routable = malloc((r->n_routable + 1) * sizeof(*routable));
+	size_t n_ips = 0;
+
+	for (size_t i = 0; i < r->n_changes; i++)
+		n_ips += r->changes[i].peer.n_allowed_ips;
+	if (grown)
+		q->changes = grown;
+	if (!grown || !routable || wgf_ip_pool_reserve(&q->ips, n_ips) < 0) {
+		free(routable);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < r->n_changes; i++) {
+		q->changes[q->n_changes] = r->changes[i];
+		(void)wgf_ip_pool_take(&q->ips, &q->changes[q->n_changes++].peer); /* reserved */
+	}
+	memcpy(routable, r->routable, r->n_routable * sizeof(*routable));
+	free(q->routable);
+	q->routable = routable;
+	q->n_routable = r->n_routable;
+	q->revision = r->revision;
+	memcpy(q->epoch, r->epoch, WGF_EPOCH_LEN);
+	d->has_queued = true;
+	return 0;
+}
+
+static void request_pass(struct daemon *d, bool full);
+
+/* Gives deltas to the reconciler and asks for a pass when they changed the set. */
+static int take_deltas(struct daemon *d, const struct wgf_sync_reply *r)
+{
+	char rev[24];
+	int res = reconciler_apply(d->rc, r);
+
+	if (res < 0)
+		return log_errno(LOG_ERR, res,
+		                 "Cannot apply the coordinator's deltas, asking for "
+		                 "a snapshot");
+	if (res == 0)
+		return 0;
+	snprintf(rev, sizeof(rev), "%" PRIu64, reconciler_revision(d->rc));
+	log_fields(LOG_INFO, "New desired state", {"revision", rev});
+	request_pass(d, false);
+	return 0;
+}
+
+static int on_session_deltas(void *ctx, const struct wgf_sync_reply *r)
+{
+	struct daemon *d = ctx;
+	int res;
+
+	if (!d->busy)
+		return take_deltas(d, r);
+	/* The reconciler is the worker's until pass_done. */
+	res = d->has_pending && !d->has_queued && cache_state_follows(&d->pending, r)
+	              ? cache_state_apply(&d->pending, r)
+	              : queue_deltas(d, r);
+	if (res < 0)
+		log_errno(LOG_ERR, res,
+		          "Cannot keep the coordinator's deltas, asking for a "
+		          "snapshot");
+	return res;
 }
 
 /* Says why dials of url fail, from what grew since the last line; false if nothing did. */
@@ -448,7 +545,7 @@ static int session_tls(const struct settings *s, struct session_options *o)
 /* Dials the coordinators when [coordinator] urls is set. */
 static int start_session(struct daemon *d)
 {
-	struct session_callbacks cb = {.desired = on_session_desired};
+	struct session_callbacks cb = {.desired = on_session_desired, .deltas = on_session_deltas};
 	struct session_options o = {
 	        .server = d->s.server,
 	        .resync_ms = d->s.resync_interval_ms,
@@ -510,19 +607,20 @@ static void say_pass(struct daemon *d, struct pass_out *o)
 		log_info("Interface '%s' is readable again", d->s.interface);
 	d->read_failing = false;
 	if (o->res.apply_error != -ECANCELED)
-		log_result(d, &o->res, o->ms);
+		log_result(d, &o->res, o->delta, o->ms);
 	say_cache(d, &o->res);
 	report_pass(d, &o->res);
 	reconcile_result_fini(&o->res);
 }
 
-static void request_pass(struct daemon *d);
 static void apply_rules(struct daemon *d);
 static void signal_ready(struct daemon *d);
 
 static void pass_done(uv_work_t *req, int status)
 {
 	struct daemon *d = req->data;
+	/* A delta pass that could not write its peers leaves the truth to a full one, now. */
+	bool refull = d->out.ran && d->out.delta && d->out.res.apply_error < 0;
 
 	(void)status; /* never cancelled: stop() lets a pass end at a chunk boundary */
 	d->busy = false;
@@ -541,23 +639,35 @@ static void pass_done(uv_work_t *req, int status)
 		(void)daemon_set_desired(d, &d->pending, d->pending_flags);
 		cache_state_fini(&d->pending);
 	}
+	if (d->has_queued) {
+		if (take_deltas(d, &d->queued) < 0)
+			session_resync(d->sess);
+		queued_fini(d);
+	}
+	if (refull)
+		request_pass(d, true);
 	if (d->again) {
 		d->again = false;
-		request_pass(d);
+		request_pass(d, d->again_full);
 	}
 }
 
-/* Starts a pass on the thread pool, or asks for one after the pass that runs. */
-static void request_pass(struct daemon *d)
+/*
+ * Starts a pass on the thread pool, or asks for one after the pass that runs. full: a
+ * whole-interface pass (the timer, a whole set); else a delta pass if it can be one.
+ */
+static void request_pass(struct daemon *d, bool full)
 {
 	int r;
 
 	if (d->stopping)
 		return;
 	if (d->busy) {
+		d->again_full = d->again ? d->again_full || full : full;
 		d->again = true;
 		return;
 	}
+	d->pass_full = full;
 	d->work.data = d;
 	r = uv_queue_work(&d->loop, &d->work, pass_work, pass_done);
 	if (r < 0) {
@@ -570,7 +680,7 @@ static void request_pass(struct daemon *d)
 
 static void on_reconcile_timer(uv_timer_t *t)
 {
-	request_pass(t->data);
+	request_pass(t->data, true);
 }
 
 /*
@@ -646,6 +756,7 @@ int daemon_set_desired(struct daemon *d, struct cache_state *st, unsigned flags)
 		     (reconciler_has_desired(d->rc) && st->revision <= reconciler_revision(d->rc))))
 			return 0;
 		cache_state_fini(&d->pending);
+		queued_fini(d); /* a whole set replaces the deltas before it */
 		d->pending = *st;
 		/* Only FORCE carries over: the newest set says whether it may remove. */
 		d->pending_flags =
@@ -659,7 +770,7 @@ int daemon_set_desired(struct daemon *d, struct cache_state *st, unsigned flags)
 		return r;
 	snprintf(rev, sizeof(rev), "%" PRIu64, reconciler_revision(d->rc));
 	log_fields(LOG_INFO, "New desired state", {"revision", rev});
-	request_pass(d);
+	request_pass(d, true);
 	return 1;
 }
 
@@ -668,11 +779,12 @@ static void load_cache(struct daemon *d, bool at_start)
 {
 	struct cache_state st = {0};
 	struct wgf_err err = {0};
-	char rev[24], n[24];
+	char rev[24], n[24], rec[24];
+	size_t records = 0;
 	unsigned flags;
 	int r;
 
-	r = cache_load(d->cache_path, &st, &err);
+	r = cache_load_desired(d->cache_path, &st, &records, &err);
 	if (r == -ENOENT) {
 		if (at_start)
 			log_notice(
@@ -686,6 +798,7 @@ static void load_cache(struct daemon *d, bool at_start)
 	}
 	snprintf(rev, sizeof(rev), "%" PRIu64, st.revision);
 	snprintf(n, sizeof(n), "%zu", st.n_peers);
+	snprintf(rec, sizeof(rec), "%zu", records);
 	/*
 	 * Until the coordinator answers, the cache may be older than the interface (a
 	 * cache that could not be written): add and update from it, remove nothing.
@@ -699,7 +812,7 @@ static void load_cache(struct daemon *d, bool at_start)
 		d->kept_at_start = r > 0 && (flags & RECONCILE_F_NO_REMOVE);
 		if (r > 0)
 			log_fields(LOG_INFO, "Loaded the desired-state cache", {"revision", rev},
-			           {"peers", n},
+			           {"peers", n}, {"journal_records", rec},
 			           {"removals", flags & RECONCILE_F_NO_REMOVE
 			                                ? "none until the coordinator answers"
 			                                : "yes"});
@@ -908,7 +1021,7 @@ int daemon_run(const struct settings *s, const char *config_path, bool config_gi
 	 * signalled once this first pass is done.
 	 */
 	load_cache(d, true);
-	request_pass(d);
+	request_pass(d, true);
 	r = start_session(d);
 	if (r < 0) {
 		stop(d);
@@ -933,6 +1046,7 @@ out:
 	if (d->ready_fd >= 0)
 		close(d->ready_fd);
 	cache_state_fini(&d->pending);
+	queued_fini(d);
 	monitor_fini(&d->mon);
 	reconciler_free(d->rc);
 	backend_free(d->b);

@@ -120,7 +120,7 @@ static int load_states(const char *file, const char *cache_path, struct cache_st
 		if (r < 0)
 			return log_errno(LOG_ERR, r, "Cannot read the desired state: %s", err.msg);
 	}
-	r = cache_load(cache_path, cached, &err);
+	r = cache_load_desired(cache_path, cached, NULL, &err);
 	*has_cache = r == 0;
 	if (r == -ENOENT && !file)
 		return log_errno(LOG_ERR, r,

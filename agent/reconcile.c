@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "body.h"
+
 struct reconciler {
 	struct backend *b;          /* borrowed */
 	char *cache_path;           /* owned; NULL: never written */
@@ -30,6 +32,20 @@ struct reconciler {
 	/* Owned, sorted: peers a no-remove pass kept; never drift until a full pass is done. */
 	uint8_t (*kept)[WGF_KEY_LEN];
 	size_t n_kept;
+	/* Owned, sorted: peers deltas changed since the last complete pass; not drift. */
+	struct unsettled *unsettled;
+	size_t n_unsettled;
+	/*
+	 * A full pass went through since the last whole set: the interface was the desired
+	 * set (less drift since), so a delta pass may write just the changed peers.
+	 */
+	bool settled;
+	bool journal_failed; /* an append failed: only a whole write may follow */
+	/* The interface as the last full pass read it, for the checks of a delta pass. */
+	uint8_t iface_pk[WGF_KEY_LEN];
+	bool has_iface_pk;
+	struct wgf_cidr *static_ips; /* owned: the allowed IPs of the static peers on it */
+	size_t n_static_ips, n_static_seen, n_actual;
 	const atomic_bool *cancel; /* borrowed; may be NULL */
 };
 
@@ -69,6 +85,8 @@ void reconciler_free(struct reconciler *rc)
 	drop_applied(rc);
 	cache_state_fini(&rc->desired);
 	free(rc->kept);
+	free(rc->unsettled);
+	free(rc->static_ips);
 	free(rc->statics);
 	free(rc->routable);
 	free(rc->cache_path);
@@ -117,6 +135,12 @@ int reconciler_set_routable(struct reconciler *rc, const struct wgf_cidr *nets, 
 	return 0;
 }
 
+/* A peer deltas changed; was_present: it was in the set before the first of them. */
+struct unsettled {
+	uint8_t key[WGF_KEY_LEN]; /* first: bsearch and qsort compare keys */
+	bool was_present;
+};
+
 static int cmp_key_peer(const void *key, const void *peer)
 {
 	return memcmp(key, ((const struct wgf_peer *)peer)->public_key, WGF_KEY_LEN);
@@ -151,12 +175,80 @@ int reconciler_set_desired(struct reconciler *rc, struct cache_state *st, unsign
 	memset(st, 0, sizeof(*st));
 	rc->cache_dirty = !(flags & RECONCILE_F_CACHED);
 	rc->no_remove = flags & RECONCILE_F_NO_REMOVE;
+	rc->settled = false; /* the next pass is a full one */
 	if (flags & RECONCILE_F_BASELINE) {
 		/* The caller checked that it was applied (cache_is_applied). */
 		rc->marked_rev = rc->desired.revision;
 		memcpy(rc->marked_epoch, rc->desired.epoch, CACHE_EPOCH_LEN);
 		rc->has_marked = true;
 	}
+	return 1;
+}
+
+/*
+ * Adds the keys r changes to the unsettled ones (sorted, each once), each with whether
+ * the set had it before: call before r is applied. -ENOMEM.
+ */
+static int add_unsettled(struct reconciler *rc, const struct wgf_sync_reply *r)
+{
+	const struct cache_state *d = &rc->desired;
+	size_t n = rc->n_unsettled, k = 0;
+	struct unsettled *u = reallocarray(rc->unsettled, n + r->n_changes + 1, sizeof(*u));
+
+	if (!u)
+		return -ENOMEM;
+	rc->unsettled = u;
+	for (size_t i = 0; i < r->n_changes; i++) {
+		const uint8_t *key = r->changes[i].peer.public_key;
+
+		if (bsearch(key, u, rc->n_unsettled, sizeof(*u), cmp_key))
+			continue;
+		memcpy(u[n].key, key, WGF_KEY_LEN);
+		u[n++].was_present =
+		        bsearch(key, d->peers, d->n_peers, sizeof(*d->peers), cmp_key_peer);
+	}
+	qsort(u, n, sizeof(*u), cmp_key);
+	for (size_t i = 0; i < n; i++)
+		if (k == 0 || memcmp(u[k - 1].key, u[i].key, WGF_KEY_LEN) != 0)
+			u[k++] = u[i];
+	rc->n_unsettled = k;
+	return 0;
+}
+
+static void clear_unsettled(struct reconciler *rc)
+{
+	free(rc->unsettled);
+	rc->unsettled = NULL;
+	rc->n_unsettled = 0;
+}
+
+static bool same_routable(const struct cache_state *d, const struct wgf_sync_reply *r)
+{
+	return d->n_routable == r->n_routable &&
+	       (r->n_routable == 0 ||
+	        memcmp(d->routable, r->routable, r->n_routable * sizeof(*r->routable)) == 0);
+}
+
+int reconciler_apply(struct reconciler *rc, const struct wgf_sync_reply *r)
+{
+	struct cache_state *d = &rc->desired;
+	int err;
+
+	if (!rc->has_desired)
+		return -ENODATA;
+	if (!cache_state_follows(d, r))
+		return -ESTALE;
+	if (r->n_changes == 0 && r->revision == d->revision && same_routable(d, r))
+		return 0;
+	/* The keys first: if the set then cannot change, they only cost a drift check. */
+	err = add_unsettled(rc, r);
+	if (err == 0)
+		err = cache_state_apply(d, r);
+	if (err < 0)
+		return err;
+	if (rc->applied_is_desired)
+		rc->applied = *d;
+	rc->cache_dirty = true;
 	return 1;
 }
 
@@ -174,12 +266,13 @@ uint64_t reconciler_revision(const struct reconciler *rc)
 static const struct wgf_peer *baseline_find(const struct reconciler *rc,
                                             const uint8_t key[static WGF_KEY_LEN])
 {
+	const struct cache_state *base = rc->applied_is_desired ? &rc->desired : &rc->applied;
+
 	if (!rc->has_applied)
 		return NULL;
 	if (rc->n_refused && bsearch(key, rc->refused, rc->n_refused, WGF_KEY_LEN, cmp_key))
 		return NULL;
-	return bsearch(key, rc->applied.peers, rc->applied.n_peers, sizeof(*rc->applied.peers),
-	               cmp_key_peer);
+	return bsearch(key, base->peers, base->n_peers, sizeof(*base->peers), cmp_key_peer);
 }
 
 static int push_drift(struct reconcile_result *res, size_t *cap,
@@ -199,9 +292,12 @@ static int push_drift(struct reconcile_result *res, size_t *cap,
 	return 0;
 }
 
+/* Kept by a no-remove pass, or changed by deltas not yet applied: not drift either way. */
 static bool is_kept(const struct reconciler *rc, const uint8_t key[static WGF_KEY_LEN])
 {
-	return rc->n_kept && bsearch(key, rc->kept, rc->n_kept, WGF_KEY_LEN, cmp_key);
+	return (rc->n_kept && bsearch(key, rc->kept, rc->n_kept, WGF_KEY_LEN, cmp_key)) ||
+	       (rc->n_unsettled &&
+	        bsearch(key, rc->unsettled, rc->n_unsettled, sizeof(*rc->unsettled), cmp_key));
 }
 
 /*
@@ -422,6 +518,8 @@ static int set_baseline(struct reconciler *rc, const struct reconcile_result *re
 	rc->has_applied = rc->applied_is_desired = true;
 	rc->refused = refused;
 	rc->n_refused = res->n_failed;
+	clear_unsettled(rc);
+	rc->settled = !res->n_kept && !res->n_held;
 	return 0;
 }
 
@@ -470,6 +568,232 @@ static int verify(struct reconciler *rc, struct reconcile_result *res)
 	return r;
 }
 
+static bool is_static(const struct reconciler *rc, const uint8_t key[static WGF_KEY_LEN])
+{
+	for (size_t i = 0; i < rc->n_statics; i++)
+		if (memcmp(rc->statics[i], key, WGF_KEY_LEN) == 0)
+			return true;
+	return false;
+}
+
+/* What a delta pass checks against, from a full read: own key, static peers' IPs. */
+static int remember_interface(struct reconciler *rc, const struct wgf_device *dev)
+{
+	size_t n = 0, k = 0, n_static = 0;
+	struct wgf_cidr *ips;
+
+	for (size_t i = 0; i < dev->n_peers; i++)
+		if (is_static(rc, dev->peers[i].public_key))
+			n += dev->peers[i].n_allowed_ips;
+	ips = malloc((n + 1) * sizeof(*ips));
+	if (!ips)
+		return -ENOMEM;
+	for (size_t i = 0; i < dev->n_peers; i++) {
+		const struct wgf_peer *p = &dev->peers[i];
+
+		if (!is_static(rc, p->public_key))
+			continue;
+		n_static++;
+		memcpy(ips + k, p->allowed_ips, p->n_allowed_ips * sizeof(*ips));
+		k += p->n_allowed_ips;
+	}
+	free(rc->static_ips);
+	rc->static_ips = ips;
+	rc->n_static_ips = n;
+	rc->n_static_seen = n_static;
+	rc->n_actual = dev->n_peers;
+	rc->has_iface_pk = dev->flags & WGF_DEVICE_HAS_PUBLIC_KEY;
+	memcpy(rc->iface_pk, dev->public_key, WGF_KEY_LEN);
+	return 0;
+}
+
+static bool is_routable(const struct reconciler *rc, const struct wgf_cidr *c)
+{
+	const struct cache_state *d = &rc->desired;
+
+	if (d->n_routable + rc->n_routable == 0)
+		return true;
+	for (size_t i = 0; i < d->n_routable + rc->n_routable; i++) {
+		const struct wgf_cidr *net =
+		        i < d->n_routable ? &d->routable[i] : &rc->routable[i - d->n_routable];
+
+		if (net->addr.family == c->addr.family && net->prefix <= c->prefix &&
+		    wgf_cidr_contains(net, &c->addr))
+			return true;
+	}
+	return false;
+}
+
+static bool overlaps_any(const struct wgf_cidr *c, const struct wgf_cidr *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (wgf_cidr_overlaps(c, &list[i]))
+			return true;
+	return false;
+}
+
+/*
+ * Whether a changed peer passes every check of the diff (sync.h) by itself. One that
+ * does not is left to a full pass, which refuses it properly. An overlap with another
+ * desired peer is found by a scan of every allowed IP in the set: linear, but a few
+ * nanoseconds an entry, and only for the peers a delta changed.
+ */
+static bool peer_is_clean(const struct reconciler *rc, const struct wgf_peer *p)
+{
+	const struct cache_state *d = &rc->desired;
+
+	if (wgf_key_check(p->public_key, WGF_KEY_PUBLIC, NULL) < 0 ||
+	    is_static(rc, p->public_key) ||
+	    (rc->has_iface_pk && memcmp(p->public_key, rc->iface_pk, WGF_KEY_LEN) == 0))
+		return false;
+	for (unsigned i = 0; i < p->n_allowed_ips; i++) {
+		const struct wgf_cidr *c = &p->allowed_ips[i];
+
+		if (overlaps_any(c, p->allowed_ips, i) || !is_routable(rc, c) ||
+		    overlaps_any(c, rc->static_ips, rc->n_static_ips))
+			return false;
+		for (size_t j = 0; j < d->n_peers; j++)
+			if (&d->peers[j] != p &&
+			    overlaps_any(c, d->peers[j].allowed_ips, d->peers[j].n_allowed_ips))
+				return false;
+	}
+	return true;
+}
+
+/* Sends peers (removals: only their keys count) through the backend in chunks. */
+static int send_peers(const struct reconciler *rc, const struct wgf_peer *peers, size_t n,
+                      bool remove)
+{
+	struct backend *b = rc->b;
+	int r = 0;
+
+	for (size_t done = 0; done < n && r == 0; done += RECONCILE_CHUNK) {
+		size_t k = n - done < RECONCILE_CHUNK ? n - done : RECONCILE_CHUNK;
+
+		if (cancelled(rc))
+			return -ECANCELED;
+		r = remove ? b->ops->remove_peers(b, peers + done, k)
+		           : b->ops->set_peers(b, peers + done, k);
+	}
+	return r;
+}
+
+/* The journal is compacted into the cache once it is about half the cache's size. */
+static bool journal_is_long(const struct reconciler *rc, size_t size)
+{
+	return size > ((size_t)64 << 10) + 60 * rc->desired.n_peers;
+}
+
+/*
+ * The changed peers, split into the ones to set and the keys to remove; each is told to
+ * cb. -EAGAIN when one of them is not clean (a full pass decides).
+ */
+static int split_changes(struct reconciler *rc, struct wgf_peer *set, size_t *n_set,
+                         struct wgf_peer *gone, size_t *n_gone, reconcile_change_fn cb,
+                         void *userdata, struct reconcile_result *res)
+{
+	const struct cache_state *d = &rc->desired;
+
+	for (size_t i = 0; i < rc->n_unsettled; i++) {
+		const struct unsettled *u = &rc->unsettled[i];
+		const struct wgf_peer *p =
+		        bsearch(u->key, d->peers, d->n_peers, sizeof(*p), cmp_key_peer);
+
+		if (p && !peer_is_clean(rc, p))
+			return -EAGAIN;
+		if (p) {
+			set[*n_set] = *p;
+			*(u->was_present ? &res->n_updated : &res->n_added) += 1;
+			if (cb)
+				cb(userdata, u->was_present ? '~' : '+', &set[*n_set], NULL);
+			++*n_set;
+		} else if (u->was_present) {
+			memset(&gone[*n_gone], 0, sizeof(*gone));
+			memcpy(gone[*n_gone].public_key, u->key, WGF_KEY_LEN);
+			res->n_removed++;
+			if (cb)
+				cb(userdata, '-', NULL, &gone[*n_gone]);
+			++*n_gone;
+		}
+	}
+	return 0;
+}
+
+/* Records the batch in the journal (or the whole set when the journal is long). */
+static void journal_batch(struct reconciler *rc, struct reconcile_result *res)
+{
+	uint8_t(*keys)[WGF_KEY_LEN];
+	size_t size = 0;
+
+	if (!rc->cache_path)
+		return;
+	keys = malloc((rc->n_unsettled + 1) * WGF_KEY_LEN);
+	if (!keys) {
+		wgf_err_set(&res->cache, -ENOMEM, "out of memory");
+		rc->journal_failed = true;
+		return;
+	}
+	for (size_t i = 0; i < rc->n_unsettled; i++)
+		memcpy(keys[i], rc->unsettled[i].key, WGF_KEY_LEN);
+	if (cache_journal_append(rc->cache_path, &rc->desired, (const uint8_t(*)[WGF_KEY_LEN])keys,
+	                         rc->n_unsettled, &size, &res->cache) < 0)
+		rc->journal_failed = true;
+	else
+		rc->cache_dirty = false;
+	free(keys);
+	if (!rc->journal_failed && journal_is_long(rc, size) &&
+	    cache_save_desired(rc->cache_path, &rc->desired, &res->cache) < 0)
+		rc->journal_failed = true;
+}
+
+int reconciler_run_changes(struct reconciler *rc, reconcile_change_fn cb, void *userdata,
+                           struct reconcile_result *ret, struct wgf_err *err)
+{
+	const struct cache_state *d = &rc->desired;
+	struct reconcile_result res = {0};
+	struct wgf_peer *set, *gone;
+	size_t n_set = 0, n_gone = 0;
+	int r;
+
+	if (!rc->has_desired)
+		return wgf_err_set(err, -ENODATA, "no desired state yet");
+	if (!rc->settled || rc->n_unsettled == 0 || rc->n_refused || rc->no_remove || rc->n_kept ||
+	    rc->journal_failed)
+		return -EAGAIN;
+	set = malloc(rc->n_unsettled * sizeof(*set));
+	gone = malloc(rc->n_unsettled * sizeof(*gone));
+	r = set && gone ? split_changes(rc, set, &n_set, gone, &n_gone, cb, userdata, &res)
+	                : wgf_err_set(err, -ENOMEM, "out of memory");
+	if (r < 0)
+		goto out;
+	res.revision = d->revision;
+	memcpy(res.epoch, d->epoch, CACHE_EPOCH_LEN);
+	res.n_desired = d->n_peers;
+	res.n_static = rc->n_static_seen;
+	res.has_public_key = rc->has_iface_pk;
+	res.n_unchanged = d->n_peers - res.n_added - res.n_updated;
+	/* Durable before the interface changes, as a whole write is (cache.h, THE JOURNAL). */
+	journal_batch(rc, &res);
+	/* Removals first, so that an allowed IP moving between peers ends where it belongs. */
+	res.apply_error = send_peers(rc, gone, n_gone, true);
+	if (res.apply_error == 0)
+		res.apply_error = send_peers(rc, set, n_set, false);
+	rc->n_actual = rc->n_actual + res.n_added - res.n_removed;
+	res.n_actual = rc->n_actual;
+	if (res.apply_error < 0) {
+		/* Some may have gone through: a full pass reads the truth. */
+		res.n_pending = n_set + n_gone;
+		rc->settled = false;
+	} else {
+		clear_unsettled(rc);
+	}
+	*ret = res;
+out:
+	free(set);
+	free(gone);
+	return r;
+}
+
 int reconciler_run(struct reconciler *rc, bool dry_run, reconcile_change_fn cb, void *userdata,
                    struct reconcile_result *ret, struct wgf_err *err)
 {
@@ -485,7 +809,9 @@ int reconciler_run(struct reconciler *rc, bool dry_run, reconcile_change_fn cb, 
 	if (r < 0)
 		return wgf_err_set(err, r, "cannot read interface '%s': %s", rc->b->ifname,
 		                   wgf_strerror(r));
-	r = plan(rc, &dev, &pl, &res.n_kept, &res.n_held);
+	r = remember_interface(rc, &dev);
+	if (r == 0)
+		r = plan(rc, &dev, &pl, &res.n_kept, &res.n_held);
 	if (r == 0)
 		r = copy_failures(&pl, &res);
 	if (r == 0)
@@ -512,8 +838,8 @@ int reconciler_run(struct reconciler *rc, bool dry_run, reconcile_change_fn cb, 
 	}
 	/* Durable before the interface changes: a crash from here on restarts from it. */
 	if (rc->cache_dirty && rc->cache_path &&
-	    cache_save(rc->cache_path, &rc->desired, &res.cache) == 0)
-		rc->cache_dirty = false;
+	    cache_save_desired(rc->cache_path, &rc->desired, &res.cache) == 0)
+		rc->cache_dirty = rc->journal_failed = false;
 	if (changed) {
 		res.apply_error = send_changes(rc, pl.remove, pl.n_remove, true);
 		if (res.apply_error == 0)
@@ -534,6 +860,8 @@ int reconciler_run(struct reconciler *rc, bool dry_run, reconcile_change_fn cb, 
 		if (r < 0 && res.apply_error == 0)
 			res.apply_error = r;
 	}
+	if (res.apply_error || res.n_pending)
+		rc->settled = false;
 	if (res.apply_error == 0 && res.n_pending == 0) {
 		if (set_baseline(rc, &res) < 0) {
 			r = wgf_err_set(err, -ENOMEM, "out of memory");

@@ -12,6 +12,10 @@
  * RECONCILE_CHUNK peers), and reads the interface again to verify. It never touches the
  * interface's key or port, nor static peers.
  *
+ * Deltas (reconciler_apply) change the held set in place; reconciler_run_changes()
+ * then writes just the peers they changed, reading nothing, and leaves verifying to the
+ * next full pass. The peers deltas changed are not drift until a full pass is done.
+ *
  * Drift is a difference between the interface and what the agent last applied (the
  * baseline): a peer removed, added or changed by someone else. Only peers that the pass
  * has to change are classified, so drift costs nothing when there is none. The first
@@ -21,13 +25,14 @@
  * Without a desired set (no cache yet and no coordinator), a pass does nothing: losing
  * the coordinator never removes a peer.
  *
- * reconciler_set_desired() is the seam for the coordinator channel: it takes a new
- * desired set and revision, ignores one that is not newer, and marks the cache to be
- * written. The next pass writes it (fsync'd, atomically) before it changes the
- * interface, so a crash at any point of the apply restarts from this set; after a
- * complete pass it records the set as applied (cache.h). A cache that cannot be written
- * does not stop the apply: the pass says so in reconcile_result.cache and the next pass
- * tries again.
+ * reconciler_set_desired() and reconciler_apply() are the seam for the coordinator
+ * channel: the first takes a whole new desired set and revision (ignoring one that is
+ * not newer), the second changes the set it holds by deltas; the reconciler holds the
+ * agent's only copy of the set. Both mark the cache to be written. The next pass writes it
+ * (fsync'd, atomically) before it changes the interface, so a crash at any point of the apply
+ * restarts from this set; after a complete pass it records the set as applied (cache.h). A cache
+ * that cannot be written does not stop the apply: the pass says so in reconcile_result.cache and
+ * the next pass tries again.
  *
  * A set offered with RECONCILE_F_NO_REMOVE (the cache at start, while the coordinator
  * has not answered) may be older than what the interface holds: passes add and update
@@ -130,6 +135,15 @@ int reconciler_set_routable(struct reconciler *rc, const struct wgf_cidr *nets, 
  */
 int reconciler_set_desired(struct reconciler *rc, struct cache_state *st, unsigned flags);
 
+/*
+ * Applies deltas to the desired set in place (cache_state_apply), which must follow it:
+ * the same epoch, changes newer than its revision. The peers they touch count as drift
+ * in no pass until one completes; the cache is marked to be written. Returns 1 when the
+ * set changed, 0 when r changes nothing, -ENODATA without a desired set, -ESTALE when r
+ * does not follow it, -E2BIG or -ENOMEM (then the set is unchanged).
+ */
+int reconciler_apply(struct reconciler *rc, const struct wgf_sync_reply *r);
+
 bool reconciler_has_desired(const struct reconciler *rc);
 uint64_t reconciler_revision(const struct reconciler *rc);
 
@@ -142,6 +156,21 @@ uint64_t reconciler_revision(const struct reconciler *rc);
  */
 int reconciler_run(struct reconciler *rc, bool dry_run, reconcile_change_fn cb, void *userdata,
                    struct reconcile_result *ret, struct wgf_err *err);
+
+/*
+ * A delta pass: writes just the peers deltas changed since the last pass (one backend
+ * set of them, one removal of the keys gone), after recording them in the cache's
+ * journal, and reads nothing. It counts on the interface being the desired set as the
+ * last full pass left it; drift since then, and whether the set took, are the next full
+ * pass's to see (the caller runs one at once when apply_error is set). Returns -EAGAIN
+ * when only a full pass will do: none went through since the last whole set, peers are
+ * refused, kept or held, the journal cannot be written, or a changed peer is not clean
+ * (a check of the diff would refuse it, sync.h). Otherwise as reconciler_run(), with
+ * n_drift 0 and n_pending 0 unless the backend failed. For '~' the callback's actual is
+ * NULL (the old version is not read); for '-' it holds the key only.
+ */
+int reconciler_run_changes(struct reconciler *rc, reconcile_change_fn cb, void *userdata,
+                           struct reconcile_result *ret, struct wgf_err *err);
 
 void reconcile_result_fini(struct reconcile_result *r);
 

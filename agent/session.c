@@ -105,7 +105,8 @@ struct session {
 	pthread_mutex_t mu;
 	struct sess_ctx *ready_head, *ready_tail; /* under mu */
 	bool pipes_changed;                       /* under mu */
-	struct cache_state desired;               /* sorted by key; what deltas apply to */
+	uint64_t revision;                        /* of the last set or deltas handed over */
+	uint8_t epoch[WGF_EPOCH_LEN];             /* the epoch it counts in */
 	struct cache_state staging;               /* the pages of a snapshot so far */
 	uint64_t page_base;                       /* > 0: staging holds pages from there */
 	bool want_sync, want_snapshot, poll_held;
@@ -365,8 +366,8 @@ static void start_poll(struct session *s)
 		return;
 	s->poll_held = false;
 	snprintf(b.hint.server, sizeof(b.hint.server), "%s", s->o.server);
-	b.hint.revision = s->desired.revision;
-	memcpy(b.hint.epoch, s->desired.epoch, WGF_EPOCH_LEN);
+	b.hint.revision = s->revision;
+	memcpy(b.hint.epoch, s->epoch, WGF_EPOCH_LEN);
 	/* The coordinator answers within its poll wait; later than that and a margin, the
 	 * path is dead. */
 	(void)send_body(&s->poll, OP_POLL, &b,
@@ -383,8 +384,8 @@ static void kick_work(struct session *s)
 		return;
 	if (s->want_sync) {
 		snprintf(sr->server, sizeof(sr->server), "%s", s->o.server);
-		sr->since_revision = s->desired.revision;
-		memcpy(sr->epoch, s->desired.epoch, WGF_EPOCH_LEN);
+		sr->since_revision = s->revision;
+		memcpy(sr->epoch, s->epoch, WGF_EPOCH_LEN);
 		sr->want_snapshot = s->want_snapshot;
 		if (s->page_base > 0 && s->staging.n_peers > 0) {
 			/* The next page of the snapshot being taken. */
@@ -429,63 +430,6 @@ static void backoff(struct sess_ctx *c)
 	backoff_to(c, BACKOFF_MAX_MS);
 }
 
-static int cmp_peer_key(const void *a, const void *b)
-{
-	return wgf_peer_cmp_key(a, b);
-}
-
-static struct wgf_peer *find_peer(struct cache_state *d, const uint8_t key[static WGF_KEY_LEN])
-{
-	struct wgf_peer probe;
-
-	memcpy(probe.public_key, key, WGF_KEY_LEN);
-	return bsearch(&probe, d->peers, d->n_peers, sizeof(*d->peers), cmp_peer_key);
-}
-
-/* Applies one change to the sorted desired set. */
-static int apply_change(struct cache_state *d, const struct wgf_change *ch)
-{
-	struct wgf_peer *at = find_peer(d, ch->peer.public_key), *grown;
-
-	if (ch->op == WGF_CHANGE_REMOVE) {
-		if (at) {
-			memmove(at, at + 1, (size_t)(d->peers + d->n_peers - at - 1) * sizeof(*at));
-			d->n_peers--;
-		}
-		return 0;
-	}
-	if (at) {
-		*at = ch->peer;
-		return 0;
-	}
-	if (d->n_peers >= WGF_DEVICE_PEERS_MAX)
-		return -E2BIG;
-	grown = reallocarray(d->peers, d->n_peers + 1, sizeof(*grown));
-	if (!grown)
-		return -ENOMEM;
-	d->peers = grown;
-	d->peers[d->n_peers++] = ch->peer;
-	qsort(d->peers, d->n_peers, sizeof(*d->peers), cmp_peer_key);
-	return 0;
-}
-
-static int copy_state(struct cache_state *dst, const struct cache_state *src)
-{
-	*dst = (struct cache_state){.revision = src->revision};
-	memcpy(dst->epoch, src->epoch, WGF_EPOCH_LEN);
-	dst->peers = calloc(src->n_peers + 1, sizeof(*dst->peers));
-	dst->routable = calloc(src->n_routable + 1, sizeof(*dst->routable));
-	if (!dst->peers || !dst->routable) {
-		cache_state_fini(dst);
-		return -ENOMEM;
-	}
-	memcpy(dst->peers, src->peers, src->n_peers * sizeof(*src->peers));
-	dst->n_peers = src->n_peers;
-	memcpy(dst->routable, src->routable, src->n_routable * sizeof(*src->routable));
-	dst->n_routable = src->n_routable;
-	return 0;
-}
-
 /* Appends a snapshot page to the staging set; pages come in increasing key order. */
 static int stage_page(struct session *s, const struct wgf_sync_reply *r)
 {
@@ -510,6 +454,9 @@ static int stage_page(struct session *s, const struct wgf_sync_reply *r)
 		return -ENOMEM;
 	st->peers = grown;
 	memcpy(st->peers + st->n_peers, r->peers, r->n_peers * sizeof(*r->peers));
+	for (size_t i = 0; i < r->n_peers; i++)
+		if (wgf_ip_pool_take(&st->ips, &st->peers[st->n_peers + i]) < 0)
+			return -ENOMEM;
 	st->n_peers += r->n_peers;
 	return 0;
 }
@@ -521,56 +468,45 @@ static void drop_staging(struct session *s)
 }
 
 /*
- * Takes a SyncReply: a page of a snapshot (kept until the last page is in), or deltas
- * for the set held. Returns 1 when a new desired set went to the daemon, 0 when more
- * pages are wanted, or a negative errno (the next sync then asks for a snapshot).
+ * Takes a SyncReply: a page of a snapshot (kept until the last page is in, then handed
+ * over whole), or deltas, handed over as they are when they follow the revision handed
+ * over last. Returns 1 when the daemon took a new set or deltas, 0 when more pages are
+ * wanted, or a negative errno (the next sync then asks for a snapshot).
  */
 static int apply_sync_reply(struct session *s, const struct wgf_sync_reply *r)
 {
-	struct cache_state next = {0}, copy = {0};
-	bool whole = r->snapshot;
+	struct cache_state next;
 	int err;
 
-	if (r->snapshot) {
-		err = stage_page(s, r);
-		if (err < 0 || r->more)
-			return err < 0 ? err : 0;
-		next = s->staging;
-		s->staging = (struct cache_state){0};
-		s->page_base = 0;
-	} else {
+	if (!r->snapshot) {
 		/* Deltas count only within our epoch and from our revision. */
-		if (memcmp(r->epoch, s->desired.epoch, WGF_EPOCH_LEN) != 0 ||
-		    (r->n_changes > 0 && r->changes[0].revision != s->desired.revision + 1) ||
-		    (r->n_changes == 0 && r->revision != s->desired.revision))
+		struct cache_state held = {.revision = s->revision};
+
+		memcpy(held.epoch, s->epoch, WGF_EPOCH_LEN);
+		if (!cache_state_follows(&held, r))
 			return -ESTALE;
-		err = copy_state(&next, &s->desired);
+		err = s->cb.deltas(s->cb_ctx, r);
 		if (err < 0)
 			return err;
+		s->revision = r->revision;
+		return 1;
 	}
-	for (size_t i = 0; i < r->n_changes && err == 0; i++)
-		err = apply_change(&next, &r->changes[i]);
-	if (err == 0) {
-		next.revision = r->revision;
-		memcpy(next.epoch, r->epoch, WGF_EPOCH_LEN);
-		free(next.routable);
-		next.routable = calloc(r->n_routable + 1, sizeof(*next.routable));
-		next.n_routable = next.routable ? r->n_routable : 0;
-		if (!next.routable)
-			err = -ENOMEM;
-		else
-			memcpy(next.routable, r->routable, r->n_routable * sizeof(*r->routable));
-	}
-	if (err == 0)
-		err = copy_state(&copy, &next);
+	err = stage_page(s, r);
+	if (err < 0 || r->more)
+		return err < 0 ? err : 0;
+	next = s->staging;
+	s->staging = (struct cache_state){0};
+	s->page_base = 0;
+	/* The last page may bring the changes made since its first one was read. */
+	err = cache_state_apply(&next, r);
 	if (err < 0) {
 		cache_state_fini(&next);
 		return err;
 	}
-	cache_state_fini(&s->desired);
-	s->desired = next;
-	s->cb.desired(s->cb_ctx, &copy, whole);
-	cache_state_fini(&copy);
+	s->revision = next.revision;
+	memcpy(s->epoch, next.epoch, WGF_EPOCH_LEN);
+	s->cb.desired(s->cb_ctx, &next);
+	cache_state_fini(&next);
 	return 1;
 }
 
@@ -664,8 +600,8 @@ static void handle_answer(struct sess_ctx *c, const struct wgf_body *b)
 			memmove(&s->reports[0], &s->reports[1],
 			        --s->n_reports * sizeof(s->reports[0]));
 		}
-		if (b->hint.revision != s->desired.revision ||
-		    memcmp(b->hint.epoch, s->desired.epoch, WGF_EPOCH_LEN) != 0)
+		if (b->hint.revision != s->revision ||
+		    memcmp(b->hint.epoch, s->epoch, WGF_EPOCH_LEN) != 0)
 			s->want_sync = true;
 		/* A poll answered with news waits for the sync, or it would be answered again
 		 * at once with the same news. */
@@ -863,14 +799,10 @@ int session_start(uv_loop_t *loop, const struct session_options *o,
 	s->cb = *cb;
 	s->cb_ctx = ctx;
 	crypto_sign_ed25519_sk_to_pk(s->pk, s->o.sk);
-	if (initial && copy_state(&s->desired, initial) < 0) {
-		wgf_secret_unlock(s->o.sk, sizeof(s->o.sk));
-		free(s);
-		return -ENOMEM;
+	if (initial) {
+		s->revision = initial->revision;
+		memcpy(s->epoch, initial->epoch, WGF_EPOCH_LEN);
 	}
-	if (s->desired.n_peers > 0) /* (peers is NULL without an initial set) */
-		qsort(s->desired.peers, s->desired.n_peers, sizeof(*s->desired.peers),
-		      cmp_peer_key);
 	/* The lock and the async come first: pipe_event() may run once a dialer starts. */
 	pthread_mutex_init(&s->mu, NULL);
 	uv_async_init(loop, &s->async, on_async);
@@ -1018,7 +950,6 @@ static void handle_closed(uv_handle_t *h)
 		free(s->reports[i].body);
 	for (size_t i = 0; i < s->n_links; i++)
 		link_fini(&s->links[i]);
-	cache_state_fini(&s->desired);
 	cache_state_fini(&s->staging);
 	pthread_mutex_destroy(&s->mu);
 	wgf_secret_unlock(s->o.sk, sizeof(s->o.sk));
@@ -1053,6 +984,18 @@ void session_get_stats(struct session *s, struct session_stats *ret)
 	                              .links_up = up,
 	                              .synced_at_ms = s->synced_at_ms,
 	                              .refused = s->refused};
+}
+
+void session_resync(struct session *s)
+{
+	if (!s || s->stopping)
+		return;
+	drop_staging(s);
+	/* Deltas already on their way then fail to follow, and are dropped too. */
+	s->revision = 0;
+	memset(s->epoch, 0, WGF_EPOCH_LEN);
+	s->want_sync = s->want_snapshot = true;
+	kick_work(s);
 }
 
 void session_stop(struct session *s)

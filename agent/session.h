@@ -16,12 +16,14 @@
  *         revision, at start, and every resync interval (so a lost hint costs latency,
  *         never correctness); reports as the daemon queues them.
  *
- * A SyncReply brings deltas or a page of a snapshot; the session keeps the desired set
- * deltas apply to, collects a snapshot's pages until the last one, and hands the
- * daemon a fresh copy of each new set (session_callbacks.desired), which the daemon
- * gives to its reconciler and then reports with session_report(). Deltas that do not
- * fit the set held (another epoch, a gap) are dropped and the next sync asks for a
- * snapshot (proto/wgfleet.proto, REVISIONS AND EPOCHS and PAGED SNAPSHOTS).
+ * A SyncReply brings deltas or a page of a snapshot. The session holds no desired set:
+ * it collects a snapshot's pages until the last one and hands the set over whole
+ * (session_callbacks.desired), and hands deltas over as they come
+ * (session_callbacks.deltas); the daemon gives both to its reconciler, the one owner of
+ * the set, and reports what it applied with session_report(). The session keeps only
+ * the revision and epoch it handed over last: deltas that do not follow it (another
+ * epoch, a gap) are dropped and the next sync asks for a snapshot (proto/wgfleet.proto,
+ * REVISIONS AND EPOCHS and PAGED SNAPSHOTS).
  *
  * Dead paths: TCP alone never gives up on a connection whose path silently drops
  * everything (it retransmits with a doubling timeout for many minutes), and nng does
@@ -73,12 +75,17 @@ struct session_options {
 
 struct session_callbacks {
 	/*
-	 * A new desired set at st->revision of st->epoch: the callee takes st's arrays (and
-	 * zeroes *st). whole: it came from a snapshot, which is authoritative even when its
-	 * revision is not newer than the set the agent has (another epoch, or a database
-	 * restored without one).
+	 * A snapshot's whole set at st->revision of st->epoch: the callee takes st's arrays
+	 * (and zeroes *st). It is authoritative even when its revision is not newer than the
+	 * set the agent has (another epoch, or a database restored without one).
 	 */
-	void (*desired)(void *ctx, struct cache_state *st, bool whole);
+	void (*desired)(void *ctx, struct cache_state *st);
+	/*
+	 * Deltas that take the set handed over last (whole or changed) from its revision to
+	 * r->revision; r is borrowed for the call. A negative errno: not taken, and the next
+	 * sync asks for a snapshot.
+	 */
+	int (*deltas)(void *ctx, const struct wgf_sync_reply *r);
 };
 
 struct session_failure {
@@ -105,8 +112,8 @@ struct session_report {
 struct session;
 
 /*
- * Starts dialing. initial (borrowed, copied) is the desired set the agent already has
- * (from its cache), which deltas apply to; its revision is where syncing starts.
+ * Starts dialing. initial (borrowed; may be NULL) is the desired set the agent already
+ * has: its revision and epoch are where syncing starts (without one, at a snapshot).
  */
 int session_start(uv_loop_t *loop, const struct session_options *o,
                   const struct session_callbacks *cb, void *ctx, const struct cache_state *initial,
@@ -129,6 +136,12 @@ struct session_stats {
 };
 
 void session_get_stats(struct session *s, struct session_stats *ret);
+
+/*
+ * Asks for a snapshot at the next sync (now, if nothing is under way): the daemon could
+ * not apply deltas the session handed over, so the set no longer follows its revision.
+ */
+void session_resync(struct session *s);
 
 /* Closes the sockets; the session frees itself once nng and the loop are done with it. */
 void session_stop(struct session *s);

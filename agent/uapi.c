@@ -190,13 +190,17 @@ static int peer_key(struct uapi_parser *p, const char *key, const char *value, s
 	struct wgf_peer *peer = p->peer;
 	struct wgf_cidr c;
 	uint64_t v;
+	int r;
 
 	if (strcmp(key, "allowed_ip") == 0) {
 		if (wgf_cidr_parse(&c, value, WGF_CIDR_F_HOST_BITS, NULL) < 0)
 			return wgf_err_set(err, -EBADMSG, "line %u: bad allowed_ip '%s'",
 			                   p->line_no, value);
 		wgf_cidr_network(&c, &c);
-		if (wgf_peer_add_allowed_ip(peer, &c) < 0)
+		r = wgf_peer_add_allowed_ip(&p->dev->ips, peer, &c);
+		if (r == -ENOMEM)
+			return wgf_err_set(err, r, "out of memory");
+		if (r < 0)
 			peer->flags |= BACKEND_PEER_F_TRUNCATED;
 		return 0;
 	}

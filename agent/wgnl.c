@@ -308,30 +308,35 @@ static int parse_allowed_ip(const struct nlattr *nest, struct wgf_cidr *ret)
 }
 
 /* Keeps the first WGF_PEER_ALLOWED_IPS_MAX allowed IPs and flags the peer if there are more. */
-static void peer_add_allowed_ip(struct wgf_peer *p, const struct wgf_cidr *c)
+/* Past WGF_PEER_ALLOWED_IPS_MAX the peer is marked, not refused; -ENOMEM. */
+static int peer_add_allowed_ip(struct wgf_ip_pool *pool, struct wgf_peer *p,
+                               const struct wgf_cidr *c)
 {
-	if (wgf_peer_add_allowed_ip(p, c) < 0)
+	int r = wgf_peer_add_allowed_ip(pool, p, c);
+
+	if (r == -E2BIG)
 		p->flags |= BACKEND_PEER_F_TRUNCATED;
+	return r == -E2BIG ? 0 : r;
 }
+
+/* A peer as one message holds it, before it is joined to its earlier part, if any. */
+struct peer_ctx {
+	struct wgf_peer peer;
+	struct wgf_ip_pool *pool; /* borrowed: the device's */
+	bool has_key;
+};
 
 static int allowedips_attr(const struct nlattr *attr, void *data)
 {
-	struct wgf_peer *p = data;
+	struct peer_ctx *pc = data;
 	struct wgf_cidr c;
 	int r;
 
 	r = parse_allowed_ip(attr, &c);
 	if (r < 0)
 		return r;
-	peer_add_allowed_ip(p, &c);
-	return 0;
+	return peer_add_allowed_ip(pc->pool, &pc->peer, &c);
 }
-
-/* A peer as one message holds it, before it is joined to its earlier part, if any. */
-struct peer_ctx {
-	struct wgf_peer peer;
-	bool has_key;
-};
 
 static int parse_endpoint(const struct nlattr *attr, struct wgf_peer *p)
 {
@@ -402,17 +407,21 @@ static int peer_attr(const struct nlattr *attr, void *data)
 		p->flags |= WGF_PEER_HAS_TRANSFER;
 		return 0;
 	case WGPEER_A_ALLOWEDIPS:
-		return nl_attr_walk_nested(attr, allowedips_attr, p);
+		return nl_attr_walk_nested(attr, allowedips_attr, c);
 	default:
 		return 0;
 	}
 }
 
 /* Joins the later part of a peer cut between two messages to its first part. */
-static void peer_join(struct wgf_peer *dst, const struct wgf_peer *src)
+static int peer_join(struct wgf_ip_pool *pool, struct wgf_peer *dst, const struct wgf_peer *src)
 {
-	for (unsigned i = 0; i < src->n_allowed_ips; i++)
-		peer_add_allowed_ip(dst, &src->allowed_ips[i]);
+	for (unsigned i = 0; i < src->n_allowed_ips; i++) {
+		int r = peer_add_allowed_ip(pool, dst, &src->allowed_ips[i]);
+
+		if (r < 0)
+			return r;
+	}
 	if (src->flags & WGF_PEER_HAS_KEEPALIVE)
 		dst->persistent_keepalive = src->persistent_keepalive;
 	if (src->flags & WGF_PEER_HAS_HANDSHAKE)
@@ -424,6 +433,7 @@ static void peer_join(struct wgf_peer *dst, const struct wgf_peer *src)
 		dst->tx_bytes = src->tx_bytes;
 	}
 	dst->flags |= src->flags;
+	return 0;
 }
 
 struct device_ctx {
@@ -440,6 +450,7 @@ static int peers_attr(const struct nlattr *attr, void *data)
 	int r;
 
 	memset(&c, 0, sizeof(c));
+	c.pool = &dev->ips;
 	r = nl_attr_walk_nested(attr, peer_attr, &c);
 	if (r < 0)
 		return r;
@@ -450,8 +461,7 @@ static int peers_attr(const struct nlattr *attr, void *data)
 	    memcmp(dev->peers[dev->n_peers - 1].public_key, c.peer.public_key, WGF_KEY_LEN) == 0) {
 		if (d->peers_in_msg++ > 0 || d->st->n_msgs == 0)
 			return -EBADMSG;
-		peer_join(&dev->peers[dev->n_peers - 1], &c.peer);
-		return 0;
+		return peer_join(&dev->ips, &dev->peers[dev->n_peers - 1], &c.peer);
 	}
 	d->peers_in_msg++;
 	p = wgf_device_add_peer(dev);

@@ -32,16 +32,113 @@ struct wgf_peer *wgf_device_add_peer(struct wgf_device *dev)
 void wgf_device_fini(struct wgf_device *dev)
 {
 	free(dev->peers);
+	wgf_ip_pool_fini(&dev->ips);
 	dev->peers = NULL;
 	dev->n_peers = dev->cap_peers = 0;
 }
 
-int wgf_peer_add_allowed_ip(struct wgf_peer *p, const struct wgf_cidr *c)
+#define IP_BLOCK_MIN 16
+#define IP_BLOCK_MAX 4096 /* 80 KiB: below glibc's mmap threshold, so blocks are reused */
+
+struct wgf_ip_block {
+	struct wgf_ip_block *next;
+	size_t used, cap;
+	struct wgf_cidr ips[];
+};
+
+/* n contiguous networks at the end of the head block, which grows by a new block if needed. */
+static struct wgf_cidr *pool_alloc(struct wgf_ip_pool *pool, size_t n)
 {
+	struct wgf_ip_block *h = pool->head, *b;
+	size_t cap;
+
+	if (!h || h->cap - h->used < n) {
+		cap = h ? 2 * h->cap : IP_BLOCK_MIN;
+		if (cap > IP_BLOCK_MAX)
+			cap = IP_BLOCK_MAX;
+		if (cap < n)
+			cap = n;
+		b = malloc(sizeof(*b) + cap * sizeof(b->ips[0]));
+		if (!b)
+			return NULL;
+		b->next = h;
+		b->used = 0;
+		b->cap = cap;
+		pool->head = h = b;
+	}
+	h->used += n;
+	pool->n_used += n;
+	return &h->ips[h->used - n];
+}
+
+int wgf_peer_add_allowed_ip(struct wgf_ip_pool *pool, struct wgf_peer *p, const struct wgf_cidr *c)
+{
+	struct wgf_ip_block *h = pool->head;
+	struct wgf_cidr *at;
+
 	if (p->n_allowed_ips >= WGF_PEER_ALLOWED_IPS_MAX)
 		return -E2BIG;
-	p->allowed_ips[p->n_allowed_ips++] = *c;
+	/* The usual case: p's networks are the last ones handed out, and there is room. */
+	if (p->n_allowed_ips && h && h->used < h->cap &&
+	    p->allowed_ips + p->n_allowed_ips == &h->ips[h->used]) {
+		h->used++;
+		pool->n_used++;
+		p->allowed_ips[p->n_allowed_ips++] = *c;
+		return 0;
+	}
+	at = pool_alloc(pool, p->n_allowed_ips + 1);
+	if (!at)
+		return -ENOMEM;
+	if (p->n_allowed_ips)
+		memcpy(at, p->allowed_ips, p->n_allowed_ips * sizeof(*at));
+	at[p->n_allowed_ips] = *c;
+	p->allowed_ips = at;
+	p->n_allowed_ips++;
 	return 0;
+}
+
+int wgf_ip_pool_take(struct wgf_ip_pool *pool, struct wgf_peer *p)
+{
+	struct wgf_cidr *at;
+
+	if (p->n_allowed_ips == 0) {
+		p->allowed_ips = NULL;
+		return 0;
+	}
+	at = pool_alloc(pool, p->n_allowed_ips);
+	if (!at)
+		return -ENOMEM;
+	memcpy(at, p->allowed_ips, p->n_allowed_ips * sizeof(*at));
+	p->allowed_ips = at;
+	return 0;
+}
+
+int wgf_ip_pool_reserve(struct wgf_ip_pool *pool, size_t n)
+{
+	const struct wgf_ip_block *h = pool->head;
+
+	if (n == 0 || (h && h->cap - h->used >= n))
+		return 0;
+	if (!pool_alloc(pool, n))
+		return -ENOMEM;
+	/* Handed back at once: the new head block has room for n, and nothing is used. */
+	pool->head->used -= n;
+	pool->n_used -= n;
+	return 0;
+}
+
+void wgf_ip_pool_fini(struct wgf_ip_pool *pool)
+{
+	struct wgf_ip_block *b = pool->head;
+
+	while (b) {
+		struct wgf_ip_block *next = b->next;
+
+		free(b);
+		b = next;
+	}
+	pool->head = NULL;
+	pool->n_used = 0;
 }
 
 static bool has_cidr(const struct wgf_peer *p, const struct wgf_cidr *c)

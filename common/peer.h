@@ -9,8 +9,15 @@
  * key, its allowed IPs and a keepalive. An observed peer adds what the data plane
  * shows: the last handshake, the endpoint and the byte counters. One struct serves
  * both; `flags` says which optional parts are present (the wg-tools containers.h
- * idiom). Allowed IPs are bounded per peer, so a peer has a fixed size and a set of
- * peers is one array.
+ * idiom). A set of peers is one array of fixed-size records.
+ *
+ * A peer's allowed IPs are not in its record: allowed_ips points at n_allowed_ips
+ * networks kept in a struct wgf_ip_pool by whatever holds the set (a device, the
+ * agent's desired set, a decoded message). A record may be copied by value while its
+ * pool lives (the copy borrows the same networks); a set that outlives the pool of a
+ * peer it takes re-homes the networks with wgf_ip_pool_take(). Most peers have one or
+ * two networks, so this costs 20 bytes a network instead of eight slots a peer. The
+ * count per peer stays bounded (WGF_PEER_ALLOWED_IPS_MAX), as any user input is.
  *
  * A device is an interface's own facts (its public key, listen port) and its peers, in
  * a growable array that the device owns. The private key is never held here.
@@ -35,7 +42,7 @@
 
 struct wgf_peer {
 	uint8_t public_key[WGF_KEY_LEN];
-	struct wgf_cidr allowed_ips[WGF_PEER_ALLOWED_IPS_MAX];
+	struct wgf_cidr *allowed_ips; /* borrowed from the set's pool; NULL when none */
 	unsigned n_allowed_ips;
 	uint16_t persistent_keepalive; /* seconds, 0 = off */
 	unsigned flags;                /* WGF_PEER_HAS_* */
@@ -48,6 +55,34 @@ struct wgf_peer {
 	uint64_t rx_bytes, tx_bytes;
 };
 
+/*
+ * Networks in blocks that never move, so a peer's pointer stays valid as the pool grows.
+ * A pool is moved by copying the struct (the old copy is then forgotten, not freed). Space
+ * a peer gave up (a peer removed, or re-homed) is reclaimed when the pool is freed.
+ */
+struct wgf_ip_block;
+struct wgf_ip_pool {
+	struct wgf_ip_block *head; /* owned; the newest block, where networks are appended */
+	size_t n_used;             /* networks handed out, for a set to judge its waste */
+};
+
+/*
+ * Appends c to p's allowed IPs, in pool (where p's networks must live, if it has any).
+ * -E2BIG past WGF_PEER_ALLOWED_IPS_MAX, -ENOMEM; p is unchanged on failure.
+ */
+int wgf_peer_add_allowed_ip(struct wgf_ip_pool *pool, struct wgf_peer *p, const struct wgf_cidr *c);
+
+/* Copies p's allowed IPs (wherever they are) into pool and points p at the copy. -ENOMEM. */
+int wgf_ip_pool_take(struct wgf_ip_pool *pool, struct wgf_peer *p);
+
+/*
+ * Makes room for n networks, so that the next takes and additions of n networks in all
+ * cannot fail. -ENOMEM.
+ */
+int wgf_ip_pool_reserve(struct wgf_ip_pool *pool, size_t n);
+
+void wgf_ip_pool_fini(struct wgf_ip_pool *pool);
+
 #define WGF_DEVICE_HAS_PUBLIC_KEY  (1U << 0)
 #define WGF_DEVICE_HAS_LISTEN_PORT (1U << 1)
 
@@ -58,6 +93,7 @@ struct wgf_device {
 	uint16_t listen_port;
 	struct wgf_peer *peers; /* owned */
 	size_t n_peers, cap_peers;
+	struct wgf_ip_pool ips; /* owned: the peers' allowed IPs */
 };
 
 /* Appends a zeroed peer and returns it, or NULL (-ENOMEM or past WGF_DEVICE_PEERS_MAX). */
@@ -65,9 +101,6 @@ struct wgf_peer *wgf_device_add_peer(struct wgf_device *dev);
 
 /* Frees the peers and resets the device to empty (the struct itself is the caller's). */
 void wgf_device_fini(struct wgf_device *dev);
-
-/* Appends an allowed IP; -E2BIG past WGF_PEER_ALLOWED_IPS_MAX. */
-int wgf_peer_add_allowed_ip(struct wgf_peer *p, const struct wgf_cidr *c);
 
 /* Same allowed IPs, as sets (order does not matter), and the same keepalive. */
 bool wgf_peer_config_equal(const struct wgf_peer *a, const struct wgf_peer *b);

@@ -404,8 +404,10 @@ enum {
 };
 
 /* A peer row: key, and unless it is a removal, its allowed IP and keepalive. */
-static bool read_peer(const PGresult *res, int row, bool removal, struct wgf_peer *p)
+static bool read_peer(const PGresult *res, int row, bool removal, struct wgf_ip_pool *pool,
+                      struct wgf_peer *p)
 {
+	struct wgf_cidr ip;
 	uint64_t keepalive;
 
 	memset(p, 0, sizeof(*p));
@@ -413,10 +415,10 @@ static bool read_peer(const PGresult *res, int row, bool removal, struct wgf_pee
 		return false;
 	if (removal)
 		return true;
-	if (!get_cidr(res, row, COL_ALLOWED_IP, &p->allowed_ips[0]) ||
-	    !get_u64(res, row, COL_KEEPALIVE, &keepalive) || keepalive > 65535)
+	if (!get_cidr(res, row, COL_ALLOWED_IP, &ip) ||
+	    !get_u64(res, row, COL_KEEPALIVE, &keepalive) || keepalive > 65535 ||
+	    wgf_peer_add_allowed_ip(pool, p, &ip) < 0)
 		return false;
-	p->n_allowed_ips = 1;
 	p->persistent_keepalive = (uint16_t)keepalive;
 	if (keepalive)
 		p->flags |= WGF_PEER_HAS_KEEPALIVE;
@@ -457,13 +459,13 @@ int chan_read_sync(const PGresult *res, struct chan_header *ret_header, struct w
 		if (PQgetisnull(res, i, COL_OP)) {
 			/* Peers of a page come before the changes that follow it. */
 			ok = out.n_changes == 0 &&
-			     read_peer(res, i, false, &out.peers[out.n_peers++]);
+			     read_peer(res, i, false, &out.ips, &out.peers[out.n_peers++]);
 			continue;
 		}
 		ok = get_u64(res, i, COL_OP, &op) &&
 		     (op == WGF_CHANGE_UPSERT || op == WGF_CHANGE_REMOVE) &&
 		     get_u64(res, i, COL_CHANGE_REVISION, &c->revision) &&
-		     read_peer(res, i, op == WGF_CHANGE_REMOVE, &c->peer);
+		     read_peer(res, i, op == WGF_CHANGE_REMOVE, &out.ips, &c->peer);
 		c->op = (enum wgf_change_op)op;
 		out.n_changes++;
 	}
@@ -478,5 +480,6 @@ fail:
 	free(out.routable);
 	free(out.peers);
 	free(out.changes);
+	wgf_ip_pool_fini(&out.ips);
 	return r;
 }

@@ -419,8 +419,8 @@ static int take_cidr(struct wgf_cidr *out, const char *text, const char *what, s
 	return 0;
 }
 
-static int take_peer(struct wgf_peer *out, const Wgfleet__V1__Peer *in, const char *what, size_t i,
-                     bool key_only, struct wgf_err *err)
+static int take_peer(struct wgf_ip_pool *pool, struct wgf_peer *out, const Wgfleet__V1__Peer *in,
+                     const char *what, size_t i, bool key_only, struct wgf_err *err)
 {
 	int r;
 
@@ -434,11 +434,14 @@ static int take_peer(struct wgf_peer *out, const Wgfleet__V1__Peer *in, const ch
 		return wgf_err_set(err, -EBADMSG, "%s %zu has %zu allowed IPs, more than %d", what,
 		                   i, in->n_allowed_ips, WGF_PEER_ALLOWED_IPS_MAX);
 	for (size_t k = 0; k < in->n_allowed_ips; k++) {
-		r = take_cidr(&out->allowed_ips[k], in->allowed_ips[k], what, i, err);
+		struct wgf_cidr c;
+
+		r = take_cidr(&c, in->allowed_ips[k], what, i, err);
 		if (r < 0)
 			return r;
+		if (wgf_peer_add_allowed_ip(pool, out, &c) < 0) /* counted above */
+			return -ENOMEM;
 	}
-	out->n_allowed_ips = (unsigned)in->n_allowed_ips;
 	if (in->persistent_keepalive > 65535)
 		return wgf_err_set(err, -EBADMSG, "%s %zu: keepalive %u is more than 65535", what,
 		                   i, in->persistent_keepalive);
@@ -479,7 +482,7 @@ static int decode_sync_reply(const Wgfleet__V1__SyncReply *in, struct wgf_sync_r
 	if (!out->peers || !out->changes || !out->routable)
 		return -ENOMEM;
 	for (size_t i = 0; r == 0 && i < in->n_peers; i++, out->n_peers++) {
-		r = take_peer(&out->peers[i], in->peers[i], "peer", i, false, err);
+		r = take_peer(&out->ips, &out->peers[i], in->peers[i], "peer", i, false, err);
 		if (r == 0 && i > 0 &&
 		    memcmp(out->peers[i - 1].public_key, out->peers[i].public_key, WGF_KEY_LEN) >=
 		            0)
@@ -496,7 +499,8 @@ static int decode_sync_reply(const Wgfleet__V1__SyncReply *in, struct wgf_sync_r
 		}
 		o->op = (enum wgf_change_op)c->op;
 		o->revision = c->revision;
-		r = take_peer(&o->peer, c->peer, "change", i, o->op == WGF_CHANGE_REMOVE, err);
+		r = take_peer(&out->ips, &o->peer, c->peer, "change", i, o->op == WGF_CHANGE_REMOVE,
+		              err);
 		if (r == 0 && (c->revision == 0 || c->revision > in->revision ||
 		               (i > 0 && c->revision < out->changes[i - 1].revision)))
 			r = wgf_err_set(err, -EBADMSG, "change %zu: revision %llu is out of order",
@@ -652,6 +656,7 @@ void wgf_body_fini(struct wgf_body *b)
 		free(b->sync_reply.peers);
 		free(b->sync_reply.changes);
 		free(b->sync_reply.routable);
+		wgf_ip_pool_fini(&b->sync_reply.ips);
 	} else if (b->kind == WGF_WIRE_KIND_REPORT) {
 		free(b->report.errors);
 		free(b->report.facts);

@@ -84,6 +84,7 @@ struct wgf_sync_reply {
 	size_t n_changes;
 	struct wgf_cidr *routable;
 	size_t n_routable;
+	struct wgf_ip_pool ips; /* owned: the allowed IPs of peers and changes */
 };
 
 struct wgf_apply_error {

@@ -4,13 +4,16 @@
 """propagation: public key submitted -> peer on the interface (issue 6, item 2).
 
 Usage (as root): tests/bench/propagation.py [--quick] [--submissions N] [--gap MS]
-                                            [--no-poll] [--build DIR]
+                                            [--base-peers N] [--no-poll] [--build DIR]
 
   --quick             20 submissions, no timing verdict: the smoke test CI runs
                       (tests/integration/test_bench_channel_quick.py)
   --submissions N     key submissions measured (default 1000)
   --gap MS            pause after each peer was seen, so submissions do not overlap
                       (default 50)
+  --base-peers N      keyed routers (peers) already on the interface before the clock
+                      starts, put straight into the database and applied by the agent
+                      as its first snapshot (default 0; at most 16000, a /18 pool)
   --no-poll           no UAPI polling: time the agent's own log only (see below)
   --db-connections N  the coordinator's [database] connections (default: its default)
   --build DIR         the build to use (also $WGF_BENCH_BUILD); default
@@ -106,12 +109,17 @@ def main():
     ap.add_argument("--submissions", type=int)
     ap.add_argument("--gap", type=float, default=50.0)
     ap.add_argument("--no-poll", action="store_true")
+    ap.add_argument("--base-peers", type=int, default=0)
     ap.add_argument("--build")
     ap.add_argument("--db-connections", type=int)
     args = ap.parse_args()
     n = args.submissions or (20 if args.quick else 1000)
+    base = args.base_peers
     if os.geteuid() != 0:
         sys.exit("propagation.py: needs root (network namespaces)")
+    if base + n > 16000:
+        sys.exit("propagation.py: at most 16000 base peers and submissions (a /18 pool)")
+    pool, gw = ("10.64.0.0/18", "10.64.0.1") if base else ("10.100.0.0/21", "10.100.0.1")
 
     cleanup = B.Cleanup()
     build = B.find_build(args.build, ["coordinator/wgfleet-coordinator", "agent/wgfleet-agent"])
@@ -122,15 +130,22 @@ def main():
     coord = B.Coordinator(cleanup, build, tmp, pg.conninfo,
                           db_connections=args.db_connections).start()
     wg = B.WireguardGo(cleanup, tmp)
-    agent = B.Agent(cleanup, build, tmp, wg, coord, "vps1", "10.100.0.1/21",
+    agent = B.Agent(cleanup, build, tmp, wg, coord, "vps1", gw + "/" + pool.split("/")[1],
                     extra="[log]\nlevel = debug\n")
     coord.expect(201, "POST", "/v1/servers", body={
-        "name": "vps1", "endpoint": "192.0.2.1:51820", "pool": "10.100.0.0/21",
-        "gateway": "10.100.0.1", "agent_key": agent.public_key})
-    key = B.tenant(coord, "bench", n + 100)
+        "name": "vps1", "endpoint": "192.0.2.1:51820", "pool": pool,
+        "gateway": gw, "agent_key": agent.public_key})
+    key = B.tenant(coord, "bench", n + base + 100)
+    if base:
+        B.add_routers(pg, "vps1", "bench", base, 0)
     agent.start()
     B.wait_for("the agent's first report", lambda: pg.scalar(
         "SELECT wg_public_key IS NOT NULL FROM servers WHERE name = 'vps1'") == "t", 30)
+    if base:
+        B.wait_for(f"{base} peers on the interface", lambda: wg.n_peers() >= base, 600, 1.0)
+        B.wait_for("the agent's report of them", lambda: pg.scalar(
+            "SELECT applied_revision = revision FROM servers WHERE name = 'vps1'") == "t",
+            120, 0.5)
     routers = [coord.expect(201, "POST", "/v1/routers", key, {})["id"] for _ in range(n)]
     rev0 = int(pg.scalar("SELECT revision FROM servers WHERE name = 'vps1'"))
     B.log(NAME, f"{n} routers reserved; measuring {n} submissions, {args.gap:g} ms apart")
@@ -199,7 +214,7 @@ def main():
 
     res = {
         "machine": B.machine(), "db_connections": coord.db_connections,
-        "submissions": n, "gap_ms": args.gap,
+        "submissions": n, "gap_ms": args.gap, "base_peers": base,
         "durability": "fast" if fast else "durable", "elapsed_s": round(elapsed, 1),
         "polling": not args.no_poll,
         "visible_ms": B.summary_ms(prop_ms), "never_visible": misses,

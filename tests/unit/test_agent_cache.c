@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "body.h"
 #include "cache.h"
 
 #define KEY_A "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo="
@@ -300,9 +301,9 @@ static void test_format_and_round_trip(void **state)
 	assert_int_equal(wgf_key_from_base64(st.peers[0].public_key, KEY_A, WGF_KEY_PUBLIC, NULL),
 	                 0);
 	assert_int_equal(wgf_cidr_parse(&c, "10.100.0.2/32", 0, NULL), 0);
-	assert_int_equal(wgf_peer_add_allowed_ip(&st.peers[0], &c), 0);
+	assert_int_equal(wgf_peer_add_allowed_ip(&st.ips, &st.peers[0], &c), 0);
 	assert_int_equal(wgf_cidr_parse(&c, "fd00::/64", 0, NULL), 0);
-	assert_int_equal(wgf_peer_add_allowed_ip(&st.peers[0], &c), 0);
+	assert_int_equal(wgf_peer_add_allowed_ip(&st.ips, &st.peers[0], &c), 0);
 	st.peers[0].persistent_keepalive = 25;
 	assert_int_equal(wgf_key_from_base64(st.peers[1].public_key, KEY_B, WGF_KEY_PUBLIC, NULL),
 	                 0);
@@ -355,6 +356,254 @@ static void test_format_and_round_trip(void **state)
 	cache_state_fini(&st);
 }
 
+/*
+ * The layout cache_format() writes is read a line at a time; a file in that layout with a
+ * flaw is an error still (as the whole-document reader says it), and a file laid out any
+ * other way (written by hand) is read whole.
+ */
+static void test_line_layout(void **state)
+{
+#define HEAD "{\"revision\":5,\"peers\":[\n"
+#define PA   "{\"public_key\":\"" KEY_A "\",\"allowed_ips\":[\"10.1.0.2/32\"]}"
+#define PB   "{\"public_key\":\"" KEY_B "\",\"allowed_ips\":[\"10.1.0.3/32\",\"fd00::3/128\"]}"
+	static const struct {
+		const char *text;
+		int code;
+		size_t n_peers;
+	} cases[] = {
+	        {HEAD PA ",\n" PB "\n]}\n", 0, 2},
+	        {HEAD PA ",\n" PB "\n]}", 0, 2},             /* no final newline */
+	        {HEAD "]}\n", 0, 0},                         /* no peers */
+	        {HEAD PA ",\n" PB ",\n]}\n", -EINVAL, 0},    /* a comma after the last */
+	        {HEAD PA "\n" PB "\n]}\n", -EINVAL, 0},      /* a comma missing */
+	        {HEAD PA ",\n" PB "\n]}\n]}\n", -EINVAL, 0}, /* text after the end */
+	        {HEAD PA ",\n" PB "\n", -EINVAL, 0},         /* cut short */
+	        {HEAD PA ",\n{\"public_key\":\"" KEY_B "\",\n\"allowed_ips\":[]}\n]}\n", 0, 2},
+	        {HEAD PA ",\n" PA "\n]}\n", 0, 2}, /* a key twice is the sync engine's to refuse */
+	};
+	struct wgf_err err = {0};
+	struct cache_state st;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = parse(cases[i].text, &st, &err);
+
+		if (r != cases[i].code)
+			fail_msg("case %zu: %d, not %d (%s)", i, r, cases[i].code, err.msg);
+		if (r < 0)
+			continue;
+		assert_int_equal(st.revision, 5);
+		assert_int_equal(st.n_peers, cases[i].n_peers);
+		if (st.n_peers == 2 && i == 0) {
+			assert_int_equal(st.peers[1].n_allowed_ips, 2);
+			assert_int_equal(st.peers[1].allowed_ips[1].prefix, 128);
+		}
+		cache_state_fini(&st);
+	}
+	/* A bad peer in the line layout is named as the whole reader names it. */
+	assert_int_equal(parse(HEAD PA ",\n{\"public_key\":\"" KEY_B "\"}\n]}\n", &st, &err),
+	                 -EINVAL);
+	assert_string_equal(err.msg, "d.json: peers[1]: allowed_ips is missing");
+#undef HEAD
+#undef PA
+#undef PB
+}
+
+/* A change to key k (0-63) of the test below; IPs from the pool of the reply. */
+static void make_change(struct wgf_sync_reply *r, uint64_t rev, unsigned k, bool remove,
+                        unsigned ip)
+{
+	struct wgf_change *c = &r->changes[r->n_changes++];
+	struct wgf_cidr cidr;
+	char text[32];
+
+	memset(c, 0, sizeof(*c));
+	c->op = remove ? WGF_CHANGE_REMOVE : WGF_CHANGE_UPSERT;
+	c->revision = rev;
+	memset(c->peer.public_key, 0x5a, WGF_KEY_LEN);
+	c->peer.public_key[0] = (uint8_t)(k * 4); /* keys sort as k does */
+	if (remove)
+		return;
+	for (unsigned i = 0; i < 1 + ip % 3; i++) {
+		snprintf(text, sizeof(text), "10.%u.%u.%u/32", k, ip % 256, i);
+		assert_int_equal(wgf_cidr_parse(&cidr, text, 0, NULL), 0);
+		assert_int_equal(wgf_peer_add_allowed_ip(&r->ips, &c->peer, &cidr), 0);
+	}
+}
+
+/*
+ * Deltas applied in place against a model (one slot per key): random batches of
+ * upserts and removals, a key often changed twice in one batch, from an empty set to a
+ * full one and back; the set stays sorted, each peer with its newest networks.
+ */
+static void test_apply_changes(void **state)
+{
+	enum { KEYS = 64, ROUNDS = 300 };
+	struct cache_state st = {0};
+	int model[KEYS]; /* -1: absent, else the ip seed of its last upsert */
+	unsigned seed = 7;
+	uint64_t rev = 0;
+
+	(void)state;
+	for (unsigned k = 0; k < KEYS; k++)
+		model[k] = -1;
+	for (unsigned round = 0; round < ROUNDS; round++) {
+		struct wgf_change changes[24];
+		struct wgf_sync_reply r = {.changes = changes};
+		unsigned n = 1 + (unsigned)rand_r(&seed) % 24;
+		struct wgf_cidr net;
+		size_t live = 0;
+
+		assert_int_equal(wgf_cidr_parse(&net, "10.0.0.0/8", 0, NULL), 0);
+		r.routable = &net;
+		r.n_routable = round % 2;
+		for (unsigned i = 0; i < n; i++) {
+			unsigned k = (unsigned)rand_r(&seed) % KEYS;
+			/* Fill up in the first third, empty out in the last, mix between. */
+			unsigned p = round < ROUNDS / 3 ? 80 : round > 2 * ROUNDS / 3 ? 20 : 50;
+			bool remove = (unsigned)rand_r(&seed) % 100 >= p;
+			unsigned ip = (unsigned)rand_r(&seed) % 1000;
+
+			make_change(&r, ++rev, k, remove, ip);
+			model[k] = remove ? -1 : (int)ip;
+		}
+		r.revision = rev;
+		r.epoch[0] = 9;
+		assert_int_equal(cache_state_apply(&st, &r), 0);
+		wgf_ip_pool_fini(&r.ips);
+		assert_int_equal(st.revision, rev);
+		assert_int_equal(st.epoch[0], 9);
+		assert_int_equal(st.n_routable, round % 2);
+		for (unsigned k = 0; k < KEYS; k++) {
+			const struct wgf_peer *p = NULL;
+			uint8_t key[WGF_KEY_LEN];
+
+			memset(key, 0x5a, WGF_KEY_LEN);
+			key[0] = (uint8_t)(k * 4);
+			for (size_t i = 0; i < st.n_peers; i++)
+				if (memcmp(st.peers[i].public_key, key, WGF_KEY_LEN) == 0)
+					p = &st.peers[i];
+			if (model[k] < 0) {
+				assert_null(p);
+				continue;
+			}
+			live++;
+			assert_non_null(p);
+			assert_int_equal(p->n_allowed_ips, 1 + model[k] % 3);
+			assert_int_equal(p->allowed_ips[p->n_allowed_ips - 1].addr.bytes[2],
+			                 model[k] % 256);
+		}
+		assert_int_equal(st.n_peers, live);
+		for (size_t i = 1; i < st.n_peers; i++)
+			assert_true(memcmp(st.peers[i - 1].public_key, st.peers[i].public_key,
+			                   WGF_KEY_LEN) < 0);
+	}
+	cache_state_fini(&st);
+}
+
+static void append_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "a");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+/*
+ * The journal: records append to the cache; loading replays those of its epoch newer
+ * than it, and stops at a record cut short; the next append cuts that record off; a
+ * whole write removes the journal.
+ */
+static void test_journal(void **state)
+{
+	char dir[] = "/tmp/wgf-journal-XXXXXX", path[64], jp[64];
+	struct cache_state st = {.revision = 3}, back;
+	uint8_t keys[2][WGF_KEY_LEN];
+	struct wgf_err err = {0};
+	struct wgf_cidr c;
+	size_t records = 0, size = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, CACHE_FILE);
+	snprintf(jp, sizeof(jp), "%s/%s", dir, CACHE_JOURNAL_FILE);
+	st.epoch[0] = 1;
+	st.n_peers = 1;
+	st.peers = calloc(2, sizeof(*st.peers));
+	assert_non_null(st.peers);
+	assert_int_equal(wgf_key_from_base64(st.peers[0].public_key, KEY_A, WGF_KEY_PUBLIC, NULL),
+	                 0);
+	assert_int_equal(wgf_key_from_base64(keys[1], KEY_B, WGF_KEY_PUBLIC, NULL), 0);
+	memcpy(keys[0], st.peers[0].public_key, WGF_KEY_LEN);
+	assert_int_equal(cache_save_desired(path, &st, &err), 0);
+
+	/* Revision 4: peer A gets an address; 5: B comes; 6: A goes. */
+	assert_int_equal(wgf_cidr_parse(&c, "10.1.0.2/32", 0, NULL), 0);
+	assert_int_equal(wgf_peer_add_allowed_ip(&st.ips, &st.peers[0], &c), 0);
+	st.revision = 4;
+	assert_int_equal(cache_journal_append(path, &st, keys, 1, &size, &err), 0);
+	assert_true(size > 0);
+	st.peers[1] = st.peers[0];
+	memcpy(st.peers[1].public_key, keys[1], WGF_KEY_LEN);
+	st.n_peers = 2;
+	if (memcmp(keys[1], keys[0], WGF_KEY_LEN) < 0) {
+		struct wgf_peer t = st.peers[0];
+
+		st.peers[0] = st.peers[1];
+		st.peers[1] = t;
+	}
+	st.revision = 5;
+	assert_int_equal(cache_journal_append(path, &st, keys + 1, 1, NULL, &err), 0);
+	assert_int_equal(cache_load_desired(path, &back, &records, &err), 0);
+	assert_int_equal(records, 2);
+	assert_int_equal(back.revision, 5);
+	assert_int_equal(back.n_peers, 2);
+	assert_int_equal(back.peers[0].n_allowed_ips, 1);
+	cache_state_fini(&back);
+
+	/* A record cut short by a crash is not replayed, nor anything after it... */
+	append_text(jp, "{\"revision\":6,\"epoch\":\"01000000000000000000000000000000\","
+	                "\"upsert\":[],\"remove\":[\"" KEY_A "\"");
+	assert_int_equal(cache_load_desired(path, &back, &records, &err), 0);
+	assert_int_equal(records, 2);
+	assert_int_equal(back.revision, 5);
+	cache_state_fini(&back);
+	/* ... and the next append cuts it off, so its own record counts. */
+	st.n_peers = 1; /* A goes: the peer left is B, wherever it sorted */
+	if (memcmp(st.peers[0].public_key, keys[0], WGF_KEY_LEN) == 0)
+		st.peers[0] = st.peers[1];
+	st.revision = 6;
+	assert_int_equal(cache_journal_append(path, &st, keys, 1, NULL, &err), 0);
+	assert_int_equal(cache_load_desired(path, &back, &records, &err), 0);
+	assert_int_equal(records, 3);
+	assert_int_equal(back.revision, 6);
+	assert_int_equal(back.n_peers, 1);
+	assert_memory_equal(back.peers[0].public_key, keys[1], WGF_KEY_LEN);
+	cache_state_fini(&back);
+
+	/* Records of another epoch, or not newer than the cache, are skipped. */
+	append_text(jp, "{\"revision\":7,\"epoch\":\"02000000000000000000000000000000\","
+	                "\"upsert\":[],\"remove\":[\"" KEY_B "\"]}\n");
+	append_text(jp, "{\"revision\":2,\"epoch\":\"01000000000000000000000000000000\","
+	                "\"upsert\":[],\"remove\":[\"" KEY_B "\"]}\n");
+	assert_int_equal(cache_load_desired(path, &back, &records, &err), 0);
+	assert_int_equal(records, 3);
+	assert_int_equal(back.n_peers, 1);
+	cache_state_fini(&back);
+
+	/* A whole write takes the journal's place. */
+	assert_int_equal(cache_save_desired(path, &st, &err), 0);
+	assert_int_equal(access(jp, F_OK), -1);
+	assert_int_equal(cache_load_desired(path, &back, &records, &err), 0);
+	assert_int_equal(records, 0);
+	assert_int_equal(back.revision, 6);
+	cache_state_fini(&back);
+	cache_state_fini(&st);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 static void test_save_and_load(void **state)
 {
 	char dir[] = "/tmp/wgf-cache-XXXXXX", path[64];
@@ -389,6 +638,9 @@ int main(void)
 	        cmocka_unit_test(test_too_many_peers),
 	        cmocka_unit_test(test_too_many_routable),
 	        cmocka_unit_test(test_format_and_round_trip),
+	        cmocka_unit_test(test_line_layout),
+	        cmocka_unit_test(test_apply_changes),
+	        cmocka_unit_test(test_journal),
 	        cmocka_unit_test(test_save_and_load),
 	};
 

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "body.h"
 #include "reconcile.h"
 
 /* A backend that keeps the "interface" in a struct wgf_device and counts calls. */
@@ -90,6 +91,7 @@ static int fake_set(struct backend *b, const struct wgf_peer *peers, size_t n)
 		if (!p)
 			p = wgf_device_add_peer(&f->dev);
 		*p = peers[i];
+		assert_int_equal(wgf_ip_pool_take(&f->dev.ips, p), 0);
 	}
 	return 0;
 }
@@ -127,7 +129,7 @@ static void fake_init(struct fake *f)
 	f->dev.flags = WGF_DEVICE_HAS_PUBLIC_KEY;
 }
 
-static void peer_of(struct wgf_peer *p, uint32_t n)
+static void peer_of(struct wgf_ip_pool *pool, struct wgf_peer *p, uint32_t n)
 {
 	struct wgf_cidr c;
 	char cidr[32];
@@ -136,7 +138,7 @@ static void peer_of(struct wgf_peer *p, uint32_t n)
 	key_of(p->public_key, n);
 	snprintf(cidr, sizeof(cidr), "10.%u.%u.%u/32", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);
 	assert_int_equal(wgf_cidr_parse(&c, cidr, 0, NULL), 0);
-	assert_int_equal(wgf_peer_add_allowed_ip(p, &c), 0);
+	assert_int_equal(wgf_peer_add_allowed_ip(pool, p, &c), 0);
 	p->persistent_keepalive = 25;
 }
 
@@ -149,7 +151,7 @@ static void state_of(struct cache_state *st, uint64_t revision, uint32_t first, 
 	st->peers = calloc(n ? n : 1, sizeof(*st->peers));
 	assert_non_null(st->peers);
 	for (size_t i = 0; i < n; i++)
-		peer_of(&st->peers[i], first + (uint32_t)i);
+		peer_of(&st->ips, &st->peers[i], first + (uint32_t)i);
 }
 
 static void offer(struct reconciler *rc, uint64_t revision, uint32_t first, size_t n,
@@ -203,7 +205,7 @@ static void test_no_desired_set_changes_nothing(void **state)
 
 	(void)state;
 	fake_init(&f);
-	peer_of(wgf_device_add_peer(&f.dev), 1);
+	peer_of(&f.dev.ips, wgf_device_add_peer(&f.dev), 1);
 	assert_int_equal(reconciler_new(&f.base, NULL, &rc), 0);
 	assert_false(reconciler_has_desired(rc));
 	assert_int_equal(reconciler_run(rc, false, NULL, NULL, &res, &err), -ENODATA);
@@ -270,7 +272,7 @@ static void test_drift_is_classified_and_repaired(void **state)
 	p = fake_must_find(&f, 3);
 	*p = f.dev.peers[--f.dev.n_peers];
 	fake_must_find(&f, 5)->persistent_keepalive = 0;
-	peer_of(wgf_device_add_peer(&f.dev), 999);
+	peer_of(&f.dev.ips, wgf_device_add_peer(&f.dev), 999);
 
 	run(rc, false, &res);
 	assert_int_equal(res.n_added, 1);
@@ -352,7 +354,7 @@ static void test_dry_run_changes_nothing(void **state)
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/desired.json", dir);
 	fake_init(&f);
-	peer_of(wgf_device_add_peer(&f.dev), 100);
+	peer_of(&f.dev.ips, wgf_device_add_peer(&f.dev), 100);
 	assert_int_equal(reconciler_new(&f.base, path, &rc), 0);
 	offer(rc, 1, 0, 3, 0, 1);
 	run(rc, true, &res);
@@ -397,7 +399,7 @@ static void test_cache_written_before_apply(void **state)
 	snprintf(path, sizeof(path), "%s/desired.json", dir);
 	snprintf(mark, sizeof(mark), "%s/%s", dir, CACHE_APPLIED_FILE);
 	fake_init(&f);
-	peer_of(wgf_device_add_peer(&f.dev), 100);
+	peer_of(&f.dev.ips, wgf_device_add_peer(&f.dev), 100);
 	f.must_exist = path;
 	assert_int_equal(reconciler_new(&f.base, path, &rc), 0);
 	offer(rc, 1, 0, 3, 0, 1);
@@ -503,7 +505,7 @@ static void test_static_and_absent(void **state)
 
 	(void)state;
 	fake_init(&f);
-	peer_of(wgf_device_add_peer(&f.dev), 500);
+	peer_of(&f.dev.ips, wgf_device_add_peer(&f.dev), 500);
 	key_of(statics[0], 500);
 	assert_int_equal(reconciler_new(&f.base, NULL, &rc), 0);
 	assert_int_equal(reconciler_set_static(rc, statics, 1), 0);
@@ -623,11 +625,11 @@ static void test_no_remove_keeps_and_is_not_drift(void **state)
 	fake_init(&f);
 	for (uint32_t i = 0; i < 6; i++)
 		if (i != 3)
-			peer_of(wgf_device_add_peer(&f.dev), i);
+			peer_of(&f.dev.ips, wgf_device_add_peer(&f.dev), i);
 	fake_must_find(&f, 1)->persistent_keepalive = 0;
 	/* Peer 50 has the address the cache gives peer 3 (10.0.0.3): a newer owner. */
 	p = wgf_device_add_peer(&f.dev);
-	peer_of(p, 50);
+	peer_of(&f.dev.ips, p, 50);
 	set_ip(p, "10.0.0.3/32");
 	assert_int_equal(reconciler_new(&f.base, NULL, &rc), 0);
 	/* The cache: peers 0-3, as the baseline. 4, 5 and 50 are newer than it. */
@@ -664,7 +666,7 @@ static void test_no_remove_keeps_and_is_not_drift(void **state)
 	reconcile_result_fini(&res);
 
 	/* Once a full pass went through, a peer added by hand is drift again. */
-	peer_of(wgf_device_add_peer(&f.dev), 4);
+	peer_of(&f.dev.ips, wgf_device_add_peer(&f.dev), 4);
 	run(rc, false, &res);
 	assert_int_equal(res.n_removed, 1);
 	assert_int_equal(res.n_drift, 1);
@@ -672,6 +674,187 @@ static void test_no_remove_keeps_and_is_not_drift(void **state)
 	reconcile_result_fini(&res);
 	reconciler_free(rc);
 	wgf_device_fini(&f.dev);
+}
+
+/* A delta: an upsert of peer n (as peer_of makes it) or its removal, at revision rev. */
+static void delta(struct wgf_sync_reply *r, uint64_t rev, uint32_t n, bool remove)
+{
+	struct wgf_change *c = &r->changes[r->n_changes++];
+
+	memset(c, 0, sizeof(*c));
+	c->revision = rev;
+	c->op = remove ? WGF_CHANGE_REMOVE : WGF_CHANGE_UPSERT;
+	if (remove)
+		key_of(c->peer.public_key, n);
+	else
+		peer_of(&r->ips, &c->peer, n);
+	r->revision = rev;
+}
+
+/*
+ * Deltas change the reconciler's own set in place: the next pass adds, updates and
+ * removes just those peers, counts none of them as drift, and writes the cache. Deltas
+ * that do not follow the set are refused and change nothing.
+ */
+static void test_deltas(void **state)
+{
+	char dir[] = "/tmp/wgf-rc-XXXXXX", path[64];
+	struct wgf_change changes[4];
+	struct wgf_sync_reply r = {.changes = changes};
+	struct cache_state back;
+	struct reconcile_result res;
+	struct reconciler *rc;
+	struct wgf_err err = {0};
+	struct fake f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, CACHE_FILE);
+	fake_init(&f);
+	assert_int_equal(reconciler_new(&f.base, path, &rc), 0);
+	assert_int_equal(reconciler_apply(rc, &r), -ENODATA);
+	offer(rc, 5, 0, 5, 0, 1);
+	run(rc, false, &res);
+	assert_int_equal(res.n_added, 5);
+	reconcile_result_fini(&res);
+
+	delta(&r, 6, 1, true);   /* peer 1 goes */
+	delta(&r, 7, 10, false); /* peer 10 comes */
+	delta(&r, 7, 2, false);  /* peer 2 gets keepalive 0 */
+	r.changes[2].peer.persistent_keepalive = 0;
+	assert_int_equal(reconciler_apply(rc, &r), 1);
+	assert_int_equal(reconciler_revision(rc), 7);
+	/* The same deltas again, or others of another epoch, do not follow: refused. */
+	assert_int_equal(reconciler_apply(rc, &r), -ESTALE);
+	r.epoch[0] = 1;
+	r.changes[0].revision = 8;
+	assert_int_equal(reconciler_apply(rc, &r), -ESTALE);
+	r.epoch[0] = 0;
+	/* Nothing new at all: nothing to do. */
+	r.n_changes = 0;
+	assert_int_equal(reconciler_apply(rc, &r), 0);
+
+	/* Someone else removes peer 3 meanwhile: that one is drift, the deltas' are not. */
+	*fake_must_find(&f, 3) = f.dev.peers[--f.dev.n_peers];
+	run(rc, false, &res);
+	assert_int_equal(res.revision, 7);
+	assert_int_equal(res.n_desired, 5);
+	assert_int_equal(res.n_added, 2);   /* 10, and 3 back */
+	assert_int_equal(res.n_updated, 1); /* 2 */
+	assert_int_equal(res.n_removed, 1); /* 1 */
+	assert_int_equal(res.n_pending, 0);
+	assert_int_equal(res.n_drift, 1);
+	assert_int_equal(res.drift[0].kind, RECONCILE_DRIFT_REMOVED);
+	assert_int_equal(res.drift[0].public_key[2], 3);
+	reconcile_result_fini(&res);
+	assert_int_equal(fake_must_find(&f, 2)->persistent_keepalive, 0);
+	fake_must_find(&f, 10);
+	assert_null(fake_find(&f, r.changes[0].peer.public_key));
+
+	/* The cache holds the changed set. */
+	assert_int_equal(cache_load(path, &back, &err), 0);
+	assert_int_equal(back.revision, 7);
+	assert_int_equal(back.n_peers, 5);
+	cache_state_fini(&back);
+	wgf_ip_pool_fini(&r.ips);
+	reconciler_free(rc);
+	wgf_device_fini(&f.dev);
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/%s", dir, CACHE_APPLIED_FILE);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+/*
+ * After a full pass, deltas are a delta pass: one backend set of just the changed
+ * peers and one removal, nothing read, the batch in the journal; a peer a check of the
+ * diff would refuse, or no full pass yet, makes it a full pass instead.
+ */
+static void test_delta_pass(void **state)
+{
+	enum { N = 3000 };
+	char dir[] = "/tmp/wgf-rd-XXXXXX", path[64];
+	struct wgf_change changes[4];
+	struct wgf_sync_reply r = {.changes = changes};
+	struct cache_state back;
+	struct reconcile_result res;
+	struct reconciler *rc;
+	struct wgf_err err = {0};
+	size_t records = 0;
+	unsigned gets, sets;
+	struct fake f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, CACHE_FILE);
+	fake_init(&f);
+	assert_int_equal(reconciler_new(&f.base, path, &rc), 0);
+	offer(rc, 5, 0, N, 0, 1);
+	delta(&r, 6, N + 1, false);
+	assert_int_equal(reconciler_apply(rc, &r), 1);
+	/* No full pass since the whole set: only a full pass will do. */
+	assert_int_equal(reconciler_run_changes(rc, NULL, NULL, &res, &err), -EAGAIN);
+	run(rc, false, &res);
+	assert_int_equal(res.n_added, N + 1);
+	reconcile_result_fini(&res);
+
+	gets = f.n_get;
+	sets = f.n_set_calls;
+	f.n_set_peers = f.n_removed_peers = 0;
+	r.n_changes = 0;
+	delta(&r, 7, 7, false); /* peer 7 changes its keepalive */
+	r.changes[0].peer.persistent_keepalive = 5;
+	delta(&r, 8, 9, true);      /* peer 9 goes */
+	delta(&r, 8, N + 2, false); /* a new one */
+	assert_int_equal(reconciler_apply(rc, &r), 1);
+	assert_int_equal(reconciler_run_changes(rc, NULL, NULL, &res, &err), 0);
+	assert_int_equal(res.revision, 8);
+	assert_int_equal(res.n_added, 1);
+	assert_int_equal(res.n_updated, 1);
+	assert_int_equal(res.n_removed, 1);
+	assert_int_equal(res.n_pending, 0);
+	assert_int_equal(res.apply_error, 0);
+	reconcile_result_fini(&res);
+	assert_int_equal(f.n_get, gets);           /* nothing read */
+	assert_int_equal(f.n_set_calls, sets + 1); /* one set ... */
+	assert_int_equal(f.n_set_peers, 2);        /* ... of the two peers */
+	assert_int_equal(f.n_removed_peers, 1);
+	assert_int_equal(fake_must_find(&f, 7)->persistent_keepalive, 5);
+	assert_null(fake_find(&f, r.changes[1].peer.public_key));
+	fake_must_find(&f, N + 2);
+	/* The cache with its journal loads to the new set. */
+	assert_int_equal(cache_load_desired(path, &back, &records, &err), 0);
+	assert_int_equal(records, 1);
+	assert_int_equal(back.revision, 8);
+	assert_int_equal(back.n_peers, N + 1);
+	cache_state_fini(&back);
+
+	/* A new peer with peer 3's address: a full pass refuses it, so it is one. */
+	r.n_changes = 0;
+	delta(&r, 9, N + 3, false);
+	r.changes[0].peer.allowed_ips[0] = fake_must_find(&f, 3)->allowed_ips[0];
+	assert_int_equal(reconciler_apply(rc, &r), 1);
+	assert_int_equal(reconciler_run_changes(rc, NULL, NULL, &res, &err), -EAGAIN);
+	run(rc, false, &res);
+	assert_int_equal(res.n_failed, 2); /* both sides of an overlap are refused */
+	reconcile_result_fini(&res);
+	/* Refused peers: every pass is a full one until they are gone. */
+	r.n_changes = 0;
+	delta(&r, 10, N + 4, false);
+	assert_int_equal(reconciler_apply(rc, &r), 1);
+	assert_int_equal(reconciler_run_changes(rc, NULL, NULL, &res, &err), -EAGAIN);
+
+	wgf_ip_pool_fini(&r.ips);
+	reconciler_free(rc);
+	wgf_device_fini(&f.dev);
+	for (size_t i = 0; i < 3; i++) {
+		static const char *const names[] = {CACHE_FILE, CACHE_APPLIED_FILE,
+		                                    CACHE_JOURNAL_FILE};
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		(void)unlink(path);
+	}
+	assert_int_equal(rmdir(dir), 0);
 }
 
 int main(void)
@@ -688,6 +871,8 @@ int main(void)
 	        cmocka_unit_test(test_failures_are_reported),
 	        cmocka_unit_test(test_static_and_absent),
 	        cmocka_unit_test(test_routable_desired_and_configured),
+	        cmocka_unit_test(test_deltas),
+	        cmocka_unit_test(test_delta_pass),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

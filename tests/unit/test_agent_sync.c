@@ -37,12 +37,15 @@ static void key_of(uint8_t key[static WGF_KEY_LEN], uint32_t n)
 	assert_int_equal(wgf_key_check(key, WGF_KEY_PUBLIC, NULL), 0);
 }
 
+/* The allowed IPs of every peer the tests build; reachable until exit. */
+static struct wgf_ip_pool ips;
+
 static void add_ip(struct wgf_peer *p, const char *cidr)
 {
 	struct wgf_cidr c;
 
 	assert_int_equal(wgf_cidr_parse(&c, cidr, 0, NULL), 0);
-	assert_int_equal(wgf_peer_add_allowed_ip(p, &c), 0);
+	assert_int_equal(wgf_peer_add_allowed_ip(&ips, p, &c), 0);
 }
 
 /* peer(p, n, keepalive, "10.0.0.2/32", ..., NULL) */
@@ -597,7 +600,7 @@ static void test_routable_matches_linear_scan(void **state)
 			peer(&desired[i], (uint32_t)i, 0, NULL);
 			assert_int_equal(wgf_cidr_parse(&c, text, WGF_CIDR_F_HOST_BITS, NULL), 0);
 			wgf_cidr_network(&c, &c);
-			assert_int_equal(wgf_peer_add_allowed_ip(&desired[i], &c), 0);
+			assert_int_equal(wgf_peer_add_allowed_ip(&ips, &desired[i], &c), 0);
 		}
 		assert_int_equal(sync_diff(desired, N, &dev, &rules, &pl), 0);
 		for (int i = 0; i < N; i++) {
@@ -648,7 +651,7 @@ static void test_overlap_sweep_matches_pairwise(void **state)
 				assert_int_equal(
 				        wgf_cidr_parse(&c, cidr, WGF_CIDR_F_HOST_BITS, NULL), 0);
 				wgf_cidr_network(&c, &c);
-				assert_int_equal(wgf_peer_add_allowed_ip(&desired[i], &c), 0);
+				assert_int_equal(wgf_peer_add_allowed_ip(&ips, &desired[i], &c), 0);
 			}
 		}
 		for (int i = 0; i < N; i++)

@@ -25,6 +25,9 @@
  * after a real handshake with a second wireguard-go over a veth pair. The private key is
  * a throwaway made for the capture; `wg show` gave the base64 forms below.
  */
+/* The allowed IPs of the peers the tests build; reachable until exit. */
+static struct wgf_ip_pool test_ips;
+
 static const char capture_get[] =
         "private_key=a026890c556eae4b273c81f1bf0aea818a49d3184137394ea1e7b049c13f206c\n"
         "listen_port=51820\n"
@@ -362,7 +365,7 @@ static void peer_init(struct wgf_peer *p, const char *b64, unsigned keepalive, .
 		struct wgf_cidr c;
 
 		assert_int_equal(wgf_cidr_parse(&c, cidr, 0, NULL), 0);
-		assert_int_equal(wgf_peer_add_allowed_ip(p, &c), 0);
+		assert_int_equal(wgf_peer_add_allowed_ip(&test_ips, p, &c), 0);
 	}
 	va_end(ap);
 }
@@ -559,7 +562,7 @@ static struct wgf_peer *many_peers(size_t n)
 		make_key(peers[i].public_key, (uint32_t)i);
 		c.addr.bytes[2] = (uint8_t)(i >> 8);
 		c.addr.bytes[3] = (uint8_t)i;
-		assert_int_equal(wgf_peer_add_allowed_ip(&peers[i], &c), 0);
+		assert_int_equal(wgf_peer_add_allowed_ip(&test_ips, &peers[i], &c), 0);
 	}
 	return peers;
 }

@@ -191,6 +191,9 @@ static struct wgf_cidr cidr(const char *text)
 	return c;
 }
 
+/* The allowed IPs of the peers make_peer builds; reachable until exit. */
+static struct wgf_ip_pool test_ips;
+
 static void make_peer(struct wgf_peer *p, unsigned i, unsigned n_ips)
 {
 	memset(p, 0, sizeof(*p));
@@ -201,10 +204,12 @@ static void make_peer(struct wgf_peer *p, unsigned i, unsigned n_ips)
 	for (unsigned j = 0; j < n_ips; j++) {
 		char text[64];
 
+		struct wgf_cidr c;
+
 		snprintf(text, sizeof(text), "fd00:%x::%x/128", i, j + 1);
-		p->allowed_ips[j] = cidr(text);
+		c = cidr(text);
+		assert_int_equal(wgf_peer_add_allowed_ip(&test_ips, p, &c), 0);
 	}
-	p->n_allowed_ips = n_ips;
 	p->persistent_keepalive = (uint16_t)(i % 2 ? 25 : 0);
 }
 
@@ -436,14 +441,16 @@ static void test_set_one_peer(void **state)
 	_Alignas(struct nlmsghdr) uint8_t buf[WGNL_MSG_SIZE];
 	struct built_peer got[4];
 	struct built_peers b = {.peers = got, .cap = 4};
+	struct wgf_cidr ips[2];
 	struct wgf_peer p;
 	size_t count = 0;
 
 	(void)state;
 	memset(&p, 0, sizeof(p));
 	fill_key(p.public_key, 0x11);
-	p.allowed_ips[0] = cidr("10.100.0.2/32");
-	p.allowed_ips[1] = cidr("fd00::2/128");
+	p.allowed_ips = ips;
+	ips[0] = cidr("10.100.0.2/32");
+	ips[1] = cidr("fd00::2/128");
 	p.n_allowed_ips = 2;
 	p.persistent_keepalive = 25;
 	assert_int_equal(

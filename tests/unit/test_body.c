@@ -62,14 +62,20 @@ static struct wgf_cidr cidr(const char *text)
 	return c;
 }
 
+/* The allowed IPs of the peers make_peer builds; reachable until exit. */
+static struct wgf_ip_pool test_ips;
+
 /* A peer with key `first`, keepalive and up to 8 allowed IPs (a NULL-ended list). */
 static struct wgf_peer make_peer(uint8_t first, uint16_t keepalive, const char *const *ips)
 {
 	struct wgf_peer p = {.persistent_keepalive = keepalive};
 
 	fill_key(p.public_key, first);
-	for (; ips && *ips; ips++)
-		p.allowed_ips[p.n_allowed_ips++] = cidr(*ips);
+	for (; ips && *ips; ips++) {
+		struct wgf_cidr c = cidr(*ips);
+
+		assert_int_equal(wgf_peer_add_allowed_ip(&test_ips, &p, &c), 0);
+	}
 	return p;
 }
 

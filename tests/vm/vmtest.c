@@ -186,7 +186,7 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
 	return 0;
 }
 
-static int parse_peer_line(char *line, struct wgf_peer *p)
+static int parse_peer_line(char *line, struct wgf_ip_pool *pool, struct wgf_peer *p)
 {
 	char *save = NULL, *key = strtok_r(line, " \t\n", &save);
 	char *ips = strtok_r(NULL, " \t\n", &save), *ka = strtok_r(NULL, " \t\n", &save);
@@ -207,7 +207,7 @@ static int parse_peer_line(char *line, struct wgf_peer *p)
 		r = wgf_cidr_parse(&c, ip, 0, NULL);
 		if (r < 0)
 			return r;
-		r = wgf_peer_add_allowed_ip(p, &c);
+		r = wgf_peer_add_allowed_ip(pool, p, &c);
 		if (r < 0)
 			return r;
 	}
@@ -232,7 +232,7 @@ static int load_peers(const char *path, struct wgf_device *ret)
 			r = -ENOMEM;
 			break;
 		}
-		r = parse_peer_line(line, p);
+		r = parse_peer_line(line, &ret->ips, p);
 		if (r < 0)
 			break;
 	}
@@ -444,7 +444,7 @@ static int read_wg_dump(const char *ifname, struct wgf_device *ret)
 			continue;
 		}
 		snprintf(simple, sizeof(simple), "%s %s %s", field[0], field[3], field[7]);
-		if (parse_peer_line(simple, p) < 0)
+		if (parse_peer_line(simple, &ret->ips, p) < 0)
 			r = -EBADMSG;
 	}
 	status = pclose(f);
