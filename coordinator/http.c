@@ -600,6 +600,8 @@ int http_reply_json(h2o_req_t *req, int status, const json_t *body, const char *
 	if (!text)
 		return http_reply_error(req, 500, "internal", "Could not encode the reply.",
 		                        request_id);
+	/* Answers are per key (a new API key is in one): nothing on the way keeps them. */
+	http_add_header(req, "cache-control", "no-store");
 	send_body(req, status, "application/json", text, strlen(text), request_id);
 	free(text);
 	return status;
@@ -607,12 +609,13 @@ int http_reply_json(h2o_req_t *req, int status, const json_t *body, const char *
 
 int http_reply_text(h2o_req_t *req, int status, const char *text, const char *request_id)
 {
+	http_add_header(req, "cache-control", "no-store");
 	send_body(req, status, "text/plain; charset=utf-8", text, strlen(text), request_id);
 	return status;
 }
 
-int http_reply_static(h2o_req_t *req, int status, const char *type, const void *body,
-                      size_t len, const char *request_id)
+int http_reply_static(h2o_req_t *req, int status, const char *type, const void *body, size_t len,
+                      const char *request_id)
 {
 	http_add_header(req, "content-security-policy",
 	                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "

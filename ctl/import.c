@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <csv.h>
 #include <ini.h>
@@ -220,6 +221,61 @@ static json_t *from_wg(const char *text, const char *tenant, char *err, size_t e
 	return st.routers;
 }
 
+/* FILE "-": standard input, read up to the same cap (a pipe from `wg showconf` leaves
+ * the interface's private key on no disk). */
+static int read_stdin(char **ret, size_t *ret_len)
+{
+	char *buf = malloc(IMPORT_FILE_MAX + 1);
+	size_t len = 0, n;
+
+	if (!buf)
+		return -ENOMEM;
+	while ((n = fread(buf + len, 1, IMPORT_FILE_MAX + 1 - len, stdin)) > 0 &&
+	       len + n <= IMPORT_FILE_MAX)
+		len += n;
+	if (n > 0 || ferror(stdin)) {
+		sodium_memzero(buf, IMPORT_FILE_MAX + 1);
+		free(buf);
+		return n > 0 ? -EFBIG : -EIO;
+	}
+	buf[len] = '\0';
+	*ret = buf;
+	*ret_len = len;
+	return 0;
+}
+
+/* The file's text, refusing what the API could not take; a warning when a file that
+ * may hold a private key (wg showconf text) can be read by others. */
+static int read_input(const char *file, bool secret, char **text, size_t *len)
+{
+	struct wgf_err ferr = {0};
+	struct stat st;
+	int r;
+
+	if (strcmp(file, "-") == 0) {
+		r = read_stdin(text, len);
+		if (r < 0)
+			fprintf(stderr, "wgfleetctl: standard input: %s\n",
+			        r == -EFBIG ? "more than 64 KiB (the API takes 64 KiB a request: "
+			                      "split the file)"
+			                    : strerror(-r));
+		return r;
+	}
+	r = wgf_fs_read(file, IMPORT_FILE_MAX, text, len, &ferr);
+	if (r < 0) {
+		fprintf(stderr, "wgfleetctl: %s%s\n", ferr.msg,
+		        r == -EFBIG ? " (the API takes 64 KiB a request: split the file)" : "");
+		return r;
+	}
+	if (secret && stat(file, &st) == 0 && (st.st_mode & 077))
+		fprintf(stderr,
+		        "wgfleetctl: warning: %s may hold the interface's private key and others "
+		        "can read it (mode %03o); pipe `wg showconf` into `wgfleetctl import ... -` "
+		        "instead, and delete the file\n",
+		        file, (unsigned)(st.st_mode & 0777));
+	return 0;
+}
+
 static bool ends_with(const char *s, const char *suffix)
 {
 	size_t n = strlen(s), m = strlen(suffix);
@@ -244,7 +300,6 @@ int cmd_import(struct ctx *c)
 	const char *format = ctx_opt(c, "format"), *file = c->args[1];
 	const char *tenant = ctx_opt(c, "tenant");
 	bool apply = ctx_opt(c, "apply") != NULL;
-	struct wgf_err ferr = {0};
 	json_t *routers, *body, *reply = NULL, *conflicts;
 	char *text = NULL, err[200];
 	size_t len = 0, n_conflicts;
@@ -257,12 +312,8 @@ int cmd_import(struct ctx *c)
 		return ctx_usage(c, "--format: json, csv or wg");
 	if ((strcmp(format, "wg") == 0) != (tenant != NULL))
 		return ctx_usage(c, "--tenant goes with --format wg (and it needs one)");
-	r = wgf_fs_read(file, IMPORT_FILE_MAX, &text, &len, &ferr);
-	if (r < 0) {
-		fprintf(stderr, "wgfleetctl: %s%s\n", ferr.msg,
-		        r == -EFBIG ? " (the API takes 64 KiB a request: split the file)" : "");
+	if (read_input(file, strcmp(format, "wg") == 0, &text, &len) < 0)
 		return CTL_USAGE;
-	}
 	if (strcmp(format, "csv") == 0)
 		routers = from_csv(text, len, err, sizeof(err));
 	else if (strcmp(format, "wg") == 0)

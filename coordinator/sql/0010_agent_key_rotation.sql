@@ -6,9 +6,23 @@
 -- are accepted from then on), restart the agent with its new key, then make the new
 -- key the agent_key (PATCH agent_key = the next key), which retires the old one.
 
-ALTER TABLE servers ADD COLUMN next_agent_key bytea UNIQUE
+ALTER TABLE servers ADD COLUMN next_agent_key bytea
 	CHECK (next_agent_key IS NULL
-		OR (length(next_agent_key) = 32 AND next_agent_key IS DISTINCT FROM agent_key));
+		OR (length(next_agent_key) = 32 AND next_agent_key IS DISTINCT FROM agent_key)),
+	-- A deleted server has no next key: its keys may be registered again (as 0004's
+	-- deletion frees agent_key).
+	ADD CHECK (deleted_at IS NULL OR next_agent_key IS NULL);
+CREATE UNIQUE INDEX servers_next_agent_key ON servers (next_agent_key)
+	WHERE deleted_at IS NULL;
+
+CREATE FUNCTION wgf_servers_drop_next_key() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	NEW.next_agent_key := NULL;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER servers_drop_next_key BEFORE UPDATE OF deleted_at ON servers
+	FOR EACH ROW WHEN (NEW.deleted_at IS NOT NULL) EXECUTE FUNCTION wgf_servers_drop_next_key();
 
 -- No key may belong to two servers, in either column: the channel finds a server by
 -- the key a message is signed with. Concurrent registrations are serialised.

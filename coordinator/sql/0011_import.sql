@@ -17,7 +17,10 @@
 -- import_conflicts and nothing changes.
 --
 -- Lock order as everywhere (0004): the server's row, tenant rows in id order, pool
--- rows, server_usage.
+-- rows, server_usage. A line's created_at (when the router was first set up) may not
+-- be later than now, nor earlier than the end of another router's lease of the same
+-- address (the leases would overlap). The address cool-down of reservations does not
+-- apply: an imported router already uses its address.
 CREATE FUNCTION wgf_api_import(p_prefix text, p_hash bytea, p_server text, p_routers jsonb,
 	p_apply boolean, p_request_id text)
 RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -43,9 +46,13 @@ BEGIN
 		coalesce((e.x->>'created_at')::timestamptz, now()) AS created_at
 	FROM jsonb_array_elements(p_routers) WITH ORDINALITY AS e(x, ord)
 	LEFT JOIN tenants t ON t.slug = e.x->>'tenant';
-	-- Tenants that gain routers, locked in id order before any pool row.
+	-- Tenants that gain routers, locked in id order, then the pool rows the lines want
+	-- (a reservation meanwhile skips them: SKIP LOCKED), so what is checked below is
+	-- what is applied.
 	PERFORM 1 FROM tenants WHERE id IN (SELECT tenant_id FROM import_lines) ORDER BY id
 	FOR NO KEY UPDATE;
+	PERFORM 1 FROM pool_addresses WHERE server_id = s.id
+		AND ip IN (SELECT address FROM import_lines) ORDER BY ip FOR UPDATE;
 
 	-- Each line's first conflict, in the order a person would fix them; the quota last,
 	-- counting only the lines that could be made.
@@ -59,6 +66,9 @@ BEGIN
 			WHEN EXISTS (SELECT 1 FROM import_lines o
 				WHERE o.public_key = il.public_key AND o.line < il.line) THEN 'duplicate_public_key'
 			WHEN pa.router_id IS NOT NULL THEN 'address_in_use'
+			WHEN il.created_at > now() THEN 'created_in_future'
+			WHEN EXISTS (SELECT 1 FROM routers x WHERE x.server_id = s.id
+				AND x.vpn_ip = il.address AND x.released_at > il.created_at) THEN 'lease_overlap'
 			WHEN EXISTS (SELECT 1 FROM routers x WHERE x.public_key = il.public_key
 				AND x.released_at IS NULL) THEN 'public_key_in_use'
 			END AS code
@@ -84,6 +94,10 @@ BEGIN
 			WHEN 'duplicate_address' THEN format('%s is on an earlier line too.', host(x.address))
 			WHEN 'duplicate_public_key' THEN 'This public key is on an earlier line too.'
 			WHEN 'address_in_use' THEN format('%s is held by another router.', host(x.address))
+			WHEN 'created_in_future' THEN 'created_at is later than now.'
+			WHEN 'lease_overlap' THEN format(
+				'%s was held by another router after created_at; a later created_at (or none) keeps the lease history true.',
+				host(x.address))
 			WHEN 'public_key_in_use' THEN 'This public key is already registered.'
 			ELSE format('The tenant would have %s routers; its quota is %s.', x.would,
 				x.router_quota)
@@ -105,6 +119,7 @@ BEGIN
 			'conflicts', v_conflicts);
 	END IF;
 
+	BEGIN
 	FOR l IN SELECT * FROM import_lines ORDER BY line LOOP
 		r := NULL;
 		INSERT INTO routers (tenant_id, server_id, name, vpn_ip, public_key, status,
@@ -123,6 +138,12 @@ BEGIN
 			'name', l.name, 'address', host(l.address),
 			'public_key', encode(l.public_key, 'base64'), 'id', r.id);
 	END LOOP;
+	EXCEPTION WHEN unique_violation THEN
+		-- A key taken since the check by an import on another server and tenant (the
+		-- one path that shares no row lock with this one).
+		PERFORM wgf_raise('WG409', 'import_conflicts',
+			'A public key or address was registered meanwhile; nothing was imported (a dry run lists it).');
+	END;
 	UPDATE tenants t SET live_routers = t.live_routers + g.n
 	FROM (SELECT tenant_id, count(*) AS n FROM import_lines GROUP BY tenant_id) g
 	WHERE t.id = g.tenant_id;

@@ -2,7 +2,11 @@
 # Copyright (c) 2026 The wgfleet authors
 """Bringing an existing fleet under wgfleet (issue 16, item 1): POST
 /v1/servers/{name}/import, a dry run by default, all or nothing with ?apply=true."""
+import base64
 import json
+import subprocess
+import threading
+import time
 
 from apiutil import LOW_ORDER_POINTS, expect, fleet_factory, low_order_key, wg_key
 
@@ -124,3 +128,87 @@ def test_bad_lines_are_refused_with_the_field_named(fleet_factory):
                          {"routers": [line("acme", "10.100.0.9")]}), 404)
     assert f.counts() == before
     json.dumps(before)
+
+
+def test_lease_history_stays_true(fleet_factory):
+    f = fleet_factory()
+    f.server()
+    acme = f.tenant("acme")
+    f.tenant("globex")
+    gone = f.reserve(acme)
+    expect(f.call("DELETE", f"/v1/routers/{gone['id']}", acme), 204)
+    cases = [(line("globex", gone["vpn_ip"], created_at="2020-01-01T00:00:00Z"), "lease_overlap"),
+             (line("globex", "10.100.0.50", created_at="2999-01-01T00:00:00Z"),
+              "created_in_future")]
+    for ln, code in cases:
+        got = imported(f, {"routers": [ln]})
+        assert [c["code"] for c in got["conflicts"]] == [code], got
+    # Without a created_at (now), the address's next lease starts after the last one.
+    assert imported(f, {"routers": [line("globex", gone["vpn_ip"])]}, apply=True)["applied"]
+    leases = f.admin("GET", f"/v1/leases?ip={gone['vpn_ip']}")["items"]
+    assert len(leases) == 2 and leases[0]["until"] is not None
+
+
+def test_a_reservation_meanwhile_never_takes_a_line_s_address(fleet_factory):
+    f = fleet_factory()
+    f.server()
+    f.tenant("acme")
+    globex = f.tenant("globex")
+    # The import stops 2 s at its first router (10.100.0.3) with 10.100.0.2 still to
+    # come; a reservation meanwhile would be given .2, the lowest free address.
+    f.sql("CREATE FUNCTION test_slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+          "IF NEW.status_reason = 'imported' AND NEW.vpn_ip = '10.100.0.3' THEN "
+          "PERFORM pg_sleep(2); END IF; RETURN NEW; END $$; "
+          "CREATE TRIGGER test_slow BEFORE INSERT ON routers FOR EACH ROW "
+          "EXECUTE FUNCTION test_slow()")
+    got = {}
+    body = {"routers": [line("acme", "10.100.0.3"), line("acme", "10.100.0.2")]}
+    t = threading.Thread(target=lambda: got.update(
+        r=f.call("POST", "/v1/servers/vpn1/import?apply=true", f.admin_key, body)))
+    t.start()
+    time.sleep(0.7)
+    r = f.reserve(globex)
+    t.join(timeout=20)
+    status, _, answer = got["r"]
+    assert status == 200 and answer["applied"], answer
+    assert r["vpn_ip"] not in ("10.100.0.2", "10.100.0.3"), r
+
+
+def test_one_key_imported_to_two_servers_at_once_is_a_conflict(fleet_factory, pg, migrated_db):
+    f = fleet_factory()
+    f.server()
+    f.server("vpn2", pool="10.101.0.0/24")
+    f.tenant("acme")
+    f.tenant("globex")
+    key = wg_key()
+    f.sql("SELECT wgf_create_admin_key('test-admin-1', decode(repeat('cd', 32), 'hex'), 't')")
+    holder = subprocess.Popen(["psql", pg.with_db(migrated_db[0]), "-X", "-q"],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        lines = json.dumps([line("acme", "10.100.0.9", key)])
+        holder.stdin.write("BEGIN;\nSELECT wgf_api_import('test-admin-1', decode(repeat('cd', "
+                           f"32), 'hex'), 'vpn1', '{lines}'::jsonb, true, 't');\n")
+        holder.stdin.flush()
+        deadline = time.monotonic() + 10
+        while f.scalar("SELECT count(*) FROM pg_stat_activity WHERE state = "
+                       "'idle in transaction' AND backend_type = 'client backend'") != "1":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        got = {}
+        t = threading.Thread(target=lambda: got.update(r=f.call(
+            "POST", "/v1/servers/vpn2/import?apply=true", f.admin_key,
+            {"routers": [line("globex", "10.101.0.9", key)]})))
+        t.start()
+        time.sleep(1.0)
+        holder.stdin.write("COMMIT;\n\\q\n")
+        holder.stdin.flush()
+        holder.wait(timeout=20)
+        t.join(timeout=20)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    status, _, answer = got["r"]
+    assert (status, answer["error"]["code"]) == (409, "import_conflicts"), answer
+    assert f.scalar(f"SELECT count(*) FROM routers WHERE public_key = "
+                    f"decode('{base64.b64decode(key).hex()}', 'hex')") == "1"

@@ -13,10 +13,13 @@ import time
 
 import pytest
 
+from apiutil import fleet_factory
 from conftest import Coordinator, binary, run
 from test_channel import PROBE, refusal_counts
 from test_story import World, keyed_router_via_api
 from wglib import WG, WG_GO, wait_for
+
+assert fleet_factory  # a fixture, used by name
 
 pytestmark = pytest.mark.skipif(
     WG_GO is None or WG is None or os.geteuid() != 0,
@@ -153,3 +156,19 @@ def test_the_agent_key_is_rotated_without_downtime(world, tmp_path):
     rows = world.api("GET", "/v1/audit?limit=50", admin)[2]["items"]
     assert any(r["action"] == "server.updated" and r.get("detail", {}).get("next_agent_key") == new
                for r in rows), rows
+
+
+def test_a_deleted_server_gives_its_next_key_back(fleet_factory, tmp_path):
+    f = fleet_factory()
+    (k1, _), (k2, _) = new_agent_key(tmp_path, "k1"), new_agent_key(tmp_path, "k2")
+    f.admin("POST", "/v1/servers", {"name": "a", "endpoint": "192.0.2.1:51820",
+                                    "pool": "10.100.0.0/24", "gateway": "10.100.0.1",
+                                    "agent_key": k1}, 201)
+    f.admin("PATCH", "/v1/servers/a", {"next_agent_key": k2})
+    f.admin("DELETE", "/v1/servers/a?force=true")
+    assert f.scalar("SELECT count(*) FROM servers WHERE next_agent_key IS NOT NULL") == "0"
+    f.admin("POST", "/v1/servers", {"name": "b", "endpoint": "192.0.2.2:51820",
+                                    "pool": "10.101.0.0/24", "gateway": "10.101.0.1",
+                                    "agent_key": k1}, 201)
+    assert f.admin("PATCH", "/v1/servers/b", {"next_agent_key": k2})["next_agent_key"] == k2
+

@@ -529,6 +529,8 @@ def test_import_the_peers_of_wg_showconf(fleet, tmp_path):
     f = fleet
     a, b = wg_key(), wg_key()
     conf = tmp_path / "wg0.conf"
+    conf.touch(mode=0o644)
+    os.chmod(conf, 0o644)
     conf.write_text("[Interface]\nListenPort = 51820\nPrivateKey = "
                     "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n\n"
                     f"[Peer]\nPublicKey = {a}\nAllowedIPs = 10.100.0.40/32\n"
@@ -545,5 +547,13 @@ def test_import_the_peers_of_wg_showconf(fleet, tmp_path):
     assert "yAnz5TF" not in proc.stdout + proc.stderr
     # The second peer routes a LAN behind it: said, since wgfleet keeps the address only.
     assert "1 peer has more allowed IPs than an address" in proc.stderr
+    # The file holds a private key and others may read it: said. A pipe touches no disk.
+    assert "others can read it (mode 644)" in proc.stderr
+    piped = subprocess.run([binary("wgfleetctl"), "import", "vpn1", "-", "--format", "wg",
+                            "--tenant", "acme", "--json"], input=conf.read_text(),
+                           capture_output=True, text=True, env=ctl_env(f), timeout=30)
+    assert piped.returncode == 4, piped.stderr  # both lines are imported already
+    assert {c["code"] for c in json.loads(piped.stdout)["conflicts"]} == {"address_in_use"}
+    assert "others can read" not in piped.stderr
     keepalive = f.scalar("SELECT persistent_keepalive FROM routers WHERE vpn_ip = '10.100.0.40'")
     assert keepalive == "21"
