@@ -198,7 +198,8 @@ UNAUTHENTICATED = {"GET /healthz", "GET /readyz"}
 def concrete_request(route, router_id, slug="acme", key_id=1):
     """(method, path, body) exercising route, for the auth tests."""
     method, pattern = route.split(" ", 1)
-    arg = {"/v1/tenants/{}": slug, "/v1/keys/{}": str(key_id), "/v1/servers/{}": "vpn1"}
+    arg = {"/v1/tenants/{}": slug, "/v1/keys/{}": str(key_id), "/v1/servers/{}": "vpn1",
+           "/v1/webhooks/{}": "1"}
     for prefix, value in arg.items():
         if pattern.startswith(prefix):
             pattern = pattern.replace("{}", value, 1)
@@ -213,6 +214,8 @@ def concrete_request(route, router_id, slug="acme", key_id=1):
         "POST /v1/servers": {"name": "vpn9", "endpoint": ENDPOINT, "pool": "10.50.0.0/24",
                              "gateway": "10.50.0.1"},
         "PATCH /v1/servers/{}": {"endpoint": ENDPOINT},
+        "POST /v1/webhooks": {"url": "https://hooks.example.com/wgfleet"},
+        "PATCH /v1/webhooks/{}": {"active": False},
     }
     if route == "GET /v1/leases":
         path += "?ip=10.100.0.2"
