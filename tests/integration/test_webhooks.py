@@ -249,3 +249,22 @@ def test_rotated_secret_signs_the_test_event(fleet_factory, receiver):
     (i, e, h, b), = wait_types(rcv, "/t", 1)
     assert i == sent["event_id"] and e["type"] == "webhook.test" and e["tenant"] == "acme"
     assert verify(rotated["secret"], h, b) and not verify(hook["secret"], h, b)
+
+
+def test_the_outbox_outlives_a_killed_coordinator(fleet_factory, receiver):
+    # Events committed while no coordinator delivers, then the coordinator killed: the
+    # next one to start sends the whole backlog, in order.
+    f = fleet_factory(FAST + "deliver = false\n")
+    f.server()
+    acme = f.tenant("acme")
+    rcv = receiver()
+    add_hook(f, acme, rcv.url("/later"))
+    made = [f.reserve(acme)["id"] for _ in range(4)]
+    time.sleep(0.3)
+    assert rcv.requests == []
+    f.coord.proc.kill()
+    f.coord.proc.wait()
+    f.start(FAST)  # the fixture's stop() closes both
+    got = wait_types(rcv, "/later", 4)
+    assert [e["data"]["router"]["id"] for _, e, _, _ in got] == made
+    assert [i for i, _, _, _ in got] == sorted(i for i, _, _, _ in got)
