@@ -147,6 +147,7 @@ static int start_delivery(struct daemon *d)
 	        .retry_min_ms = d->s.webhooks_retry_min_ms,
 	        .retry_max_ms = d->s.webhooks_retry_max_ms,
 	        .retry_for_ms = d->s.webhooks_retry_for_ms,
+	        .keep_ms = d->s.webhooks_keep_ms,
 	};
 	int r;
 

@@ -26,6 +26,8 @@
 #define DONE_SQL                                                                         \
 	"SELECT wgf_webhook_done($1::bigint, $2::bigint, $3::integer, $4::integer, $5, " \
 	"$6::interval, $7::interval)"
+#define PRUNE_SQL      "SELECT wgf_webhook_prune($1::interval, 1000)"
+#define PRUNE_EVERY_MS 60000
 #define LEASE_SLACK_MS 30000
 
 struct delivery {
@@ -37,7 +39,8 @@ struct delivery {
 	struct job *sending; /* requests in flight, linked by next and prev */
 	unsigned in_flight;  /* attempts from their claim until their outcome is stored */
 	unsigned closing;    /* handles whose close callback has not run */
-	bool claiming, stopped;
+	uint64_t pruned_ms;  /* uv_now() of the last prune */
+	bool claiming, pruning, stopped;
 };
 
 /* One attempt, from its claim to its outcome's query. */
@@ -367,12 +370,37 @@ static void on_claimed(void *ctx, const PGresult *res, const struct db_error *e)
 			        "Cannot start a webhook delivery, retrying when its lease ends");
 }
 
+static void on_pruned(void *ctx, const PGresult *res, const struct db_error *e)
+{
+	struct delivery *d = ctx;
+
+	(void)res;
+	d->pruning = false;
+	if (e && e->code != -ECANCELED)
+		log_warning("Cannot prune the webhook delivery log, retrying: %s", e->message);
+}
+
+static void prune(struct delivery *d)
+{
+	char keep[40];
+	const char *params[1] = {keep};
+
+	if (d->pruning || uv_now(d->loop) - d->pruned_ms < PRUNE_EVERY_MS)
+		return;
+	d->pruned_ms = uv_now(d->loop);
+	snprintf(keep, sizeof(keep), "%llu milliseconds", (unsigned long long)d->o.keep_ms);
+	if (db_query(d->db, PRUNE_SQL, 1, params, 0, on_pruned, d) == 0)
+		d->pruning = true;
+}
+
 static void on_poll_timer(uv_timer_t *t)
 {
 	struct delivery *d = t->data;
 	char limit[16], lease[40];
 	const char *params[2] = {limit, lease};
 
+	if (!d->stopped)
+		prune(d);
 	if (d->claiming || d->stopped || d->in_flight >= d->o.concurrency)
 		return;
 	snprintf(limit, sizeof(limit), "%u", d->o.concurrency - d->in_flight);

@@ -18,6 +18,9 @@
  * that dies mid-attempt leaves a lease that runs out: the attempt is made again
  * (at least once; receivers de-duplicate by Wgfleet-Event-Id).
  *
+ * About once a minute, finished deliveries older than keep_ms are removed
+ * (wgf_webhook_prune; one coordinator at a time), with the events none needs any more.
+ *
  * Every connection's address is checked against the policy (webhook.h) when curl opens
  * its socket, so a name resolving to a refused address is never connected to.
  */
@@ -36,6 +39,7 @@ struct delivery_options {
 	uint64_t timeout_ms; /* a whole attempt, answer included */
 	uint64_t retry_min_ms, retry_max_ms;
 	uint64_t retry_for_ms; /* from the event to giving up */
+	uint64_t keep_ms;      /* how long the log keeps a finished delivery */
 	struct webhook_policy policy;
 };
 

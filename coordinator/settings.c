@@ -348,6 +348,16 @@ static const struct wgf_conf_entry entries[] = {
         },
         {
                 .section = "webhooks",
+                .name = "keep",
+                .type = WGF_CONF_DURATION,
+                .offset = S(webhooks_keep_ms),
+                .def = "7d",
+                .min = 1000,
+                .max = 365 * 24 * HOUR,
+                .doc = "How long the delivery log keeps a delivered or dead delivery.",
+        },
+        {
+                .section = "webhooks",
                 .name = "allowed_networks",
                 .type = WGF_CONF_STRING,
                 .offset = S(webhooks_allowed),

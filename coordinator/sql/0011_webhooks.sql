@@ -320,4 +320,30 @@ RETURNS text LANGUAGE sql AS $$
 	RETURNING status;
 $$;
 
+-- The delivery log is kept for p_keep after a delivery ends; then it goes, and so does
+-- an event no delivery needs any more. At most p_batch of each per call; one
+-- coordinator at a time. Returns the deliveries removed.
+CREATE FUNCTION wgf_webhook_prune(p_keep interval, p_batch integer) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+	v_n integer;
+BEGIN
+	IF NOT pg_try_advisory_xact_lock(2003265078) THEN
+		RETURN 0;
+	END IF;
+	DELETE FROM webhook_deliveries d USING (SELECT webhook_id, event_id
+		FROM webhook_deliveries WHERE status <> 'pending' AND finished_at < now() - p_keep
+		LIMIT p_batch) x
+	WHERE d.webhook_id = x.webhook_id AND d.event_id = x.event_id;
+	GET DIAGNOSTICS v_n = ROW_COUNT;
+	DELETE FROM webhook_events WHERE id IN (SELECT e.id FROM webhook_events e
+		WHERE e.at < now() - p_keep AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d
+			WHERE d.event_id = e.id) LIMIT p_batch);
+	RETURN v_n;
+END
+$$;
+CREATE INDEX webhook_deliveries_finished ON webhook_deliveries (finished_at)
+	WHERE status <> 'pending';
+CREATE INDEX webhook_events_at ON webhook_events (at);
+
 CALL wgf_pin_search_paths(current_schema());

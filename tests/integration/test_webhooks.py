@@ -184,6 +184,13 @@ def test_a_dead_receiver_ends_in_dead_after_retry_for(fleet_factory, receiver):
     time.sleep(0.5)
     assert len(rcv.requests) == n  # given up: no more attempts
     assert expect(f.call("GET", path + "?status=dead", acme), 200)["items"] == log
+    # The log keeps a finished delivery for [webhooks] keep, then it goes with its event.
+    assert f.scalar("SELECT wgf_webhook_prune('7 days', 1000)") == "0"
+    f.sql("UPDATE webhook_deliveries SET finished_at = now() - interval '8 days'; "
+          "UPDATE webhook_events SET at = now() - interval '8 days'")
+    assert f.scalar("SELECT wgf_webhook_prune('7 days', 1000)") == "1"
+    assert f.sql("SELECT (SELECT count(*) FROM webhook_deliveries), "
+                 "(SELECT count(*) FROM webhook_events)") == [["0", "0"]]
 
 
 def test_two_coordinators_deliver_each_event_once(fleet_factory, receiver):
