@@ -330,6 +330,7 @@ static void start_metrics(struct daemon *d)
 	        .api = d->api,
 	        .http = d->http,
 	        .channel = d->channel,
+	        .delivery = d->delivery,
 	};
 	struct wgf_err err = {0};
 	char port_text[8];

@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "macro.h"
+#include "prom.h"
 
 #define CLAIM_SQL                                                                         \
 	"SELECT webhook_id, event_id, attempt, url, secret, body FROM wgf_webhook_claim(" \
@@ -40,6 +41,7 @@ struct delivery {
 	unsigned in_flight;  /* attempts from their claim until their outcome is stored */
 	unsigned closing;    /* handles whose close callback has not run */
 	uint64_t pruned_ms;  /* uv_now() of the last prune */
+	uint64_t delivered, failed, refused, dead; /* attempts by outcome, since start */
 	bool claiming, pruning, stopped;
 };
 
@@ -96,13 +98,15 @@ static void on_done_stored(void *ctx, const PGresult *res, const struct db_error
 	struct job *j = ctx;
 	struct delivery *d = j->d;
 
-	if (e && e->code != -ECANCELED)
+	if (e && e->code != -ECANCELED) {
 		log_fields(LOG_WARNING, "Cannot store a delivery's outcome; it is retried",
 		           {"webhook", j->webhook_id}, {"event", j->event_id},
 		           {"error", e->message});
-	else if (res && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "dead") == 0)
+	} else if (res && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "dead") == 0) {
+		d->dead++;
 		log_fields(LOG_WARNING, "Webhook delivery given up", {"webhook", j->webhook_id},
 		           {"event", j->event_id}, {"attempts", j->attempt});
+	}
 	d->in_flight--;
 	free(j);
 	claim_soon(d, 0);
@@ -130,6 +134,12 @@ static void job_finish(struct job *j, long http_status, const char *error)
 	params[4] = error;
 	params[5] = retry_in;
 	params[6] = retry_for;
+	if (!error)
+		d->delivered++;
+	else if (j->refused)
+		d->refused++;
+	else
+		d->failed++;
 	if (error)
 		log_fields(LOG_INFO, "Webhook delivery failed", {"webhook", j->webhook_id},
 		           {"event", j->event_id}, {"attempt", j->attempt}, {"error", error});
@@ -468,6 +478,19 @@ void delivery_stop(struct delivery *d)
 	d->closing += 2;
 	uv_close((uv_handle_t *)&d->poll, on_timer_closed);
 	uv_close((uv_handle_t *)&d->curl_timer, on_timer_closed);
+}
+
+void delivery_write_metrics(const struct delivery *d, FILE *f)
+{
+	wgf_prom_family(f, "wgfleet_webhook_attempts_total", "counter",
+	                "Webhook delivery attempts this coordinator made, by outcome.");
+	wgf_prom(f, "wgfleet_webhook_attempts_total", d->delivered, {"outcome", "delivered"});
+	wgf_prom(f, "wgfleet_webhook_attempts_total", d->failed, {"outcome", "failed"});
+	wgf_prom(f, "wgfleet_webhook_attempts_total", d->refused, {"outcome", "refused"});
+	wgf_prom_single(f, "wgfleet_webhook_deliveries_dead_total", "counter",
+	                "Webhook deliveries this coordinator gave up (retry_for passed).", d->dead);
+	wgf_prom_single(f, "wgfleet_webhook_attempts_in_flight", "gauge",
+	                "Webhook attempts claimed and not yet settled.", d->in_flight);
 }
 
 void delivery_free(struct delivery *d)

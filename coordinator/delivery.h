@@ -26,6 +26,7 @@
  */
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include <uv.h>
 
@@ -51,6 +52,10 @@ int delivery_new(uv_loop_t *loop, struct db *db, const struct delivery_options *
 /* Stops claiming, abandons attempts in flight (their leases run out) and closes the
  * handles; call before db_close. */
 void delivery_stop(struct delivery *d);
+/* Writes the delivery families (Prometheus text): attempts by outcome, deliveries given
+ * up, attempts in flight. */
+void delivery_write_metrics(const struct delivery *d, FILE *f);
+
 /* After the loop has run the close callbacks; accepts NULL. */
 void delivery_free(struct delivery *d);
 

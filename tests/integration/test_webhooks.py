@@ -13,6 +13,7 @@ import time
 import pytest
 
 from apiutil import expect, fleet_factory, poll, wg_key  # noqa: F401 (fixtures)
+from test_metrics import get, parse, serving_port, value
 
 # Quick retries for the tests; loopback allowed, as it must be explicitly.
 FAST = ("[webhooks]\npoll_interval = 50ms\nretry_min = 100ms\nretry_max = 300ms\n"
@@ -135,6 +136,13 @@ def test_router_events_signed_in_order_once_each_despite_failures(fleet_factory,
     assert [(d["event_id"], d["status"], d["attempts"]) for d in log] == [
         (i, "delivered", 3) for i in ids]
     assert log[0]["last_http_status"] == 200 and log[0]["last_error"] is None
+    # The coordinator's counters: 5 deliveries (3 + 2), each after two 500s.
+    port = serving_port(f.coord.read_log)
+    samples = poll(lambda: (lambda s: s if value(s, "wgfleet_webhook_attempts_total",
+                                                 outcome="delivered") == 5 else None)(
+        parse(get(port)[2])), 5, what="5 deliveries counted")
+    assert value(samples, "wgfleet_webhook_attempts_total", outcome="failed") == 10
+    assert value(samples, "wgfleet_webhook_deliveries_dead_total") == 0
     # globex heard nothing of acme's routers, and its log is empty.
     time.sleep(0.3)
     assert rcv.delivered("/globex") == []
