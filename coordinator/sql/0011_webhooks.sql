@@ -280,14 +280,15 @@ RETURNS TABLE (webhook_id bigint, event_id bigint, attempt integer, url text, se
 	body text)
 LANGUAGE sql AS $$
 	WITH heads AS (
-		SELECT DISTINCT ON (d.webhook_id) d.webhook_id, d.event_id
-		FROM webhook_deliveries d WHERE d.status = 'pending'
-		ORDER BY d.webhook_id, d.event_id
+		-- One index probe per active webhook, however long its backlog.
+		SELECT w.id AS webhook_id, (SELECT d.event_id FROM webhook_deliveries d
+			WHERE d.webhook_id = w.id AND d.status = 'pending'
+			ORDER BY d.event_id LIMIT 1) AS event_id
+		FROM webhooks w WHERE w.active
 	), due AS (
 		SELECT d.webhook_id, d.event_id FROM webhook_deliveries d
 		JOIN heads h ON h.webhook_id = d.webhook_id AND h.event_id = d.event_id
 		WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-		  AND EXISTS (SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id AND w.active)
 		ORDER BY d.next_attempt_at LIMIT p_limit
 		FOR UPDATE OF d SKIP LOCKED
 	)
