@@ -130,6 +130,15 @@ static int time_opt(struct ctx *c, const char *name, char *out, size_t size, con
 	return CTL_OK;
 }
 
+/* A reply that held a secret: wipe it before the reply is freed. */
+static void wipe_member(json_t *reply, const char *name)
+{
+	json_t *v = json_object_get(reply, name);
+
+	if (json_is_string(v))
+		explicit_bzero((char *)json_string_value(v), json_string_length(v));
+}
+
 /* --limit N (1..max), or def. */
 static int limit_opt(struct ctx *c, long def, long max, long *ret)
 {
@@ -543,13 +552,7 @@ static int cmd_keys_create(struct ctx *c)
 		        (long long)json_integer_value(json_object_get(reply, "id")),
 		        tenant ? "tenant " : "admin", tenant ? tenant : "", "");
 	}
-	if (reply) {
-		/* The reply held the key: do not leave it in freed memory. */
-		json_t *k = json_object_get(reply, "key");
-
-		if (json_is_string(k))
-			explicit_bzero((char *)json_string_value(k), json_string_length(k));
-	}
+	wipe_member(reply, "key");
 	json_decref(reply);
 	json_decref(body);
 	return r;
@@ -894,12 +897,7 @@ static int cmd_webhooks_add(struct ctx *c)
 		        "created webhook %lld; its signing secret is shown only this once\n",
 		        (long long)json_integer_value(json_object_get(reply, "id")));
 	}
-	if (reply) {
-		json_t *k = json_object_get(reply, "secret");
-
-		if (json_is_string(k))
-			explicit_bzero((char *)json_string_value(k), json_string_length(k));
-	}
+	wipe_member(reply, "secret");
 	json_decref(reply);
 	json_decref(body);
 	return r;
