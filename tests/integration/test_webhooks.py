@@ -231,6 +231,14 @@ def test_targets_are_checked_and_secrets_stay_with_their_owner(fleet_factory, re
     err = expect(f.call("POST", "/v1/webhooks", acme, {"url": "https://example.com/",
                                                         "events": ["router.nope"]}), 400)
     assert "router.nope" in err["error"]["message"]
+    for body, field in [({"url": 5}, "url"), ({"url": "https://a.example/", "events": "x"},
+                                              "events"),
+                        ({"url": "https://a.example/", "events": ["Router.Deleted"]}, "events"),
+                        ({"url": "https://a.example/", "events": ["a"] * 17}, "events"),
+                        ({"url": "https://a.example/", "secret": "mine"}, "secret"),
+                        ({"events": []}, "url")]:
+        err = expect(f.call("POST", "/v1/webhooks", acme, body), 400, "invalid_request")
+        assert err["error"]["message"].startswith(f"{field}: "), (body, err)
     assert f.scalar("SELECT count(*) FROM webhooks") == "0"
     admin_hook = add_hook(f, f.admin_key, "https://hooks.example.com/fleet")
     mine = add_hook(f, acme, "https://hooks.example.com/acme")
@@ -245,6 +253,10 @@ def test_targets_are_checked_and_secrets_stay_with_their_owner(fleet_factory, re
         body = {"active": False} if method == "PATCH" else None
         expect(f.call(method, f"/v1/webhooks/{admin_hook['id']}{path}", acme, body), 404,
                "webhook_not_found")
+    for body in ({"active": "no"}, {"url": "http://10.0.0.1/"}, {"tenant": "globex"}):
+        expect(f.call("PATCH", f"/v1/webhooks/{mine['id']}", acme, body), 400,
+               "invalid_request")
+    assert expect(f.call("GET", "/v1/webhooks", acme), 200)["items"] == listed
     changed = expect(f.call("PATCH", f"/v1/webhooks/{mine['id']}", acme,
                             {"active": False, "events": ["router.deleted"]}), 200)
     assert changed["active"] is False and changed["events"] == ["router.deleted"]
