@@ -12,7 +12,8 @@
 CREATE FUNCTION wgf_webhook_event_types() RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
 	SELECT ARRAY['router.reserved', 'router.configured', 'router.key_rotated',
 		'router.vps_ready', 'router.connected', 'router.disconnected', 'router.failed',
-		'router.expired', 'router.deleted', 'server.drift_repaired']::text[];
+		'router.expired', 'router.deleted', 'server.drift_repaired',
+		'pool.threshold']::text[];
 $$;
 
 -- tenant_id NULL: an admin's webhook, which hears every tenant's events.
@@ -116,6 +117,51 @@ CREATE TRIGGER audit_log_webhooks AFTER INSERT ON audit_log FOR EACH ROW
 		'router.vps_ready', 'router.connected', 'router.disconnected', 'router.failed',
 		'router.expired', 'router.deleted', 'server.drift_repaired'))
 	EXECUTE FUNCTION wgf_audit_to_webhooks();
+
+-- pool.threshold: a server's pool crossing 80 % or 90 % use, up or down. The level last
+-- announced is kept per server with the pool's size (counted once: a pool never
+-- changes). A reservation reads it without a lock and writes it only when the level
+-- changes, so reservations on one server keep their separate usage shards, and of two
+-- that cross at once the second finds the level already moved and announces nothing.
+CREATE TABLE webhook_pool_levels (
+	server_id bigint PRIMARY KEY REFERENCES servers (id) ON DELETE CASCADE,
+	pool_size integer NOT NULL CHECK (pool_size >= 0),
+	level smallint NOT NULL DEFAULT 0 CHECK (level IN (0, 80, 90))
+);
+
+CREATE FUNCTION wgf_pool_level_watch() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+	l webhook_pool_levels;
+	v_used bigint;
+	v_level smallint;
+BEGIN
+	SELECT * INTO l FROM webhook_pool_levels WHERE server_id = NEW.server_id;
+	IF NOT FOUND THEN
+		INSERT INTO webhook_pool_levels (server_id, pool_size)
+		SELECT NEW.server_id, count(*) FROM pool_addresses WHERE server_id = NEW.server_id
+		ON CONFLICT (server_id) DO NOTHING;
+		SELECT * INTO l FROM webhook_pool_levels WHERE server_id = NEW.server_id;
+	END IF;
+	SELECT coalesce(sum(used), 0) INTO v_used FROM server_usage WHERE server_id = NEW.server_id;
+	v_level := CASE WHEN l.pool_size > 0 AND v_used * 100 >= l.pool_size * 90 THEN 90
+		WHEN l.pool_size > 0 AND v_used * 100 >= l.pool_size * 80 THEN 80 ELSE 0 END;
+	IF v_level = l.level THEN
+		RETURN NULL;
+	END IF;
+	UPDATE webhook_pool_levels SET level = v_level
+	WHERE server_id = NEW.server_id AND level <> v_level;
+	IF FOUND THEN
+		PERFORM wgf_webhook_emit('pool.threshold', NULL, jsonb_build_object(
+			'server', jsonb_build_object('name', (SELECT name FROM servers
+				WHERE id = NEW.server_id)),
+			'level', v_level, 'previous_level', l.level, 'used', v_used,
+			'size', l.pool_size));
+	END IF;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER server_usage_pool_level AFTER UPDATE OF used ON server_usage FOR EACH ROW
+	WHEN (NEW.used IS DISTINCT FROM OLD.used) EXECUTE FUNCTION wgf_pool_level_watch();
 
 -- A webhook as the API shows it: never its secret.
 CREATE FUNCTION wgf_webhook_json(w webhooks) RETURNS jsonb LANGUAGE sql STABLE AS $$

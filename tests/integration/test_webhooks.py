@@ -295,3 +295,27 @@ def test_the_outbox_outlives_a_killed_coordinator(fleet_factory, receiver):
     got = wait_types(rcv, "/later", 4)
     assert [e["data"]["router"]["id"] for _, e, _, _ in got] == made
     assert [i for i, _, _, _ in got] == sorted(i for i, _, _, _ in got)
+
+
+def test_pool_threshold_crossings_up_and_down(fleet_factory, receiver):
+    f = fleet_factory(FAST)
+    f.server(pool="10.100.0.0/27")
+    acme = f.tenant("acme")
+    rcv = receiver()
+    add_hook(f, f.admin_key, rcv.url("/pool"), events=["pool.threshold"])
+    tenant_hook = add_hook(f, acme, rcv.url("/tenant"))  # pool events are the fleet's
+    size = int(f.scalar("SELECT count(*) FROM pool_addresses"))
+    made = [f.reserve(acme)["id"] for _ in range(size * 9 // 10 + 1)]  # past 90 %
+    for router_id in made[:len(made) - size * 8 // 10 + 1]:  # back under 80 %
+        expect(f.call("DELETE", f"/v1/routers/{router_id}", acme), 204)
+    got = wait_types(rcv, "/pool", 4)
+    levels = [(e["data"]["previous_level"], e["data"]["level"]) for _, e, _, _ in got]
+    assert levels == [(0, 80), (80, 90), (90, 80), (80, 0)]
+    for _, e, _, _ in got:
+        d = e["data"]
+        assert e["tenant"] is None and d["server"] == {"name": "vpn1"} and d["size"] == size
+        assert (d["used"] * 100 >= size * d["level"]) and (
+            d["level"] == 90 or d["used"] * 100 < size * (d["level"] + 10 if d["level"] else 80))
+    time.sleep(0.3)
+    assert "pool.threshold" not in [e["type"] for _, e, _, _ in rcv.delivered("/tenant")]
+    assert tenant_hook["events"] == []
