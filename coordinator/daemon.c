@@ -148,6 +148,7 @@ static int start_delivery(struct daemon *d)
 	        .retry_max_ms = d->s.webhooks_retry_max_ms,
 	        .retry_for_ms = d->s.webhooks_retry_for_ms,
 	        .keep_ms = d->s.webhooks_keep_ms,
+	        .server_online_ms = d->s.server_online_ms,
 	};
 	int r;
 
@@ -186,6 +187,7 @@ static void on_hup(uv_signal_t *h, int signum)
 	d->s.server_online_ms = n.server_online_ms;
 	d->s.placement = n.placement;
 	metrics_set_online_ms(d->metrics, n.server_online_ms);
+	delivery_set_online_ms(d->delivery, n.server_online_ms);
 	wgf_log_init(NULL, settings_log_level(&d->s));
 	api_options_from(&d->s, &ao);
 	api_set_reloadable(d->api, &ao);

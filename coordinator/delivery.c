@@ -28,6 +28,7 @@
 	"SELECT wgf_webhook_done($1::bigint, $2::bigint, $3::integer, $4::integer, $5, " \
 	"$6::interval, $7::interval)"
 #define PRUNE_SQL      "SELECT wgf_webhook_prune($1::interval, 1000)"
+#define WATCH_SQL      "SELECT wgf_servers_watch($1::interval)"
 #define PRUNE_EVERY_MS 60000
 #define LEASE_SLACK_MS 30000
 
@@ -42,7 +43,7 @@ struct delivery {
 	unsigned closing;    /* handles whose close callback has not run */
 	uint64_t pruned_ms;  /* uv_now() of the last prune */
 	uint64_t delivered, failed, refused, dead; /* attempts by outcome, since start */
-	bool claiming, pruning, stopped;
+	bool claiming, pruning, watching, stopped;
 };
 
 /* One attempt, from its claim to its outcome's query. */
@@ -403,14 +404,41 @@ static void prune(struct delivery *d)
 		d->pruning = true;
 }
 
+static void on_watched(void *ctx, const PGresult *res, const struct db_error *e)
+{
+	struct delivery *d = ctx;
+
+	(void)res;
+	d->watching = false;
+	if (e && e->code != -ECANCELED)
+		log_warning("Cannot look for servers gone online or offline, retrying: %s",
+		            e->message);
+}
+
+static void watch_servers(struct delivery *d)
+{
+	char within[40];
+	const char *params[1] = {within};
+
+	if (d->watching)
+		return;
+	snprintf(within, sizeof(within), "%llu milliseconds",
+	         (unsigned long long)d->o.server_online_ms);
+	if (db_query(d->db, WATCH_SQL, 1, params, uv_now(d->loop) + d->o.poll_ms, on_watched, d) ==
+	    0)
+		d->watching = true;
+}
+
 static void on_poll_timer(uv_timer_t *t)
 {
 	struct delivery *d = t->data;
 	char limit[16], lease[40];
 	const char *params[2] = {limit, lease};
 
-	if (!d->stopped)
+	if (!d->stopped) {
 		prune(d);
+		watch_servers(d);
+	}
 	if (d->claiming || d->stopped || d->in_flight >= d->o.concurrency)
 		return;
 	snprintf(limit, sizeof(limit), "%u", d->o.concurrency - d->in_flight);
@@ -478,6 +506,12 @@ void delivery_stop(struct delivery *d)
 	d->closing += 2;
 	uv_close((uv_handle_t *)&d->poll, on_timer_closed);
 	uv_close((uv_handle_t *)&d->curl_timer, on_timer_closed);
+}
+
+void delivery_set_online_ms(struct delivery *d, uint64_t server_online_ms)
+{
+	if (d)
+		d->o.server_online_ms = server_online_ms;
 }
 
 void delivery_write_metrics(const struct delivery *d, FILE *f)

@@ -18,6 +18,9 @@
  * that dies mid-attempt leaves a lease that runs out: the attempt is made again
  * (at least once; receivers de-duplicate by Wgfleet-Event-Id).
  *
+ * Each poll also asks wgf_servers_watch() which servers went online or offline
+ * (server_online_ms, as the status route counts them), which announces each change.
+ *
  * About once a minute, finished deliveries older than keep_ms are removed
  * (wgf_webhook_prune; one coordinator at a time), with the events none needs any more.
  *
@@ -39,8 +42,9 @@ struct delivery_options {
 	uint64_t connect_timeout_ms;
 	uint64_t timeout_ms; /* a whole attempt, answer included */
 	uint64_t retry_min_ms, retry_max_ms;
-	uint64_t retry_for_ms; /* from the event to giving up */
-	uint64_t keep_ms;      /* how long the log keeps a finished delivery */
+	uint64_t retry_for_ms;     /* from the event to giving up */
+	uint64_t keep_ms;          /* how long the log keeps a finished delivery */
+	uint64_t server_online_ms; /* a server seen this recently is online */
 	struct webhook_policy policy;
 };
 
@@ -52,6 +56,9 @@ int delivery_new(uv_loop_t *loop, struct db *db, const struct delivery_options *
 /* Stops claiming, abandons attempts in flight (their leases run out) and closes the
  * handles; call before db_close. */
 void delivery_stop(struct delivery *d);
+/* SIGHUP's new [api] server_online_within. */
+void delivery_set_online_ms(struct delivery *d, uint64_t server_online_ms);
+
 /* Writes the delivery families (Prometheus text): attempts by outcome, deliveries given
  * up, attempts in flight. */
 void delivery_write_metrics(const struct delivery *d, FILE *f);

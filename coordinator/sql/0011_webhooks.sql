@@ -13,7 +13,7 @@ CREATE FUNCTION wgf_webhook_event_types() RETURNS text[] LANGUAGE sql IMMUTABLE 
 	SELECT ARRAY['router.reserved', 'router.configured', 'router.key_rotated',
 		'router.vps_ready', 'router.connected', 'router.disconnected', 'router.failed',
 		'router.expired', 'router.deleted', 'server.drift_repaired',
-		'pool.threshold']::text[];
+		'pool.threshold', 'server.online', 'server.offline']::text[];
 $$;
 
 -- tenant_id NULL: an admin's webhook, which hears every tenant's events.
@@ -162,6 +162,37 @@ END
 $$;
 CREATE TRIGGER server_usage_pool_level AFTER UPDATE OF used ON server_usage FOR EACH ROW
 	WHEN (NEW.used IS DISTINCT FROM OLD.used) EXECUTE FUNCTION wgf_pool_level_watch();
+
+-- server.online and server.offline: the state last announced is kept on the server. A
+-- delivering coordinator calls wgf_servers_watch() with its [api] server_online_within
+-- at each poll; a server is online while its agent was heard from within it (as
+-- GET /v1/status counts it), and each change of that is announced once. One
+-- coordinator at a time; only servers whose state changed are written.
+ALTER TABLE servers ADD COLUMN online_announced boolean NOT NULL DEFAULT false;
+
+CREATE FUNCTION wgf_servers_watch(p_online_within interval) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+	s record;
+	v_n integer := 0;
+BEGIN
+	IF NOT pg_try_advisory_xact_lock(2003265079) THEN
+		RETURN 0;
+	END IF;
+	FOR s IN UPDATE servers SET online_announced = NOT online_announced
+		WHERE deleted_at IS NULL AND online_announced
+			<> coalesce(last_seen_at > now() - p_online_within, false)
+		RETURNING name, online_announced, last_seen_at
+	LOOP
+		PERFORM wgf_webhook_emit(CASE WHEN s.online_announced THEN 'server.online'
+			ELSE 'server.offline' END, NULL, jsonb_build_object('server', jsonb_build_object(
+				'name', s.name, 'online', s.online_announced,
+				'last_seen_at', s.last_seen_at)));
+		v_n := v_n + 1;
+	END LOOP;
+	RETURN v_n;
+END
+$$;
 
 -- A webhook as the API shows it: never its secret.
 CREATE FUNCTION wgf_webhook_json(w webhooks) RETURNS jsonb LANGUAGE sql STABLE AS $$

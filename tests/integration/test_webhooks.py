@@ -20,6 +20,12 @@ FAST = ("[webhooks]\npoll_interval = 50ms\nretry_min = 100ms\nretry_max = 300ms\
         "connect_timeout = 1s\ntimeout = 2s\nallowed_networks = 127.0.0.1/32\n")
 
 
+# The admin webhooks of the router tests leave out the server.* and pool events.
+ROUTER_EVENTS = ["router.reserved", "router.configured", "router.key_rotated",
+                 "router.vps_ready", "router.connected", "router.disconnected", "router.failed",
+                 "router.expired", "router.deleted"]
+
+
 class Receiver:
     """An HTTP server on 127.0.0.1 in a thread. Answers 500 to the first `fail_first`
     attempts of each event id (per path), 200 after; records every request."""
@@ -102,7 +108,7 @@ def test_router_events_signed_in_order_once_each_despite_failures(fleet_factory,
     f.server()
     acme, globex = f.tenant("acme"), f.tenant("globex")
     rcv = receiver(fail_first=2)
-    admin_hook = add_hook(f, f.admin_key, rcv.url("/admin"))
+    admin_hook = add_hook(f, f.admin_key, rcv.url("/admin"), events=ROUTER_EVENTS)
     acme_hook = add_hook(f, acme, rcv.url("/acme"), events=["router.configured",
                                                              "router.deleted"])
     globex_hook = add_hook(f, globex, rcv.url("/globex"))
@@ -207,7 +213,7 @@ def test_two_coordinators_deliver_each_event_once(fleet_factory, receiver):
     f.server()
     acme = f.tenant("acme")
     rcv = receiver()
-    add_hook(f, f.admin_key, rcv.url("/both"))
+    add_hook(f, f.admin_key, rcv.url("/both"), events=ROUTER_EVENTS)
     for i in range(12):
         f.reserve(acme, coord=f.coordinators[i % 2])
     got = wait_types(rcv, "/both", 12)
@@ -319,3 +325,19 @@ def test_pool_threshold_crossings_up_and_down(fleet_factory, receiver):
     time.sleep(0.3)
     assert "pool.threshold" not in [e["type"] for _, e, _, _ in rcv.delivered("/tenant")]
     assert tenant_hook["events"] == []
+
+
+def test_server_online_and_offline_are_announced_once_each(fleet_factory, receiver):
+    f = fleet_factory(FAST + "[api]\nserver_online_within = 2s\n")
+    f.server(online=False)
+    rcv = receiver()
+    add_hook(f, f.admin_key, rcv.url("/servers"), events=["server.online", "server.offline"])
+    f.mark_online("vpn1")  # as an agent's report does
+    got = wait_types(rcv, "/servers", 1)
+    assert (got[0][1]["type"], got[0][1]["data"]["server"]["online"]) == ("server.online", True)
+    # No report for longer than server_online_within: offline, announced once.
+    got = wait_types(rcv, "/servers", 2, timeout=10)
+    assert got[1][1]["type"] == "server.offline"
+    assert got[1][1]["data"]["server"]["name"] == "vpn1" and got[1][1]["tenant"] is None
+    time.sleep(0.5)
+    assert len(rcv.delivered("/servers")) == 2
