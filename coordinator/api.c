@@ -105,6 +105,25 @@ static const struct route routes[] = {
         {"POST", "/v1/servers/{}/import", 200, true, true, ROUTE_QUERY("apply"),
          ROUTE_SQL("wgf_api_import", "text", "jsonb", "boolean", "text"),
          .prepare = api_admin_import},
+        {"POST", "/v1/webhooks", 201, true, true, ROUTE_QUERY(),
+         ROUTE_SQL("wgf_api_create_webhook", "text", "text[]", "text", "text", "text"),
+         .prepare = api_webhooks_create, .finish = api_webhooks_finish_secret},
+        {"GET", "/v1/webhooks", 200, true, false, ROUTE_QUERY(),
+         ROUTE_SQL("wgf_api_list_webhooks")},
+        {"PATCH", "/v1/webhooks/{}", 200, true, true, ROUTE_QUERY(),
+         ROUTE_SQL("wgf_api_update_webhook", "bigint", "text", "text[]", "boolean", "text", "text"),
+         .prepare = api_webhooks_update},
+        {"DELETE", "/v1/webhooks/{}", 204, true, false, ROUTE_QUERY(),
+         ROUTE_SQL("wgf_api_delete_webhook", "bigint", "text"), .prepare = api_webhooks_one},
+        {"POST", "/v1/webhooks/{}/rotate-secret", 200, true, false, ROUTE_QUERY(),
+         ROUTE_SQL("wgf_api_rotate_webhook_secret", "bigint", "text", "text"),
+         .prepare = api_webhooks_rotate, .finish = api_webhooks_finish_secret},
+        {"POST", "/v1/webhooks/{}/test", 202, true, false, ROUTE_QUERY(),
+         ROUTE_SQL("wgf_api_test_webhook", "bigint", "text"), .prepare = api_webhooks_one},
+        {"GET", "/v1/webhooks/{}/deliveries", 200, true, false,
+         ROUTE_QUERY("status", "after", "limit"),
+         ROUTE_SQL("wgf_api_webhook_deliveries", "bigint", "text", "bigint", "integer"),
+         .prepare = api_webhooks_deliveries},
         {"GET", "/v1/status", 200, true, false, ROUTE_QUERY(),
          ROUTE_SQL("wgf_api_status", "interval"), .prepare = api_admin_status},
         {"GET", "/healthz", 200, false, false, ROUTE_QUERY(), .finish = api_admin_finish_healthz},
@@ -229,6 +248,41 @@ const char *call_body_int(struct call *c, const char *key)
 	if (!json_is_integer(v))
 		return NULL;
 	return call_arena(c, "%lld", (long long)json_integer_value(v));
+}
+
+const char *call_body_bool(const struct call *c, const char *key)
+{
+	json_t *v = json_object_get(c->body, key);
+
+	if (!json_is_boolean(v))
+		return NULL;
+	return json_is_true(v) ? "true" : "false";
+}
+
+const char *call_body_names(struct call *c, const char *key)
+{
+	json_t *v = json_object_get(c->body, key), *item;
+	char out[API_ARENA_SIZE / 2];
+	size_t o = 0, i;
+
+	if (!json_is_array(v))
+		return NULL;
+	out[o++] = '{';
+	json_array_foreach(v, i, item)
+	{
+		/* input_body() checked each name's characters: nothing here needs quoting. */
+		int n = snprintf(out + o, sizeof(out) - o, "%s%s", i ? "," : "",
+		                 json_string_value(item));
+
+		if (n < 0 || (size_t)n >= sizeof(out) - o)
+			return NULL;
+		o += (size_t)n;
+	}
+	if (o + 2 > sizeof(out))
+		return NULL;
+	out[o++] = '}';
+	out[o] = '\0';
+	return call_arena(c, "%s", out);
 }
 
 /* ---- decoding ---- */

@@ -28,6 +28,7 @@
 
 #include "db.h"
 #include "http.h"
+#include "webhook.h"
 
 #define API_BODY_MAX (64 * 1024)
 
@@ -39,7 +40,8 @@ struct api_options {
 	uint64_t request_deadline_ms; /* how long a request may wait for the database */
 	unsigned persistent_keepalive;
 	bool placement_any; /* a reservation naming no server may go to one not online */
-	unsigned failed_auth_per_minute; /* per client address; 0: no limit */
+	unsigned failed_auth_per_minute;      /* per client address; 0: no limit */
+	struct webhook_policy webhook_policy; /* what a webhook's URL may point at */
 };
 
 struct api;

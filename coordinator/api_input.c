@@ -285,6 +285,30 @@ int input_agent_key(struct call *c, const char *field, const char *s, const char
 	return *ret ? 0 : call_problem(c, 500, "internal", "Out of memory.");
 }
 
+static int check_names(struct call *c, const struct field *f, const char *key, json_t *v)
+{
+	static const char name_chars[] = "abcdefghijklmnopqrstuvwxyz0123456789._";
+	json_t *item;
+	size_t i;
+
+	if (!json_is_array(v) || json_array_size(v) > (size_t)f->max)
+		return call_invalid(c, key, "must be an array of at most %lld names",
+		                    (long long)f->max);
+	json_array_foreach(v, i, item)
+	{
+		const char *s = json_string_value(item);
+
+		if (!s || !*s || strlen(s) > f->max_chars || strspn(s, name_chars) != strlen(s) ||
+		    strlen(s) != json_string_length(item))
+			return call_invalid(
+			        c, key,
+			        "item %zu is not a name (lower-case letters, digits, '.' "
+			        "and '_', at most %zu)",
+			        i, f->max_chars);
+	}
+	return 0;
+}
+
 static int check_member(struct call *c, const struct field *f, const char *key, json_t *v)
 {
 	switch (f->type) {
@@ -304,6 +328,12 @@ static int check_member(struct call *c, const struct field *f, const char *key, 
 			return call_invalid(c, key, "must be a whole number from %lld to %lld",
 			                    (long long)f->min, (long long)f->max);
 		return 0;
+	case F_BOOL:
+		if (!json_is_boolean(v))
+			return call_invalid(c, key, "must be true or false");
+		return 0;
+	case F_NAMES:
+		return check_names(c, f, key, v);
 	}
 	return call_problem(c, 500, "internal", "Unknown field type.");
 }

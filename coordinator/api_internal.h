@@ -62,14 +62,16 @@ enum field_type {
 	F_INT,   /* a whole number within [min, max] */
 	F_FIXED, /* a field that exists but cannot be changed on this route */
 	F_LIST,  /* an array, whose items the route checks (input_object()) */
+	F_BOOL,  /* true or false */
+	F_NAMES, /* an array of at most max names: lower-case letters, digits, '.' and '_' */
 };
 
 struct field {
 	const char *name;
 	enum field_type type;
 	bool required;
-	size_t max_chars;    /* F_TEXT */
-	json_int_t min, max; /* F_INT */
+	size_t max_chars;    /* F_TEXT, F_NAMES (each) */
+	json_int_t min, max; /* F_INT; max: F_NAMES' length */
 };
 
 struct query_param {
@@ -186,6 +188,11 @@ const char *call_query_get(const struct call *c, const char *key);
 const char *call_body_text(const struct call *c, const char *key);
 const char *call_body_int(struct call *c, const char *key);
 
+/* A boolean body member as "true" or "false", or NULL (absent or null). */
+const char *call_body_bool(const struct call *c, const char *key);
+/* An F_NAMES body member as a PostgreSQL array literal, or NULL (absent or null). */
+const char *call_body_names(struct call *c, const char *key);
+
 /* ---- api_input.c: one check per kind of field; each returns 0 or call_invalid() ---- */
 
 /* Text: valid UTF-8, no control, format (bidi overrides among them) or line-separator
@@ -268,5 +275,14 @@ int api_admin_finish_static(struct call *c, json_t *result);
 int api_admin_status(struct call *c);
 int api_admin_finish_healthz(struct call *c, json_t *result);
 int api_admin_finish_readyz(struct call *c, json_t *result);
+
+/* ---- api_webhooks.c: webhooks and their delivery logs ---- */
+
+int api_webhooks_create(struct call *c);
+int api_webhooks_update(struct call *c);
+int api_webhooks_one(struct call *c); /* DELETE and test */
+int api_webhooks_rotate(struct call *c);
+int api_webhooks_deliveries(struct call *c);
+int api_webhooks_finish_secret(struct call *c, json_t *result);
 
 #endif

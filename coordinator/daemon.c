@@ -21,6 +21,7 @@
 #include "channel.h"
 #include "db.h"
 #include "db_sync.h"
+#include "delivery.h"
 #include "fs.h"
 #include "http.h"
 #include "identity.h"
@@ -40,6 +41,7 @@ struct daemon {
 	struct db *db, *listener, *channel_db;
 	struct channel *channel;
 	struct api *api;
+	struct delivery *delivery; /* NULL with [webhooks] deliver off */
 	struct http_server *http;
 	struct metrics *metrics; /* NULL with [metrics] listen empty */
 	bool stopping;
@@ -104,6 +106,7 @@ static void stop(struct daemon *d)
 	uv_timer_init(&d->loop, &d->grace);
 	uv_timer_start(&d->grace, on_grace_over, 200, 0);
 	http_stop(d->http);
+	delivery_stop(d->delivery);
 	db_close(d->db);
 	uv_timer_stop(&d->sweep);
 	uv_close((uv_handle_t *)&d->sweep, NULL);
@@ -130,6 +133,32 @@ static void api_options_from(const struct settings *s, struct api_options *ret)
 	        .placement_any = strcmp(settings_placement_choices[s->placement], "any") == 0,
 	        .failed_auth_per_minute = (unsigned)s->failed_auth_per_minute,
 	};
+	/* Checked when the settings were read. */
+	(void)webhook_policy_parse(&ret->webhook_policy, s->webhooks_allowed, NULL);
+}
+
+static int start_delivery(struct daemon *d)
+{
+	struct delivery_options o = {
+	        .concurrency = (unsigned)d->s.webhooks_concurrency,
+	        .poll_ms = d->s.webhooks_poll_ms,
+	        .connect_timeout_ms = d->s.webhooks_connect_timeout_ms,
+	        .timeout_ms = d->s.webhooks_timeout_ms,
+	        .retry_min_ms = d->s.webhooks_retry_min_ms,
+	        .retry_max_ms = d->s.webhooks_retry_max_ms,
+	        .retry_for_ms = d->s.webhooks_retry_for_ms,
+	        .keep_ms = d->s.webhooks_keep_ms,
+	        .server_online_ms = d->s.server_online_ms,
+	};
+	int r;
+
+	if (!d->s.webhooks_deliver)
+		return 0;
+	(void)webhook_policy_parse(&o.policy, d->s.webhooks_allowed, NULL);
+	r = delivery_new(&d->loop, d->db, &o, &d->delivery);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "Cannot start webhook delivery");
+	return 0;
 }
 
 /* Re-reads the file; applies the reloadable options, warns about the others. */
@@ -158,6 +187,7 @@ static void on_hup(uv_signal_t *h, int signum)
 	d->s.server_online_ms = n.server_online_ms;
 	d->s.placement = n.placement;
 	metrics_set_online_ms(d->metrics, n.server_online_ms);
+	delivery_set_online_ms(d->delivery, n.server_online_ms);
 	wgf_log_init(NULL, settings_log_level(&d->s));
 	api_options_from(&d->s, &ao);
 	api_set_reloadable(d->api, &ao);
@@ -302,6 +332,7 @@ static void start_metrics(struct daemon *d)
 	        .api = d->api,
 	        .http = d->http,
 	        .channel = d->channel,
+	        .delivery = d->delivery,
 	};
 	struct wgf_err err = {0};
 	char port_text[8];
@@ -354,6 +385,8 @@ static int start(struct daemon *d)
 		goto out;
 	}
 	r = start_channel(d);
+	if (r == 0)
+		r = start_delivery(d);
 	if (r < 0)
 		goto out;
 	r = http_start(&d->loop, &ho, api_handle, d->api, &d->http, &port);
@@ -412,6 +445,7 @@ int daemon_run(const struct settings *s, const char *config_path, bool config_gi
 		if (d->http)
 			http_stop(d->http);
 		channel_stop(d->channel);
+		delivery_stop(d->delivery);
 		if (d->listener)
 			db_close(d->listener);
 		if (d->channel_db)
@@ -440,6 +474,7 @@ out:
 	if (uv_loop_close(&d->loop) != 0)
 		log_warning("The event loop still had handles at exit");
 	api_free(d->api);
+	delivery_free(d->delivery);
 	free(d);
 	return r;
 }

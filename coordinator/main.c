@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <libpq-fe.h>
-
 #include <sodium.h>
 
 #include "api.h"
@@ -237,6 +237,11 @@ int main(int argc, char **argv)
 	int c, r;
 
 	wgf_log_init("wgfleet-coordinator", LOG_INFO);
+	/* Before any thread starts: webhook deliveries use libcurl. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_error("Cannot initialise libcurl");
+		return EXIT_FAILURE;
+	}
 	/* Keys live in this process's memory: it makes no core dump, whoever starts it. */
 	r = wgf_secret_harden_process();
 	if (r < 0)

@@ -383,6 +383,8 @@ static void render(void *ctx, FILE *f)
 	write_pools(m, f);
 	if (m->o.channel)
 		channel_write_metrics(m->o.channel, f);
+	if (m->o.delivery)
+		delivery_write_metrics(m->o.delivery, f);
 	write_servers(m, f);
 	wgf_prom_family(f, "wgfleet_sweeps_total", "counter",
 	                "Runs of the reservation sweeper, by result.");

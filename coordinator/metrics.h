@@ -33,6 +33,7 @@
 #include "api.h"
 #include "channel.h"
 #include "db.h"
+#include "delivery.h"
 #include "err.h"
 #include "http.h"
 
@@ -45,6 +46,7 @@ struct metrics_options {
 	struct api *api;
 	struct http_server *http;
 	struct channel *channel;
+	struct delivery *delivery;
 };
 
 struct metrics;

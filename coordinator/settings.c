@@ -15,6 +15,7 @@
 #include "log.h"
 #include "scrape.h"
 #include "tls.h"
+#include "webhook.h"
 
 /* A connection string libpq accepts, holding no password (passwords go in a passfile). */
 static int validate_conninfo(const void *value, struct wgf_err *err)
@@ -52,6 +53,13 @@ static int validate_previous_keys(const void *value, struct wgf_err *err)
 	int n = wgf_identity_public_list(value, NULL, SETTINGS_PREVIOUS_KEYS_MAX, err);
 
 	return n < 0 ? n : 0;
+}
+
+static int validate_webhook_networks(const void *value, struct wgf_err *err)
+{
+	struct webhook_policy p;
+
+	return webhook_policy_parse(&p, value, err);
 }
 
 const char *const settings_placement_choices[] = {"online", "any", NULL};
@@ -255,6 +263,110 @@ static const struct wgf_conf_entry entries[] = {
                 .min = 100,
                 .max = HOUR,
                 .doc = "How often expired reservations are released (one coordinator at a time).",
+        },
+        {
+                .section = "webhooks",
+                .name = "deliver",
+                .type = WGF_CONF_BOOL,
+                .offset = S(webhooks_deliver),
+                .def = "true",
+                .doc = "Whether this coordinator sends webhook deliveries (any number of "
+                       "coordinators may; each delivery is sent by one).",
+        },
+        {
+                .section = "webhooks",
+                .name = "concurrency",
+                .type = WGF_CONF_UINT,
+                .offset = S(webhooks_concurrency),
+                .def = "16",
+                .min = 1,
+                .max = 1000,
+                .doc = "Deliveries in flight at once from this coordinator; each webhook has "
+                       "at most one, so its events arrive in order.",
+        },
+        {
+                .section = "webhooks",
+                .name = "poll_interval",
+                .type = WGF_CONF_DURATION,
+                .offset = S(webhooks_poll_ms),
+                .def = "1s",
+                .min = 50,
+                .max = 60 * SECOND,
+                .doc = "How often due deliveries are looked for.",
+        },
+        {
+                .section = "webhooks",
+                .name = "connect_timeout",
+                .type = WGF_CONF_DURATION,
+                .offset = S(webhooks_connect_timeout_ms),
+                .def = "5s",
+                .min = 100,
+                .max = 60 * SECOND,
+                .doc = "Longest a receiver may take to accept the connection.",
+        },
+        {
+                .section = "webhooks",
+                .name = "timeout",
+                .type = WGF_CONF_DURATION,
+                .offset = S(webhooks_timeout_ms),
+                .def = "10s",
+                .min = 100,
+                .max = 300 * SECOND,
+                .doc = "Longest a whole attempt may take, the receiver's answer included.",
+        },
+        {
+                .section = "webhooks",
+                .name = "retry_min",
+                .type = WGF_CONF_DURATION,
+                .offset = S(webhooks_retry_min_ms),
+                .def = "10s",
+                .min = 10,
+                .max = HOUR,
+                .doc = "The wait after a first failed attempt; it doubles with each failure "
+                       "(with jitter).",
+        },
+        {
+                .section = "webhooks",
+                .name = "retry_max",
+                .type = WGF_CONF_DURATION,
+                .offset = S(webhooks_retry_max_ms),
+                .def = "1h",
+                .min = 10,
+                .max = 24 * HOUR,
+                .doc = "The longest wait between two attempts.",
+        },
+        {
+                .section = "webhooks",
+                .name = "retry_for",
+                .type = WGF_CONF_DURATION,
+                .offset = S(webhooks_retry_for_ms),
+                .def = "24h",
+                .min = 100,
+                .max = 30 * 24 * HOUR,
+                .doc = "How long after its event a delivery is retried before it is marked "
+                       "dead.",
+        },
+        {
+                .section = "webhooks",
+                .name = "keep",
+                .type = WGF_CONF_DURATION,
+                .offset = S(webhooks_keep_ms),
+                .def = "7d",
+                .min = 1000,
+                .max = 365 * 24 * HOUR,
+                .doc = "How long the delivery log keeps a delivered or dead delivery.",
+        },
+        {
+                .section = "webhooks",
+                .name = "allowed_networks",
+                .type = WGF_CONF_STRING,
+                .offset = S(webhooks_allowed),
+                .size = sizeof(((struct settings *)0)->webhooks_allowed),
+                .def = "",
+                .validate = validate_webhook_networks,
+                .doc = "Addresses or prefixes webhooks may call although they are loopback, "
+                       "private or reserved (refused by default, so a URL cannot reach "
+                       "internal services).",
         },
         {
                 .section = "metrics",

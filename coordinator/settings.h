@@ -59,6 +59,14 @@ struct settings {
 	uint64_t channel_idle_timeout_ms;
 	uint64_t channel_agent_rate;
 	uint64_t channel_agent_burst;
+	bool webhooks_deliver;
+	uint64_t webhooks_concurrency;
+	uint64_t webhooks_poll_ms;
+	uint64_t webhooks_connect_timeout_ms;
+	uint64_t webhooks_timeout_ms;
+	uint64_t webhooks_retry_min_ms, webhooks_retry_max_ms, webhooks_retry_for_ms;
+	uint64_t webhooks_keep_ms;
+	char webhooks_allowed[512];
 	int log_level; /* index into wgf_log_level_choices */
 };
 

@@ -130,6 +130,15 @@ static int time_opt(struct ctx *c, const char *name, char *out, size_t size, con
 	return CTL_OK;
 }
 
+/* A reply that held a secret: wipe it before the reply is freed. */
+static void wipe_member(json_t *reply, const char *name)
+{
+	json_t *v = json_object_get(reply, name);
+
+	if (json_is_string(v))
+		explicit_bzero((char *)json_string_value(v), json_string_length(v));
+}
+
 /* --limit N (1..max), or def. */
 static int limit_opt(struct ctx *c, long def, long max, long *ret)
 {
@@ -543,13 +552,7 @@ static int cmd_keys_create(struct ctx *c)
 		        (long long)json_integer_value(json_object_get(reply, "id")),
 		        tenant ? "tenant " : "admin", tenant ? tenant : "", "");
 	}
-	if (reply) {
-		/* The reply held the key: do not leave it in freed memory. */
-		json_t *k = json_object_get(reply, "key");
-
-		if (json_is_string(k))
-			explicit_bzero((char *)json_string_value(k), json_string_length(k));
-	}
+	wipe_member(reply, "key");
 	json_decref(reply);
 	json_decref(body);
 	return r;
@@ -844,6 +847,102 @@ static const struct opt_spec import_opts[] = {
         {NULL, NULL, NULL},
 };
 
+/* ---- webhooks ---- */
+
+static const struct opt_spec webhooks_add_opts[] = {
+        {"event", "TYPE", "deliver only this event type (repeat as TYPE,TYPE; default all)"},
+        {"description", "TEXT", "what the webhook is for"},
+        {NULL, NULL, NULL},
+};
+static const struct opt_spec webhooks_deliveries_opts[] = {
+        {"status", "STATUS", "only pending, delivered or dead deliveries"},
+        {"limit", "N", "at most N deliveries (default 100, at most 1000)"},
+        {NULL, NULL, NULL},
+};
+
+static int cmd_webhooks_list(struct ctx *c)
+{
+	static const struct column cols[] = {
+	        {"ID", "id", COL_TEXT},         {"TENANT", "tenant", COL_TEXT},
+	        {"URL", "url", COL_TEXT},       {"ACTIVE", "active", COL_TEXT},
+	        {"EVENTS", "events", COL_TEXT}, {"CREATED", "created_at", COL_TIME},
+	};
+
+	return list(c, "/v1/webhooks", cols, ARRAY_SIZE(cols));
+}
+
+/* The --event list ("a,b") as a JSON array. */
+static json_t *event_list(const char *text)
+{
+	json_t *a = json_array();
+	char buf[1024], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", text);
+	for (char *t = strtok_r(buf, ", ", &save); a && t; t = strtok_r(NULL, ", ", &save))
+		json_array_append_new(a, json_string(t));
+	return a;
+}
+
+static int cmd_webhooks_add(struct ctx *c)
+{
+	json_t *body = json_object(), *reply = NULL;
+	int r;
+
+	if (!body)
+		return ctx_usage(c, "out of memory");
+	json_object_set_new(body, "url", json_string(c->args[0]));
+	if (ctx_opt(c, "event"))
+		json_object_set_new(body, "events", event_list(ctx_opt(c, "event")));
+	if (ctx_opt(c, "description"))
+		json_object_set_new(body, "description", json_string(ctx_opt(c, "description")));
+	r = client_call(c->client, "POST", "/v1/webhooks", body, &reply, NULL);
+	if (r == CTL_OK && c->json) {
+		output_json(reply);
+	} else if (r == CTL_OK) {
+		/* The secret alone on stdout, for SECRET=$(wgfleetctl webhooks add ...). */
+		printf("%s\n", json_string_value(json_object_get(reply, "secret")));
+		fflush(stdout);
+		fprintf(stderr,
+		        "created webhook %lld; its signing secret is shown only this once\n",
+		        (long long)json_integer_value(json_object_get(reply, "id")));
+	}
+	wipe_member(reply, "secret");
+	json_decref(reply);
+	json_decref(body);
+	return r;
+}
+
+static int cmd_webhooks_remove(struct ctx *c)
+{
+	return delete_one(c, "/v1/webhooks/", "webhook", "removed");
+}
+
+static int cmd_webhooks_deliveries(struct ctx *c)
+{
+	static const struct column cols[] = {
+	        {"EVENT", "event_id", COL_TEXT},
+	        {"TYPE", "type", COL_TEXT},
+	        {"STATUS", "status", COL_TEXT},
+	        {"ATTEMPTS", "attempts", COL_TEXT},
+	        {"LAST ATTEMPT", "last_attempt_at", COL_TIME},
+	        {"HTTP", "last_http_status", COL_TEXT},
+	        {"ERROR", "last_error", COL_TEXT},
+	};
+	char limit[24];
+	struct query q;
+	long n;
+	int r = path_with(c, &q, "/v1/webhooks/", c->args[0], "/deliveries");
+
+	if (r == CTL_OK)
+		r = limit_opt(c, 100, PAGE_MAX, &n);
+	if (r != CTL_OK)
+		return r;
+	snprintf(limit, sizeof(limit), "%ld", n);
+	query_add(&q, "status", ctx_opt(c, "status"));
+	query_add(&q, "limit", limit);
+	return list(c, q.buf, cols, ARRAY_SIZE(cols));
+}
+
 const struct command commands[] = {
         {"status", NULL, "", 0, "servers online, lag, peers, pool use and apply latency",
          status_opts, cmd_status},
@@ -876,5 +975,12 @@ const struct command commands[] = {
         {"config", NULL, "ROUTER", 1, "a router's setup text", config_opts, cmd_config},
         {"import", NULL, "SERVER FILE", 2,
          "existing routers from a file (a dry run unless --apply)", import_opts, cmd_import},
+        {"webhooks", "list", "", 0, "list the webhooks (never their secrets)", no_opts,
+         cmd_webhooks_list},
+        {"webhooks", "add", "URL", 1, "register a fleet-wide webhook and print its secret, once",
+         webhooks_add_opts, cmd_webhooks_add},
+        {"webhooks", "remove", "ID", 1, "remove a webhook", no_opts, cmd_webhooks_remove},
+        {"webhooks", "deliveries", "ID", 1, "a webhook's delivery log", webhooks_deliveries_opts,
+         cmd_webhooks_deliveries},
 };
 const size_t n_commands = ARRAY_SIZE(commands);

@@ -199,7 +199,7 @@ def concrete_request(route, router_id, slug="acme", key_id=1):
     """(method, path, body) exercising route, for the auth tests."""
     method, pattern = route.split(" ", 1)
     arg = {"/v1/tenants/{}": slug, "/v1/keys/{}": str(key_id), "/v1/servers/{}": "vpn1",
-           "/dashboard/{}": "dashboard.js"}
+           "/dashboard/{}": "dashboard.js", "/v1/webhooks/{}": "1"}
     for prefix, value in arg.items():
         if pattern.startswith(prefix):
             pattern = pattern.replace("{}", value, 1)
@@ -216,6 +216,8 @@ def concrete_request(route, router_id, slug="acme", key_id=1):
         "PATCH /v1/servers/{}": {"endpoint": ENDPOINT},
         "POST /v1/servers/{}/import": {"routers": [{"tenant": slug, "address": "10.100.0.9",
                                                     "public_key": wg_key()}]},
+        "POST /v1/webhooks": {"url": "https://hooks.example.com/wgfleet"},
+        "PATCH /v1/webhooks/{}": {"active": False},
     }
     if route == "GET /v1/leases":
         path += "?ip=10.100.0.2"

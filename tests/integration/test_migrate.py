@@ -11,7 +11,8 @@ N = len(MIGRATIONS)
 
 TABLES = {"tenants", "api_keys", "servers", "pool_addresses", "routers",
           "router_transitions", "changes", "audit_log", "wgf_schema_migrations",
-          "server_usage", "idempotency_keys", "agent_nonces", "wgf_epochs"}
+          "server_usage", "idempotency_keys", "agent_nonces", "wgf_epochs",
+          "webhooks", "webhook_events", "webhook_deliveries", "webhook_pool_levels"}
 
 
 def migrate(conninfo, *extra):

@@ -195,6 +195,36 @@ def test_write_commands_change_the_fleet(fleet):
     assert ok_json(f, "servers", "remove", "vpn1") == {"name": "vpn1", "released_routers": 0}
 
 
+def test_webhooks_commands(fleet_factory):
+    # deliver = false: the webhook's events wait in the outbox, and nothing is sent.
+    f = fleet_factory("[webhooks]\ndeliver = false\n")
+    f.server()
+    acme = f.tenant("acme")
+    p = ctl(f, "webhooks", "add", "https://hooks.example.com/ops", "--event",
+            "router.reserved,router.deleted", "--description", "ops")
+    secret = ok(p).strip()
+    assert re.fullmatch(r"whsec_[0-9a-f]{64}", secret), secret
+    assert secret not in p.stderr and "shown only this once" in p.stderr
+    hooks = ok_json(f, "webhooks", "list")["items"]
+    assert [(h["url"], h["tenant"], h["events"]) for h in hooks] == [
+        ("https://hooks.example.com/ops", None, ["router.reserved", "router.deleted"])]
+    out = ok(ctl(f, "webhooks", "list"))
+    assert secret not in out and "https://hooks.example.com/ops" in out
+    hook_id = str(hooks[0]["id"])
+    f.reserve(acme)
+    rows = table(ok(ctl(f, "webhooks", "deliveries", hook_id)))
+    assert rows[0][:4] == ["EVENT", "TYPE", "STATUS", "ATTEMPTS"]
+    assert [r[1:4] for r in rows[1:]] == [["router.reserved", "pending", "0"]]
+    assert ok_json(f, "webhooks", "deliveries", hook_id, "--status", "dead")["items"] == []
+    bad = ctl(f, "webhooks", "add", "http://127.0.0.1/x")
+    assert bad.returncode == 1 and "may not call" in bad.stderr
+    assert ctl(f, "webhooks", "deliveries", hook_id, "--limit", "0").returncode == 2
+    assert ok(ctl(f, "webhooks", "remove", hook_id)).strip() == f"removed webhook {hook_id}"
+    assert ok_json(f, "webhooks", "list")["items"] == []
+    gone = ctl(f, "webhooks", "remove", hook_id)
+    assert gone.returncode == 1 and "webhook_not_found" in gone.stderr
+
+
 def expect_status(f, method, path, key):
     return f.call(method, path, key)[0]
 
@@ -409,7 +439,8 @@ def test_the_key_is_never_in_argv(fleet):
 COMMANDS = ["status", "servers list", "servers show", "servers add", "servers set",
             "servers remove", "tenants list", "tenants show", "tenants add", "tenants set",
             "keys list", "keys create", "keys revoke", "routers list", "routers show",
-            "routers delete", "audit", "leases", "config", "import"]
+            "routers delete", "audit", "leases", "config", "import", "webhooks list",
+            "webhooks add", "webhooks remove", "webhooks deliveries"]
 
 
 def complete(words):
