@@ -47,6 +47,7 @@ kill_pidfile() {
 
 stop_all() {
 	kill_pidfile agent
+	kill_pidfile webhook
 	kill_pidfile coordinator
 	kill_pidfile wg-vps
 	kill_pidfile wg-rtr
@@ -122,6 +123,10 @@ listen = ipc://$run_dir/channel.sock
 signing_key_file = $run_dir/coordinator.key
 [api]
 key_hash_secret_file = $run_dir/api-key.secret
+[webhooks]
+; the demo's receiver runs on this machine, which webhooks refuse unless allowed
+allowed_networks = 127.0.0.0/8
+poll_interval = 200ms
 CONF
 coord=("$coord_bin" --config "$run_dir/coordinator.conf")
 coord_pub=$("${coord[@]}" channel-key 2>/dev/null)
@@ -186,6 +191,16 @@ export WGFLEET_URL=$api WGFLEET_KEY=$admin
 tenant_key=$("$ctl" keys create --tenant demo --label portal 2>/dev/null)
 echo "tenant 'demo', portal key: ${tenant_key:0:20}..."
 "$ctl" tenants list
+
+step "A webhook: a receiver on 127.0.0.1 that checks each event's signature (wgfleetctl webhooks add)"
+hook_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+(umask 077 && "$ctl" webhooks add "http://127.0.0.1:$hook_port/wgfleet" \
+	--event router.reserved,router.configured,router.vps_ready,router.connected \
+	--description "quickstart demo" 2>/dev/null >"$run_dir/webhook.secret")
+setsid python3 "$top/deploy/webhook-receiver.py" "$hook_port" "$run_dir/webhook.secret" \
+	>"$run_dir/webhook.log" 2>&1 &
+echo $! >"$run_dir/webhook.pid"
+echo "receiver on 127.0.0.1:$hook_port; its signing secret is in $run_dir/webhook.secret (shown once)"
 
 step "The VPS's agent: its signing key (wgfleet-agent init), then the server's registration"
 cat >"$run_dir/agent.conf" <<CONF
@@ -252,6 +267,11 @@ connected() { call GET "/v1/routers/$router_id" "$tenant_key" | python3 -c 'impo
 wait_until 30 "status connected" connected
 call GET "/v1/routers/$router_id" "$tenant_key" |
 	python3 -c 'import json,sys; r=json.load(sys.stdin); print("status:", r["vpn_status"], "| last handshake:", r["last_handshake_at"], "| endpoint:", r["endpoint"])'
+
+step "The webhook heard every step, each signed (deploy/webhook-receiver.py's log)"
+hook_connected() { grep -q "^ok router.connected" "$run_dir/webhook.log"; }
+wait_until 10 "router.connected at the webhook" hook_connected
+cat "$run_dir/webhook.log"
 
 step "The audit log tells the router's whole story (wgfleetctl audit --router ID)"
 "$ctl" audit --router "$router_id"
