@@ -14,8 +14,8 @@
 #include <sodium.h>
 
 #include "api_internal.h"
-#include "embedded.h"
 #include "clock.h"
+#include "embedded.h"
 #include "http.h"
 #include "log.h"
 #include "prom.h"

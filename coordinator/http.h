@@ -87,8 +87,8 @@ int http_reply_text(h2o_req_t *req, int status, const char *text, const char *re
 /* A static file's body (borrowed, len bytes, outliving the request) with its type and the
  * headers a page served to browsers needs (a content security policy: nothing but its
  * own origin; no framing; no sniffing). */
-int http_reply_static(h2o_req_t *req, int status, const char *type, const void *body,
-                      size_t len, const char *request_id);
+int http_reply_static(h2o_req_t *req, int status, const char *type, const void *body, size_t len,
+                      const char *request_id);
 int http_reply_empty(h2o_req_t *req, int status, const char *request_id);
 /* {"error":{"code":code,"message":message}}; bytes of message that are not valid
  * UTF-8 or are control characters are sent as '?'. */
