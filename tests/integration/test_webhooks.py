@@ -341,3 +341,42 @@ def test_server_online_and_offline_are_announced_once_each(fleet_factory, receiv
     assert got[1][1]["data"]["server"]["name"] == "vpn1" and got[1][1]["tenant"] is None
     time.sleep(0.5)
     assert len(rcv.delivered("/servers")) == 2
+
+
+def test_every_router_event_type_arrives_signed_and_a_changed_byte_fails(fleet_factory,
+                                                                        receiver):
+    f = fleet_factory(FAST)
+    f.server()
+    acme = f.tenant("acme")
+    rcv = receiver()
+    hook = add_hook(f, f.admin_key, rcv.url("/all"), events=ROUTER_EVENTS)
+    move = ("SELECT wgf_router_move(r, '{to}', 'test', 'router.{to}') FROM routers r "
+            "WHERE id = '{id}'")
+    # One router through every move a report makes (the agent's own SQL function),
+    # a rotation, a deletion; a second one failed; a third one expired by the sweeper.
+    a = f.reserve(acme)
+    f.set_key(acme, a["id"], wg_key())
+    f.set_key(acme, a["id"], wg_key())
+    for to in ("vps_ready", "connected", "disconnected"):
+        f.sql(move.format(to=to, id=a["id"]))
+    expect(f.call("DELETE", f"/v1/routers/{a['id']}", acme), 204)
+    b = f.reserve(acme)
+    f.set_key(acme, b["id"], wg_key())
+    f.sql(move.format(to="failed", id=b["id"]))
+    c = f.reserve(acme)
+    f.sql(f"UPDATE routers SET reservation_expires_at = now() - interval '1 second' "
+          f"WHERE id = '{c['id']}'")
+    f.sql("SELECT wgf_sweep(100)")
+    got = wait_types(rcv, "/all", 12)
+    types = {e["type"] for _, e, _, _ in got}
+    assert types == set(ROUTER_EVENTS), sorted(set(ROUTER_EVENTS) - types)
+    status = {e["type"]: e["data"]["router"]["status"] for _, e, _, _ in got}
+    assert status["router.failed"] == "failed" and status["router.expired"] == "expired"
+    for _, _, headers, body in got:
+        assert verify(hook["secret"], headers, body)
+        # One byte changed, or the signature's time moved: the receiver refuses it.
+        changed = body.replace(b'"router.', b'"routeR.', 1)
+        assert changed != body and not verify(hook["secret"], headers, changed)
+        t, v1 = headers["Wgfleet-Signature"].split(",")
+        later = dict(headers, **{"Wgfleet-Signature": f"t={int(t[2:]) + 1},{v1}"})
+        assert not verify(hook["secret"], later, body)
