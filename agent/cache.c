@@ -1108,7 +1108,8 @@ int cache_state_apply(struct cache_state *st, const struct wgf_sync_reply *r)
 	if (t || n_gone)
 		merge_tail(st, tail, t, n_gone);
 	free(tail);
-	memcpy(routable, r->routable, r->n_routable * sizeof(*routable));
+	if (r->n_routable)
+		memcpy(routable, r->routable, r->n_routable * sizeof(*routable));
 	free(st->routable);
 	st->routable = routable;
 	st->n_routable = r->n_routable;
