@@ -138,11 +138,13 @@ bool pipes_admit(struct pipes *t, nng_pipe p)
 	    (!a && !(a = calloc(1, sizeof(*a))))) {
 		char text[PIPES_REMOTE_LEN];
 
-		t->refused++;
+		/* The address is read outside the lock; the count and the address are
+		 * published together, so a reader never sees one without the other. */
 		pthread_mutex_unlock(&t->mu);
 		free(np);
 		pipes_remote(p, text);
 		pthread_mutex_lock(&t->mu);
+		t->refused++;
 		memcpy(t->refused_remote, text, sizeof(text));
 		pthread_mutex_unlock(&t->mu);
 		return false;
