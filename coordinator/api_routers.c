@@ -141,17 +141,22 @@ int api_routers_audit(struct call *c)
 {
 	const char *router = call_query_get(c, "router"), *action = call_query_get(c, "action");
 	const char *since = call_query_get(c, "since"), *until = call_query_get(c, "until");
-	const char *after = call_query_get(c, "after"), *limit, *tenant, *address;
+	const char *after = call_query_get(c, "after"), *before = call_query_get(c, "before");
+	const char *order = call_query_get(c, "order"), *limit, *tenant, *address;
 
+	if (order && strcmp(order, "oldest") != 0 && strcmp(order, "newest") != 0)
+		return call_invalid(c, "order", "must be oldest or newest");
 	if (limit_param(c, &limit) < 0 || filter_params(c, &tenant, &address) < 0 ||
 	    (router && input_uuid(c, "router", router) < 0) ||
 	    (action && input_text(c, "action", action, 64) < 0) ||
 	    (since && input_timestamp(c, "since", since) < 0) ||
 	    (until && input_timestamp(c, "until", until) < 0) ||
-	    (after && input_id(c, "after", after) < 0))
+	    (after && input_id(c, "after", after) < 0) ||
+	    (before && input_id(c, "before", before) < 0))
 		return -EINVAL;
 	c->ts_field = until && !since ? "until" : "since";
-	call_params(c, router, tenant, address, action, since, until, after, limit);
+	call_params(c, router, tenant, address, action, since, until, after, before,
+	            order && strcmp(order, "newest") == 0 ? "true" : "false", limit);
 	return 0;
 }
 

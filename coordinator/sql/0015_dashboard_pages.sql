@@ -1,0 +1,119 @@
+-- SPDX-License-Identifier: MIT
+-- Copyright (c) 2026 The wgfleet authors
+--
+-- 0015_dashboard_pages: pages for what the dashboard lists, so that at 1,000 servers and
+-- 100,000 routers it never asks for everything. GET /v1/status takes limit and cursor
+-- (servers by name; without limit the answer is the whole fleet, as before), and
+-- GET /v1/audit takes order=newest and before (an id), which page the log from its
+-- newest entry backwards.
+
+-- The servers' status, by name, after p_after (a name), at most p_limit (NULL: all).
+-- Only the page's servers' routers, addresses and usage shards are read.
+CREATE FUNCTION wgf_status_servers(p_online_within interval, p_after text, p_limit integer)
+RETURNS jsonb LANGUAGE sql STABLE AS $$
+	WITH page AS (SELECT * FROM servers
+		WHERE deleted_at IS NULL AND (p_after IS NULL OR name > p_after)
+		ORDER BY name LIMIT p_limit)
+	SELECT coalesce(jsonb_agg(jsonb_build_object(
+		'name', s.name,
+		'online', s.last_seen_at IS NOT NULL AND s.last_seen_at > now() - p_online_within,
+		'last_seen_at', s.last_seen_at,
+		'revision', s.revision, 'applied_revision', s.applied_revision,
+		'revision_lag', s.revision - s.applied_revision,
+		'cache_error', s.cache_error,
+		'peers', coalesce(r.peers, 0),
+		'connected', coalesce(r.connected, 0),
+		'drift_repairs', s.drift_repairs,
+		'apply_latency', wgf_apply_latency(s.id),
+		'pool', jsonb_build_object('cidr', s.pool::text,
+			'size', coalesce(p.size, 0), 'used', coalesce(u.used, 0)))
+		ORDER BY s.name), '[]')
+	FROM page s
+	LEFT JOIN (SELECT server_id, count(*) FILTER (WHERE public_key IS NOT NULL) AS peers,
+			count(*) FILTER (WHERE status = 'connected') AS connected
+		FROM routers WHERE released_at IS NULL AND server_id IN (SELECT id FROM page)
+		GROUP BY server_id) r ON r.server_id = s.id
+	LEFT JOIN (SELECT server_id, count(*) AS size FROM pool_addresses
+		WHERE server_id IN (SELECT id FROM page) GROUP BY server_id) p ON p.server_id = s.id
+	LEFT JOIN (SELECT server_id, sum(used) AS used FROM server_usage
+		WHERE server_id IN (SELECT id FROM page) GROUP BY server_id) u ON u.server_id = s.id;
+$$;
+
+-- GET /v1/status. p_limit NULL: every server, the answer 0012 gave. Else one page of
+-- servers by name after p_cursor (the last name of the page before), with next_cursor
+-- (NULL on the last page) and servers_total; the routers per status are the fleet's.
+DROP FUNCTION wgf_api_status(text, bytea, interval);
+CREATE FUNCTION wgf_api_status(p_prefix text, p_hash bytea, p_online_within interval,
+	p_limit integer, p_cursor text)
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	v_servers jsonb;
+	v_status jsonb;
+BEGIN
+	PERFORM wgf_auth(p_prefix, p_hash, true);
+	v_servers := wgf_status_servers(p_online_within, p_cursor, p_limit);
+	v_status := jsonb_build_object('servers', v_servers,
+		'routers', (SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM
+			(SELECT status, count(*) AS n FROM routers WHERE status <> 'deleted'
+			 GROUP BY status) x));
+	IF p_limit IS NULL THEN
+		RETURN v_status;
+	END IF;
+	RETURN v_status || jsonb_build_object(
+		'servers_total', (SELECT count(*) FROM servers WHERE deleted_at IS NULL),
+		'next_cursor', CASE WHEN jsonb_array_length(v_servers) = p_limit AND EXISTS (
+			SELECT 1 FROM servers WHERE deleted_at IS NULL
+				AND name > v_servers -> (p_limit - 1) ->> 'name')
+			THEN v_servers -> (p_limit - 1) ->> 'name' END);
+END
+$$;
+
+-- GET /v1/audit. p_before: entries with a smaller id. p_newest: newest first (the
+-- limit keeps the newest), else oldest first as before. The order is one of two
+-- keywords; every value is a parameter.
+DROP FUNCTION wgf_api_audit(text, bytea, uuid, text, inet, text, timestamptz, timestamptz,
+	bigint, integer);
+CREATE FUNCTION wgf_api_audit(p_prefix text, p_hash bytea, p_router uuid, p_tenant text,
+	p_ip inet, p_action text, p_since timestamptz, p_until timestamptz, p_after bigint,
+	p_before bigint, p_newest boolean, p_limit integer)
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	c wgf_caller := wgf_auth(p_prefix, p_hash, false);
+	v_tenant bigint;
+	v_page jsonb;
+BEGIN
+	IF p_tenant IS NOT NULL THEN
+		-- An admin hears of a slug that does not exist; a tenant key only ever sees
+		-- its own rows, and learns nothing of other tenants' slugs.
+		SELECT id INTO v_tenant FROM tenants WHERE slug = p_tenant;
+		IF NOT FOUND AND c.scope = 'admin' THEN
+			PERFORM wgf_raise('WG404', 'tenant_not_found', format('No tenant ''%s''.', p_tenant));
+		END IF;
+		v_tenant := coalesce(v_tenant, -1);
+	END IF;
+	EXECUTE format($q$SELECT jsonb_build_object('items', coalesce(jsonb_agg(jsonb_build_object(
+			'id', a.id, 'at', a.at, 'tenant', t.slug, 'api_key_id', a.api_key_id,
+			'actor', a.actor, 'action', a.action, 'router_id', a.router_id,
+			'vpn_ip', host(a.vpn_ip), 'request_id', a.request_id, 'detail', a.detail)
+			ORDER BY a.id %1$s), '[]'))
+		FROM (SELECT * FROM audit_log
+			WHERE (tenant_id = $1 OR $2)
+			  AND ($3::bigint IS NULL OR tenant_id = $3)
+			  AND ($4::uuid IS NULL OR router_id = $4)
+			  AND ($5::inet IS NULL OR vpn_ip = $5)
+			  AND ($6::text IS NULL OR action = $6)
+			  AND ($7::timestamptz IS NULL OR at >= $7)
+			  AND ($8::timestamptz IS NULL OR at < $8)
+			  AND ($9::bigint IS NULL OR id > $9)
+			  AND ($10::bigint IS NULL OR id < $10)
+			ORDER BY id %1$s LIMIT $11) a
+		LEFT JOIN tenants t ON t.id = a.tenant_id$q$,
+		CASE WHEN p_newest THEN 'DESC' ELSE 'ASC' END)
+	INTO v_page
+	USING c.tenant_id, c.scope = 'admin', v_tenant, p_router, p_ip, p_action, p_since,
+		p_until, p_after, p_before, p_limit;
+	RETURN v_page;
+END
+$$;
+
+CALL wgf_pin_search_paths(current_schema());
