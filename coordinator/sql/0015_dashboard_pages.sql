@@ -116,4 +116,16 @@ BEGIN
 END
 $$;
 
+-- The dashboard's pages of failed and disconnected routers: the next 25 of a status in
+-- the list's order, without sorting every router of that status (measured at 100,000
+-- routers: 100-150 ms a page before, 10-17 ms with the index).
+CREATE INDEX routers_status_page ON routers (status, created_at, id) WHERE status <> 'deleted';
+-- GET /v1/routers's filters are "parameter IS NULL OR column = parameter"; a plan cached
+-- for any values (PostgreSQL's generic plan, chosen after five calls on a connection)
+-- can use no index for them and scanned every router: an address search took 300-470 ms
+-- and a status page 750-880 ms at 100,000 routers, against 1 ms and 10 ms planned for
+-- the values given.
+ALTER FUNCTION wgf_api_list_routers(text, bytea, text, text, text, inet, timestamptz, integer,
+	text) SET plan_cache_mode = force_custom_plan;
+
 CALL wgf_pin_search_paths(current_schema());

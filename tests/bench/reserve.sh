@@ -19,7 +19,7 @@
 #   tests/bench/reserve.sh [--quick] [--duration S] [--rounds R] [--db-connections N]
 #                          [--tenants N] [--capacity N] [--rows LIST]
 #                          [--routers-per-tenant N] [--profile] [--no-http]
-#                          [--webhooks N]
+#                          [--webhooks N] [--hooks-undelivered]
 #
 #   --quick             one 2 s round, two configurations, no timing verdict: a smoke
 #                       test (CI runs it through tests/integration/test_bench_quick.py)
@@ -56,6 +56,9 @@
 #                       with no webhook at all (the webhooks are made before the hooks
 #                       side's measurement and deleted, with their events, before the
 #                       others'). Reports hooks/HTTP per row and the deliveries made.
+#   --hooks-undelivered with --webhooks: the coordinator delivers nothing ([webhooks]
+#                       deliver = false), so the hooks side pays for the outbox rows
+#                       alone, not for sending them
 #
 # Environment: WGF_PG_FAST=1 turns PostgreSQL's durability off for both sides (the
 # default is a durable cluster: fsync and synchronous_commit on). WGF_BENCH_BUILD=DIR
@@ -99,6 +102,7 @@ per_tenant=0
 profile=0
 no_http=0
 webhooks=0
+hooks_deliver=true
 
 usage() {
 	sed -n '/^#   tests\/bench\/reserve.sh \[/,/^# uses the coordinator already built/p' "$0" | sed 's/^# \{0,1\}//'
@@ -117,6 +121,7 @@ while [ $# -gt 0 ]; do
 	--profile) profile=1 ;;
 	--no-http) no_http=1 ;;
 	--webhooks) webhooks=$2; shift ;;
+	--hooks-undelivered) hooks_deliver=false ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "reserve.sh: unknown argument '$1'" >&2; usage >&2; exit 1 ;;
 	esac
@@ -277,7 +282,7 @@ chmod 0600 "$tmp/api-key.secret"
 	echo "address_cooldown = 1h"
 	if [ "$webhooks" -gt 0 ]; then
 		echo "[webhooks]"
-		echo "deliver = true"
+		echo "deliver = $hooks_deliver"
 		echo "allowed_networks = 127.0.0.1/32"
 	fi
 } >"$tmp/coordinator.conf"
@@ -826,7 +831,7 @@ echo "most seen right after a measurement; load = lowest-highest 1-minute load a
 echo "before the row's measurements. Raw rows: ${csv#"$top"/}"
 if [ "$webhooks" -gt 0 ]; then
 	echo
-	echo "with $webhooks admin webhooks (every event type) to deploy/webhook-receiver.py on 127.0.0.1, delivered by the coordinator:"
+	echo "with $webhooks admin webhooks (every event type) to deploy/webhook-receiver.py on 127.0.0.1, $([ "$hooks_deliver" = true ] && echo "delivered by the coordinator" || echo "not delivered (--hooks-undelivered)"):"
 	printf '%-3s %7s %4s | %7s %7s %7s | %7s %7s %7s %6s | %6s %9s | %9s\n' "run" "clients" "pool" \
 		"HTTP/s" "p50 ms" "p99 ms" "hooks/s" "p50 ms" "p99 ms" "errors" "hooks/h" "range" "delivered"
 	printf '%s\n' "${hook_rows[@]}"
