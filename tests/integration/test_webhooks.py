@@ -462,3 +462,15 @@ def test_every_router_event_type_arrives_signed_and_a_changed_byte_fails(fleet_f
         t, v1 = headers["Wgfleet-Signature"].split(",")
         later = dict(headers, **{"Wgfleet-Signature": f"t={int(t[2:]) + 1},{v1}"})
         assert not verify(hook["secret"], later, body)
+
+
+def test_an_event_no_webhook_hears_leaves_no_outbox_row(fleet_factory):
+    f = fleet_factory("[webhooks]\ndeliver = false\nallowed_networks = 127.0.0.1/32\n")
+    f.server()
+    acme = f.tenant("acme")
+    r = f.reserve(acme)  # no webhook at all
+    add_hook(f, f.admin_key, "http://127.0.0.1:9/deleted", events=["router.deleted"])
+    f.set_key(acme, r["id"], wg_key())  # router.configured: left out by the filter
+    expect(f.call("DELETE", f"/v1/routers/{r['id']}", acme), 204)
+    assert f.sql("SELECT type FROM webhook_events ORDER BY id") == [["router.deleted"]]
+    assert f.scalar("SELECT count(*) FROM webhook_deliveries") == "1"
