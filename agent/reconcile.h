@@ -56,7 +56,10 @@
 #include "err.h"
 #include "sync.h"
 
-#define RECONCILE_CHUNK 1024 /* peers per set_peers/remove_peers call */
+/* Peers per set_peers/remove_peers call. wireguard-go takes ~0.4-0.5 ms a peer, so a
+ * chunk is ~0.1 s there and a stop waits at most that long; fewer, larger calls gain
+ * nothing measurable (10,000 peers: 1.06x `wg setconf` with 256 and with 1,024). */
+#define RECONCILE_CHUNK 256
 
 enum reconcile_drift_kind {
 	RECONCILE_DRIFT_ADDED,   /* on the interface, never applied by us */
