@@ -67,6 +67,7 @@ enum refusal {
 	REFUSE_DATABASE,
 	REFUSE_CONNECTIONS, /* a pipe past the caps, closed as it came */
 	REFUSE_IDLE,        /* a pipe closed after idle_timeout (perhaps mid-message) */
+	REFUSE_PIPE_RATE,   /* dropped unread on nng's thread: its pipe sent too fast */
 	REFUSE__COUNT,
 };
 
@@ -77,6 +78,7 @@ static const char *const own_refusal_names[REFUSE__COUNT - WGF_WIRE_REFUSAL__COU
         [REFUSE_DATABASE - WGF_WIRE_REFUSAL__COUNT] = "database",
         [REFUSE_CONNECTIONS - WGF_WIRE_REFUSAL__COUNT] = "too_many_connections",
         [REFUSE_IDLE - WGF_WIRE_REFUSAL__COUNT] = "idle_connection",
+        [REFUSE_PIPE_RATE - WGF_WIRE_REFUSAL__COUNT] = "connection_rate_limited",
 };
 
 static const char *refusal_name(int reason)
@@ -165,12 +167,27 @@ struct channel {
 	bool stopping, finished;
 };
 
-/* nng thread: hand the finished operation to the loop. */
+/*
+ * nng thread: hand the finished operation to the loop, unless it is a message whose
+ * pipe is past its bucket: that one is dropped here and the context receives again,
+ * so a flood costs nng's own work and no more. A pipe's bucket is twice its agent's
+ * (admit()), so an agent past its share is told so before its pipe is throttled.
+ */
 static void aio_done(void *arg)
 {
 	struct chan_ctx *c = arg;
 	struct channel *ch = c->ch;
 
+	if (c->state == CTX_RECEIVING && nng_aio_result(c->aio) == 0) {
+		nng_msg *msg = nng_aio_get_msg(c->aio);
+
+		if (!pipes_charge(ch->pipes, nng_msg_get_pipe(msg))) {
+			nng_aio_set_msg(c->aio, NULL);
+			nng_msg_free(msg);
+			nng_ctx_recv(c->ctx, c->aio);
+			return;
+		}
+	}
 	pthread_mutex_lock(&ch->mu);
 	c->next_ready = NULL;
 	if (ch->ready_tail)
@@ -722,19 +739,26 @@ void channel_notify(void *ctx, const char *chan, const char *payload)
 
 #define CLOSE_PER_TICK 256
 
+/* Adds n refusals counted off the loop (by the pipe table), the last from remote. */
+static void count_taken(struct channel *ch, int reason, uint64_t n,
+                        const char remote[static PIPES_REMOTE_LEN])
+{
+	if (n == 0)
+		return;
+	ch->refused[reason].count += n;
+	ch->refused[reason].total += n;
+	memcpy(ch->refused[reason].remote, remote, PIPES_REMOTE_LEN);
+}
+
 /* Closes pipes idle past idle_timeout; counts the pipes refused since the last tick. */
 static void close_idle_pipes(struct channel *ch)
 {
 	nng_pipe idle[CLOSE_PER_TICK];
 	char remote[PIPES_REMOTE_LEN];
-	uint64_t refused = pipes_take_refused(ch->pipes, remote);
 	size_t n = pipes_expired(ch->pipes, idle, CLOSE_PER_TICK);
 
-	if (refused > 0) {
-		ch->refused[REFUSE_CONNECTIONS].count += refused;
-		ch->refused[REFUSE_CONNECTIONS].total += refused;
-		memcpy(ch->refused[REFUSE_CONNECTIONS].remote, remote, sizeof(remote));
-	}
+	count_taken(ch, REFUSE_CONNECTIONS, pipes_take_refused(ch->pipes, remote), remote);
+	count_taken(ch, REFUSE_PIPE_RATE, pipes_take_throttled(ch->pipes, remote), remote);
 	for (size_t i = 0; i < n; i++) {
 		ch->refused[REFUSE_IDLE].count++;
 		ch->refused[REFUSE_IDLE].total++;
@@ -1208,7 +1232,9 @@ int channel_start(uv_loop_t *loop, struct db *db, const struct channel_options *
 	ch->answer_tokens = UNVERIFIED_ANSWERS_BURST;
 	ch->pipes = pipes_new(&(struct pipes_options){.max_total = o->max_pipes,
 	                                              .max_per_address = o->max_pipes_per_address,
-	                                              .idle_ms = o->idle_timeout_ms});
+	                                              .idle_ms = o->idle_timeout_ms,
+	                                              .msgs_per_s = 2.0 * o->agent_rate,
+	                                              .msgs_burst = 2.0 * o->agent_burst});
 	if (!ch->pipes) {
 		nonces_free(ch->nonces);
 		wgf_secret_unlock(ch->o.sk, sizeof(ch->o.sk));
