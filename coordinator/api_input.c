@@ -123,6 +123,23 @@ int input_id(struct call *c, const char *field, const char *s)
 	return 0;
 }
 
+int input_follow_cursor(struct call *c, const char *field, const char *s)
+{
+	const char *dot = strchr(s, '.');
+	unsigned long part;
+	char head[24];
+
+	if (dot && (size_t)(dot - s) < sizeof(head)) {
+		memcpy(head, s, (size_t)(dot - s));
+		head[dot - s] = '\0';
+		if (parse_decimal(head, 0, INT64_MAX, &part) &&
+		    parse_decimal(dot + 1, 0, INT64_MAX, &part))
+			return 0;
+	}
+	return call_invalid(c, field,
+	                    "not a cursor (follow_cursor of an earlier answer, or empty)");
+}
+
 int input_bool(struct call *c, const char *field, const char *s, bool *ret)
 {
 	if (!s || strcmp(s, "false") == 0)

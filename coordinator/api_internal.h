@@ -202,6 +202,9 @@ int input_text(struct call *c, const char *field, const char *s, size_t max_char
 int input_uuid(struct call *c, const char *field, const char *s);
 /* A key id: a decimal from 1 to 2^63-1 without sign, space or leading zero. */
 int input_id(struct call *c, const char *field, const char *s);
+
+/* A follow cursor of GET /v1/audit: two whole numbers, "XACT.ID". */
+int input_follow_cursor(struct call *c, const char *field, const char *s);
 /* A whole number in [min, max] in plain decimal; *ret written on success. */
 int input_uint(struct call *c, const char *field, const char *s, unsigned long min,
                unsigned long max, unsigned long *ret);

@@ -701,7 +701,7 @@ static int cmd_audit(struct ctx *c)
 	        {"ADDRESS", "vpn_ip", COL_TEXT}, {"REQUEST", "request_id", COL_TEXT},
 	};
 	bool follow = ctx_opt(c, "follow") != NULL, header = true;
-	char since_buf[40], until_buf[40], now_buf[40], after[24] = "", limit_text[24];
+	char since_buf[40], until_buf[40], now_buf[40], cursor[48] = "", limit_text[24];
 	const char *since, *until, *iv = ctx_opt(c, "interval");
 	double interval = 2;
 	long limit;
@@ -740,7 +740,9 @@ static int cmd_audit(struct ctx *c)
 		query_add(&q, "action", ctx_opt(c, "action"));
 		query_add(&q, "since", since);
 		query_add(&q, "until", until);
-		query_add(&q, "after", after[0] ? after : NULL);
+		/* Following, entries come in commit order from a cursor the coordinator
+		 * hands out (ids alone would skip one that commits after a larger id). */
+		query_add(&q, "follow", follow ? cursor : NULL);
 		query_add(&q, "limit", limit_text);
 		r = client_call(c->client, "GET", q.buf, NULL, &reply, NULL);
 		if (r != CTL_OK)
@@ -760,10 +762,9 @@ static int cmd_audit(struct ctx *c)
 			output_table(items, cols, ARRAY_SIZE(cols), header);
 			header = false;
 		}
-		e = json_array_get(items, json_array_size(items) - 1);
-		if (e)
-			snprintf(after, sizeof(after), "%lld",
-			         (long long)json_integer_value(json_object_get(e, "id")));
+		if (follow && json_is_string(json_object_get(reply, "follow_cursor")))
+			snprintf(cursor, sizeof(cursor), "%s",
+			         json_string_value(json_object_get(reply, "follow_cursor")));
 		/* A full page means more are waiting: ask again at once. */
 		if (follow && json_array_size(items) < (size_t)limit)
 			nap(interval);

@@ -343,6 +343,33 @@ def test_audit_follow_prints_entries_made_after_it_started(fleet):
                 proc.wait()
 
 
+def test_audit_follow_misses_no_entry_that_commits_after_a_larger_id(fleet):
+    from test_api_ctl import OpenTransaction
+    f = fleet
+    proc = subprocess.Popen([binary("wgfleetctl"), "audit", "--follow", "--json", "--interval",
+                             "0.2", "--action", "test.late"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, bufsize=0, env=ctl_env(f))
+    try:
+        time.sleep(0.5)
+        old = OpenTransaction(f, "test.late")
+        try:
+            f.sql("INSERT INTO audit_log (actor, action, detail) "
+                  "VALUES ('cli', 'test.late', '{\"n\": 2}')")
+            time.sleep(0.6)  # three polls while the older entry is not yet committed
+        finally:
+            old.commit()
+        got = [json.loads(read_line(proc, 10)) for _ in range(2)]
+        assert [e["id"] for e in got] == [old.id, old.id + 1], got
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=5)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 def read_line(proc, timeout):
     """The next line of proc's stdout, waiting at most timeout seconds."""
     import selectors
