@@ -604,12 +604,18 @@ static void handle_answer(struct sess_ctx *c, const struct wgf_body *b)
 		    memcmp(b->hint.epoch, s->epoch, WGF_EPOCH_LEN) != 0)
 			s->want_sync = true;
 		/* A poll answered with news waits for the sync, or it would be answered again
-		 * at once with the same news. */
+		 * at once with the same news. One answered without news told us what a resync
+		 * would have (the coordinator checks a poll's revision against its own as it
+		 * comes): the periodic resync starts over, so an idle agent whose polls come
+		 * back within resync_interval sends only those. */
 		if (op == OP_POLL) {
-			if (s->want_sync)
+			if (s->want_sync) {
 				s->poll_held = true;
-			else
+			} else {
+				s->synced_at_ms = wgf_clock_wall_ms();
+				uv_timer_again(&s->resync);
 				start_poll(s);
+			}
 		}
 	} else {
 		log_warning("Dropped an answer of an unexpected kind");

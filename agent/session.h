@@ -131,7 +131,7 @@ int session_dial_failures(struct session *s, size_t i, struct wgf_tls_dial_failu
 /* The session as /metrics shows it (loop thread). */
 struct session_stats {
 	size_t links, links_up; /* coordinator URLs, and those with a connection up now */
-	uint64_t synced_at_ms;  /* unix ms of the last complete sync; 0: none yet */
+	uint64_t synced_at_ms;  /* unix ms of the last sync, or poll answered without news */
 	uint64_t refused;       /* requests the coordinator answered with an Error */
 };
 

@@ -392,7 +392,8 @@ static const struct wgf_conf_entry entries[] = {
                 .min = SECOND_MS,
                 .max = HOUR_MS,
                 .doc = "How often the agent asks for changes even without a hint, so a lost "
-                       "hint costs latency, never correctness.",
+                       "hint costs latency, never correctness; a long poll answered without "
+                       "news counts as one, so it starts over.",
         },
         {
                 .section = "coordinator",
