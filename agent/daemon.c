@@ -67,7 +67,7 @@ struct daemon {
 	bool again;         /* another pass was asked for meanwhile */
 	bool again_full;    /* and it must be a full one */
 	bool pass_full;     /* the pass that runs (or starts) is a full one */
-	bool rules_changed; /* SIGHUP came while a pass ran: static_peers, routable */
+	bool rules_changed; /* SIGHUP came while a pass ran: static_peers, routable, adopt */
 	/*
 	 * What came while a pass ran, for pass_done to give the reconciler (the only owner
 	 * of the desired set): a whole set (a snapshot, or the cache on SIGHUP), with any
@@ -859,7 +859,7 @@ static void warn_restart(const char *section, const char *name)
 	log_warning("Option [%s] %s changed, ignoring until restart", section, name);
 }
 
-/* What the reconciler enforces from the configuration: static peers, routable networks. */
+/* What the reconciler enforces from the configuration: static peers, routable, adopt. */
 static void apply_rules(struct daemon *d)
 {
 	uint8_t(*keys)[WGF_KEY_LEN] = NULL;
@@ -875,6 +875,7 @@ static void apply_rules(struct daemon *d)
 	n = settings_routable(&d->s, nets);
 	if (reconciler_set_routable(d->rc, nets, n) < 0)
 		log_error("Out of memory for the routable networks, keeping the old list");
+	reconciler_set_adopt(d->rc, d->s.adopt);
 }
 
 static void on_hup(uv_signal_t *h, int signum)
