@@ -89,6 +89,10 @@ struct daemon {
 	int cache_error;                 /* the last pass's cache write: 0 or a negative errno */
 	char cache_msg[WGF_ERR_MSG_MAX]; /* its message, for the reports */
 	uint64_t cache_failures;         /* passes that could not write the cache */
+	/* The unknown peers as last reported: a digest (zeros: none), and when (uv_now). */
+	uint8_t unknown_digest[crypto_generichash_BYTES];
+	uint64_t unknown_sent_ms;
+	bool unknown_sent;
 	/* Per URL: failed TLS dials as last logged, and when (uv_now). */
 	struct wgf_tls_dial_failures tls_failures[SESSION_URLS_MAX];
 	uint64_t tls_logged_ms[SESSION_URLS_MAX];
@@ -296,8 +300,71 @@ static void send_report(struct daemon *d, struct session_report *rep)
 		log_errno(LOG_WARNING, r, "Cannot queue a report, skipping it");
 }
 
-/* After a complete pass: the revision is applied, with its refusals and the drift. */
-static void report_pass(struct daemon *d, const struct reconcile_result *res)
+/* The unknown peers' keys and allowed IPs (not their handshakes), or zeros for none. */
+static void unknown_digest(const struct reconcile_result *res,
+                           uint8_t out[static crypto_generichash_BYTES])
+{
+	crypto_generichash_state st;
+	uint64_t total = res->n_unknown_total;
+
+	memset(out, 0, crypto_generichash_BYTES);
+	if (total == 0)
+		return;
+	crypto_generichash_init(&st, NULL, 0, crypto_generichash_BYTES);
+	crypto_generichash_update(&st, (const uint8_t *)&total, sizeof(total));
+	for (size_t i = 0; i < res->n_unknown; i++) {
+		const struct wgf_unknown_peer *u = &res->unknown[i];
+
+		crypto_generichash_update(&st, u->public_key, WGF_KEY_LEN);
+		for (unsigned j = 0; j < u->n_allowed_ips; j++) {
+			char c[WGF_CIDR_STRLEN];
+
+			wgf_cidr_format(&u->allowed_ips[j], c);
+			crypto_generichash_update(&st, (const uint8_t *)c, strlen(c) + 1);
+		}
+		crypto_generichash_update(&st, (const uint8_t *)"", 1);
+	}
+	crypto_generichash_final(&st, out, crypto_generichash_BYTES);
+}
+
+/*
+ * A full pass's unknown peers (none without adopt mode) go in its report when they
+ * changed, and in adopt mode also once every [monitor] full_interval, with their
+ * handshakes and endpoints as they are then.
+ */
+static void add_unknown(struct daemon *d, const struct reconcile_result *res,
+                        struct session_report *rep)
+{
+	uint8_t digest[crypto_generichash_BYTES];
+	uint64_t now = uv_now(&d->loop);
+	bool changed;
+
+	unknown_digest(res, digest);
+	changed = memcmp(digest, d->unknown_digest, sizeof(digest)) != 0;
+	if (!changed &&
+	    !(d->s.adopt &&
+	      (!d->unknown_sent || now - d->unknown_sent_ms >= d->s.monitor_full_interval_ms)))
+		return;
+	if (changed) {
+		char n[24];
+
+		snprintf(n, sizeof(n), "%zu", res->n_unknown_total);
+		log_fields(LOG_NOTICE, "Unknown peers kept (adopt mode)", {"peers", n});
+	}
+	memcpy(d->unknown_digest, digest, sizeof(digest));
+	d->unknown_sent_ms = now;
+	d->unknown_sent = true;
+	rep->has_unknown = true;
+	rep->unknown = res->unknown;
+	rep->n_unknown = res->n_unknown;
+	rep->n_unknown_total = res->n_unknown_total;
+}
+
+/*
+ * After a complete pass: the revision is applied, with its refusals and the drift; a
+ * full one (not delta) also says what it found of unknown peers.
+ */
+static void report_pass(struct daemon *d, const struct reconcile_result *res, bool full)
 {
 	struct session_failure *fails;
 	uint8_t(*keys)[WGF_KEY_LEN];
@@ -331,6 +398,8 @@ static void report_pass(struct daemon *d, const struct reconcile_result *res)
 		rep.drift_keys = (const uint8_t(*)[WGF_KEY_LEN])keys;
 		rep.drift_kinds = kinds;
 		rep.n_drift = res->n_drift;
+		if (full)
+			add_unknown(d, res, &rep);
 		send_report(d, &rep);
 	} else {
 		log_warning("Out of memory for a report, skipping it");
@@ -609,7 +678,7 @@ static void say_pass(struct daemon *d, struct pass_out *o)
 	if (o->res.apply_error != -ECANCELED)
 		log_result(d, &o->res, o->delta, o->ms);
 	say_cache(d, &o->res);
-	report_pass(d, &o->res);
+	report_pass(d, &o->res, !o->delta);
 	reconcile_result_fini(&o->res);
 }
 

@@ -510,7 +510,7 @@ out:
 	return r;
 }
 
-static void copy_unknown(struct reconcile_unknown *u, const struct wgf_peer *p)
+static void copy_unknown(struct wgf_unknown_peer *u, const struct wgf_peer *p)
 {
 	memset(u, 0, sizeof(*u));
 	memcpy(u->public_key, p->public_key, WGF_KEY_LEN);
@@ -546,7 +546,7 @@ static int plan_adopting(struct reconciler *rc, const struct cache_state *d,
 	size_t n = 0,
 	       listed = pl->n_remove < RECONCILE_UNKNOWN_MAX ? pl->n_remove : RECONCILE_UNKNOWN_MAX;
 	uint8_t(*keys)[WGF_KEY_LEN] = malloc((rc->n_statics + pl->n_remove + 1) * WGF_KEY_LEN);
-	struct reconcile_unknown *list = res ? calloc(listed + 1, sizeof(*list)) : NULL;
+	struct wgf_unknown_peer *list = res ? calloc(listed + 1, sizeof(*list)) : NULL;
 	uint8_t(*unknown)[WGF_KEY_LEN] = keys + rc->n_statics;
 	struct sync_plan again;
 	int r = -ENOMEM;

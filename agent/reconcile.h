@@ -59,6 +59,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "body.h"
 #include "cache.h"
 #include "err.h"
 #include "sync.h"
@@ -85,16 +86,8 @@ struct reconcile_drift {
 	enum reconcile_drift_kind kind;
 };
 
-/* A peer adopt mode keeps: on the interface, neither desired nor static nor ours. */
-struct reconcile_unknown {
-	uint8_t public_key[WGF_KEY_LEN];
-	struct wgf_cidr allowed_ips[WGF_PEER_ALLOWED_IPS_MAX];
-	unsigned n_allowed_ips;
-	int64_t last_handshake_ms; /* unix ms; 0 = never */
-	char endpoint[64];         /* "addr:port" or "[v6]:port" (WGF_ENDPOINT_MAX); "" when none */
-};
-
-#define RECONCILE_UNKNOWN_MAX 1000 /* unknown peers a result lists; the rest are counted */
+/* Unknown peers a result lists (as a report does); the rest are counted. */
+#define RECONCILE_UNKNOWN_MAX WGF_REPORT_UNKNOWN_MAX
 
 struct reconcile_result {
 	uint64_t revision;
@@ -108,7 +101,7 @@ struct reconcile_result {
 	size_t n_kept, n_held;
 	/* Adopt mode, full passes: unknown peers (owned, sorted by key), at most
 	 * RECONCILE_UNKNOWN_MAX of n_unknown_total; has_unknown says they were looked for. */
-	struct reconcile_unknown *unknown;
+	struct wgf_unknown_peer *unknown;
 	size_t n_unknown, n_unknown_total;
 	bool has_unknown;
 	struct reconcile_failure *failed; /* owned: desired peers refused */

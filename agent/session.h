@@ -49,6 +49,7 @@
 #include <nng/supplemental/tls/tls.h>
 #include <uv.h>
 
+#include "body.h"
 #include "cache.h"
 #include "monitor.h"
 #include "peer.h"
@@ -107,6 +108,11 @@ struct session_report {
 	const uint8_t *interface_public_key; /* 32 bytes, or NULL */
 	uint16_t listen_port;
 	const char *cache_error; /* why the cache cannot be written, or NULL */
+	/* Adopt mode: when has_unknown, the unknown peers (sorted; at most
+	 * WGF_REPORT_UNKNOWN_MAX) and how many there are in all. */
+	bool has_unknown;
+	const struct wgf_unknown_peer *unknown;
+	size_t n_unknown, n_unknown_total;
 };
 
 struct session;
