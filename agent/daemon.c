@@ -90,6 +90,8 @@ struct daemon {
 	char cache_msg[WGF_ERR_MSG_MAX]; /* its message, for the reports */
 	uint64_t cache_failures;         /* passes that could not write the cache */
 	/* The unknown peers as last reported: a digest (zeros: none), and when (uv_now). */
+	uint8_t (*released)[WGF_KEY_LEN]; /* owned: the keys released, as the coordinator said */
+	size_t n_released;
 	uint8_t unknown_digest[crypto_generichash_BYTES];
 	uint64_t unknown_sent_ms;
 	bool unknown_sent;
@@ -487,6 +489,37 @@ static int queue_deltas(struct daemon *d, const struct wgf_sync_reply *r)
 
 static void request_pass(struct daemon *d, bool full);
 
+/* The released keys (adopt mode) with a report's answer: a change means a full pass. */
+static void on_session_released(void *ctx, const uint8_t (*keys)[WGF_KEY_LEN], size_t n)
+{
+	struct daemon *d = ctx;
+	uint8_t(*copy)[WGF_KEY_LEN];
+	char count[24];
+
+	if (n == d->n_released && (n == 0 || memcmp(keys, d->released, n * WGF_KEY_LEN) == 0))
+		return;
+	copy = malloc((n + 1) * WGF_KEY_LEN);
+	if (!copy) {
+		log_warning("Out of memory for the released peers, ignoring them until the next "
+		            "report");
+		return;
+	}
+	if (n)
+		memcpy(copy, keys, n * WGF_KEY_LEN);
+	free(d->released);
+	d->released = copy;
+	d->n_released = n;
+	snprintf(count, sizeof(count), "%zu", n);
+	log_fields(LOG_INFO, "Released peers", {"peers", count});
+	if (d->busy) {
+		d->rules_changed = true;
+	} else if (reconciler_set_released(d->rc, (const uint8_t(*)[WGF_KEY_LEN])copy, n) < 0) {
+		log_error("Out of memory for the released peers, keeping the old list");
+		return;
+	}
+	request_pass(d, true);
+}
+
 /* Gives deltas to the reconciler and asks for a pass when they changed the set. */
 static int take_deltas(struct daemon *d, const struct wgf_sync_reply *r)
 {
@@ -614,7 +647,9 @@ static int session_tls(const struct settings *s, struct session_options *o)
 /* Dials the coordinators when [coordinator] urls is set. */
 static int start_session(struct daemon *d)
 {
-	struct session_callbacks cb = {.desired = on_session_desired, .deltas = on_session_deltas};
+	struct session_callbacks cb = {.desired = on_session_desired,
+	                               .deltas = on_session_deltas,
+	                               .released = on_session_released};
 	struct session_options o = {
 	        .server = d->s.server,
 	        .resync_ms = d->s.resync_interval_ms,
@@ -945,6 +980,9 @@ static void apply_rules(struct daemon *d)
 	if (reconciler_set_routable(d->rc, nets, n) < 0)
 		log_error("Out of memory for the routable networks, keeping the old list");
 	reconciler_set_adopt(d->rc, d->s.adopt);
+	if (reconciler_set_released(d->rc, (const uint8_t(*)[WGF_KEY_LEN])d->released,
+	                            d->n_released) < 0)
+		log_error("Out of memory for the released peers, keeping the old list");
 }
 
 static void on_hup(uv_signal_t *h, int signum)
@@ -1119,6 +1157,7 @@ out:
 	queued_fini(d);
 	monitor_fini(&d->mon);
 	reconciler_free(d->rc);
+	free(d->released);
 	backend_free(d->b);
 	free(d);
 	if (r == 0)

@@ -599,6 +599,10 @@ static void handle_answer(struct sess_ctx *c, const struct wgf_body *b)
 			free(s->reports[0].body);
 			memmove(&s->reports[0], &s->reports[1],
 			        --s->n_reports * sizeof(s->reports[0]));
+			if (b->hint.has_released && s->cb.released)
+				s->cb.released(s->cb_ctx,
+				               (const uint8_t(*)[WGF_KEY_LEN])b->hint.released,
+				               b->hint.n_released);
 		}
 		if (b->hint.revision != s->revision ||
 		    memcmp(b->hint.epoch, s->epoch, WGF_EPOCH_LEN) != 0)

@@ -87,6 +87,11 @@ struct session_callbacks {
 	 * sync asks for a snapshot.
 	 */
 	int (*deltas)(void *ctx, const struct wgf_sync_reply *r);
+	/*
+	 * The keys an operator released on this server (sorted; borrowed for the call), as
+	 * the answer to each report brings them. May be NULL.
+	 */
+	void (*released)(void *ctx, const uint8_t (*keys)[WGF_KEY_LEN], size_t n);
 };
 
 struct session_failure {

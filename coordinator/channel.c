@@ -893,11 +893,20 @@ static void on_report_result(void *ctx, const PGresult *res, const struct db_err
 {
 	struct chan_ctx *c = ctx;
 	struct wgf_err err = {0};
+	struct wgf_body b = {.kind = WGF_WIRE_KIND_HINT};
 	struct chan_header h;
 
-	if (db_failed(c, e) || !header_ok(c, chan_read_header(res, &h, &err), &h, &err))
-		return;
-	reply_hint(c, h.revision, h.epoch);
+	/* The answer to a report carries the released keys (adopt mode). */
+	if (!db_failed(c, e) &&
+	    header_ok(c, chan_read_report(res, &h, &b.hint.released, &b.hint.n_released, &err), &h,
+	              &err)) {
+		snprintf(b.hint.server, sizeof(b.hint.server), "%s", c->server);
+		b.hint.revision = h.revision;
+		memcpy(b.hint.epoch, h.epoch, WGF_EPOCH_LEN);
+		b.hint.has_released = true;
+		reply_body(c, &b);
+	}
+	wgf_body_fini(&b);
 }
 
 static void on_sync_result(void *ctx, const PGresult *res, const struct db_error *e)

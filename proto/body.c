@@ -272,10 +272,34 @@ out:
 	return rv;
 }
 
+static int encode_hint(const struct wgf_hint *h, uint8_t **ret, size_t *ret_len,
+                       struct wgf_err *err)
+{
+	Wgfleet__V1__Body b = WGFLEET__V1__BODY__INIT;
+	Wgfleet__V1__Hint hint = WGFLEET__V1__HINT__INIT;
+	ProtobufCBinaryData *keys = calloc(h->n_released + 1, sizeof(*keys));
+	int rv;
+
+	if (!keys)
+		return -ENOMEM;
+	hint.server = (char *)h->server;
+	hint.revision = h->revision;
+	hint.epoch = epoch_bytes(h->epoch);
+	hint.released_listed = h->has_released;
+	for (size_t i = 0; i < h->n_released; i++)
+		keys[i] = bytes(h->released[i], WGF_KEY_LEN);
+	hint.released = keys;
+	hint.n_released = h->n_released;
+	b.kind_case = WGFLEET__V1__BODY__KIND_HINT;
+	b.hint = &hint;
+	rv = pack(&b, ret, ret_len, err);
+	free(keys);
+	return rv;
+}
+
 int wgf_body_encode(const struct wgf_body *b, uint8_t **ret, size_t *ret_len, struct wgf_err *err)
 {
 	Wgfleet__V1__Body out = WGFLEET__V1__BODY__INIT;
-	Wgfleet__V1__Hint hint = WGFLEET__V1__HINT__INIT;
 	Wgfleet__V1__SyncRequest sr = WGFLEET__V1__SYNC_REQUEST__INIT;
 	const char *server = b->kind == WGF_WIRE_KIND_HINT           ? b->hint.server
 	                     : b->kind == WGF_WIRE_KIND_SYNC_REQUEST ? b->sync_request.server
@@ -287,12 +311,7 @@ int wgf_body_encode(const struct wgf_body *b, uint8_t **ret, size_t *ret_len, st
 		return wgf_err_set(err, -EINVAL, "the body names no server");
 	switch (b->kind) {
 	case WGF_WIRE_KIND_HINT:
-		hint.server = (char *)b->hint.server;
-		hint.revision = b->hint.revision;
-		hint.epoch = epoch_bytes(b->hint.epoch);
-		out.kind_case = WGFLEET__V1__BODY__KIND_HINT;
-		out.hint = &hint;
-		return pack(&out, ret, ret_len, err);
+		return encode_hint(&b->hint, ret, ret_len, err);
 	case WGF_WIRE_KIND_SYNC_REQUEST:
 		sr.server = (char *)b->sync_request.server;
 		sr.since_revision = b->sync_request.since_revision;
@@ -554,6 +573,30 @@ static int decode_sync_reply(const Wgfleet__V1__SyncReply *in, struct wgf_sync_r
 	return r;
 }
 
+static int decode_released(const Wgfleet__V1__Hint *in, struct wgf_hint *out, struct wgf_err *err)
+{
+	int r = 0;
+
+	if (!in->released_listed && in->n_released)
+		return wgf_err_set(err, -EBADMSG, "released keys in a hint that lists none");
+	if (in->n_released > WGF_HINT_RELEASED_MAX)
+		return wgf_err_set(err, -EBADMSG, "the hint names more than %d released keys",
+		                   WGF_HINT_RELEASED_MAX);
+	out->has_released = in->released_listed;
+	if (!in->n_released)
+		return 0;
+	out->released = malloc(in->n_released * WGF_KEY_LEN);
+	if (!out->released)
+		return -ENOMEM;
+	for (size_t i = 0; r == 0 && i < in->n_released; i++, out->n_released++) {
+		r = take_key(out->released[i], &in->released[i], "released key", i, err);
+		if (r == 0 && i > 0 &&
+		    memcmp(out->released[i - 1], out->released[i], WGF_KEY_LEN) >= 0)
+			r = wgf_err_set(err, -EBADMSG, "released key %zu: keys out of order", i);
+	}
+	return r;
+}
+
 static int decode_unknown(const Wgfleet__V1__Report *in, struct wgf_report *out,
                           struct wgf_err *err)
 {
@@ -670,7 +713,9 @@ static int decode(const Wgfleet__V1__Body *in, struct wgf_body *out, struct wgf_
 		out->kind = WGF_WIRE_KIND_HINT;
 		out->hint.revision = in->hint->revision;
 		r = take_server(out->hint.server, in->hint->server, err);
-		return r < 0 ? r : take_epoch(out->hint.epoch, &in->hint->epoch, err);
+		if (r == 0)
+			r = take_epoch(out->hint.epoch, &in->hint->epoch, err);
+		return r < 0 ? r : decode_released(in->hint, &out->hint, err);
 	case WGFLEET__V1__BODY__KIND_SYNC_REQUEST: {
 		const Wgfleet__V1__SyncRequest *sr = in->sync_request;
 
@@ -742,6 +787,8 @@ void wgf_body_fini(struct wgf_body *b)
 		free(b->sync_reply.changes);
 		free(b->sync_reply.routable);
 		wgf_ip_pool_fini(&b->sync_reply.ips);
+	} else if (b->kind == WGF_WIRE_KIND_HINT) {
+		free(b->hint.released);
 	} else if (b->kind == WGF_WIRE_KIND_REPORT) {
 		free(b->report.errors);
 		free(b->report.facts);

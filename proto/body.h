@@ -56,10 +56,17 @@ struct wgf_change {
 	struct wgf_peer peer; /* public key, allowed IPs, keepalive */
 };
 
+/* Released keys a Hint may carry (wgfleet.proto Hint.released). */
+#define WGF_HINT_RELEASED_MAX 1000
+
 struct wgf_hint {
 	char server[WGF_SERVER_NAME_MAX + 1];
 	uint64_t revision;
 	uint8_t epoch[WGF_EPOCH_LEN]; /* all zeros: none */
+	/* The answer to a Report: has_released, and the server's released keys (sorted). */
+	bool has_released;
+	uint8_t (*released)[WGF_KEY_LEN];
+	size_t n_released;
 };
 
 struct wgf_sync_request {
