@@ -282,7 +282,6 @@ int input_url_key(struct call *c, const char *field, const char *s, const char *
 	if (strlen(s) >= sizeof(text))
 		return call_invalid(c, field, "not a WireGuard public key in base64");
 	snprintf(text, sizeof(text), "%s", s);
-	uriUnescapeInPlaceA(text);
 	for (char *p = text; *p; p++)
 		*p = *p == '-' ? '+' : *p == '_' ? '/' : *p;
 	return input_wg_key(c, field, text, 400, "invalid_request", ret);

@@ -221,7 +221,11 @@ int input_endpoint(struct call *c, const char *field, const char *s);
 int input_wg_key(struct call *c, const char *field, const char *s, int status, const char *code,
                  const char **ret);
 int input_agent_key(struct call *c, const char *field, const char *s, const char **ret);
-/* A public key in a URL: base64 percent-encoded, or in the URL-safe alphabet ('-', '_'). */
+/*
+ * A public key in a URL path or query: base64 in the URL-safe alphabet ('-' and '_' for
+ * '+' and '/', which the path's decoding would otherwise turn into a separator), or the
+ * standard one where it survives (a percent-encoded query).
+ */
 int input_url_key(struct call *c, const char *field, const char *s, const char **ret);
 
 /* The body against the route's fields: an object with only those members, of those

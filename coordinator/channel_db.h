@@ -26,7 +26,7 @@
 #include "err.h"
 #include "wire.h"
 
-#define CHAN_CALL_PARAMS_MAX 24
+#define CHAN_CALL_PARAMS_MAX 24 /* as DB_PARAMS_MAX */
 
 struct chan_call {
 	const char *sql;

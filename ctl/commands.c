@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "key.h"
 
 #define ARRAY_SIZE(a)       (sizeof(a) / sizeof((a)[0]))
 #define PAGE_MAX            1000
@@ -507,9 +508,16 @@ static int cmd_servers_unknown(struct ctx *c)
 
 static int cmd_servers_release(struct ctx *c)
 {
+	char safe[WGF_KEY_B64_LEN + 1];
 	json_t *reply = NULL, *out;
 	struct query q, key;
-	int r = path_with(c, &key, "", c->args[1], "");
+	int r;
+
+	/* The URL-safe alphabet: a '/' in a path is a separator even percent-encoded. */
+	snprintf(safe, sizeof(safe), "%s", c->args[1]);
+	for (char *p = safe; *p; p++)
+		*p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+	r = path_with(c, &key, "", safe, "");
 
 	if (r == CTL_OK)
 		r = path_with(c, &q, "/v1/servers/", c->args[0], "/unknown-peers/");

@@ -131,7 +131,8 @@ BEGIN
 			'allowed_ips', (SELECT coalesce(jsonb_agg(a::text), '[]') FROM unnest(allowed_ips) a),
 			'last_handshake_at', last_handshake_at, 'endpoint', endpoint)
 			ORDER BY public_key), '[]'),
-		max(public_key), (SELECT count(*) > p_limit FROM page)
+		(array_agg(public_key ORDER BY public_key DESC))[1],
+		(SELECT count(*) > p_limit FROM page)
 	INTO v_items, v_last, v_more FROM shown;
 	RETURN jsonb_build_object('items', v_items, 'total', wgf_unknown_count(s),
 		'next_after', CASE WHEN v_more THEN translate(encode(v_last, 'base64'), '+/', '-_') END);
@@ -163,7 +164,7 @@ BEGIN
 	PERFORM wgf_audit(c, 'api', 'peer.released', NULL, s.id, NULL, p_request_id,
 		jsonb_build_object('public_key', encode(p_key, 'base64'),
 			'allowed_ips', (SELECT coalesce(jsonb_agg(a::text), '[]') FROM unnest(u.allowed_ips) a)));
-	RETURN NULL;
+	RETURN jsonb_build_object('status', 204);
 END
 $$;
 
