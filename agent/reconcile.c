@@ -108,7 +108,11 @@ static bool cancelled(const struct reconciler *rc)
 	return rc->cancel && atomic_load(rc->cancel);
 }
 
-int reconciler_set_static(struct reconciler *rc, const uint8_t (*keys)[WGF_KEY_LEN], size_t n)
+static int cmp_key(const void *a, const void *b);
+
+/* Replaces *list (n_list keys, owned) with a copy of keys, sorted when asked. -ENOMEM. */
+static int replace_keys(uint8_t (**list)[WGF_KEY_LEN], size_t *n_list,
+                        const uint8_t (*keys)[WGF_KEY_LEN], size_t n, bool sort)
 {
 	uint8_t(*copy)[WGF_KEY_LEN] = NULL;
 
@@ -117,11 +121,18 @@ int reconciler_set_static(struct reconciler *rc, const uint8_t (*keys)[WGF_KEY_L
 		if (!copy)
 			return -ENOMEM;
 		memcpy(copy, keys, n * WGF_KEY_LEN);
+		if (sort)
+			qsort(copy, n, WGF_KEY_LEN, cmp_key);
 	}
-	free(rc->statics);
-	rc->statics = copy;
-	rc->n_statics = n;
+	free(*list);
+	*list = copy;
+	*n_list = n;
 	return 0;
+}
+
+int reconciler_set_static(struct reconciler *rc, const uint8_t (*keys)[WGF_KEY_LEN], size_t n)
+{
+	return replace_keys(&rc->statics, &rc->n_statics, keys, n, false);
 }
 
 void reconciler_set_adopt(struct reconciler *rc, bool adopt)
@@ -129,23 +140,9 @@ void reconciler_set_adopt(struct reconciler *rc, bool adopt)
 	rc->adopt = adopt;
 }
 
-static int cmp_key(const void *a, const void *b);
-
 int reconciler_set_released(struct reconciler *rc, const uint8_t (*keys)[WGF_KEY_LEN], size_t n)
 {
-	uint8_t(*copy)[WGF_KEY_LEN] = NULL;
-
-	if (n) {
-		copy = malloc(n * WGF_KEY_LEN);
-		if (!copy)
-			return -ENOMEM;
-		memcpy(copy, keys, n * WGF_KEY_LEN);
-		qsort(copy, n, WGF_KEY_LEN, cmp_key);
-	}
-	free(rc->released);
-	rc->released = copy;
-	rc->n_released = n;
-	return 0;
+	return replace_keys(&rc->released, &rc->n_released, keys, n, true);
 }
 
 int reconciler_set_routable(struct reconciler *rc, const struct wgf_cidr *nets, size_t n)
