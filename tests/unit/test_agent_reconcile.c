@@ -810,6 +810,7 @@ static void test_adopt_keeps_unknown_peers(void **state)
 	assert_int_equal(p->allowed_ips[0].addr.bytes[3], 3);
 	reconcile_result_fini(&res);
 	reconciler_free(rc);
+	wgf_ip_pool_fini(&r.ips);
 	wgf_device_fini(&f.dev);
 }
 
