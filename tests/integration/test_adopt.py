@@ -45,6 +45,7 @@ class Migration:
 
     def __init__(self, tmp_path, conninfo):
         self.tmp = tmp_path
+        self.conninfo = conninfo
         self.coord = Coordinator(tmp_path, conninfo,
                                  channel_listen=f"ipc://{tmp_path}/channel.sock")
         self.admin = self.coord.create_admin_key()
@@ -122,6 +123,19 @@ class Migration:
             f"server = vps1\nresync_interval = 2s\nrequest_timeout = 3s\n")
         return run([binary("wgfleet-agent"), "--config", str(conf), "init"],
                    check=True).stdout.strip()
+
+    def db(self, sql):
+        return run(["psql", self.conninfo, "-X", "-Atq", "-c", sql], check=True).stdout.strip()
+
+    def adopt_notices(self):
+        """How many times the agent said how many unknown peers it keeps."""
+        with open(self.tmp / "agent.log") as f:
+            return f.read().count('msg="Unknown peers kept (adopt mode)"')
+
+    def stop_agent(self):
+        os.killpg(self.agent_proc.pid, signal.SIGTERM)
+        self.agent_proc.wait(timeout=10)
+        self.agent_log.close()
 
     def start_agent(self):
         self.agent_log = open(self.tmp / "agent.log", "ab")
@@ -257,3 +271,25 @@ def test_a_hand_made_wg0_moves_to_wgfleet_in_adopt_mode(migration):
     # A key that is no key is refused as such.
     bad = m.api("DELETE", "/v1/servers/vps1/unknown-peers/AAAA", status=400)
     assert bad["error"]["code"] == "invalid_request", bad
+    # Once the agent's whole list lacks the released key, the coordinator forgets it.
+    wait_for("the released key forgotten",
+             lambda: m.db("SELECT count(*) FROM released_peers") == "0", timeout=15)
+
+    # A corrected line makes an unknown peer a router: no longer listed, and kept.
+    fixed = dict(lines[9], tenant="acme")
+    m.api("POST", "/v1/servers/vps1/import?apply=true", {"routers": [fixed]})
+    assert keys[9] not in {p["public_key"] for p in
+                           m.api("GET", "/v1/servers/vps1/unknown-peers")["items"]}
+    wait_for("the agent to take it over", applied_all, timeout=15)
+    wait_for("three unknown peers", lambda: server()["unknown_peers"] == 3, timeout=15)
+    after = {k: v for k, v in before.items() if k != gone}
+    assert m.interface() == after
+
+    # A restart (the cache first, then the coordinator's set) removes nothing either.
+    m.stop_agent()
+    said = m.adopt_notices()
+    m.start_agent()
+    wait_for("a full pass of the restarted agent", lambda: m.adopt_notices() > said,
+             timeout=20)
+    assert m.interface() == after
+    assert server()["unknown_peers"] == 3
