@@ -293,3 +293,33 @@ def test_a_hand_made_wg0_moves_to_wgfleet_in_adopt_mode(migration):
              timeout=20)
     assert m.interface() == after
     assert server()["unknown_peers"] == 3
+
+
+def test_show_interface_writes_the_live_peers_as_an_import_file(tmp_path):
+    vps = WireguardGo(tmp_path, "live")
+    try:
+        vps.start()
+        plain, wide, static, bare = (base64.b64encode(secrets.token_bytes(32)).decode()
+                                     for _ in range(4))
+        vps.wg("set", vps.ifname, "peer", plain, "allowed-ips", "10.100.0.7/32",
+               "persistent-keepalive", "25", "peer", wide, "allowed-ips",
+               "10.100.0.8/32,192.168.8.0/24", "peer", static, "allowed-ips", "10.100.0.9/32",
+               "peer", bare)
+        conf = tmp_path / "agent.conf"
+        conf.write_text(f"[agent]\nstate_directory = {tmp_path}/state\n"
+                        f"[wireguard]\ninterface = {vps.ifname}\nbackend = userspace\n"
+                        f"static_peers = {static}\n")
+        show = ["ip", "netns", "exec", vps.ns, binary("wgfleet-agent"), "--config", str(conf),
+                "show-interface"]
+        proc = run(show + ["acme"], check=True)
+        rows = sorted(proc.stdout.splitlines()[1:])
+        assert proc.stdout.splitlines()[0] == "tenant,address,public_key,persistent_keepalive"
+        assert rows == sorted([f"acme,10.100.0.7,{plain},25", f"acme,10.100.0.8,{wide},0",
+                               f"acme,,{bare},0"]), proc.stdout
+        # The peers that do not fit a router's one address are named.
+        assert wide in proc.stderr and bare in proc.stderr and plain not in proc.stderr
+        # A tenant that is no slug would break the file: refused, nothing written.
+        bad = run(show + ["Acme,x"])
+        assert bad.returncode != 0 and bad.stdout == "" and "slug" in bad.stderr
+    finally:
+        vps.close()
