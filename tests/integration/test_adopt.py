@@ -10,6 +10,7 @@ adopt mode: it removes nothing, the routers reach `connected`, the five conflict
 stay and are listed as unknown, and releasing one removes it.
 """
 import base64
+import json
 import os
 import secrets
 import signal
@@ -254,6 +255,8 @@ def test_a_hand_made_wg0_moves_to_wgfleet_in_adopt_mode(migration):
     assert row[header.index("UNKNOWN"):].split()[0] == "5", shown.stdout
     listed = ctl(m, "servers", "unknown", "vps1")
     assert listed.returncode == 0 and "5 of 5 unknown peers" in listed.stdout, listed.stdout
+    as_json = json.loads(ctl(m, "servers", "unknown", "vps1", "--json").stdout)
+    assert as_json["total"] == 5 and len(as_json["items"]) == 5
 
     # Releasing one removes it from the interface and from the list; nothing else moves.
     gone = sorted(conflicting)[0]

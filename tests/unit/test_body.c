@@ -198,6 +198,48 @@ static void test_hint_coordinator_to_agent(void **state)
 	wgf_body_fini(&out);
 }
 
+/* The answer to a report: the released keys, in order; an empty list is a list too. */
+static void test_hint_with_released_keys(void **state)
+{
+	struct wgf_body in = {.kind = WGF_WIRE_KIND_HINT}, out;
+	uint8_t keys[2][WGF_KEY_LEN];
+	Wgfleet__V1__Body b = WGFLEET__V1__BODY__INIT;
+	Wgfleet__V1__Hint h = WGFLEET__V1__HINT__INIT;
+	ProtobufCBinaryData pk[2];
+
+	(void)state;
+	fill_key(keys[0], 1);
+	fill_key(keys[1], 2);
+	snprintf(in.hint.server, sizeof(in.hint.server), "vps-a");
+	in.hint.revision = 7;
+	in.hint.has_released = true;
+	in.hint.released = keys;
+	in.hint.n_released = 2;
+	round_trip(&in, "hint-released", &out);
+	assert_true(out.hint.has_released);
+	assert_int_equal(out.hint.n_released, 2);
+	assert_memory_equal(out.hint.released, keys, sizeof(keys));
+	wgf_body_fini(&out);
+	in.hint.n_released = 0;
+	round_trip(&in, NULL, &out);
+	assert_true(out.hint.has_released);
+	assert_int_equal(out.hint.n_released, 0);
+	wgf_body_fini(&out);
+
+	h.server = "vps-a";
+	pk[0] = (ProtobufCBinaryData){WGF_KEY_LEN, keys[1]};
+	pk[1] = (ProtobufCBinaryData){WGF_KEY_LEN, keys[0]};
+	h.released = pk;
+	h.n_released = 2;
+	b.kind_case = WGFLEET__V1__BODY__KIND_HINT;
+	b.hint = &h;
+	decode_fails(&b, -EBADMSG, "released keys in a hint that lists none");
+	h.released_listed = true;
+	decode_fails(&b, -EBADMSG, "released key 1: keys out of order");
+	pk[1] = (ProtobufCBinaryData){31, keys[0]};
+	decode_fails(&b, -EBADMSG, "released key 1: public key is 31 bytes, expected 32");
+}
+
 static void test_hint_agent_to_coordinator(void **state)
 {
 	struct wgf_body in = {.kind = WGF_WIRE_KIND_HINT}, out;
@@ -1168,6 +1210,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_hint_coordinator_to_agent),
 	        cmocka_unit_test(test_hint_agent_to_coordinator),
+	        cmocka_unit_test(test_hint_with_released_keys),
 	        cmocka_unit_test(test_sync_request),
 	        cmocka_unit_test(test_sync_reply_snapshot_page),
 	        cmocka_unit_test(test_sync_reply_deltas),
