@@ -331,8 +331,9 @@ static void unknown_digest(const struct reconcile_result *res,
 
 /*
  * A full pass's unknown peers (none without adopt mode) go in its report when they
- * changed, and in adopt mode also once every [monitor] full_interval, with their
- * handshakes and endpoints as they are then.
+ * changed (so an agent that leaves adopt mode says the list is empty once), and in
+ * adopt mode also once every [monitor] full_interval, with their handshakes and
+ * endpoints as they are then.
  */
 static void add_unknown(struct daemon *d, const struct reconcile_result *res,
                         struct session_report *rep)
@@ -364,9 +365,9 @@ static void add_unknown(struct daemon *d, const struct reconcile_result *res,
 
 /*
  * After a complete pass: the revision is applied, with its refusals and the drift; a
- * full one (not delta) also says what it found of unknown peers.
+ * full one also says what it found of unknown peers.
  */
-static void report_pass(struct daemon *d, const struct reconcile_result *res, bool full)
+static void report_pass(struct daemon *d, const struct reconcile_result *res)
 {
 	struct session_failure *fails;
 	uint8_t(*keys)[WGF_KEY_LEN];
@@ -400,7 +401,7 @@ static void report_pass(struct daemon *d, const struct reconcile_result *res, bo
 		rep.drift_keys = (const uint8_t(*)[WGF_KEY_LEN])keys;
 		rep.drift_kinds = kinds;
 		rep.n_drift = res->n_drift;
-		if (full)
+		if (res->has_unknown)
 			add_unknown(d, res, &rep);
 		send_report(d, &rep);
 	} else {
@@ -713,7 +714,7 @@ static void say_pass(struct daemon *d, struct pass_out *o)
 	if (o->res.apply_error != -ECANCELED)
 		log_result(d, &o->res, o->delta, o->ms);
 	say_cache(d, &o->res);
-	report_pass(d, &o->res, !o->delta);
+	report_pass(d, &o->res);
 	reconcile_result_fini(&o->res);
 }
 

@@ -970,6 +970,8 @@ int reconciler_run(struct reconciler *rc, bool dry_run, reconcile_change_fn cb, 
 	res.n_removed = pl.n_remove;
 	res.n_unchanged = pl.n_unchanged;
 	res.n_static = pl.n_static;
+	res.has_unknown =
+	        true; /* a full pass: the unknown peers are known (none unless adopting) */
 	report_changes(&pl, cb, userdata);
 	changed = !sync_plan_is_empty(&pl);
 	if (dry_run) {

@@ -99,8 +99,8 @@ struct reconcile_result {
 	/* RECONCILE_F_NO_REMOVE: peers left that the set does not have, and desired peers
 	 * held back because they would take an allowed IP from one of those. */
 	size_t n_kept, n_held;
-	/* Adopt mode, full passes: unknown peers (owned, sorted by key), at most
-	 * RECONCILE_UNKNOWN_MAX of n_unknown_total; has_unknown says they were looked for. */
+	/* Full passes (has_unknown): the unknown peers (owned, sorted by key), at most
+	 * RECONCILE_UNKNOWN_MAX of n_unknown_total; none without adopt mode. */
 	struct wgf_unknown_peer *unknown;
 	size_t n_unknown, n_unknown_total;
 	bool has_unknown;

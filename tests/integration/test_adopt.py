@@ -119,6 +119,7 @@ class Migration:
             f"[wireguard]\ninterface = {self.vps.ifname}\nbackend = userspace\n"
             f"adopt = true\n"
             f"[monitor]\ninterval = 300ms\n"
+            f"[metrics]\nlisten = 127.0.0.1:9470\n"
             f"[coordinator]\nurls = {self.coord.channel_url}\n"
             f"public_key = {self.coord.channel_public_key}\n"
             f"server = vps1\nresync_interval = 2s\nrequest_timeout = 3s\n")
@@ -249,6 +250,8 @@ def test_a_hand_made_wg0_moves_to_wgfleet_in_adopt_mode(migration):
         [p["public_key"] for p in unknown["items"]]
     status = m.api("GET", "/v1/status")
     assert status["servers"][0]["unknown_peers"] == 5
+    metrics = run(m.vps_ns + ["curl", "-sf", "http://127.0.0.1:9470/metrics"], check=True)
+    assert "\nwgfleet_agent_peers_unknown 5\n" in metrics.stdout
     shown = ctl(m, "status")
     assert "UNKNOWN" in shown.stdout, shown.stdout
     header, row = shown.stdout.splitlines()[:2]

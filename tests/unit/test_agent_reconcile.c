@@ -786,8 +786,18 @@ static void test_adopt_keeps_unknown_peers(void **state)
 	assert_int_equal(res.n_drift, 0);
 	reconcile_result_fini(&res);
 
+	/* A delta that makes unknown peer 0 desired (as an import does): it is taken over. */
+	delta(&r, 3, 0, false);
+	assert_int_equal(reconciler_apply(rc, &r), 1);
+	assert_int_equal(reconciler_run_changes(rc, NULL, NULL, &res, &err), -EAGAIN);
+	run(rc, false, &res);
+	assert_int_equal(res.n_unknown_total, 2); /* 3 and 5 */
+	assert_int_equal(res.n_removed, 0);
+	reconcile_result_fini(&res);
+
 	/* A delta that would take an unknown peer's address is left to a full pass. */
-	delta(&r, 3, 9, false);
+	r.n_changes = 0;
+	delta(&r, 4, 9, false);
 	set_ip(&changes[0].peer, "10.0.0.3/32");
 	assert_int_equal(reconciler_apply(rc, &r), 1);
 	assert_int_equal(reconciler_run_changes(rc, NULL, NULL, &res, &err), -EAGAIN);
@@ -799,9 +809,10 @@ static void test_adopt_keeps_unknown_peers(void **state)
 
 	/* Without adopt mode, the unknown peers go and 9 gets its address. */
 	reconciler_set_adopt(rc, false);
-	offer_list(rc, 4, third, 3, 9, "10.0.0.3/32");
+	offer_list(rc, 5, third, 3, 9, "10.0.0.3/32");
 	run(rc, false, &res);
-	assert_false(res.has_unknown);
+	assert_true(res.has_unknown); /* a full pass, which finds none to keep */
+	assert_int_equal(res.n_unknown_total, 0);
 	assert_int_equal(res.n_removed, 3); /* 0, 3, 5 */
 	assert_int_equal(res.n_added, 1);
 	assert_int_equal(res.n_failed, 0);
