@@ -19,7 +19,10 @@ import subprocess
 import pytest
 
 from conftest import Coordinator, binary, run
+from test_sql_api import api
 from wglib import WG, WG_GO, WireguardGo, wait_for
+
+assert api  # a fixture, used by name
 
 pytestmark = pytest.mark.skipif(
     WG_GO is None or WG is None or os.geteuid() != 0,
@@ -329,3 +332,64 @@ def test_show_interface_writes_the_live_peers_as_an_import_file(tmp_path):
         assert bad.returncode != 0 and bad.stdout == "" and "slug" in bad.stderr
     finally:
         vps.close()
+
+
+# ---- the coordinator's side, in SQL ----
+
+def unknown_report(api, peers, total=None, listed=True):
+    """The answer (released keys, hex) to a report listing peers [(key hex, ips)]."""
+    from test_sql_api import bytea, lit
+    n = len(peers)
+
+    def arr(values, kind):
+        return f"ARRAY[{', '.join(values)}]::{kind}[]" if n else f"'{{}}'::{kind}[]"
+
+    return api.one(
+        f"SELECT encode(released, 'hex') FROM wgf_agent_report("
+        f"{bytea(api.agent_keys['vpn1'])}, {bytea(os.urandom(16).hex())}, wgf_epoch(), 0, "
+        f"NULL, '{{}}'::text[], NULL, '{{}}'::bigint[], '{{}}'::text[], '{{}}'::bigint[], "
+        f"'{{}}'::bigint[], NULL, NULL, NULL, '{{}}'::smallint[], '180 seconds', '', "
+        f"{'true' if listed else 'false'}, {n if total is None else total}, "
+        f"{bytea(''.join(k for k, _ in peers)) if n else 'NULL'}, "
+        f"{arr([lit(ips) for _, ips in peers], 'text')}, {arr(['1795000000000'] * n, 'bigint')}, "
+        f"{arr([lit('192.0.2.1:51820')] * n, 'text')})")
+
+
+def test_a_report_replaces_the_unknown_peers_only_when_they_differ(api):
+    from test_sql_api import bytea
+    api.server("vpn1")
+    a, b, c = sorted(os.urandom(32).hex() for _ in range(3))
+
+    def stored():
+        return api.rows("SELECT encode(public_key, 'hex'), allowed_ips::text, xmin::text "
+                        "FROM unknown_peers ORDER BY public_key")
+
+    def count():
+        return int(api.one("SELECT wgf_unknown_count(s) FROM servers s WHERE name = 'vpn1'"))
+
+    assert unknown_report(api, [(a, "10.100.0.7/32"), (b, "10.100.0.8/32,fd00::/64")]) == ""
+    first = stored()
+    assert [r[:2] for r in first] == [[a, "{10.100.0.7/32}"], [b, "{10.100.0.8/32,fd00::/64}"]]
+    # The same list again, or a report without one, writes nothing.
+    unknown_report(api, [(a, "10.100.0.7/32"), (b, "10.100.0.8/32,fd00::/64")])
+    unknown_report(api, [], listed=False)
+    assert stored() == first and count() == 2
+    # A list that differs replaces it; the total counts the peers beyond the listed ones.
+    unknown_report(api, [(a, "10.100.0.7/32"), (c, "10.100.0.9/32")], total=1500)
+    assert [r[0] for r in stored()] == [a, c] and count() == 1500
+    # A released key leaves the list and goes back with every answer, even while a list
+    # that is not whole (1,500 peers, 2 listed) still has it.
+    api.json(f"SELECT wgf_api_release_peer({api.admin.args}, 'vpn1', {bytea(c)}, 'test')")
+    assert [r[0] for r in stored()] == [a] and count() == 1499
+    assert unknown_report(api, [(a, "10.100.0.7/32"), (c, "10.100.0.9/32")], total=1501) == c
+    assert [r[0] for r in stored()] == [a] and count() == 1500
+    # A whole list without it: forgotten, and no longer sent.
+    assert unknown_report(api, [(a, "10.100.0.7/32")]) == ""
+    assert api.one("SELECT count(*) FROM released_peers") == "0"
+    # A key that is a live router on the server is not an unknown peer there.
+    acme = api.tenant("acme")
+    r = api.reserve(acme, server="vpn1")
+    api.set_key(acme, r["id"], a)
+    assert count() == 0
+    assert api.json(f"SELECT wgf_api_unknown_peers({api.admin.args}, 'vpn1', NULL, 100)") == \
+        {"items": [], "total": 0, "next_after": None}
