@@ -991,6 +991,35 @@ static void test_delta_pass(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* A result lists at most RECONCILE_UNKNOWN_MAX unknown peers, in key order, and counts all. */
+static void test_adopt_lists_a_bounded_number(void **state)
+{
+	enum { N = RECONCILE_UNKNOWN_MAX + 5 };
+	struct reconcile_result res;
+	struct reconciler *rc;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	for (uint32_t i = 0; i < N; i++)
+		peer_of(&f.dev.ips, wgf_device_add_peer(&f.dev), i + 1);
+	assert_int_equal(reconciler_new(&f.base, NULL, &rc), 0);
+	reconciler_set_adopt(rc, true);
+	offer(rc, 1, 100000, 0, 0, 1);
+	run(rc, false, &res);
+	assert_true(res.has_unknown);
+	assert_int_equal(res.n_unknown, RECONCILE_UNKNOWN_MAX);
+	assert_int_equal(res.n_unknown_total, N);
+	for (size_t i = 1; i < res.n_unknown; i++)
+		assert_true(memcmp(res.unknown[i - 1].public_key, res.unknown[i].public_key,
+		                   WGF_KEY_LEN) < 0);
+	assert_int_equal(res.n_removed, 0);
+	assert_int_equal(f.dev.n_peers, N);
+	reconcile_result_fini(&res);
+	reconciler_free(rc);
+	wgf_device_fini(&f.dev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1008,6 +1037,7 @@ int main(void)
 	        cmocka_unit_test(test_deltas),
 	        cmocka_unit_test(test_delta_pass),
 	        cmocka_unit_test(test_adopt_keeps_unknown_peers),
+	        cmocka_unit_test(test_adopt_lists_a_bounded_number),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
