@@ -599,6 +599,10 @@ static void handle_answer(struct sess_ctx *c, const struct wgf_body *b)
 			free(s->reports[0].body);
 			memmove(&s->reports[0], &s->reports[1],
 			        --s->n_reports * sizeof(s->reports[0]));
+			if (b->hint.has_released && s->cb.released)
+				s->cb.released(s->cb_ctx,
+				               (const uint8_t(*)[WGF_KEY_LEN])b->hint.released,
+				               b->hint.n_released);
 		}
 		if (b->hint.revision != s->revision ||
 		    memcmp(b->hint.epoch, s->epoch, WGF_EPOCH_LEN) != 0)
@@ -920,8 +924,14 @@ int session_report(struct session *s, const struct session_report *r)
 		memcpy(rep->drift[i].public_key, r->drift_keys[i], WGF_KEY_LEN);
 		rep->drift[i].kind = (enum wgf_drift_kind)r->drift_kinds[i];
 	}
+	/* Borrowed: taken back before wgf_body_fini(). */
+	rep->has_unknown = r->has_unknown;
+	rep->unknown = (struct wgf_unknown_peer *)r->unknown;
+	rep->n_unknown =
+	        r->n_unknown < WGF_REPORT_UNKNOWN_MAX ? r->n_unknown : WGF_REPORT_UNKNOWN_MAX;
+	rep->n_unknown_total = (uint32_t)r->n_unknown_total;
 	/* Facts of many peers go in several reports, each well within an envelope; the
-	 * errors and the drift in the first. */
+	 * errors, the drift and the unknown peers in the first. */
 	do {
 		rep->n_facts = 0;
 		for (; sent < r->n_facts && rep->n_facts < REPORT_FACTS_MAX; sent++) {
@@ -938,10 +948,12 @@ int session_report(struct session *s, const struct session_report *r)
 				                    o->endpoint, sizeof(o->endpoint));
 		}
 		rv = queue_report(s, &b);
-		rep->n_errors = rep->n_drift = 0;
+		rep->n_errors = rep->n_drift = rep->n_unknown = rep->n_unknown_total = 0;
+		rep->has_unknown = false;
 	} while (rv == 0 && sent < r->n_facts);
 	kick_work(s);
 out:
+	rep->unknown = NULL;
 	wgf_body_fini(&b);
 	return rv;
 }

@@ -289,6 +289,21 @@ int input_wg_key(struct call *c, const char *field, const char *s, int status, c
 	return *ret ? 0 : call_problem(c, 500, "internal", "Out of memory.");
 }
 
+int input_url_key(struct call *c, const char *field, const char *s, const char **ret)
+{
+	char text[WGF_KEY_B64_LEN + 16];
+
+	*ret = NULL;
+	if (!s)
+		return 0;
+	if (strlen(s) >= sizeof(text))
+		return call_invalid(c, field, "not a WireGuard public key in base64");
+	snprintf(text, sizeof(text), "%s", s);
+	for (char *p = text; *p; p++)
+		*p = *p == '-' ? '+' : *p == '_' ? '/' : *p;
+	return input_wg_key(c, field, text, 400, "invalid_request", ret);
+}
+
 int input_agent_key(struct call *c, const char *field, const char *s, const char **ret)
 {
 	uint8_t key[32];

@@ -44,11 +44,13 @@
 /*
  * Body sizes per kind, checked before anything is unpacked. A Hint or SyncRequest is a
  * server name and a few numbers; a Report names at most the server's peers, which are
- * addresses of its pool, each with facts, perhaps an error and a drift entry.
+ * addresses of its pool, each with facts, perhaps an error and a drift entry, and may
+ * list up to WGF_REPORT_UNKNOWN_MAX unknown peers (adopt mode), which are not.
  */
 #define SMALL_BODY_MAX     1024
 #define REPORT_BODY_BASE   16384
 #define REPORT_PER_ADDRESS 512
+#define REPORT_UNKNOWN_MAX ((uint64_t)WGF_REPORT_UNKNOWN_MAX * WGF_UNKNOWN_PEER_WIRE_MAX)
 
 /* Database calls one server may have in flight (query()). */
 #define DB_CALLS_PER_SERVER 2
@@ -915,11 +917,20 @@ static void on_report_result(void *ctx, const PGresult *res, const struct db_err
 {
 	struct chan_ctx *c = ctx;
 	struct wgf_err err = {0};
+	struct wgf_body b = {.kind = WGF_WIRE_KIND_HINT};
 	struct chan_header h;
 
-	if (db_failed(c, e) || !header_ok(c, chan_read_header(res, &h, &err), &h, &err))
-		return;
-	reply_hint(c, h.revision, h.epoch);
+	/* The answer to a report carries the released keys (adopt mode). */
+	if (!db_failed(c, e) &&
+	    header_ok(c, chan_read_report(res, &h, &b.hint.released, &b.hint.n_released, &err), &h,
+	              &err)) {
+		snprintf(b.hint.server, sizeof(b.hint.server), "%s", c->server);
+		b.hint.revision = h.revision;
+		memcpy(b.hint.epoch, h.epoch, WGF_EPOCH_LEN);
+		b.hint.has_released = true;
+		reply_body(c, &b);
+	}
+	wgf_body_fini(&b);
 }
 
 static void on_sync_result(void *ctx, const PGresult *res, const struct db_error *e)
@@ -1050,7 +1061,7 @@ static size_t body_max(const struct registry_entry *e, int kind)
 
 	if (kind != WGF_WIRE_KIND_REPORT)
 		return SMALL_BODY_MAX;
-	max = REPORT_BODY_BASE + e->pool_size * REPORT_PER_ADDRESS;
+	max = REPORT_BODY_BASE + e->pool_size * REPORT_PER_ADDRESS + REPORT_UNKNOWN_MAX;
 	return max < WGF_WIRE_MSG_MAX ? (size_t)max : WGF_WIRE_MSG_MAX;
 }
 

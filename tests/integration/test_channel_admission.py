@@ -154,7 +154,8 @@ def test_oversized_report_is_refused_before_unpacking(chan, tmp_path, pg, migrat
     a = Agent(chan, tmp_path, "vps-a", "10.100.0.0/24")
     counter = Counter(pg, migrated_db[0])
     before = peak_rss_kb(chan)
-    # About 4 MB: a Report for a /24 pool is capped near 150 KB.
+    # About 4 MB: a Report for a /24 pool is capped near 700 KB (its peers and 1,000
+    # unknown peers).
     out = a.probe("report", "0", extra=["--pad", "65000"])
     assert len(out) == 1 and out[0].startswith("error 7 the body is ") and \
         out[0].endswith(" its kind allows"), out

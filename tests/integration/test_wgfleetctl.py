@@ -464,7 +464,7 @@ def test_the_key_is_never_in_argv(fleet):
 # ---- bash completion ----
 
 COMMANDS = ["status", "servers list", "servers show", "servers add", "servers set",
-            "servers remove", "tenants list", "tenants show", "tenants add", "tenants set",
+            "servers remove", "servers unknown", "servers release", "tenants list", "tenants show", "tenants add", "tenants set",
             "keys list", "keys create", "keys revoke", "routers list", "routers show",
             "routers delete", "audit", "leases", "config", "import", "webhooks list",
             "webhooks add", "webhooks remove", "webhooks deliveries"]
@@ -486,7 +486,8 @@ def complete(words):
 
 def test_bash_completion_offers_each_commands_options_as_its_help_lists_them():
     assert complete(["wgfleetctl", ""]) == sorted({c.split()[0] for c in COMMANDS})
-    assert complete(["wgfleetctl", "servers", ""]) == ["add", "list", "remove", "set", "show"]
+    assert complete(["wgfleetctl", "servers", ""]) == ["add", "list", "release", "remove", "set",
+                                                       "show", "unknown"]
     assert complete(["wgfleetctl", "--url", "x", "keys", ""]) == ["create", "list", "revoke"]
     assert complete(["wgfleetctl", "config", "id", "--format", ""]) == ["routeros", "wg-quick"]
     for cmd in COMMANDS:
