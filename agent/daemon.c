@@ -67,7 +67,7 @@ struct daemon {
 	bool again;         /* another pass was asked for meanwhile */
 	bool again_full;    /* and it must be a full one */
 	bool pass_full;     /* the pass that runs (or starts) is a full one */
-	bool rules_changed; /* SIGHUP came while a pass ran: static_peers, routable */
+	bool rules_changed; /* SIGHUP came while a pass ran: static_peers, routable, adopt */
 	/*
 	 * What came while a pass ran, for pass_done to give the reconciler (the only owner
 	 * of the desired set): a whole set (a snapshot, or the cache on SIGHUP), with any
@@ -89,6 +89,12 @@ struct daemon {
 	int cache_error;                 /* the last pass's cache write: 0 or a negative errno */
 	char cache_msg[WGF_ERR_MSG_MAX]; /* its message, for the reports */
 	uint64_t cache_failures;         /* passes that could not write the cache */
+	/* The unknown peers as last reported: a digest (zeros: none), and when (uv_now). */
+	uint8_t (*released)[WGF_KEY_LEN]; /* owned: the keys released, as the coordinator said */
+	size_t n_released;
+	uint8_t unknown_digest[crypto_generichash_BYTES];
+	uint64_t unknown_sent_ms;
+	bool unknown_sent;
 	/* Per URL: failed TLS dials as last logged, and when (uv_now). */
 	struct wgf_tls_dial_failures tls_failures[SESSION_URLS_MAX];
 	uint64_t tls_logged_ms[SESSION_URLS_MAX];
@@ -296,7 +302,71 @@ static void send_report(struct daemon *d, struct session_report *rep)
 		log_errno(LOG_WARNING, r, "Cannot queue a report, skipping it");
 }
 
-/* After a complete pass: the revision is applied, with its refusals and the drift. */
+/* The unknown peers' keys and allowed IPs (not their handshakes), or zeros for none. */
+static void unknown_digest(const struct reconcile_result *res,
+                           uint8_t out[static crypto_generichash_BYTES])
+{
+	crypto_generichash_state st;
+	uint64_t total = res->n_unknown_total;
+
+	memset(out, 0, crypto_generichash_BYTES);
+	if (total == 0)
+		return;
+	crypto_generichash_init(&st, NULL, 0, crypto_generichash_BYTES);
+	crypto_generichash_update(&st, (const uint8_t *)&total, sizeof(total));
+	for (size_t i = 0; i < res->n_unknown; i++) {
+		const struct wgf_unknown_peer *u = &res->unknown[i];
+
+		crypto_generichash_update(&st, u->public_key, WGF_KEY_LEN);
+		for (unsigned j = 0; j < u->n_allowed_ips; j++) {
+			char c[WGF_CIDR_STRLEN];
+
+			wgf_cidr_format(&u->allowed_ips[j], c);
+			crypto_generichash_update(&st, (const uint8_t *)c, strlen(c) + 1);
+		}
+		crypto_generichash_update(&st, (const uint8_t *)"", 1);
+	}
+	crypto_generichash_final(&st, out, crypto_generichash_BYTES);
+}
+
+/*
+ * A full pass's unknown peers (none without adopt mode) go in its report when they
+ * changed (so an agent that leaves adopt mode says the list is empty once), and in
+ * adopt mode also once every [monitor] full_interval, with their handshakes and
+ * endpoints as they are then.
+ */
+static void add_unknown(struct daemon *d, const struct reconcile_result *res,
+                        struct session_report *rep)
+{
+	uint8_t digest[crypto_generichash_BYTES];
+	uint64_t now = uv_now(&d->loop);
+	bool changed;
+
+	unknown_digest(res, digest);
+	changed = memcmp(digest, d->unknown_digest, sizeof(digest)) != 0;
+	if (!changed &&
+	    !(d->s.adopt &&
+	      (!d->unknown_sent || now - d->unknown_sent_ms >= d->s.monitor_full_interval_ms)))
+		return;
+	if (changed) {
+		char n[24];
+
+		snprintf(n, sizeof(n), "%zu", res->n_unknown_total);
+		log_fields(LOG_NOTICE, "Unknown peers kept (adopt mode)", {"peers", n});
+	}
+	memcpy(d->unknown_digest, digest, sizeof(digest));
+	d->unknown_sent_ms = now;
+	d->unknown_sent = true;
+	rep->has_unknown = true;
+	rep->unknown = res->unknown;
+	rep->n_unknown = res->n_unknown;
+	rep->n_unknown_total = res->n_unknown_total;
+}
+
+/*
+ * After a complete pass: the revision is applied, with its refusals and the drift; a
+ * full one also says what it found of unknown peers.
+ */
 static void report_pass(struct daemon *d, const struct reconcile_result *res)
 {
 	struct session_failure *fails;
@@ -331,6 +401,8 @@ static void report_pass(struct daemon *d, const struct reconcile_result *res)
 		rep.drift_keys = (const uint8_t(*)[WGF_KEY_LEN])keys;
 		rep.drift_kinds = kinds;
 		rep.n_drift = res->n_drift;
+		if (res->has_unknown)
+			add_unknown(d, res, &rep);
 		send_report(d, &rep);
 	} else {
 		log_warning("Out of memory for a report, skipping it");
@@ -417,6 +489,37 @@ static int queue_deltas(struct daemon *d, const struct wgf_sync_reply *r)
 }
 
 static void request_pass(struct daemon *d, bool full);
+
+/* The released keys (adopt mode) with a report's answer: a change means a full pass. */
+static void on_session_released(void *ctx, const uint8_t (*keys)[WGF_KEY_LEN], size_t n)
+{
+	struct daemon *d = ctx;
+	uint8_t(*copy)[WGF_KEY_LEN];
+	char count[24];
+
+	if (n == d->n_released && (n == 0 || memcmp(keys, d->released, n * WGF_KEY_LEN) == 0))
+		return;
+	copy = malloc((n + 1) * WGF_KEY_LEN);
+	if (!copy) {
+		log_warning("Out of memory for the released peers, ignoring them until the next "
+		            "report");
+		return;
+	}
+	if (n)
+		memcpy(copy, keys, n * WGF_KEY_LEN);
+	free(d->released);
+	d->released = copy;
+	d->n_released = n;
+	snprintf(count, sizeof(count), "%zu", n);
+	log_fields(LOG_INFO, "Released peers", {"peers", count});
+	if (d->busy) {
+		d->rules_changed = true;
+	} else if (reconciler_set_released(d->rc, (const uint8_t(*)[WGF_KEY_LEN])copy, n) < 0) {
+		log_error("Out of memory for the released peers, keeping the old list");
+		return;
+	}
+	request_pass(d, true);
+}
 
 /* Gives deltas to the reconciler and asks for a pass when they changed the set. */
 static int take_deltas(struct daemon *d, const struct wgf_sync_reply *r)
@@ -545,7 +648,9 @@ static int session_tls(const struct settings *s, struct session_options *o)
 /* Dials the coordinators when [coordinator] urls is set. */
 static int start_session(struct daemon *d)
 {
-	struct session_callbacks cb = {.desired = on_session_desired, .deltas = on_session_deltas};
+	struct session_callbacks cb = {.desired = on_session_desired,
+	                               .deltas = on_session_deltas,
+	                               .released = on_session_released};
 	struct session_options o = {
 	        .server = d->s.server,
 	        .resync_ms = d->s.resync_interval_ms,
@@ -859,7 +964,7 @@ static void warn_restart(const char *section, const char *name)
 	log_warning("Option [%s] %s changed, ignoring until restart", section, name);
 }
 
-/* What the reconciler enforces from the configuration: static peers, routable networks. */
+/* What the reconciler enforces from the configuration: static peers, routable, adopt. */
 static void apply_rules(struct daemon *d)
 {
 	uint8_t(*keys)[WGF_KEY_LEN] = NULL;
@@ -875,6 +980,10 @@ static void apply_rules(struct daemon *d)
 	n = settings_routable(&d->s, nets);
 	if (reconciler_set_routable(d->rc, nets, n) < 0)
 		log_error("Out of memory for the routable networks, keeping the old list");
+	reconciler_set_adopt(d->rc, d->s.adopt);
+	if (reconciler_set_released(d->rc, (const uint8_t(*)[WGF_KEY_LEN])d->released,
+	                            d->n_released) < 0)
+		log_error("Out of memory for the released peers, keeping the old list");
 }
 
 static void on_hup(uv_signal_t *h, int signum)
@@ -1049,6 +1158,7 @@ out:
 	queued_fini(d);
 	monitor_fini(&d->mon);
 	reconciler_free(d->rc);
+	free(d->released);
 	backend_free(d->b);
 	free(d);
 	if (r == 0)

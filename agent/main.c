@@ -44,6 +44,9 @@ static void usage(FILE *out)
 	        "                   cache; exit 1 if any peer was refused or failed\n"
 	        "  show [FILE]      print what apply would change (against FILE or the cache)\n"
 	        "                   without changing anything\n"
+	        "  show-interface [TENANT]\n"
+	        "                   print the interface's peers (not the static ones) as a CSV\n"
+	        "                   file for 'wgfleetctl import', of TENANT when given\n"
 	        "  init             create the agent's signing key (once) and print its public\n"
 	        "                   half, to register the server with the coordinator\n"
 	        "  check-config     load the configuration and report the first problem\n"
@@ -158,6 +161,78 @@ static void log_outcome(const struct reconcile_result *res, bool dry_run)
 }
 
 /* apply FILE, and show [FILE] (dry_run): one reconcile pass, printed. */
+static bool is_slug(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 0 && n <= 63 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
+static bool key_listed(const uint8_t (*keys)[WGF_KEY_LEN], size_t n,
+                       const uint8_t key[static WGF_KEY_LEN])
+{
+	for (size_t i = 0; i < n; i++)
+		if (memcmp(keys[i], key, WGF_KEY_LEN) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * show-interface [TENANT]: the interface's peers (static ones left out) as a CSV import
+ * file for `wgfleetctl import`, each at the address of its first allowed IP; a peer that
+ * has more than that, or none, is named on stderr.
+ */
+static int cmd_show_interface(const struct settings *s, const char *tenant)
+{
+	char key[WGF_KEY_B64_LEN], addr[WGF_ADDR_STRLEN];
+	uint8_t(*statics)[WGF_KEY_LEN] = NULL;
+	struct wgf_device dev = {0};
+	struct wgf_err err = {0};
+	struct backend *b = NULL;
+	size_t n_statics = 0;
+	int r;
+
+	if (tenant && !is_slug(tenant)) {
+		log_error("show-interface: '%s' is not a tenant's slug (a-z, 0-9 and '-')", tenant);
+		return -EINVAL;
+	}
+	r = settings_static_peer_keys(s, &statics, &n_statics, &err);
+	if (r < 0) {
+		log_errno(LOG_ERR, r, "%s", err.msg);
+		goto out;
+	}
+	r = settings_backend_new(s, &b);
+	if (r == 0)
+		r = b->ops->get_device(b, &dev);
+	if (r < 0) {
+		log_errno(LOG_ERR, r, "Cannot read interface '%s'", s->interface);
+		goto out;
+	}
+	if (dev.n_peers > 1)
+		qsort(dev.peers, dev.n_peers, sizeof(*dev.peers), wgf_peer_cmp_key);
+	printf("tenant,address,public_key,persistent_keepalive\n");
+	for (size_t i = 0; i < dev.n_peers; i++) {
+		const struct wgf_peer *p = &dev.peers[i];
+
+		if (key_listed((const uint8_t(*)[WGF_KEY_LEN])statics, n_statics, p->public_key))
+			continue;
+		wgf_key_to_base64(key, p->public_key);
+		addr[0] = '\0';
+		if (p->n_allowed_ips)
+			wgf_addr_format(&p->allowed_ips[0].addr, addr);
+		if (p->n_allowed_ips != 1)
+			log_warning("Peer %s has %u allowed IPs; a router gets one address", key,
+			            p->n_allowed_ips);
+		printf("%s,%s,%s,%u\n", tenant ? tenant : "", addr, key, p->persistent_keepalive);
+	}
+	fflush(stdout);
+out:
+	wgf_device_fini(&dev);
+	backend_free(b);
+	free(statics);
+	return r;
+}
+
 static int cmd_apply(const struct settings *s, const char *file, bool dry_run)
 {
 	char cache_path[PATH_MAX], key_path[PATH_MAX], key[WGF_KEY_B64_LEN];
@@ -196,6 +271,8 @@ static int cmd_apply(const struct settings *s, const char *file, bool dry_run)
 		r = reconciler_set_static(rc, statics, n_statics);
 	if (r == 0)
 		r = reconciler_set_routable(rc, nets, settings_routable(s, nets));
+	if (r == 0)
+		reconciler_set_adopt(rc, s->adopt);
 	/* The cache is the drift baseline only if the pass that applied it finished. */
 	if (r == 0 && has_cache)
 		r = reconciler_set_desired(
@@ -341,7 +418,8 @@ int main(int argc, char **argv)
 	cmd = argv[optind];
 	if (argc - optind == 2)
 		arg = argv[optind + 1];
-	if ((arg && strcmp(cmd, "apply") != 0 && strcmp(cmd, "show") != 0) ||
+	if ((arg && strcmp(cmd, "apply") != 0 && strcmp(cmd, "show") != 0 &&
+	     strcmp(cmd, "show-interface") != 0) ||
 	    (!arg && strcmp(cmd, "apply") == 0)) {
 		fprintf(stderr, "wgfleet-agent: '%s' %s\n\n", cmd,
 		        arg ? "takes no argument" : "needs a FILE");
@@ -376,6 +454,8 @@ int main(int argc, char **argv)
 		r = cmd_init(&s);
 	} else if (strcmp(cmd, "apply") == 0 || strcmp(cmd, "show") == 0) {
 		r = cmd_apply(&s, arg, strcmp(cmd, "show") == 0);
+	} else if (strcmp(cmd, "show-interface") == 0) {
+		r = cmd_show_interface(&s, arg);
 	} else if (strcmp(cmd, "run") == 0) {
 		r = cmd_run(&s, config, config_given, foreground);
 	} else {

@@ -54,6 +54,8 @@ void agent_metrics_pass(struct agent_metrics *m, int run_r, const struct reconci
 	m->has_pass = true;
 	m->desired = res->n_desired;
 	m->refused = res->n_failed;
+	if (res->has_unknown)
+		m->unknown = res->n_unknown_total;
 	m->drift += res->n_drift;
 	if (res->apply_error == 0) {
 		m->added += res->n_added;
@@ -95,6 +97,10 @@ static void write_passes(const struct agent_metrics *m, FILE *f)
 	                "Desired peers the last pass refused (an allowed IP another peer holds, or "
 	                "outside [wireguard] routable).",
 	                m->refused);
+	wgf_prom_single(f, "wgfleet_agent_peers_unknown", "gauge",
+	                "Peers adopt mode keeps on the interface without managing them (neither "
+	                "desired, static nor applied by the agent), at the last full pass.",
+	                m->unknown);
 	wgf_prom_single(f, "wgfleet_agent_applied_revision", "gauge",
 	                "The newest revision of the desired set applied completely.",
 	                m->applied_revision);

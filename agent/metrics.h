@@ -30,6 +30,7 @@ struct agent_metrics {
 	uint64_t backend_errors;
 	bool has_pass; /* a pass read the interface: the gauges below mean something */
 	size_t desired, refused;
+	size_t unknown; /* adopt mode: unknown peers the last full pass kept */
 	uint64_t applied_revision;
 	double applied_at; /* unix seconds of the last pass that left nothing pending */
 };

@@ -4,6 +4,7 @@
 #include "reconcile.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,9 +45,12 @@ struct reconciler {
 	/* The interface as the last full pass read it, for the checks of a delta pass. */
 	uint8_t iface_pk[WGF_KEY_LEN];
 	bool has_iface_pk;
-	struct wgf_cidr *static_ips; /* owned: the allowed IPs of the static peers on it */
+	struct wgf_cidr *static_ips; /* owned: allowed IPs of its static (and unknown) peers */
 	size_t n_static_ips, n_static_seen, n_actual;
-	const atomic_bool *cancel; /* borrowed; may be NULL */
+	const atomic_bool *cancel;        /* borrowed; may be NULL */
+	bool adopt;                       /* [wireguard] adopt: keep peers that are not ours */
+	uint8_t (*released)[WGF_KEY_LEN]; /* owned, sorted: removed even in adopt mode */
+	size_t n_released;
 };
 
 int reconciler_new(struct backend *b, const char *cache_path, struct reconciler **ret)
@@ -89,6 +93,7 @@ void reconciler_free(struct reconciler *rc)
 	free(rc->static_ips);
 	free(rc->statics);
 	free(rc->routable);
+	free(rc->released);
 	free(rc->cache_path);
 	free(rc);
 }
@@ -103,7 +108,11 @@ static bool cancelled(const struct reconciler *rc)
 	return rc->cancel && atomic_load(rc->cancel);
 }
 
-int reconciler_set_static(struct reconciler *rc, const uint8_t (*keys)[WGF_KEY_LEN], size_t n)
+static int cmp_key(const void *a, const void *b);
+
+/* Replaces *list (n_list keys, owned) with a copy of keys, sorted when asked. -ENOMEM. */
+static int replace_keys(uint8_t (**list)[WGF_KEY_LEN], size_t *n_list,
+                        const uint8_t (*keys)[WGF_KEY_LEN], size_t n, bool sort)
 {
 	uint8_t(*copy)[WGF_KEY_LEN] = NULL;
 
@@ -112,11 +121,28 @@ int reconciler_set_static(struct reconciler *rc, const uint8_t (*keys)[WGF_KEY_L
 		if (!copy)
 			return -ENOMEM;
 		memcpy(copy, keys, n * WGF_KEY_LEN);
+		if (sort)
+			qsort(copy, n, WGF_KEY_LEN, cmp_key);
 	}
-	free(rc->statics);
-	rc->statics = copy;
-	rc->n_statics = n;
+	free(*list);
+	*list = copy;
+	*n_list = n;
 	return 0;
+}
+
+int reconciler_set_static(struct reconciler *rc, const uint8_t (*keys)[WGF_KEY_LEN], size_t n)
+{
+	return replace_keys(&rc->statics, &rc->n_statics, keys, n, false);
+}
+
+void reconciler_set_adopt(struct reconciler *rc, bool adopt)
+{
+	rc->adopt = adopt;
+}
+
+int reconciler_set_released(struct reconciler *rc, const uint8_t (*keys)[WGF_KEY_LEN], size_t n)
+{
+	return replace_keys(&rc->released, &rc->n_released, keys, n, true);
 }
 
 int reconciler_set_routable(struct reconciler *rc, const struct wgf_cidr *nets, size_t n)
@@ -300,6 +326,19 @@ static bool is_kept(const struct reconciler *rc, const uint8_t key[static WGF_KE
 	        bsearch(key, rc->unsettled, rc->n_unsettled, sizeof(*rc->unsettled), cmp_key));
 }
 
+/* A peer the agent may remove in adopt mode: applied by it, or changed by deltas since. */
+static bool is_ours(const struct reconciler *rc, const uint8_t key[static WGF_KEY_LEN])
+{
+	return baseline_find(rc, key) ||
+	       (rc->n_unsettled &&
+	        bsearch(key, rc->unsettled, rc->n_unsettled, sizeof(*rc->unsettled), cmp_key));
+}
+
+static bool is_released(const struct reconciler *rc, const uint8_t key[static WGF_KEY_LEN])
+{
+	return rc->n_released && bsearch(key, rc->released, rc->n_released, WGF_KEY_LEN, cmp_key);
+}
+
 /*
  * Classifies the peers the plan changes against what we last applied. Peers a no-remove
  * pass kept are not: the interface may have had them from a set newer than the cache.
@@ -333,7 +372,7 @@ static int find_drift(const struct reconciler *rc, const struct sync_plan *pl,
 	for (size_t i = 0; i < pl->n_remove && r == 0; i++) {
 		const uint8_t *key = pl->remove[i].actual->public_key;
 
-		if (!baseline_find(rc, key) && !is_kept(rc, key))
+		if (!baseline_find(rc, key) && !is_kept(rc, key) && !is_released(rc, key))
 			r = push_drift(res, &cap, key, RECONCILE_DRIFT_ADDED);
 	}
 	return r;
@@ -468,13 +507,98 @@ out:
 	return r;
 }
 
+static void copy_unknown(struct wgf_unknown_peer *u, const struct wgf_peer *p)
+{
+	memset(u, 0, sizeof(*u));
+	memcpy(u->public_key, p->public_key, WGF_KEY_LEN);
+	u->n_allowed_ips = p->n_allowed_ips < WGF_PEER_ALLOWED_IPS_MAX ? p->n_allowed_ips
+	                                                               : WGF_PEER_ALLOWED_IPS_MAX;
+	if (u->n_allowed_ips)
+		memcpy(u->allowed_ips, p->allowed_ips, u->n_allowed_ips * sizeof(*u->allowed_ips));
+	if (p->flags & WGF_PEER_HAS_HANDSHAKE)
+		u->last_handshake_ms = p->last_handshake_ms;
+	if (p->flags & WGF_PEER_HAS_ENDPOINT)
+		wgf_sockaddr_format(&p->endpoint.sa, u->endpoint, sizeof(u->endpoint));
+}
+
+/* A desired peer refused because it would take an allowed IP of an unknown one. */
+static void say_unknown_overlap(struct sync_failure *f)
+{
+	char ips[SYNC_IPS_STRLEN];
+
+	sync_format_allowed_ips(f->peer, ips, sizeof(ips));
+	snprintf(f->reason, sizeof(f->reason),
+	         "allowed IPs %.60s overlap an unmanaged peer's (adopt mode)", ips);
+}
+
+/*
+ * An adopting pass: of the peers the diff would remove, those neither ours nor released
+ * are unknown. They stay, are listed in res (when given), and count as static peers for a
+ * second diff, so that no addition or update takes an allowed IP from one of them.
+ */
+static int plan_adopting(struct reconciler *rc, const struct cache_state *d,
+                         const struct wgf_device *actual, struct sync_rules *rules,
+                         struct sync_plan *pl, struct reconcile_result *res)
+{
+	size_t n = 0,
+	       listed = pl->n_remove < RECONCILE_UNKNOWN_MAX ? pl->n_remove : RECONCILE_UNKNOWN_MAX;
+	uint8_t(*keys)[WGF_KEY_LEN] = malloc((rc->n_statics + pl->n_remove + 1) * WGF_KEY_LEN);
+	struct wgf_unknown_peer *list = res ? calloc(listed + 1, sizeof(*list)) : NULL;
+	uint8_t(*unknown)[WGF_KEY_LEN] = keys + rc->n_statics;
+	struct sync_plan again;
+	int r = -ENOMEM;
+
+	if (!keys || (res && !list))
+		goto out;
+	if (rc->n_statics)
+		memcpy(keys, rc->statics, rc->n_statics * WGF_KEY_LEN);
+	/* The removals come sorted by key, so the unknown keys and the list are too. */
+	for (size_t i = 0; i < pl->n_remove; i++) {
+		const struct wgf_peer *p = pl->remove[i].actual;
+
+		if (is_ours(rc, p->public_key) || is_released(rc, p->public_key))
+			continue;
+		if (list && n < listed)
+			copy_unknown(&list[n], p);
+		memcpy(unknown[n++], p->public_key, WGF_KEY_LEN);
+	}
+	r = 0;
+	if (n > 0) {
+		rules->static_keys = (const uint8_t(*)[WGF_KEY_LEN])keys;
+		rules->n_static = rc->n_statics + n;
+		r = sync_diff(d->peers, d->n_peers, actual, rules, &again);
+		if (r < 0)
+			goto out;
+		sync_plan_fini(pl);
+		*pl = again;
+		pl->n_static -= n;
+		for (size_t i = 0; i < pl->n_failed; i++)
+			if (pl->failed[i].code == -EADDRINUSE && pl->failed[i].other &&
+			    bsearch(pl->failed[i].other->public_key, unknown, n, WGF_KEY_LEN,
+			            cmp_key))
+				say_unknown_overlap(&pl->failed[i]);
+	}
+	if (res) {
+		res->unknown = list;
+		res->n_unknown = n < listed ? n : listed;
+		res->n_unknown_total = n;
+		res->has_unknown = true;
+		list = NULL;
+	}
+out:
+	free(keys);
+	free(list);
+	return r;
+}
+
 /*
  * The routable networks are the desired set's and the configured ones, joined. With
  * RECONCILE_F_NO_REMOVE, nothing is removed (plan_keeping); *ret_kept and *ret_held
- * say how many peers were kept and held back.
+ * say how many peers were kept and held back. In adopt mode only our own peers are
+ * removed (plan_adopting), and res (may be NULL) gets the unknown ones.
  */
 static int plan(struct reconciler *rc, const struct wgf_device *actual, struct sync_plan *ret,
-                size_t *ret_kept, size_t *ret_held)
+                size_t *ret_kept, size_t *ret_held, struct reconcile_result *res)
 {
 	const struct cache_state *d = &rc->desired;
 	struct sync_rules rules = {.static_keys = rc->statics, .n_static = rc->n_statics};
@@ -496,6 +620,8 @@ static int plan(struct reconciler *rc, const struct wgf_device *actual, struct s
 	r = sync_diff(d->peers, d->n_peers, actual, &rules, ret);
 	if (r == 0 && rc->no_remove && ret->n_remove > 0)
 		r = plan_keeping(rc, d, actual, &rules, ret, ret_kept, ret_held);
+	else if (r == 0 && rc->adopt && !rc->no_remove)
+		r = plan_adopting(rc, d, actual, &rules, ret, res);
 	free(joined);
 	return r;
 }
@@ -559,7 +685,7 @@ static int verify(struct reconciler *rc, struct reconcile_result *res)
 	r = rc->b->ops->get_device(rc->b, &dev);
 	if (r < 0)
 		return r;
-	r = plan(rc, &dev, &pl, &kept, &held);
+	r = plan(rc, &dev, &pl, &kept, &held, NULL);
 	if (r == 0) {
 		res->n_pending = pl.n_add + pl.n_update + pl.n_remove;
 		sync_plan_fini(&pl);
@@ -576,14 +702,27 @@ static bool is_static(const struct reconciler *rc, const uint8_t key[static WGF_
 	return false;
 }
 
-/* What a delta pass checks against, from a full read: own key, static peers' IPs. */
+/* A peer adopt mode keeps: on the interface, not desired, static, ours or released. */
+static bool is_unknown(const struct reconciler *rc, const struct wgf_peer *p)
+{
+	const struct cache_state *d = &rc->desired;
+
+	return rc->adopt && !rc->no_remove && !is_ours(rc, p->public_key) &&
+	       !is_released(rc, p->public_key) &&
+	       !bsearch(p->public_key, d->peers, d->n_peers, sizeof(*d->peers), cmp_key_peer);
+}
+
+/*
+ * What a delta pass checks against, from a full read: own key, the allowed IPs of static
+ * peers and of unknown ones (adopt mode), which no changed peer may take.
+ */
 static int remember_interface(struct reconciler *rc, const struct wgf_device *dev)
 {
 	size_t n = 0, k = 0, n_static = 0;
 	struct wgf_cidr *ips;
 
 	for (size_t i = 0; i < dev->n_peers; i++)
-		if (is_static(rc, dev->peers[i].public_key))
+		if (is_static(rc, dev->peers[i].public_key) || is_unknown(rc, &dev->peers[i]))
 			n += dev->peers[i].n_allowed_ips;
 	ips = malloc((n + 1) * sizeof(*ips));
 	if (!ips)
@@ -591,9 +730,10 @@ static int remember_interface(struct reconciler *rc, const struct wgf_device *de
 	for (size_t i = 0; i < dev->n_peers; i++) {
 		const struct wgf_peer *p = &dev->peers[i];
 
-		if (!is_static(rc, p->public_key))
+		if (is_static(rc, p->public_key))
+			n_static++;
+		else if (!is_unknown(rc, p))
 			continue;
-		n_static++;
 		memcpy(ips + k, p->allowed_ips, p->n_allowed_ips * sizeof(*ips));
 		k += p->n_allowed_ips;
 	}
@@ -811,7 +951,7 @@ int reconciler_run(struct reconciler *rc, bool dry_run, reconcile_change_fn cb, 
 		                   wgf_strerror(r));
 	r = remember_interface(rc, &dev);
 	if (r == 0)
-		r = plan(rc, &dev, &pl, &res.n_kept, &res.n_held);
+		r = plan(rc, &dev, &pl, &res.n_kept, &res.n_held, &res);
 	if (r == 0)
 		r = copy_failures(&pl, &res);
 	if (r == 0)
@@ -830,6 +970,8 @@ int reconciler_run(struct reconciler *rc, bool dry_run, reconcile_change_fn cb, 
 	res.n_removed = pl.n_remove;
 	res.n_unchanged = pl.n_unchanged;
 	res.n_static = pl.n_static;
+	res.has_unknown =
+	        true; /* a full pass: the unknown peers are known (none unless adopting) */
 	report_changes(&pl, cb, userdata);
 	changed = !sync_plan_is_empty(&pl);
 	if (dry_run) {
@@ -885,6 +1027,7 @@ void reconcile_result_fini(struct reconcile_result *r)
 {
 	free(r->failed);
 	free(r->drift);
+	free(r->unknown);
 	memset(r, 0, sizeof(*r));
 }
 

@@ -599,17 +599,27 @@ static void handle_answer(struct sess_ctx *c, const struct wgf_body *b)
 			free(s->reports[0].body);
 			memmove(&s->reports[0], &s->reports[1],
 			        --s->n_reports * sizeof(s->reports[0]));
+			if (b->hint.has_released && s->cb.released)
+				s->cb.released(s->cb_ctx,
+				               (const uint8_t(*)[WGF_KEY_LEN])b->hint.released,
+				               b->hint.n_released);
 		}
 		if (b->hint.revision != s->revision ||
 		    memcmp(b->hint.epoch, s->epoch, WGF_EPOCH_LEN) != 0)
 			s->want_sync = true;
 		/* A poll answered with news waits for the sync, or it would be answered again
-		 * at once with the same news. */
+		 * at once with the same news. One answered without news told us what a resync
+		 * would have (the coordinator checks a poll's revision against its own as it
+		 * comes): the periodic resync starts over, so an idle agent whose polls come
+		 * back within resync_interval sends only those. */
 		if (op == OP_POLL) {
-			if (s->want_sync)
+			if (s->want_sync) {
 				s->poll_held = true;
-			else
+			} else {
+				s->synced_at_ms = wgf_clock_wall_ms();
+				uv_timer_again(&s->resync);
 				start_poll(s);
+			}
 		}
 	} else {
 		log_warning("Dropped an answer of an unexpected kind");
@@ -914,8 +924,14 @@ int session_report(struct session *s, const struct session_report *r)
 		memcpy(rep->drift[i].public_key, r->drift_keys[i], WGF_KEY_LEN);
 		rep->drift[i].kind = (enum wgf_drift_kind)r->drift_kinds[i];
 	}
+	/* Borrowed: taken back before wgf_body_fini(). */
+	rep->has_unknown = r->has_unknown;
+	rep->unknown = (struct wgf_unknown_peer *)r->unknown;
+	rep->n_unknown =
+	        r->n_unknown < WGF_REPORT_UNKNOWN_MAX ? r->n_unknown : WGF_REPORT_UNKNOWN_MAX;
+	rep->n_unknown_total = (uint32_t)r->n_unknown_total;
 	/* Facts of many peers go in several reports, each well within an envelope; the
-	 * errors and the drift in the first. */
+	 * errors, the drift and the unknown peers in the first. */
 	do {
 		rep->n_facts = 0;
 		for (; sent < r->n_facts && rep->n_facts < REPORT_FACTS_MAX; sent++) {
@@ -932,10 +948,12 @@ int session_report(struct session *s, const struct session_report *r)
 				                    o->endpoint, sizeof(o->endpoint));
 		}
 		rv = queue_report(s, &b);
-		rep->n_errors = rep->n_drift = 0;
+		rep->n_errors = rep->n_drift = rep->n_unknown = rep->n_unknown_total = 0;
+		rep->has_unknown = false;
 	} while (rv == 0 && sent < r->n_facts);
 	kick_work(s);
 out:
+	rep->unknown = NULL;
 	wgf_body_fini(&b);
 	return rv;
 }

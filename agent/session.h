@@ -49,6 +49,7 @@
 #include <nng/supplemental/tls/tls.h>
 #include <uv.h>
 
+#include "body.h"
 #include "cache.h"
 #include "monitor.h"
 #include "peer.h"
@@ -86,6 +87,11 @@ struct session_callbacks {
 	 * sync asks for a snapshot.
 	 */
 	int (*deltas)(void *ctx, const struct wgf_sync_reply *r);
+	/*
+	 * The keys an operator released on this server (sorted; borrowed for the call), as
+	 * the answer to each report brings them. May be NULL.
+	 */
+	void (*released)(void *ctx, const uint8_t (*keys)[WGF_KEY_LEN], size_t n);
 };
 
 struct session_failure {
@@ -107,6 +113,11 @@ struct session_report {
 	const uint8_t *interface_public_key; /* 32 bytes, or NULL */
 	uint16_t listen_port;
 	const char *cache_error; /* why the cache cannot be written, or NULL */
+	/* Adopt mode: when has_unknown, the unknown peers (sorted; at most
+	 * WGF_REPORT_UNKNOWN_MAX) and how many there are in all. */
+	bool has_unknown;
+	const struct wgf_unknown_peer *unknown;
+	size_t n_unknown, n_unknown_total;
 };
 
 struct session;
@@ -131,7 +142,7 @@ int session_dial_failures(struct session *s, size_t i, struct wgf_tls_dial_failu
 /* The session as /metrics shows it (loop thread). */
 struct session_stats {
 	size_t links, links_up; /* coordinator URLs, and those with a connection up now */
-	uint64_t synced_at_ms;  /* unix ms of the last complete sync; 0: none yet */
+	uint64_t synced_at_ms;  /* unix ms of the last sync, or poll answered without news */
 	uint64_t refused;       /* requests the coordinator answered with an Error */
 };
 

@@ -304,6 +304,17 @@ static const struct wgf_conf_entry entries[] = {
         },
         {
                 .section = "wireguard",
+                .name = "adopt",
+                .type = WGF_CONF_BOOL,
+                .flags = WGF_CONF_F_RELOADABLE,
+                .offset = FIELD(adopt),
+                .def = "false",
+                .doc = "Keep the peers the interface has that are neither desired nor static "
+                       "nor applied by the agent before (unknown peers) instead of removing "
+                       "them.",
+        },
+        {
+                .section = "wireguard",
                 .name = "routable",
                 .type = WGF_CONF_STRING,
                 .flags = WGF_CONF_F_RELOADABLE,
@@ -392,7 +403,8 @@ static const struct wgf_conf_entry entries[] = {
                 .min = SECOND_MS,
                 .max = HOUR_MS,
                 .doc = "How often the agent asks for changes even without a hint, so a lost "
-                       "hint costs latency, never correctness.",
+                       "hint costs latency, never correctness; a long poll answered without "
+                       "news counts as one, so it starts over.",
         },
         {
                 .section = "coordinator",

@@ -51,6 +51,7 @@ struct settings {
 	bool manage_identity;
 	char static_peers[WGF_CONF_LINE_MAX + 1];
 	char static_peers_file[512];
+	bool adopt; /* keep (and report) peers that are neither desired nor static */
 	char routable[WGF_CONF_LINE_MAX + 1]; /* "": none besides the coordinator's */
 
 	char metrics_listen[128]; /* "": no /metrics */

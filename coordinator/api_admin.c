@@ -293,6 +293,34 @@ int api_admin_import(struct call *c)
 	return 0;
 }
 
+/* The unknown peers one page lists by default and at most. */
+#define UNKNOWN_PAGE_DEFAULT 100
+#define UNKNOWN_PAGE_MAX     1000
+
+int api_admin_unknown_peers(struct call *c)
+{
+	const char *limit = call_query_get(c, "limit"), *after;
+	unsigned long n = UNKNOWN_PAGE_DEFAULT;
+
+	if (input_server_name(c, "name", c->args[0]) < 0 ||
+	    input_url_key(c, "after", call_query_get(c, "after"), &after) < 0 ||
+	    (limit && input_uint(c, "limit", limit, 1, UNKNOWN_PAGE_MAX, &n) < 0))
+		return -EINVAL;
+	call_params(c, c->args[0], after, call_arena(c, "%lu", n));
+	return 0;
+}
+
+int api_admin_release_peer(struct call *c)
+{
+	const char *key;
+
+	if (input_server_name(c, "name", c->args[0]) < 0 ||
+	    input_url_key(c, "key", c->args[1], &key) < 0)
+		return -EINVAL;
+	call_params(c, c->args[0], key, c->request_id);
+	return 0;
+}
+
 /* GET /v1/status: every server, or with limit a page of them after cursor (a name). */
 int api_admin_status(struct call *c)
 {

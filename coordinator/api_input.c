@@ -123,6 +123,23 @@ int input_id(struct call *c, const char *field, const char *s)
 	return 0;
 }
 
+int input_follow_cursor(struct call *c, const char *field, const char *s)
+{
+	const char *dot = strchr(s, '.');
+	unsigned long part;
+	char head[24];
+
+	if (dot && (size_t)(dot - s) < sizeof(head)) {
+		memcpy(head, s, (size_t)(dot - s));
+		head[dot - s] = '\0';
+		if (parse_decimal(head, 0, INT64_MAX, &part) &&
+		    parse_decimal(dot + 1, 0, INT64_MAX, &part))
+			return 0;
+	}
+	return call_invalid(c, field,
+	                    "not a cursor (follow_cursor of an earlier answer, or empty)");
+}
+
 int input_bool(struct call *c, const char *field, const char *s, bool *ret)
 {
 	if (!s || strcmp(s, "false") == 0)
@@ -270,6 +287,21 @@ int input_wg_key(struct call *c, const char *field, const char *s, int status, c
 		return call_problem(c, status, code, "%s: %s", field, err.msg);
 	*ret = arena_hex(c, key);
 	return *ret ? 0 : call_problem(c, 500, "internal", "Out of memory.");
+}
+
+int input_url_key(struct call *c, const char *field, const char *s, const char **ret)
+{
+	char text[WGF_KEY_B64_LEN + 16];
+
+	*ret = NULL;
+	if (!s)
+		return 0;
+	if (strlen(s) >= sizeof(text))
+		return call_invalid(c, field, "not a WireGuard public key in base64");
+	snprintf(text, sizeof(text), "%s", s);
+	for (char *p = text; *p; p++)
+		*p = *p == '-' ? '+' : *p == '_' ? '/' : *p;
+	return input_wg_key(c, field, text, 400, "invalid_request", ret);
 }
 
 int input_agent_key(struct call *c, const char *field, const char *s, const char **ret)

@@ -202,6 +202,9 @@ int input_text(struct call *c, const char *field, const char *s, size_t max_char
 int input_uuid(struct call *c, const char *field, const char *s);
 /* A key id: a decimal from 1 to 2^63-1 without sign, space or leading zero. */
 int input_id(struct call *c, const char *field, const char *s);
+
+/* A follow cursor of GET /v1/audit: two whole numbers, "XACT.ID". */
+int input_follow_cursor(struct call *c, const char *field, const char *s);
 /* A whole number in [min, max] in plain decimal; *ret written on success. */
 int input_uint(struct call *c, const char *field, const char *s, unsigned long min,
                unsigned long max, unsigned long *ret);
@@ -221,6 +224,12 @@ int input_endpoint(struct call *c, const char *field, const char *s);
 int input_wg_key(struct call *c, const char *field, const char *s, int status, const char *code,
                  const char **ret);
 int input_agent_key(struct call *c, const char *field, const char *s, const char **ret);
+/*
+ * A public key in a URL path or query: base64 in the URL-safe alphabet ('-' and '_' for
+ * '+' and '/', which the path's decoding would otherwise turn into a separator), or the
+ * standard one where it survives (a percent-encoded query).
+ */
+int input_url_key(struct call *c, const char *field, const char *s, const char **ret);
 
 /* The body against the route's fields: an object with only those members, of those
  * types and bounds, and the required ones present. */
@@ -273,6 +282,8 @@ int api_admin_delete_server(struct call *c);
 int api_admin_import(struct call *c);
 int api_admin_finish_static(struct call *c, json_t *result);
 int api_admin_status(struct call *c);
+int api_admin_unknown_peers(struct call *c);
+int api_admin_release_peer(struct call *c);
 int api_admin_finish_healthz(struct call *c, json_t *result);
 int api_admin_finish_readyz(struct call *c, json_t *result);
 

@@ -44,11 +44,13 @@
 /*
  * Body sizes per kind, checked before anything is unpacked. A Hint or SyncRequest is a
  * server name and a few numbers; a Report names at most the server's peers, which are
- * addresses of its pool, each with facts, perhaps an error and a drift entry.
+ * addresses of its pool, each with facts, perhaps an error and a drift entry, and may
+ * list up to WGF_REPORT_UNKNOWN_MAX unknown peers (adopt mode), which are not.
  */
 #define SMALL_BODY_MAX     1024
 #define REPORT_BODY_BASE   16384
 #define REPORT_PER_ADDRESS 512
+#define REPORT_UNKNOWN_MAX ((uint64_t)WGF_REPORT_UNKNOWN_MAX * WGF_UNKNOWN_PEER_WIRE_MAX)
 
 /* Database calls one server may have in flight (query()). */
 #define DB_CALLS_PER_SERVER 2
@@ -67,6 +69,7 @@ enum refusal {
 	REFUSE_DATABASE,
 	REFUSE_CONNECTIONS, /* a pipe past the caps, closed as it came */
 	REFUSE_IDLE,        /* a pipe closed after idle_timeout (perhaps mid-message) */
+	REFUSE_PIPE_RATE,   /* dropped unread on nng's thread: its pipe sent too fast */
 	REFUSE__COUNT,
 };
 
@@ -77,6 +80,7 @@ static const char *const own_refusal_names[REFUSE__COUNT - WGF_WIRE_REFUSAL__COU
         [REFUSE_DATABASE - WGF_WIRE_REFUSAL__COUNT] = "database",
         [REFUSE_CONNECTIONS - WGF_WIRE_REFUSAL__COUNT] = "too_many_connections",
         [REFUSE_IDLE - WGF_WIRE_REFUSAL__COUNT] = "idle_connection",
+        [REFUSE_PIPE_RATE - WGF_WIRE_REFUSAL__COUNT] = "connection_rate_limited",
 };
 
 static const char *refusal_name(int reason)
@@ -165,12 +169,27 @@ struct channel {
 	bool stopping, finished;
 };
 
-/* nng thread: hand the finished operation to the loop. */
+/*
+ * nng thread: hand the finished operation to the loop, unless it is a message whose
+ * pipe is past its bucket: that one is dropped here and the context receives again,
+ * so a flood costs nng's own work and no more. A pipe's bucket is twice its agent's
+ * (admit()), so an agent past its share is told so before its pipe is throttled.
+ */
 static void aio_done(void *arg)
 {
 	struct chan_ctx *c = arg;
 	struct channel *ch = c->ch;
 
+	if (c->state == CTX_RECEIVING && nng_aio_result(c->aio) == 0) {
+		nng_msg *msg = nng_aio_get_msg(c->aio);
+
+		if (!pipes_charge(ch->pipes, nng_msg_get_pipe(msg))) {
+			nng_aio_set_msg(c->aio, NULL);
+			nng_msg_free(msg);
+			nng_ctx_recv(c->ctx, c->aio);
+			return;
+		}
+	}
 	pthread_mutex_lock(&ch->mu);
 	c->next_ready = NULL;
 	if (ch->ready_tail)
@@ -722,19 +741,26 @@ void channel_notify(void *ctx, const char *chan, const char *payload)
 
 #define CLOSE_PER_TICK 256
 
+/* Adds n refusals counted off the loop (by the pipe table), the last from remote. */
+static void count_taken(struct channel *ch, int reason, uint64_t n,
+                        const char remote[static PIPES_REMOTE_LEN])
+{
+	if (n == 0)
+		return;
+	ch->refused[reason].count += n;
+	ch->refused[reason].total += n;
+	memcpy(ch->refused[reason].remote, remote, PIPES_REMOTE_LEN);
+}
+
 /* Closes pipes idle past idle_timeout; counts the pipes refused since the last tick. */
 static void close_idle_pipes(struct channel *ch)
 {
 	nng_pipe idle[CLOSE_PER_TICK];
 	char remote[PIPES_REMOTE_LEN];
-	uint64_t refused = pipes_take_refused(ch->pipes, remote);
 	size_t n = pipes_expired(ch->pipes, idle, CLOSE_PER_TICK);
 
-	if (refused > 0) {
-		ch->refused[REFUSE_CONNECTIONS].count += refused;
-		ch->refused[REFUSE_CONNECTIONS].total += refused;
-		memcpy(ch->refused[REFUSE_CONNECTIONS].remote, remote, sizeof(remote));
-	}
+	count_taken(ch, REFUSE_CONNECTIONS, pipes_take_refused(ch->pipes, remote), remote);
+	count_taken(ch, REFUSE_PIPE_RATE, pipes_take_throttled(ch->pipes, remote), remote);
 	for (size_t i = 0; i < n; i++) {
 		ch->refused[REFUSE_IDLE].count++;
 		ch->refused[REFUSE_IDLE].total++;
@@ -891,11 +917,20 @@ static void on_report_result(void *ctx, const PGresult *res, const struct db_err
 {
 	struct chan_ctx *c = ctx;
 	struct wgf_err err = {0};
+	struct wgf_body b = {.kind = WGF_WIRE_KIND_HINT};
 	struct chan_header h;
 
-	if (db_failed(c, e) || !header_ok(c, chan_read_header(res, &h, &err), &h, &err))
-		return;
-	reply_hint(c, h.revision, h.epoch);
+	/* The answer to a report carries the released keys (adopt mode). */
+	if (!db_failed(c, e) &&
+	    header_ok(c, chan_read_report(res, &h, &b.hint.released, &b.hint.n_released, &err), &h,
+	              &err)) {
+		snprintf(b.hint.server, sizeof(b.hint.server), "%s", c->server);
+		b.hint.revision = h.revision;
+		memcpy(b.hint.epoch, h.epoch, WGF_EPOCH_LEN);
+		b.hint.has_released = true;
+		reply_body(c, &b);
+	}
+	wgf_body_fini(&b);
 }
 
 static void on_sync_result(void *ctx, const PGresult *res, const struct db_error *e)
@@ -1026,7 +1061,7 @@ static size_t body_max(const struct registry_entry *e, int kind)
 
 	if (kind != WGF_WIRE_KIND_REPORT)
 		return SMALL_BODY_MAX;
-	max = REPORT_BODY_BASE + e->pool_size * REPORT_PER_ADDRESS;
+	max = REPORT_BODY_BASE + e->pool_size * REPORT_PER_ADDRESS + REPORT_UNKNOWN_MAX;
 	return max < WGF_WIRE_MSG_MAX ? (size_t)max : WGF_WIRE_MSG_MAX;
 }
 
@@ -1208,7 +1243,9 @@ int channel_start(uv_loop_t *loop, struct db *db, const struct channel_options *
 	ch->answer_tokens = UNVERIFIED_ANSWERS_BURST;
 	ch->pipes = pipes_new(&(struct pipes_options){.max_total = o->max_pipes,
 	                                              .max_per_address = o->max_pipes_per_address,
-	                                              .idle_ms = o->idle_timeout_ms});
+	                                              .idle_ms = o->idle_timeout_ms,
+	                                              .msgs_per_s = 2.0 * o->agent_rate,
+	                                              .msgs_burst = 2.0 * o->agent_burst});
 	if (!ch->pipes) {
 		nonces_free(ch->nonces);
 		wgf_secret_unlock(ch->o.sk, sizeof(ch->o.sk));

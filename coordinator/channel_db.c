@@ -238,6 +238,29 @@ int chan_call_sync(struct chan_call *c, const uint8_t key[static WGF_SIGN_PK_LEN
 	              "$5::boolean, $6::integer, $7::bigint, $8::bytea, $9::integer)");
 }
 
+/* Per unknown peer, its allowed IPs joined by commas, as a text array literal. */
+static void param_unknown_ips(struct params *p, const struct wgf_report *rep)
+{
+	begin(p);
+	put(p, "{", 1);
+	for (size_t i = 0; i < rep->n_unknown; i++) {
+		const struct wgf_unknown_peer *u = &rep->unknown[i];
+
+		put(p, i ? ",\"" : "\"", i ? 2 : 1);
+		for (unsigned j = 0; j < u->n_allowed_ips; j++) {
+			char c[WGF_CIDR_STRLEN];
+
+			wgf_cidr_format(&u->allowed_ips[j], c);
+			if (j)
+				put(p, ",", 1);
+			put(p, c, strlen(c));
+		}
+		put(p, "\"", 1);
+	}
+	put(p, "}", 1);
+	end(p);
+}
+
 int chan_call_report(struct chan_call *c, const uint8_t key[static WGF_SIGN_PK_LEN],
                      const uint8_t nonce[static WGF_NONCE_LEN], const struct wgf_report *rep,
                      uint64_t handshake_window_ms)
@@ -283,11 +306,21 @@ int chan_call_report(struct chan_call *c, const uint8_t key[static WGF_SIGN_PK_L
 	end(&p);
 	param_fmt(&p, "%" PRIu64 " milliseconds", handshake_window_ms);
 	param_text(&p, rep->cache_error);
+	param_fmt(&p, "%s", rep->has_unknown ? "true" : "false");
+	param_fmt(&p, "%" PRIu32, rep->n_unknown_total);
+	param_keys(&p, rep->unknown ? rep->unknown->public_key : NULL, rep->n_unknown,
+	           sizeof(*rep->unknown));
+	param_unknown_ips(&p, rep);
+	param_int_array(&p, rep->unknown ? &rep->unknown->last_handshake_ms : NULL, rep->n_unknown,
+	                sizeof(*rep->unknown), true);
+	param_text_array(&p, rep->unknown ? rep->unknown->endpoint : NULL, rep->n_unknown,
+	                 sizeof(*rep->unknown));
 	return finish(&p, c,
 	              "SELECT * FROM wgf_agent_report($1::bytea, $2::bytea, $3::bytea, $4::bigint, "
 	              "$5::bytea, $6::text[], $7::bytea, $8::bigint[], $9::text[], $10::bigint[], "
 	              "$11::bigint[], $12::bytea, $13::integer, $14::bytea, $15::smallint[], "
-	              "$16::interval, $17::text)");
+	              "$16::interval, $17::text, $18::boolean, $19::integer, $20::bytea, "
+	              "$21::text[], $22::bigint[], $23::text[])");
 }
 
 void chan_call_fini(struct chan_call *c)
@@ -379,6 +412,36 @@ int chan_read_header(const PGresult *res, struct chan_header *ret, struct wgf_er
 	int r = check_columns(res, header_columns, 4, err);
 
 	return r < 0 ? r : read_header(res, ret, err);
+}
+
+static const struct column report_columns[] = {
+        {"server_id", OID_INT8}, {"server", OID_TEXT},    {"epoch", OID_BYTEA},
+        {"revision", OID_INT8},  {"released", OID_BYTEA},
+};
+
+int chan_read_report(const PGresult *res, struct chan_header *ret, uint8_t (**ret_released)[32],
+                     size_t *ret_n, struct wgf_err *err)
+{
+	int r = check_columns(res, report_columns, WGF_ARRAY_SIZE(report_columns), err);
+	size_t len = PQgetlength(res, 0, 4), n = len >= 2 ? (len - 2) / (2 * WGF_KEY_LEN) : 0;
+	uint8_t(*keys)[32];
+
+	if (r == 0)
+		r = read_header(res, ret, err);
+	if (r < 0)
+		return r;
+	if (n > WGF_HINT_RELEASED_MAX || len != 2 + 2 * WGF_KEY_LEN * n)
+		return wgf_err_set(err, -EBADMSG, "unexpected database answer: released keys");
+	keys = malloc((n + 1) * WGF_KEY_LEN);
+	if (!keys)
+		return wgf_err_set(err, -ENOMEM, "out of memory");
+	if (!get_bytea(res, 0, 4, keys[0], n * WGF_KEY_LEN)) {
+		free(keys);
+		return wgf_err_set(err, -EBADMSG, "unexpected database answer: released keys");
+	}
+	*ret_released = keys;
+	*ret_n = n;
+	return 0;
 }
 
 static const struct column sync_columns[] = {

@@ -26,7 +26,7 @@
 #include "err.h"
 #include "wire.h"
 
-#define CHAN_CALL_PARAMS_MAX 20
+#define CHAN_CALL_PARAMS_MAX 24 /* as DB_PARAMS_MAX */
 
 struct chan_call {
 	const char *sql;
@@ -59,8 +59,16 @@ int chan_call_report(struct chan_call *c, const uint8_t key[static WGF_SIGN_PK_L
                      uint64_t handshake_window_ms);
 void chan_call_fini(struct chan_call *c);
 
-/* Reads the answer of wgf_agent_wait or wgf_agent_report: -EBADMSG when it is not one. */
+/* Reads the answer of wgf_agent_wait: -EBADMSG when it is not one. */
 int chan_read_header(const PGresult *res, struct chan_header *ret, struct wgf_err *err);
+
+/*
+ * Reads the answer of wgf_agent_report: the header, and the server's released keys
+ * (*ret_released, malloc'd, *ret_n of them, at most WGF_HINT_RELEASED_MAX; the caller
+ * frees it). -EBADMSG when it is not one, -ENOMEM.
+ */
+int chan_read_report(const PGresult *res, struct chan_header *ret, uint8_t (**ret_released)[32],
+                     size_t *ret_n, struct wgf_err *err);
 
 /*
  * Reads the answer of wgf_agent_sync into *ret_header and *ret (whose arrays are then

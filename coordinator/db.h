@@ -35,7 +35,7 @@
 
 #include "err.h"
 
-#define DB_PARAMS_MAX 20
+#define DB_PARAMS_MAX 24
 
 struct db;
 

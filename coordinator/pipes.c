@@ -26,6 +26,8 @@ struct pipe {
 	uint32_t id;
 	unsigned busy; /* requests not yet answered or dropped */
 	uint64_t active_ms;
+	double tokens;
+	uint64_t tokens_at;
 	struct addr *addr;
 	struct pipe *next;
 };
@@ -36,8 +38,10 @@ struct pipes {
 	struct pipe *pipes[BUCKETS];
 	struct addr *addrs[BUCKETS];
 	unsigned n;
-	uint64_t refused;
+	uint64_t refused, throttled;
 	char refused_remote[PIPES_REMOTE_LEN];
+	char throttled_remote[PIPES_REMOTE_LEN];
+	uint32_t throttled_id; /* the pipe whose address is in throttled_remote */
 	uint8_t key[crypto_shorthash_KEYBYTES];
 };
 
@@ -158,6 +162,8 @@ bool pipes_admit(struct pipes *t, nng_pipe p)
 	np->id = (uint32_t)nng_pipe_id(p);
 	np->addr = a;
 	np->active_ms = wgf_clock_mono_ms();
+	np->tokens = t->o.msgs_burst;
+	np->tokens_at = np->active_ms;
 	np->next = t->pipes[np->id % BUCKETS];
 	t->pipes[np->id % BUCKETS] = np;
 	t->n++;
@@ -191,6 +197,47 @@ void pipes_remove(struct pipes *t, nng_pipe p)
 	if (*pp)
 		forget(t, pp);
 	pthread_mutex_unlock(&t->mu);
+}
+
+bool pipes_charge(struct pipes *t, nng_pipe p)
+{
+	uint32_t id = (uint32_t)nng_pipe_id(p);
+	char text[PIPES_REMOTE_LEN];
+	struct pipe *e;
+	uint64_t now;
+
+	if (t->o.msgs_per_s <= 0)
+		return true;
+	now = wgf_clock_mono_ms();
+	pthread_mutex_lock(&t->mu);
+	e = *pipe_slot(t, id);
+	if (!e) {
+		pthread_mutex_unlock(&t->mu);
+		return true;
+	}
+	e->tokens += (double)(now - e->tokens_at) * t->o.msgs_per_s / 1000;
+	if (e->tokens > t->o.msgs_burst)
+		e->tokens = t->o.msgs_burst;
+	e->tokens_at = now;
+	if (e->tokens >= 1) {
+		e->tokens -= 1;
+		pthread_mutex_unlock(&t->mu);
+		return true;
+	}
+	if (t->throttled_id == id) {
+		t->throttled++;
+		pthread_mutex_unlock(&t->mu);
+		return false;
+	}
+	/* Another pipe's address, read outside the lock and published with its count. */
+	pthread_mutex_unlock(&t->mu);
+	pipes_remote(p, text);
+	pthread_mutex_lock(&t->mu);
+	t->throttled++;
+	t->throttled_id = id;
+	memcpy(t->throttled_remote, text, sizeof(text));
+	pthread_mutex_unlock(&t->mu);
+	return false;
 }
 
 void pipes_busy(struct pipes *t, nng_pipe p)
@@ -240,14 +287,26 @@ size_t pipes_expired(struct pipes *t, nng_pipe *ret, size_t max)
 	return n;
 }
 
-uint64_t pipes_take_refused(struct pipes *t, char remote[static PIPES_REMOTE_LEN])
+/* *count and the address with it, under the lock; the count starts again from 0. */
+static uint64_t take_count(struct pipes *t, uint64_t *count, const char *from,
+                           char remote[static PIPES_REMOTE_LEN])
 {
 	uint64_t n;
 
 	pthread_mutex_lock(&t->mu);
-	n = t->refused;
-	t->refused = 0;
-	memcpy(remote, t->refused_remote, PIPES_REMOTE_LEN);
+	n = *count;
+	*count = 0;
+	memcpy(remote, from, PIPES_REMOTE_LEN);
 	pthread_mutex_unlock(&t->mu);
 	return n;
+}
+
+uint64_t pipes_take_throttled(struct pipes *t, char remote[static PIPES_REMOTE_LEN])
+{
+	return take_count(t, &t->throttled, t->throttled_remote, remote);
+}
+
+uint64_t pipes_take_refused(struct pipes *t, char remote[static PIPES_REMOTE_LEN])
+{
+	return take_count(t, &t->refused, t->refused_remote, remote);
 }

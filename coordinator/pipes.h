@@ -17,10 +17,13 @@
  *     (pipes_busy() and pipes_done()): a parked long poll keeps its pipe;
  *   - a pipe that is not busy and has delivered no complete message for idle_ms is
  *     returned by pipes_expired() for the channel to close. A partial message does not
- *     count as activity, so it is dropped with its pipe after idle_ms.
+ *     count as activity, so it is dropped with its pipe after idle_ms;
+ *   - each pipe has a token bucket of messages (pipes_charge()), checked on nng's
+ *     thread as a message arrives: one past it is dropped there, before it costs the
+ *     loop a wake-up, an unpack or a lookup.
  *
- * pipes_admit() and pipes_remove() run on nng's threads, the rest on the loop; a
- * mutex inside guards the table. Times are wgf_clock_mono_ms() values.
+ * pipes_admit(), pipes_remove() and pipes_charge() run on nng's threads, the rest on
+ * the loop; a mutex inside guards the table. Times are wgf_clock_mono_ms() values.
  */
 
 #include <stddef.h>
@@ -34,6 +37,7 @@ struct pipes_options {
 	unsigned max_total;
 	unsigned max_per_address;
 	uint64_t idle_ms;
+	double msgs_per_s, msgs_burst; /* each pipe's bucket; 0: no bound */
 };
 
 struct pipes;
@@ -50,6 +54,13 @@ bool pipes_admit(struct pipes *t, nng_pipe p);
 /* nng thread: p is gone. Unknown pipes (refused ones) are ignored. */
 void pipes_remove(struct pipes *t, nng_pipe p);
 
+/*
+ * nng thread: a complete message arrived through p; false when p's bucket is empty,
+ * and then the caller drops the message unread (counted, see pipes_take_throttled()).
+ * Unknown pipes are let through.
+ */
+bool pipes_charge(struct pipes *t, nng_pipe p);
+
 /* A complete request arrived through p. */
 void pipes_busy(struct pipes *t, nng_pipe p);
 
@@ -64,6 +75,9 @@ size_t pipes_expired(struct pipes *t, nng_pipe *ret, size_t max);
 
 /* Pipes refused by pipes_admit() since the last call, and the last one's address. */
 uint64_t pipes_take_refused(struct pipes *t, char remote[static PIPES_REMOTE_LEN]);
+
+/* Messages pipes_charge() refused since the last call, and the last one's address. */
+uint64_t pipes_take_throttled(struct pipes *t, char remote[static PIPES_REMOTE_LEN]);
 
 /* The remote address of p as text ("unknown" when it cannot be read). */
 void pipes_remote(nng_pipe p, char out[static PIPES_REMOTE_LEN]);

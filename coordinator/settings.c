@@ -607,7 +607,8 @@ static const struct wgf_conf_entry entries[] = {
                 .min = 1,
                 .max = 1000000,
                 .doc = "Messages one agent key may send a second, on average; past it (and its "
-                       "burst) they are refused before their signature is checked.",
+                       "burst) they are refused unverified. Past twice both, a connection's "
+                       "messages are dropped unread.",
         },
         {
                 .section = "channel",

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "key.h"
 
 #define ARRAY_SIZE(a)       (sizeof(a) / sizeof((a)[0]))
 #define PAGE_MAX            1000
@@ -174,6 +175,7 @@ static int cmd_status(struct ctx *c)
 	        {"LAG", "revision_lag", COL_TEXT},
 	        {"PEERS", "peers", COL_TEXT},
 	        {"CONNECTED", "connected", COL_TEXT},
+	        {"UNKNOWN", "unknown_peers", COL_TEXT},
 	        {"POOL", "_pool", COL_TEXT},
 	        {"P50 MS", "apply_latency.p50_ms", COL_TEXT},
 	        {"P99 MS", "apply_latency.p99_ms", COL_TEXT},
@@ -452,6 +454,91 @@ static int cmd_servers_set(struct ctx *c)
 	return patch_one(c, "/v1/servers/", server_body, ARRAY_SIZE(server_body));
 }
 
+static const struct opt_spec servers_unknown_opts[] = {
+        {"limit", "N", "list at most N (default 100, at most 1000)"},
+        {NULL, NULL, NULL},
+};
+
+/* The unknown peers an agent in adopt mode keeps on the server's interface. */
+static int cmd_servers_unknown(struct ctx *c)
+{
+	static const struct column cols[] = {
+	        {"PUBLIC KEY", "public_key", COL_TEXT},
+	        {"ALLOWED IPS", "_ips", COL_TEXT},
+	        {"HANDSHAKE", "last_handshake_at", COL_TIME},
+	        {"ENDPOINT", "endpoint", COL_TEXT},
+	};
+	json_t *reply = NULL, *items, *peer, *ip;
+	char limit[24], ips[512];
+	struct query q;
+	size_t i, j;
+	long n;
+	int r = path_with(c, &q, "/v1/servers/", c->args[0], "/unknown-peers");
+
+	if (r == CTL_OK)
+		r = limit_opt(c, 100, PAGE_MAX, &n);
+	if (r != CTL_OK)
+		return r;
+	snprintf(limit, sizeof(limit), "%ld", n);
+	query_add(&q, "limit", limit);
+	r = client_call(c->client, "GET", q.buf, NULL, &reply, NULL);
+	if (r == CTL_OK && c->json) {
+		output_json(reply);
+	} else if (r == CTL_OK) {
+		items = json_object_get(reply, "items");
+		json_array_foreach(items, i, peer)
+		{
+			size_t len = 0;
+
+			ips[0] = '\0';
+			json_array_foreach(json_object_get(peer, "allowed_ips"), j, ip) len +=
+			        (size_t)snprintf(ips + len,
+			                         len < sizeof(ips) ? sizeof(ips) - len : 0, "%s%s",
+			                         j ? "," : "", json_string_value(ip));
+			json_object_set_new(peer, "_ips", json_string(ips));
+		}
+		output_table(items, cols, ARRAY_SIZE(cols), true);
+		printf("%zu of %lld unknown peers\n", json_array_size(items),
+		       (long long)json_integer_value(json_object_get(reply, "total")));
+		fflush(stdout);
+	}
+	json_decref(reply);
+	return r;
+}
+
+static int cmd_servers_release(struct ctx *c)
+{
+	char safe[WGF_KEY_B64_LEN + 1];
+	json_t *reply = NULL, *out;
+	struct query q, key;
+	int r;
+
+	/* The URL-safe alphabet: a '/' in a path is a separator even percent-encoded. */
+	snprintf(safe, sizeof(safe), "%s", c->args[1]);
+	for (char *p = safe; *p; p++)
+		*p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+	r = path_with(c, &key, "", safe, "");
+
+	if (r == CTL_OK)
+		r = path_with(c, &q, "/v1/servers/", c->args[0], "/unknown-peers/");
+	if (r == CTL_OK && q.len + key.len >= sizeof(q.buf))
+		r = ctx_usage(c, "the arguments are too long");
+	if (r != CTL_OK)
+		return r;
+	memcpy(q.buf + q.len, key.buf, key.len + 1);
+	r = client_call(c->client, "DELETE", q.buf, NULL, &reply, NULL);
+	if (r == CTL_OK && c->json) {
+		out = json_pack("{s:s,s:s,s:b}", "server", c->args[0], "public_key", c->args[1],
+		                "released", 1);
+		output_json(out);
+		json_decref(out);
+	} else if (r == CTL_OK) {
+		printf("released peer %s on %s\n", c->args[1], c->args[0]);
+	}
+	json_decref(reply);
+	return r;
+}
+
 static int cmd_tenants_show(struct ctx *c)
 {
 	return show_one(c, "/v1/tenants/");
@@ -701,7 +788,7 @@ static int cmd_audit(struct ctx *c)
 	        {"ADDRESS", "vpn_ip", COL_TEXT}, {"REQUEST", "request_id", COL_TEXT},
 	};
 	bool follow = ctx_opt(c, "follow") != NULL, header = true;
-	char since_buf[40], until_buf[40], now_buf[40], after[24] = "", limit_text[24];
+	char since_buf[40], until_buf[40], now_buf[40], cursor[48] = "", limit_text[24];
 	const char *since, *until, *iv = ctx_opt(c, "interval");
 	double interval = 2;
 	long limit;
@@ -740,7 +827,9 @@ static int cmd_audit(struct ctx *c)
 		query_add(&q, "action", ctx_opt(c, "action"));
 		query_add(&q, "since", since);
 		query_add(&q, "until", until);
-		query_add(&q, "after", after[0] ? after : NULL);
+		/* Following, entries come in commit order from a cursor the coordinator
+		 * hands out (ids alone would skip one that commits after a larger id). */
+		query_add(&q, "follow", follow ? cursor : NULL);
 		query_add(&q, "limit", limit_text);
 		r = client_call(c->client, "GET", q.buf, NULL, &reply, NULL);
 		if (r != CTL_OK)
@@ -760,10 +849,9 @@ static int cmd_audit(struct ctx *c)
 			output_table(items, cols, ARRAY_SIZE(cols), header);
 			header = false;
 		}
-		e = json_array_get(items, json_array_size(items) - 1);
-		if (e)
-			snprintf(after, sizeof(after), "%lld",
-			         (long long)json_integer_value(json_object_get(e, "id")));
+		if (follow && json_is_string(json_object_get(reply, "follow_cursor")))
+			snprintf(cursor, sizeof(cursor), "%s",
+			         json_string_value(json_object_get(reply, "follow_cursor")));
 		/* A full page means more are waiting: ask again at once. */
 		if (follow && json_array_size(items) < (size_t)limit)
 			nap(interval);
@@ -944,8 +1032,9 @@ static int cmd_webhooks_deliveries(struct ctx *c)
 }
 
 const struct command commands[] = {
-        {"status", NULL, "", 0, "servers online, lag, peers, pool use and apply latency",
-         status_opts, cmd_status},
+        {"status", NULL, "", 0,
+         "servers online, lag, peers, unknown peers, pool use, apply latency", status_opts,
+         cmd_status},
         {"servers", "list", "", 0, "list the servers", no_opts, cmd_servers_list},
         {"servers", "show", "NAME", 1, "show one server and its routers by status", no_opts,
          cmd_servers_show},
@@ -954,6 +1043,12 @@ const struct command commands[] = {
          cmd_servers_set},
         {"servers", "remove", "NAME", 1, "remove a server (refused while routers live on it)",
          servers_remove_opts, cmd_servers_remove},
+        {"servers", "unknown", "NAME", 1,
+         "the peers an adopting agent keeps on the server without managing them",
+         servers_unknown_opts, cmd_servers_unknown},
+        {"servers", "release", "NAME KEY", 2,
+         "release an unknown peer: the agent removes it from the interface", no_opts,
+         cmd_servers_release},
         {"tenants", "list", "", 0, "list the tenants", no_opts, cmd_tenants_list},
         {"tenants", "show", "SLUG", 1, "show one tenant", no_opts, cmd_tenants_show},
         {"tenants", "add", "SLUG", 1, "create a tenant", tenants_add_opts, cmd_tenants_add},

@@ -173,9 +173,48 @@ out:
 	return rv;
 }
 
+/* The unknown peers of a report, in rep; their parts live in the three arrays given. */
+static int encode_unknown(const struct wgf_report *r, Wgfleet__V1__Report *rep,
+                          Wgfleet__V1__UnknownPeer **ret_uv, char ***ret_ips,
+                          char (**ret_text)[WGF_CIDR_STRLEN])
+{
+	size_t n_ips = 0, k = 0;
+	Wgfleet__V1__UnknownPeer *uv;
+	char **ips, (*text)[WGF_CIDR_STRLEN];
+
+	rep->unknown_listed = r->has_unknown;
+	rep->unknown_total = r->n_unknown_total;
+	for (size_t i = 0; i < r->n_unknown; i++)
+		n_ips += r->unknown[i].n_allowed_ips;
+	*ret_uv = uv = calloc(r->n_unknown + 1, sizeof(*uv));
+	rep->unknown_peers = calloc(r->n_unknown + 1, sizeof(*rep->unknown_peers));
+	*ret_ips = ips = calloc(n_ips + 1, sizeof(*ips));
+	*ret_text = text = calloc(n_ips + 1, sizeof(*text));
+	if (!uv || !rep->unknown_peers || !ips || !text)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n_unknown; i++) {
+		const struct wgf_unknown_peer *u = &r->unknown[i];
+
+		wgfleet__v1__unknown_peer__init(&uv[i]);
+		uv[i].public_key = bytes(u->public_key, WGF_KEY_LEN);
+		uv[i].last_handshake_ms = u->last_handshake_ms;
+		uv[i].endpoint = (char *)u->endpoint;
+		uv[i].allowed_ips = ips + k;
+		for (unsigned j = 0; j < u->n_allowed_ips; j++, k++) {
+			wgf_cidr_format(&u->allowed_ips[j], text[k]);
+			ips[k] = text[k];
+		}
+		uv[i].n_allowed_ips = u->n_allowed_ips;
+		rep->unknown_peers[rep->n_unknown_peers++] = &uv[i];
+	}
+	return 0;
+}
+
 static int encode_report(const struct wgf_report *r, uint8_t **ret, size_t *ret_len,
                          struct wgf_err *err)
 {
+	Wgfleet__V1__UnknownPeer *uv = NULL;
+	char **ips = NULL, (*text)[WGF_CIDR_STRLEN] = NULL;
 	Wgfleet__V1__Body b = WGFLEET__V1__BODY__INIT;
 	Wgfleet__V1__Report rep = WGFLEET__V1__REPORT__INIT;
 	Wgfleet__V1__PeerApplyError *ev = calloc(r->n_errors + 1, sizeof(*ev));
@@ -184,7 +223,7 @@ static int encode_report(const struct wgf_report *r, uint8_t **ret, size_t *ret_
 	void **ptrs = calloc(r->n_errors + r->n_facts + r->n_drift + 1, sizeof(*ptrs));
 	int rv = -ENOMEM;
 
-	if (!ev || !fv || !dv || !ptrs)
+	if (!ev || !fv || !dv || !ptrs || encode_unknown(r, &rep, &uv, &ips, &text) < 0)
 		goto out;
 	rep.server = (char *)r->server;
 	rep.epoch = epoch_bytes(r->epoch);
@@ -226,13 +265,41 @@ out:
 	free(fv);
 	free(dv);
 	free(ptrs);
+	free(uv);
+	free(rep.unknown_peers);
+	free(ips);
+	free(text);
+	return rv;
+}
+
+static int encode_hint(const struct wgf_hint *h, uint8_t **ret, size_t *ret_len,
+                       struct wgf_err *err)
+{
+	Wgfleet__V1__Body b = WGFLEET__V1__BODY__INIT;
+	Wgfleet__V1__Hint hint = WGFLEET__V1__HINT__INIT;
+	ProtobufCBinaryData *keys = calloc(h->n_released + 1, sizeof(*keys));
+	int rv;
+
+	if (!keys)
+		return -ENOMEM;
+	hint.server = (char *)h->server;
+	hint.revision = h->revision;
+	hint.epoch = epoch_bytes(h->epoch);
+	hint.released_listed = h->has_released;
+	for (size_t i = 0; i < h->n_released; i++)
+		keys[i] = bytes(h->released[i], WGF_KEY_LEN);
+	hint.released = keys;
+	hint.n_released = h->n_released;
+	b.kind_case = WGFLEET__V1__BODY__KIND_HINT;
+	b.hint = &hint;
+	rv = pack(&b, ret, ret_len, err);
+	free(keys);
 	return rv;
 }
 
 int wgf_body_encode(const struct wgf_body *b, uint8_t **ret, size_t *ret_len, struct wgf_err *err)
 {
 	Wgfleet__V1__Body out = WGFLEET__V1__BODY__INIT;
-	Wgfleet__V1__Hint hint = WGFLEET__V1__HINT__INIT;
 	Wgfleet__V1__SyncRequest sr = WGFLEET__V1__SYNC_REQUEST__INIT;
 	const char *server = b->kind == WGF_WIRE_KIND_HINT           ? b->hint.server
 	                     : b->kind == WGF_WIRE_KIND_SYNC_REQUEST ? b->sync_request.server
@@ -244,12 +311,7 @@ int wgf_body_encode(const struct wgf_body *b, uint8_t **ret, size_t *ret_len, st
 		return wgf_err_set(err, -EINVAL, "the body names no server");
 	switch (b->kind) {
 	case WGF_WIRE_KIND_HINT:
-		hint.server = (char *)b->hint.server;
-		hint.revision = b->hint.revision;
-		hint.epoch = epoch_bytes(b->hint.epoch);
-		out.kind_case = WGFLEET__V1__BODY__KIND_HINT;
-		out.hint = &hint;
-		return pack(&out, ret, ret_len, err);
+		return encode_hint(&b->hint, ret, ret_len, err);
 	case WGF_WIRE_KIND_SYNC_REQUEST:
 		sr.server = (char *)b->sync_request.server;
 		sr.since_revision = b->sync_request.since_revision;
@@ -511,6 +573,72 @@ static int decode_sync_reply(const Wgfleet__V1__SyncReply *in, struct wgf_sync_r
 	return r;
 }
 
+static int decode_released(const Wgfleet__V1__Hint *in, struct wgf_hint *out, struct wgf_err *err)
+{
+	int r = 0;
+
+	if (!in->released_listed && in->n_released)
+		return wgf_err_set(err, -EBADMSG, "released keys in a hint that lists none");
+	if (in->n_released > WGF_HINT_RELEASED_MAX)
+		return wgf_err_set(err, -EBADMSG, "the hint names more than %d released keys",
+		                   WGF_HINT_RELEASED_MAX);
+	out->has_released = in->released_listed;
+	if (!in->n_released)
+		return 0;
+	out->released = malloc(in->n_released * WGF_KEY_LEN);
+	if (!out->released)
+		return -ENOMEM;
+	for (size_t i = 0; r == 0 && i < in->n_released; i++, out->n_released++) {
+		r = take_key(out->released[i], &in->released[i], "released key", i, err);
+		if (r == 0 && i > 0 &&
+		    memcmp(out->released[i - 1], out->released[i], WGF_KEY_LEN) >= 0)
+			r = wgf_err_set(err, -EBADMSG, "released key %zu: keys out of order", i);
+	}
+	return r;
+}
+
+static int decode_unknown(const Wgfleet__V1__Report *in, struct wgf_report *out,
+                          struct wgf_err *err)
+{
+	int r = 0;
+
+	if (!in->unknown_listed && (in->n_unknown_peers || in->unknown_total))
+		return wgf_err_set(err, -EBADMSG, "unknown peers in a report that lists none");
+	if (in->n_unknown_peers > WGF_REPORT_UNKNOWN_MAX)
+		return wgf_err_set(err, -EBADMSG, "the report lists more than %d unknown peers",
+		                   WGF_REPORT_UNKNOWN_MAX);
+	if (in->unknown_total < in->n_unknown_peers)
+		return wgf_err_set(err, -EBADMSG, "unknown_total is less than the peers listed");
+	out->has_unknown = in->unknown_listed;
+	out->n_unknown_total = in->unknown_total;
+	out->unknown = calloc(in->n_unknown_peers + 1, sizeof(*out->unknown));
+	if (!out->unknown)
+		return -ENOMEM;
+	for (size_t i = 0; r == 0 && i < in->n_unknown_peers; i++, out->n_unknown++) {
+		const Wgfleet__V1__UnknownPeer *u = in->unknown_peers[i];
+		struct wgf_unknown_peer *o = &out->unknown[i];
+
+		r = take_key(o->public_key, &u->public_key, "unknown peer", i, err);
+		if (r == 0 && i > 0 &&
+		    memcmp(out->unknown[i - 1].public_key, o->public_key, WGF_KEY_LEN) >= 0)
+			r = wgf_err_set(err, -EBADMSG, "unknown peer %zu: keys out of order", i);
+		if (r == 0 && u->n_allowed_ips > WGF_PEER_ALLOWED_IPS_MAX)
+			r = wgf_err_set(err, -EBADMSG, "unknown peer %zu: more than %d allowed IPs",
+			                i, WGF_PEER_ALLOWED_IPS_MAX);
+		for (size_t j = 0; r == 0 && j < u->n_allowed_ips; j++, o->n_allowed_ips++)
+			r = take_cidr(&o->allowed_ips[j], u->allowed_ips[j], "unknown peer", i,
+			              err);
+		if (r == 0 && u->last_handshake_ms < 0)
+			r = wgf_err_set(err, -EBADMSG,
+			                "unknown peer %zu: handshake time is negative", i);
+		if (r == 0)
+			r = check_utf8(u->endpoint, "unknown peer", i, "endpoint", err);
+		o->last_handshake_ms = u->last_handshake_ms;
+		take_text(o->endpoint, sizeof(o->endpoint), u->endpoint);
+	}
+	return r;
+}
+
 static int decode_report(const Wgfleet__V1__Report *in, struct wgf_report *out, struct wgf_err *err)
 {
 	int r = take_server(out->server, in->server, err);
@@ -573,7 +701,7 @@ static int decode_report(const Wgfleet__V1__Report *in, struct wgf_report *out, 
 			r = wgf_err_set(err, -EBADMSG, "drift %zu has no known kind", i);
 		out->drift[i].kind = (enum wgf_drift_kind)in->drift[i]->kind;
 	}
-	return r;
+	return r < 0 ? r : decode_unknown(in, out, err);
 }
 
 static int decode(const Wgfleet__V1__Body *in, struct wgf_body *out, struct wgf_err *err)
@@ -585,7 +713,9 @@ static int decode(const Wgfleet__V1__Body *in, struct wgf_body *out, struct wgf_
 		out->kind = WGF_WIRE_KIND_HINT;
 		out->hint.revision = in->hint->revision;
 		r = take_server(out->hint.server, in->hint->server, err);
-		return r < 0 ? r : take_epoch(out->hint.epoch, &in->hint->epoch, err);
+		if (r == 0)
+			r = take_epoch(out->hint.epoch, &in->hint->epoch, err);
+		return r < 0 ? r : decode_released(in->hint, &out->hint, err);
 	case WGFLEET__V1__BODY__KIND_SYNC_REQUEST: {
 		const Wgfleet__V1__SyncRequest *sr = in->sync_request;
 
@@ -657,10 +787,13 @@ void wgf_body_fini(struct wgf_body *b)
 		free(b->sync_reply.changes);
 		free(b->sync_reply.routable);
 		wgf_ip_pool_fini(&b->sync_reply.ips);
+	} else if (b->kind == WGF_WIRE_KIND_HINT) {
+		free(b->hint.released);
 	} else if (b->kind == WGF_WIRE_KIND_REPORT) {
 		free(b->report.errors);
 		free(b->report.facts);
 		free(b->report.drift);
+		free(b->report.unknown);
 	}
 	memset(b, 0, sizeof(*b));
 }

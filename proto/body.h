@@ -56,10 +56,17 @@ struct wgf_change {
 	struct wgf_peer peer; /* public key, allowed IPs, keepalive */
 };
 
+/* Released keys a Hint may carry (wgfleet.proto Hint.released). */
+#define WGF_HINT_RELEASED_MAX 1000
+
 struct wgf_hint {
 	char server[WGF_SERVER_NAME_MAX + 1];
 	uint64_t revision;
 	uint8_t epoch[WGF_EPOCH_LEN]; /* all zeros: none */
+	/* The answer to a Report: has_released, and the server's released keys (sorted). */
+	bool has_released;
+	uint8_t (*released)[WGF_KEY_LEN];
+	size_t n_released;
 };
 
 struct wgf_sync_request {
@@ -105,6 +112,21 @@ struct wgf_drift {
 	enum wgf_drift_kind kind;
 };
 
+/* A peer the agent keeps in adopt mode without managing it (wgfleet.proto UnknownPeer). */
+struct wgf_unknown_peer {
+	uint8_t public_key[WGF_KEY_LEN];
+	struct wgf_cidr allowed_ips[WGF_PEER_ALLOWED_IPS_MAX];
+	unsigned n_allowed_ips;
+	int64_t last_handshake_ms; /* 0: never */
+	char endpoint[WGF_ENDPOINT_MAX];
+};
+
+/* Unknown peers one report lists, and the most bytes one of them takes encoded. */
+#define WGF_REPORT_UNKNOWN_MAX 1000
+#define WGF_UNKNOWN_PEER_WIRE_MAX                                                        \
+	(3 + (2 + WGF_KEY_LEN) + WGF_PEER_ALLOWED_IPS_MAX * (2 + WGF_CIDR_STRLEN) + 11 + \
+	 (2 + WGF_ENDPOINT_MAX))
+
 struct wgf_report {
 	char server[WGF_SERVER_NAME_MAX + 1];
 	uint8_t epoch[WGF_EPOCH_LEN];
@@ -119,6 +141,10 @@ struct wgf_report {
 	uint8_t interface_public_key[WGF_KEY_LEN];
 	uint16_t listen_port;             /* 0: unknown */
 	char cache_error[WGF_REASON_MAX]; /* "": the agent's cache is written */
+	bool has_unknown;                 /* unknown_listed: the next two replace what was known */
+	struct wgf_unknown_peer *unknown;
+	size_t n_unknown;
+	uint32_t n_unknown_total;
 };
 
 struct wgf_error_body {

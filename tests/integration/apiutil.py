@@ -203,6 +203,9 @@ def concrete_request(route, router_id, slug="acme", key_id=1):
     for prefix, value in arg.items():
         if pattern.startswith(prefix):
             pattern = pattern.replace("{}", value, 1)
+    # A peer's key in a path is in URL-safe base64.
+    pattern = pattern.replace("/unknown-peers/{}", "/unknown-peers/" +
+                              wg_key().replace("+", "-").replace("/", "_"))
     path = pattern.replace("{}", router_id)
     bodies = {
         "POST /v1/routers": {},

@@ -3,6 +3,7 @@
 """The admin routes wgfleetctl needs (migration 0009): one tenant, one server, the key
 list, admin keys through the API, and the router and audit filters; tenant keys keep
 seeing only their own rows whatever the filters say."""
+import subprocess
 import urllib.parse
 
 from apiutil import expect, fleet, fleet_factory, wg_key
@@ -29,7 +30,9 @@ def test_one_tenant_and_one_server(fleet):
     s = f.admin("GET", "/v1/servers/vpn1")
     assert s["routers"] == {"pending": 1, "configured": 1}
     listed = f.admin("GET", "/v1/servers")["items"][0]
-    assert {k: v for k, v in s.items() if k != "routers"} == listed
+    # The one server's view adds its routers by status and its unknown peers' count.
+    assert s["unknown_peers"] == 0
+    assert {k: v for k, v in s.items() if k not in ("routers", "unknown_peers")} == listed
     expect(f.call("GET", "/v1/servers/vpn9", f.admin_key), 404, "server_not_found")
     f.admin("DELETE", "/v1/servers/vpn1?force=true")
     expect(f.call("GET", "/v1/servers/vpn1", f.admin_key), 404, "server_not_found")
@@ -158,7 +161,8 @@ def test_audit_pages_from_the_newest_back(fleet):
         everything[:2]
     own = entries(f.globex, order="newest")
     assert own and {e["tenant"] for e in own} == {"globex"}
-    for bad in ({"order": "desc"}, {"before": "0"}, {"before": "x"}):
+    for bad in ({"order": "desc"}, {"before": "0"}, {"before": "x"},
+                {"order": "newest", "follow": ""}, {"before": "5", "follow": ""}):
         expect(f.call("GET", q("/v1/audit", **bad), f.admin_key), 400, "invalid_request")
 
 
@@ -181,3 +185,61 @@ def test_status_pages_servers_by_name_and_keeps_the_whole_answer_without_limit(f
     for bad in ("limit=0", "limit=1001", "limit=x", "cursor=vpn2", "limit=2&cursor=Bad_Name"):
         expect(f.call("GET", "/v1/status?" + bad, f.admin_key), 400, "invalid_request")
     expect(f.call("GET", "/v1/status?limit=2", f.acme), 403)
+
+
+class OpenTransaction:
+    """A psql session holding a transaction that wrote an audit entry, until commit()."""
+
+    def __init__(self, f, action):
+        self.proc = subprocess.Popen(
+            ["psql", f.pg.with_db(f.dbname), "-X", "-Atq", "-v", "ON_ERROR_STOP=1"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc.stdin.write("BEGIN;\nINSERT INTO audit_log (actor, action) VALUES "
+                              f"('cli', '{action}') RETURNING id;\n")
+        self.proc.stdin.flush()
+        self.id = int(self.proc.stdout.readline())
+
+    def commit(self):
+        self.proc.communicate("COMMIT;\n", timeout=10)
+        assert self.proc.returncode == 0
+
+
+def test_follow_misses_no_entry_that_commits_after_a_larger_id(fleet):
+    f = fleet
+
+    def page(cursor, **params):
+        return expect(f.call("GET", q("/v1/audit", follow=cursor, **params), f.admin_key), 200)
+
+    start = page("", action="test.first")
+    assert start["items"] == [] and start["follow_cursor"]
+    old = OpenTransaction(f, "test.first")
+    try:
+        # A later transaction takes a larger id and commits first.
+        f.sql("INSERT INTO audit_log (actor, action) VALUES ('cli', 'test.second')")
+        newer = expect(f.call("GET", q("/v1/audit", action="test.second"), f.admin_key), 200)
+        assert len(newer["items"]) == 1 and newer["items"][0]["id"] > old.id
+        # Following, it waits behind the open one, which could still commit.
+        held = page(start["follow_cursor"])
+        assert [e["action"] for e in held["items"]
+                if e["action"].startswith("test.")] == []
+    finally:
+        old.commit()
+    got = page(held["follow_cursor"])
+    assert [e["action"] for e in got["items"] if e["action"].startswith("test.")] == \
+        ["test.first", "test.second"]
+    # The cursor moved past them: asked again, nothing comes twice.
+    assert page(got["follow_cursor"])["items"] == []
+    # Full pages hand out the cursor of their last entry.
+    f.sql("INSERT INTO audit_log (actor, action) SELECT 'cli', 'test.many' "
+          "FROM generate_series(1, 5)")
+    seen, cursor = [], got["follow_cursor"]
+    for _ in range(5):
+        p = page(cursor, limit="2")
+        seen += [e["id"] for e in p["items"]]
+        cursor = p["follow_cursor"]
+        if len(p["items"]) < 2:
+            break
+    assert len(seen) == 5 and len(set(seen)) == 5
+    for bad in ({"follow": "1"}, {"follow": "x.1"}, {"follow": "1.-1"}, {"follow": ".1"},
+                {"follow": "1.1", "after": "3"}):
+        expect(f.call("GET", q("/v1/audit", **bad), f.admin_key), 400, "invalid_request")

@@ -113,6 +113,35 @@ def world(tmp_path, migrated_db, pg):
         w.close()
 
 
+
+def test_answered_polls_stand_in_for_the_periodic_resync(tmp_path, migrated_db):
+    # Polls held 500 ms, resyncs every 2 s (World's agent): an idle agent whose polls
+    # come back without news has nothing to ask a resync for.
+    w = World(tmp_path, migrated_db[1], poll_wait="500ms",
+              channel_extra="[metrics]\nrefresh_interval = 300ms\n")
+    try:
+        mport = serving_port(w.coord.read_log)
+        w.start_agent()
+        wait_for("the server's WireGuard key", lambda: w.server()["public_key"], timeout=15)
+
+        def accepted(kind):
+            return value(parse(get(mport)[2]), "wgfleet_channel_messages_accepted_total",
+                         kind=kind) or 0
+        time.sleep(1)
+        polls, syncs = accepted("hint"), accepted("sync_request")
+        time.sleep(6.5)  # three resync intervals
+        assert accepted("hint") - polls >= 6  # polls kept coming back
+        assert accepted("sync_request") - syncs == 0
+        # A change still arrives at once, through the poll.
+        status, _, r = w.api("POST", "/v1/routers", w.key, {"name": "r1"})
+        assert status == 201, r
+        key = base64.b64encode(os.urandom(32)).decode()
+        assert w.api("PUT", f"/v1/routers/{r['id']}/public-key", w.key,
+                     {"public_key": key})[0] == 200
+        wait_for("the peer on the VPS", lambda: key in w.vps_peers(), timeout=5)
+    finally:
+        w.close()
+
 def stranger_report(world, tmp_path):
     """One Report signed by a key no server has: refused as unknown_sender."""
     conf = tmp_path / "stranger.conf"

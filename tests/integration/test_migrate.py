@@ -12,7 +12,8 @@ N = len(MIGRATIONS)
 TABLES = {"tenants", "api_keys", "servers", "pool_addresses", "routers",
           "router_transitions", "changes", "audit_log", "wgf_schema_migrations",
           "server_usage", "idempotency_keys", "agent_nonces", "wgf_epochs",
-          "webhooks", "webhook_events", "webhook_deliveries", "webhook_pool_levels"}
+          "webhooks", "webhook_events", "webhook_deliveries", "webhook_pool_levels",
+          "unknown_peers", "released_peers"}
 
 
 def migrate(conninfo, *extra):

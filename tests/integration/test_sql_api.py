@@ -344,7 +344,7 @@ def test_admin_actions_on_a_router_are_audited_under_its_tenant(api):
     assert rows == [["router.reserved", "acme", "f"], ["router.key_set", "acme", "t"],
                     ["router.key_rotated", "acme", "t"], ["router.deleted", "acme", "t"]]
     seen = api.json(f"SELECT wgf_api_audit({acme.args}, {lit(r)}, NULL, NULL, NULL, NULL, NULL, "
-                    "NULL, NULL, false, 100)")
+                    "NULL, NULL, false, NULL, 100)")
     assert [i["action"] for i in seen["items"]] == ["router.reserved", "router.key_set",
                                                     "router.key_rotated", "router.deleted"]
 

@@ -32,15 +32,16 @@ GATEWAY = "10.100.0.1"
 class World:
     """Coordinator(s), a VPS with its agent, and a router, wired together."""
 
-    def __init__(self, tmp_path, conninfo, channel_extra="", chan=None, pool=POOL):
+    def __init__(self, tmp_path, conninfo, channel_extra="", chan=None, pool=POOL,
+                 poll_wait="20s"):
         """chan: the channel's listen URL (default an ipc:// socket); a tcp:// one with
         port 0 gets the port the kernel picks, which the agent then dials. pool: the
-        server's address pool."""
+        server's address pool. poll_wait: the coordinator's [channel] poll_wait."""
         self.tmp = tmp_path
         self.conninfo = conninfo
         self.coord = Coordinator(tmp_path, conninfo,
                                  channel_listen=chan or f"ipc://{tmp_path}/channel.sock",
-                                 extra="[channel]\npoll_wait = 20s\n" + channel_extra)
+                                 extra=f"[channel]\npoll_wait = {poll_wait}\n" + channel_extra)
         self.coord.admin_key = self.coord.create_admin_key()
         self.coord.start()
         self.chan = self.coord.channel_url

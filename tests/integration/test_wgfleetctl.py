@@ -343,6 +343,33 @@ def test_audit_follow_prints_entries_made_after_it_started(fleet):
                 proc.wait()
 
 
+def test_audit_follow_misses_no_entry_that_commits_after_a_larger_id(fleet):
+    from test_api_ctl import OpenTransaction
+    f = fleet
+    proc = subprocess.Popen([binary("wgfleetctl"), "audit", "--follow", "--json", "--interval",
+                             "0.2", "--action", "test.late"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, bufsize=0, env=ctl_env(f))
+    try:
+        time.sleep(0.5)
+        old = OpenTransaction(f, "test.late")
+        try:
+            f.sql("INSERT INTO audit_log (actor, action, detail) "
+                  "VALUES ('cli', 'test.late', '{\"n\": 2}')")
+            time.sleep(0.6)  # three polls while the older entry is not yet committed
+        finally:
+            old.commit()
+        got = [json.loads(read_line(proc, 10)) for _ in range(2)]
+        assert [e["id"] for e in got] == [old.id, old.id + 1], got
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=5)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 def read_line(proc, timeout):
     """The next line of proc's stdout, waiting at most timeout seconds."""
     import selectors
@@ -437,7 +464,7 @@ def test_the_key_is_never_in_argv(fleet):
 # ---- bash completion ----
 
 COMMANDS = ["status", "servers list", "servers show", "servers add", "servers set",
-            "servers remove", "tenants list", "tenants show", "tenants add", "tenants set",
+            "servers remove", "servers unknown", "servers release", "tenants list", "tenants show", "tenants add", "tenants set",
             "keys list", "keys create", "keys revoke", "routers list", "routers show",
             "routers delete", "audit", "leases", "config", "import", "webhooks list",
             "webhooks add", "webhooks remove", "webhooks deliveries"]
@@ -459,7 +486,8 @@ def complete(words):
 
 def test_bash_completion_offers_each_commands_options_as_its_help_lists_them():
     assert complete(["wgfleetctl", ""]) == sorted({c.split()[0] for c in COMMANDS})
-    assert complete(["wgfleetctl", "servers", ""]) == ["add", "list", "remove", "set", "show"]
+    assert complete(["wgfleetctl", "servers", ""]) == ["add", "list", "release", "remove", "set",
+                                                       "show", "unknown"]
     assert complete(["wgfleetctl", "--url", "x", "keys", ""]) == ["create", "list", "revoke"]
     assert complete(["wgfleetctl", "config", "id", "--format", ""]) == ["routeros", "wg-quick"]
     for cmd in COMMANDS:

@@ -692,6 +692,140 @@ static void delta(struct wgf_sync_reply *r, uint64_t rev, uint32_t n, bool remov
 }
 
 /*
+ * A desired set of the peers listed in ns (as peer_of makes them), taken by rc; peer
+ * `moved` (when listed) has the allowed IP `cidr` instead.
+ */
+static void offer_list(struct reconciler *rc, uint64_t revision, const uint32_t *ns, size_t n,
+                       uint32_t moved, const char *cidr)
+{
+	struct cache_state st = {.revision = revision, .n_peers = n};
+
+	st.peers = calloc(n, sizeof(*st.peers));
+	assert_non_null(st.peers);
+	for (size_t i = 0; i < n; i++) {
+		peer_of(&st.ips, &st.peers[i], ns[i]);
+		if (ns[i] == moved)
+			set_ip(&st.peers[i], cidr);
+	}
+	assert_int_equal(reconciler_set_desired(rc, &st, 0), 1);
+	cache_state_fini(&st);
+}
+
+static bool has_peer(struct fake *f, uint32_t n)
+{
+	uint8_t key[WGF_KEY_LEN];
+
+	key_of(key, n);
+	return fake_find(f, key) != NULL;
+}
+
+/*
+ * Adopt mode removes only the agent's own peers (applied by it) and released ones; the
+ * others are listed as unknown, and a desired peer that would take an allowed IP of one
+ * is refused. Without adopt mode the same interface loses them.
+ */
+static void test_adopt_keeps_unknown_peers(void **state)
+{
+	static const uint32_t first[] = {1, 2, 7, 8}, second[] = {1, 7}, third[] = {1, 7, 9};
+	struct wgf_change changes[1];
+	struct wgf_sync_reply r = {.changes = changes};
+	struct reconcile_result res;
+	struct reconciler *rc;
+	struct wgf_err err = {0};
+	uint8_t released[WGF_KEY_LEN];
+	struct wgf_peer *p;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	for (uint32_t i = 0; i < 6; i++)
+		peer_of(&f.dev.ips, wgf_device_add_peer(&f.dev), i);
+	fake_must_find(&f, 5)->flags |= WGF_PEER_HAS_HANDSHAKE;
+	fake_must_find(&f, 5)->last_handshake_ms = 1234;
+	assert_int_equal(reconciler_new(&f.base, NULL, &rc), 0);
+	reconciler_set_adopt(rc, true);
+	/* Peer 8 wants peer 5's address. */
+	offer_list(rc, 1, first, 4, 8, "10.0.0.5/32");
+	run(rc, false, &res);
+	assert_int_equal(res.n_removed, 0);
+	assert_int_equal(res.n_added, 1); /* 7 */
+	assert_true(res.has_unknown);
+	assert_int_equal(res.n_unknown, 4); /* 0, 3, 4, 5 */
+	assert_int_equal(res.n_unknown_total, 4);
+	assert_int_equal(res.unknown[0].public_key[2], 0);
+	assert_int_equal(res.unknown[3].public_key[2], 5);
+	assert_int_equal(res.unknown[3].last_handshake_ms, 1234);
+	assert_int_equal(res.unknown[3].n_allowed_ips, 1);
+	assert_int_equal(res.n_failed, 1);
+	assert_int_equal(res.failed[0].public_key[2], 8);
+	assert_non_null(strstr(res.failed[0].reason, "unmanaged peer"));
+	assert_int_equal(res.n_static, 0);
+	assert_int_equal(res.n_drift, 0);
+	assert_int_equal(res.n_pending, 0);
+	assert_int_equal(f.n_remove_calls, 0);
+	assert_int_equal(f.dev.n_peers, 7);
+	reconcile_result_fini(&res);
+
+	/* Peer 2 was applied by the agent: dropping it from the set removes it. */
+	offer_list(rc, 2, second, 2, 0, NULL);
+	run(rc, false, &res);
+	assert_int_equal(res.n_removed, 1);
+	assert_false(has_peer(&f, 2));
+	assert_int_equal(res.n_unknown, 4);
+	assert_int_equal(res.n_drift, 0);
+	reconcile_result_fini(&res);
+
+	/* A released key goes, and is no drift. */
+	key_of(released, 4);
+	assert_int_equal(reconciler_set_released(rc, (const uint8_t(*)[WGF_KEY_LEN])released, 1),
+	                 0);
+	run(rc, false, &res);
+	assert_int_equal(res.n_removed, 1);
+	assert_false(has_peer(&f, 4));
+	assert_int_equal(res.n_unknown, 3);
+	assert_int_equal(res.n_drift, 0);
+	reconcile_result_fini(&res);
+
+	/* A delta that makes unknown peer 0 desired (as an import does): it is taken over. */
+	delta(&r, 3, 0, false);
+	assert_int_equal(reconciler_apply(rc, &r), 1);
+	assert_int_equal(reconciler_run_changes(rc, NULL, NULL, &res, &err), -EAGAIN);
+	run(rc, false, &res);
+	assert_int_equal(res.n_unknown_total, 2); /* 3 and 5 */
+	assert_int_equal(res.n_removed, 0);
+	reconcile_result_fini(&res);
+
+	/* A delta that would take an unknown peer's address is left to a full pass. */
+	r.n_changes = 0;
+	delta(&r, 4, 9, false);
+	set_ip(&changes[0].peer, "10.0.0.3/32");
+	assert_int_equal(reconciler_apply(rc, &r), 1);
+	assert_int_equal(reconciler_run_changes(rc, NULL, NULL, &res, &err), -EAGAIN);
+	run(rc, false, &res);
+	assert_int_equal(res.n_failed, 1);
+	assert_int_equal(res.failed[0].public_key[2], 9);
+	assert_true(has_peer(&f, 3));
+	reconcile_result_fini(&res);
+
+	/* Without adopt mode, the unknown peers go and 9 gets its address. */
+	reconciler_set_adopt(rc, false);
+	offer_list(rc, 5, third, 3, 9, "10.0.0.3/32");
+	run(rc, false, &res);
+	assert_true(res.has_unknown); /* a full pass, which finds none to keep */
+	assert_int_equal(res.n_unknown_total, 0);
+	assert_int_equal(res.n_removed, 3); /* 0, 3, 5 */
+	assert_int_equal(res.n_added, 1);
+	assert_int_equal(res.n_failed, 0);
+	assert_int_equal(f.dev.n_peers, 3);
+	p = fake_must_find(&f, 9);
+	assert_int_equal(p->allowed_ips[0].addr.bytes[3], 3);
+	reconcile_result_fini(&res);
+	reconciler_free(rc);
+	wgf_ip_pool_fini(&r.ips);
+	wgf_device_fini(&f.dev);
+}
+
+/*
  * Deltas change the reconciler's own set in place: the next pass adds, updates and
  * removes just those peers, counts none of them as drift, and writes the cache. Deltas
  * that do not follow the set are refused and change nothing.
@@ -857,6 +991,35 @@ static void test_delta_pass(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* A result lists at most RECONCILE_UNKNOWN_MAX unknown peers, in key order, and counts all. */
+static void test_adopt_lists_a_bounded_number(void **state)
+{
+	enum { N = RECONCILE_UNKNOWN_MAX + 5 };
+	struct reconcile_result res;
+	struct reconciler *rc;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	for (uint32_t i = 0; i < N; i++)
+		peer_of(&f.dev.ips, wgf_device_add_peer(&f.dev), i + 1);
+	assert_int_equal(reconciler_new(&f.base, NULL, &rc), 0);
+	reconciler_set_adopt(rc, true);
+	offer(rc, 1, 100000, 0, 0, 1);
+	run(rc, false, &res);
+	assert_true(res.has_unknown);
+	assert_int_equal(res.n_unknown, RECONCILE_UNKNOWN_MAX);
+	assert_int_equal(res.n_unknown_total, N);
+	for (size_t i = 1; i < res.n_unknown; i++)
+		assert_true(memcmp(res.unknown[i - 1].public_key, res.unknown[i].public_key,
+		                   WGF_KEY_LEN) < 0);
+	assert_int_equal(res.n_removed, 0);
+	assert_int_equal(f.dev.n_peers, N);
+	reconcile_result_fini(&res);
+	reconciler_free(rc);
+	wgf_device_fini(&f.dev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -873,6 +1036,8 @@ int main(void)
 	        cmocka_unit_test(test_routable_desired_and_configured),
 	        cmocka_unit_test(test_deltas),
 	        cmocka_unit_test(test_delta_pass),
+	        cmocka_unit_test(test_adopt_keeps_unknown_peers),
+	        cmocka_unit_test(test_adopt_lists_a_bounded_number),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -198,6 +198,48 @@ static void test_hint_coordinator_to_agent(void **state)
 	wgf_body_fini(&out);
 }
 
+/* The answer to a report: the released keys, in order; an empty list is a list too. */
+static void test_hint_with_released_keys(void **state)
+{
+	struct wgf_body in = {.kind = WGF_WIRE_KIND_HINT}, out;
+	uint8_t keys[2][WGF_KEY_LEN];
+	Wgfleet__V1__Body b = WGFLEET__V1__BODY__INIT;
+	Wgfleet__V1__Hint h = WGFLEET__V1__HINT__INIT;
+	ProtobufCBinaryData pk[2];
+
+	(void)state;
+	fill_key(keys[0], 1);
+	fill_key(keys[1], 2);
+	snprintf(in.hint.server, sizeof(in.hint.server), "vps-a");
+	in.hint.revision = 7;
+	in.hint.has_released = true;
+	in.hint.released = keys;
+	in.hint.n_released = 2;
+	round_trip(&in, "hint-released", &out);
+	assert_true(out.hint.has_released);
+	assert_int_equal(out.hint.n_released, 2);
+	assert_memory_equal(out.hint.released, keys, sizeof(keys));
+	wgf_body_fini(&out);
+	in.hint.n_released = 0;
+	round_trip(&in, NULL, &out);
+	assert_true(out.hint.has_released);
+	assert_int_equal(out.hint.n_released, 0);
+	wgf_body_fini(&out);
+
+	h.server = "vps-a";
+	pk[0] = (ProtobufCBinaryData){WGF_KEY_LEN, keys[1]};
+	pk[1] = (ProtobufCBinaryData){WGF_KEY_LEN, keys[0]};
+	h.released = pk;
+	h.n_released = 2;
+	b.kind_case = WGFLEET__V1__BODY__KIND_HINT;
+	b.hint = &h;
+	decode_fails(&b, -EBADMSG, "released keys in a hint that lists none");
+	h.released_listed = true;
+	decode_fails(&b, -EBADMSG, "released key 1: keys out of order");
+	pk[1] = (ProtobufCBinaryData){31, keys[0]};
+	decode_fails(&b, -EBADMSG, "released key 1: public key is 31 bytes, expected 32");
+}
+
 static void test_hint_agent_to_coordinator(void **state)
 {
 	struct wgf_body in = {.kind = WGF_WIRE_KIND_HINT}, out;
@@ -737,6 +779,102 @@ static void test_refuses_report_fields(void **state)
 	decode_fails(&b, -EBADMSG, "peer facts 0: handshake time is negative");
 }
 
+/*
+ * A report's unknown peers go through whole, in key order; one with every field at its
+ * largest fits WGF_UNKNOWN_PEER_WIRE_MAX, the bound the coordinator's body cap counts on.
+ */
+static void test_report_unknown_peers(void **state)
+{
+	struct wgf_unknown_peer unknown[2];
+	struct wgf_body in = {.kind = WGF_WIRE_KIND_REPORT}, out;
+	struct wgf_report *r = &in.report;
+	struct wgf_err err = {0};
+	uint8_t *buf, *big;
+	size_t len, big_len;
+
+	(void)state;
+	memset(unknown, 0, sizeof(unknown));
+	unknown[0].last_handshake_ms = 1795000000123;
+	snprintf(r->server, sizeof(r->server), "vps-a");
+	fill_key(unknown[0].public_key, 1);
+	assert_int_equal(wgf_cidr_parse(&unknown[0].allowed_ips[0], "10.100.0.7/32", 0, NULL), 0);
+	assert_int_equal(wgf_cidr_parse(&unknown[0].allowed_ips[1], "fd00::/64", 0, NULL), 0);
+	unknown[0].n_allowed_ips = 2;
+	snprintf(unknown[0].endpoint, sizeof(unknown[0].endpoint), "192.0.2.1:51820");
+	fill_key(unknown[1].public_key, 2);
+	r->has_unknown = true;
+	r->unknown = unknown;
+	r->n_unknown = 2;
+	r->n_unknown_total = 5;
+	round_trip(&in, "report-unknown", &out);
+	assert_true(out.report.has_unknown);
+	assert_int_equal(out.report.n_unknown, 2);
+	assert_int_equal(out.report.n_unknown_total, 5);
+	assert_memory_equal(out.report.unknown[0].public_key, unknown[0].public_key, WGF_KEY_LEN);
+	assert_int_equal(out.report.unknown[0].n_allowed_ips, 2);
+	assert_int_equal(out.report.unknown[0].allowed_ips[1].prefix, 64);
+	assert_int_equal(out.report.unknown[0].last_handshake_ms, 1795000000123);
+	assert_string_equal(out.report.unknown[0].endpoint, "192.0.2.1:51820");
+	assert_int_equal(out.report.unknown[1].n_allowed_ips, 0);
+	wgf_body_fini(&out);
+
+	/* One peer at its largest costs at most the bound over an empty list. */
+	r->n_unknown = 0;
+	assert_int_equal(wgf_body_encode(&in, &buf, &len, &err), 0);
+	unknown[0].last_handshake_ms = INT64_MAX;
+	memset(unknown[0].endpoint, '9', sizeof(unknown[0].endpoint) - 1);
+	unknown[0].endpoint[sizeof(unknown[0].endpoint) - 1] = '\0';
+	for (unsigned i = 0; i < WGF_PEER_ALLOWED_IPS_MAX; i++)
+		assert_int_equal(wgf_cidr_parse(&unknown[0].allowed_ips[i],
+		                                "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128", 0,
+		                                NULL),
+		                 0);
+	unknown[0].n_allowed_ips = WGF_PEER_ALLOWED_IPS_MAX;
+	r->n_unknown = 1;
+	assert_int_equal(wgf_body_encode(&in, &big, &big_len, &err), 0);
+	assert_true(big_len - len <= WGF_UNKNOWN_PEER_WIRE_MAX);
+	free(buf);
+	free(big);
+}
+
+static void test_refuses_unknown_peers(void **state)
+{
+	Wgfleet__V1__Body b = WGFLEET__V1__BODY__INIT;
+	Wgfleet__V1__Report rep = WGFLEET__V1__REPORT__INIT;
+	Wgfleet__V1__UnknownPeer u[2], *up[2] = {&u[0], &u[1]};
+	char *ips[1] = {"10.100.0.7/24"};
+	uint8_t keys[2][WGF_KEY_LEN];
+
+	(void)state;
+	for (int i = 0; i < 2; i++) {
+		wgfleet__v1__unknown_peer__init(&u[i]);
+		fill_key(keys[i], (uint8_t)(i + 1));
+		u[i].public_key = (ProtobufCBinaryData){WGF_KEY_LEN, keys[i]};
+	}
+	rep.server = "vps-a";
+	b.kind_case = WGFLEET__V1__BODY__KIND_REPORT;
+	b.report = &rep;
+	rep.unknown_peers = up;
+	rep.n_unknown_peers = 2;
+	rep.unknown_total = 2;
+	decode_fails(&b, -EBADMSG, "unknown peers in a report that lists none");
+	rep.unknown_listed = true;
+	rep.unknown_total = 1;
+	decode_fails(&b, -EBADMSG, "unknown_total is less than the peers listed");
+	rep.unknown_total = 2;
+	up[0] = &u[1];
+	up[1] = &u[0];
+	decode_fails(&b, -EBADMSG, "unknown peer 1: keys out of order");
+	up[0] = &u[0];
+	up[1] = &u[1];
+	u[1].allowed_ips = ips;
+	u[1].n_allowed_ips = 1;
+	decode_fails(&b, -EBADMSG, NULL);
+	u[1].n_allowed_ips = 0;
+	u[0].last_handshake_ms = -1;
+	decode_fails(&b, -EBADMSG, "unknown peer 0: handshake time is negative");
+}
+
 static void test_refuses_server_names(void **state)
 {
 	Wgfleet__V1__Body b = WGFLEET__V1__BODY__INIT;
@@ -1072,6 +1210,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_hint_coordinator_to_agent),
 	        cmocka_unit_test(test_hint_agent_to_coordinator),
+	        cmocka_unit_test(test_hint_with_released_keys),
 	        cmocka_unit_test(test_sync_request),
 	        cmocka_unit_test(test_sync_reply_snapshot_page),
 	        cmocka_unit_test(test_sync_reply_deltas),
@@ -1089,6 +1228,8 @@ int main(void)
 	        cmocka_unit_test(test_refuses_changes_out_of_order),
 	        cmocka_unit_test(test_refuses_drift_kind),
 	        cmocka_unit_test(test_refuses_report_fields),
+	        cmocka_unit_test(test_report_unknown_peers),
+	        cmocka_unit_test(test_refuses_unknown_peers),
 	        cmocka_unit_test(test_refuses_server_names),
 	        cmocka_unit_test(test_refuses_peers_out_of_order),
 	        cmocka_unit_test(test_refuses_deltas_with_snapshot_fields),

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Copyright (c) 2026 The wgfleet authors */
 /* Unit tests for coordinator/pipes.c on real nng pipes over TCP on 127.0.0.1: caps in
- * all and per address, idle expiry that a request in hand holds off. */
+ * all and per address, idle expiry that a request in hand holds off, message buckets. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -132,6 +132,43 @@ static void test_caps_in_all_and_per_address(void **state)
 	server_stop(&s);
 }
 
+static void test_each_pipe_has_a_bucket_of_messages(void **state)
+{
+	struct server s;
+	nng_socket a, b;
+	char remote[PIPES_REMOTE_LEN];
+	unsigned passed = 0;
+
+	(void)state;
+	server_start(&s, &(struct pipes_options){.max_total = 8,
+	                                         .max_per_address = 8,
+	                                         .idle_ms = 60000,
+	                                         .msgs_per_s = 10,
+	                                         .msgs_burst = 5});
+	a = dial(s.url);
+	b = dial(s.url);
+	wait_for(&s, 2, admitted);
+	/* The burst passes, then one pipe is throttled; the other is not. */
+	for (int i = 0; i < 20; i++)
+		passed += pipes_charge(s.t, s.admitted[0]);
+	assert_in_range(passed, 5, 6);
+	assert_true(pipes_charge(s.t, s.admitted[1]));
+	assert_int_equal(pipes_take_throttled(s.t, remote), 20 - passed);
+	assert_string_equal(remote, "127.0.0.1");
+	assert_int_equal(pipes_take_throttled(s.t, remote), 0);
+	/* At 10 a second, 300 ms bring about three back. */
+	nng_msleep(300);
+	passed = 0;
+	for (int i = 0; i < 10; i++)
+		passed += pipes_charge(s.t, s.admitted[0]);
+	assert_in_range(passed, 2, 5);
+	/* A pipe the table does not know is let through. */
+	assert_true(pipes_charge(s.t, (nng_pipe)NNG_PIPE_INITIALIZER));
+	nng_close(a);
+	nng_close(b);
+	server_stop(&s);
+}
+
 static unsigned expired_count;
 
 static unsigned take_expired(struct server *s)
@@ -178,6 +215,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_caps_in_all_and_per_address),
 	        cmocka_unit_test(test_idle_pipes_expire_unless_busy),
+	        cmocka_unit_test(test_each_pipe_has_a_bucket_of_messages),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,9 +1,9 @@
 -- SPDX-License-Identifier: MIT
 -- Copyright (c) 2026 The wgfleet authors
 --
--- 0015_dashboard_pages: pages for what the dashboard lists, so that at 1,000 servers and
+-- 0017_dashboard_pages: pages for what the dashboard lists, so that at 1,000 servers and
 -- 100,000 routers it never asks for everything. GET /v1/status takes limit and cursor
--- (servers by name; without limit the answer is the whole fleet, as before), and
+-- (servers by name; without limit the answer is the whole fleet, 0015's), and
 -- GET /v1/audit takes order=newest and before (an id), which page the log from its
 -- newest entry backwards.
 
@@ -11,9 +11,11 @@
 -- Only the page's servers' routers, addresses and usage shards are read.
 CREATE FUNCTION wgf_status_servers(p_online_within interval, p_after text, p_limit integer)
 RETURNS jsonb LANGUAGE sql STABLE AS $$
-	WITH page AS (SELECT * FROM servers
-		WHERE deleted_at IS NULL AND (p_after IS NULL OR name > p_after)
-		ORDER BY name LIMIT p_limit)
+	WITH page AS (SELECT s.*, CASE WHEN s.unknown_total > 0 THEN wgf_unknown_count(s)
+			ELSE 0 END AS unknown_peers
+		FROM servers s
+		WHERE s.deleted_at IS NULL AND (p_after IS NULL OR s.name > p_after)
+		ORDER BY s.name LIMIT p_limit)
 	SELECT coalesce(jsonb_agg(jsonb_build_object(
 		'name', s.name,
 		'online', s.last_seen_at IS NOT NULL AND s.last_seen_at > now() - p_online_within,
@@ -23,6 +25,7 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
 		'cache_error', s.cache_error,
 		'peers', coalesce(r.peers, 0),
 		'connected', coalesce(r.connected, 0),
+		'unknown_peers', s.unknown_peers,
 		'drift_repairs', s.drift_repairs,
 		'apply_latency', wgf_apply_latency(s.id),
 		'pool', jsonb_build_object('cidr', s.pool::text,
@@ -39,7 +42,7 @@ RETURNS jsonb LANGUAGE sql STABLE AS $$
 		WHERE server_id IN (SELECT id FROM page) GROUP BY server_id) u ON u.server_id = s.id;
 $$;
 
--- GET /v1/status. p_limit NULL: every server, the answer 0012 gave. Else one page of
+-- GET /v1/status. p_limit NULL: every server, the answer 0015 gave. Else one page of
 -- servers by name after p_cursor (the last name of the page before), with next_cursor
 -- (NULL on the last page) and servers_total; the routers per status are the fleet's.
 DROP FUNCTION wgf_api_status(text, bytea, interval);
@@ -68,19 +71,27 @@ BEGIN
 END
 $$;
 
--- GET /v1/audit. p_before: entries with a smaller id. p_newest: newest first (the
--- limit keeps the newest), else oldest first as before. The order is one of two
--- keywords; every value is a parameter.
+-- GET /v1/audit: 0014's, and p_before (entries with a smaller id) and p_newest (newest
+-- first, the limit keeping the newest; not with p_follow, which the API refuses). The
+-- order is one of three constant lists, so its index serves the LIMIT; every value is
+-- a parameter.
 DROP FUNCTION wgf_api_audit(text, bytea, uuid, text, inet, text, timestamptz, timestamptz,
-	bigint, integer);
+	bigint, text, integer);
 CREATE FUNCTION wgf_api_audit(p_prefix text, p_hash bytea, p_router uuid, p_tenant text,
 	p_ip inet, p_action text, p_since timestamptz, p_until timestamptz, p_after bigint,
-	p_before bigint, p_newest boolean, p_limit integer)
+	p_before bigint, p_newest boolean, p_follow text, p_limit integer)
 RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
 DECLARE
 	c wgf_caller := wgf_auth(p_prefix, p_hash, false);
+	v_xmin xid8 := pg_snapshot_xmin(pg_current_snapshot());
 	v_tenant bigint;
-	v_page jsonb;
+	v_xact xid8 := '0';
+	v_id bigint := 0;
+	v_order text;
+	v_items jsonb;
+	v_n integer;
+	v_last_xact xid8;
+	v_last_id bigint;
 BEGIN
 	IF p_tenant IS NOT NULL THEN
 		-- An admin hears of a slug that does not exist; a tenant key only ever sees
@@ -91,28 +102,54 @@ BEGIN
 		END IF;
 		v_tenant := coalesce(v_tenant, -1);
 	END IF;
-	EXECUTE format($q$SELECT jsonb_build_object('items', coalesce(jsonb_agg(jsonb_build_object(
+	IF p_follow IS NOT NULL AND p_follow <> '' THEN
+		-- The API checked the form (two whole numbers); a cursor ahead of what this
+		-- database has seen (another cluster's) would skip entries: refused.
+		v_xact := split_part(p_follow, '.', 1)::xid8;
+		v_id := split_part(p_follow, '.', 2)::bigint;
+		IF v_xact > pg_snapshot_xmax(pg_current_snapshot()) THEN
+			PERFORM wgf_raise('WG400', 'invalid_follow',
+				'This cursor is not from this coordinator''s database.');
+		END IF;
+	END IF;
+	v_order := CASE WHEN p_follow IS NOT NULL THEN 'a.xact, a.id'
+		WHEN p_newest THEN 'a.id DESC' ELSE 'a.id' END;
+	EXECUTE format($q$SELECT coalesce(jsonb_agg(jsonb_build_object(
 			'id', a.id, 'at', a.at, 'tenant', t.slug, 'api_key_id', a.api_key_id,
 			'actor', a.actor, 'action', a.action, 'router_id', a.router_id,
 			'vpn_ip', host(a.vpn_ip), 'request_id', a.request_id, 'detail', a.detail)
-			ORDER BY a.id %1$s), '[]'))
+			ORDER BY %1$s), '[]'), count(*),
+		(array_agg(a.xact ORDER BY a.xact DESC, a.id DESC))[1],
+		(array_agg(a.id ORDER BY a.xact DESC, a.id DESC))[1]
 		FROM (SELECT * FROM audit_log
-			WHERE (tenant_id = $1 OR $2)
-			  AND ($3::bigint IS NULL OR tenant_id = $3)
-			  AND ($4::uuid IS NULL OR router_id = $4)
-			  AND ($5::inet IS NULL OR vpn_ip = $5)
-			  AND ($6::text IS NULL OR action = $6)
-			  AND ($7::timestamptz IS NULL OR at >= $7)
-			  AND ($8::timestamptz IS NULL OR at < $8)
-			  AND ($9::bigint IS NULL OR id > $9)
-			  AND ($10::bigint IS NULL OR id < $10)
-			ORDER BY id %1$s LIMIT $11) a
-		LEFT JOIN tenants t ON t.id = a.tenant_id$q$,
-		CASE WHEN p_newest THEN 'DESC' ELSE 'ASC' END)
-	INTO v_page
-	USING c.tenant_id, c.scope = 'admin', v_tenant, p_router, p_ip, p_action, p_since,
-		p_until, p_after, p_before, p_limit;
-	RETURN v_page;
+			WHERE ($1 OR tenant_id = $2)
+			  AND ($3 IS NULL OR tenant_id = $3)
+			  AND ($4 IS NULL OR router_id = $4)
+			  AND ($5 IS NULL OR vpn_ip = $5)
+			  AND ($6 IS NULL OR action = $6)
+			  AND ($7 IS NULL OR at >= $7)
+			  AND ($8 IS NULL OR at < $8)
+			  AND ($9 IS NULL OR id > $9)
+			  AND ($15 IS NULL OR id < $15)
+			  AND (NOT $10 OR ((xact, id) > ($11, $12) AND xact < $13))
+			ORDER BY %2$s LIMIT $14) a
+		LEFT JOIN tenants t ON t.id = a.tenant_id$q$, v_order, replace(v_order, 'a.', ''))
+		INTO v_items, v_n, v_last_xact, v_last_id
+		USING c.scope = 'admin', c.tenant_id, v_tenant, p_router, p_ip, p_action, p_since,
+			p_until, p_after, p_follow IS NOT NULL, v_xact, v_id, v_xmin, p_limit, p_before;
+	IF p_follow IS NULL THEN
+		RETURN jsonb_build_object('items', v_items);
+	END IF;
+	IF v_n >= p_limit THEN
+		-- A full page: go on from its last entry.
+		v_xact := v_last_xact;
+		v_id := v_last_id;
+	ELSIF v_xmin > v_xact THEN
+		-- Everything before the running transactions was read.
+		v_xact := v_xmin;
+		v_id := 0;
+	END IF;
+	RETURN jsonb_build_object('items', v_items, 'follow_cursor', v_xact::text || '.' || v_id);
 END
 $$;
 

@@ -1,7 +1,7 @@
 -- SPDX-License-Identifier: MIT
 -- Copyright (c) 2026 The wgfleet authors
 --
--- 0016_webhook_listeners: an audit row that no active webhook would hear costs its
+-- 0018_webhook_listeners: an audit row that no active webhook would hear costs its
 -- trigger one probe of the webhooks table. 0013's trigger built the event's data (a
 -- join of the router and its server, and the JSON) for every router change, and an
 -- event row was written whenever any webhook was active, even one whose filter left

@@ -1,7 +1,7 @@
 -- SPDX-License-Identifier: MIT
 -- Copyright (c) 2026 The wgfleet authors
 --
--- 0014_server_hysteresis: server.offline with the hysteresis routers have. A router goes
+-- 0016_server_hysteresis: server.offline with the hysteresis routers have. A router goes
 -- disconnected only after two stale reports in a row; a server is now announced offline
 -- only after two checks found its agent unheard, the later one at least p_confirm after
 -- the earlier, with no check between that heard it. One late message therefore pages
