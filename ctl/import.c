@@ -167,7 +167,10 @@ static int on_wg_value(void *ctx, const char *section, const char *name, const c
 	if (strcmp(section, "Peer") != 0 || st->error[0])
 		return 1;
 	if (strcmp(name, "PublicKey") == 0) {
-		st->peer = json_pack("{s:s,s:s}", "tenant", st->tenant, "public_key", value);
+		/* `wg showconf` leaves PersistentKeepalive out when it is off: 0 then, so the
+		 * import keeps the peer as it is rather than giving it the API's default. */
+		st->peer = json_pack("{s:s,s:s,s:i}", "tenant", st->tenant, "public_key", value,
+		                     "persistent_keepalive", 0);
 		json_array_append_new(st->routers, st->peer);
 		st->address_set = false;
 		return 1;
@@ -177,8 +180,15 @@ static int on_wg_value(void *ctx, const char *section, const char *name, const c
 		         "a [Peer] whose %s comes before its PublicKey", name);
 		return 0;
 	}
-	if (strcmp(name, "PersistentKeepalive") == 0 && strcmp(value, "off") != 0) {
-		json_object_set_new(st->peer, "persistent_keepalive", json_integer(atoi(value)));
+	if (strcmp(name, "PersistentKeepalive") == 0) {
+		char *end;
+		long v = strcmp(value, "off") == 0 ? 0 : strtol(value, &end, 10);
+
+		/* Out of range or not a number: the API names the field. */
+		if (strcmp(value, "off") != 0 && (end == value || *end))
+			json_object_set_new(st->peer, "persistent_keepalive", json_string(value));
+		else
+			json_object_set_new(st->peer, "persistent_keepalive", json_integer(v));
 	} else if (strcmp(name, "AllowedIPs") == 0 && !st->address_set) {
 		/* The router's address: the first allowed IP, without its prefix length. */
 		snprintf(ips, sizeof(ips), "%s", value);

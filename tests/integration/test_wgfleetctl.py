@@ -616,3 +616,6 @@ def test_import_the_peers_of_wg_showconf(fleet, tmp_path):
     assert "others can read" not in piped.stderr
     keepalive = f.scalar("SELECT persistent_keepalive FROM routers WHERE vpn_ip = '10.100.0.40'")
     assert keepalive == "21"
+    # Without PersistentKeepalive the peer has none: it stays so (not the API's default).
+    keepalive = f.scalar("SELECT persistent_keepalive FROM routers WHERE vpn_ip = '10.100.0.41'")
+    assert keepalive == "0"
