@@ -14,7 +14,8 @@
 #include "key.h"
 #include "migrate.h"
 
-#define QUOTA_MAX 1000000
+#define QUOTA_MAX        1000000
+#define STATUS_LIMIT_MAX 1000 /* servers in one page of GET /v1/status */
 
 static const struct field tenant_fields[] = {
         {"slug", F_TEXT, true, 63},
@@ -320,9 +321,20 @@ int api_admin_release_peer(struct call *c)
 	return 0;
 }
 
+/* GET /v1/status: every server, or with limit a page of them after cursor (a name). */
 int api_admin_status(struct call *c)
 {
-	call_params(c, call_interval(c, c->api->o.server_online_ms));
+	const char *limit = call_query_get(c, "limit"), *cursor = call_query_get(c, "cursor");
+	unsigned long n = 0;
+
+	if (limit && input_uint(c, "limit", limit, 1, STATUS_LIMIT_MAX, &n) < 0)
+		return -EINVAL;
+	if (cursor && !limit)
+		return call_invalid(c, "cursor", "needs a limit");
+	if (cursor && input_server_name(c, "cursor", cursor) < 0)
+		return -EINVAL;
+	call_params(c, call_interval(c, c->api->o.server_online_ms),
+	            limit ? call_arena(c, "%lu", n) : NULL, cursor);
 	return 0;
 }
 

@@ -142,20 +142,28 @@ int api_routers_audit(struct call *c)
 	const char *router = call_query_get(c, "router"), *action = call_query_get(c, "action");
 	const char *since = call_query_get(c, "since"), *until = call_query_get(c, "until");
 	const char *after = call_query_get(c, "after"), *follow = call_query_get(c, "follow");
+	const char *before = call_query_get(c, "before"), *order = call_query_get(c, "order");
 	const char *limit, *tenant, *address;
+	bool newest = order && strcmp(order, "newest") == 0;
 
 	if (after && follow)
 		return call_invalid(c, "follow", "and after do not go together");
+	if (order && !newest && strcmp(order, "oldest") != 0)
+		return call_invalid(c, "order", "must be oldest or newest");
+	if (follow && (newest || before))
+		return call_invalid(c, "follow", "goes with neither order=newest nor before");
 	if (limit_param(c, &limit) < 0 || filter_params(c, &tenant, &address) < 0 ||
 	    (follow && follow[0] && input_follow_cursor(c, "follow", follow) < 0) ||
 	    (router && input_uuid(c, "router", router) < 0) ||
 	    (action && input_text(c, "action", action, 64) < 0) ||
 	    (since && input_timestamp(c, "since", since) < 0) ||
 	    (until && input_timestamp(c, "until", until) < 0) ||
-	    (after && input_id(c, "after", after) < 0))
+	    (after && input_id(c, "after", after) < 0) ||
+	    (before && input_id(c, "before", before) < 0))
 		return -EINVAL;
 	c->ts_field = until && !since ? "until" : "since";
-	call_params(c, router, tenant, address, action, since, until, after, follow, limit);
+	call_params(c, router, tenant, address, action, since, until, after, before,
+	            newest ? "true" : "false", follow, limit);
 	return 0;
 }
 

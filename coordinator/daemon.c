@@ -149,6 +149,7 @@ static int start_delivery(struct daemon *d)
 	        .retry_for_ms = d->s.webhooks_retry_for_ms,
 	        .keep_ms = d->s.webhooks_keep_ms,
 	        .server_online_ms = d->s.server_online_ms,
+	        .offline_confirm_ms = d->s.webhooks_offline_confirm_ms,
 	};
 	int r;
 

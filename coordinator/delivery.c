@@ -28,7 +28,7 @@
 	"SELECT wgf_webhook_done($1::bigint, $2::bigint, $3::integer, $4::integer, $5, " \
 	"$6::interval, $7::interval)"
 #define PRUNE_SQL      "SELECT wgf_webhook_prune($1::interval, 1000)"
-#define WATCH_SQL      "SELECT wgf_servers_watch($1::interval)"
+#define WATCH_SQL      "SELECT wgf_servers_watch($1::interval, $2::interval)"
 #define PRUNE_EVERY_MS 60000
 #define LEASE_SLACK_MS 30000
 
@@ -417,14 +417,16 @@ static void on_watched(void *ctx, const PGresult *res, const struct db_error *e)
 
 static void watch_servers(struct delivery *d)
 {
-	char within[40];
-	const char *params[1] = {within};
+	char within[40], confirm[40];
+	const char *params[2] = {within, confirm};
 
 	if (d->watching)
 		return;
 	snprintf(within, sizeof(within), "%llu milliseconds",
 	         (unsigned long long)d->o.server_online_ms);
-	if (db_query(d->db, WATCH_SQL, 1, params, uv_now(d->loop) + d->o.poll_ms, on_watched, d) ==
+	snprintf(confirm, sizeof(confirm), "%llu milliseconds",
+	         (unsigned long long)d->o.offline_confirm_ms);
+	if (db_query(d->db, WATCH_SQL, 2, params, uv_now(d->loop) + d->o.poll_ms, on_watched, d) ==
 	    0)
 		d->watching = true;
 }

@@ -18,8 +18,10 @@
  * that dies mid-attempt leaves a lease that runs out: the attempt is made again
  * (at least once; receivers de-duplicate by Wgfleet-Event-Id).
  *
- * Each poll also asks wgf_servers_watch() which servers went online or offline
- * (server_online_ms, as the status route counts them), which announces each change.
+ * Each poll is also a check of wgf_servers_watch(), which announces a server online
+ * at the first check that hears its agent (within server_online_ms, as the status route
+ * counts it) after it was announced offline, and offline only when a later check still
+ * finds it unheard offline_confirm_ms after one first did.
  *
  * About once a minute, finished deliveries older than keep_ms are removed
  * (wgf_webhook_prune; one coordinator at a time), with the events none needs any more.
@@ -42,9 +44,10 @@ struct delivery_options {
 	uint64_t connect_timeout_ms;
 	uint64_t timeout_ms; /* a whole attempt, answer included */
 	uint64_t retry_min_ms, retry_max_ms;
-	uint64_t retry_for_ms;     /* from the event to giving up */
-	uint64_t keep_ms;          /* how long the log keeps a finished delivery */
-	uint64_t server_online_ms; /* a server seen this recently is online */
+	uint64_t retry_for_ms;       /* from the event to giving up */
+	uint64_t keep_ms;            /* how long the log keeps a finished delivery */
+	uint64_t server_online_ms;   /* a server seen this recently is online */
+	uint64_t offline_confirm_ms; /* unheard this much longer: announced offline */
 	struct webhook_policy policy;
 };
 

@@ -358,6 +358,18 @@ static const struct wgf_conf_entry entries[] = {
         },
         {
                 .section = "webhooks",
+                .name = "offline_confirm",
+                .type = WGF_CONF_DURATION,
+                .offset = S(webhooks_offline_confirm_ms),
+                .def = "30s",
+                .min = 0,
+                .max = HOUR,
+                .doc = "server.offline is announced only when the server is still unheard "
+                       "this long after a check first found it unheard (and at a later "
+                       "check): one late agent message pages nobody.",
+        },
+        {
+                .section = "webhooks",
                 .name = "allowed_networks",
                 .type = WGF_CONF_STRING,
                 .offset = S(webhooks_allowed),

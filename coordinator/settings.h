@@ -66,6 +66,7 @@ struct settings {
 	uint64_t webhooks_timeout_ms;
 	uint64_t webhooks_retry_min_ms, webhooks_retry_max_ms, webhooks_retry_for_ms;
 	uint64_t webhooks_keep_ms;
+	uint64_t webhooks_offline_confirm_ms;
 	char webhooks_allowed[512];
 	int log_level; /* index into wgf_log_level_choices */
 };

@@ -3,18 +3,18 @@
 //
 // The fleet at a glance, from the coordinator's admin API. The admin key is kept in
 // this tab's session storage and sent only as a bearer header; every value is written
-// with textContent, never as markup. Everything it reads is bounded: the status, a page
-// of routers per status that needs attention, and the audit log followed by id.
+// with textContent, never as markup. Every list is shown a page at a time (keyset pages
+// the API gives out, with next and previous), so nothing asks for the whole fleet.
 "use strict";
 
 const KEY = "wgfleet.admin_key";
 const REFRESH_MS = 5000;
-const ATTENTION_PAGE = 50;
-const AUDIT_SHOWN = 50;
+const SERVERS_PAGE = 50;
+const ATTENTION_PAGE = 25;
+const AUDIT_PAGE = 50;
+const FOUND_PAGE = 10;
+const HISTORY_SHOWN = 50;
 
-let auditAfter = null; // the last audit id shown; later polls ask only for newer ones
-let auditSince = null; // until one is: the hour before the dashboard opened
-let auditRows = [];
 let timer = null;
 
 const $ = (id) => document.getElementById(id);
@@ -66,6 +66,49 @@ function fill(tbody, rows) {
 	tbody.replaceChildren(...rows);
 }
 
+// One list shown a page at a time. load(cursor) shows the page that starts at cursor
+// (null: the first) and returns the next page's cursor, or null on the last page. The
+// cursors of the pages before the one shown are kept, so previous goes back exactly.
+class Pager {
+	constructor(name, load) {
+		this.name = name;
+		this.load = load;
+		this.reset();
+		$(name + "-prev").addEventListener("click", () => this.turn(-1));
+		$(name + "-next").addEventListener("click", () => this.turn(1));
+	}
+
+	reset() {
+		this.back = [];
+		this.cursor = null;
+		this.next = null;
+	}
+
+	async show() {
+		this.next = await this.load(this.cursor);
+		$(this.name + "-prev").disabled = this.back.length === 0;
+		$(this.name + "-next").disabled = !this.next;
+		$(this.name + "-page").textContent = "page " + (this.back.length + 1);
+		$(this.name + "-pager").dataset.page = String(this.back.length + 1);
+	}
+
+	async turn(step) {
+		if (step > 0 && this.next) {
+			this.back.push(this.cursor);
+			this.cursor = this.next;
+		} else if (step < 0 && this.back.length) {
+			this.cursor = this.back.pop();
+		} else {
+			return;
+		}
+		try {
+			await this.show();
+		} catch (e) {
+			$("error").textContent = "Cannot reach the API: " + e.message;
+		}
+	}
+}
+
 function poolCell(pool) {
 	const td = el("td");
 	const used = pool ? pool.used : 0, size = pool ? pool.size : 0;
@@ -80,7 +123,9 @@ function poolCell(pool) {
 	return td;
 }
 
-function showStatus(st) {
+async function showServers(cursor) {
+	const st = await api("/v1/status?limit=" + SERVERS_PAGE +
+		(cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
 	const counts = Object.entries(st.routers).sort();
 	fill($("counts"), counts.map(([status, n]) => {
 		const li = el("li");
@@ -88,7 +133,7 @@ function showStatus(st) {
 		li.append(el("span", status, "state-" + status), el("span", " " + n));
 		return li;
 	}));
-	$("server-count").textContent = "(" + st.servers.length + ")";
+	$("server-count").textContent = "(" + st.servers_total + ")";
 	fill($("servers").tBodies[0], st.servers.map((s) => {
 		const tr = el("tr");
 		tr.dataset.server = s.name;
@@ -100,6 +145,7 @@ function showStatus(st) {
 			el("td", lat.p50_ms == null ? "-" : lat.p50_ms + " / " + lat.p99_ms + " ms"));
 		return tr;
 	}));
+	return st.next_cursor;
 }
 
 function routerRow(r) {
@@ -111,37 +157,36 @@ function routerRow(r) {
 	return tr;
 }
 
-async function showAttention() {
-	const pages = await Promise.all(["failed", "disconnected"].map(
-		(s) => api("/v1/routers?status=" + s + "&limit=" + ATTENTION_PAGE)));
-	fill($("attention").tBodies[0], pages.flatMap((p) => p.items.map(routerRow)));
-	const more = pages.some((p) => p.next_cursor);
-	$("attention-more").textContent = more
-		? "More than " + ATTENTION_PAGE + " of a status: wgfleetctl routers list --status ... lists them all."
-		: "";
+// The routers of one status that needs attention, a page at a time.
+function routersOf(status) {
+	return async (cursor) => {
+		const page = await api("/v1/routers?status=" + status + "&limit=" + ATTENTION_PAGE +
+			(cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
+		fill($(status).tBodies[0], page.items.map(routerRow));
+		return page.next_cursor;
+	};
 }
 
-async function showAudit() {
-	const path = auditAfter === null
-		? "/v1/audit?limit=1000&since=" + encodeURIComponent(auditSince)
-		: "/v1/audit?limit=1000&after=" + auditAfter;
-	const page = await api(path);
-	if (page.items.length)
-		auditAfter = page.items[page.items.length - 1].id;
-	auditRows = auditRows.concat(page.items).slice(-AUDIT_SHOWN);
-	fill($("audit").tBodies[0], auditRows.slice().reverse().map((a) => {
+// The audit log from its newest entry back; a page's cursor is the id it starts below.
+async function showAudit(before) {
+	const page = await api("/v1/audit?order=newest&limit=" + AUDIT_PAGE +
+		(before ? "&before=" + before : ""));
+	fill($("audit").tBodies[0], page.items.map((a) => {
 		const tr = el("tr");
 		tr.dataset.audit = a.id;
 		tr.append(el("td", ago(a.at)), el("td", a.tenant || ""), el("td", a.action),
 			el("td", a.vpn_ip || ""), el("td", a.router_id || ""));
 		return tr;
 	}));
+	return page.items.length === AUDIT_PAGE ? page.items[page.items.length - 1].id : null;
 }
+
+const pagers = {};
 
 async function refresh() {
 	try {
-		const [st] = await Promise.all([api("/v1/status"), showAttention(), showAudit()]);
-		showStatus(st);
+		await Promise.all(["servers", "failed", "disconnected", "audit"].map(
+			(name) => pagers[name].show()));
 		$("error").textContent = "";
 		$("updated").textContent = "updated " + new Date().toLocaleTimeString();
 		$("board").dataset.refreshed = String(Date.now());
@@ -154,34 +199,54 @@ async function refresh() {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-async function search(ev) {
-	ev.preventDefault();
+async function routerHistory(r) {
+	const history = await api("/v1/audit?order=newest&limit=" + HISTORY_SHOWN + "&router=" +
+		encodeURIComponent(r.id));
+	const list = el("ol");
+	list.className = "history";
+	for (const a of history.items.slice().reverse())
+		list.append(el("li", a.at + "  " + a.action + (a.detail && a.detail.reason
+			? "  " + a.detail.reason : "")));
+	return [el("h3", "History of " + (r.name || r.id) + " (the newest " + HISTORY_SHOWN +
+		" entries at most)"), list];
+}
+
+// The routers the search box finds, a page at a time, each with its history.
+async function showFound(cursor) {
 	const q = $("search").value.trim(), out = $("found");
+	let routers, next = null;
 	out.replaceChildren();
+	if (!q)
+		return null;
 	try {
-		let routers;
-		if (UUID.test(q))
+		if (UUID.test(q)) {
 			routers = [await api("/v1/routers/" + encodeURIComponent(q))];
-		else
-			routers = (await api("/v1/routers?limit=10&address=" + encodeURIComponent(q))).items;
-		if (!routers.length) {
-			out.append(el("p", "No live router has that id or address.", "muted"));
-			return;
-		}
-		for (const r of routers) {
-			const table = el("table");
-			table.append(routerRow(r));
-			const history = await api("/v1/audit?limit=200&router=" + encodeURIComponent(r.id));
-			const list = el("ol");
-			list.className = "history";
-			for (const a of history.items)
-				list.append(el("li", a.at + "  " + a.action + (a.detail && a.detail.reason
-					? "  " + a.detail.reason : "")));
-			out.append(table, el("h3", "History of " + (r.name || r.id)), list);
+		} else {
+			const page = await api("/v1/routers?limit=" + FOUND_PAGE + "&address=" +
+				encodeURIComponent(q) + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
+			routers = page.items;
+			next = page.next_cursor;
 		}
 	} catch (e) {
 		out.append(el("p", e.status === 404 ? "No router has that id." : e.message, "error"));
+		return null;
 	}
+	if (!routers.length)
+		out.append(el("p", "No live router has that id or address.", "muted"));
+	for (const r of routers) {
+		const table = el("table");
+		table.append(routerRow(r));
+		out.append(table, ...await routerHistory(r));
+	}
+	return next;
+}
+
+function search(ev) {
+	ev.preventDefault();
+	pagers.found.reset();
+	pagers.found.show().catch((e) => {
+		$("found").replaceChildren(el("p", e.message, "error"));
+	});
 }
 
 function logout(why) {
@@ -198,14 +263,18 @@ function login() {
 	$("login").hidden = true;
 	$("board").hidden = false;
 	$("forget").hidden = false;
-	auditAfter = null;
-	auditSince = new Date(Date.now() - 3600 * 1000).toISOString();
-	auditRows = [];
+	for (const p of Object.values(pagers))
+		p.reset();
 	refresh();
 	timer = setInterval(refresh, REFRESH_MS);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+	pagers.servers = new Pager("servers", showServers);
+	pagers.failed = new Pager("failed", routersOf("failed"));
+	pagers.disconnected = new Pager("disconnected", routersOf("disconnected"));
+	pagers.audit = new Pager("audit", showAudit);
+	pagers.found = new Pager("found", showFound);
 	$("login-form").addEventListener("submit", (ev) => {
 		ev.preventDefault();
 		sessionStorage.setItem(KEY, $("key").value.trim());

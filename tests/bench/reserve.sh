@@ -19,6 +19,7 @@
 #   tests/bench/reserve.sh [--quick] [--duration S] [--rounds R] [--db-connections N]
 #                          [--tenants N] [--capacity N] [--rows LIST]
 #                          [--routers-per-tenant N] [--profile] [--no-http]
+#                          [--webhooks N] [--hooks-undelivered]
 #
 #   --quick             one 2 s round, two configurations, no timing verdict: a smoke
 #                       test (CI runs it through tests/integration/test_bench_quick.py)
@@ -48,6 +49,16 @@
 #                       instrumentation costs time: compare ratios only within a run.
 #   --no-http           leave the HTTP side out (pgbench and lean only), e.g. for a schema
 #                       the coordinator built beside it cannot serve yet
+#   --webhooks N        a fourth side, "hooks": the HTTP side again with N admin webhooks
+#                       (every event type) pointing at deploy/webhook-receiver.py on
+#                       127.0.0.1, which checks each signature; the coordinator delivers
+#                       ([webhooks] deliver, 127.0.0.1/32 allowed). The other sides run
+#                       with no webhook at all (the webhooks are made before the hooks
+#                       side's measurement and deleted, with their events, before the
+#                       others'). Reports hooks/HTTP per row and the deliveries made.
+#   --hooks-undelivered with --webhooks: the coordinator delivers nothing ([webhooks]
+#                       deliver = false), so the hooks side pays for the outbox rows
+#                       alone, not for sending them
 #
 # Environment: WGF_PG_FAST=1 turns PostgreSQL's durability off for both sides (the
 # default is a durable cluster: fsync and synchronous_commit on). WGF_BENCH_BUILD=DIR
@@ -90,6 +101,8 @@ rows_opt=
 per_tenant=0
 profile=0
 no_http=0
+webhooks=0
+hooks_deliver=true
 
 usage() {
 	sed -n '/^#   tests\/bench\/reserve.sh \[/,/^# uses the coordinator already built/p' "$0" | sed 's/^# \{0,1\}//'
@@ -107,6 +120,8 @@ while [ $# -gt 0 ]; do
 	--routers-per-tenant) per_tenant=$2; shift ;;
 	--profile) profile=1 ;;
 	--no-http) no_http=1 ;;
+	--webhooks) webhooks=$2; shift ;;
+	--hooks-undelivered) hooks_deliver=false ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "reserve.sh: unknown argument '$1'" >&2; usage >&2; exit 1 ;;
 	esac
@@ -132,6 +147,8 @@ for cfg in "${configs[@]}"; do
 done
 [ "$tenants" -ge 1 ] && [ "$tenants" -le 128 ] || { echo "reserve.sh: --tenants 1..128" >&2; exit 1; }
 [[ $per_tenant =~ ^[0-9]+$ ]] || { echo "reserve.sh: --routers-per-tenant N" >&2; exit 1; }
+[[ $webhooks =~ ^[0-9]+$ ]] && [ "$webhooks" -le 100 ] || { echo "reserve.sh: --webhooks 0..100" >&2; exit 1; }
+[ "$webhooks" -eq 0 ] || [ "$no_http" -eq 0 ] || { echo "reserve.sh: --webhooks needs the HTTP side" >&2; exit 1; }
 # /16 servers for the pre-filled routers (a /16 is created within the coordinator's 5 s
 # statement timeout on a loaded machine, a /14 is not): at most 64 of them.
 fill_usable=$(((1 << 16) - 3))
@@ -177,6 +194,7 @@ tmp=$(mktemp -d /tmp/wgf-bench.XXXXXX)
 chmod 0755 "$tmp"
 coord_pid=
 child_pid=
+receiver_pid=
 
 cleanup() {
 	local rc=$?
@@ -185,6 +203,10 @@ cleanup() {
 	if [ -n "$child_pid" ] && kill -0 "$child_pid" 2>/dev/null; then
 		kill -TERM "$child_pid" 2>/dev/null || true
 		wait "$child_pid" 2>/dev/null || true
+	fi
+	if [ -n "$receiver_pid" ] && kill -0 "$receiver_pid" 2>/dev/null; then
+		kill -TERM "$receiver_pid" 2>/dev/null || true
+		wait "$receiver_pid" 2>/dev/null || true
 	fi
 	if [ -n "$coord_pid" ] && kill -0 "$coord_pid" 2>/dev/null; then
 		kill -TERM "$coord_pid" 2>/dev/null || true
@@ -258,6 +280,11 @@ chmod 0600 "$tmp/api-key.secret"
 	# The defaults, pinned: pgbench's scripts below pass the same two intervals.
 	echo "reservation_ttl = 24h"
 	echo "address_cooldown = 1h"
+	if [ "$webhooks" -gt 0 ]; then
+		echo "[webhooks]"
+		echo "deliver = $hooks_deliver"
+		echo "allowed_networks = 127.0.0.1/32"
+	fi
 } >"$tmp/coordinator.conf"
 coord() { bounded 60 "$coordinator" --config "$tmp/coordinator.conf" "$@"; }
 coord check-config >/dev/null || die "the benchmark's coordinator.conf is refused"
@@ -282,6 +309,16 @@ for _ in $(seq 150); do
 done
 [ -n "$port" ] || die "the coordinator did not listen within 15 s"
 log "coordinator (pid $coord_pid) on 127.0.0.1:$port, [database] connections = $db_conns_effective"
+
+# --webhooks: the receiver, and the webhooks' one secret (written by SQL in reset_state).
+if [ "$webhooks" -gt 0 ]; then
+	hook_secret=whsec_$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	(umask 077 && printf '%s\n' "$hook_secret" >"$tmp/webhook.secret")
+	hook_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	python3 "$top/deploy/webhook-receiver.py" "$hook_port" "$tmp/webhook.secret" >"$tmp/webhook.log" 2>&1 &
+	receiver_pid=$!
+	log "webhook receiver (pid $receiver_pid) on 127.0.0.1:$hook_port; $webhooks admin webhooks on the hooks side"
+fi
 
 # ---- tenants, keys, servers ----
 declare -A n_servers
@@ -441,16 +478,22 @@ quiesce() {
 # made (not the pre-filled routers), then vacuums and checkpoints: each measurement
 # starts from the same state.
 reset_state() {
-	local wipe="TRUNCATE routers, changes, audit_log, idempotency_keys;"
+	local side=${1:-} wipe="TRUNCATE routers, changes, audit_log, idempotency_keys;" hooks=""
 
 	quiesce
 	[ "$per_tenant" -eq 0 ] || wipe="TRUNCATE changes, audit_log, idempotency_keys;
 		DELETE FROM routers WHERE server_id <= $meas_max AND released_at IS NULL;"
-	sql -c "BEGIN; $wipe
+	if [ "$webhooks" -gt 0 ]; then
+		hooks="TRUNCATE webhooks, webhook_deliveries, webhook_events;"
+		[ "$side" != hooks ] || hooks="$hooks INSERT INTO webhooks (url, secret, description)
+			SELECT 'http://127.0.0.1:$hook_port/bench/' || i, '$hook_secret', 'reserve.sh'
+			FROM generate_series(1, $webhooks) i;"
+	fi
+	sql -c "BEGIN; $wipe $hooks
 		UPDATE pool_addresses SET router_id = NULL, free_since = '-infinity'
 		WHERE server_id <= $meas_max AND router_id IS NOT NULL;
 		UPDATE server_usage SET used = 0 WHERE server_id <= $meas_max AND used <> 0; COMMIT" \
-		-c "VACUUM (ANALYZE) pool_addresses, routers, audit_log, server_usage, tenants" \
+		-c "VACUUM (ANALYZE) pool_addresses, routers, audit_log, server_usage, tenants$([ "$webhooks" -eq 0 ] || echo ", webhooks, webhook_events, webhook_deliveries")" \
 		-c "CHECKPOINT" >/dev/null
 }
 
@@ -492,10 +535,10 @@ percentiles() {
 # $tmp/<side>.hist.
 declare -A t_ok t_us t_err
 
-# http_slice CLIENTS FIRST LAST: one wrk run. Sets s_rate s_p50 s_p99 s_err and adds
-# to the http totals and histogram.
+# http_slice SIDE CLIENTS FIRST LAST: one wrk run (SIDE http or hooks). Sets s_rate
+# s_p50 s_p99 s_err and adds to SIDE's totals and histogram.
 http_slice() {
-	local c=$1 first=$2 last=$3 out line rc=0 kv pct
+	local side=$1 c=$2 first=$3 last=$4 out line rc=0 kv pct
 	local -A f=()
 
 	out=$tmp/wrk.out
@@ -508,7 +551,7 @@ http_slice() {
 	if [ "$rc" -ne 0 ] || [ -z "$line" ] || [ ! -s "$tmp/wrk.hist" ]; then
 		log "  wrk failed (exit $rc): $(tail -n 3 "$out" | tr '\n' ' ')"
 		s_rate=0 s_p50=0 s_p99=0 s_err=1
-		t_err[http]=$((t_err[http] + 1))
+		t_err[$side]=$((t_err[$side] + 1))
 		return
 	fi
 	for kv in ${line#WGF_WRK }; do f[${kv%%=*}]=${kv#*=}; done
@@ -517,10 +560,10 @@ http_slice() {
 	s_rate=$(awk -v n="${f[ok]}" -v us="${f[duration_us]}" 'BEGIN { printf "%.0f", n / (us / 1e6) }')
 	pct=$(percentiles "$tmp/wrk.hist")
 	s_p50=$(ms "${pct% *}") s_p99=$(ms "${pct#* }")
-	t_ok[http]=$((t_ok[http] + f[ok]))
-	t_us[http]=$((t_us[http] + f[duration_us]))
-	t_err[http]=$((t_err[http] + s_err))
-	cat "$tmp/wrk.hist" >>"$tmp/http.hist"
+	t_ok[$side]=$((t_ok[$side] + f[ok]))
+	t_us[$side]=$((t_us[$side] + f[duration_us]))
+	t_err[$side]=$((t_err[$side] + s_err))
+	cat "$tmp/wrk.hist" >>"$tmp/$side.hist"
 }
 
 # pgbench_slice SIDE CLIENTS FIRST LAST: one pgbench run, SIDE pgbench (wgf_api_reserve,
@@ -574,7 +617,7 @@ durability_word=durable
 [ "$fast" -eq 0 ] || durability_word=fast
 # One line per round, then one "all" line per row, whose first and last load column
 # hold the lowest and highest load average seen before the row's measurements.
-echo "date,run,round,clients,pool,servers,duration_s,durability,db_connections,routers_per_tenant,http_rps,http_p50_ms,http_p99_ms,http_errors,pgbench_tps,pgbench_p50_ms,pgbench_p99_ms,pgbench_errors,lean_tps,lean_p50_ms,lean_p99_ms,lean_errors,ratio,ratio_lean,alloc_pages_fresh,alloc_pages_end,load1_http,load1_pgbench,load1_lean" >"$csv"
+echo "date,run,round,clients,pool,servers,duration_s,durability,db_connections,routers_per_tenant,http_rps,http_p50_ms,http_p99_ms,http_errors,pgbench_tps,pgbench_p50_ms,pgbench_p99_ms,pgbench_errors,lean_tps,lean_p50_ms,lean_p99_ms,lean_errors,ratio,ratio_lean,alloc_pages_fresh,alloc_pages_end,load1_http,load1_pgbench,load1_lean,webhooks,hooks_rps,hooks_p50_ms,hooks_p99_ms,hooks_errors,ratio_hooks,hooks_delivered,load1_hooks" >"$csv"
 
 rate_of() { awk -v n="$1" -v us="$2" 'BEGIN { if (us > 0) printf "%.0f", n / (us / 1e6); else print 0 }'; }
 ratio_of() { awk -v h="$1" -v g="$2" 'BEGIN { if (g > 0) printf "%.2f", h / g; else print "0.00" }'; }
@@ -652,6 +695,7 @@ profile_explain() {
 
 fmt='%-3s %7s %4s %7s | %7s %7s %7s %6s | %7s %7s %7s %6s | %7s %7s %7s %6s | %5s %9s | %5s %9s | %9s | %s\n'
 rows=()
+hook_rows=()
 failures=0
 headline=
 headline_lean=
@@ -664,10 +708,11 @@ for cfg in "${configs[@]}"; do
 	first=$((p * 10000 + 1))
 	last=$((p * 10000 + ${n_servers[$p]}))
 	log "run $run/${#configs[@]}: $c clients, ${n_servers[$p]} x /$p pools, $rounds x ${duration} s each side"
-	for side in http pgbench lean; do
+	for side in http pgbench lean hooks; do
 		t_ok[$side]=0 t_us[$side]=0 t_err[$side]=0
 		: >"$tmp/$side.hist"
 	done
+	kmin="" kmax="" hooks_delivered=0
 	reset_state
 	profile_explain "$first"
 	pages_fresh=$(alloc_pages "$first")
@@ -679,17 +724,26 @@ for cfg in "${configs[@]}"; do
 		# Alternate the order, so drift in the machine's load evens out: pgbench runs
 		# between the other two, next to each of the sides it is compared with.
 		hr=0 h50=0 h99=0 he=0 ld[http]=
-		for side in $([ $((r % 2)) -eq 1 ] && echo "http pgbench lean" || echo "lean pgbench http"); do
+		kr=0 k50=0 k99=0 ke=0 kd=0 ld[hooks]=
+		# --webhooks: the hooks side next to the HTTP side it is compared with.
+		for side in $([ $((r % 2)) -eq 1 ] && echo "http hooks pgbench lean" || echo "lean pgbench hooks http"); do
 			[ "$side" != http ] || [ "$no_http" -eq 0 ] || continue
-			reset_state
+			[ "$side" != hooks ] || [ "$webhooks" -gt 0 ] || continue
+			reset_state "$side"
 			profile_reset
 			ld[$side]=$(load1)
 			loadmin=$(lower "${loadmin:-${ld[$side]}}" "${ld[$side]}")
 			loadmax=$(higher "${loadmax:-${ld[$side]}}" "${ld[$side]}")
 			case $side in
 			http)
-				http_slice "$c" "$first" "$last"
+				http_slice http "$c" "$first" "$last"
 				hr=$s_rate h50=$s_p50 h99=$s_p99 he=$s_err
+				;;
+			hooks)
+				http_slice hooks "$c" "$first" "$last"
+				kr=$s_rate k50=$s_p50 k99=$s_p99 ke=$s_err
+				kd=$(sql -c "SELECT count(*) FROM webhook_deliveries WHERE status = 'delivered'")
+				hooks_delivered=$((hooks_delivered + kd))
 				;;
 			pgbench)
 				pgbench_slice pgbench "$c" "$first" "$last"
@@ -709,17 +763,24 @@ for cfg in "${configs[@]}"; do
 		rr=$(ratio_of "$hr" "$gr")
 		[ "$no_http" -eq 0 ] || rr=-
 		rl=$(ratio_of "$gr" "$lr")
+		rk=-
+		if [ "$webhooks" -gt 0 ]; then
+			rk=$(ratio_of "$kr" "$hr")
+			kmin=$(lower "${kmin:-$rk}" "$rk") kmax=$(higher "${kmax:-$rk}" "$rk")
+			log "  round $r: with $webhooks webhooks $kr/s ($kd delivered by the end): hooks/HTTP $rk (load ${ld[hooks]})"
+		fi
 		rmin=$(lower "${rmin:-$rr}" "$rr") rmax=$(higher "${rmax:-$rr}" "$rr")
 		lmin=$(lower "${lmin:-$rl}" "$rl") lmax=$(higher "${lmax:-$rl}" "$rl")
 		log "  round $r: HTTP $hr/s, pgbench $gr tps, lean $lr tps: HTTP/pgbench $rr, pgbench/lean $rl (load ${ld[http]} ${ld[pgbench]} ${ld[lean]})"
-		echo "$stamp,$run,$r,$c,/$p,${n_servers[$p]},$duration,$durability_word,$db_conns_effective,$per_tenant,$hr,$h50,$h99,$he,$gr,$g50,$g99,$ge,$lr,$l50,$l99,$le,$rr,$rl,$pages_fresh,$round_pages,${ld[http]},${ld[pgbench]},${ld[lean]}" >>"$csv"
+		echo "$stamp,$run,$r,$c,/$p,${n_servers[$p]},$duration,$durability_word,$db_conns_effective,$per_tenant,$hr,$h50,$h99,$he,$gr,$g50,$g99,$ge,$lr,$l50,$l99,$le,$rr,$rl,$pages_fresh,$round_pages,${ld[http]},${ld[pgbench]},${ld[lean]},$webhooks,$kr,$k50,$k99,$ke,$rk,$kd,${ld[hooks]}" >>"$csv"
 	done
 	declare -A rate=() p50=() p99=()
-	for side in http pgbench lean; do
+	for side in http pgbench lean hooks; do
 		rate[$side]=$(rate_of "${t_ok[$side]}" "${t_us[$side]}")
 		pct=$(percentiles "$tmp/$side.hist")
 		p50[$side]=$(ms "${pct% *}") p99[$side]=$(ms "${pct#* }")
 		[ "${t_err[$side]}" -eq 0 ] || failures=$((failures + 1))
+		[ "$side" != hooks ] || [ "$webhooks" -gt 0 ] || continue
 		if [ "${rate[$side]}" = 0 ] && { [ "$side" != http ] || [ "$no_http" -eq 0 ]; }; then
 			log "  $side measured nothing"
 			failures=$((failures + 1))
@@ -728,13 +789,21 @@ for cfg in "${configs[@]}"; do
 	ratio=$(ratio_of "${rate[http]}" "${rate[pgbench]}")
 	[ "$no_http" -eq 0 ] || ratio=- rmin=- rmax=-
 	ratio_lean=$(ratio_of "${rate[pgbench]}" "${rate[lean]}")
+	ratio_hooks=-
+	if [ "$webhooks" -gt 0 ]; then
+		ratio_hooks=$(ratio_of "${rate[hooks]}" "${rate[http]}")
+		hook_rows+=("$(printf '%-3s %7s %4s | %7s %7s %7s | %7s %7s %7s %6s | %6s %9s | %9s\n' \
+			"$run" "$c" "/$p" "${rate[http]}" "${p50[http]}" "${p99[http]}" \
+			"${rate[hooks]}" "${p50[hooks]}" "${p99[hooks]}" "${t_err[hooks]}" \
+			"$ratio_hooks" "$kmin-$kmax" "$hooks_delivered")")
+	fi
 	rows+=("$(printf "$fmt" "$run" "$c" "/$p" "${n_servers[$p]}" \
 		"${rate[http]}" "${p50[http]}" "${p99[http]}" "${t_err[http]}" \
 		"${rate[pgbench]}" "${p50[pgbench]}" "${p99[pgbench]}" "${t_err[pgbench]}" \
 		"${rate[lean]}" "${p50[lean]}" "${p99[lean]}" "${t_err[lean]}" \
 		"$ratio" "$rmin-$rmax" "$ratio_lean" "$lmin-$lmax" \
 		"$pages_fresh->$pages_end" "$loadmin-$loadmax")")
-	echo "$stamp,$run,all,$c,/$p,${n_servers[$p]},$((duration * rounds)),$durability_word,$db_conns_effective,$per_tenant,${rate[http]},${p50[http]},${p99[http]},${t_err[http]},${rate[pgbench]},${p50[pgbench]},${p99[pgbench]},${t_err[pgbench]},${rate[lean]},${p50[lean]},${p99[lean]},${t_err[lean]},$ratio,$ratio_lean,$pages_fresh,$pages_end,$loadmin,,$loadmax" >>"$csv"
+	echo "$stamp,$run,all,$c,/$p,${n_servers[$p]},$((duration * rounds)),$durability_word,$db_conns_effective,$per_tenant,${rate[http]},${p50[http]},${p99[http]},${t_err[http]},${rate[pgbench]},${p50[pgbench]},${p99[pgbench]},${t_err[pgbench]},${rate[lean]},${p50[lean]},${p99[lean]},${t_err[lean]},$ratio,$ratio_lean,$pages_fresh,$pages_end,$loadmin,,$loadmax,$webhooks,${rate[hooks]:-0},${p50[hooks]:-0},${p99[hooks]:-0},${t_err[hooks]},$ratio_hooks,$hooks_delivered," >>"$csv"
 	# The headline: 32 clients on /16 pools (the first such row), else the first row.
 	if [ "$c" -eq 32 ] && [ "$p" -eq 16 ] && [ "${headline_row#32 }" = "$headline_row" ]; then
 		headline=$ratio headline_lean=$ratio_lean headline_row="32 clients, /16"
@@ -760,6 +829,16 @@ echo "(wgf_bench_lean_reserve) tps, both over all rounds; range = lowest and hig
 echo "per-round ratio; pages = buffers one address allocation touches in a fresh pool -> the"
 echo "most seen right after a measurement; load = lowest-highest 1-minute load average seen"
 echo "before the row's measurements. Raw rows: ${csv#"$top"/}"
+if [ "$webhooks" -gt 0 ]; then
+	echo
+	echo "with $webhooks admin webhooks (every event type) to deploy/webhook-receiver.py on 127.0.0.1, $([ "$hooks_deliver" = true ] && echo "delivered by the coordinator" || echo "not delivered (--hooks-undelivered)"):"
+	printf '%-3s %7s %4s | %7s %7s %7s | %7s %7s %7s %6s | %6s %9s | %9s\n' "run" "clients" "pool" \
+		"HTTP/s" "p50 ms" "p99 ms" "hooks/s" "p50 ms" "p99 ms" "errors" "hooks/h" "range" "delivered"
+	printf '%s\n' "${hook_rows[@]}"
+	echo "hooks/h = req/s with the webhooks / req/s with none (the HTTP side), over all rounds;"
+	echo "range = per round; delivered = deliveries the receiver had acknowledged when each"
+	echo "hooks measurement ended, summed over the rounds"
+fi
 
 if [ "$failures" -gt 0 ]; then
 	echo "FAILED: $failures problem(s), see the messages above"

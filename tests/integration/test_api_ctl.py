@@ -137,6 +137,56 @@ def test_audit_filters_the_after_cursor_and_tenant_isolation(fleet):
         expect(f.call("GET", q("/v1/audit", **bad), f.admin_key), 400, "invalid_request")
 
 
+def test_audit_pages_from_the_newest_back(fleet):
+    f = fleet
+    for _ in range(3):
+        f.reserve(f.acme)
+
+    def entries(key, **params):
+        return expect(f.call("GET", q("/v1/audit", **params), key), 200)["items"]
+
+    everything = [e["id"] for e in entries(f.admin_key, limit=1000)]
+    assert len(everything) >= 7
+    pages, before = [], None
+    for _ in range(len(everything)):  # bounded: a page holds at least one entry
+        cursor = {"before": before} if before else {}
+        page = entries(f.admin_key, order="newest", limit=3, **cursor)
+        pages.append([e["id"] for e in page])
+        if len(page) < 3:
+            break
+        before = page[-1]["id"]
+    assert [i for p in pages for i in p] == everything[::-1]
+    assert all(len(p) == 3 for p in pages[:-1]) and len(pages[-1]) < 3
+    assert [e["id"] for e in entries(f.admin_key, order="oldest", before=everything[2])] == \
+        everything[:2]
+    own = entries(f.globex, order="newest")
+    assert own and {e["tenant"] for e in own} == {"globex"}
+    for bad in ({"order": "desc"}, {"before": "0"}, {"before": "x"},
+                {"order": "newest", "follow": ""}, {"before": "5", "follow": ""}):
+        expect(f.call("GET", q("/v1/audit", **bad), f.admin_key), 400, "invalid_request")
+
+
+def test_status_pages_servers_by_name_and_keeps_the_whole_answer_without_limit(fleet):
+    f = fleet
+    for name in ("vpn3", "vpn2", "vpn4"):
+        f.server(name, pool=f"10.10{name[-1]}.0.0/24")
+    f.reserve(f.acme, {"server": "vpn3"})
+    whole = f.admin("GET", "/v1/status")
+    assert set(whole) == {"servers", "routers"}
+    assert [s["name"] for s in whole["servers"]] == ["vpn1", "vpn2", "vpn3", "vpn4"]
+    first = f.admin("GET", "/v1/status?limit=3")
+    assert first["servers"] == whole["servers"][:3] and first["routers"] == whole["routers"]
+    assert (first["servers_total"], first["next_cursor"]) == (4, "vpn3")
+    last = f.admin("GET", "/v1/status?limit=3&cursor=vpn3")
+    assert last["servers"] == whole["servers"][3:] and last["next_cursor"] is None
+    exact = f.admin("GET", "/v1/status?limit=2&cursor=vpn2")
+    assert [s["name"] for s in exact["servers"]] == ["vpn3", "vpn4"]
+    assert exact["next_cursor"] is None  # a full last page says there is no next
+    for bad in ("limit=0", "limit=1001", "limit=x", "cursor=vpn2", "limit=2&cursor=Bad_Name"):
+        expect(f.call("GET", "/v1/status?" + bad, f.admin_key), 400, "invalid_request")
+    expect(f.call("GET", "/v1/status?limit=2", f.acme), 403)
+
+
 class OpenTransaction:
     """A psql session holding a transaction that wrote an audit entry, until commit()."""
 

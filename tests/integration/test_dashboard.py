@@ -6,10 +6,14 @@ through chromium-driver, against a real coordinator with real data (issue 10).
 It shows what the API says (servers, routers per status, routers that need attention,
 recent audit entries), updates by itself after a router changes status, finds a router
 by id or address with its history, never puts the key in a URL, and a screenshot is
-saved under the build directory for people to look at."""
+saved under the build directory for people to look at. With more servers than a page
+it shows one page at a time, equal to the API's pages, and no request it makes asks for
+an unbounded list (the requests are read from chromium's performance log)."""
+import json
 import os
 import shutil
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -36,6 +40,8 @@ def browser(tmp_path):
                 "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync"):
         opts.add_argument(arg)
+    # Every request the page makes, for requests_made().
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     drv = webdriver.Chrome(service=Service(DRIVER), options=opts)
     drv.set_page_load_timeout(30)
     try:
@@ -60,8 +66,54 @@ def wait_until(what, fn, timeout=20):
 
 
 def cells(drv, table):
-    return [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
-            for tr in drv.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr")]
+    """The table's cell texts, read in one script (a refresh between element look-ups
+    would leave stale elements)."""
+    return drv.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0]), (tr) =>"
+        " Array.from(tr.cells, (td) => td.innerText.trim()));", f"#{table} tbody tr")
+
+
+def requests_made(drv):
+    """The URLs of the requests the page made since the last call (DevTools log)."""
+    urls = []
+    for entry in drv.get_log("performance"):
+        m = json.loads(entry["message"])["message"]
+        if m["method"] == "Network.requestWillBeSent":
+            urls.append(m["params"]["request"]["url"])
+    return urls
+
+
+# The most a list route may be asked for by the dashboard (its largest page).
+PAGE_MAX = 50
+
+
+def assert_bounded(urls):
+    """Every API request asks for one object or one page of at most PAGE_MAX; returns
+    the paths asked for."""
+    paths = set()
+    for url in urls:
+        u = urlsplit(url)
+        if not u.path.startswith("/v1/"):
+            continue
+        paths.add(u.path)
+        q = parse_qs(u.query)
+        if u.path in ("/v1/status", "/v1/routers", "/v1/audit"):
+            assert "limit" in q and 1 <= int(q["limit"][0]) <= PAGE_MAX, url
+        else:
+            assert u.path.startswith("/v1/routers/") and u.path.count("/") == 3, url
+    return paths
+
+
+def log_in(drv, base, key):
+    drv.get(base + "/dashboard")
+    drv.find_element(By.ID, "key").send_keys(key)
+    drv.find_element(By.CSS_SELECTOR, "#login-form button").click()
+    return wait_until("the board", lambda: drv.find_element(By.ID, "board")
+                      .get_attribute("data-refreshed"))
+
+
+def page_shown(drv, name):
+    return int(drv.find_element(By.ID, f"{name}-pager").get_attribute("data-page") or 0)
 
 
 def counts(drv):
@@ -99,12 +151,13 @@ def test_the_dashboard_shows_the_api_and_follows_it(fleet, browser):
         assert row[1] == ("online" if s["online"] else "offline")
         assert row[3:6] == [str(s["revision_lag"]), str(s["peers"]), str(s["connected"])]
         assert row[6].endswith(f"{s['pool']['used']} / {s['pool']['size']}")
-    attention = cells(browser, "attention")
+    attention = cells(browser, "failed")
     assert [(r[0], r[1], r[3]) for r in attention] == [("failed", "shop-1", failed["vpn_ip"])]
     assert "overlapping allowed IPs" in attention[0][4]
-    audit = f.admin("GET", "/v1/audit?limit=100")["items"]
+    assert cells(browser, "disconnected") == []
+    audit = f.admin("GET", "/v1/audit?order=newest&limit=50")["items"]
     shown = cells(browser, "audit")
-    assert [r[2] for r in shown] == [a["action"] for a in reversed(audit)][:len(shown)]
+    assert [r[2] for r in shown] == [a["action"] for a in audit]
 
     # It updates by itself: a router disconnects and another is deleted.
     f.sql(f"UPDATE routers SET status = 'vps_ready' WHERE id = '{routers[0]['id']}'")
@@ -113,7 +166,7 @@ def test_the_dashboard_shows_the_api_and_follows_it(fleet, browser):
           f"noon' WHERE id = '{routers[0]['id']}'")
     expect(f.call("DELETE", f"/v1/routers/{routers[2]['id']}", f.acme), 204)
     wait_until("the disconnected router", lambda: any(
-        r[0] == "disconnected" and r[1] == "shop-0" for r in cells(browser, "attention")))
+        r[0] == "disconnected" and r[1] == "shop-0" for r in cells(browser, "disconnected")))
     wait_until("the deletion in the activity", lambda: any(
         r[2] == "router.deleted" for r in cells(browser, "audit")))
     assert counts(browser) == f.admin("GET", "/v1/status")["routers"]
@@ -128,6 +181,8 @@ def test_the_dashboard_shows_the_api_and_follows_it(fleet, browser):
         history = browser.find_element(By.CSS_SELECTOR, "#found ol").text
         assert "router.reserved" in history and "router.key_set" in history
 
+    assert {"/v1/status", "/v1/routers", "/v1/audit"} <= assert_bounded(requests_made(browser))
+
     shot = os.path.join(os.environ.get("WGF_BUILD_DIR", "build"), "dashboard.png")
     browser.save_screenshot(shot)
     assert os.path.getsize(shot) > 10000
@@ -139,6 +194,54 @@ def test_the_dashboard_shows_the_api_and_follows_it(fleet, browser):
     wait_until("the refusal", lambda: "not an admin key" in
                browser.find_element(By.ID, "login-error").text)
     assert browser.execute_script("return sessionStorage.getItem('wgfleet.admin_key')") is None
+
+
+def test_more_servers_than_a_page_are_shown_a_page_at_a_time(fleet, browser):
+    f = fleet
+    # 60 more servers (vps01..vps60, with their pools), made the way the API makes them
+    # but in one statement each: the page holds 50.
+    f.sql("INSERT INTO servers (name, endpoint, pool, gateway, wg_public_key, last_seen_at) "
+          "SELECT 'vps' || lpad(g::text, 2, '0'), 'vps' || g || '.example.net:51820', "
+          "('10.200.' || g || '.0/24')::cidr, ('10.200.' || g || '.1')::inet, "
+          "decode(md5(g::text) || md5('k' || g), 'hex'), now() FROM generate_series(1, 60) g")
+    f.sql("INSERT INTO pool_addresses (server_id, ip) SELECT s.id, host(s.pool)::inet + n "
+          "FROM servers s, generate_series(2, 254) n WHERE s.name LIKE 'vps%'")
+    f.sql("INSERT INTO server_usage (server_id, shard) SELECT s.id, g FROM servers s, "
+          "generate_series(0, 15) g WHERE s.name LIKE 'vps%'")
+    for i in range(3):
+        f.reserve(f.acme, {"server": "vps55", "name": f"far-{i}"})
+    first = f.admin("GET", "/v1/status?limit=50")
+    second = f.admin("GET", f"/v1/status?limit=50&cursor={first['next_cursor']}")
+    assert first["servers_total"] == 61 and second["next_cursor"] is None
+    assert len(first["servers"]) == 50 and len(second["servers"]) == 11
+
+    log_in(browser, f"http://127.0.0.1:{f.coord.port}", f.admin_key)
+
+    def rows():
+        return [(r[0], r[3], r[4], r[6].split()[-3]) for r in cells(browser, "servers")]
+
+    def api_rows(page):
+        return [(s["name"], str(s["revision_lag"]), str(s["peers"]), str(s["pool"]["used"]))
+                for s in page["servers"]]
+
+    assert page_shown(browser, "servers") == 1
+    assert rows() == api_rows(first)
+    assert browser.find_element(By.ID, "server-count").text == "(61)"
+    browser.find_element(By.ID, "servers-next").click()
+    wait_until("page 2", lambda: page_shown(browser, "servers") == 2)
+    wait_until("page 2's rows", lambda: rows() == api_rows(second))
+    assert ("vps55", "0", "0", "3") in rows()
+    assert not browser.find_element(By.ID, "servers-next").is_enabled()
+    # It stays on page 2 as it refreshes, and previous goes back to page 1.
+    refreshed = browser.find_element(By.ID, "board").get_attribute("data-refreshed")
+    wait_until("a refresh", lambda: browser.find_element(By.ID, "board")
+               .get_attribute("data-refreshed") != refreshed, timeout=15)
+    assert page_shown(browser, "servers") == 2 and rows() == api_rows(second)
+    browser.find_element(By.ID, "servers-prev").click()
+    wait_until("page 1 again", lambda: page_shown(browser, "servers") == 1
+               and rows() == api_rows(first))
+    paths = assert_bounded(requests_made(browser))
+    assert {"/v1/status", "/v1/routers", "/v1/audit"} <= paths
 
 
 def test_the_page_is_served_with_a_strict_policy(fleet):

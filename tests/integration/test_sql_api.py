@@ -344,7 +344,7 @@ def test_admin_actions_on_a_router_are_audited_under_its_tenant(api):
     assert rows == [["router.reserved", "acme", "f"], ["router.key_set", "acme", "t"],
                     ["router.key_rotated", "acme", "t"], ["router.deleted", "acme", "t"]]
     seen = api.json(f"SELECT wgf_api_audit({acme.args}, {lit(r)}, NULL, NULL, NULL, NULL, NULL, "
-                    "NULL, NULL, 100)")
+                    "NULL, NULL, false, NULL, 100)")
     assert [i["action"] for i in seen["items"]] == ["router.reserved", "router.key_set",
                                                     "router.key_rotated", "router.deleted"]
 
@@ -455,7 +455,7 @@ def test_delete_server_refuses_while_routers_live_then_force_releases_them(api):
     # The removed server is gone for every reader, and its agent is refused...
     names = [s["name"] for s in api.json(f"SELECT wgf_api_list_servers({api.admin.args})")["items"]]
     assert names == ["vpn2"]
-    status = api.json(f"SELECT wgf_api_status({api.admin.args}, '1 minute')")
+    status = api.json(f"SELECT wgf_api_status({api.admin.args}, '1 minute', NULL, NULL)")
     assert [s["name"] for s in status["servers"]] == ["vpn2"]
     err = api.error(api.reserve_sql(acme, server="vpn1"))
     assert (err.state, err.code) == ("WG404", "server_not_found")

@@ -328,19 +328,101 @@ def test_pool_threshold_crossings_up_and_down(fleet_factory, receiver):
 
 
 def test_server_online_and_offline_are_announced_once_each(fleet_factory, receiver):
-    f = fleet_factory(FAST + "[api]\nserver_online_within = 2s\n")
+    f = fleet_factory(FAST + "offline_confirm = 500ms\n[api]\nserver_online_within = 2s\n")
     f.server(online=False)
     rcv = receiver()
     add_hook(f, f.admin_key, rcv.url("/servers"), events=["server.online", "server.offline"])
     f.mark_online("vpn1")  # as an agent's report does
     got = wait_types(rcv, "/servers", 1)
     assert (got[0][1]["type"], got[0][1]["data"]["server"]["online"]) == ("server.online", True)
-    # No report for longer than server_online_within: offline, announced once.
+    # No report for longer than server_online_within, still none offline_confirm later:
+    # offline, announced once.
     got = wait_types(rcv, "/servers", 2, timeout=10)
     assert got[1][1]["type"] == "server.offline"
     assert got[1][1]["data"]["server"]["name"] == "vpn1" and got[1][1]["tenant"] is None
     time.sleep(0.5)
     assert len(rcv.delivered("/servers")) == 2
+
+
+class ServerChecks:
+    """Drives wgf_servers_watch() by hand, as a delivering coordinator's poll does, with
+    short intervals: the test's coordinator delivers nothing, so it never checks."""
+
+    WITHIN, CONFIRM = "1 second", 0.3
+
+    def __init__(self, f, name="vpn1"):
+        self.f, self.name = f, name
+
+    def check(self, confirm=CONFIRM):
+        return int(self.f.scalar(f"SELECT wgf_servers_watch('{self.WITHIN}', "
+                                 f"'{confirm} seconds')"))
+
+    def heard(self):
+        self.f.mark_online(self.name)
+
+    def unheard(self):
+        self.f.sql("UPDATE servers SET last_seen_at = now() - interval '5 seconds' "
+                   f"WHERE name = '{self.name}'")
+
+    def announced(self):
+        return [r[0] for r in self.f.sql("SELECT type FROM webhook_events "
+                                         "WHERE type LIKE 'server.%' ORDER BY id")]
+
+
+@pytest.fixture
+def checks(fleet_factory):
+    f = fleet_factory("[webhooks]\ndeliver = false\nallowed_networks = 127.0.0.1/32\n")
+    f.server()
+    add_hook(f, f.admin_key, "http://127.0.0.1:9/servers",
+             events=["server.online", "server.offline"])
+    c = ServerChecks(f)
+    assert (c.check(), c.announced()) == (1, ["server.online"])
+    return c
+
+
+def test_one_late_check_does_not_announce_the_server_offline(checks):
+    c = checks
+    c.unheard()
+    assert c.check() == 0  # suspected, not announced
+    time.sleep(c.CONFIRM + 0.1)
+    c.heard()
+    assert c.check() == 0  # heard again: the suspicion is gone, and no online either
+    c.unheard()
+    assert c.check() == 0  # a new suspicion: the old one (older than CONFIRM) is not used
+    # A second check sooner than the confirm time after the first: still not (a long
+    # confirm time, so that a slow machine cannot make the two checks that far apart).
+    assert c.check(confirm=60) == 0
+    assert c.announced() == ["server.online"]
+
+
+def test_two_late_checks_a_confirm_apart_announce_offline_once(checks):
+    c = checks
+    c.unheard()
+    assert c.check() == 0
+    time.sleep(c.CONFIRM + 0.1)
+    assert c.check() == 1
+    assert c.check() == 0
+    assert c.announced() == ["server.online", "server.offline"]
+    # With no confirm time it still takes two checks.
+    c.heard()
+    assert c.check(confirm=0) == 1
+    c.unheard()
+    assert (c.check(confirm=0), c.check(confirm=0)) == (0, 1)
+    assert c.announced() == ["server.online", "server.offline"] * 2
+
+
+def test_coming_back_after_offline_announces_online_once_at_once(checks):
+    c = checks
+    c.unheard()
+    c.check()
+    time.sleep(c.CONFIRM + 0.1)
+    assert c.check() == 1
+    c.heard()
+    assert (c.check(), c.check(), c.check()) == (1, 0, 0)
+    assert c.announced() == ["server.online", "server.offline", "server.online"]
+    got = c.f.sql("SELECT payload->'data'->'server'->>'online' FROM webhook_events "
+                  "WHERE type LIKE 'server.%' ORDER BY id")
+    assert [r[0] for r in got] == ["true", "false", "true"]
 
 
 def test_every_router_event_type_arrives_signed_and_a_changed_byte_fails(fleet_factory,
@@ -380,3 +462,15 @@ def test_every_router_event_type_arrives_signed_and_a_changed_byte_fails(fleet_f
         t, v1 = headers["Wgfleet-Signature"].split(",")
         later = dict(headers, **{"Wgfleet-Signature": f"t={int(t[2:]) + 1},{v1}"})
         assert not verify(hook["secret"], later, body)
+
+
+def test_an_event_no_webhook_hears_leaves_no_outbox_row(fleet_factory):
+    f = fleet_factory("[webhooks]\ndeliver = false\nallowed_networks = 127.0.0.1/32\n")
+    f.server()
+    acme = f.tenant("acme")
+    r = f.reserve(acme)  # no webhook at all
+    add_hook(f, f.admin_key, "http://127.0.0.1:9/deleted", events=["router.deleted"])
+    f.set_key(acme, r["id"], wg_key())  # router.configured: left out by the filter
+    expect(f.call("DELETE", f"/v1/routers/{r['id']}", acme), 204)
+    assert f.sql("SELECT type FROM webhook_events ORDER BY id") == [["router.deleted"]]
+    assert f.scalar("SELECT count(*) FROM webhook_deliveries") == "1"
