@@ -763,6 +763,35 @@ def report_sql(api, server, fact_keys):
             f"'180 seconds', '')")
 
 
+def test_a_report_writes_only_the_routers_whose_facts_changed(api):
+    # A periodic full report names every peer; unchanged ones must not be locked or
+    # written (each row version costs, and the report holds its server's row meanwhile).
+    acme = api.tenant("acme")
+    api.server("vpn1")
+    keys = []
+    for _ in range(3):
+        r = api.reserve(acme)["id"]
+        keys.append(hexkey())
+        api.set_key(acme, r, keys[-1])
+
+    def versions():
+        return api.rows("SELECT encode(public_key, 'hex'), xmin::text, xmax::text "
+                        "FROM routers ORDER BY public_key")
+    assert api.rows(report_sql(api, "vpn1", keys)) == [["vpn1"]]
+    before = versions()
+    assert api.rows(report_sql(api, "vpn1", keys)) == [["vpn1"]]
+    assert versions() == before
+    # A changed fact is written, and only that router's row.
+    changed = report_sql(api, "vpn1", keys).replace(
+        "ARRAY[1, 1, 1]::bigint[]", "ARRAY[1, 2000, 1]::bigint[]", 1)
+    assert changed != report_sql(api, "vpn1", keys)
+    assert api.rows(changed) == [["vpn1"]]
+    after = versions()
+    moved = [a[0] for a, b in zip(after, before) if a != b]
+    assert moved == [keys[1]]
+    assert api.one(f"SELECT extract(epoch FROM last_handshake_at)::int FROM routers "
+                   f"WHERE public_key = {bytea(keys[1])}") == "2"
+
 def test_a_report_and_a_deletion_of_its_router_do_not_deadlock(api):
     # The API locks a router, then its server (the change's revision); a report holds
     # the server's row and must not wait for that router, or the two deadlock (40P01).
