@@ -121,7 +121,8 @@ int api_routers_list(struct call *c)
 {
 	const char *status = call_query_get(c, "status"), *server = call_query_get(c, "server");
 	const char *cursor = call_query_get(c, "cursor"), *limit, *tenant, *address;
-	const char *before = call_query_get(c, "handshake_before");
+	const char *before = call_query_get(c, "handshake_before"),
+	           *name = call_query_get(c, "name");
 
 	if (limit_param(c, &limit) < 0 || filter_params(c, &tenant, &address) < 0)
 		return -EINVAL;
@@ -130,10 +131,11 @@ int api_routers_list(struct call *c)
 	if (status && strlen(status) > 32)
 		return call_invalid(c, "status", "not a router status");
 	if ((server && input_server_name(c, "server", server) < 0) ||
+	    (name && input_text(c, "name", name, 100) < 0) ||
 	    (before && input_timestamp(c, "handshake_before", before) < 0))
 		return -EINVAL;
 	c->ts_field = "handshake_before";
-	call_params(c, status, server, tenant, address, before, limit, cursor);
+	call_params(c, status, server, tenant, address, name, before, limit, cursor);
 	return 0;
 }
 

@@ -654,6 +654,7 @@ static const struct opt_spec routers_list_opts[] = {
          "pending, configured, vps_ready, connected, disconnected, "
          "failed or expired"},
         {"address", "ADDRESS", "only the router with this VPN address"},
+        {"name", "NAME", "only routers with this name (names are per tenant)"},
         {"handshake-older-than", "DURATION", "last handshake longer ago ('5m'), or none"},
         {"limit", "N", "at most N routers (default 1000)"},
         {NULL, NULL, NULL},
@@ -699,6 +700,7 @@ static int cmd_routers_list(struct ctx *c)
 		query_add(&q, "server", ctx_opt(c, "server"));
 		query_add(&q, "status", ctx_opt(c, "status"));
 		query_add(&q, "address", ctx_opt(c, "address"));
+		query_add(&q, "name", ctx_opt(c, "name"));
 		query_add(&q, "handshake_before", hs ? before : NULL);
 		query_add(&q, "limit", page_size);
 		query_add(&q, "cursor", cursor ? cursor_copy : NULL);

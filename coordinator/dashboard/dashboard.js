@@ -198,6 +198,8 @@ async function refresh() {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// IPv4 or IPv6 text, loosely: the API says precisely what it refuses.
+const ADDRESS = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-f:]*:[0-9a-f:.]*)$/i;
 
 async function routerHistory(r) {
 	const history = await api("/v1/audit?order=newest&limit=" + HISTORY_SHOWN + "&router=" +
@@ -222,7 +224,9 @@ async function showFound(cursor) {
 		if (UUID.test(q)) {
 			routers = [await api("/v1/routers/" + encodeURIComponent(q))];
 		} else {
-			const page = await api("/v1/routers?limit=" + FOUND_PAGE + "&address=" +
+			// An IP address is looked up as one; anything else is a router's name.
+			const field = ADDRESS.test(q) ? "&address=" : "&name=";
+			const page = await api("/v1/routers?limit=" + FOUND_PAGE + field +
 				encodeURIComponent(q) + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
 			routers = page.items;
 			next = page.next_cursor;
@@ -232,7 +236,7 @@ async function showFound(cursor) {
 		return null;
 	}
 	if (!routers.length)
-		out.append(el("p", "No live router has that id or address.", "muted"));
+		out.append(el("p", "No live router has that id, address or name.", "muted"));
 	for (const r of routers) {
 		const table = el("table");
 		table.append(routerRow(r));

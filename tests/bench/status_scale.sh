@@ -70,7 +70,7 @@ echo "machine $(date -u '+%F %T UTC'); $(nproc) CPUs; load $(cut -d' ' -f1-3 /pr
 echo "data    $servers servers, $routers routers, $audit audit entries"
 for q in \
 	"status|SELECT length(wgf_api_status('admin-key-1', decode(repeat('ab', 32), 'hex'), '90 seconds', NULL, NULL)::text)" \
-	"failed page|SELECT length(wgf_api_list_routers('admin-key-1', decode(repeat('ab', 32), 'hex'), 'failed', NULL, NULL, NULL, NULL, 50, NULL)::text)" \
+	"failed page|SELECT length(wgf_api_list_routers('admin-key-1', decode(repeat('ab', 32), 'hex'), 'failed', NULL, NULL, NULL, NULL, NULL, 50, NULL)::text)" \
 	"audit 1 h|SELECT length(wgf_api_audit('admin-key-1', decode(repeat('ab', 32), 'hex'), NULL, NULL, NULL, NULL, now() - interval '1 hour', NULL, NULL, NULL, false, NULL, 1000)::text)"; do
 	name=${q%%|*}
 	times=$(for i in 1 2 3; do psql "$ci" -X -q -At -c '\timing on' -c "${q#*|}" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p'; done | paste -sd/)

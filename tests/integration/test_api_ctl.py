@@ -69,9 +69,9 @@ def test_keys_are_listed_without_secrets_and_admin_keys_are_made_through_the_api
 
 def test_router_filters_and_tenant_isolation(fleet):
     f = fleet
-    a = f.reserve(f.acme)
+    a = f.reserve(f.acme, {"name": "shop"})
     b = f.reserve(f.acme)
-    g = f.reserve(f.globex)
+    g = f.reserve(f.globex, {"name": "shop"})
     f.sql(f"UPDATE routers SET last_handshake_at = '2026-01-01T00:00:00Z' WHERE id = '{a['id']}'")
     f.sql(f"UPDATE routers SET last_handshake_at = now() WHERE id = '{b['id']}'")
 
@@ -83,6 +83,10 @@ def test_router_filters_and_tenant_isolation(fleet):
         ["acme", "acme", "globex"]
     assert ids(f.admin_key, tenant="globex") == [g["id"]]
     assert ids(f.admin_key, address=b["vpn_ip"]) == [b["id"]]
+    # names are per tenant: one name, a router of each
+    assert ids(f.admin_key, name="shop") == [a["id"], g["id"]]
+    assert ids(f.admin_key, name="shop", tenant="globex") == [g["id"]]
+    assert ids(f.admin_key, name="sho") == []
     assert ids(f.admin_key, handshake_before="2026-06-01T00:00:00Z") == [a["id"], g["id"]]
     assert ids(f.admin_key, tenant="acme", handshake_before="2026-06-01T00:00:00Z") == [a["id"]]
     assert ids(f.admin_key, tenant="nobody") == []
@@ -95,9 +99,11 @@ def test_router_filters_and_tenant_isolation(fleet):
     assert ids(f.globex) == [g["id"]]
     assert ids(f.globex, tenant="acme") == []
     assert ids(f.globex, address=a["vpn_ip"]) == []
+    assert ids(f.globex, name="shop") == [g["id"]]
     assert ids(f.acme, tenant="acme") == [a["id"], b["id"]]
     for bad in ({"address": "10.0.0.0/24"}, {"address": "x"}, {"tenant": "A"},
-                {"handshake_before": "yesterday"}, {"handshake_before": "2026-13-01T00:00:00Z"}):
+                {"handshake_before": "yesterday"}, {"handshake_before": "2026-13-01T00:00:00Z"},
+                {"name": "x" * 101}, {"name": "a\tb"}):
         expect(f.call("GET", q("/v1/routers", **bad), f.admin_key), 400, "invalid_request")
 
 

@@ -171,8 +171,9 @@ def test_the_dashboard_shows_the_api_and_follows_it(fleet, browser):
         r[2] == "router.deleted" for r in cells(browser, "audit")))
     assert counts(browser) == f.admin("GET", "/v1/status")["routers"]
 
-    # Search by address and by id, each with the router's history.
-    for q in (failed["vpn_ip"], failed["id"]):
+    # Search by name (first: the results are empty before it), address and id, each
+    # with the router's history.
+    for q in (failed["name"], failed["vpn_ip"], failed["id"]):
         box = browser.find_element(By.ID, "search")
         box.clear()
         box.send_keys(q)
