@@ -928,6 +928,69 @@ static void test_pass_on_earlier_read(void **state)
 	wgf_device_fini(&f.dev);
 }
 
+/*
+ * One changed peer on a 100,000-peer interface (more than wireguard-go holds: it stops
+ * at 65,536) writes one peer, whether it comes in a new whole set (a full pass) or as a
+ * delta (a delta pass, which reads nothing).
+ */
+static void test_one_change_at_100000(void **state)
+{
+	enum { N = 100000 };
+	struct wgf_change changes[1];
+	struct wgf_sync_reply r = {.changes = changes};
+	struct reconcile_result res;
+	struct reconciler *rc;
+	struct wgf_err err = {0};
+	struct cache_state st;
+	unsigned gets;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	/* The interface holds the set already: filled here, as fake_set looks up linearly. */
+	for (uint32_t i = 0; i < N; i++) {
+		struct wgf_peer *p = wgf_device_add_peer(&f.dev);
+
+		assert_non_null(p);
+		peer_of(&f.dev.ips, p, i);
+	}
+	assert_int_equal(reconciler_new(&f.base, NULL, &rc), 0);
+	offer(rc, 5, 0, N, 0, 1);
+	run(rc, false, &res);
+	assert_int_equal(res.n_unchanged, N);
+	assert_int_equal(f.n_set_calls + f.n_remove_calls, 0);
+	reconcile_result_fini(&res);
+
+	state_of(&st, 6, 0, N);
+	st.peers[N / 2].persistent_keepalive = 7;
+	assert_int_equal(reconciler_set_desired(rc, &st, 0), 1);
+	run(rc, false, &res);
+	assert_int_equal(res.n_updated, 1);
+	assert_int_equal(res.n_added + res.n_removed, 0);
+	assert_int_equal(res.n_pending, 0);
+	reconcile_result_fini(&res);
+	assert_int_equal(f.n_set_calls, 1);
+	assert_int_equal(f.n_set_peers, 1);
+	assert_int_equal(f.n_remove_calls, 0);
+	assert_int_equal(fake_must_find(&f, N / 2)->persistent_keepalive, 7);
+
+	gets = f.n_get;
+	delta(&r, 7, N / 3, false);
+	r.changes[0].peer.persistent_keepalive = 9;
+	assert_int_equal(reconciler_apply(rc, &r), 1);
+	assert_int_equal(reconciler_run_changes(rc, NULL, NULL, &res, &err), 0);
+	assert_int_equal(res.n_updated, 1);
+	reconcile_result_fini(&res);
+	assert_int_equal(f.n_get, gets);
+	assert_int_equal(f.n_set_calls, 2);
+	assert_int_equal(f.n_set_peers, 2);
+	assert_int_equal(fake_must_find(&f, N / 3)->persistent_keepalive, 9);
+
+	wgf_ip_pool_fini(&r.ips);
+	reconciler_free(rc);
+	wgf_device_fini(&f.dev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -945,6 +1008,7 @@ int main(void)
 	        cmocka_unit_test(test_deltas),
 	        cmocka_unit_test(test_delta_pass),
 	        cmocka_unit_test(test_pass_on_earlier_read),
+	        cmocka_unit_test(test_one_change_at_100000),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
