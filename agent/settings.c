@@ -325,7 +325,8 @@ static const struct wgf_conf_entry entries[] = {
                 .min = 100,
                 .max = HOUR_MS,
                 .doc = "How often the interface's per-peer facts (handshake, endpoint, "
-                       "traffic) are read (100ms to 1h).",
+                       "traffic) are read (100ms to 1h); less often on an interface so large "
+                       "that one read takes more than a hundredth of this.",
         },
         {
                 .section = "monitor",
