@@ -787,6 +787,10 @@ static void start_read_pass(struct daemon *d)
 		d->n_read_skip = 0;
 		return;
 	}
+	if (d->n_read_skip)
+		log_debug("Full pass on a read that deltas overlapped: %zu peers left to the next "
+		          "pass",
+		          d->n_read_skip);
 	d->pass_dev = d->read_dev;
 	memset(&d->read_dev, 0, sizeof(d->read_dev));
 	d->pass_read = true;

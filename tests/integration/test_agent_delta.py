@@ -7,7 +7,9 @@ agent reaches wireguard-go through a UAPI relay of this test's (a unix socket th
 every byte both ways between the agent and wireguard-go's own socket) that counts the
 peers each `set=1` request names. With 2,000 peers on the interface, one router added
 and one removed must each be one set naming one peer (a removal is a set with
-remove=true); the periodic full passes in between (every 2 s) write nothing.
+remove=true); the periodic full passes in between (every 2 s) write nothing. And full
+passes that run on a read taken on another thread while deltas were written write none
+of those deltas' peers again and report no drift.
 """
 import os
 import socket
@@ -17,7 +19,7 @@ import time
 import pytest
 
 from conftest import log_lines
-from test_agent_durable import BIG_POOL, change, desired
+from test_agent_durable import BIG_POOL, change, desired, drift_rows
 from test_story import World
 from wglib import WG, WG_GO, new_key, wait_for
 
@@ -139,3 +141,42 @@ def test_one_changed_peer_writes_one_peer(relayed, pg, migrated_db):
     passes = [(m["added"], m["removed"]) for m in lines
               if m.get("msg") == "Reconciled" and m.get("pass") == "delta"]
     assert passes == [("1", "0"), ("0", "1")], passes
+
+
+def test_deltas_during_a_full_pass_read_are_written_once_and_not_drift(relayed, pg, migrated_db):
+    """Full passes read the interface on another thread while deltas are written; the
+    pass then skips the peers those deltas changed. With full passes every 250 ms and
+    40 keys submitted back to back, some passes run on a read the deltas overlapped
+    (the agent says so at debug); still every new peer is written exactly once (a pass
+    on the older read would write it again and call it drift), no drift is reported,
+    and the interface ends as the desired set."""
+    name, _ = migrated_db
+    world, relay = relayed
+    conf = world.agent_conf.read_text().replace("reconcile_interval = 2s",
+                                                "reconcile_interval = 250ms")
+    world.agent_conf.write_text(conf + "[log]\nlevel = debug\n")
+    change(pg, name, add=2000)
+    world.start_agent()
+    wait_for("2,000 peers", lambda: world.vps_peers() == desired(pg, name), timeout=60)
+    wait_for("their report", lambda: world.server().get("applied_revision") == int(
+        pg.psql("SELECT revision FROM servers", dbname=name)[0][0]), timeout=30)
+    relay.take()
+    pg.psql("UPDATE tenants SET reservations_per_hour = 100", dbname=name)
+    ids = []
+    for i in range(40):
+        status, _, r = world.api("POST", "/v1/routers", world.key, {"name": f"r{i}"})
+        assert status == 201, r
+        ids.append(r["id"])
+    for rid in ids:
+        status, _, r = world.api("PUT", f"/v1/routers/{rid}/public-key", world.key,
+                                 {"public_key": new_key()})
+        assert status == 200, r
+    want = desired(pg, name)
+    wait_for("the 40 new peers", lambda: world.vps_peers() == want, timeout=15)
+    time.sleep(1.0)  # four more full passes
+    assert world.vps_peers() == want
+    assert sum(relay.take()) == 40
+    text = world.agent_log.read_text(errors="replace")
+    assert "Full pass on a read that deltas overlapped" in text
+    assert "Drift repaired" not in text
+    assert drift_rows(pg, name) == 0
