@@ -38,12 +38,14 @@
 
 /*
  * wireguard-go holds its configuration lock through a whole `get`, until the last peer
- * is written out, and a `set` waits for it (60 ms at 10,000 peers here, five times that
- * at 50,000). So the monitor reads the interface at most 1/READ_SHARE_DIVISOR of the
- * time: after a long read, its ticks are skipped until this many times its length went
- * by.
+ * is written out, and a `set` waits for it (60 ms at 10,000 peers here, 1.2-1.9 s at
+ * 50,000 under load). So whole-interface reads (the monitor's and the periodic full
+ * passes') take at most 1/READ_SHARE_DIVISOR of the time: after a long read, the next
+ * waits until this many times its length went by, but never more than READ_WAIT_PASSES
+ * reconcile intervals; a full pass due meanwhile runs on the first read after that.
  */
 #define READ_SHARE_DIVISOR 100
+#define READ_WAIT_PASSES   10
 
 struct daemon {
 	uv_loop_t loop;
@@ -72,7 +74,9 @@ struct daemon {
 	uint64_t read_ms, read_end_ms; /* the last read's length (ms) and end (uv_now) */
 	bool reading;                  /* a read runs */
 	bool read_for_pass;            /* it is a full pass's */
+	bool read_clean;               /* it began with no pass running: a pass may use it */
 	bool read_wanted;              /* a full pass's read could not start yet */
+	bool pass_due;                 /* the reconcile timer fired within the read budget */
 	bool has_read_dev;             /* a pass's read is done and waits for the reconciler */
 	bool read_stale; /* a whole set or a failed delta pass came since it began: unusable */
 	/* Sorted: the peers deltas changed since the pass's read began (reconcile.h). */
@@ -468,7 +472,7 @@ static void skip_for_read(struct daemon *d, const struct wgf_sync_reply *r)
 	uint8_t(*grown)[WGF_KEY_LEN];
 	size_t n = d->n_read_skip, k = 0;
 
-	if (!(d->reading && d->read_for_pass) && !d->has_read_dev)
+	if (!(d->reading && d->read_clean) && !d->has_read_dev)
 		return;
 	grown = reallocarray(d->read_skip, n + r->n_changes + 1, WGF_KEY_LEN);
 	if (!grown) {
@@ -688,6 +692,7 @@ static void signal_ready(struct daemon *d);
 
 static void start_read(struct daemon *d, bool for_pass);
 static void start_read_pass(struct daemon *d);
+static void want_pass_read(struct daemon *d);
 
 static void pass_done(uv_work_t *req, int status)
 {
@@ -734,7 +739,7 @@ static void pass_done(uv_work_t *req, int status)
 		start_read_pass(d);
 	if (d->read_wanted && !d->busy) {
 		d->read_wanted = false;
-		start_read(d, true);
+		want_pass_read(d);
 	}
 }
 
@@ -764,6 +769,33 @@ static void request_pass(struct daemon *d, bool full)
 	d->busy = true;
 }
 
+/* The last read was long: the next waits (READ_SHARE_DIVISOR). */
+static bool read_budget_spent(struct daemon *d)
+{
+	uint64_t wait = d->read_ms * READ_SHARE_DIVISOR;
+
+	if (wait > READ_WAIT_PASSES * d->s.reconcile_interval_ms)
+		wait = READ_WAIT_PASSES * d->s.reconcile_interval_ms;
+	return d->read_end_ms && uv_now(&d->loop) - d->read_end_ms < wait;
+}
+
+/*
+ * A periodic full pass is due: on the read that runs if a pass may use it, else on the
+ * next one the budget allows (the monitor's tick starts it).
+ */
+static void want_pass_read(struct daemon *d)
+{
+	if (d->reading && d->read_clean) {
+		d->read_for_pass = true;
+		return;
+	}
+	if (d->reading || read_budget_spent(d)) {
+		d->pass_due = true;
+		return;
+	}
+	start_read(d, true);
+}
+
 static void on_reconcile_timer(uv_timer_t *t)
 {
 	struct daemon *d = t->data;
@@ -772,7 +804,7 @@ static void on_reconcile_timer(uv_timer_t *t)
 	if (d->need_ensure || !reconciler_has_desired(d->rc))
 		request_pass(d, true);
 	else
-		start_read(d, true);
+		want_pass_read(d);
 }
 
 /*
@@ -890,7 +922,7 @@ static void read_done(uv_work_t *req, int status)
 		start_read_pass(d);
 	if (d->read_wanted && !d->busy && !d->has_read_dev) {
 		d->read_wanted = false;
-		start_read(d, true);
+		want_pass_read(d);
 	}
 }
 
@@ -910,7 +942,9 @@ static void start_read(struct daemon *d, bool for_pass)
 		return;
 	}
 	memset(&d->read_dev, 0, sizeof(d->read_dev));
+	d->pass_due = d->pass_due && !for_pass;
 	d->read_for_pass = for_pass;
+	d->read_clean = !d->busy;
 	d->read_stale = false;
 	d->n_read_skip = 0;
 	d->read_work.data = d;
@@ -927,12 +961,10 @@ static void on_monitor_timer(uv_timer_t *t)
 {
 	struct daemon *d = t->data;
 
-	if (d->reading)
+	/* A whole set's pass reads for itself; the facts can wait for it. */
+	if (d->reading || (d->busy && d->pass_full && !d->pass_read) || read_budget_spent(d))
 		return;
-	/* A long last read: let the interface serve sets for a while (READ_SHARE_DIVISOR). */
-	if (d->read_end_ms && uv_now(&d->loop) - d->read_end_ms < d->read_ms * READ_SHARE_DIVISOR)
-		return;
-	start_read(d, false);
+	start_read(d, d->pass_due);
 }
 
 int daemon_set_desired(struct daemon *d, struct cache_state *st, unsigned flags)
