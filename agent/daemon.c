@@ -694,6 +694,19 @@ static void start_read(struct daemon *d, bool for_pass);
 static void start_read_pass(struct daemon *d);
 static void want_pass_read(struct daemon *d);
 
+/* With no pass running: the full pass on a finished read, or the read one waits for. */
+static void next_read_step(struct daemon *d)
+{
+	if (d->busy)
+		return;
+	if (d->has_read_dev) {
+		start_read_pass(d);
+	} else if (d->read_wanted) {
+		d->read_wanted = false;
+		want_pass_read(d);
+	}
+}
+
 static void pass_done(uv_work_t *req, int status)
 {
 	struct daemon *d = req->data;
@@ -735,12 +748,7 @@ static void pass_done(uv_work_t *req, int status)
 		request_pass(d, d->again_full);
 	}
 	/* Deltas first: a pass's read waits for the passes asked for before it. */
-	if (d->has_read_dev && !d->busy)
-		start_read_pass(d);
-	if (d->read_wanted && !d->busy) {
-		d->read_wanted = false;
-		want_pass_read(d);
-	}
+	next_read_step(d);
 }
 
 /*
@@ -918,12 +926,7 @@ static void read_done(uv_work_t *req, int status)
 		else
 			wgf_device_fini(&d->read_dev);
 	}
-	if (d->has_read_dev && !d->busy)
-		start_read_pass(d);
-	if (d->read_wanted && !d->busy && !d->has_read_dev) {
-		d->read_wanted = false;
-		want_pass_read(d);
-	}
+	next_read_step(d);
 }
 
 /*
