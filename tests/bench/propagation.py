@@ -144,7 +144,7 @@ def main():
     agent.start()
     B.wait_for("the agent's first report", lambda: pg.scalar(
         "SELECT wg_public_key IS NOT NULL FROM servers WHERE name = 'vps1'") == "t",
-        30 + base / 500)  # it comes after the first pass has applied the base peers
+        30 + base / 100)  # it comes after the first pass has applied the base peers
     if base:
         # Each look lists every peer, and wireguard-go serves no set meanwhile: not often.
         B.wait_for(f"{base} peers on the interface", lambda: wg.n_peers() >= base, 900,
