@@ -1080,17 +1080,21 @@ bool cache_state_follows(const struct cache_state *st, const struct wgf_sync_rep
 
 int cache_state_apply(struct cache_state *st, const struct wgf_sync_reply *r)
 {
-	size_t n_upserts = 0, n_ips = 0, t = 0, n_gone = 0;
+	size_t n_upserts = 0, n_new = 0, n_ips = 0, t = 0, n_gone = 0;
 	struct wgf_cidr *routable = NULL;
 	struct wgf_peer *tail, *grown;
 
 	for (size_t i = 0; i < r->n_changes; i++) {
+		const uint8_t *key = r->changes[i].peer.public_key;
+
 		if (r->changes[i].op == WGF_CHANGE_REMOVE)
 			continue;
 		n_upserts++;
 		n_ips += r->changes[i].peer.n_allowed_ips;
+		/* An update of a full set keeps it within the bound; only new keys count. */
+		n_new += !bsearch(key, st->peers, st->n_peers, sizeof(*st->peers), cmp_key_peer);
 	}
-	if (st->n_peers + n_upserts > WGF_DEVICE_PEERS_MAX)
+	if (st->n_peers + n_new > WGF_DEVICE_PEERS_MAX)
 		return -E2BIG;
 	/* Everything that can fail comes first, so a failure changes nothing. */
 	tail = malloc((n_upserts + 1) * sizeof(*tail));

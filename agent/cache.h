@@ -143,7 +143,8 @@ int cache_state_set_routable(struct cache_state *st, const struct wgf_cidr *nets
  * replaces the peer with its key or adds it, a removal drops it. st then has r's
  * revision, epoch and routable networks. O(changes log peers), plus one pass over the
  * peers when the count changes; no copy of the set. Returns 0; -E2BIG when the set could
- * pass WGF_DEVICE_PEERS_MAX (every upsert counted as new); -ENOMEM. On failure st is
+ * pass WGF_DEVICE_PEERS_MAX (each upsert of a key it lacks counted as new, removals not
+ * subtracted); -ENOMEM. On failure st is
  * unchanged.
  */
 struct wgf_sync_reply;

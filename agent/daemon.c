@@ -36,6 +36,17 @@
 #define TLS_CHECK_MS 2000  /* how often nng's count of failed TLS handshakes is read */
 #define TLS_LOG_MS   60000 /* at most one warning per URL this often */
 
+/*
+ * wireguard-go holds its configuration lock through a whole `get`, until the last peer
+ * is written out, and a `set` waits for it (60 ms at 10,000 peers here, 1.2-1.9 s at
+ * 50,000 under load). So whole-interface reads (the monitor's and the periodic full
+ * passes') take at most 1/READ_SHARE_DIVISOR of the time: after a long read, the next
+ * waits until this many times its length went by, but never more than READ_WAIT_PASSES
+ * reconcile intervals; a full pass due meanwhile runs on the first read after that.
+ */
+#define READ_SHARE_DIVISOR 100
+#define READ_WAIT_PASSES   10
+
 struct daemon {
 	uv_loop_t loop;
 	uv_signal_t sig_term, sig_int, sig_hup;
@@ -50,6 +61,27 @@ struct daemon {
 	struct backend *b;
 	struct reconciler *rc;
 	struct monitor mon;
+	/*
+	 * Reads of the whole interface (the monitor's, and those of the periodic full
+	 * passes) run on the thread pool through a backend of their own, one at a time, so
+	 * they hold neither the loop nor the reconciler: a delta is written meanwhile.
+	 */
+	struct backend *reader;
+	uv_work_t read_work;
+	struct wgf_device read_dev; /* the read worker's while reading */
+	struct wgf_device pass_dev; /* a pass's read, moved here for the pass (pass_read) */
+	int read_r;
+	uint64_t read_ms, read_end_ms; /* the last read's length (ms) and end (uv_now) */
+	bool reading;                  /* a read runs */
+	bool read_for_pass;            /* it is a full pass's */
+	bool read_clean;               /* it began with no pass running: a pass may use it */
+	bool read_wanted;              /* a full pass's read could not start yet */
+	bool pass_due;                 /* the reconcile timer fired within the read budget */
+	bool has_read_dev;             /* a pass's read is done and waits for the reconciler */
+	bool read_stale; /* a whole set or a failed delta pass came since it began: unusable */
+	/* Sorted: the peers deltas changed since the pass's read began (reconcile.h). */
+	uint8_t (*read_skip)[WGF_KEY_LEN];
+	size_t n_read_skip;
 	struct session *sess; /* NULL without a coordinator */
 	struct agent_metrics metrics;
 	struct wgf_scrape *scrape;     /* NULL with [metrics] listen empty */
@@ -67,6 +99,7 @@ struct daemon {
 	bool again;         /* another pass was asked for meanwhile */
 	bool again_full;    /* and it must be a full one */
 	bool pass_full;     /* the pass that runs (or starts) is a full one */
+	bool pass_read;     /* and it runs on read_dev (reconciler_run_read) */
 	bool rules_changed; /* SIGHUP came while a pass ran: static_peers, routable, adopt */
 	/*
 	 * What came while a pass ran, for pass_done to give the reconciler (the only owner
@@ -252,14 +285,21 @@ static void pass_work(uv_work_t *req)
 		if (o->ensure_r < 0)
 			return;
 	}
-	if (!reconciler_has_desired(d->rc))
+	if (!reconciler_has_desired(d->rc)) {
+		wgf_device_fini(&d->pass_dev);
 		return;
+	}
 	o->ran = true;
 	/* Deltas alone write just their peers, unless only a full pass will do. */
-	o->run_r = d->pass_full
-	                   ? -EAGAIN
-	                   : reconciler_run_changes(d->rc, log_change, d, &o->res, &o->run_err);
-	o->delta = o->run_r == 0;
+	if (d->pass_read)
+		o->run_r = reconciler_run_read(d->rc, &d->pass_dev,
+		                               (const uint8_t(*)[WGF_KEY_LEN])d->read_skip,
+		                               d->n_read_skip, log_change, d, &o->res, &o->run_err);
+	else
+		o->run_r = d->pass_full ? -EAGAIN
+		                        : reconciler_run_changes(d->rc, log_change, d, &o->res,
+		                                                 &o->run_err);
+	o->delta = !d->pass_read && !d->pass_full && o->run_r == 0;
 	if (o->run_r == -EAGAIN)
 		o->run_r = reconciler_run(d->rc, false, log_change, d, &o->res, &o->run_err);
 	o->ms = wgf_clock_mono_ms() - start;
@@ -521,11 +561,45 @@ static void on_session_released(void *ctx, const uint8_t (*keys)[WGF_KEY_LEN], s
 	request_pass(d, true);
 }
 
+static int cmp_key(const void *a, const void *b)
+{
+	return memcmp(a, b, WGF_KEY_LEN);
+}
+
+/*
+ * While a full pass's read runs or waits, remembers the keys r changes (sorted, each
+ * once): the pass must not judge them by that read. Without memory the read is dropped.
+ */
+static void skip_for_read(struct daemon *d, const struct wgf_sync_reply *r)
+{
+	uint8_t(*grown)[WGF_KEY_LEN];
+	size_t n = d->n_read_skip, k = 0;
+
+	if (!(d->reading && d->read_clean) && !d->has_read_dev)
+		return;
+	grown = reallocarray(d->read_skip, n + r->n_changes + 1, WGF_KEY_LEN);
+	if (!grown) {
+		d->read_stale = true;
+		return;
+	}
+	d->read_skip = grown;
+	for (size_t i = 0; i < r->n_changes; i++)
+		memcpy(grown[n++], r->changes[i].peer.public_key, WGF_KEY_LEN);
+	qsort(grown, n, WGF_KEY_LEN, cmp_key);
+	for (size_t i = 0; i < n; i++)
+		if (k == 0 || memcmp(grown[k - 1], grown[i], WGF_KEY_LEN) != 0)
+			memmove(grown[k++], grown[i], WGF_KEY_LEN);
+	d->n_read_skip = k;
+}
+
 /* Gives deltas to the reconciler and asks for a pass when they changed the set. */
 static int take_deltas(struct daemon *d, const struct wgf_sync_reply *r)
 {
 	char rev[24];
-	int res = reconciler_apply(d->rc, r);
+	int res;
+
+	skip_for_read(d, r);
+	res = reconciler_apply(d->rc, r);
 
 	if (res < 0)
 		return log_errno(LOG_ERR, res,
@@ -721,6 +795,23 @@ static void say_pass(struct daemon *d, struct pass_out *o)
 static void apply_rules(struct daemon *d);
 static void signal_ready(struct daemon *d);
 
+static void start_read(struct daemon *d, bool for_pass);
+static void start_read_pass(struct daemon *d);
+static void want_pass_read(struct daemon *d);
+
+/* With no pass running: the full pass on a finished read, or the read one waits for. */
+static void next_read_step(struct daemon *d)
+{
+	if (d->busy)
+		return;
+	if (d->has_read_dev) {
+		start_read_pass(d);
+	} else if (d->read_wanted) {
+		d->read_wanted = false;
+		want_pass_read(d);
+	}
+}
+
 static void pass_done(uv_work_t *req, int status)
 {
 	struct daemon *d = req->data;
@@ -729,6 +820,12 @@ static void pass_done(uv_work_t *req, int status)
 
 	(void)status; /* never cancelled: stop() lets a pass end at a chunk boundary */
 	d->busy = false;
+	if (d->pass_read) {
+		d->pass_read = false;
+		d->n_read_skip = 0;
+	}
+	if (refull)
+		d->read_stale = true;
 	say_ensure(d, &d->out);
 	say_pass(d, &d->out);
 	if (d->stopping)
@@ -755,6 +852,8 @@ static void pass_done(uv_work_t *req, int status)
 		d->again = false;
 		request_pass(d, d->again_full);
 	}
+	/* Deltas first: a pass's read waits for the passes asked for before it. */
+	next_read_step(d);
 }
 
 /*
@@ -783,9 +882,70 @@ static void request_pass(struct daemon *d, bool full)
 	d->busy = true;
 }
 
+/* The last read was long: the next waits (READ_SHARE_DIVISOR). */
+static bool read_budget_spent(struct daemon *d)
+{
+	uint64_t wait = d->read_ms * READ_SHARE_DIVISOR;
+
+	if (wait > READ_WAIT_PASSES * d->s.reconcile_interval_ms)
+		wait = READ_WAIT_PASSES * d->s.reconcile_interval_ms;
+	return d->read_end_ms && uv_now(&d->loop) - d->read_end_ms < wait;
+}
+
+/*
+ * A periodic full pass is due: on the read that runs if a pass may use it, else on the
+ * next one the budget allows (the monitor's tick starts it).
+ */
+static void want_pass_read(struct daemon *d)
+{
+	if (d->reading && d->read_clean) {
+		d->read_for_pass = true;
+		return;
+	}
+	if (d->reading || read_budget_spent(d)) {
+		d->pass_due = true;
+		return;
+	}
+	start_read(d, true);
+}
+
 static void on_reconcile_timer(uv_timer_t *t)
 {
-	request_pass(t->data, true);
+	struct daemon *d = t->data;
+
+	/* Setting the interface up, and a first set, are passes that read for themselves. */
+	if (d->need_ensure || !reconciler_has_desired(d->rc))
+		request_pass(d, true);
+	else
+		want_pass_read(d);
+}
+
+/*
+ * A pass's read is done: the full pass runs on it, unless it went stale meanwhile (a
+ * whole set, or a delta pass that failed, each asked for a pass that reads for itself).
+ */
+static void start_read_pass(struct daemon *d)
+{
+	d->has_read_dev = false;
+	if (d->stopping || d->read_stale || d->need_ensure) {
+		wgf_device_fini(&d->read_dev);
+		d->n_read_skip = 0;
+		return;
+	}
+	if (d->n_read_skip)
+		log_debug("Full pass on a read that deltas overlapped: %zu peers left to the next "
+		          "pass",
+		          d->n_read_skip);
+	d->pass_dev = d->read_dev;
+	memset(&d->read_dev, 0, sizeof(d->read_dev));
+	d->pass_read = true;
+	request_pass(d, true);
+	if (!d->busy) {
+		/* It could not start: the next timer tick reads again. */
+		d->pass_read = false;
+		d->n_read_skip = 0;
+		wgf_device_fini(&d->pass_dev);
+	}
 }
 
 /*
@@ -815,30 +975,19 @@ static void monitor_report(struct daemon *d, const struct monitor_report *rep)
 	           {"cache_failures", cache});
 }
 
-static void on_monitor_timer(uv_timer_t *t)
+/* What a read says of the interface: its key and port, and the facts for the monitor. */
+static void take_facts(struct daemon *d, const struct wgf_device *dev)
 {
-	struct daemon *d = t->data;
 	struct monitor_report rep;
-	struct wgf_device dev = {0};
 	int r;
 
-	if (d->busy)
-		return; /* the backend is the pass's; the next tick reads */
-	r = d->b->ops->get_device(d->b, &dev);
-	if (r < 0) {
-		/* The reconcile pass says what is wrong with the interface. */
-		log_debug("Monitor cannot read '%s': %s", d->s.interface, wgf_strerror(r));
-		return;
-	}
-	uv_update_time(&d->loop);
-	if (dev.flags & WGF_DEVICE_HAS_PUBLIC_KEY) {
-		memcpy(d->iface_pk, dev.public_key, WGF_KEY_LEN);
+	if (dev->flags & WGF_DEVICE_HAS_PUBLIC_KEY) {
+		memcpy(d->iface_pk, dev->public_key, WGF_KEY_LEN);
 		d->has_iface_pk = true;
 	}
-	if (dev.flags & WGF_DEVICE_HAS_LISTEN_PORT)
-		d->iface_port = dev.listen_port;
-	r = monitor_update(&d->mon, &dev, uv_now(&d->loop), (int64_t)wgf_clock_wall_ms(), &rep);
-	wgf_device_fini(&dev);
+	if (dev->flags & WGF_DEVICE_HAS_LISTEN_PORT)
+		d->iface_port = dev->listen_port;
+	r = monitor_update(&d->mon, dev, uv_now(&d->loop), (int64_t)wgf_clock_wall_ms(), &rep);
 	if (r < 0) {
 		log_errno(LOG_WARNING, r, "Monitor skipped a read");
 		return;
@@ -848,11 +997,91 @@ static void on_monitor_timer(uv_timer_t *t)
 	monitor_report_fini(&rep);
 }
 
+/* On the thread pool: only the reader backend and read_* are touched. */
+static void read_work(uv_work_t *req)
+{
+	struct daemon *d = req->data;
+	uint64_t start = wgf_clock_mono_ms();
+
+	d->read_r = d->reader->ops->get_device(d->reader, &d->read_dev);
+	d->read_ms = wgf_clock_mono_ms() - start;
+}
+
+static void read_done(uv_work_t *req, int status)
+{
+	struct daemon *d = req->data;
+
+	d->reading = false;
+	uv_update_time(&d->loop);
+	d->read_end_ms = uv_now(&d->loop);
+	if (status < 0 || d->stopping) {
+		wgf_device_fini(&d->read_dev);
+		return;
+	}
+	if (d->read_r < 0) {
+		/* A pass says what is wrong with the interface: one that reads for itself. */
+		log_debug("Cannot read '%s': %s", d->s.interface, wgf_strerror(d->read_r));
+		wgf_device_fini(&d->read_dev);
+		if (d->read_for_pass)
+			request_pass(d, true);
+	} else {
+		take_facts(d, &d->read_dev);
+		if (d->read_for_pass)
+			d->has_read_dev = true;
+		else
+			wgf_device_fini(&d->read_dev);
+	}
+	next_read_step(d);
+}
+
+/*
+ * Reads the whole interface on the thread pool. for_pass: a periodic full pass runs on
+ * the read; it starts only when no pass runs, so every delta handed over before it has
+ * been written (reconciler_run_read).
+ */
+static void start_read(struct daemon *d, bool for_pass)
+{
+	int r;
+
+	if (d->stopping)
+		return;
+	if (d->reading || d->has_read_dev || (for_pass && d->busy)) {
+		d->read_wanted = d->read_wanted || for_pass;
+		return;
+	}
+	memset(&d->read_dev, 0, sizeof(d->read_dev));
+	d->pass_due = d->pass_due && !for_pass;
+	d->read_for_pass = for_pass;
+	d->read_clean = !d->busy;
+	d->read_stale = false;
+	d->n_read_skip = 0;
+	d->read_work.data = d;
+	r = uv_queue_work(&d->loop, &d->read_work, read_work, read_done);
+	if (r < 0) {
+		log_errno(LOG_WARNING, r, "Cannot start a read of '%s', skipping it",
+		          d->s.interface);
+		return;
+	}
+	d->reading = true;
+}
+
+static void on_monitor_timer(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+
+	/* A whole set's pass reads for itself; the facts can wait for it. */
+	if (d->reading || (d->busy && d->pass_full && !d->pass_read) || read_budget_spent(d))
+		return;
+	start_read(d, d->pass_due);
+}
+
 int daemon_set_desired(struct daemon *d, struct cache_state *st, unsigned flags)
 {
 	char rev[24];
 	int r;
 
+	/* A pass's read taken before a whole set is not one the set's pass may use. */
+	d->read_stale = true;
 	if (d->busy) {
 		/* The reconciler is the worker's: keep the newest offer for pass_done (an
 		 * authoritative one always replaces what was kept). */
@@ -1078,6 +1307,10 @@ static int setup(struct daemon *d)
 		return log_errno(LOG_ERR, r, "Cannot open the %s backend for '%s'",
 		                 d->s.backend == SETTINGS_BACKEND_KERNEL ? "kernel" : "userspace",
 		                 d->s.interface);
+	r = settings_backend_new(&d->s, &d->reader);
+	if (r < 0)
+		return log_errno(LOG_ERR, r, "Cannot open a second %s backend for reading '%s'",
+		                 d->b->ops->name, d->s.interface);
 	r = reconciler_new(d->b, d->cache_path, &d->rc);
 	if (r < 0)
 		return log_errno(LOG_ERR, r, "Cannot start the reconciler");
@@ -1157,8 +1390,12 @@ out:
 	cache_state_fini(&d->pending);
 	queued_fini(d);
 	monitor_fini(&d->mon);
+	wgf_device_fini(&d->read_dev);
+	wgf_device_fini(&d->pass_dev);
+	free(d->read_skip);
 	reconciler_free(d->rc);
 	free(d->released);
+	backend_free(d->reader);
 	backend_free(d->b);
 	free(d);
 	if (r == 0)

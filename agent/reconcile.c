@@ -934,24 +934,54 @@ out:
 	return r;
 }
 
-int reconciler_run(struct reconciler *rc, bool dry_run, reconcile_change_fn cb, void *userdata,
-                   struct reconcile_result *ret, struct wgf_err *err)
+/* Drops from one list of the plan the changes to peers in skip (sorted); returns how many. */
+static size_t skip_changes(struct sync_change *list, size_t *n, bool by_actual,
+                           const uint8_t (*skip)[WGF_KEY_LEN], size_t n_skip)
+{
+	size_t k = 0, before = *n;
+
+	for (size_t i = 0; i < before; i++) {
+		const struct wgf_peer *p = by_actual ? list[i].actual : list[i].desired;
+
+		if (!bsearch(p->public_key, skip, n_skip, WGF_KEY_LEN, cmp_key))
+			list[k++] = list[i];
+	}
+	*n = k;
+	return before - k;
+}
+
+/*
+ * The peers deltas wrote after the read began: the read may show them before or after
+ * the write, so the diff says nothing true of them. They are neither written again nor
+ * drift; the next full pass verifies them.
+ */
+static void skip_plan(struct sync_plan *pl, const uint8_t (*skip)[WGF_KEY_LEN], size_t n_skip)
+{
+	if (n_skip == 0)
+		return;
+	pl->n_unchanged += skip_changes(pl->add, &pl->n_add, false, skip, n_skip);
+	pl->n_unchanged += skip_changes(pl->update, &pl->n_update, false, skip, n_skip);
+	(void)skip_changes(pl->remove, &pl->n_remove, true, skip, n_skip);
+}
+
+/* A full pass on dev (consumed), read by the caller; see reconciler_run_read(). */
+static int run_on(struct reconciler *rc, struct wgf_device *devp,
+                  const uint8_t (*skip)[WGF_KEY_LEN], size_t n_skip, bool dry_run,
+                  reconcile_change_fn cb, void *userdata, struct reconcile_result *ret,
+                  struct wgf_err *err)
 {
 	struct reconcile_result res = {0};
-	struct wgf_device dev = {0};
+	struct wgf_device dev = *devp;
 	struct sync_plan pl = {0};
 	bool changed;
 	int r;
 
-	if (!rc->has_desired)
-		return wgf_err_set(err, -ENODATA, "no desired state yet");
-	r = rc->b->ops->get_device(rc->b, &dev);
-	if (r < 0)
-		return wgf_err_set(err, r, "cannot read interface '%s': %s", rc->b->ifname,
-		                   wgf_strerror(r));
+	memset(devp, 0, sizeof(*devp));
 	r = remember_interface(rc, &dev);
 	if (r == 0)
 		r = plan(rc, &dev, &pl, &res.n_kept, &res.n_held, &res);
+	if (r == 0)
+		skip_plan(&pl, skip, n_skip);
 	if (r == 0)
 		r = copy_failures(&pl, &res);
 	if (r == 0)
@@ -1021,6 +1051,32 @@ fail:
 	wgf_device_fini(&dev);
 	reconcile_result_fini(&res);
 	return r;
+}
+
+int reconciler_run(struct reconciler *rc, bool dry_run, reconcile_change_fn cb, void *userdata,
+                   struct reconcile_result *ret, struct wgf_err *err)
+{
+	struct wgf_device dev = {0};
+	int r;
+
+	if (!rc->has_desired)
+		return wgf_err_set(err, -ENODATA, "no desired state yet");
+	r = rc->b->ops->get_device(rc->b, &dev);
+	if (r < 0)
+		return wgf_err_set(err, r, "cannot read interface '%s': %s", rc->b->ifname,
+		                   wgf_strerror(r));
+	return run_on(rc, &dev, NULL, 0, dry_run, cb, userdata, ret, err);
+}
+
+int reconciler_run_read(struct reconciler *rc, struct wgf_device *dev,
+                        const uint8_t (*skip)[WGF_KEY_LEN], size_t n_skip, reconcile_change_fn cb,
+                        void *userdata, struct reconcile_result *ret, struct wgf_err *err)
+{
+	if (!rc->has_desired) {
+		wgf_device_fini(dev);
+		return wgf_err_set(err, -ENODATA, "no desired state yet");
+	}
+	return run_on(rc, dev, skip, n_skip, false, cb, userdata, ret, err);
 }
 
 void reconcile_result_fini(struct reconcile_result *r)

@@ -186,6 +186,20 @@ int reconciler_run(struct reconciler *rc, bool dry_run, reconcile_change_fn cb, 
                    struct reconcile_result *ret, struct wgf_err *err);
 
 /*
+ * A full pass on a read the caller took earlier (dev, consumed), so that the read need
+ * not hold the reconciler: deltas may be applied and written while it runs. skip
+ * (sorted, borrowed) holds the keys of every peer a delta changed after the read began;
+ * the read may show such a peer before or after its write, so the pass neither writes
+ * nor classifies it (it is verified by the next pass) and a delta is never undone by
+ * the older read. The caller must take the read only when every delta handed over
+ * before it has been written, and must not use it once a whole set has been offered
+ * since (reconciler_run() then). Otherwise as reconciler_run(), without dry run.
+ */
+int reconciler_run_read(struct reconciler *rc, struct wgf_device *dev,
+                        const uint8_t (*skip)[WGF_KEY_LEN], size_t n_skip, reconcile_change_fn cb,
+                        void *userdata, struct reconcile_result *ret, struct wgf_err *err);
+
+/*
  * A delta pass: writes just the peers deltas changed since the last pass (one backend
  * set of them, one removal of the keys gone), after recording them in the cache's
  * journal, and reads nothing. It counts on the interface being the desired set as the

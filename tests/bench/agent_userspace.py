@@ -8,7 +8,9 @@ Usage (as root): tests/bench/agent_userspace.py [BUILD_DIR] [--peers N] [--round
 Each round starts from a fresh, empty wireguard-go in a private namespace and times
 `wg setconf` with N peers, then restarts it empty and times `wgfleet-agent apply` with
 the same peers (which reads the interface, diffs, sets, re-reads to verify and writes
-its cache). It also reports the agent's peak RSS (VmHWM) for the one-shot apply and for
+its cache); rounds alternate which of the two goes first, and each round's ratio and
+the load average are printed. wireguard-go holds at most 65,536 peers (MaxPeers in its
+device/constants.go). It also reports the agent's peak RSS (VmHWM) for the one-shot apply and for
 the daemon holding the N peers after a few passes. Numbers only: nothing is asserted.
 """
 import argparse
@@ -121,27 +123,38 @@ def main():
     sh(["ip", "netns", "add", ns])
     w = WgGo(ns, ifname, key_file, log)
     t_setconf, t_agent, hwm_apply = [], [], []
-    try:
-        for _ in range(args.rounds):
-            w.start()
-            t0 = time.monotonic()
-            w.wg("setconf", ifname, setconf)
-            t_setconf.append(time.monotonic() - t0)
-            assert w.n_peers() == args.peers
-            w.stop()
 
-            w.start()
-            shutil.rmtree(state, ignore_errors=True)
-            t0 = time.monotonic()
-            proc = subprocess.run(["/usr/bin/time", "-f", "%M", "ip", "netns", "exec", ns,
-                                   agent, "--config", conf, "apply", desired],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            t_agent.append(time.monotonic() - t0)
-            if proc.returncode != 0:
-                sys.exit(f"apply failed:\n{proc.stderr}")
-            hwm_apply.append(int(proc.stderr.strip().splitlines()[-1]))
-            assert w.n_peers() == args.peers
-            w.stop()
+    def time_setconf():
+        w.start()
+        t0 = time.monotonic()
+        w.wg("setconf", ifname, setconf)
+        t_setconf.append(time.monotonic() - t0)
+        assert w.n_peers() == args.peers
+        w.stop()
+
+    def time_agent():
+        w.start()
+        shutil.rmtree(state, ignore_errors=True)
+        t0 = time.monotonic()
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "ip", "netns", "exec", ns,
+                               agent, "--config", conf, "apply", desired],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        t_agent.append(time.monotonic() - t0)
+        if proc.returncode != 0:
+            sys.exit(f"apply failed:\n{proc.stderr}")
+        hwm_apply.append(int(proc.stderr.strip().splitlines()[-1]))
+        assert w.n_peers() == args.peers
+        w.stop()
+
+    try:
+        for i in range(args.rounds):
+            load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+            for step in ((time_setconf, time_agent) if i % 2 == 0 else
+                         (time_agent, time_setconf)):
+                step()
+            print(f"round {i + 1}: {'setconf first' if i % 2 == 0 else 'agent first  '} "
+                  f"setconf {t_setconf[-1]:.3f} s, agent {t_agent[-1]:.3f} s, "
+                  f"ratio {t_agent[-1] / t_setconf[-1]:.2f}, load {load}", flush=True)
 
         # The daemon holding the peers: restore from the cache, a few passes and reads.
         w.start()
@@ -168,7 +181,9 @@ def main():
     print(f"peers                    {args.peers}")
     print("wg setconf (s)           " + " ".join(f"{t:.3f}" for t in t_setconf))
     print("wgfleet-agent apply (s)  " + " ".join(f"{t:.3f}" for t in t_agent))
-    print(f"ratio agent/setconf      {med_a / med_s:.2f} (medians)")
+    ratios = sorted(a / s for a, s in zip(t_agent, t_setconf))
+    print(f"ratio agent/setconf      {med_a / med_s:.2f} (medians); per round "
+          + " ".join(f"{r:.2f}" for r in ratios) + f", median {statistics.median(ratios):.2f}")
     print("apply VmHWM (KiB)        " + " ".join(str(h) for h in hwm_apply))
     print(f"daemon VmHWM (KiB)       {hwm_daemon}")
     print(f"daemon VmRSS (KiB)       {rss_daemon}")

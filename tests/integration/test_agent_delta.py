@@ -7,7 +7,9 @@ agent reaches wireguard-go through a UAPI relay of this test's (a unix socket th
 every byte both ways between the agent and wireguard-go's own socket) that counts the
 peers each `set=1` request names. With 2,000 peers on the interface, one router added
 and one removed must each be one set naming one peer (a removal is a set with
-remove=true); the periodic full passes in between (every 2 s) write nothing.
+remove=true); the periodic full passes in between (every 2 s) write nothing. And full
+passes that run on a read taken on another thread while deltas were written write none
+of those deltas' peers again and report no drift.
 """
 import os
 import socket
@@ -17,7 +19,7 @@ import time
 import pytest
 
 from conftest import log_lines
-from test_agent_durable import BIG_POOL, change, desired
+from test_agent_durable import BIG_POOL, change, desired, drift_rows
 from test_story import World
 from wglib import WG, WG_GO, new_key, wait_for
 
@@ -35,6 +37,7 @@ class Relay:
         self.path = os.path.join(directory, ifname + ".sock")
         self.target = target
         self.sets = []  # peers named by each set request, in order
+        self.get_delay = 0.0  # seconds each get's reply is held back before it is passed on
         self.lock = threading.Lock()
         self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.srv.bind(self.path)
@@ -59,10 +62,14 @@ class Relay:
         up.connect(self.target)
         conn.settimeout(30)
         up.settimeout(30)
+        hold = [0.0]  # monotonic time before which no reply byte goes on
 
         def down():
             try:
                 while (data := up.recv(65536)):
+                    wait = hold[0] - time.monotonic()
+                    if wait > 0:
+                        time.sleep(min(wait, 10))
                     conn.sendall(data)
             except OSError:
                 pass
@@ -80,6 +87,8 @@ class Relay:
                     if request.startswith(b"set=1"):
                         with self.lock:
                             self.sets.append(request.count(b"\npublic_key="))
+                    elif request.startswith(b"get=1") and self.get_delay:
+                        hold[0] = time.monotonic() + self.get_delay
         except OSError:
             pass
         finally:
@@ -139,3 +148,50 @@ def test_one_changed_peer_writes_one_peer(relayed, pg, migrated_db):
     passes = [(m["added"], m["removed"]) for m in lines
               if m.get("msg") == "Reconciled" and m.get("pass") == "delta"]
     assert passes == [("1", "0"), ("0", "1")], passes
+
+
+def test_deltas_during_a_full_pass_read_are_written_once_and_not_drift(relayed, pg, migrated_db):
+    """Full passes read the interface on another thread while deltas are written; the
+    pass then skips the peers those deltas changed. The relay holds each get's reply
+    back for 3 s (wireguard-go itself is free meanwhile, so sets go through), full
+    passes are due every 250 ms, and 40 keys are submitted 200 ms apart: a pass runs on
+    a read the deltas overlapped (the agent says so at debug); still every new peer is
+    written exactly once (a pass on the older read would write it again and call it
+    drift), no drift is reported, and the interface ends as the desired set."""
+    name, _ = migrated_db
+    world, relay = relayed
+    conf = world.agent_conf.read_text().replace("reconcile_interval = 2s",
+                                                "reconcile_interval = 250ms")
+    world.agent_conf.write_text(conf + "[log]\nlevel = debug\n")
+    change(pg, name, add=2000)
+    world.start_agent()
+    wait_for("2,000 peers", lambda: world.vps_peers() == desired(pg, name), timeout=60)
+    wait_for("their report", lambda: world.server().get("applied_revision") == int(
+        pg.psql("SELECT revision FROM servers", dbname=name)[0][0]), timeout=30)
+    relay.take()
+    relay.get_delay = 3.0
+    pg.psql("UPDATE tenants SET reservations_per_hour = 100", dbname=name)
+    ids = []
+    for i in range(40):
+        status, _, r = world.api("POST", "/v1/routers", world.key, {"name": f"r{i}"})
+        assert status == 201, r
+        ids.append(r["id"])
+    for rid in ids:
+        key = new_key()
+        for _ in range(3):  # the API asks for a retry when the database is slow (503)
+            status, _, r = world.api("PUT", f"/v1/routers/{rid}/public-key", world.key,
+                                     {"public_key": key})
+            if status != 503:
+                break
+        assert status == 200 or (status == 409 and _ > 0), r
+        time.sleep(0.2)
+    want = desired(pg, name)
+    wait_for("the 40 new peers", lambda: world.vps_peers() == want, timeout=15)
+    wait_for("a full pass on an overlapped read", lambda: "Full pass on a read that deltas "
+             "overlapped" in world.agent_log.read_text(errors="replace"), timeout=15)
+    time.sleep(0.5)  # that pass ends
+    assert world.vps_peers() == want
+    assert sum(relay.take()) == 40
+    text = world.agent_log.read_text(errors="replace")
+    assert "Drift repaired" not in text
+    assert drift_rows(pg, name) == 0
