@@ -29,6 +29,14 @@ def start_coordinator(tmp_path, conninfo, extra=""):
     coord = Coordinator(tmp_path, conninfo, extra="[channel]\nrefusal_log_interval = 1s\n" + extra)
     coord.admin_key = coord.create_admin_key()
     coord.start()
+    try:
+        return set_up(coord)
+    except BaseException:
+        coord.stop()  # a failed set-up leaves no coordinator running
+        raise
+
+
+def set_up(coord):
     # With a one-connection pool (test_a_stuck_api...), the channel's start-up reads may
     # still hold it: 503 then is the bound under test elsewhere, so ask again (bounded).
     for _ in range(20):
