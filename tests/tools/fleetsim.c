@@ -33,7 +33,8 @@
  *     with an Ed25519 key derived from the seed and i, and has an nng req0 socket of
  *     its own dialing URL. Each loops as agent/session.c does: a long poll (a Hint with
  *     its revision and epoch); when the answer names another revision or epoch, or its
- *     resync interval (default 30 s, as the real agent) has passed, a SyncRequest; when
+ *     resync interval (default 30 s, as the real agent) has passed since its last sync
+ *     or answer without news (which stands in for one), a SyncRequest; when
  *     that moved its revision or epoch, a Report of the applied revision and its epoch;
  *     then the next long poll. A snapshot that comes in pages (SyncReply.more) is
  *     staged page by page, each asked for with page_base and the last key received,
@@ -434,10 +435,13 @@ static void next_after_hint(struct agent *a, const struct wgf_hint *h)
 	uint64_t now_ms = clock_us(CLOCK_MONOTONIC) / 1000;
 
 	if (h->revision != a->revision || memcmp(h->epoch, a->epoch, WGF_EPOCH_LEN) != 0 ||
-	    now_ms - a->last_sync_ms >= a->sim->resync_ms)
+	    now_ms - a->last_sync_ms >= a->sim->resync_ms) {
 		start_sync(a);
-	else
-		start_poll(a);
+		return;
+	}
+	/* An answer without news stands in for a resync, as in the agent. */
+	a->last_sync_ms = now_ms;
+	start_poll(a);
 }
 
 static void handle_sync_reply(struct agent *a, const struct wgf_sync_reply *r)
