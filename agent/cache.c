@@ -1092,7 +1092,8 @@ int cache_state_apply(struct cache_state *st, const struct wgf_sync_reply *r)
 		n_upserts++;
 		n_ips += r->changes[i].peer.n_allowed_ips;
 		/* An update of a full set keeps it within the bound; only new keys count. */
-		n_new += !bsearch(key, st->peers, st->n_peers, sizeof(*st->peers), cmp_key_peer);
+		n_new += st->n_peers == 0 ||
+		         !bsearch(key, st->peers, st->n_peers, sizeof(*st->peers), cmp_key_peer);
 	}
 	if (st->n_peers + n_new > WGF_DEVICE_PEERS_MAX)
 		return -E2BIG;

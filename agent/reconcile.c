@@ -1000,8 +1000,8 @@ static int run_on(struct reconciler *rc, struct wgf_device *devp,
 	res.n_removed = pl.n_remove;
 	res.n_unchanged = pl.n_unchanged;
 	res.n_static = pl.n_static;
-	res.has_unknown =
-	        true; /* a full pass: the unknown peers are known (none unless adopting) */
+	/* A full pass: the unknown peers are known (none unless adopting). */
+	res.has_unknown = true;
 	report_changes(&pl, cb, userdata);
 	changed = !sync_plan_is_empty(&pl);
 	if (dry_run) {

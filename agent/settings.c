@@ -202,10 +202,8 @@ static const struct wgf_conf_entry entries[] = {
                 .min = 100,
                 .max = 24 * HOUR_MS,
                 .doc = "How often the agent compares the interface with the desired set and "
-                       "repairs any drift (100ms to 1d). Reads of the whole interface take at "
-                       "most a hundredth of the time (wireguard-go serves no change while "
-                       "one runs): after a read of N ms the next waits up to 100 x N ms, "
-                       "never more than 10 intervals.",
+                       "repairs any drift (100ms to 1d); whole-interface reads are spaced to "
+                       "take at most 1% of the time.",
         },
         {
                 .section = "wireguard",
@@ -339,8 +337,8 @@ static const struct wgf_conf_entry entries[] = {
                 .min = 100,
                 .max = HOUR_MS,
                 .doc = "How often the interface's per-peer facts (handshake, endpoint, "
-                       "traffic) are read (100ms to 1h); less often when one read takes more "
-                       "than a hundredth of this (see reconcile_interval).",
+                       "traffic) are read (100ms to 1h); less often if one read takes over 1% "
+                       "of this.",
         },
         {
                 .section = "monitor",
