@@ -4,7 +4,8 @@
 """propagation: public key submitted -> peer on the interface (issue 6, item 2).
 
 Usage (as root): tests/bench/propagation.py [--quick] [--submissions N] [--gap MS]
-                                            [--base-peers N] [--no-poll] [--build DIR]
+                                            [--base-peers N] [--keepalive S] [--no-poll]
+                                            [--build DIR]
 
   --quick             20 submissions, no timing verdict: the smoke test CI runs
                       (tests/integration/test_bench_channel_quick.py)
@@ -15,6 +16,13 @@ Usage (as root): tests/bench/propagation.py [--quick] [--submissions N] [--gap M
                       starts, put straight into the database and applied by the agent
                       as its first snapshot (default 0; at most 65000, on a /16
                       pool above 16000)
+  --keepalive S       PersistentKeepalive of every peer, the base ones and the submitted
+                      ones ([api] persistent_keepalive; default 25, the coordinator's). On
+                      wireguard-go a peer with a keepalive and no endpoint (none of these
+                      has one) retries its handshake for about 90 s, again after each
+                      keepalive interval: at 10,000 peers that takes about half a core
+                      and 1 GiB, competing with what is measured. 0 leaves that out, as
+                      on a server whose routers keep the NAT open themselves
   --no-poll           no UAPI polling: time the agent's own log only (see below)
   --db-connections N  the coordinator's [database] connections (default: its default)
   --build DIR         the build to use (also $WGF_BENCH_BUILD); default
@@ -112,6 +120,7 @@ def main():
     ap.add_argument("--gap", type=float, default=50.0)
     ap.add_argument("--no-poll", action="store_true")
     ap.add_argument("--base-peers", type=int, default=0)
+    ap.add_argument("--keepalive", type=int, default=25)
     ap.add_argument("--build")
     ap.add_argument("--db-connections", type=int)
     args = ap.parse_args()
@@ -131,6 +140,7 @@ def main():
     B.log(NAME, f"PostgreSQL in {tmp}/pg ({'fast' if fast else 'durable'})")
     pg = B.Postgres(cleanup, f"{tmp}/pg", fast)
     coord = B.Coordinator(cleanup, build, tmp, pg.conninfo,
+                          extra=f"persistent_keepalive = {args.keepalive}\n",
                           db_connections=args.db_connections).start()
     wg = B.WireguardGo(cleanup, tmp)
     agent = B.Agent(cleanup, build, tmp, wg, coord, "vps1", gw + "/" + pool.split("/")[1],
@@ -139,8 +149,9 @@ def main():
         "name": "vps1", "endpoint": "192.0.2.1:51820", "pool": pool,
         "gateway": gw, "agent_key": agent.public_key})
     key = B.tenant(coord, "bench", n + base + 100)
+    settle = None
     if base:
-        B.add_routers(pg, "vps1", "bench", base, 0)
+        B.add_routers(pg, "vps1", "bench", base, 0, args.keepalive)
     agent.start()
     B.wait_for("the agent's first report", lambda: pg.scalar(
         "SELECT wg_public_key IS NOT NULL FROM servers WHERE name = 'vps1'") == "t",
@@ -152,6 +163,9 @@ def main():
         B.wait_for("the agent's report of them", lambda: pg.scalar(
             "SELECT applied_revision = revision FROM servers WHERE name = 'vps1'") == "t",
             120, 0.5)
+        waited, used = wg.settle()
+        settle = {"waited_s": round(waited, 1), "cpu_share": round(used, 3)}
+        B.log(NAME, f"wireguard-go settled after {waited:.0f} s (CPU {used:.0%} of one core)")
     routers = [coord.expect(201, "POST", "/v1/routers", key, {})["id"] for _ in range(n)]
     rev0 = int(pg.scalar("SELECT revision FROM servers WHERE name = 'vps1'"))
     B.log(NAME, f"{n} routers reserved; measuring {n} submissions, {args.gap:g} ms apart")
@@ -223,7 +237,8 @@ def main():
 
     res = {
         "machine": B.machine(), "db_connections": coord.db_connections,
-        "submissions": n, "gap_ms": args.gap, "base_peers": base,
+        "submissions": n, "gap_ms": args.gap, "base_peers": base, "keepalive_s": args.keepalive,
+        "wireguard_go_settle": settle,
         "durability": "fast" if fast else "durable", "elapsed_s": round(elapsed, 1),
         "polling": not args.no_poll, "load_start": load_start, "load_end": B.loadavg(),
         "visible_ms": B.summary_ms(prop_ms), "never_visible": misses,
@@ -250,7 +265,8 @@ def main():
     print(f"machine   {res['machine']}")
     print(f"run       {n} submissions, {args.gap:g} ms apart, {res['durability']} PostgreSQL, "
           f"coordinator [database] connections = {coord.db_connections}, {elapsed:.1f} s; "
-          f"{peers_end} peers on the interface at the end; load {res['load_start']} -> "
+          f"{peers_end} peers on the interface at the end, keepalive {args.keepalive} s; "
+          f"load {res['load_start']} -> "
           f"{res['load_end']}")
     for label, k in (("visible (UAPI poll)", "visible_ms"),
                      ("reply -> agent adds (its log)", "reply_to_agent_adding_ms"),
