@@ -23,7 +23,7 @@
 #define TIMEOUT_DEFAULT 5.0
 #define OPTS_MAX        32
 
-/* ~/.config/wgfleet/ctl.conf or /etc/wgfleet/ctl.conf. */
+/* ~/.config/wgfleet/ctl.conf or WGF_SYSCONFDIR/ctl.conf (/etc/wgfleet by default). */
 struct ctl_conf {
 	char url[512];
 	char key[KEY_MAX];
@@ -49,8 +49,7 @@ static const struct opt_spec common_opts[] = {
         {"url", "URL", "the coordinator's API (default: $WGFLEET_URL, then the config file)"},
         {"key-file", "FILE", "read the API key from FILE (mode 0600 or stricter)"},
         {"config", "FILE",
-         "the config file (default ~/.config/wgfleet/ctl.conf, then "
-         "/etc/wgfleet/ctl.conf)"},
+         "the config file (default ~/.config/wgfleet/ctl.conf, then " WGF_SYSCONFDIR "/ctl.conf)"},
         {"timeout", "SECONDS", "give up on the coordinator after this long (default 5)"},
         {"json", NULL, "print the API's JSON instead of a table"},
         {"help", NULL, "show this help"},

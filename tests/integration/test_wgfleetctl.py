@@ -527,6 +527,72 @@ def test_url_and_key_from_flags_environment_and_a_private_config_file(fleet):
     assert p.returncode == 2 and "bogus" in p.stderr
 
 
+@pytest.fixture
+def system_conf():
+    """The system-wide config file the binary reads last (its --help names it, after the
+    build's confdir), free for the test: one that is there is moved aside and put back
+    afterwards, and directories made for it are removed again."""
+    if os.geteuid() != 0:
+        pytest.skip("writing the system-wide config file needs root")
+    usage = subprocess.run([binary("wgfleetctl"), "--help"], capture_output=True, text=True,
+                           timeout=10).stdout
+    path = re.search(r"then (/\S+/ctl\.conf)\)", usage).group(1)
+    made = []  # directories this fixture creates, outermost first
+    d = os.path.dirname(path)
+    while not os.path.isdir(d):
+        made.insert(0, d)
+        d = os.path.dirname(d)
+    backup = path + ".wgfleet-test-backup"
+    assert not os.path.lexists(backup), f"{backup} is left from an earlier run: put it back"
+    if os.path.lexists(path):
+        os.rename(path, backup)
+    try:
+        for d in made:
+            os.mkdir(d, 0o755)
+        yield path
+    finally:
+        if os.path.lexists(path):
+            os.unlink(path)
+        if os.path.lexists(backup):
+            os.rename(backup, path)
+        for d in reversed(made):
+            os.rmdir(d)
+
+
+def test_the_system_config_file_comes_after_the_users(fleet, system_conf, tmp_path):
+    f = fleet
+    url = f"http://127.0.0.1:{f.coord.port}"
+    home = tmp_path / "home"
+    home.mkdir()
+    env = ctl_env(f, WGFLEET_URL=None, WGFLEET_KEY=None, HOME=str(home))
+    write_private(system_conf, f"[coordinator]\nurl = {url}\nkey = {f.admin_key}\n")
+    slugs = [t["slug"] for t in json.loads(ok(ctl(f, "tenants", "list", "--json",
+                                                  env=env)))["items"]]
+    assert slugs == ["acme", "globex"]
+
+    # refused while its group or others may read it, with the reason and no key
+    for mode in (0o644, 0o640):
+        os.chmod(system_conf, mode)
+        p = ctl(f, "tenants", "list", env=env)
+        assert p.returncode == 2 and p.stdout == "", (p.returncode, p.stdout)
+        assert p.stderr == (f"wgfleetctl: {system_conf}: readable by other users "
+                            f"(mode {mode:03o}); chmod 600 it\n"), p.stderr
+    os.chmod(system_conf, 0o600)
+    assert ctl(f, "tenants", "list", env=env).returncode == 0
+
+    # ~/.config/wgfleet/ctl.conf comes first, and alone: nothing is taken from the other
+    user_conf = str(home / ".config" / "wgfleet" / "ctl.conf")
+    wrong = "wgf_" + "e" * 16 + "_" + "F" * 43
+    write_private(user_conf, f"[coordinator]\nurl = {url}\nkey = {wrong}\n")
+    p = ctl(f, "tenants", "list", env=env)
+    assert p.returncode == 1 and "401 unauthorized" in p.stderr, p.stderr
+    write_private(user_conf, f"[coordinator]\nurl = {url}\n")
+    p = ctl(f, "tenants", "list", env=env)
+    assert p.returncode == 2 and "no API key" in p.stderr, p.stderr
+    # and the environment before both
+    assert ctl(f, "tenants", "list", env=dict(env, WGFLEET_KEY=f.admin_key)).returncode == 0
+
+
 def test_the_key_is_never_in_argv(fleet):
     f = fleet
     key_file = os.path.join(f.workdir, "admin.key")
