@@ -360,7 +360,7 @@ def test_bad_command_lines_exit_2_and_change_nothing(fleet):
     assert f.counts() == before
     # --help is not an error, for wgfleetctl and every command
     p = ctl(f, "--help")
-    assert p.returncode == 0 and "Exit codes: 0 done, 1 the API refused" in p.stdout
+    assert p.returncode == 0 and "Exit codes:\n  0  done\n  1  the API refused" in p.stdout
     for cmd in ("status", "servers add", "servers remove", "tenants add", "keys create",
                 "routers list", "audit", "leases", "config"):
         p = ctl(f, *cmd.split(), "--help")
@@ -656,6 +656,35 @@ def test_bash_completion_offers_each_commands_options_as_its_help_lists_them():
                            timeout=10).stdout
     assert sorted(re.findall(r"^  ([a-z]+(?: [a-z]+)?)(?= [A-Z]| {2,})", usage, re.M)) == \
         sorted(COMMANDS)
+
+
+def test_exit_codes_agree_in_every_help_the_readme_and_cli_md():
+    from conftest import TOP
+
+    def listed(*args):
+        p = subprocess.run([binary("wgfleetctl"), *args, "--help"], capture_output=True,
+                           text=True, timeout=10)
+        assert p.returncode == 0, args
+        block = p.stdout.split("\nExit codes:\n", 1)[1]
+        return {int(c): t.replace("`", "") for c, t in re.findall(r"^  (\d)  (.*)$", block, re.M)}
+
+    def documented(path):
+        with open(os.path.join(TOP, path)) as fh:
+            rows = re.findall(r"^\| (\d) \| (.*) \|$", fh.read(), re.M)
+        return {int(c): t.replace("`", "") for c, t in rows}
+
+    codes = listed()
+    assert sorted(codes) == [0, 1, 2, 3, 4] and codes[0] == "done"
+    for cmd in COMMANDS:
+        assert listed(*cmd.split()) == codes, cmd
+    # The documents say the same, and may add detail in brackets or after a semicolon.
+    for path in ("README.md", "docs/CLI.md"):
+        docs = documented(path)
+        assert sorted(docs) == sorted(codes), path
+        for code, text in codes.items():
+            more = docs[code][len(text):]
+            assert docs[code].startswith(text), (path, code, docs[code])
+            assert more == "" or more.startswith((" (", "; ")), (path, code, docs[code])
 
 
 def test_cli_md_documents_every_command_the_binary_has():
