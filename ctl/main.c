@@ -23,7 +23,7 @@
 #define TIMEOUT_DEFAULT 5.0
 #define OPTS_MAX        32
 
-/* ~/.config/wgfleet/ctl.conf or /etc/wgfleet/ctl.conf. */
+/* ~/.config/wgfleet/ctl.conf or WGF_SYSCONFDIR/ctl.conf (/etc/wgfleet by default). */
 struct ctl_conf {
 	char url[512];
 	char key[KEY_MAX];
@@ -49,18 +49,22 @@ static const struct opt_spec common_opts[] = {
         {"url", "URL", "the coordinator's API (default: $WGFLEET_URL, then the config file)"},
         {"key-file", "FILE", "read the API key from FILE (mode 0600 or stricter)"},
         {"config", "FILE",
-         "the config file (default ~/.config/wgfleet/ctl.conf, then "
-         "/etc/wgfleet/ctl.conf)"},
+         "the config file (default ~/.config/wgfleet/ctl.conf, then " WGF_SYSCONFDIR "/ctl.conf)"},
         {"timeout", "SECONDS", "give up on the coordinator after this long (default 5)"},
         {"json", NULL, "print the API's JSON instead of a table"},
         {"help", NULL, "show this help"},
         {NULL, NULL, NULL},
 };
 
+/* The README and docs/CLI.md have the same table; a test keeps them equal. */
 static const char exit_codes[] =
-        "Exit codes: 0 done, 1 the API refused (its code and message are printed),\n"
-        "2 usage, 3 the coordinator is unreachable or timed out, 4 `status` found a\n"
-        "server offline or lagging, or `import` found conflicting lines.\n";
+        "Exit codes:\n"
+        "  0  done\n"
+        "  1  the API refused: its HTTP status, error code and message are printed\n"
+        "  2  usage: a bad command line, or no usable URL, key, config file or key file\n"
+        "  3  the coordinator is unreachable or did not answer within --timeout\n"
+        "  4  `status` found a server offline or lagging, or `import` found conflicting "
+        "lines\n";
 
 static const char where_key[] =
         "The URL and key come from the flags, then WGFLEET_URL and WGFLEET_KEY (or\n"
@@ -99,8 +103,9 @@ static void usage(FILE *out)
 
 static void command_usage(FILE *out, const struct command *cmd)
 {
-	fprintf(out, "Usage: wgfleetctl %s%s%s %s [OPTIONS]\n\n%s.\n", cmd->group,
-	        cmd->name ? " " : "", cmd->name ? cmd->name : "", cmd->args, cmd->summary);
+	fprintf(out, "Usage: wgfleetctl %s%s%s%s%s [OPTIONS]\n\n%s.\n", cmd->group,
+	        cmd->name ? " " : "", cmd->name ? cmd->name : "", cmd->args[0] ? " " : "",
+	        cmd->args, cmd->summary);
 	if (cmd->opts && cmd->opts[0].name) {
 		fprintf(out, "\nOptions:\n");
 		print_opts(out, cmd->opts);

@@ -11,18 +11,25 @@
 #
 # Everything it starts lives under $WGF_QUICKSTART_DIR (default /tmp/wgfleet-quickstart)
 # and in two network namespaces, wgfqs-vps and wgfqs-rtr, joined by a veth pair; no
-# traffic leaves them. Each run starts afresh, removing what an earlier run left.
+# traffic leaves them. $WGF_QUICKSTART_NAME (default wgfqs; a lower-case letter, then at
+# most 7 letters or digits) names the namespaces, interfaces and veth pair, so a second
+# quickstart with a directory and a name of its own runs beside the first. Each run starts afresh, removing what an earlier run left. It
+# builds into $WGF_QUICKSTART_BUILD (default build/quickstart); a directory meson has
+# set up already, such as the one you build in, is only brought up to date.
 # `deploy/quickstart.sh stop` stops it all and `deploy/quickstart.sh clean` also removes
 # the data.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 run_dir=${WGF_QUICKSTART_DIR:-/tmp/wgfleet-quickstart}
-build=$top/build/quickstart
-vps_ns=wgfqs-vps
-rtr_ns=wgfqs-rtr
-vps_if=wgfqs0
-rtr_if=wgfqsr0
+build=${WGF_QUICKSTART_BUILD:-$top/build/quickstart}
+name=${WGF_QUICKSTART_NAME:-wgfqs}
+vps_ns=$name-vps
+rtr_ns=$name-rtr
+vps_if=${name}0
+rtr_if=${name}r0
+veth_vps=$name-a
+veth_rtr=$name-b
 vps_ip=172.31.254.1
 rtr_ip=172.31.254.2
 n=0
@@ -53,10 +60,14 @@ stop_all() {
 	kill_pidfile wg-rtr
 	ip netns del "$vps_ns" 2>/dev/null || true
 	ip netns del "$rtr_ns" 2>/dev/null || true
+	ip link del "$veth_vps" 2>/dev/null || true # left when a run stopped before moving it
 	rm -f "/var/run/wireguard/$vps_if.sock" "/var/run/wireguard/$rtr_if.sock"
 	[ -d "$run_dir/pg" ] && bash "$top/deploy/pg.sh" stop "$run_dir/pg"
 	return 0
 }
+
+[[ $name =~ ^[a-z][a-z0-9]{0,7}$ ]] ||
+	die "WGF_QUICKSTART_NAME '$name': a lower-case letter, then at most 7 letters or digits"
 
 case "${1:-}" in
 stop)
@@ -164,16 +175,16 @@ wait_until() {
 step "Two network namespaces joined by a veth pair: a VPS ($vps_ip) and a router ($rtr_ip)"
 ip netns add "$vps_ns"
 ip netns add "$rtr_ns"
-ip link add wgfqs-a type veth peer name wgfqs-b
-ip link set wgfqs-a netns "$vps_ns"
-ip link set wgfqs-b netns "$rtr_ns"
-ip -n "$vps_ns" addr add "$vps_ip/24" dev wgfqs-a
-ip -n "$rtr_ns" addr add "$rtr_ip/24" dev wgfqs-b
+ip link add "$veth_vps" type veth peer name "$veth_rtr"
+ip link set "$veth_vps" netns "$vps_ns"
+ip link set "$veth_rtr" netns "$rtr_ns"
+ip -n "$vps_ns" addr add "$vps_ip/24" dev "$veth_vps"
+ip -n "$rtr_ns" addr add "$rtr_ip/24" dev "$veth_rtr"
 for ns in "$vps_ns" "$rtr_ns"; do
 	ip -n "$ns" link set lo up
 done
-ip -n "$vps_ns" link set wgfqs-a up
-ip -n "$rtr_ns" link set wgfqs-b up
+ip -n "$vps_ns" link set "$veth_vps" up
+ip -n "$rtr_ns" link set "$veth_rtr" up
 setsid ip netns exec "$vps_ns" wireguard-go -f "$vps_if" >"$run_dir/wg-vps.log" 2>&1 &
 echo $! >"$run_dir/wg-vps.pid"
 setsid ip netns exec "$rtr_ns" wireguard-go -f "$rtr_if" >"$run_dir/wg-rtr.log" 2>&1 &

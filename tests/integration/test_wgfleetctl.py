@@ -3,6 +3,7 @@
 """wgfleetctl, the operators' command line, run as a program against a real
 coordinator: every command in table and --json form, exit codes, where it finds the
 URL and key, and that the key never shows in argv, output or errors."""
+import base64
 import json
 import os
 import re
@@ -48,6 +49,24 @@ def table(text):
 
 def api(f, path):
     return f.admin("GET", path)
+
+
+def schema_fields(name):
+    """The members docs/openapi.yaml gives a schema (its allOf parts and $refs followed)."""
+    import yaml
+    from conftest import TOP
+    with open(os.path.join(TOP, "docs", "openapi.yaml")) as fh:
+        schemas = yaml.safe_load(fh)["components"]["schemas"]
+
+    def fields(schema):
+        if "$ref" in schema:
+            return fields(schemas[schema["$ref"].rsplit("/", 1)[1]])
+        got = set(schema.get("properties", {}))
+        for part in schema.get("allOf", []):
+            got |= fields(part)
+        return got
+
+    return fields(schemas[name])
 
 
 # ---- reading: every read command, as a table and as JSON ----
@@ -151,6 +170,15 @@ def test_write_commands_change_the_fleet(fleet):
     out = ok(ctl(f, "servers", "set", "vpn2", "--endpoint", "other.example.net:51820"))
     assert re.search(r"^endpoint: +other.example.net:51820$", out, re.M)
     assert api(f, "/v1/servers/vpn2")["endpoint"] == "other.example.net:51820"
+    got = ok_json(f, "servers", "set", "vpn2", "--listen-port", "51822")
+    assert set(got) == schema_fields("Server")
+    assert (got["name"], got["endpoint"], got["listen_port"]) == \
+        ("vpn2", "other.example.net:51820", 51822)
+    assert api(f, "/v1/servers/vpn2")["listen_port"] == 51822
+    out = ok(ctl(f, "servers", "add", "vpn3", "--endpoint", "vpn3.example.net:51820", "--pool",
+                 "10.62.0.0/24", "--gateway", "10.62.0.1"))
+    assert re.search(r"^pool: +10.62.0.0/24$", out, re.M), out
+    assert api(f, "/v1/servers/vpn3")["endpoint"] == "vpn3.example.net:51820"
     r = f.reserve(f.acme, {"server": "vpn2"})
     refused = ctl(f, "servers", "remove", "vpn2")
     assert refused.returncode == 1 and "server_has_routers" in refused.stderr
@@ -167,7 +195,17 @@ def test_write_commands_change_the_fleet(fleet):
     out = ok(ctl(f, "tenants", "set", "initech", "--reservations-per-hour", "9"))
     assert re.search(r"^reservations_per_hour: +9$", out, re.M)
     assert api(f, "/v1/tenants/initech")["reservations_per_hour"] == 9
+    got = ok_json(f, "tenants", "set", "initech", "--router-quota", "8",
+                  "--key-changes-per-hour", "5")
+    assert set(got) == schema_fields("Tenant")
+    assert (got["slug"], got["router_quota"], got["key_changes_per_hour"],
+            got["reservations_per_hour"]) == ("initech", 8, 5, 9)
+    shown = api(f, "/v1/tenants/initech")
+    assert (shown["router_quota"], shown["key_changes_per_hour"]) == (8, 5)
     assert ctl(f, "tenants", "add", "initech", "--name", "Again").returncode == 1
+    out = ok(ctl(f, "tenants", "add", "hooli", "--name", "Hooli", "--router-quota", "3"))
+    assert re.search(r"^slug: +hooli$", out, re.M) and re.search(r"^router_quota: +3$", out, re.M)
+    assert api(f, "/v1/tenants/hooli")["name"] == "Hooli"
 
     # keys create (printed once, alone on stdout), use, revoke
     p = ctl(f, "keys", "create", "--tenant", "initech", "--label", "portal")
@@ -185,6 +223,13 @@ def test_write_commands_change_the_fleet(fleet):
     assert ok(ctl(f, "keys", "revoke", str(admin["id"]))).strip() == f"revoked key {admin['id']}"
     assert ctl(f, "tenants", "list", env=env).returncode == 1
     assert ok_json(f, "keys", "list")["items"][-1]["revoked_at"] is not None
+    portal = [k for k in ok_json(f, "keys", "list", "--tenant", "initech")["items"]
+              if k["label"] == "portal"]
+    assert len(portal) == 1 and portal[0]["revoked_at"] is None
+    assert ok_json(f, "keys", "revoke", str(portal[0]["id"])) == \
+        {"id": str(portal[0]["id"]), "revoked": True}
+    assert expect_status(f, "GET", "/v1/routers", key) == 401
+    assert {k["id"]: k for k in api(f, "/v1/keys")["items"]}[portal[0]["id"]]["revoked_at"]
 
     # routers delete
     g = f.reserve(f.globex)
@@ -192,7 +237,43 @@ def test_write_commands_change_the_fleet(fleet):
     assert f.call("GET", f"/v1/routers/{g['id']}", f.admin_key)[0] == 404
     again = ctl(f, "routers", "delete", g["id"])
     assert again.returncode == 1 and "router_not_found" in again.stderr
+    h = f.reserve(f.acme)
+    assert ok_json(f, "routers", "delete", h["id"]) == {"id": h["id"], "deleted": True}
+    assert f.call("GET", f"/v1/routers/{h['id']}", f.admin_key)[0] == 404
+    assert h["id"] not in {x["id"] for x in api(f, "/v1/routers")["items"]}
     assert ok_json(f, "servers", "remove", "vpn1") == {"name": "vpn1", "released_routers": 0}
+
+
+def test_unknown_peers_listed_and_released(fleet):
+    """servers unknown and servers release, as tables and as JSON. No agent runs here: the
+    list an agent in adopt mode reports is written where its report would put it
+    (test_adopt.py has the real agent do it)."""
+    f = fleet
+    keys = sorted((wg_key(), wg_key()), key=base64.b64decode)  # the API's order: by key
+    for i, k in enumerate(keys):
+        f.sql("INSERT INTO unknown_peers (server_id, public_key, allowed_ips, endpoint) "
+              f"SELECT id, decode('{base64.b64decode(k).hex()}', 'hex'), "
+              f"ARRAY['10.100.0.{70 + i}/32']::cidr[], '192.0.2.{7 + i}:4500' "
+              "FROM servers WHERE name = 'vpn1'")
+    f.sql("UPDATE servers SET unknown_total = 2 WHERE name = 'vpn1'")
+    rows = table(ok(ctl(f, "servers", "unknown", "vpn1")))
+    assert rows == [["PUBLIC KEY", "ALLOWED IPS", "HANDSHAKE", "ENDPOINT"],
+                    [keys[0], "10.100.0.70/32", "-", "192.0.2.7:4500"],
+                    [keys[1], "10.100.0.71/32", "-", "192.0.2.8:4500"],
+                    ["2 of 2 unknown peers"]]
+    listed = ok_json(f, "servers", "unknown", "vpn1", "--limit", "1")
+    assert listed == api(f, "/v1/servers/vpn1/unknown-peers?limit=1")
+    assert (listed["total"], [p["public_key"] for p in listed["items"]]) == (2, keys[:1])
+
+    out = ok(ctl(f, "servers", "release", "vpn1", keys[0]))
+    assert out.strip() == f"released peer {keys[0]} on vpn1"
+    assert ok_json(f, "servers", "release", "vpn1", keys[1]) == \
+        {"server": "vpn1", "public_key": keys[1], "released": True}
+    assert api(f, "/v1/servers/vpn1/unknown-peers")["items"] == []
+    assert [e["detail"]["public_key"] for e in
+            api(f, "/v1/audit?action=peer.released")["items"]] == keys
+    gone = ctl(f, "servers", "release", "vpn1", keys[0], "--json")
+    assert gone.returncode == 1 and "peer_not_found" in gone.stderr and gone.stdout == ""
 
 
 def test_webhooks_commands(fleet_factory):
@@ -221,6 +302,16 @@ def test_webhooks_commands(fleet_factory):
     assert ctl(f, "webhooks", "deliveries", hook_id, "--limit", "0").returncode == 2
     assert ok(ctl(f, "webhooks", "remove", hook_id)).strip() == f"removed webhook {hook_id}"
     assert ok_json(f, "webhooks", "list")["items"] == []
+    # --json: the API's answer, the secret with it; removing says so as JSON
+    made = ok_json(f, "webhooks", "add", "https://hooks.example.com/json", "--event",
+                   "router.deleted")
+    assert set(made) == schema_fields("WebhookWithSecret")
+    assert re.fullmatch(r"whsec_[0-9a-f]{64}", made["secret"]) and made["secret"] != secret
+    assert [(h["id"], h["url"], h["events"]) for h in api(f, "/v1/webhooks")["items"]] == [
+        (made["id"], "https://hooks.example.com/json", ["router.deleted"])]
+    assert ok_json(f, "webhooks", "remove", str(made["id"])) == \
+        {"id": str(made["id"]), "removed": True}
+    assert api(f, "/v1/webhooks")["items"] == []
     gone = ctl(f, "webhooks", "remove", hook_id)
     assert gone.returncode == 1 and "webhook_not_found" in gone.stderr
 
@@ -269,7 +360,7 @@ def test_bad_command_lines_exit_2_and_change_nothing(fleet):
     assert f.counts() == before
     # --help is not an error, for wgfleetctl and every command
     p = ctl(f, "--help")
-    assert p.returncode == 0 and "Exit codes: 0 done, 1 the API refused" in p.stdout
+    assert p.returncode == 0 and "Exit codes:\n  0  done\n  1  the API refused" in p.stdout
     for cmd in ("status", "servers add", "servers remove", "tenants add", "keys create",
                 "routers list", "audit", "leases", "config"):
         p = ctl(f, *cmd.split(), "--help")
@@ -436,6 +527,72 @@ def test_url_and_key_from_flags_environment_and_a_private_config_file(fleet):
     assert p.returncode == 2 and "bogus" in p.stderr
 
 
+@pytest.fixture
+def system_conf():
+    """The system-wide config file the binary reads last (its --help names it, after the
+    build's confdir), free for the test: one that is there is moved aside and put back
+    afterwards, and directories made for it are removed again."""
+    if os.geteuid() != 0:
+        pytest.skip("writing the system-wide config file needs root")
+    usage = subprocess.run([binary("wgfleetctl"), "--help"], capture_output=True, text=True,
+                           timeout=10).stdout
+    path = re.search(r"then (/\S+/ctl\.conf)\)", usage).group(1)
+    made = []  # directories this fixture creates, outermost first
+    d = os.path.dirname(path)
+    while not os.path.isdir(d):
+        made.insert(0, d)
+        d = os.path.dirname(d)
+    backup = path + ".wgfleet-test-backup"
+    assert not os.path.lexists(backup), f"{backup} is left from an earlier run: put it back"
+    if os.path.lexists(path):
+        os.rename(path, backup)
+    try:
+        for d in made:
+            os.mkdir(d, 0o755)
+        yield path
+    finally:
+        if os.path.lexists(path):
+            os.unlink(path)
+        if os.path.lexists(backup):
+            os.rename(backup, path)
+        for d in reversed(made):
+            os.rmdir(d)
+
+
+def test_the_system_config_file_comes_after_the_users(fleet, system_conf, tmp_path):
+    f = fleet
+    url = f"http://127.0.0.1:{f.coord.port}"
+    home = tmp_path / "home"
+    home.mkdir()
+    env = ctl_env(f, WGFLEET_URL=None, WGFLEET_KEY=None, HOME=str(home))
+    write_private(system_conf, f"[coordinator]\nurl = {url}\nkey = {f.admin_key}\n")
+    slugs = [t["slug"] for t in json.loads(ok(ctl(f, "tenants", "list", "--json",
+                                                  env=env)))["items"]]
+    assert slugs == ["acme", "globex"]
+
+    # refused while its group or others may read it, with the reason and no key
+    for mode in (0o644, 0o640):
+        os.chmod(system_conf, mode)
+        p = ctl(f, "tenants", "list", env=env)
+        assert p.returncode == 2 and p.stdout == "", (p.returncode, p.stdout)
+        assert p.stderr == (f"wgfleetctl: {system_conf}: readable by other users "
+                            f"(mode {mode:03o}); chmod 600 it\n"), p.stderr
+    os.chmod(system_conf, 0o600)
+    assert ctl(f, "tenants", "list", env=env).returncode == 0
+
+    # ~/.config/wgfleet/ctl.conf comes first, and alone: nothing is taken from the other
+    user_conf = str(home / ".config" / "wgfleet" / "ctl.conf")
+    wrong = "wgf_" + "e" * 16 + "_" + "F" * 43
+    write_private(user_conf, f"[coordinator]\nurl = {url}\nkey = {wrong}\n")
+    p = ctl(f, "tenants", "list", env=env)
+    assert p.returncode == 1 and "401 unauthorized" in p.stderr, p.stderr
+    write_private(user_conf, f"[coordinator]\nurl = {url}\n")
+    p = ctl(f, "tenants", "list", env=env)
+    assert p.returncode == 2 and "no API key" in p.stderr, p.stderr
+    # and the environment before both
+    assert ctl(f, "tenants", "list", env=dict(env, WGFLEET_KEY=f.admin_key)).returncode == 0
+
+
 def test_the_key_is_never_in_argv(fleet):
     f = fleet
     key_file = os.path.join(f.workdir, "admin.key")
@@ -499,6 +656,49 @@ def test_bash_completion_offers_each_commands_options_as_its_help_lists_them():
                            timeout=10).stdout
     assert sorted(re.findall(r"^  ([a-z]+(?: [a-z]+)?)(?= [A-Z]| {2,})", usage, re.M)) == \
         sorted(COMMANDS)
+
+
+def test_exit_codes_agree_in_every_help_the_readme_and_cli_md():
+    from conftest import TOP
+
+    def listed(*args):
+        p = subprocess.run([binary("wgfleetctl"), *args, "--help"], capture_output=True,
+                           text=True, timeout=10)
+        assert p.returncode == 0, args
+        block = p.stdout.split("\nExit codes:\n", 1)[1]
+        return {int(c): t.replace("`", "") for c, t in re.findall(r"^  (\d)  (.*)$", block, re.M)}
+
+    def documented(path):
+        with open(os.path.join(TOP, path)) as fh:
+            rows = re.findall(r"^\| (\d) \| (.*) \|$", fh.read(), re.M)
+        return {int(c): t.replace("`", "") for c, t in rows}
+
+    codes = listed()
+    assert sorted(codes) == [0, 1, 2, 3, 4] and codes[0] == "done"
+    for cmd in COMMANDS:
+        assert listed(*cmd.split()) == codes, cmd
+    # The documents say the same, and may add detail in brackets or after a semicolon.
+    for path in ("README.md", "docs/CLI.md"):
+        docs = documented(path)
+        assert sorted(docs) == sorted(codes), path
+        for code, text in codes.items():
+            more = docs[code][len(text):]
+            assert docs[code].startswith(text), (path, code, docs[code])
+            assert more == "" or more.startswith((" (", "; ")), (path, code, docs[code])
+
+
+def test_cli_md_documents_every_command_the_binary_has():
+    from conftest import TOP
+    with open(os.path.join(TOP, "docs", "CLI.md")) as fh:
+        section = fh.read().split("\n## Commands\n", 1)[1].split("\n## ", 1)[0]
+    documented = set()
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            for span in re.findall(r"`([^`]+)`", line.split(" | ")[0]):
+                words = span.split()
+                sub = len(words) > 1 and re.fullmatch(r"[a-z]+", words[1])
+                documented.add(" ".join(words[:2]) if sub else words[0])
+    assert documented == set(COMMANDS)
 
 
 def on_a_terminal(f, *args, env):
