@@ -171,27 +171,57 @@ def test_coordinator_refuses_a_channel_key_another_user_owns(tmp_path):
     assert proc.stdout == ""
 
 
-@pytest.mark.parametrize("change,message", [
+OTHERS_MAY_CHANGE = [
     ("owner", "owned by uid 65534, neither this daemon's uid {uid} nor root; chown it"),
     ("mode", "writable by other users (mode 660); chmod 600 it"),
-])
-def test_agent_refuses_a_cache_others_may_change(tmp_path, change, message):
+]
+
+
+def give_away(path, change):
+    """Makes path one that other users may change: another user's, or group-writable."""
+    if change == "owner":
+        other_user(path)
+    else:
+        path.chmod(0o660)
+
+
+@pytest.mark.parametrize("file", ["desired.json", "desired.journal"])
+@pytest.mark.parametrize("change,message", OTHERS_MAY_CHANGE)
+def test_agent_refuses_a_cache_others_may_change(tmp_path, file, change, message):
+    """The cache, and the journal whose records are replayed onto it."""
     state = tmp_path / "state"
     state.mkdir()
     conf = tmp_path / "agent.conf"
     conf.write_text(f"[agent]\nstate_directory = {state}\n"
                     "[wireguard]\nbackend = userspace\n"
                     f"uapi_socket_directory = {tmp_path}\n")
-    cache = state / "desired.json"
-    cache.write_text('{"revision": 1, "peers": []}\n')
-    cache.chmod(0o600)
-    if change == "owner":
-        other_user(cache)
-    else:
-        cache.chmod(0o660)
+    (state / "desired.json").write_text('{"revision": 1, "peers": []}\n')
+    (state / "desired.journal").write_text('{"revision": 2, "upsert": [], "remove": []}\n')
+    for name in ("desired.json", "desired.journal"):
+        (state / name).chmod(0o600)
+    # Without an interface show fails, but only after it has read the cache.
+    before = run([binary("wgfleet-agent"), "--config", str(conf), "show"])
+    assert "cannot read interface 'wg0'" in before.stderr, before.stderr
+    give_away(state / file, change)
     proc = run([binary("wgfleet-agent"), "--config", str(conf), "show"])
     assert proc.returncode == 1
-    assert f"{cache}: " + message.format(uid=os.geteuid()) in proc.stderr
+    assert f"{state / file}: " + message.format(uid=os.geteuid()) in proc.stderr
+
+
+@pytest.mark.parametrize("change,message", OTHERS_MAY_CHANGE)
+def test_agent_refuses_a_static_peers_file_others_may_change(tmp_path, change, message):
+    peers = tmp_path / "static.peers"
+    peers.write_text(base64.b64encode(bytes(range(32))).decode() + "\n")
+    peers.chmod(0o644)
+    conf = tmp_path / "agent.conf"
+    conf.write_text(f"[agent]\nstate_directory = {tmp_path / 'state'}\n"
+                    f"[wireguard]\nbackend = userspace\nstatic_peers_file = {peers}\n")
+    check = [binary("wgfleet-agent"), "--config", str(conf), "check-config"]
+    assert run(check).returncode == 0
+    give_away(peers, change)
+    proc = run(check)
+    assert proc.returncode == 1
+    assert f"{peers}: " + message.format(uid=os.geteuid()) in proc.stderr
 
 
 def test_running_coordinator_makes_no_core_and_locks_its_secrets(coordinator):
