@@ -34,7 +34,8 @@ PACKAGES = {
     "wgfleetctl": {
         "binary": "/usr/bin/wgfleetctl",
         "files": ["/usr/share/bash-completion/completions/wgfleetctl",
-                  "/usr/share/man/man1/wgfleetctl.1.gz"],
+                  "/usr/share/man/man1/wgfleetctl.1.gz",
+                  "/usr/share/doc/wgfleetctl/CLI.md"],
         "conffiles": ["/etc/wgfleet/ctl.conf"],
     },
     "wgfleet-coordinator": {
