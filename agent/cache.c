@@ -439,41 +439,35 @@ int cache_parse(const char *name, const char *text, size_t len, struct cache_sta
 	return r;
 }
 
-/* The size is checked first; then the file is read as load_file says. */
-int cache_load(const char *path, struct cache_state *ret, struct wgf_err *err)
+/*
+ * path as a stream, after the checks of wgf_fs_open_checked(): it decides which peers
+ * this server admits, so nobody else may change it.
+ */
+static int open_owned(const char *path, size_t max, FILE **ret, struct wgf_err *err)
 {
-	struct stat st;
 	FILE *f;
 	int fd, r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return sys_error(path, "open", err);
-	if (fstat(fd, &st) < 0) {
-		r = sys_error(path, "stat", err);
-		close(fd);
+	r = wgf_fs_open_checked(path, max, 022, &fd, NULL, err);
+	if (r < 0)
 		return r;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return wgf_err_set(err, -EINVAL, "%s: not a regular file", path);
-	}
-	/* The cache decides which peers this server admits: nobody else may change it. */
-	r = wgf_fs_check_owner(path, &st, 022, err);
-	if (r < 0) {
-		close(fd);
-		return r;
-	}
-	if ((uintmax_t)st.st_size > CACHE_FILE_MAX) {
-		close(fd);
-		return wgf_err_set(err, -EFBIG, "%s: larger than %zu bytes", path, CACHE_FILE_MAX);
-	}
 	f = fdopen(fd, "r");
 	if (!f) {
 		r = sys_error(path, "open", err);
 		close(fd);
 		return r;
 	}
+	*ret = f;
+	return 0;
+}
+
+int cache_load(const char *path, struct cache_state *ret, struct wgf_err *err)
+{
+	FILE *f;
+	int r = open_owned(path, CACHE_FILE_MAX, &f, err);
+
+	if (r < 0)
+		return r;
 	r = load_file(f, path, ret, err);
 	fclose(f);
 	return r;
@@ -815,8 +809,15 @@ int cache_journal_append(const char *path, const struct cache_state *st,
 		r = sys_error(jp, "open", err);
 		goto out;
 	}
-	r = fstat(fd, &sb) < 0 ? -errno : 0;
-	if (r == 0 && sb.st_size > 0)
+	if (fstat(fd, &sb) < 0) {
+		r = sys_error(jp, "stat", err);
+		goto close;
+	}
+	/* The loader would refuse it; the whole write that follows a failed append removes it. */
+	r = wgf_fs_check_owner(jp, &sb, 022, err);
+	if (r < 0)
+		goto close;
+	if (sb.st_size > 0)
 		r = cut_torn(fd, sb.st_size);
 	if (r == 0)
 		r = write_all(fd, o.buf, o.len);
@@ -835,6 +836,7 @@ int cache_journal_append(const char *path, const struct cache_state *st,
 		wgf_err_set(err, r, "%s: cannot append: %s", jp, wgf_strerror(r));
 	else if (ret_size)
 		*ret_size = (size_t)sb.st_size;
+close:
 	close(fd);
 out:
 	free(o.buf);
@@ -941,12 +943,22 @@ int cache_load_desired(const char *path, struct cache_state *ret, size_t *ret_re
 {
 	char jp[PATH_MAX];
 	size_t n = 0;
-	FILE *f;
+	FILE *f = NULL;
 	int r = cache_load(path, ret, err);
 
 	if (r < 0)
 		return r;
-	if (sibling_path(path, CACHE_JOURNAL_FILE, jp, sizeof(jp)) == 0 && (f = fopen(jp, "re"))) {
+	if (sibling_path(path, CACHE_JOURNAL_FILE, jp, sizeof(jp)) < 0)
+		r = wgf_err_set(err, -ENAMETOOLONG, "%s: path too long", path);
+	else
+		r = open_owned(jp, CACHE_JOURNAL_MAX, &f, err);
+	if (r == -ENOENT)
+		r = 0;
+	if (r < 0) {
+		cache_state_fini(ret);
+		return r;
+	}
+	if (f) {
 		n = replay(f, ret);
 		fclose(f);
 	}

@@ -59,6 +59,8 @@
 #define CACHE_APPLIED_FILE "applied.json"
 #define CACHE_JOURNAL_FILE "desired.journal"
 #define CACHE_FILE_MAX     ((size_t)64 << 20)
+/* The reconciler compacts the journal long before this (a whole set past its threshold). */
+#define CACHE_JOURNAL_MAX  (2 * CACHE_FILE_MAX)
 #define CACHE_EPOCH_LEN    16
 #define CACHE_ROUTABLE_MAX 64
 
@@ -95,7 +97,10 @@ struct cache_state {
 int cache_parse(const char *name, const char *text, size_t len, struct cache_state *ret,
                 struct wgf_err *err);
 
-/* Reads and parses path: -ENOENT (with a message) when there is no such file. */
+/*
+ * Reads and parses path: -ENOENT (with a message) when there is no such file, -EPERM
+ * when another user owns it or group or others may write it (see wgf_fs_check_owner()).
+ */
 int cache_load(const char *path, struct cache_state *ret, struct wgf_err *err);
 
 /* The file's text: a malloc'd buffer the caller frees, NUL-terminated. -ENOMEM only. */
@@ -118,7 +123,8 @@ int cache_journal_append(const char *path, const struct cache_state *st,
 
 /*
  * cache_load(), then the journal's records replayed (see THE JOURNAL). *ret_records
- * (may be NULL) is how many were. A journal that cannot be read counts as empty.
+ * (may be NULL) is how many were. No journal counts as an empty one; a journal that
+ * cannot be opened, or fails cache_load()'s owner and mode check, fails the whole load.
  */
 int cache_load_desired(const char *path, struct cache_state *ret, size_t *ret_records,
                        struct wgf_err *err);

@@ -301,7 +301,8 @@ static const struct wgf_conf_entry entries[] = {
                 .def = "",
                 .validate = validate_optional_absolute,
                 .doc = "A file of more such keys, one a line ('#' starts a comment), read at "
-                       "start and on SIGHUP; at most 65536.",
+                       "start and on SIGHUP; at most 65536. Refused if another user owns it "
+                       "or others may write it.",
         },
         {
                 .section = "wireguard",
@@ -665,10 +666,17 @@ int settings_static_peer_keys(const struct settings *s, uint8_t (**ret)[WGF_KEY_
 	if (!keys)
 		return wgf_err_set(err, -ENOMEM, "out of memory");
 	n = settings_static_peers(s, keys);
+	/* Others may read the keys (they are public), not change which peers are kept. */
 	if (s->static_peers_file[0])
-		r = wgf_fs_read(s->static_peers_file, SETTINGS_STATIC_FILE_MAX * 64, &text, &len,
-		                err);
-	for (char *line = text && r == 0 ? strtok_r(text, "\n", &save) : NULL; line && r >= 0;
+		r = wgf_fs_read_owned(s->static_peers_file, SETTINGS_STATIC_FILE_MAX * 64, &text,
+		                      &len, err);
+	if (r < 0) {
+		/* The message names the file. */
+		wgf_err_prefix(err, "[wireguard] static_peers_file: ");
+		free(keys);
+		return r;
+	}
+	for (char *line = text ? strtok_r(text, "\n", &save) : NULL; line && r >= 0;
 	     line = strtok_r(NULL, "\n", &save)) {
 		lineno++;
 		if (n == max) {

@@ -46,43 +46,64 @@ int wgf_fs_check_owner(const char *path, const struct stat *st, mode_t forbidden
 	return 0;
 }
 
-/* wgf_fs_read(), and with secret set also the mode check of wgf_fs_read_private(). */
-static int read_file(const char *path, size_t max, bool secret, char **ret, size_t *ret_len,
-                     struct wgf_err *err)
+/* The checks of wgf_fs_open_checked() on the file open at fd. */
+static int check_open(int fd, const char *path, size_t max, mode_t forbidden, struct stat *st,
+                      struct wgf_err *err)
 {
-	char *buf = NULL;
-	size_t len = 0;
+	if (fstat(fd, st) < 0)
+		return sys_error(err, path, "stat");
+	if (!S_ISREG(st->st_mode))
+		return wgf_err_set(err, -EINVAL, "%s: not a regular file", path);
+	if (forbidden) {
+		int r = wgf_fs_check_owner(path, st, forbidden, err);
+
+		if (r < 0)
+			return r;
+	}
+	if ((uintmax_t)st->st_size > max)
+		return wgf_err_set(err, -EFBIG, "%s: larger than %zu bytes", path, max);
+	return 0;
+}
+
+int wgf_fs_open_checked(const char *path, size_t max, mode_t forbidden, int *ret_fd,
+                        size_t *ret_size, struct wgf_err *err)
+{
 	struct stat st;
 	int fd, r;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return sys_error(err, path, "open");
-	if (fstat(fd, &st) < 0) {
-		r = sys_error(err, path, "stat");
-		goto out;
+	r = check_open(fd, path, max, forbidden, &st, err);
+	if (r < 0) {
+		close(fd);
+		return r;
 	}
-	if (!S_ISREG(st.st_mode)) {
-		r = wgf_err_set(err, -EINVAL, "%s: not a regular file", path);
-		goto out;
-	}
-	if (secret) {
-		r = wgf_fs_check_owner(path, &st, 077, err);
-		if (r < 0)
-			goto out;
-	}
-	if ((uintmax_t)st.st_size > max) {
-		r = wgf_err_set(err, -EFBIG, "%s: larger than %zu bytes", path, max);
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
+	*ret_fd = fd;
+	if (ret_size)
+		*ret_size = (size_t)st.st_size;
+	return 0;
+}
+
+/* wgf_fs_read(), refusing what wgf_fs_open_checked() refuses with forbidden. */
+static int read_file(const char *path, size_t max, mode_t forbidden, char **ret, size_t *ret_len,
+                     struct wgf_err *err)
+{
+	char *buf = NULL;
+	size_t len = 0, size;
+	int fd, r;
+
+	r = wgf_fs_open_checked(path, max, forbidden, &fd, &size, err);
+	if (r < 0)
+		return r;
+	buf = malloc(size + 1);
 	if (!buf) {
 		r = wgf_err_set(err, -ENOMEM, "%s: out of memory", path);
 		goto out;
 	}
 	/* Read until EOF, not st_size: the file may have shrunk or grown meanwhile. */
 	for (;;) {
-		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
+		ssize_t n = read(fd, buf + len, size - len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -90,7 +111,7 @@ static int read_file(const char *path, size_t max, bool secret, char **ret, size
 			r = sys_error(err, path, "read");
 			goto out;
 		}
-		if (n == 0 || len + (size_t)n == (size_t)st.st_size) {
+		if (n == 0 || len + (size_t)n == size) {
 			len += (size_t)n;
 			break;
 		}
@@ -112,13 +133,19 @@ out:
 
 int wgf_fs_read(const char *path, size_t max, char **ret, size_t *ret_len, struct wgf_err *err)
 {
-	return read_file(path, max, false, ret, ret_len, err);
+	return read_file(path, max, 0, ret, ret_len, err);
 }
 
 int wgf_fs_read_private(const char *path, size_t max, char **ret, size_t *ret_len,
                         struct wgf_err *err)
 {
-	return read_file(path, max, true, ret, ret_len, err);
+	return read_file(path, max, 077, ret, ret_len, err);
+}
+
+int wgf_fs_read_owned(const char *path, size_t max, char **ret, size_t *ret_len,
+                      struct wgf_err *err)
+{
+	return read_file(path, max, 022, ret, ret_len, err);
 }
 
 static int write_all(int fd, const void *data, size_t len)

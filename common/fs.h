@@ -35,6 +35,24 @@ int wgf_fs_read_private(const char *path, size_t max, char **ret, size_t *ret_le
                         struct wgf_err *err);
 
 /*
+ * As wgf_fs_read, for a file that decides what the daemon does (a list of peers it must
+ * leave alone): refuses one that another user owns or that group or others may write
+ * (-EPERM, checked on the file it opened; see wgf_fs_check_owner()).
+ */
+int wgf_fs_read_owned(const char *path, size_t max, char **ret, size_t *ret_len,
+                      struct wgf_err *err);
+
+/*
+ * Opens path for reading, for a caller that reads it as a stream. It must be a regular
+ * file (-EINVAL) of at most max bytes (-EFBIG); with forbidden nonzero it must also pass
+ * wgf_fs_check_owner(path, st, forbidden), on the file opened. On success *ret_fd is the
+ * descriptor, which the caller closes, and *ret_size (may be NULL) the size it had;
+ * -errno from the system otherwise. err names the path.
+ */
+int wgf_fs_open_checked(const char *path, size_t max, mode_t forbidden, int *ret_fd,
+                        size_t *ret_size, struct wgf_err *err);
+
+/*
  * Checks the stat of a key or state file before it is used: it must be owned by the
  * process's effective user or by root (another user could rewrite it, or make it
  * readable), and none of the permission bits in forbidden may be set (077 for a

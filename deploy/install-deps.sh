@@ -38,6 +38,8 @@ pkgs=(
 	# the Debian packages' test (tests/integration/test_packages.py) and the load
 	# balancer of the two-coordinator example (deploy/haproxy.cfg)
 	dpkg-dev debhelper lintian haproxy
+	# the manual pages, made from each binary's --help (deploy/meson.build)
+	help2man
 	# the dashboard's browser test (tests/integration/test_dashboard.py)
 	chromium chromium-driver python3-selenium
 )

@@ -3,11 +3,16 @@
 """The command lines: configuration files, sample files, the agent's identity."""
 import base64
 import os
+import shutil
+import signal
 import stat
+import subprocess
+import tempfile
 
 import pytest
 
 from conftest import TOP, binary, log_lines, log_messages, run
+from wglib import wait_for
 
 DAEMONS = ["wgfleet-coordinator", "wgfleet-agent"]
 
@@ -171,27 +176,57 @@ def test_coordinator_refuses_a_channel_key_another_user_owns(tmp_path):
     assert proc.stdout == ""
 
 
-@pytest.mark.parametrize("change,message", [
+OTHERS_MAY_CHANGE = [
     ("owner", "owned by uid 65534, neither this daemon's uid {uid} nor root; chown it"),
     ("mode", "writable by other users (mode 660); chmod 600 it"),
-])
-def test_agent_refuses_a_cache_others_may_change(tmp_path, change, message):
+]
+
+
+def give_away(path, change):
+    """Makes path one that other users may change: another user's, or group-writable."""
+    if change == "owner":
+        other_user(path)
+    else:
+        path.chmod(0o660)
+
+
+@pytest.mark.parametrize("file", ["desired.json", "desired.journal"])
+@pytest.mark.parametrize("change,message", OTHERS_MAY_CHANGE)
+def test_agent_refuses_a_cache_others_may_change(tmp_path, file, change, message):
+    """The cache, and the journal whose records are replayed onto it."""
     state = tmp_path / "state"
     state.mkdir()
     conf = tmp_path / "agent.conf"
     conf.write_text(f"[agent]\nstate_directory = {state}\n"
                     "[wireguard]\nbackend = userspace\n"
                     f"uapi_socket_directory = {tmp_path}\n")
-    cache = state / "desired.json"
-    cache.write_text('{"revision": 1, "peers": []}\n')
-    cache.chmod(0o600)
-    if change == "owner":
-        other_user(cache)
-    else:
-        cache.chmod(0o660)
+    (state / "desired.json").write_text('{"revision": 1, "peers": []}\n')
+    (state / "desired.journal").write_text('{"revision": 2, "upsert": [], "remove": []}\n')
+    for name in ("desired.json", "desired.journal"):
+        (state / name).chmod(0o600)
+    # Without an interface show fails, but only after it has read the cache.
+    before = run([binary("wgfleet-agent"), "--config", str(conf), "show"])
+    assert "cannot read interface 'wg0'" in before.stderr, before.stderr
+    give_away(state / file, change)
     proc = run([binary("wgfleet-agent"), "--config", str(conf), "show"])
     assert proc.returncode == 1
-    assert f"{cache}: " + message.format(uid=os.geteuid()) in proc.stderr
+    assert f"{state / file}: " + message.format(uid=os.geteuid()) in proc.stderr
+
+
+@pytest.mark.parametrize("change,message", OTHERS_MAY_CHANGE)
+def test_agent_refuses_a_static_peers_file_others_may_change(tmp_path, change, message):
+    peers = tmp_path / "static.peers"
+    peers.write_text(base64.b64encode(bytes(range(32))).decode() + "\n")
+    peers.chmod(0o644)
+    conf = tmp_path / "agent.conf"
+    conf.write_text(f"[agent]\nstate_directory = {tmp_path / 'state'}\n"
+                    f"[wireguard]\nbackend = userspace\nstatic_peers_file = {peers}\n")
+    check = [binary("wgfleet-agent"), "--config", str(conf), "check-config"]
+    assert run(check).returncode == 0
+    give_away(peers, change)
+    proc = run(check)
+    assert proc.returncode == 1
+    assert f"{peers}: " + message.format(uid=os.geteuid()) in proc.stderr
 
 
 def test_running_coordinator_makes_no_core_and_locks_its_secrets(coordinator):
@@ -208,3 +243,61 @@ def test_running_coordinator_makes_no_core_and_locks_its_secrets(coordinator):
     with open(f"/proc/{pid}/status") as f:
         locked = [int(line.split()[1]) for line in f if line.startswith("VmLck:")][0]
     assert locked >= 4, f"VmLck {locked} kB"
+
+
+def test_running_agent_makes_no_core_is_not_dumpable_and_locks_its_key():
+    """The agent, run as uid 65534 as the shipped unit runs it as a user of its own,
+    with a coordinator to dial (nothing listens there) so that its session holds the
+    signing key. A process that is not dumpable has its /proc files owned by root,
+    whatever its uid: that is what shows PR_SET_DUMPABLE 0 from outside."""
+    if os.geteuid() != 0:
+        pytest.skip("running the agent as another user needs root")
+    with tempfile.TemporaryDirectory(prefix="wgf-agent-") as top:
+        os.chmod(top, 0o755)
+        # A copy where uid 65534 can run it, wherever the build directory is.
+        agent = shutil.copy(binary("wgfleet-agent"), os.path.join(top, "wgfleet-agent"))
+        state = os.path.join(top, "state")
+        os.mkdir(state)
+        os.chown(state, 65534, 65534)
+        coord_conf = os.path.join(top, "coordinator.conf")
+        with open(coord_conf, "w") as f:
+            f.write(f"[channel]\nsigning_key_file = {top}/coordinator.key\n")
+        public = run([binary("wgfleet-coordinator"), "--config", coord_conf, "channel-key"],
+                     check=True).stdout.strip()
+        conf = os.path.join(top, "agent.conf")
+        with open(conf, "w") as f:
+            f.write(f"[agent]\nstate_directory = {state}\n"
+                    f"[wireguard]\nbackend = userspace\nuapi_socket_directory = {top}\n"
+                    f"[coordinator]\nurls = tcp://127.0.0.1:9\npublic_key = {public}\n"
+                    "server = vps1\n[metrics]\nlisten =\n")
+        as_nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+        run([*as_nobody, agent, "--config", conf, "init"], check=True)
+        log_path = os.path.join(top, "agent.log")
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen([*as_nobody, agent, "--config", conf, "run", "--foreground"],
+                                    stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            wait_for("the agent to be ready", lambda: "Ready" in log_messages(
+                open(log_path).read()) or proc.poll() is not None)
+            assert proc.poll() is None, open(log_path).read()
+            with open(f"/proc/{proc.pid}/status") as f:
+                status = dict(line.rstrip("\n").split(":\t", 1) for line in f)
+            assert status["Uid"].split()[1] == "65534", status["Uid"]
+            assert os.stat(f"/proc/{proc.pid}/status").st_uid == 0, "the agent is dumpable"
+            with open(f"/proc/{proc.pid}/limits") as f:
+                core = [line.split() for line in f if line.startswith("Max core file size")][0]
+            assert core[4:6] == ["0", "0"], core
+            with open(agent, "rb") as f:
+                asan = b"__asan_init" in f.read()
+            if not asan:  # AddressSanitizer makes mlock() a no-op that succeeds
+                locked = int(status["VmLck"].split()[0])
+                assert locked >= 4, f"VmLck {locked} kB"
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(timeout=10)
+        assert proc.returncode == 0, open(log_path).read()

@@ -604,6 +604,56 @@ static void test_journal(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/*
+ * A journal that another user owns or others may write is refused, by the loader (the
+ * whole load fails: its records would decide which peers this server admits) and by
+ * the appender (which leaves it as it was).
+ */
+static void test_journal_others_may_change(void **state)
+{
+	char dir[] = "/tmp/wgf-journal-XXXXXX", path[64], jp[96], expect[256];
+	struct cache_state st = {.revision = 3}, back;
+	struct wgf_err err = {0};
+	struct stat before, after;
+	size_t size = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, CACHE_FILE);
+	snprintf(jp, sizeof(jp), "%s/%s", dir, CACHE_JOURNAL_FILE);
+	assert_int_equal(cache_save_desired(path, &st, &err), 0);
+	st.revision = 4;
+	assert_int_equal(cache_journal_append(path, &st, NULL, 0, &size, &err), 0);
+	assert_int_equal(chmod(jp, 0620), 0);
+	assert_int_equal(stat(jp, &before), 0);
+	snprintf(expect, sizeof(expect), "%s: writable by other users (mode 620); chmod 600 it",
+	         jp);
+	assert_int_equal(cache_load_desired(path, &back, NULL, &err), -EPERM);
+	assert_string_equal(err.msg, expect);
+	st.revision = 5;
+	assert_int_equal(cache_journal_append(path, &st, NULL, 0, &size, &err), -EPERM);
+	assert_string_equal(err.msg, expect);
+	assert_int_equal(stat(jp, &after), 0);
+	assert_int_equal(after.st_size, before.st_size);
+	/* Only root can give a file away. */
+	if (geteuid() == 0) {
+		assert_int_equal(chmod(jp, 0600), 0);
+		assert_int_equal(chown(jp, 65534, 65534), 0);
+		assert_int_equal(cache_load_desired(path, &back, NULL, &err), -EPERM);
+		snprintf(expect, sizeof(expect),
+		         "%s: owned by uid 65534, neither this daemon's uid 0 nor root; chown it",
+		         jp);
+		assert_string_equal(err.msg, expect);
+	}
+	/* A whole write removes it. */
+	assert_int_equal(cache_save_desired(path, &st, &err), 0);
+	assert_int_equal(cache_load_desired(path, &back, NULL, &err), 0);
+	assert_int_equal(back.revision, 5);
+	cache_state_fini(&back);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 static void test_save_and_load(void **state)
 {
 	char dir[] = "/tmp/wgf-cache-XXXXXX", path[64];
@@ -641,6 +691,7 @@ int main(void)
 	        cmocka_unit_test(test_line_layout),
 	        cmocka_unit_test(test_apply_changes),
 	        cmocka_unit_test(test_journal),
+	        cmocka_unit_test(test_journal_others_may_change),
 	        cmocka_unit_test(test_save_and_load),
 	};
 

@@ -128,6 +128,38 @@ static void test_secret_owner_refused(void **state)
 	assert_null(strstr(err.msg, "AAECAw"));
 }
 
+/* A file others must not change (a list of peers) may be readable by them, not writable. */
+static void test_owned_read(void **state)
+{
+	struct dir *d = *state;
+	struct wgf_err err = {0};
+	char expect[160], *text = NULL;
+	size_t len = 0;
+
+	write_secret(d, 0644);
+	assert_int_equal(wgf_fs_read_owned(d->file, 4096, &text, &len, &err), 0);
+	assert_int_equal(len, strlen(SECRET_B64));
+	free(text);
+	assert_int_equal(chmod(d->file, 0664), 0);
+	text = NULL;
+	assert_int_equal(wgf_fs_read_owned(d->file, 4096, &text, &len, &err), -EPERM);
+	assert_null(text);
+	snprintf(expect, sizeof(expect), "%s: writable by other users (mode 664); chmod 600 it",
+	         d->file);
+	assert_string_equal(err.msg, expect);
+	/* The plain read takes it: the check is the caller's choice. */
+	assert_int_equal(wgf_fs_read(d->file, 4096, &text, &len, &err), 0);
+	free(text);
+	text = NULL;
+	if (geteuid() == 0) {
+		assert_int_equal(chmod(d->file, 0644), 0);
+		assert_int_equal(chown(d->file, 65534, 65534), 0);
+		assert_int_equal(wgf_fs_read_owned(d->file, 4096, &text, &len, &err), -EPERM);
+		assert_non_null(strstr(err.msg, "owned by uid 65534"));
+		assert_null(text);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -135,6 +167,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_secret_mode_refused, dir_setup, dir_teardown),
 	        cmocka_unit_test_setup_teardown(test_check_owner, dir_setup, dir_teardown),
 	        cmocka_unit_test_setup_teardown(test_secret_owner_refused, dir_setup, dir_teardown),
+	        cmocka_unit_test_setup_teardown(test_owned_read, dir_setup, dir_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
