@@ -51,7 +51,28 @@ struct reconciler {
 	bool adopt;                       /* [wireguard] adopt: keep peers that are not ours */
 	uint8_t (*released)[WGF_KEY_LEN]; /* owned, sorted: removed even in adopt mode */
 	size_t n_released;
+	/*
+	 * Every allowed IP of the desired set, sorted, for a delta pass's overlap check
+	 * (OWNERS_MIN): built at the first delta pass after a whole set or a full pass, then
+	 * kept equal to the set by reconciler_apply(); NULL when not built.
+	 */
+	struct owner *owners;
+	size_t n_owners, cap_owners;
 };
+
+/*
+ * One allowed IP of a desired peer: its network (masked, zeros past the family's
+ * length) and the first bytes of the peer's key, which tell whose it is (another peer
+ * sharing them would take 2^64 tries to make). 26 bytes: 260 KiB at 10,000 peers.
+ */
+struct owner {
+	uint8_t addr[16];
+	uint8_t family, prefix;
+	uint8_t key[8];
+};
+
+/* Below this many desired peers a delta pass scans them all: it costs less than an index. */
+#define OWNERS_MIN 1024
 
 int reconciler_new(struct backend *b, const char *cache_path, struct reconciler **ret)
 {
@@ -94,6 +115,7 @@ void reconciler_free(struct reconciler *rc)
 	free(rc->statics);
 	free(rc->routable);
 	free(rc->released);
+	free(rc->owners);
 	free(rc->cache_path);
 	free(rc);
 }
@@ -177,6 +199,167 @@ static int cmp_key(const void *a, const void *b)
 	return memcmp(a, b, WGF_KEY_LEN);
 }
 
+/* ---- the desired set's allowed IPs, sorted (struct owner) ---- */
+
+static void owner_of(struct owner *o, const struct wgf_cidr *c, const uint8_t *key)
+{
+	struct wgf_cidr net;
+
+	wgf_cidr_network(c, &net);
+	memset(o, 0, sizeof(*o));
+	memcpy(o->addr, net.addr.bytes, wgf_addr_len(&net.addr));
+	o->family = (uint8_t)net.addr.family;
+	o->prefix = (uint8_t)net.prefix;
+	memcpy(o->key, key, sizeof(o->key));
+}
+
+/* By family, address, prefix, then key: the networks inside one are next to each other. */
+static int owner_cmp(const struct owner *a, const struct owner *b)
+{
+	int r = (int)a->family - (int)b->family;
+
+	if (r == 0)
+		r = memcmp(a->addr, b->addr, sizeof(a->addr));
+	if (r == 0)
+		r = (int)a->prefix - (int)b->prefix;
+	return r ? r : memcmp(a->key, b->key, sizeof(a->key));
+}
+
+static int owner_qsort_cmp(const void *a, const void *b)
+{
+	return owner_cmp(a, b);
+}
+
+/* The first entry not below o. */
+static size_t owners_lower_bound(const struct reconciler *rc, const struct owner *o)
+{
+	size_t lo = 0, hi = rc->n_owners;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (owner_cmp(&rc->owners[mid], o) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void owners_drop(struct reconciler *rc)
+{
+	free(rc->owners);
+	rc->owners = NULL;
+	rc->n_owners = rc->cap_owners = 0;
+}
+
+/* Builds the index of the desired set; false (and none) when out of memory. */
+static bool owners_build(struct reconciler *rc)
+{
+	const struct cache_state *d = &rc->desired;
+	size_t n = 0;
+
+	owners_drop(rc);
+	for (size_t i = 0; i < d->n_peers; i++)
+		n += d->peers[i].n_allowed_ips;
+	rc->owners = malloc((n + 1) * sizeof(*rc->owners));
+	if (!rc->owners)
+		return false;
+	rc->cap_owners = n + 1;
+	for (size_t i = 0; i < d->n_peers; i++)
+		for (unsigned k = 0; k < d->peers[i].n_allowed_ips; k++)
+			owner_of(&rc->owners[rc->n_owners++], &d->peers[i].allowed_ips[k],
+			         d->peers[i].public_key);
+	qsort(rc->owners, rc->n_owners, sizeof(*rc->owners), owner_qsort_cmp);
+	return true;
+}
+
+/* Takes p's allowed IPs out of the index, those that are in it. */
+static void owners_remove_peer(struct reconciler *rc, const struct wgf_peer *p)
+{
+	for (unsigned k = 0; k < p->n_allowed_ips; k++) {
+		struct owner o;
+		size_t at;
+
+		owner_of(&o, &p->allowed_ips[k], p->public_key);
+		at = owners_lower_bound(rc, &o);
+		if (at < rc->n_owners && owner_cmp(&rc->owners[at], &o) == 0) {
+			memmove(&rc->owners[at], &rc->owners[at + 1],
+			        (rc->n_owners - at - 1) * sizeof(*rc->owners));
+			rc->n_owners--;
+		}
+	}
+}
+
+/* Puts p's allowed IPs in the index; false when out of memory (the caller drops it). */
+static bool owners_add_peer(struct reconciler *rc, const struct wgf_peer *p)
+{
+	if (rc->n_owners + p->n_allowed_ips > rc->cap_owners) {
+		size_t cap = (rc->n_owners + p->n_allowed_ips) * 2;
+		struct owner *v = reallocarray(rc->owners, cap, sizeof(*v));
+
+		if (!v)
+			return false;
+		rc->owners = v;
+		rc->cap_owners = cap;
+	}
+	for (unsigned k = 0; k < p->n_allowed_ips; k++) {
+		struct owner o;
+		size_t at;
+
+		owner_of(&o, &p->allowed_ips[k], p->public_key);
+		at = owners_lower_bound(rc, &o);
+		memmove(&rc->owners[at + 1], &rc->owners[at],
+		        (rc->n_owners - at) * sizeof(*rc->owners));
+		rc->owners[at] = o;
+		rc->n_owners++;
+	}
+	return true;
+}
+
+/*
+ * Whether c, an allowed IP of the peer whose key is key, overlaps one of another desired
+ * peer: a network inside c (they sort right after c's address) or one containing it (an
+ * exact look-up for each shorter prefix).
+ */
+static bool owners_conflict(const struct reconciler *rc, const struct wgf_cidr *c,
+                            const uint8_t *key)
+{
+	struct owner probe;
+
+	owner_of(&probe, c, key);
+	probe.prefix = 0;
+	memset(probe.key, 0, sizeof(probe.key));
+	for (size_t i = owners_lower_bound(rc, &probe); i < rc->n_owners; i++) {
+		const struct owner *o = &rc->owners[i];
+		struct wgf_cidr net = {.addr.family = o->family, .prefix = c->prefix};
+
+		memcpy(net.addr.bytes, o->addr, sizeof(o->addr));
+		if (o->family != probe.family || !wgf_cidr_contains(c, &net.addr))
+			break;
+		if (memcmp(o->key, key, sizeof(o->key)) != 0)
+			return true;
+	}
+	for (unsigned q = 0; q < c->prefix; q++) {
+		struct wgf_cidr shorter = *c;
+		size_t i;
+
+		shorter.prefix = q;
+		owner_of(&probe, &shorter, key);
+		memset(probe.key, 0, sizeof(probe.key));
+		for (i = owners_lower_bound(rc, &probe); i < rc->n_owners; i++) {
+			const struct owner *o = &rc->owners[i];
+
+			if (o->family != probe.family || o->prefix != q ||
+			    memcmp(o->addr, probe.addr, sizeof(o->addr)) != 0)
+				break;
+			if (memcmp(o->key, key, sizeof(o->key)) != 0)
+				return true;
+		}
+	}
+	return false;
+}
+
 int reconciler_set_desired(struct reconciler *rc, struct cache_state *st, unsigned flags)
 {
 	if (rc->has_desired && !(flags & RECONCILE_F_FORCE) && st->revision <= rc->desired.revision)
@@ -196,6 +379,7 @@ int reconciler_set_desired(struct reconciler *rc, struct cache_state *st, unsign
 	}
 	rc->desired = *st;
 	rc->has_desired = true;
+	owners_drop(rc);
 	if (rc->applied_is_desired)
 		rc->applied = rc->desired;
 	memset(st, 0, sizeof(*st));
@@ -268,10 +452,30 @@ int reconciler_apply(struct reconciler *rc, const struct wgf_sync_reply *r)
 		return 0;
 	/* The keys first: if the set then cannot change, they only cost a drift check. */
 	err = add_unsettled(rc, r);
-	if (err == 0)
-		err = cache_state_apply(d, r);
 	if (err < 0)
 		return err;
+	for (size_t i = 0; rc->owners && i < r->n_changes; i++) {
+		const struct wgf_peer *p = bsearch(r->changes[i].peer.public_key, d->peers,
+		                                   d->n_peers, sizeof(*d->peers), cmp_key_peer);
+
+		if (p)
+			owners_remove_peer(rc, p);
+	}
+	err = cache_state_apply(d, r);
+	if (err < 0) {
+		owners_drop(rc);
+		return err;
+	}
+	for (size_t i = 0; rc->owners && i < r->n_changes; i++) {
+		const struct wgf_peer *p = bsearch(r->changes[i].peer.public_key, d->peers,
+		                                   d->n_peers, sizeof(*d->peers), cmp_key_peer);
+
+		/* Out and in again: a key the reply names twice is in the index once. */
+		if (p)
+			owners_remove_peer(rc, p);
+		if (p && !owners_add_peer(rc, p))
+			owners_drop(rc);
+	}
 	if (rc->applied_is_desired)
 		rc->applied = *d;
 	rc->cache_dirty = true;
@@ -775,8 +979,8 @@ static bool overlaps_any(const struct wgf_cidr *c, const struct wgf_cidr *list, 
 /*
  * Whether a changed peer passes every check of the diff (sync.h) by itself. One that
  * does not is left to a full pass, which refuses it properly. An overlap with another
- * desired peer is found by a scan of every allowed IP in the set: linear, but a few
- * nanoseconds an entry, and only for the peers a delta changed.
+ * desired peer is found in the index of the set's allowed IPs, or in a small set by a
+ * scan of them all (at 50,000 peers the scan took about 4 ms a delta).
  */
 static bool peer_is_clean(const struct reconciler *rc, const struct wgf_peer *p)
 {
@@ -792,6 +996,11 @@ static bool peer_is_clean(const struct reconciler *rc, const struct wgf_peer *p)
 		if (overlaps_any(c, p->allowed_ips, i) || !is_routable(rc, c) ||
 		    overlaps_any(c, rc->static_ips, rc->n_static_ips))
 			return false;
+		if (rc->owners) {
+			if (owners_conflict(rc, c, p->public_key))
+				return false;
+			continue;
+		}
 		for (size_t j = 0; j < d->n_peers; j++)
 			if (&d->peers[j] != p &&
 			    overlaps_any(c, d->peers[j].allowed_ips, d->peers[j].n_allowed_ips))
@@ -900,6 +1109,8 @@ int reconciler_run_changes(struct reconciler *rc, reconcile_change_fn cb, void *
 	if (!rc->settled || rc->n_unsettled == 0 || rc->n_refused || rc->no_remove || rc->n_kept ||
 	    rc->journal_failed)
 		return -EAGAIN;
+	if (!rc->owners && d->n_peers >= OWNERS_MIN)
+		(void)owners_build(rc); /* without it, the scan */
 	set = malloc(rc->n_unsettled * sizeof(*set));
 	gone = malloc(rc->n_unsettled * sizeof(*gone));
 	r = set && gone ? split_changes(rc, set, &n_set, gone, &n_gone, cb, userdata, &res)
@@ -1040,6 +1251,9 @@ static int run_on(struct reconciler *rc, struct wgf_device *devp,
 			goto fail;
 		}
 		mark_applied(rc, &res);
+		/* Here rather than in the first delta pass, which would wait for it. */
+		if (!rc->owners && rc->desired.n_peers >= OWNERS_MIN)
+			(void)owners_build(rc);
 	}
 done:
 	sync_plan_fini(&pl);

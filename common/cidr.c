@@ -156,16 +156,23 @@ void wgf_cidr_network(const struct wgf_cidr *c, struct wgf_cidr *ret)
 	mask_bytes(ret->addr.bytes, wgf_addr_len(&ret->addr), ret->prefix);
 }
 
+/*
+ * Whether the first prefix bits of a and b agree: the whole bytes, then the bits of the
+ * one byte the prefix ends in. An agent's delta checks a changed peer against every
+ * desired one with it, so it copies nothing.
+ */
 static bool same_prefix(const struct wgf_addr *a, const struct wgf_addr *b, unsigned prefix)
 {
-	uint8_t x[16], y[16];
-	unsigned len = wgf_addr_len(a);
+	unsigned len = wgf_addr_len(a), full, rest;
 
-	memcpy(x, a->bytes, len);
-	memcpy(y, b->bytes, len);
-	mask_bytes(x, len, prefix);
-	mask_bytes(y, len, prefix);
-	return memcmp(x, y, len) == 0;
+	if (prefix > len * 8)
+		prefix = len * 8;
+	full = prefix / 8;
+	rest = prefix % 8;
+	if (memcmp(a->bytes, b->bytes, full) != 0)
+		return false;
+	return rest == 0 ||
+	       ((a->bytes[full] ^ b->bytes[full]) & (uint8_t)(0xff << (8 - rest))) == 0;
 }
 
 bool wgf_cidr_contains(const struct wgf_cidr *c, const struct wgf_addr *a)

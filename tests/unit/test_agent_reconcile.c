@@ -991,6 +991,87 @@ static void test_delta_pass(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* A delta's changed peer, with its allowed IP set to cidr; the reconciler takes it. */
+static int apply_one(struct reconciler *rc, struct wgf_sync_reply *r, uint64_t rev, uint32_t n,
+                     bool remove, const char *cidr)
+{
+	struct reconcile_result res;
+	struct wgf_err err = {0};
+	int ret;
+
+	r->n_changes = 0;
+	delta(r, rev, n, remove);
+	if (cidr)
+		assert_int_equal(wgf_cidr_parse(&r->changes[0].peer.allowed_ips[0], cidr, 0, NULL),
+		                 0);
+	assert_int_equal(reconciler_apply(rc, r), 1);
+	ret = reconciler_run_changes(rc, NULL, NULL, &res, &err);
+	if (ret == 0)
+		reconcile_result_fini(&res);
+	return ret;
+}
+
+/* A full pass, which must find n_failed refused peers. */
+static void full_pass(struct reconciler *rc, size_t n_failed)
+{
+	struct reconcile_result res;
+
+	run(rc, false, &res);
+	assert_int_equal(res.n_failed, n_failed);
+	reconcile_result_fini(&res);
+}
+
+/*
+ * Above OWNERS_MIN peers a delta pass finds overlaps in its index of allowed IPs, which
+ * every delta keeps equal to the set: an address a removal freed is free, a network
+ * inside another peer's or holding others is an overlap, and a key a reply names twice
+ * leaves only its last allowed IP taken.
+ */
+static void test_delta_overlaps_by_index(void **state)
+{
+	enum { N = 2000 };
+	struct wgf_change changes[2];
+	struct wgf_sync_reply r = {.changes = changes};
+	struct reconciler *rc;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	assert_int_equal(reconciler_new(&f.base, NULL, &rc), 0);
+	offer(rc, 5, 0, N, 0, 1);
+	full_pass(rc, 0);
+
+	assert_int_equal(apply_one(rc, &r, 6, 9, true, NULL), 0);
+	assert_int_equal(apply_one(rc, &r, 7, N + 1, false, "10.0.0.9/32"), 0);
+	assert_int_equal(apply_one(rc, &r, 8, N + 2, false, "10.0.200.0/24"), 0);
+	assert_int_equal(apply_one(rc, &r, 9, N + 3, false, "10.0.200.7/32"), -EAGAIN);
+	full_pass(rc, 2);
+	/* Both gone (by full passes while refused peers are there); the /24 is free again. */
+	assert_int_equal(apply_one(rc, &r, 10, N + 2, true, NULL), -EAGAIN);
+	assert_int_equal(apply_one(rc, &r, 11, N + 3, true, NULL), -EAGAIN);
+	full_pass(rc, 0);
+	assert_int_equal(apply_one(rc, &r, 12, N + 4, false, "10.0.200.7/32"), 0);
+	assert_int_equal(apply_one(rc, &r, 13, N + 5, false, "10.0.0.0/30"), -EAGAIN);
+	full_pass(rc, 5);
+	assert_int_equal(apply_one(rc, &r, 14, N + 5, true, NULL), -EAGAIN);
+	full_pass(rc, 0);
+
+	r.n_changes = 0;
+	delta(&r, 15, N + 6, false);
+	delta(&r, 15, N + 6, false);
+	assert_int_equal(wgf_cidr_parse(&changes[0].peer.allowed_ips[0], "10.0.201.1/32", 0, NULL),
+	                 0);
+	assert_int_equal(wgf_cidr_parse(&changes[1].peer.allowed_ips[0], "10.0.201.2/32", 0, NULL),
+	                 0);
+	assert_int_equal(reconciler_apply(rc, &r), 1);
+	assert_int_equal(apply_one(rc, &r, 16, N + 7, false, "10.0.201.1/32"), 0);
+	assert_int_equal(apply_one(rc, &r, 17, N + 8, false, "10.0.201.2/32"), -EAGAIN);
+
+	wgf_ip_pool_fini(&r.ips);
+	reconciler_free(rc);
+	wgf_device_fini(&f.dev);
+}
+
 /* A result lists at most RECONCILE_UNKNOWN_MAX unknown peers, in key order, and counts all. */
 static void test_adopt_lists_a_bounded_number(void **state)
 {
@@ -1174,6 +1255,7 @@ int main(void)
 	        cmocka_unit_test(test_adopt_lists_a_bounded_number),
 	        cmocka_unit_test(test_pass_on_earlier_read),
 	        cmocka_unit_test(test_one_change_at_100000),
+	        cmocka_unit_test(test_delta_overlaps_by_index),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
