@@ -439,6 +439,26 @@ static bool same_routable(const struct cache_state *d, const struct wgf_sync_rep
 	        memcmp(d->routable, r->routable, r->n_routable * sizeof(*r->routable)) == 0);
 }
 
+/*
+ * Keeps the index equal to the set across r: before r is applied, the changed peers'
+ * allowed IPs out (add false); after, the new ones in (out and in again, so that a key r
+ * names twice is in it once).
+ */
+static void owners_track(struct reconciler *rc, const struct wgf_sync_reply *r, bool add)
+{
+	const struct cache_state *d = &rc->desired;
+
+	for (size_t i = 0; rc->owners && i < r->n_changes; i++) {
+		const struct wgf_peer *p = bsearch(r->changes[i].peer.public_key, d->peers,
+		                                   d->n_peers, sizeof(*d->peers), cmp_key_peer);
+
+		if (p)
+			owners_remove_peer(rc, p);
+		if (p && add && !owners_add_peer(rc, p))
+			owners_drop(rc);
+	}
+}
+
 int reconciler_apply(struct reconciler *rc, const struct wgf_sync_reply *r)
 {
 	struct cache_state *d = &rc->desired;
@@ -454,28 +474,13 @@ int reconciler_apply(struct reconciler *rc, const struct wgf_sync_reply *r)
 	err = add_unsettled(rc, r);
 	if (err < 0)
 		return err;
-	for (size_t i = 0; rc->owners && i < r->n_changes; i++) {
-		const struct wgf_peer *p = bsearch(r->changes[i].peer.public_key, d->peers,
-		                                   d->n_peers, sizeof(*d->peers), cmp_key_peer);
-
-		if (p)
-			owners_remove_peer(rc, p);
-	}
+	owners_track(rc, r, false);
 	err = cache_state_apply(d, r);
 	if (err < 0) {
 		owners_drop(rc);
 		return err;
 	}
-	for (size_t i = 0; rc->owners && i < r->n_changes; i++) {
-		const struct wgf_peer *p = bsearch(r->changes[i].peer.public_key, d->peers,
-		                                   d->n_peers, sizeof(*d->peers), cmp_key_peer);
-
-		/* Out and in again: a key the reply names twice is in the index once. */
-		if (p)
-			owners_remove_peer(rc, p);
-		if (p && !owners_add_peer(rc, p))
-			owners_drop(rc);
-	}
+	owners_track(rc, r, true);
 	if (rc->applied_is_desired)
 		rc->applied = *d;
 	rc->cache_dirty = true;
