@@ -18,22 +18,35 @@ ALTER TABLE routers SET (fillfactor = 50);
 CLUSTER routers USING routers_pkey;
 
 -- Moves routers (locked by the caller) to p_to, each with its reason, and audits each
--- move as wgf_router_move() does one.
+-- move as wgf_router_move() does one. A few go one by one through it: the statement
+-- for many cost about 1.1 ms a call against its 0.64 ms, and most reports move one
+-- router (the one a change was applied for) or none.
 CREATE FUNCTION wgf_routers_move(p_ids uuid[], p_reasons text[], p_to router_status,
 	p_action text)
-RETURNS void LANGUAGE sql AS $$
+RETURNS void LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+	one routers;
+BEGIN
+	IF cardinality(p_ids) <= 16 THEN
+		FOR one IN SELECT * FROM routers WHERE id = ANY (p_ids) ORDER BY id LOOP
+			PERFORM wgf_router_move(one, p_to, p_reasons[array_position(p_ids, one.id)],
+				p_action);
+		END LOOP;
+		RETURN;
+	END IF;
 	WITH old AS (
-		SELECT r.id, r.status, r.tenant_id, r.server_id, r.vpn_ip, x.reason
-		FROM unnest(p_ids, p_reasons) AS x(id, reason) JOIN routers r ON r.id = x.id),
+		SELECT r.id, r.status, r.tenant_id, r.server_id, r.vpn_ip FROM routers r
+		WHERE r.id = ANY (p_ids)),
 	moved AS (
-		UPDATE routers ro SET status = p_to, status_reason = old.reason, stale_reports = 0
-		FROM old WHERE ro.id = old.id
-		RETURNING ro.id)
+		UPDATE routers ro SET status = p_to, status_reason = x.reason, stale_reports = 0
+		FROM unnest(p_ids, p_reasons) AS x(id, reason) WHERE ro.id = x.id
+		RETURNING ro.id, x.reason)
 	INSERT INTO audit_log (tenant_id, actor, action, router_id, server_id, vpn_ip, detail)
 	SELECT old.tenant_id, 'agent', p_action, old.id, old.server_id, old.vpn_ip,
-		jsonb_build_object('from', old.status, 'to', p_to, 'reason', old.reason)
+		jsonb_build_object('from', old.status, 'to', p_to, 'reason', moved.reason)
 	FROM old JOIN moved ON moved.id = old.id
 	ORDER BY old.id;
+END
 $$;
 
 CREATE OR REPLACE FUNCTION wgf_agent_report(p_agent_key bytea, p_nonce bytea, p_epoch bytea,
@@ -144,9 +157,13 @@ BEGIN
 			AND u.stale_reports + 1 >= 2)
 	INTO v_ids, v_reasons, v_gone_ids, v_gone_reasons
 	FROM u;
-	PERFORM wgf_routers_move(v_ids, v_reasons, 'connected', 'router.connected');
-	PERFORM wgf_routers_move(v_gone_ids, v_gone_reasons, 'disconnected',
-		'router.disconnected');
+	IF v_ids IS NOT NULL THEN
+		PERFORM wgf_routers_move(v_ids, v_reasons, 'connected', 'router.connected');
+	END IF;
+	IF v_gone_ids IS NOT NULL THEN
+		PERFORM wgf_routers_move(v_gone_ids, v_gone_reasons, 'disconnected',
+			'router.disconnected');
+	END IF;
 
 	IF n_drift > 0 THEN
 		INSERT INTO audit_log (actor, action, server_id, detail)

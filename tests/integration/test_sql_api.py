@@ -812,6 +812,23 @@ def test_a_report_writes_its_facts_as_hot_updates(api):
     assert api.one("SELECT count(*) FROM routers WHERE endpoint = '192.0.2.1:1'") == "90"
 
 
+def test_a_report_moves_many_routers_in_one_statement_each_audited(api):
+    # More than a few moves go through one statement (wgf_routers_move): each router
+    # still moves and gets its audit entry, with the status it came from.
+    keys = keyed_routers(api, 20)
+    rev = api.one("SELECT revision FROM servers WHERE name = 'vpn1'")
+    now_ms = int(time.time() * 1000)
+    fresh = report_sql(api, "vpn1", keys).replace(
+        "wgf_epoch(), 0,", f"wgf_epoch(), {rev},", 1).replace(
+        f"ARRAY[{', '.join(['1'] * 20)}]::bigint[]",
+        f"ARRAY[{', '.join([str(now_ms)] * 20)}]::bigint[]", 1)
+    assert api.rows(fresh) == [["vpn1"]]
+    assert api.rows("SELECT status, count(*) FROM routers GROUP BY 1") == [["connected", "20"]]
+    assert api.rows("SELECT action, detail ->> 'from', count(*) FROM audit_log "
+                    "WHERE actor = 'agent' GROUP BY 1, 2 ORDER BY 1") == [
+        ["router.connected", "vps_ready", "20"], ["router.vps_ready", "configured", "20"]]
+
+
 def test_a_report_and_a_deletion_of_its_router_do_not_deadlock(api):
     # The API locks a router, then its server (the change's revision); a report holds
     # the server's row and must not wait for that router, or the two deadlock (40P01).
