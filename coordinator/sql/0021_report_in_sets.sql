@@ -5,8 +5,8 @@
 -- locked and updated each changed router with two statements of its own, about 180 us
 -- a router: a report whose facts all changed (a server's first report of 50,000 peers)
 -- ran 9 s, past the statement timeout, was cancelled, and came back the same, so that
--- server never reported. Now the facts are one UPDATE and each status move one UPDATE
--- and one INSERT of audit rows for all the routers it moves. The body is 0019's but for
+-- server never reported. Now the facts are one UPDATE, and a status move of more than
+-- 16 routers one UPDATE and one INSERT of audit rows for them all. The body is 0019's but for
 -- the vps_ready moves and the facts. And routers are stored with room for HOT updates.
 
 -- Half of each page of routers is left free, so that an update of facts (no indexed
