@@ -53,7 +53,8 @@ struct reconciler {
 	size_t n_released;
 	/*
 	 * Every allowed IP of the desired set, sorted, for a delta pass's overlap check
-	 * (OWNERS_MIN): built at the first delta pass after a whole set or a full pass, then
+	 * (OWNERS_MIN): built by a full pass that applied the set (else by the first delta
+	 * pass), dropped with each whole set, and between them
 	 * kept equal to the set by reconciler_apply(); NULL when not built.
 	 */
 	struct owner *owners;
