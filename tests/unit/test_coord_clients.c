@@ -27,10 +27,12 @@ static void test_connections_per_address(void **state)
 	(void)state;
 	assert_non_null(t);
 	ca = clients_get(t, &a, 0);
+	/* Connected first: an idle entry may be given to the next address that probes it. */
+	assert_true(clients_connect(t, ca));
 	cb = clients_get(t, &b, 0);
 	assert_ptr_not_equal(ca, cb);
 	assert_ptr_equal(clients_get(t, &a, 0), ca);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 2; i++)
 		assert_true(clients_connect(t, ca));
 	assert_false(clients_connect(t, ca)); /* the fourth from a */
 	assert_true(clients_connect(t, cb));  /* b is not a */
