@@ -76,7 +76,7 @@ static void write_passes(const struct agent_metrics *m, FILE *f)
 	wgf_prom(f, "wgfleet_agent_passes_total", m->passes_ok, {"result", "ok"});
 	wgf_prom(f, "wgfleet_agent_passes_total", m->passes_failed, {"result", "failed"});
 	wgf_prom_family(f, "wgfleet_agent_pass_duration_seconds", "histogram",
-	                "Time a reconcile pass took: read, diff, apply, verify.");
+	                "Time a reconcile pass took: read, diff, apply.");
 	wgf_prom_histogram_write(f, "wgfleet_agent_pass_duration_seconds", NULL, 0,
 	                         &m->pass_seconds);
 	wgf_prom_family(f, "wgfleet_agent_peer_changes_total", "counter",

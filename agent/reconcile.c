@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Copyright (c) 2026 The wgfleet authors */
-/* reconcile: read, diff, apply the difference, verify, and remember what was applied. */
+/* reconcile: read, diff, apply the difference, and remember what was applied. */
 #include "reconcile.h"
 
 #include <errno.h>
@@ -884,7 +884,7 @@ static void mark_applied(struct reconciler *rc, struct reconcile_result *res)
 	rc->has_marked = true;
 }
 
-/* Re-reads the interface after applying: how many changes are still needed. */
+/* Re-reads the interface after a failed apply: how many changes are still needed. */
 static int verify(struct reconciler *rc, struct reconcile_result *res)
 {
 	struct wgf_device dev = {0};
@@ -1244,11 +1244,13 @@ static int run_on(struct reconciler *rc, struct wgf_device *devp,
 		res.n_pending = res.n_added + res.n_updated + res.n_removed;
 		goto done;
 	}
-	if (changed) {
-		r = verify(rc, &res);
-		if (r < 0 && res.apply_error == 0)
-			res.apply_error = r;
-	}
+	/*
+	 * A backend that failed may have applied part of a chunk: read what it holds. Sets
+	 * that all succeeded are taken at their word, as a delta's are; what changes behind
+	 * them is the next full pass's drift.
+	 */
+	if (changed && res.apply_error != 0)
+		(void)verify(rc, &res);
 	if (res.apply_error || res.n_pending)
 		rc->settled = false;
 	if (res.apply_error == 0 && res.n_pending == 0) {

@@ -17,7 +17,7 @@
  * Keys are 64 hex digits. errno is 0 on success; wireguard-go writes the failure as a
  * negative number and boringtun as a positive one, so only its magnitude counts. On a
  * failing set wireguard-go stops at the bad line and drops the connection, so the rest
- * of that request is lost; the reconciler re-reads the device after every change.
+ * of that request is lost; the reconciler re-reads the device after a failed set.
  *
  * This file keeps the protocol apart from the socket: uapi_parser_feed() takes one
  * reply line at a time (the daemon streams a reply of 10,000 peers through it without
