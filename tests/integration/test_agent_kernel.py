@@ -123,6 +123,10 @@ def test_benchmark_against_wg_setconf(vm):
             f"wg syncconf {step(vm, f'bench-syncconf-unchanged-{r}')['ms']} ms; "
             f"remove all: agent {step(vm, f'bench-remove-{r}')['ms']} ms, "
             f"wg setconf {step(vm, f'bench-setconf-remove-{r}')['ms']} ms")
+    if "bench-daemon" in steps:  # WGF_VM_BENCH_DAEMON
+        daemon = step(vm, "bench-daemon")
+        lines.append(f"daemon holding them (cache-only): ready after {daemon['ready_s']} s, "
+                     f"VmHWM {daemon['hwm_kib']} KiB, VmRSS {daemon['rss_kib']} KiB")
     backend = step(vm, "bench-backend-apply")
     step(vm, "bench-backend-check")
     lines.append(f"backend alone (wgf-vmtest apply): {backend['total_ms']} ms, "

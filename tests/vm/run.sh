@@ -18,6 +18,9 @@
 #   WGF_VM_TIMEOUT      seconds before qemu is stopped (default 240)
 #   WGF_VM_BENCH_PEERS  peers in the benchmark part of the scenario (default 10000; 0: none)
 #   WGF_VM_BENCH_ROUNDS times the agent and `wg setconf` are timed, in turn (default 1)
+#   WGF_VM_BENCH_DAEMON seconds the agent daemon holds the benchmark's peers before its memory
+#                       is read (default 0: the daemon is not run)
+#   WGF_VM_MEMORY       the VM's memory (default 512M; 100,000 peers want about 1536M)
 # Output: the console on stdout, also kept in BUILD_DIR/vm/console.log. Exit status 0
 # once qemu ran (whatever happened inside), 1 when the VM could not be built or booted.
 set -euo pipefail
@@ -28,6 +31,8 @@ cache=${WGF_VM_CACHE:-$top/build/vm-cache}
 timeout_s=${WGF_VM_TIMEOUT:-240}
 bench=${WGF_VM_BENCH_PEERS:-10000}
 rounds=${WGF_VM_BENCH_ROUNDS:-1}
+memory=${WGF_VM_MEMORY:-512M}
+daemon=${WGF_VM_BENCH_DAEMON:-0}
 out=$build/vm
 stage=$out/initramfs
 
@@ -123,6 +128,7 @@ chmod 755 "$stage/init"
 
 # A PREEMPT_RT kernel makes every peer removal wait for RCU unless told otherwise.
 append="console=ttyS0 panic=-1 loglevel=3 WGF_BENCH_PEERS=$bench WGF_BENCH_ROUNDS=$rounds"
+append="$append WGF_BENCH_DAEMON=$daemon"
 if grep -q '^CONFIG_PREEMPT_RT=y' "$kdir/boot/config-$kver"; then
 	append="$append rcupdate.rcu_normal_after_boot=0 rcupdate.rcu_expedited=1"
 fi
@@ -130,7 +136,7 @@ fi
 echo "vm: booting $kver with modules: ${order[*]##*/}" >&2
 status=0
 timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -nic none \
-	-m 512M -kernel "$vmlinuz" -initrd "$out/initramfs.gz" -append "$append" \
+	-m "$memory" -kernel "$vmlinuz" -initrd "$out/initramfs.gz" -append "$append" \
 	-nographic -no-reboot </dev/null >"$out/console.log" 2>&1 || status=$?
 cat "$out/console.log"
 if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then

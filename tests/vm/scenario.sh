@@ -48,6 +48,27 @@ agent_apply() {
 	return $rc
 }
 
+# The daemon holding the peers just applied, in cache-only mode (this VM has no
+# coordinator): its memory once its first pass is done ("Ready") and $1 seconds of
+# monitor reads have passed. VmHWM covers the first pass's read of the interface.
+daemon_memory() {
+	wgfleet-agent --config $CONF run --foreground 2>daemon.err &
+	pid=$!
+	i=0
+	while ! grep -q 'msg=Ready' daemon.err && [ "$i" -lt 1200 ]; do
+		sleep 0.5
+		i=$((i + 1))
+	done
+	grep -q 'msg=Ready' daemon.err || { kill $pid; cat daemon.err; return 1; }
+	ready_s=$((i / 2))
+	sleep "$1"
+	hwm=$(awk '/^VmHWM:/ { print $2 }' /proc/$pid/status)
+	rss=$(awk '/^VmRSS:/ { print $2 }' /proc/$pid/status)
+	kill $pid
+	wait $pid
+	echo "daemon ready_s=$ready_s hwm_kib=$hwm rss_kib=$rss"
+}
+
 # What the agent set up: the key file's key, the port, the address, the link up.
 facts() {
 	echo "mode=$(stat -c %a $KEY) port=$(wg show wg0 listen-port)" \
@@ -129,6 +150,8 @@ if [ "$n" -gt 0 ]; then
 		round=$((round + 1))
 		step bench-apply-$round agent_apply big.json
 		step bench-check-$round $V check wg0 big.peers
+		[ "$round" = 1 ] && [ "${WGF_BENCH_DAEMON:-0}" -gt 0 ] &&
+			step bench-daemon daemon_memory "$WGF_BENCH_DAEMON"
 		step bench-apply-unchanged-$round agent_apply big.json
 		step bench-syncconf-unchanged-$round $V time wg syncconf wg0 setconf.conf
 		step bench-remove-$round agent_apply empty.json

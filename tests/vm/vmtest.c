@@ -120,7 +120,7 @@ static void gen_peer(struct gen_files *g, const char *variant, unsigned i)
 	wgf_key_to_base64(b64, key);
 	snprintf(v4, sizeof(v4), "10.%u.%u.%u/32", net + i / 65536, (i / 256) % 256, i % 256);
 	if (i % 10 == 0)
-		snprintf(v6, sizeof(v6), "fd00:%x::%x/128", net, i);
+		snprintf(v6, sizeof(v6), "fd00:%x::%x:%x/128", net, i >> 16, i & 0xffff);
 	fprintf(g->peers, "%s %s%s%s %u\n", b64, v4, v6[0] ? "," : "", v6, ka);
 	fprintf(g->json, "%s\n{\"public_key\": \"%s\", \"allowed_ips\": [\"%s\"%s%s%s]",
 	        g->first ? "" : ",", b64, v4, v6[0] ? ", \"" : "", v6, v6[0] ? "\"" : "");
