@@ -1,15 +1,16 @@
 -- SPDX-License-Identifier: MIT
 -- Copyright (c) 2026 The wgfleet authors
 --
--- 0022_hot_path_plans: the LANGUAGE sql functions that every key change calls are
--- PL/pgSQL now. Each of them pins its search_path (wgf_pin_search_paths), so none can
--- be inlined, and PostgreSQL 15 parses and plans a LANGUAGE sql body again in every
+-- 0022_hot_path_plans: the LANGUAGE sql functions that every key change calls
+-- (wgf_webhook_heard, wgf_changes_after, wgf_peer_ip, wgf_cluster_generation) are
+-- PL/pgSQL now. Each pins its search_path (wgf_pin_search_paths), so none can be
+-- inlined, and PostgreSQL 15 parses and plans a LANGUAGE sql body again in every
 -- transaction that calls it; PL/pgSQL keeps its plans for the session. Measured with
 -- pg_stat_statements (track = all, track_planning) during propagation.py: planning
 -- wgf_changes_after's body took 0.44 ms a call and wgf_webhook_heard's 0.19 ms (twice
 -- a change, from the audit trigger). The bodies and answers are 0007's and 0018's;
--- only the language, RETURN QUERY / RETURN around the same statement, and the generic
--- plan where it is the right one changed.
+-- only the language, RETURN / RETURN QUERY around the same expression or statement,
+-- and the generic plan where it is the right one changed.
 
 -- As in 0018. Its statement has no parameter that a custom plan could use better (the
 -- webhooks table is small), so the generic plan is kept from the first call.
@@ -38,6 +39,14 @@ BEGIN
 		CASE WHEN c.op = 'upsert' THEN coalesce(r.persistent_keepalive, 0) END
 	FROM changes c JOIN routers r ON r.id = c.router_id
 	WHERE c.server_id = p_server AND c.revision > p_after ORDER BY c.revision;
+END
+$$;
+
+-- As in 0007 (once a delta's upsert, from wgf_changes_after()).
+CREATE OR REPLACE FUNCTION wgf_peer_ip(p_ip inet) RETURNS cidr
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+	RETURN set_masklen(p_ip, CASE WHEN family(p_ip) = 4 THEN 32 ELSE 128 END)::cidr;
 END
 $$;
 
