@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from apiutil import Fleet, expect
+from apiutil import Fleet, expect, fleet_factory  # noqa: F401 (fixtures)
 from conftest import PG_SH, Postgres, binary, log_messages, run
 from test_channel import Agent, add_router, router_status, start_channel
 
@@ -212,26 +212,18 @@ def test_a_restarted_database_serves_the_api_and_the_channel_again(own_pg, tmp_p
         coord.stop()
 
 
-def test_a_function_redefined_under_a_running_coordinator_answers_as_before(own_pg, tmp_path):
+def test_a_function_redefined_under_a_running_coordinator_answers_as_before(fleet_factory):
     """A prepared statement whose function now returns another type is refused by
     PostgreSQL ("cached plan must not change result type"); the call is sent again
     unnamed and answered, as it was before statements were prepared."""
-    name = own_pg.create_db()
-    conninfo = own_pg.with_db(name)
-    run([binary("wgfleet-coordinator"), "--database", conninfo, "migrate"], check=True)
-    f = Fleet(own_pg, name, conninfo, tmp_path)
-    f.start("[database]\nconnections = 1\n")  # so that the next call finds it prepared
-    try:
-        f.tenant("acme")
-        before = f.admin("GET", "/v1/tenants")
-        f.sql("ALTER FUNCTION wgf_api_list_tenants(text, bytea) "
-              "RENAME TO wgf_api_list_tenants_old; "
-              "CREATE FUNCTION wgf_api_list_tenants(p text, h bytea) RETURNS json "
-              "LANGUAGE sql AS 'SELECT wgf_api_list_tenants_old(p, h)::json'")
-        for _ in range(2):  # the retry, then the statement sent unnamed
-            assert f.admin("GET", "/v1/tenants") == before
-        f.tenant("globex")
-        assert [t["slug"] for t in f.admin("GET", "/v1/tenants")["items"]] == \
-            ["acme", "globex"]
-    finally:
-        f.stop()
+    f = fleet_factory("[database]\nconnections = 1\n")  # the next call finds it prepared
+    f.tenant("acme")
+    before = f.admin("GET", "/v1/tenants")
+    f.sql("ALTER FUNCTION wgf_api_list_tenants(text, bytea) "
+          "RENAME TO wgf_api_list_tenants_old; "
+          "CREATE FUNCTION wgf_api_list_tenants(p text, h bytea) RETURNS json "
+          "LANGUAGE sql AS 'SELECT wgf_api_list_tenants_old(p, h)::json'")
+    for _ in range(2):  # the retry, then the statement sent unnamed
+        assert f.admin("GET", "/v1/tenants") == before
+    f.tenant("globex")
+    assert [t["slug"] for t in f.admin("GET", "/v1/tenants")["items"]] == ["acme", "globex"]
