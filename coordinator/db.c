@@ -18,6 +18,14 @@
 #define BACKOFF_MAX_MS   5000
 #define DEADLINE_TICK_MS 100
 
+/* Distinct statement texts a pool prepares (the coordinator has fewer than 64); any
+ * beyond are sent unnamed. */
+#define STMTS_MAX 128
+
+/* "feature_not_supported", which a prepared statement raises when the result type of
+ * what it calls changed since it was prepared. */
+#define SQLSTATE_PLAN_CHANGED "0A000"
+
 enum conn_state {
 	CONN_DOWN,       /* no socket; the retry timer may be armed */
 	CONN_CONNECTING, /* PQconnectPoll in progress */
@@ -26,9 +34,25 @@ enum conn_state {
 	CONN_CLOSING, /* waiting for the poll handle's close callback */
 };
 
+/* Where a statement stands on one connection. */
+enum stmt_state {
+	STMT_NEW,     /* not prepared on this connection yet */
+	STMT_READY,   /* prepared: runs with PQsendQueryPrepared */
+	STMT_UNNAMED, /* prepared once, then refused: sent unnamed from now on */
+};
+
+/* What a busy connection waits for. */
+enum conn_phase {
+	PHASE_QUERY,    /* the job's result */
+	PHASE_PREPARE,  /* PQsendPrepare's result; the job's execution follows */
+	PHASE_PREPARED, /* the job's result, from its prepared statement */
+};
+
 struct db_job {
 	struct db_job *next;
 	const char *sql; /* borrowed: callers pass string literals */
+	int stmt;        /* index in db->stmts, or -1: sent unnamed */
+	bool retried;    /* sent unnamed again after its prepared statement was refused */
 	int n;
 	char *params[DB_PARAMS_MAX]; /* owned */
 	uint64_t deadline_ms;
@@ -45,8 +69,16 @@ struct db_conn {
 	uv_timer_t retry;
 	enum conn_state state;
 	struct db_job *job;
+	enum conn_phase phase;
 	PGresult *res;
 	unsigned failures;
+	uint8_t stmt_state[STMTS_MAX]; /* enum stmt_state, by index in db->stmts */
+};
+
+/* A statement text the pool has seen, and the name it is prepared under ("wgf_<index>"). */
+struct db_stmt {
+	char *sql; /* owned */
+	uint32_t hash;
 };
 
 struct db {
@@ -67,6 +99,8 @@ struct db {
 	const char *listen_sql;
 	db_notify_cb notify;
 	void *notify_ctx;
+	struct db_stmt stmts[STMTS_MAX];
+	unsigned n_stmts;
 };
 
 static void conn_start(struct db_conn *c);
@@ -181,6 +215,8 @@ static unsigned backoff_ms(unsigned failures)
 static void db_handle_gone(struct db *db)
 {
 	if (--db->open_handles == 0 && db->closing) {
+		for (unsigned i = 0; i < db->n_stmts; i++)
+			free(db->stmts[i].sql);
 		free(db->conns);
 		free(db->conninfo);
 		free(db);
@@ -253,15 +289,41 @@ static void conn_fail(struct db_conn *c, int code)
 
 static void conn_want(struct db_conn *c, int events);
 
+/*
+ * Sends what j needs next on c: the first time this connection sees its statement, the
+ * statement's preparation (conn_read then sends the execution); after that, its
+ * execution by name. Returns 0, or 1 when libpq could not send.
+ */
+static int job_send(struct db_conn *c, const struct db_job *j)
+{
+	const char *const *params = (const char *const *)j->params;
+	enum stmt_state st = j->stmt < 0 ? STMT_UNNAMED : c->stmt_state[j->stmt];
+	char name[16];
+
+	if (j->simple) {
+		c->phase = PHASE_QUERY;
+		return !PQsendQuery(c->pg, j->sql);
+	}
+	if (st == STMT_UNNAMED) {
+		c->phase = PHASE_QUERY;
+		return !PQsendQueryParams(c->pg, j->sql, j->n, NULL, params, NULL, NULL, 0);
+	}
+	snprintf(name, sizeof(name), "wgf_%d", j->stmt);
+	if (st == STMT_NEW) {
+		c->phase = PHASE_PREPARE;
+		return !PQsendPrepare(c->pg, name, j->sql, j->n, NULL);
+	}
+	c->phase = PHASE_PREPARED;
+	return !PQsendQueryPrepared(c->pg, name, j->n, params, NULL, NULL, 0);
+}
+
 static void conn_send(struct db_conn *c, struct db_job *j)
 {
 	int r;
 
 	c->job = j;
 	c->state = CONN_BUSY;
-	if (j->simple ? !PQsendQuery(c->pg, j->sql)
-	              : !PQsendQueryParams(c->pg, j->sql, j->n, NULL,
-	                                   (const char *const *)j->params, NULL, NULL, 0)) {
+	if (job_send(c, j)) {
 		conn_fail(c, -ECONNRESET);
 		return;
 	}
@@ -270,6 +332,39 @@ static void conn_send(struct db_conn *c, struct db_job *j)
 		conn_fail(c, -ECONNRESET);
 	else
 		conn_want(c, r == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE);
+}
+
+/* Whether res is the error of a prepared statement whose result type changed since it
+ * was prepared: raised before anything ran, so the statement can be sent again. */
+static bool plan_changed(const PGresult *res)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	const char *fn = PQresultErrorField(res, PG_DIAG_SOURCE_FUNCTION);
+
+	return state && fn && strcmp(state, SQLSTATE_PLAN_CHANGED) == 0 &&
+	       strcmp(fn, "RevalidateCachedQuery") == 0;
+}
+
+/*
+ * One command of c's job ended with res. Returns true when the job goes on: its
+ * statement is now prepared and runs, or its prepared statement no longer fits what it
+ * calls and it runs unnamed, once. False when res is the job's result (a failed
+ * preparation included: its error is the statement's).
+ */
+static bool job_continue(struct db_conn *c, const PGresult *res)
+{
+	struct db_job *j = c->job;
+
+	if (c->phase == PHASE_PREPARE && res && PQresultStatus(res) == PGRES_COMMAND_OK) {
+		c->stmt_state[j->stmt] = STMT_READY;
+	} else if (c->phase == PHASE_PREPARED && !j->retried && res && plan_changed(res)) {
+		c->stmt_state[j->stmt] = STMT_UNNAMED;
+		j->retried = true;
+	} else {
+		return false;
+	}
+	conn_send(c, j);
+	return true;
 }
 
 static void conn_read(struct db_conn *c)
@@ -292,9 +387,13 @@ static void conn_read(struct db_conn *c)
 		if (!res) {
 			struct db_job *j = c->job;
 
-			/* Idle before the callback runs: it may queue the next query. */
 			res = c->res;
 			c->res = NULL;
+			if (job_continue(c, res)) {
+				PQclear(res);
+				return;
+			}
+			/* Idle before the callback runs: it may queue the next query. */
 			c->job = NULL;
 			c->state = CONN_IDLE;
 			conn_want(c, UV_READABLE);
@@ -327,6 +426,7 @@ static void conn_listen(struct db_conn *c)
 		return;
 	}
 	j->sql = c->db->listen_sql;
+	j->stmt = -1;
 	j->simple = true;
 	j->cb = on_listening;
 	j->ctx = c->db;
@@ -351,6 +451,7 @@ static void conn_connect_step(struct db_conn *c)
 			return;
 		}
 		c->failures = 0;
+		memset(c->stmt_state, STMT_NEW, sizeof(c->stmt_state)); /* a new session */
 		PQsetNoticeProcessor(c->pg, on_notice, NULL);
 		c->state = CONN_IDLE;
 		conn_up(c);
@@ -556,6 +657,22 @@ static void db_dispatch(struct db *db)
 	}
 }
 
+/* The index of sql among db's statements, added when new; -1 when the table is full. */
+static int stmt_find(struct db *db, const char *sql)
+{
+	uint32_t hash = 2166136261U; /* FNV-1a */
+
+	for (const char *p = sql; *p; p++)
+		hash = (hash ^ (uint8_t)*p) * 16777619U;
+	for (unsigned i = 0; i < db->n_stmts; i++)
+		if (db->stmts[i].hash == hash && strcmp(db->stmts[i].sql, sql) == 0)
+			return (int)i;
+	if (db->n_stmts == STMTS_MAX || !(db->stmts[db->n_stmts].sql = strdup(sql)))
+		return -1;
+	db->stmts[db->n_stmts].hash = hash;
+	return (int)db->n_stmts++;
+}
+
 int db_query(struct db *db, const char *sql, int n, const char *const *params, uint64_t deadline_ms,
              db_result_cb cb, void *ctx)
 {
@@ -573,6 +690,7 @@ int db_query(struct db *db, const char *sql, int n, const char *const *params, u
 	if (!j)
 		return -ENOMEM;
 	j->sql = sql;
+	j->stmt = stmt_find(db, sql);
 	j->deadline_ms = deadline_ms;
 	j->cb = cb;
 	j->ctx = ctx;

@@ -6,10 +6,20 @@
 
 /*
  * The coordinator never blocks on PostgreSQL. A query is queued with its parameters
- * (copied) and a callback; an idle connection sends it with PQsendQueryParams and a
- * uv_poll_t on the connection's socket drives PQflush, PQconsumeInput and
- * PQgetResult; the callback runs on the loop with the result or an error. There is
- * no locking: everything here belongs to the loop thread.
+ * (copied) and a callback; an idle connection sends it and a uv_poll_t on the
+ * connection's socket drives PQflush, PQconsumeInput and PQgetResult; the callback
+ * runs on the loop with the result or an error. There is no locking: everything here
+ * belongs to the loop thread.
+ *
+ * Statements are prepared, so PostgreSQL parses and plans each text once a session
+ * rather than at every call: the pool numbers each distinct text it is given, and a
+ * connection sends PQsendPrepare the first time it runs one, PQsendQueryPrepared
+ * after that. A new connection (after a reconnect, or on another host) starts with
+ * nothing prepared. A prepared statement refused because what it calls changed its
+ * result type since (a function redefined under a running coordinator) runs again
+ * unnamed, once, and stays unnamed on that connection; a failed preparation fails the
+ * query with its error, and the next use prepares again. Only the LISTEN statements go
+ * by the simple protocol.
  *
  * Connections are made with PQconnectStart/PQconnectPoll, also on the loop. A
  * connection that breaks fails its query with -ECONNRESET (the caller decides whether

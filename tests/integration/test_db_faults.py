@@ -2,8 +2,10 @@
 # Copyright (c) 2026 The wgfleet authors
 """The coordinator's database layer under faults, on a private cluster of its own: a
 database that is gone makes the API answer 503 at once (not after request_deadline),
-/readyz within a second, one log line when it is lost and one when it is back; and a
-multi-host conninfo, whose socket libpq changes while connecting, is followed."""
+/readyz within a second, one log line when it is lost and one when it is back; a
+multi-host conninfo, whose socket libpq changes while connecting, is followed; and the
+statements it prepares are prepared again on new connections, and survive a function
+redefined under them."""
 import os
 import shutil
 import subprocess
@@ -12,8 +14,9 @@ import time
 
 import pytest
 
-from apiutil import Fleet, expect
+from apiutil import Fleet, expect, fleet_factory  # noqa: F401 (fixtures)
 from conftest import PG_SH, Postgres, binary, log_messages, run
+from test_channel import Agent, add_router, router_status, start_channel
 
 PGBIN = "/usr/lib/postgresql/15/bin"
 
@@ -175,3 +178,52 @@ def test_a_multi_host_conninfo_follows_a_failover(tmp_path):
         run(["bash", PG_SH, "wipe", standby_dir])
         primary.stop()
         shutil.rmtree(top, ignore_errors=True)
+
+
+def test_a_restarted_database_serves_the_api_and_the_channel_again(own_pg, tmp_path):
+    """Every connection after the restart is new and has nothing prepared: the API's
+    calls and the agent's sync and report are prepared again and answered."""
+    name = own_pg.create_db()
+    conninfo = own_pg.with_db(name)
+    run([binary("wgfleet-coordinator"), "--database", conninfo, "migrate"], check=True)
+    coord = start_channel(tmp_path, conninfo)
+    try:
+        a = Agent(coord, tmp_path, "vps-a", "10.100.0.0/24")
+        first, _, _ = add_router(coord, "vps-a")
+        assert a.probe("sync", "0")[0] == "sync vps-a 1 1"
+        assert a.probe("report", "1") == ["hint vps-a 1"]
+        assert router_status(coord, first) == "vps_ready"
+        crash(own_pg)
+        own_pg.start(fast=False)
+        deadline = time.monotonic() + 20
+        while coord.request("GET", f"/v1/routers/{first}", coord.tenant_key)[0] != 200:
+            assert time.monotonic() < deadline, "the API did not come back"
+            time.sleep(0.1)
+        second, pub, _ = add_router(coord, "vps-a")
+        # The channel's pool may still be in its reconnect backoff (at most 5 s).
+        deadline = time.monotonic() + 20
+        while (lines := a.probe("sync", "1"))[0] != "sync vps-a 2 0":
+            assert time.monotonic() < deadline, lines
+            time.sleep(0.2)
+        assert [line.split()[1:4] for line in lines[1:]] == [["upsert", "2", pub]]
+        assert a.probe("report", "2") == ["hint vps-a 2"]
+        assert router_status(coord, second) == "vps_ready"
+    finally:
+        coord.stop()
+
+
+def test_a_function_redefined_under_a_running_coordinator_answers_as_before(fleet_factory):
+    """A prepared statement whose function now returns another type is refused by
+    PostgreSQL ("cached plan must not change result type"); the call is sent again
+    unnamed and answered, as it was before statements were prepared."""
+    f = fleet_factory("[database]\nconnections = 1\n")  # the next call finds it prepared
+    f.tenant("acme")
+    before = f.admin("GET", "/v1/tenants")
+    f.sql("ALTER FUNCTION wgf_api_list_tenants(text, bytea) "
+          "RENAME TO wgf_api_list_tenants_old; "
+          "CREATE FUNCTION wgf_api_list_tenants(p text, h bytea) RETURNS json "
+          "LANGUAGE sql AS 'SELECT wgf_api_list_tenants_old(p, h)::json'")
+    for _ in range(2):  # the retry, then the statement sent unnamed
+        assert f.admin("GET", "/v1/tenants") == before
+    f.tenant("globex")
+    assert [t["slug"] for t in f.admin("GET", "/v1/tenants")["items"]] == ["acme", "globex"]
