@@ -1,12 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* Copyright (c) 2026 The wgfleet authors */
-/* cache: read and write the desired-state JSON file through jansson. */
+/* cache: read (through yajl's events) and write the desired-state JSON file. */
 #include "cache.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <malloc.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <jansson.h>
+#include <yajl/yajl_parse.h>
 
 #include "body.h"
 #include "cidr.h"
@@ -46,80 +45,11 @@ static int cmp_key_peer(const void *key, const void *peer)
 	return memcmp(key, ((const struct wgf_peer *)peer)->public_key, WGF_KEY_LEN);
 }
 
-static int parse_allowed_ips(struct wgf_ip_pool *pool, struct wgf_peer *p, json_t *ips, size_t i,
-                             struct wgf_err *err)
+static int sys_error(const char *path, const char *what, struct wgf_err *err)
 {
-	size_t n = json_array_size(ips);
+	int r = -errno;
 
-	if (!json_is_array(ips))
-		return wgf_err_set(err, -EINVAL, "peers[%zu].allowed_ips: not a list", i);
-	if (n > WGF_PEER_ALLOWED_IPS_MAX)
-		return wgf_err_set(err, -E2BIG, "peers[%zu].allowed_ips: %zu entries; at most %d",
-		                   i, n, WGF_PEER_ALLOWED_IPS_MAX);
-	for (size_t k = 0; k < n; k++) {
-		json_t *s = json_array_get(ips, k);
-		struct wgf_cidr c;
-		int r;
-
-		if (!json_is_string(s))
-			return wgf_err_set(err, -EINVAL,
-			                   "peers[%zu].allowed_ips[%zu]: not a string", i, k);
-		r = wgf_cidr_parse(&c, json_string_value(s), 0, err);
-		if (r < 0) {
-			wgf_err_prefix(err, "peers[%zu].allowed_ips[%zu]: ", i, k);
-			return r;
-		}
-		if (wgf_peer_add_allowed_ip(pool, p, &c) < 0) /* bounded above */
-			return wgf_err_set(err, -ENOMEM, "out of memory");
-	}
-	return 0;
-}
-
-static int parse_peer(struct wgf_ip_pool *pool, struct wgf_peer *p, json_t *obj, size_t i,
-                      struct wgf_err *err)
-{
-	json_t *key = NULL, *ips = NULL, *keepalive = NULL, *v;
-	const char *name;
-	int r;
-
-	if (!json_is_object(obj))
-		return wgf_err_set(err, -EINVAL, "peers[%zu]: not an object", i);
-	json_object_foreach(obj, name, v)
-	{
-		if (strcmp(name, "public_key") == 0)
-			key = v;
-		else if (strcmp(name, "allowed_ips") == 0)
-			ips = v;
-		else if (strcmp(name, "persistent_keepalive") == 0)
-			keepalive = v;
-		else
-			return wgf_err_set(err, -EINVAL, "peers[%zu]: unknown field '%s'", i, name);
-	}
-	if (!key)
-		return wgf_err_set(err, -EINVAL, "peers[%zu]: public_key is missing", i);
-	if (!json_is_string(key))
-		return wgf_err_set(err, -EINVAL, "peers[%zu].public_key: not a string", i);
-	r = parse_key(p->public_key, json_string_value(key), err);
-	if (r < 0) {
-		wgf_err_prefix(err, "peers[%zu].public_key: ", i);
-		return r;
-	}
-	if (!ips)
-		return wgf_err_set(err, -EINVAL, "peers[%zu]: allowed_ips is missing", i);
-	r = parse_allowed_ips(pool, p, ips, i, err);
-	if (r < 0)
-		return r;
-	if (keepalive) {
-		if (!json_is_integer(keepalive) || json_integer_value(keepalive) < 0 ||
-		    json_integer_value(keepalive) > UINT16_MAX)
-			return wgf_err_set(err, -EINVAL,
-			                   "peers[%zu].persistent_keepalive: not a whole number of "
-			                   "seconds from 0 to 65535",
-			                   i);
-		p->persistent_keepalive = (uint16_t)json_integer_value(keepalive);
-		p->flags |= WGF_PEER_HAS_KEEPALIVE;
-	}
-	return 0;
+	return wgf_err_set(err, r, "%s: cannot %s: %s", path, what, wgf_strerror(r));
 }
 
 static int hex_digit(char c)
@@ -131,312 +61,505 @@ static int hex_digit(char c)
 	return -1;
 }
 
-static int parse_epoch(uint8_t ret[static CACHE_EPOCH_LEN], json_t *v, struct wgf_err *err)
+static int parse_epoch(uint8_t ret[static CACHE_EPOCH_LEN], const char *s, size_t len,
+                       struct wgf_err *err)
 {
-	const char *s = json_string_value(v);
-
-	if (!s || json_string_length(v) != 2 * CACHE_EPOCH_LEN)
-		return wgf_err_set(err, -EINVAL, "epoch: not %d lower-case hex digits",
-		                   2 * CACHE_EPOCH_LEN);
-	for (size_t i = 0; i < CACHE_EPOCH_LEN; i++) {
+	for (size_t i = 0; i < CACHE_EPOCH_LEN && len == 2 * CACHE_EPOCH_LEN; i++) {
 		int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
-			return wgf_err_set(err, -EINVAL, "epoch: not %d lower-case hex digits",
-			                   2 * CACHE_EPOCH_LEN);
+			break;
 		ret[i] = (uint8_t)(hi << 4 | lo);
+		if (i == CACHE_EPOCH_LEN - 1)
+			return 0;
 	}
-	return 0;
+	return wgf_err_set(err, -EINVAL, "not %d lower-case hex digits", 2 * CACHE_EPOCH_LEN);
 }
 
-static int parse_routable(struct cache_state *st, json_t *list, struct wgf_err *err)
-{
-	size_t n = json_array_size(list);
+/*
+ * ---- reading ----------------------------------------------------------------
+ *
+ * One pass over yajl's events and no tree: each value is checked and stored where it
+ * belongs as it is read, so a set of 100,000 peers costs its records and nothing more.
+ * The same reader takes a whole set and a journal record (THE JOURNAL in cache.h).
+ */
 
-	if (!json_is_array(list))
-		return wgf_err_set(err, -EINVAL, "routable: not a list");
-	if (n > CACHE_ROUTABLE_MAX)
-		return wgf_err_set(err, -E2BIG, "routable: %zu entries; at most %d", n,
-		                   CACHE_ROUTABLE_MAX);
-	if (n == 0)
-		return 0;
-	st->routable = calloc(n, sizeof(*st->routable));
-	if (!st->routable)
-		return wgf_err_set(err, -ENOMEM, "out of memory");
-	for (size_t k = 0; k < n; k++) {
-		json_t *s = json_array_get(list, k);
-		int r;
+/* Where the next value goes; for a list or an object, also what is being read. */
+enum slot {
+	S_TOP,  /* the document */
+	S_ROOT, /* its object: a set or a record */
+	S_REVISION,
+	S_EPOCH,
+	S_ROUTABLE,
+	S_NET,   /* an element of routable */
+	S_PEERS, /* a set's "peers", a record's "upsert" */
+	S_PEER,
+	S_KEY, /* a peer's fields */
+	S_IPS,
+	S_IP, /* an element of allowed_ips */
+	S_KEEPALIVE,
+	S_REMOVE, /* a record's removed keys */
+	S_REMOVED,
+	S_END, /* no value goes here */
+};
 
-		if (!json_is_string(s))
-			return wgf_err_set(err, -EINVAL, "routable[%zu]: not a string", k);
-		r = wgf_cidr_parse(&st->routable[k], json_string_value(s), 0, err);
-		if (r < 0) {
-			wgf_err_prefix(err, "routable[%zu]: ", k);
-			return r;
-		}
-		st->n_routable++;
-	}
-	return 0;
-}
+enum kind { K_NONE, K_OTHER, K_INT, K_DOUBLE, K_STRING, K_MAP, K_LIST };
 
-static int parse_root(json_t *root, struct cache_state *st, struct wgf_err *err)
-{
-	json_t *revision = NULL, *epoch = NULL, *routable = NULL, *peers = NULL, *v;
+/* What a value in each slot must be, what the message says it is not, what it is named. */
+static const struct {
+	enum kind kind;
+	const char *not_a;
 	const char *name;
-	size_t n;
-	int r;
+} slots[] = {
+        [S_TOP] = {K_MAP, "not a JSON object", NULL},
+        [S_REVISION] = {K_INT, "not a whole number from 0 up", "revision"},
+        [S_EPOCH] = {K_STRING, "not 32 lower-case hex digits", "epoch"},
+        [S_ROUTABLE] = {K_LIST, "not a list", "routable"},
+        [S_NET] = {K_STRING, "not a string", NULL},
+        [S_PEERS] = {K_LIST, "not a list", NULL},
+        [S_PEER] = {K_MAP, "not an object", NULL},
+        [S_KEY] = {K_STRING, "not a string", "public_key"},
+        [S_IPS] = {K_LIST, "not a list", "allowed_ips"},
+        [S_IP] = {K_STRING, "not a string", NULL},
+        [S_KEEPALIVE] = {K_INT, "not a whole number of seconds from 0 to 65535",
+                         "persistent_keepalive"},
+        [S_REMOVE] = {K_LIST, "not a list", "remove"},
+        [S_REMOVED] = {K_STRING, "not a key", NULL},
+        [S_END] = {K_NONE, "unexpected", NULL},
+};
 
-	if (!json_is_object(root))
-		return wgf_err_set(err, -EINVAL, "not a JSON object");
-	json_object_foreach(root, name, v)
-	{
-		if (strcmp(name, "revision") == 0)
-			revision = v;
-		else if (strcmp(name, "epoch") == 0)
-			epoch = v;
-		else if (strcmp(name, "routable") == 0)
-			routable = v;
-		else if (strcmp(name, "peers") == 0)
-			peers = v;
-		else
-			return wgf_err_set(err, -EINVAL, "unknown field '%s'", name);
+/* The fields of an object; required ones first is not needed, each has a bit. */
+struct field {
+	const char *name;
+	enum slot slot;
+	bool required;
+};
+
+static const struct field set_fields[] = {
+        {"revision", S_REVISION, true}, {"epoch", S_EPOCH, false}, {"routable", S_ROUTABLE, false},
+        {"peers", S_PEERS, true},       {NULL, S_END, false},
+};
+static const struct field record_fields[] = {
+        {"revision", S_REVISION, true}, {"epoch", S_EPOCH, false},  {"routable", S_ROUTABLE, false},
+        {"upsert", S_PEERS, true},      {"remove", S_REMOVE, true}, {NULL, S_END, false},
+};
+static const struct field peer_fields[] = {
+        {"public_key", S_KEY, true},
+        {"allowed_ips", S_IPS, true},
+        {"persistent_keepalive", S_KEEPALIVE, false},
+        {NULL, S_END, false},
+};
+
+struct reader {
+	yajl_handle h;
+	const struct field *root_fields; /* set_fields or record_fields */
+	const char *list;                /* "peers" or "upsert", for messages */
+	enum slot in;                    /* the list or object being read */
+	enum slot next;                  /* where the next value goes */
+	unsigned root_seen, peer_seen;   /* fields seen: bit i for field i */
+	struct cache_state st;           /* a record's upserts are st.peers */
+	size_t peers_cap, routable_cap;
+	uint8_t (*removed)[WGF_KEY_LEN]; /* a record's removed keys */
+	size_t n_removed, removed_cap;
+	char *text; /* the string being read, NUL-terminated */
+	size_t text_cap;
+	size_t line, column; /* of the next byte, for yajl's messages; from 1 */
+	struct wgf_err *err;
+	int code; /* what a callback stopped with */
+};
+
+/* at's name in messages, "" at the top: "peers[3].allowed_ips[1]". */
+static const char *where(const struct reader *rd, enum slot at, char *buf, size_t size)
+{
+	switch (at) {
+	case S_NET:
+		snprintf(buf, size, "routable[%zu]", rd->st.n_routable);
+		return buf;
+	case S_REMOVED:
+		snprintf(buf, size, "remove[%zu]", rd->n_removed);
+		return buf;
+	case S_PEERS:
+		return rd->list;
+	case S_PEER:
+		snprintf(buf, size, "%s[%zu]", rd->list, rd->st.n_peers);
+		return buf;
+	case S_KEY:
+	case S_IPS:
+	case S_KEEPALIVE:
+		snprintf(buf, size, "%s[%zu].%s", rd->list, rd->st.n_peers, slots[at].name);
+		return buf;
+	case S_IP:
+		snprintf(buf, size, "%s[%zu].allowed_ips[%u]", rd->list, rd->st.n_peers,
+		         rd->st.peers[rd->st.n_peers].n_allowed_ips);
+		return buf;
+	default:
+		return slots[at].name ? slots[at].name : "";
 	}
-	if (!revision)
-		return wgf_err_set(err, -EINVAL, "revision is missing");
-	if (!json_is_integer(revision) || json_integer_value(revision) < 0)
-		return wgf_err_set(err, -EINVAL, "revision: not a whole number from 0 up");
-	st->revision = (uint64_t)json_integer_value(revision);
-	r = epoch ? parse_epoch(st->epoch, epoch, err) : 0;
-	if (r == 0 && routable)
-		r = parse_routable(st, routable, err);
-	if (r < 0)
-		return r;
-	if (!peers)
-		return wgf_err_set(err, -EINVAL, "peers is missing");
-	if (!json_is_array(peers))
-		return wgf_err_set(err, -EINVAL, "peers: not a list");
-	n = json_array_size(peers);
-	if (n > WGF_DEVICE_PEERS_MAX)
-		return wgf_err_set(err, -E2BIG, "peers: %zu entries; at most %d", n,
-		                   WGF_DEVICE_PEERS_MAX);
-	st->peers = calloc(n ? n : 1, sizeof(*st->peers));
-	if (!st->peers)
-		return wgf_err_set(err, -ENOMEM, "out of memory");
-	for (size_t i = 0; i < n; i++) {
-		r = parse_peer(&st->ips, &st->peers[i], json_array_get(peers, i), i, err);
-		if (r < 0)
-			return r;
-		st->n_peers++;
-		/*
-		 * Each peer's subtree goes as soon as it is read, and the pages it held are
-		 * handed back every 1,024 peers: otherwise the whole tree (about 700 bytes a
-		 * peer in jansson) and the whole array (300) would be resident at once, which
-		 * is the agent's peak with 10,000 peers.
-		 */
-		json_array_set_new(peers, i, json_null());
-		if (i % 1024 == 1023)
-			(void)malloc_trim(0);
-	}
+}
+
+/* Stops the parse with r, err's message put after at's name. yajl's "cancel". */
+static int fail(struct reader *rd, enum slot at, int r)
+{
+	char buf[96];
+	const char *name = where(rd, at, buf, sizeof(buf));
+
+	if (*name)
+		wgf_err_prefix(rd->err, "%s: ", name);
+	rd->code = r;
 	return 0;
 }
 
-/* Turns jansson's result (root may be NULL) into a state; takes the reference to root. */
-static int from_json(const char *name, json_t *root, const json_error_t *jerr,
+static int failf(struct reader *rd, enum slot at, int r, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+static int failf(struct reader *rd, enum slot at, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)wgf_err_setv(rd->err, r, fmt, ap);
+	va_end(ap);
+	return fail(rd, at, r);
+}
+
+/* Room for element n of *v, whose capacity is *cap; doubling. -ENOMEM. */
+static int grow(void **v, size_t n, size_t *cap, size_t size)
+{
+	size_t c = *cap ? 2 * *cap : 16;
+	void *p;
+
+	if (n < *cap)
+		return 0;
+	p = reallocarray(*v, c, size);
+	if (!p)
+		return -ENOMEM;
+	*v = p;
+	*cap = c;
+	return 0;
+}
+
+/* s as a C string in rd->text; NULL (stopped) when it holds a NUL or memory is short. */
+static const char *take_text(struct reader *rd, const unsigned char *s, size_t len)
+{
+	if (len >= rd->text_cap) {
+		char *t = realloc(rd->text, len + 64);
+
+		if (!t) {
+			failf(rd, S_END, -ENOMEM, "out of memory");
+			return NULL;
+		}
+		rd->text = t;
+		rd->text_cap = len + 64;
+	}
+	memcpy(rd->text, s, len);
+	rd->text[len] = '\0';
+	if (memchr(s, '\0', len)) {
+		failf(rd, rd->next, -EINVAL, "holds a NUL character");
+		return NULL;
+	}
+	return rd->text;
+}
+
+/* Whether a value of this kind may go where the next one goes; stops the parse if not. */
+static bool admit(struct reader *rd, enum kind kind, long long v)
+{
+	enum slot at = rd->next;
+	bool ok = kind == slots[at].kind;
+
+	if (ok && at == S_REVISION)
+		ok = v >= 0;
+	else if (ok && at == S_KEEPALIVE)
+		ok = v >= 0 && v <= UINT16_MAX;
+	if (!ok)
+		failf(rd, at, -EINVAL, "%s", slots[at].not_a);
+	return ok;
+}
+
+static int on_other(void *ctx)
+{
+	(void)admit(ctx, K_OTHER, 0);
+	return 0;
+}
+
+static int on_bool(void *ctx, int v)
+{
+	(void)v;
+	return on_other(ctx);
+}
+
+static int on_double(void *ctx, double v)
+{
+	(void)v;
+	(void)admit(ctx, K_DOUBLE, 0);
+	return 0;
+}
+
+static int on_integer(void *ctx, long long v)
+{
+	struct reader *rd = ctx;
+
+	if (!admit(rd, K_INT, v))
+		return 0;
+	if (rd->next == S_REVISION) {
+		rd->st.revision = (uint64_t)v;
+	} else {
+		rd->st.peers[rd->st.n_peers].persistent_keepalive = (uint16_t)v;
+		rd->st.peers[rd->st.n_peers].flags |= WGF_PEER_HAS_KEEPALIVE;
+	}
+	return 1;
+}
+
+/* Checks a list's length before its element n is read. */
+static bool room_for(struct reader *rd, size_t n, size_t max)
+{
+	if (n < max)
+		return true;
+	failf(rd, rd->in, -E2BIG, "more than %zu entries", max);
+	return false;
+}
+
+static int on_string(void *ctx, const unsigned char *s, size_t len)
+{
+	struct reader *rd = ctx;
+	struct wgf_peer *p = rd->st.peers ? &rd->st.peers[rd->st.n_peers] : NULL;
+	const char *text;
+	struct wgf_cidr c;
+	int r = 0;
+
+	if (!admit(rd, K_STRING, 0) || !(text = take_text(rd, s, len)))
+		return 0;
+	switch (rd->next) {
+	case S_EPOCH:
+		r = parse_epoch(rd->st.epoch, text, len, rd->err);
+		break;
+	case S_KEY:
+		r = parse_key(p->public_key, text, rd->err);
+		break;
+	case S_NET:
+		if (!room_for(rd, rd->st.n_routable, CACHE_ROUTABLE_MAX))
+			return 0;
+		r = grow((void **)&rd->st.routable, rd->st.n_routable, &rd->routable_cap,
+		         sizeof(c));
+		if (r == 0)
+			r = wgf_cidr_parse(&rd->st.routable[rd->st.n_routable], text, 0, rd->err);
+		rd->st.n_routable += r == 0;
+		break;
+	case S_IP:
+		if (!room_for(rd, p->n_allowed_ips, WGF_PEER_ALLOWED_IPS_MAX))
+			return 0;
+		r = wgf_cidr_parse(&c, text, 0, rd->err);
+		if (r == 0 && wgf_peer_add_allowed_ip(&rd->st.ips, p, &c) < 0)
+			r = wgf_err_set(rd->err, -ENOMEM, "out of memory");
+		break;
+	default: /* S_REMOVED */
+		if (!room_for(rd, rd->n_removed, WGF_DEVICE_PEERS_MAX))
+			return 0;
+		r = grow((void **)&rd->removed, rd->n_removed, &rd->removed_cap,
+		         sizeof(*rd->removed));
+		if (r == 0)
+			r = parse_key(rd->removed[rd->n_removed], text, rd->err);
+		rd->n_removed += r == 0;
+		break;
+	}
+	return r < 0 ? fail(rd, rd->next, r) : 1;
+}
+
+/* A list or an object opens where the next value goes. */
+static int open_value(struct reader *rd, enum kind kind)
+{
+	static const enum slot element[] = {
+	        [S_ROUTABLE] = S_NET, [S_PEERS] = S_PEER, [S_IPS] = S_IP, [S_REMOVE] = S_REMOVED};
+	enum slot at = rd->next;
+
+	if (!admit(rd, kind, 0))
+		return 0;
+	if (at == S_PEER) {
+		if (!room_for(rd, rd->st.n_peers, WGF_DEVICE_PEERS_MAX))
+			return 0;
+		if (grow((void **)&rd->st.peers, rd->st.n_peers, &rd->peers_cap,
+		         sizeof(*rd->st.peers)) < 0)
+			return failf(rd, S_END, -ENOMEM, "out of memory");
+		memset(&rd->st.peers[rd->st.n_peers], 0, sizeof(*rd->st.peers));
+		rd->peer_seen = 0;
+	}
+	rd->in = at == S_TOP ? S_ROOT : at;
+	rd->next = kind == K_LIST ? element[at] : S_END;
+	return 1;
+}
+
+static int on_start_map(void *ctx)
+{
+	return open_value(ctx, K_MAP);
+}
+
+static int on_start_list(void *ctx)
+{
+	return open_value(ctx, K_LIST);
+}
+
+static int on_key(void *ctx, const unsigned char *s, size_t len)
+{
+	struct reader *rd = ctx;
+	bool root = rd->in == S_ROOT;
+	const struct field *f = root ? rd->root_fields : peer_fields;
+	unsigned *seen = root ? &rd->root_seen : &rd->peer_seen;
+	size_t i = 0;
+
+	while (f[i].name && (strlen(f[i].name) != len || memcmp(f[i].name, s, len) != 0))
+		i++;
+	if (!f[i].name)
+		return failf(rd, rd->in, -EINVAL, "unknown field '%.*s'",
+		             (int)(len < 64 ? len : 64), (const char *)s);
+	if (*seen & 1U << i)
+		return failf(rd, rd->in, -EINVAL, "%s given twice", f[i].name);
+	*seen |= 1U << i;
+	rd->next = f[i].slot;
+	return 1;
+}
+
+static int on_end_map(void *ctx)
+{
+	struct reader *rd = ctx;
+	bool root = rd->in == S_ROOT;
+	const struct field *f = root ? rd->root_fields : peer_fields;
+	unsigned seen = root ? rd->root_seen : rd->peer_seen;
+
+	for (size_t i = 0; f[i].name; i++)
+		if (f[i].required && !(seen & 1U << i))
+			return failf(rd, rd->in, -EINVAL, "%s is missing", f[i].name);
+	if (root) {
+		rd->in = rd->next = S_END;
+		return 1;
+	}
+	rd->st.n_peers++;
+	rd->in = S_PEERS;
+	rd->next = S_PEER;
+	return 1;
+}
+
+static int on_end_list(void *ctx)
+{
+	struct reader *rd = ctx;
+
+	rd->in = rd->in == S_IPS ? S_PEER : S_ROOT;
+	rd->next = S_END;
+	return 1;
+}
+
+static const yajl_callbacks callbacks = {
+        .yajl_null = on_other,
+        .yajl_boolean = on_bool,
+        .yajl_integer = on_integer,
+        .yajl_double = on_double,
+        .yajl_string = on_string,
+        .yajl_start_map = on_start_map,
+        .yajl_map_key = on_key,
+        .yajl_end_map = on_end_map,
+        .yajl_start_array = on_start_list,
+        .yajl_end_array = on_end_list,
+};
+
+/* A reader of a whole set (record false) or of one journal record. -ENOMEM. */
+static int reader_init(struct reader *rd, bool record, struct wgf_err *err)
+{
+	memset(rd, 0, sizeof(*rd));
+	rd->root_fields = record ? record_fields : set_fields;
+	rd->list = record ? "upsert" : "peers";
+	rd->line = rd->column = 1;
+	rd->err = err;
+	rd->h = yajl_alloc(&callbacks, NULL, rd);
+	return rd->h ? 0 : wgf_err_set(err, -ENOMEM, "out of memory");
+}
+
+static void reader_fini(struct reader *rd)
+{
+	if (rd->h)
+		yajl_free(rd->h);
+	cache_state_fini(&rd->st);
+	free(rd->removed);
+	free(rd->text);
+	memset(rd, 0, sizeof(*rd));
+}
+
+/* Moves the line and column past n bytes of buf. */
+static void advance(struct reader *rd, const unsigned char *buf, size_t n)
+{
+	const unsigned char *end = buf + n, *nl;
+
+	while ((nl = memchr(buf, '\n', (size_t)(end - buf)))) {
+		rd->line++;
+		rd->column = 1;
+		buf = nl + 1;
+	}
+	rd->column += (size_t)(end - buf);
+}
+
+/* Feeds n more bytes of the text (n == 0: its end). name is for messages. */
+static int reader_feed(struct reader *rd, const char *name, const void *buf, size_t n)
+{
+	yajl_status s = n ? yajl_parse(rd->h, buf, n) : yajl_complete_parse(rd->h);
+	unsigned char *msg;
+	size_t len;
+
+	if (s == yajl_status_ok) {
+		advance(rd, buf, n);
+		return 0;
+	}
+	if (s == yajl_status_client_canceled) {
+		wgf_err_prefix(rd->err, "%s: ", name);
+		return rd->code;
+	}
+	/* yajl has consumed the token it refused: point at its last byte. */
+	len = n ? yajl_get_bytes_consumed(rd->h) : 0;
+	advance(rd, buf, len ? len - 1 : 0);
+	msg = yajl_get_error(rd->h, 0, NULL, 0);
+	len = msg ? strcspn((const char *)msg, "\n") : 0;
+	wgf_err_set(rd->err, -EINVAL, "%s:%zu:%zu: %.*s", name, rd->line, rd->column, (int)len,
+	            msg ? (const char *)msg : "");
+	yajl_free_error(rd->h, msg);
+	return -EINVAL;
+}
+
+/* The set read, moved to *ret with its peers array cut to size. */
+static void reader_take_set(struct reader *rd, struct cache_state *ret)
+{
+	struct wgf_peer *fit = realloc(rd->st.peers, (rd->st.n_peers + 1) * sizeof(*fit));
+
+	if (fit)
+		rd->st.peers = fit;
+	*ret = rd->st;
+	memset(&rd->st, 0, sizeof(rd->st));
+}
+
+/* Reads a whole set from text. *ret is written only on success. */
+static int parse_set(const char *name, const void *text, size_t len, FILE *f,
                      struct cache_state *ret, struct wgf_err *err)
 {
-	struct cache_state st = {0};
-	int r;
+	char buf[65536];
+	struct reader rd;
+	size_t n;
+	int r = reader_init(&rd, false, err);
 
-	if (!root)
-		return wgf_err_set(err, -EINVAL, "%s:%d:%d: %s", name, jerr->line, jerr->column,
-		                   jerr->text);
-	r = parse_root(root, &st, err);
-	json_decref(root);
-	if (r < 0) {
-		wgf_err_prefix(err, "%s: ", name);
-		cache_state_fini(&st);
-		return r;
-	}
-	*ret = st;
-	return 0;
-}
-
-static int sys_error(const char *path, const char *what, struct wgf_err *err)
-{
-	int r = -errno;
-
-	return wgf_err_set(err, r, "%s: cannot %s: %s", path, what, wgf_strerror(r));
-}
-
-#define HEADER_TAIL "\"peers\":["
-
-/* Lines left in f from where it is; f is put back there. -errno. */
-static int count_lines(FILE *f, size_t *ret)
-{
-	long at = ftell(f);
-	char buf[16384];
-	size_t n = 0, got;
-
-	if (at < 0)
-		return -errno;
-	while ((got = fread(buf, 1, sizeof(buf), f)) > 0)
-		for (const char *c = buf; (c = memchr(c, '\n', got - (size_t)(c - buf))); c++)
-			n++;
-	if (ferror(f) || fseek(f, at, SEEK_SET) < 0)
-		return -EIO;
-	*ret = n + 1;
-	return 0;
-}
-
-/* One line of f without its newline, in *line (getline's buffer); -ENODATA at the end. */
-static int next_line(FILE *f, char **line, size_t *cap, size_t *ret_len)
-{
-	ssize_t n = getline(line, cap, f);
-
-	if (n < 0)
-		return ferror(f) ? -EIO : -ENODATA;
-	if (n > 0 && (*line)[n - 1] == '\n')
-		(*line)[--n] = '\0';
-	*ret_len = (size_t)n;
-	return 0;
-}
-
-/* The first line, "{...,"peers":[", as a whole object with no peers. 1: not that layout. */
-static int read_header(const char *name, char *line, size_t len, struct cache_state *st,
-                       struct wgf_err *err)
-{
-	size_t tail = strlen(HEADER_TAIL);
-	json_error_t jerr;
-	json_t *root;
-	char *text;
-	int r;
-
-	if (len < tail || memcmp(line + len - tail, HEADER_TAIL, tail) != 0)
-		return 1;
-	text = malloc(len + 3);
-	if (!text)
-		return wgf_err_set(err, -ENOMEM, "out of memory");
-	memcpy(text, line, len);
-	memcpy(text + len, "]}", 3);
-	root = json_loadb(text, len + 2, JSON_REJECT_DUPLICATES, &jerr);
-	free(text);
-	if (!root)
-		return 1;
-	r = from_json(name, root, &jerr, st, err);
-	return r;
-}
-
-/*
- * One peer line: "{...}," or, for the last peer, "{...}". *ret_last says which. 1: not a
- * line of that layout (jansson refused it); the whole file is then read as one document.
- */
-static int read_peer_line(struct cache_state *st, char *line, size_t len, bool *ret_last,
-                          struct wgf_err *err)
-{
-	json_error_t jerr;
-	json_t *obj;
-	int r;
-
-	*ret_last = len == 0 || line[len - 1] != ',';
-	obj = json_loadb(line, *ret_last ? len : len - 1, JSON_REJECT_DUPLICATES, &jerr);
-	if (!obj)
-		return 1;
-	r = parse_peer(&st->ips, &st->peers[st->n_peers], obj, st->n_peers, err);
-	json_decref(obj);
+	if (r == 0 && len)
+		r = reader_feed(&rd, name, text, len);
+	while (r == 0 && f && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+		r = reader_feed(&rd, name, buf, n);
+	if (r == 0 && f && ferror(f))
+		r = sys_error(name, "read", err);
 	if (r == 0)
-		st->n_peers++;
-	return r;
-}
-
-/*
- * Reads f in the layout cache_format() writes: the header alone on the first line, one
- * peer a line, "]}" alone on the last. Each line is parsed by itself, so the whole set is
- * never one JSON tree (which costs about 700 bytes a peer). 0 with *ret filled; 1 when f
- * is laid out some other way (then f is where it was, and nothing is kept); <0 with err.
- */
-static int load_lines(FILE *f, const char *name, struct cache_state *ret, struct wgf_err *err)
-{
-	struct cache_state st = {0};
-	size_t n_lines = 0, cap = 0, len = 0;
-	bool last = false, closed = false;
-	char *line = NULL;
-	int r;
-
-	r = count_lines(f, &n_lines);
-	if (r < 0)
-		return wgf_err_set(err, r, "%s: cannot read: %s", name, wgf_strerror(r));
-	r = next_line(f, &line, &cap, &len);
+		r = reader_feed(&rd, name, NULL, 0);
 	if (r == 0)
-		r = read_header(name, line, len, &st, err);
-	if (r != 0)
-		goto out;
-	if (n_lines > WGF_DEVICE_PEERS_MAX + 3) {
-		r = 1; /* more lines than a set may have peers: let the whole read say so */
-		goto out;
-	}
-	free(st.peers);
-	st.peers = calloc(n_lines, sizeof(*st.peers));
-	if (!st.peers) {
-		r = wgf_err_set(err, -ENOMEM, "out of memory");
-		goto out;
-	}
-	while (r == 0 && (r = next_line(f, &line, &cap, &len)) == 0) {
-		if (closed)
-			r = len == 0 ? 0 : 1; /* nothing but the final newline after "]}" */
-		else if (len == 2 && memcmp(line, "]}", 2) == 0 && (last || st.n_peers == 0))
-			closed = true;
-		else if (last || st.n_peers >= WGF_DEVICE_PEERS_MAX)
-			r = 1;
-		else
-			r = read_peer_line(&st, line, len, &last, err);
-	}
-	if (r == -ENODATA)
-		r = closed ? 0 : 1;
-	if (r < 0 && r != -EIO)
-		wgf_err_prefix(err, "%s: ", name);
-	else if (r == -EIO)
-		wgf_err_set(err, r, "%s: cannot read: %s", name, wgf_strerror(r));
-out:
-	free(line);
-	if (r != 0) {
-		cache_state_fini(&st);
-		if (r == 1 && fseek(f, 0, SEEK_SET) < 0)
-			r = wgf_err_set(err, -EIO, "%s: cannot read: %s", name, wgf_strerror(-EIO));
-		return r;
-	}
-	*ret = st;
-	return 0;
-}
-
-/* f from its start: line by line when it has the layout we write, else whole. */
-static int load_file(FILE *f, const char *name, struct cache_state *ret, struct wgf_err *err)
-{
-	json_error_t jerr;
-	int r = load_lines(f, name, ret, err);
-
-	if (r != 1)
-		return r;
-	return from_json(name, json_loadf(f, JSON_REJECT_DUPLICATES, &jerr), &jerr, ret, err);
+		reader_take_set(&rd, ret);
+	reader_fini(&rd);
+	return r;
 }
 
 int cache_parse(const char *name, const char *text, size_t len, struct cache_state *ret,
                 struct wgf_err *err)
 {
-	json_error_t jerr;
-	FILE *f;
-	int r;
-
 	if (len > CACHE_FILE_MAX)
 		return wgf_err_set(err, -EFBIG, "%s: larger than %zu bytes", name, CACHE_FILE_MAX);
-	if (len == 0)
-		return from_json(name, json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr), &jerr,
-		                 ret, err);
-	f = fmemopen((void *)text, len, "r");
-	if (!f)
-		return sys_error(name, "read", err);
-	r = load_file(f, name, ret, err);
-	fclose(f);
-	return r;
+	return parse_set(name, text, len, NULL, ret, err);
 }
 
 /*
@@ -468,7 +591,7 @@ int cache_load(const char *path, struct cache_state *ret, struct wgf_err *err)
 
 	if (r < 0)
 		return r;
-	r = load_file(f, path, ret, err);
+	r = parse_set(path, NULL, 0, f, ret, err);
 	fclose(f);
 	return r;
 }
@@ -843,64 +966,33 @@ out:
 	return r;
 }
 
-/* "remove": ["<base64>", ...] as changes at r->changes + r->n_changes. */
-static int parse_removals(struct wgf_sync_reply *r, json_t *list, struct wgf_err *err)
+/* The record rd read, as deltas in r (zeroed): its upserts, then its removals. -ENOMEM. */
+static int take_record(struct reader *rd, struct wgf_sync_reply *r)
 {
-	size_t k;
-	json_t *v;
+	size_t n_up = rd->st.n_peers;
 
-	json_array_foreach(list, k, v)
-	{
-		struct wgf_change *c = &r->changes[r->n_changes];
-
-		memset(c, 0, sizeof(*c));
-		c->op = WGF_CHANGE_REMOVE;
-		if (!json_is_string(v) || parse_key(c->peer.public_key, json_string_value(v), err))
-			return wgf_err_set(err, -EINVAL, "remove[%zu]: not a key", k);
-		r->n_changes++;
-	}
-	return 0;
-}
-
-/* A journal line as deltas (revision, epoch, routable, changes), in r (zeroed first). */
-static int parse_record(json_t *obj, struct wgf_sync_reply *r, struct wgf_err *err)
-{
-	json_t *rev = json_object_get(obj, "revision"), *epoch = json_object_get(obj, "epoch");
-	json_t *routable = json_object_get(obj, "routable"), *up = json_object_get(obj, "upsert");
-	json_t *rm = json_object_get(obj, "remove");
-	struct cache_state nets = {0};
-	size_t k;
-	json_t *v;
-	int e;
-
-	if (!json_is_integer(rev) || json_integer_value(rev) < 0 || !json_is_array(up) ||
-	    !json_is_array(rm) || json_object_size(obj) != 3u + !!epoch + !!routable)
-		return wgf_err_set(err, -EINVAL, "not a journal record");
-	r->revision = (uint64_t)json_integer_value(rev);
-	e = epoch ? parse_epoch(r->epoch, epoch, err) : 0;
-	if (e == 0 && routable)
-		e = parse_routable(&nets, routable, err);
-	r->routable = nets.routable;
-	r->n_routable = nets.n_routable;
-	if (e < 0)
-		return e;
-	if (json_array_size(up) + json_array_size(rm) > WGF_DEVICE_PEERS_MAX)
-		return wgf_err_set(err, -E2BIG, "too many changes");
-	r->changes = calloc(json_array_size(up) + json_array_size(rm) + 1, sizeof(*r->changes));
+	memset(r, 0, sizeof(*r));
+	r->changes = calloc(n_up + rd->n_removed + 1, sizeof(*r->changes));
 	if (!r->changes)
-		return wgf_err_set(err, -ENOMEM, "out of memory");
-	json_array_foreach(up, k, v)
-	{
-		struct wgf_change *c = &r->changes[r->n_changes];
-
-		memset(c, 0, sizeof(*c));
-		c->op = WGF_CHANGE_UPSERT;
-		e = parse_peer(&r->ips, &c->peer, v, k, err);
-		if (e < 0)
-			return e;
-		r->n_changes++;
+		return -ENOMEM;
+	for (size_t i = 0; i < n_up; i++) {
+		r->changes[i].op = WGF_CHANGE_UPSERT;
+		r->changes[i].peer = rd->st.peers[i];
 	}
-	return parse_removals(r, rm, err);
+	for (size_t i = 0; i < rd->n_removed; i++) {
+		r->changes[n_up + i].op = WGF_CHANGE_REMOVE;
+		memcpy(r->changes[n_up + i].peer.public_key, rd->removed[i], WGF_KEY_LEN);
+	}
+	r->n_changes = n_up + rd->n_removed;
+	r->revision = rd->st.revision;
+	memcpy(r->epoch, rd->st.epoch, CACHE_EPOCH_LEN);
+	r->routable = rd->st.routable;
+	r->n_routable = rd->st.n_routable;
+	r->ips = rd->st.ips; /* moved: the upserts' networks */
+	rd->st.routable = NULL;
+	rd->st.n_routable = 0;
+	memset(&rd->st.ips, 0, sizeof(rd->st.ips));
+	return 0;
 }
 
 static void record_fini(struct wgf_sync_reply *r)
@@ -920,11 +1012,16 @@ static size_t replay(FILE *f, struct cache_state *st)
 
 	while ((len = getline(&line, &cap, f)) > 0 && line[len - 1] == '\n') {
 		struct wgf_sync_reply r = {0};
-		struct wgf_err err = {0};
-		json_t *obj = json_loadb(line, (size_t)len - 1, JSON_REJECT_DUPLICATES, NULL);
-		int e = obj ? parse_record(obj, &r, &err) : -EINVAL;
+		struct reader rd;
+		int e = reader_init(&rd, true, NULL);
 
-		json_decref(obj);
+		if (e == 0 && len > 1)
+			e = reader_feed(&rd, "", line, (size_t)len - 1);
+		if (e == 0)
+			e = reader_feed(&rd, "", NULL, 0);
+		if (e == 0)
+			e = take_record(&rd, &r);
+		reader_fini(&rd);
 		if (e == 0 && memcmp(r.epoch, st->epoch, CACHE_EPOCH_LEN) == 0 &&
 		    r.revision > st->revision) {
 			e = cache_state_apply(st, &r);

@@ -30,13 +30,13 @@
  * Only the form of a key is checked here: a well-formed key that cannot be a peer
  * (all zeros, low order) is refused by the sync engine for that peer alone.
  *
- * JSON goes through jansson. The writer puts the header (everything but the peers)
- * alone on the first line, ending in "peers":[, then one peer a line, then ]} alone;
- * the reader takes a file in that layout a line at a time, each line parsed by jansson
- * by itself, so neither loading nor saving 10,000 peers ever holds them as one JSON
- * tree. A file laid out any other way (written by hand for `apply`, pretty-printed) is
- * read whole, with the same checks and messages. The file is replaced atomically
- * (wgf_fs_write_atomic, mode 0600).
+ * JSON is read with yajl's event parser, in one pass and without a tree: each value is
+ * checked and stored as it arrives, so loading 100,000 peers holds their records and a
+ * 64 KiB buffer, whatever the file's layout (written by us, by hand for `apply`,
+ * pretty-printed). A syntax error is named at its line and column; any other error at
+ * its place ("peers[3].allowed_ips[1]: ..."). The writer puts the header (everything but
+ * the peers) alone on the first line, ending in "peers":[, then one peer a line, then ]}
+ * alone. The file is replaced atomically (wgf_fs_write_atomic, mode 0600).
  *
  * The reconciler writes a new desired set here before it applies it, so a crash in the
  * middle of an apply restarts from the newest set and never from an older one; deltas

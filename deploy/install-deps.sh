@@ -16,7 +16,7 @@ pkgs=(
 	build-essential meson ninja-build pkg-config clang clang-format clang-tidy
 	# libraries the design card fixes, plus the HTTP server, JSON, INI and unit tests
 	libnng-dev protobuf-c-compiler libprotobuf-c-dev libpq-dev libsodium-dev libmnl-dev
-	libuv1-dev libh2o-dev libssl-dev libjansson-dev libinih-dev libcmocka-dev liburiparser-dev
+	libuv1-dev libh2o-dev libssl-dev libjansson-dev libyajl-dev libinih-dev libcmocka-dev liburiparser-dev
 	libunistring-dev
 	# the operators' command line (wgfleetctl): its HTTP client, and CSV for its import
 	libcurl4-openssl-dev libcsv-dev
