@@ -365,8 +365,7 @@ int reconciler_set_desired(struct reconciler *rc, struct cache_state *st, unsign
 {
 	if (rc->has_desired && !(flags & RECONCILE_F_FORCE) && st->revision <= rc->desired.revision)
 		return 0;
-	if (st->n_peers > 1)
-		qsort(st->peers, st->n_peers, sizeof(*st->peers), wgf_peer_cmp_key);
+	wgf_sort(st->peers, st->n_peers, sizeof(*st->peers), wgf_peer_cmp_key);
 	if (flags & RECONCILE_F_BASELINE) {
 		drop_applied(rc);
 		cache_state_fini(&rc->desired);

@@ -72,7 +72,7 @@ static const struct wgf_peer **sorted_ptrs(const struct wgf_peer *peers, size_t 
 		return NULL;
 	for (size_t i = 0; i < n; i++)
 		p[i] = &peers[i];
-	qsort(p, n, sizeof(const struct wgf_peer *), cmp_peer_ptr);
+	wgf_sort(p, n, sizeof(const struct wgf_peer *), cmp_peer_ptr);
 	return p;
 }
 

@@ -357,28 +357,39 @@ int uapi_parse(const char *text, size_t len, struct wgf_device *dev, int *ret_re
 
 /* ---- formatting ------------------------------------------------------------- */
 
+/* Appends the text s (a literal) at *at. */
+#define PUT(at, s) (memcpy((at), (s), sizeof(s) - 1), (at) += sizeof(s) - 1)
+
 size_t uapi_format_peer(char out[static UAPI_PEER_TEXT_MAX], const struct wgf_peer *p,
                         enum uapi_op op)
 {
-	char hex[WGF_KEY_HEX_LEN], cidr[WGF_CIDR_STRLEN];
 	unsigned n_ips = p->n_allowed_ips;
-	int n;
+	char *at = out;
 
-	wgf_key_to_hex(hex, p->public_key);
-	if (op == UAPI_OP_REMOVE)
-		return (size_t)snprintf(out, UAPI_PEER_TEXT_MAX, "public_key=%s\nremove=true\n",
-		                        hex);
-	n = snprintf(out, UAPI_PEER_TEXT_MAX, "public_key=%s\nreplace_allowed_ips=true\n", hex);
+	/* Built by hand, not with snprintf: 10,000 peers go through here in a full apply. */
+	PUT(at, "public_key=");
+	wgf_key_to_hex(at, p->public_key);
+	at += 2 * WGF_KEY_LEN;
+	if (op == UAPI_OP_REMOVE) {
+		PUT(at, "\nremove=true\n");
+		*at = '\0';
+		return (size_t)(at - out);
+	}
+	PUT(at, "\nreplace_allowed_ips=true\n");
 	if (n_ips > WGF_PEER_ALLOWED_IPS_MAX)
 		n_ips = WGF_PEER_ALLOWED_IPS_MAX;
 	for (unsigned i = 0; i < n_ips; i++) {
-		wgf_cidr_format(&p->allowed_ips[i], cidr);
-		n += snprintf(out + n, UAPI_PEER_TEXT_MAX - (size_t)n, "allowed_ip=%s\n", cidr);
+		PUT(at, "allowed_ip=");
+		wgf_cidr_format(&p->allowed_ips[i], at);
+		at += strlen(at);
+		*at++ = '\n';
 	}
-	n += snprintf(out + n, UAPI_PEER_TEXT_MAX - (size_t)n, "persistent_keepalive_interval=%u\n",
-	              (unsigned)p->persistent_keepalive);
-	return (size_t)n;
+	at += snprintf(at, UAPI_PEER_TEXT_MAX - (size_t)(at - out),
+	               "persistent_keepalive_interval=%u\n", (unsigned)p->persistent_keepalive);
+	return (size_t)(at - out);
 }
+
+#undef PUT
 
 /* ---- the socket ------------------------------------------------------------- */
 

@@ -40,10 +40,32 @@ int wgf_addr_parse(struct wgf_addr *ret, const char *s, struct wgf_err *err)
 	return 0;
 }
 
+/* v (at most 999) in decimal at out; the end. */
+static char *put_decimal(char *out, unsigned v)
+{
+	if (v >= 100)
+		*out++ = (char)('0' + v / 100);
+	if (v >= 10)
+		*out++ = (char)('0' + v / 10 % 10);
+	*out++ = (char)('0' + v % 10);
+	return out;
+}
+
 void wgf_addr_format(const struct wgf_addr *a, char out[static WGF_ADDR_STRLEN])
 {
-	if (!inet_ntop(a->family, a->bytes, out, WGF_ADDR_STRLEN))
+	char *at = out;
+
+	/* glibc formats IPv4 through sprintf; a pass formats every network of its set. */
+	if (a->family == AF_INET) {
+		for (size_t i = 0; i < 4; i++) {
+			if (i)
+				*at++ = '.';
+			at = put_decimal(at, a->bytes[i]);
+		}
+		*at = '\0';
+	} else if (!inet_ntop(a->family, a->bytes, out, WGF_ADDR_STRLEN)) {
 		snprintf(out, WGF_ADDR_STRLEN, "?");
+	}
 }
 
 void wgf_sockaddr_format(const struct sockaddr *sa, char *out, size_t size)
@@ -144,10 +166,12 @@ int wgf_cidr_parse(struct wgf_cidr *ret, const char *s, unsigned flags, struct w
 
 void wgf_cidr_format(const struct wgf_cidr *c, char out[static WGF_CIDR_STRLEN])
 {
-	char a[WGF_ADDR_STRLEN];
+	char *at;
 
-	wgf_addr_format(&c->addr, a);
-	snprintf(out, WGF_CIDR_STRLEN, "%s/%u", a, c->prefix);
+	wgf_addr_format(&c->addr, out);
+	at = out + strlen(out);
+	*at++ = '/';
+	*put_decimal(at, c->prefix) = '\0';
 }
 
 void wgf_cidr_network(const struct wgf_cidr *c, struct wgf_cidr *ret)

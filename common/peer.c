@@ -168,3 +168,15 @@ int wgf_peer_cmp_key(const void *a, const void *b)
 
 	return memcmp(x->public_key, y->public_key, WGF_KEY_LEN);
 }
+
+void wgf_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+	const char *b = base;
+
+	for (size_t i = 1; i < n; i++) {
+		if (cmp(b + (i - 1) * size, b + i * size) > 0) {
+			qsort(base, n, size, cmp);
+			return;
+		}
+	}
+}

@@ -108,4 +108,10 @@ bool wgf_peer_config_equal(const struct wgf_peer *a, const struct wgf_peer *b);
 /* Orders peers by public key (memcmp), for sorting and binary search. */
 int wgf_peer_cmp_key(const void *a, const void *b);
 
+/*
+ * qsort(), skipped when base is in order already: a set read back from the cache (which
+ * is written sorted) costs one pass over it instead of a sort.
+ */
+void wgf_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *));
+
 #endif
