@@ -64,16 +64,17 @@ static int hex_digit(char c)
 static int parse_epoch(uint8_t ret[static CACHE_EPOCH_LEN], const char *s, size_t len,
                        struct wgf_err *err)
 {
-	for (size_t i = 0; i < CACHE_EPOCH_LEN && len == 2 * CACHE_EPOCH_LEN; i++) {
+	bool ok = len == 2 * CACHE_EPOCH_LEN;
+
+	for (size_t i = 0; ok && i < CACHE_EPOCH_LEN; i++) {
 		int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
 
-		if (hi < 0 || lo < 0)
-			break;
-		ret[i] = (uint8_t)(hi << 4 | lo);
-		if (i == CACHE_EPOCH_LEN - 1)
-			return 0;
+		ok = hi >= 0 && lo >= 0;
+		if (ok)
+			ret[i] = (uint8_t)(hi << 4 | lo);
 	}
-	return wgf_err_set(err, -EINVAL, "not %d lower-case hex digits", 2 * CACHE_EPOCH_LEN);
+	return ok ? 0
+	          : wgf_err_set(err, -EINVAL, "not %d lower-case hex digits", 2 * CACHE_EPOCH_LEN);
 }
 
 /*
@@ -128,7 +129,7 @@ static const struct {
         [S_END] = {K_NONE, "unexpected", NULL},
 };
 
-/* The fields of an object; required ones first is not needed, each has a bit. */
+/* An object's fields; field i is bit i of the reader's mask of those seen. */
 struct field {
 	const char *name;
 	enum slot slot;
@@ -484,8 +485,11 @@ static void reader_fini(struct reader *rd)
 /* Moves the line and column past n bytes of buf. */
 static void advance(struct reader *rd, const unsigned char *buf, size_t n)
 {
-	const unsigned char *end = buf + n, *nl;
+	const unsigned char *end, *nl;
 
+	if (n == 0)
+		return;
+	end = buf + n;
 	while ((nl = memchr(buf, '\n', (size_t)(end - buf)))) {
 		rd->line++;
 		rd->column = 1;
