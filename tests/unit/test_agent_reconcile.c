@@ -68,8 +68,10 @@ static int fake_get(struct backend *b, struct wgf_device *ret)
 		return -ENODEV;
 	copy.flags = f->dev.flags;
 	memcpy(copy.public_key, f->dev.public_key, WGF_KEY_LEN);
-	for (size_t i = 0; i < f->dev.n_peers; i++)
+	for (size_t i = 0; i < f->dev.n_peers; i++) {
 		*wgf_device_add_peer(&copy) = f->dev.peers[i];
+		copy.seen[i] = f->dev.seen[i];
+	}
 	*ret = copy;
 	return 0;
 }
@@ -107,8 +109,10 @@ static int fake_remove(struct backend *b, const struct wgf_peer *peers, size_t n
 	for (size_t i = 0; i < n; i++) {
 		struct wgf_peer *p = fake_find(f, peers[i].public_key);
 
-		if (p)
+		if (p) {
+			f->dev.seen[p - f->dev.peers] = f->dev.seen[f->dev.n_peers - 1];
 			*p = f->dev.peers[--f->dev.n_peers];
+		}
 	}
 	return 0;
 }
@@ -755,8 +759,9 @@ static void test_adopt_keeps_unknown_peers(void **state)
 	fake_init(&f);
 	for (uint32_t i = 0; i < 6; i++)
 		peer_of(&f.dev.ips, wgf_device_add_peer(&f.dev), i);
-	fake_must_find(&f, 5)->flags |= WGF_PEER_HAS_HANDSHAKE;
-	fake_must_find(&f, 5)->last_handshake_ms = 1234;
+	p = fake_must_find(&f, 5);
+	f.dev.seen[p - f.dev.peers].flags |= WGF_PEER_HAS_HANDSHAKE;
+	f.dev.seen[p - f.dev.peers].last_handshake_ms = 1234;
 	assert_int_equal(reconciler_new(&f.base, NULL, &rc), 0);
 	reconciler_set_adopt(rc, true);
 	/* Peer 8 wants peer 5's address. */
