@@ -717,11 +717,12 @@ out:
 	return r;
 }
 
-/* p is a peer of dev, the read it came from. */
+/* p is a peer of dev, the read it came from; without dev->seen, no handshake or endpoint. */
 static void copy_unknown(struct wgf_unknown_peer *u, const struct wgf_device *dev,
                          const struct wgf_peer *p)
 {
-	const struct wgf_peer_seen *seen = &dev->seen[p - dev->peers];
+	static const struct wgf_peer_seen none;
+	const struct wgf_peer_seen *seen = dev->seen ? &dev->seen[p - dev->peers] : &none;
 
 	memset(u, 0, sizeof(*u));
 	memcpy(u->public_key, p->public_key, WGF_KEY_LEN);

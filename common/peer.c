@@ -36,6 +36,12 @@ struct wgf_peer *wgf_device_add_peer(struct wgf_device *dev)
 	return p;
 }
 
+void wgf_device_drop_seen(struct wgf_device *dev)
+{
+	free(dev->seen);
+	dev->seen = NULL;
+}
+
 void wgf_device_fini(struct wgf_device *dev)
 {
 	free(dev->peers);

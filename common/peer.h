@@ -99,8 +99,9 @@ struct wgf_device {
 	unsigned flags; /* WGF_DEVICE_HAS_* */
 	uint8_t public_key[WGF_KEY_LEN];
 	uint16_t listen_port;
-	struct wgf_peer *peers;     /* owned */
-	struct wgf_peer_seen *seen; /* owned: seen[i] is what the read showed of peers[i] */
+	struct wgf_peer *peers; /* owned */
+	/* Owned: seen[i] is what the read showed of peers[i]; NULL once dropped. */
+	struct wgf_peer_seen *seen;
 	size_t n_peers, cap_peers;
 	struct wgf_ip_pool ips; /* owned: the peers' allowed IPs */
 };
@@ -110,6 +111,12 @@ struct wgf_device {
  * or NULL (-ENOMEM or past WGF_DEVICE_PEERS_MAX).
  */
 struct wgf_peer *wgf_device_add_peer(struct wgf_device *dev);
+
+/*
+ * Frees what was seen of the peers (seen becomes NULL), for a read kept on only for the
+ * peers themselves; no peer may be added after.
+ */
+void wgf_device_drop_seen(struct wgf_device *dev);
 
 /* Frees the peers and resets the device to empty (the struct itself is the caller's). */
 void wgf_device_fini(struct wgf_device *dev);

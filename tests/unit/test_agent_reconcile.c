@@ -752,6 +752,7 @@ static void test_adopt_keeps_unknown_peers(void **state)
 	struct reconciler *rc;
 	struct wgf_err err = {0};
 	uint8_t released[WGF_KEY_LEN];
+	struct wgf_device dev;
 	struct wgf_peer *p;
 	struct fake f;
 
@@ -784,6 +785,17 @@ static void test_adopt_keeps_unknown_peers(void **state)
 	assert_int_equal(res.n_pending, 0);
 	assert_int_equal(f.n_remove_calls, 0);
 	assert_int_equal(f.dev.n_peers, 7);
+	reconcile_result_fini(&res);
+
+	/* A read without what was seen lists the same unknown peers, with no handshake. */
+	assert_int_equal(fake_get(&f.base, &dev), 0);
+	wgf_device_drop_seen(&dev);
+	assert_int_equal(reconciler_run_read(rc, &dev, NULL, 0, NULL, NULL, &res, &err), 0);
+	assert_int_equal(res.n_unknown, 4);
+	assert_int_equal(res.unknown[3].public_key[2], 5);
+	assert_int_equal(res.unknown[3].last_handshake_ms, 0);
+	assert_int_equal(res.unknown[3].n_allowed_ips, 1);
+	assert_int_equal(res.n_failed, 1);
 	reconcile_result_fini(&res);
 
 	/* Peer 2 was applied by the agent: dropping it from the set removes it. */
