@@ -48,7 +48,7 @@ struct wgf_peer {
 	struct wgf_cidr *allowed_ips; /* borrowed from the set's pool; NULL when none */
 	unsigned n_allowed_ips;
 	uint16_t persistent_keepalive; /* seconds, 0 = off */
-	unsigned flags;                /* WGF_PEER_HAS_KEEPALIVE */
+	unsigned flags;                /* WGF_PEER_HAS_KEEPALIVE; a backend adds its own */
 };
 
 /* What a read of the interface showed of one peer; only the parts in flags are set. */
