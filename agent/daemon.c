@@ -1026,6 +1026,12 @@ static void read_done(uv_work_t *req, int status)
 			request_pass(d, true);
 	} else {
 		take_facts(d, &d->read_dev);
+		/*
+		 * The pass needs what was seen only to describe unknown peers, which only
+		 * adopt mode keeps: without it, that half of the read goes before the pass.
+		 */
+		if (d->read_for_pass && !d->s.adopt)
+			wgf_device_drop_seen(&d->read_dev);
 		if (d->read_for_pass)
 			d->has_read_dev = true;
 		else

@@ -25,21 +25,22 @@ static int cmp_fact(const void *a, const void *b)
 	              ((const struct monitor_fact *)b)->public_key, WGF_KEY_LEN);
 }
 
-static void fact_of(struct monitor_fact *f, const struct wgf_peer *p)
+static void fact_of(struct monitor_fact *f, const struct wgf_peer *p,
+                    const struct wgf_peer_seen *seen)
 {
 	memset(f, 0, sizeof(*f));
 	memcpy(f->public_key, p->public_key, WGF_KEY_LEN);
-	f->flags =
-	        p->flags & (WGF_PEER_HAS_HANDSHAKE | WGF_PEER_HAS_ENDPOINT | WGF_PEER_HAS_TRANSFER);
-	f->last_handshake_ms = p->last_handshake_ms;
-	if ((p->flags & WGF_PEER_HAS_ENDPOINT) && p->endpoint.sa.sa_family == AF_INET)
-		memcpy(&f->endpoint, &p->endpoint.in, sizeof(p->endpoint.in));
-	else if ((p->flags & WGF_PEER_HAS_ENDPOINT) && p->endpoint.sa.sa_family == AF_INET6)
-		f->endpoint = p->endpoint.in6;
+	f->flags = seen->flags &
+	           (WGF_PEER_HAS_HANDSHAKE | WGF_PEER_HAS_ENDPOINT | WGF_PEER_HAS_TRANSFER);
+	f->last_handshake_ms = seen->last_handshake_ms;
+	if ((seen->flags & WGF_PEER_HAS_ENDPOINT) && seen->endpoint.sa.sa_family == AF_INET)
+		memcpy(&f->endpoint, &seen->endpoint.in, sizeof(seen->endpoint.in));
+	else if ((seen->flags & WGF_PEER_HAS_ENDPOINT) && seen->endpoint.sa.sa_family == AF_INET6)
+		f->endpoint = seen->endpoint.in6;
 	else
 		f->flags &= ~WGF_PEER_HAS_ENDPOINT;
-	f->rx_bytes = p->rx_bytes;
-	f->tx_bytes = p->tx_bytes;
+	f->rx_bytes = seen->rx_bytes;
+	f->tx_bytes = seen->tx_bytes;
 }
 
 static bool same_endpoint(const struct monitor_fact *a, const struct monitor_fact *b)
@@ -115,7 +116,7 @@ int monitor_update(struct monitor *m, const struct wgf_device *dev, uint64_t now
 	if (!cur)
 		return -ENOMEM;
 	for (size_t k = 0; k < n; k++) {
-		fact_of(&cur[k], &dev->peers[k]);
+		fact_of(&cur[k], &dev->peers[k], &dev->seen[k]);
 		if (cur[k].last_handshake_ms > 0 &&
 		    wall_ms - cur[k].last_handshake_ms < MONITOR_HANDSHAKE_FRESH_MS)
 			rep.n_recent++;

@@ -32,12 +32,13 @@
 #define MONITOR_CHANGED_ENDPOINT  (1U << 2)
 #define MONITOR_CHANGED_TRANSFER  (1U << 3)
 
+/* 88 bytes, in an order that leaves no padding: one a peer, for as long as the agent runs. */
 struct monitor_fact {
 	uint8_t public_key[WGF_KEY_LEN];
-	unsigned flags;               /* WGF_PEER_HAS_HANDSHAKE, _ENDPOINT, _TRANSFER */
-	int64_t last_handshake_ms;    /* unix ms; 0 = never */
-	struct sockaddr_in6 endpoint; /* large enough for either family; sin6_family says */
+	int64_t last_handshake_ms; /* unix ms; 0 = never */
 	uint64_t rx_bytes, tx_bytes;
+	struct sockaddr_in6 endpoint; /* large enough for either family; sin6_family says */
+	unsigned flags;               /* WGF_PEER_HAS_HANDSHAKE, _ENDPOINT, _TRANSFER */
 };
 
 struct monitor_change {

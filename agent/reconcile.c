@@ -716,18 +716,23 @@ out:
 	return r;
 }
 
-static void copy_unknown(struct wgf_unknown_peer *u, const struct wgf_peer *p)
+/* p is a peer of dev, the read it came from; without dev->seen, no handshake or endpoint. */
+static void copy_unknown(struct wgf_unknown_peer *u, const struct wgf_device *dev,
+                         const struct wgf_peer *p)
 {
+	static const struct wgf_peer_seen none;
+	const struct wgf_peer_seen *seen = dev->seen ? &dev->seen[p - dev->peers] : &none;
+
 	memset(u, 0, sizeof(*u));
 	memcpy(u->public_key, p->public_key, WGF_KEY_LEN);
 	u->n_allowed_ips = p->n_allowed_ips < WGF_PEER_ALLOWED_IPS_MAX ? p->n_allowed_ips
 	                                                               : WGF_PEER_ALLOWED_IPS_MAX;
 	if (u->n_allowed_ips)
 		memcpy(u->allowed_ips, p->allowed_ips, u->n_allowed_ips * sizeof(*u->allowed_ips));
-	if (p->flags & WGF_PEER_HAS_HANDSHAKE)
-		u->last_handshake_ms = p->last_handshake_ms;
-	if (p->flags & WGF_PEER_HAS_ENDPOINT)
-		wgf_sockaddr_format(&p->endpoint.sa, u->endpoint, sizeof(u->endpoint));
+	if (seen->flags & WGF_PEER_HAS_HANDSHAKE)
+		u->last_handshake_ms = seen->last_handshake_ms;
+	if (seen->flags & WGF_PEER_HAS_ENDPOINT)
+		wgf_sockaddr_format(&seen->endpoint.sa, u->endpoint, sizeof(u->endpoint));
 }
 
 /* A desired peer refused because it would take an allowed IP of an unknown one. */
@@ -768,7 +773,7 @@ static int plan_adopting(struct reconciler *rc, const struct cache_state *d,
 		if (is_ours(rc, p->public_key) || is_released(rc, p->public_key))
 			continue;
 		if (list && n < listed)
-			copy_unknown(&list[n], p);
+			copy_unknown(&list[n], actual, p);
 		memcpy(unknown[n++], p->public_key, WGF_KEY_LEN);
 	}
 	r = 0;

@@ -196,7 +196,9 @@ int reconciler_run(struct reconciler *rc, bool dry_run, reconcile_change_fn cb, 
  * nor classifies it (it is verified by the next pass) and a delta is never undone by
  * the older read. The caller must take the read only when every delta handed over
  * before it has been written, and must not use it once a whole set has been offered
- * since (reconciler_run() then). Otherwise as reconciler_run(), without dry run.
+ * since (reconciler_run() then). dev->seen may have been dropped (wgf_device_drop_seen):
+ * unknown peers are then listed without handshake or endpoint. Otherwise as
+ * reconciler_run(), without dry run.
  */
 int reconciler_run_read(struct reconciler *rc, struct wgf_device *dev,
                         const uint8_t (*skip)[WGF_KEY_LEN], size_t n_skip, reconcile_change_fn cb,

@@ -20,13 +20,14 @@ struct net_range {
 	uint8_t first[16], last[16];
 };
 
-/* One allowed IP in the overlap sweep, with the peer that holds or wants it. */
+/*
+ * One allowed IP in the overlap sweep, and whose it is. There is one for every desired
+ * network, so it is 16 bytes: its bounds are worked out from the network when needed.
+ */
 struct ip_entry {
 	const struct wgf_cidr *cidr;
-	const struct wgf_peer *peer;
-	size_t idx; /* into diff.d for a desired peer; unused for a static one */
+	uint32_t idx; /* into diff.d for a desired peer, into diff.a for a static one */
 	bool is_static;
-	uint8_t first[16], last[16];
 };
 
 struct diff {
@@ -290,15 +291,20 @@ static int check_routable(struct diff *df)
 	return r;
 }
 
-static void entry_bounds(struct ip_entry *e)
+static const struct wgf_peer *entry_peer(const struct diff *df, const struct ip_entry *e)
 {
-	cidr_bounds(e->cidr, e->first, e->last);
+	return e->is_static ? df->a[e->idx] : df->d[e->idx];
 }
 
 static int cmp_entry(const void *x, const void *y)
 {
 	const struct ip_entry *a = x, *b = y;
-	int c = cmp_prefix(a->cidr, a->first, b->cidr, b->first);
+	uint8_t a_first[16], b_first[16], last[16];
+	int c;
+
+	cidr_bounds(a->cidr, a_first, last);
+	cidr_bounds(b->cidr, b_first, last);
+	c = cmp_prefix(a->cidr, a_first, b->cidr, b_first);
 
 	if (c)
 		return c;
@@ -317,8 +323,9 @@ static int refuse_overlap(struct diff *df, const struct ip_entry *mine,
 	wgf_cidr_format(mine->cidr, c1);
 	wgf_cidr_format(theirs->cidr, c2);
 	/* The reason reaches the tenant, and the other peer may be another tenant's. */
-	return refuse(df, mine->idx, -EADDRINUSE, theirs->peer, "allowed IP %s overlaps %s of %s",
-	              c1, c2, theirs->is_static ? "a static peer" : "another peer");
+	return refuse(df, mine->idx, -EADDRINUSE, entry_peer(df, theirs),
+	              "allowed IP %s overlaps %s of %s", c1, c2,
+	              theirs->is_static ? "a static peer" : "another peer");
 }
 
 /* outer contains inner (or equals it); both come from the sweep's stack. */
@@ -360,19 +367,17 @@ static int collect_entries(struct diff *df, struct ip_entry **ret, size_t *ret_n
 		if (df->refused[i])
 			continue;
 		for (unsigned k = 0; k < df->d[i]->n_allowed_ips; k++)
-			e[n++] = (struct ip_entry){
-			        .cidr = &df->d[i]->allowed_ips[k], .peer = df->d[i], .idx = i};
+			e[n++] = (struct ip_entry){.cidr = &df->d[i]->allowed_ips[k],
+			                           .idx = (uint32_t)i};
 	}
 	for (size_t j = 0; j < df->na; j++) {
 		if (!is_static(df, df->a[j]->public_key))
 			continue;
 		for (unsigned k = 0; k < df->a[j]->n_allowed_ips; k++)
 			e[n++] = (struct ip_entry){.cidr = &df->a[j]->allowed_ips[k],
-			                           .peer = df->a[j],
+			                           .idx = (uint32_t)j,
 			                           .is_static = true};
 	}
-	for (size_t k = 0; k < n; k++)
-		entry_bounds(&e[k]);
 	*ret = e;
 	*ret_n = n;
 	return 0;
@@ -401,10 +406,16 @@ static int check_overlaps(struct diff *df)
 		goto out;
 	}
 	for (size_t k = 0; k < n && r == 0; k++) {
-		while (depth > 0 &&
-		       (stack[depth - 1]->cidr->addr.family != e[k].cidr->addr.family ||
-		        memcmp(stack[depth - 1]->last, e[k].first, sizeof(e[k].first)) < 0))
+		uint8_t first[16], last[16], top_first[16], top_last[16];
+
+		cidr_bounds(e[k].cidr, first, last);
+		while (depth > 0) {
+			cidr_bounds(stack[depth - 1]->cidr, top_first, top_last);
+			if (stack[depth - 1]->cidr->addr.family == e[k].cidr->addr.family &&
+			    memcmp(top_last, first, sizeof(first)) >= 0)
+				break;
 			depth--;
+		}
 		if (depth > 0)
 			r = check_pair(df, stack[depth - 1], &e[k]);
 		stack[depth++] = &e[k];

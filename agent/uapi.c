@@ -74,7 +74,7 @@ static int parse_errno(const char *s, int *ret)
 	return 0;
 }
 
-static int parse_endpoint(const char *s, struct wgf_peer *peer)
+static int parse_endpoint(const char *s, struct wgf_peer_seen *seen)
 {
 	char host[WGF_ADDR_STRLEN + IFNAMSIZ + 1];
 	const char *port_s, *end;
@@ -98,10 +98,10 @@ static int parse_endpoint(const char *s, struct wgf_peer *peer)
 		return -EINVAL;
 	memcpy(host, s, n);
 	host[n] = '\0';
-	memset(&peer->endpoint, 0, sizeof(peer->endpoint));
-	if (inet_pton(AF_INET, host, &peer->endpoint.in.sin_addr) == 1) {
-		peer->endpoint.in.sin_family = AF_INET;
-		peer->endpoint.in.sin_port = htons((uint16_t)port);
+	memset(&seen->endpoint, 0, sizeof(seen->endpoint));
+	if (inet_pton(AF_INET, host, &seen->endpoint.in.sin_addr) == 1) {
+		seen->endpoint.in.sin_family = AF_INET;
+		seen->endpoint.in.sin_port = htons((uint16_t)port);
 		return 0;
 	}
 	/* An IPv6 link-local endpoint carries a zone: [fe80::1%eth0]:51820. */
@@ -113,19 +113,20 @@ static int parse_endpoint(const char *s, struct wgf_peer *peer)
 		if (parse_u64(zone, UINT32_MAX, &scope) < 0)
 			scope = if_nametoindex(zone);
 	}
-	if (inet_pton(AF_INET6, host, &peer->endpoint.in6.sin6_addr) != 1)
+	if (inet_pton(AF_INET6, host, &seen->endpoint.in6.sin6_addr) != 1)
 		return -EINVAL;
-	peer->endpoint.in6.sin6_family = AF_INET6;
-	peer->endpoint.in6.sin6_port = htons((uint16_t)port);
-	peer->endpoint.in6.sin6_scope_id = (uint32_t)scope;
+	seen->endpoint.in6.sin6_family = AF_INET6;
+	seen->endpoint.in6.sin6_port = htons((uint16_t)port);
+	seen->endpoint.in6.sin6_scope_id = (uint32_t)scope;
 	return 0;
 }
 
 static void finish_peer(struct uapi_parser *p)
 {
-	if (p->peer && (p->peer->flags & WGF_PEER_HAS_HANDSHAKE))
-		p->peer->last_handshake_ms = (int64_t)(p->hs_sec * 1000 + p->hs_nsec / NSEC_PER_MS);
+	if (p->seen && (p->seen->flags & WGF_PEER_HAS_HANDSHAKE))
+		p->seen->last_handshake_ms = (int64_t)(p->hs_sec * 1000 + p->hs_nsec / NSEC_PER_MS);
 	p->peer = NULL;
+	p->seen = NULL;
 	p->hs_sec = p->hs_nsec = 0;
 }
 
@@ -180,6 +181,7 @@ static int device_key(struct uapi_parser *p, const char *key, const char *value,
 		}
 		memcpy(peer->public_key, pub, WGF_KEY_LEN);
 		p->peer = peer;
+		p->seen = &p->dev->seen[peer - p->dev->peers];
 		return 0;
 	}
 	return 1; /* not a device key */
@@ -188,6 +190,7 @@ static int device_key(struct uapi_parser *p, const char *key, const char *value,
 static int peer_key(struct uapi_parser *p, const char *key, const char *value, struct wgf_err *err)
 {
 	struct wgf_peer *peer = p->peer;
+	struct wgf_peer_seen *seen = p->seen;
 	struct wgf_cidr c;
 	uint64_t v;
 	int r;
@@ -205,10 +208,10 @@ static int peer_key(struct uapi_parser *p, const char *key, const char *value, s
 		return 0;
 	}
 	if (strcmp(key, "endpoint") == 0) {
-		if (parse_endpoint(value, peer) < 0)
+		if (parse_endpoint(value, seen) < 0)
 			return wgf_err_set(err, -EBADMSG, "line %u: bad endpoint '%s'", p->line_no,
 			                   value);
-		peer->flags |= WGF_PEER_HAS_ENDPOINT;
+		seen->flags |= WGF_PEER_HAS_ENDPOINT;
 		return 0;
 	}
 	if (strcmp(key, "persistent_keepalive_interval") == 0) {
@@ -221,20 +224,20 @@ static int peer_key(struct uapi_parser *p, const char *key, const char *value, s
 	if (strcmp(key, "last_handshake_time_sec") == 0) {
 		if (parse_u64(value, HS_SEC_MAX, &p->hs_sec) < 0)
 			goto bad_number;
-		peer->flags |= WGF_PEER_HAS_HANDSHAKE;
+		seen->flags |= WGF_PEER_HAS_HANDSHAKE;
 		return 0;
 	}
 	if (strcmp(key, "last_handshake_time_nsec") == 0) {
 		if (parse_u64(value, 999999999, &p->hs_nsec) < 0)
 			goto bad_number;
-		peer->flags |= WGF_PEER_HAS_HANDSHAKE;
+		seen->flags |= WGF_PEER_HAS_HANDSHAKE;
 		return 0;
 	}
 	if (strcmp(key, "rx_bytes") == 0 || strcmp(key, "tx_bytes") == 0) {
 		if (parse_u64(value, UINT64_MAX, &v) < 0)
 			goto bad_number;
-		*(key[0] == 'r' ? &peer->rx_bytes : &peer->tx_bytes) = v;
-		peer->flags |= WGF_PEER_HAS_TRANSFER;
+		*(key[0] == 'r' ? &seen->rx_bytes : &seen->tx_bytes) = v;
+		seen->flags |= WGF_PEER_HAS_TRANSFER;
 		return 0;
 	}
 	if (strcmp(key, "protocol_version") == 0) {

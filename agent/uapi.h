@@ -60,7 +60,8 @@ enum uapi_op {
  */
 struct uapi_parser {
 	struct wgf_device *dev;
-	struct wgf_peer *peer; /* the peer being read, inside dev->peers */
+	struct wgf_peer *peer;      /* the peer being read, inside dev->peers */
+	struct wgf_peer_seen *seen; /* and what is seen of it, inside dev->seen */
 	uint64_t hs_sec, hs_nsec;
 	size_t n_bytes;
 	unsigned line_no;

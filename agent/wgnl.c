@@ -322,6 +322,7 @@ static int peer_add_allowed_ip(struct wgf_ip_pool *pool, struct wgf_peer *p,
 /* A peer as one message holds it, before it is joined to its earlier part, if any. */
 struct peer_ctx {
 	struct wgf_peer peer;
+	struct wgf_peer_seen seen;
 	struct wgf_ip_pool *pool; /* borrowed: the device's */
 	bool has_key;
 };
@@ -338,7 +339,7 @@ static int allowedips_attr(const struct nlattr *attr, void *data)
 	return peer_add_allowed_ip(pc->pool, &pc->peer, &c);
 }
 
-static int parse_endpoint(const struct nlattr *attr, struct wgf_peer *p)
+static int parse_endpoint(const struct nlattr *attr, struct wgf_peer_seen *p)
 {
 	const struct sockaddr *sa = mnl_attr_get_payload(attr);
 	size_t len = mnl_attr_get_payload_len(attr);
@@ -353,7 +354,7 @@ static int parse_endpoint(const struct nlattr *attr, struct wgf_peer *p)
 	return 0;
 }
 
-static int parse_handshake(const struct nlattr *attr, struct wgf_peer *p)
+static int parse_handshake(const struct nlattr *attr, struct wgf_peer_seen *p)
 {
 	struct __kernel_timespec ts;
 
@@ -372,6 +373,7 @@ static int peer_attr(const struct nlattr *attr, void *data)
 {
 	struct peer_ctx *c = data;
 	struct wgf_peer *p = &c->peer;
+	struct wgf_peer_seen *seen = &c->seen;
 
 	switch (mnl_attr_get_type(attr)) {
 	case WGPEER_A_PUBLIC_KEY:
@@ -387,7 +389,7 @@ static int peer_attr(const struct nlattr *attr, void *data)
 	case WGPEER_A_PROTOCOL_VERSION:
 		return mnl_attr_validate(attr, MNL_TYPE_U32) < 0 ? -EBADMSG : 0;
 	case WGPEER_A_ENDPOINT:
-		return parse_endpoint(attr, p);
+		return parse_endpoint(attr, seen);
 	case WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL:
 		if (mnl_attr_validate(attr, MNL_TYPE_U16) < 0)
 			return -EBADMSG;
@@ -395,16 +397,16 @@ static int peer_attr(const struct nlattr *attr, void *data)
 		p->flags |= WGF_PEER_HAS_KEEPALIVE;
 		return 0;
 	case WGPEER_A_LAST_HANDSHAKE_TIME:
-		return parse_handshake(attr, p);
+		return parse_handshake(attr, seen);
 	case WGPEER_A_RX_BYTES:
 	case WGPEER_A_TX_BYTES:
 		if (mnl_attr_validate(attr, MNL_TYPE_U64) < 0)
 			return -EBADMSG;
 		if (mnl_attr_get_type(attr) == WGPEER_A_RX_BYTES)
-			p->rx_bytes = mnl_attr_get_u64(attr);
+			seen->rx_bytes = mnl_attr_get_u64(attr);
 		else
-			p->tx_bytes = mnl_attr_get_u64(attr);
-		p->flags |= WGF_PEER_HAS_TRANSFER;
+			seen->tx_bytes = mnl_attr_get_u64(attr);
+		seen->flags |= WGF_PEER_HAS_TRANSFER;
 		return 0;
 	case WGPEER_A_ALLOWEDIPS:
 		return nl_attr_walk_nested(attr, allowedips_attr, c);
@@ -414,25 +416,31 @@ static int peer_attr(const struct nlattr *attr, void *data)
 }
 
 /* Joins the later part of a peer cut between two messages to its first part. */
-static int peer_join(struct wgf_ip_pool *pool, struct wgf_peer *dst, const struct wgf_peer *src)
+static int peer_join(struct wgf_device *dev, const struct peer_ctx *c)
 {
+	struct wgf_peer *dst = &dev->peers[dev->n_peers - 1];
+	struct wgf_peer_seen *dst_seen = &dev->seen[dev->n_peers - 1];
+	const struct wgf_peer *src = &c->peer;
+	const struct wgf_peer_seen *src_seen = &c->seen;
+
 	for (unsigned i = 0; i < src->n_allowed_ips; i++) {
-		int r = peer_add_allowed_ip(pool, dst, &src->allowed_ips[i]);
+		int r = peer_add_allowed_ip(&dev->ips, dst, &src->allowed_ips[i]);
 
 		if (r < 0)
 			return r;
 	}
 	if (src->flags & WGF_PEER_HAS_KEEPALIVE)
 		dst->persistent_keepalive = src->persistent_keepalive;
-	if (src->flags & WGF_PEER_HAS_HANDSHAKE)
-		dst->last_handshake_ms = src->last_handshake_ms;
-	if (src->flags & WGF_PEER_HAS_ENDPOINT)
-		dst->endpoint = src->endpoint;
-	if (src->flags & WGF_PEER_HAS_TRANSFER) {
-		dst->rx_bytes = src->rx_bytes;
-		dst->tx_bytes = src->tx_bytes;
-	}
 	dst->flags |= src->flags;
+	if (src_seen->flags & WGF_PEER_HAS_HANDSHAKE)
+		dst_seen->last_handshake_ms = src_seen->last_handshake_ms;
+	if (src_seen->flags & WGF_PEER_HAS_ENDPOINT)
+		dst_seen->endpoint = src_seen->endpoint;
+	if (src_seen->flags & WGF_PEER_HAS_TRANSFER) {
+		dst_seen->rx_bytes = src_seen->rx_bytes;
+		dst_seen->tx_bytes = src_seen->tx_bytes;
+	}
+	dst_seen->flags |= src_seen->flags;
 	return 0;
 }
 
@@ -461,13 +469,14 @@ static int peers_attr(const struct nlattr *attr, void *data)
 	    memcmp(dev->peers[dev->n_peers - 1].public_key, c.peer.public_key, WGF_KEY_LEN) == 0) {
 		if (d->peers_in_msg++ > 0 || d->st->n_msgs == 0)
 			return -EBADMSG;
-		return peer_join(&dev->ips, &dev->peers[dev->n_peers - 1], &c.peer);
+		return peer_join(dev, &c);
 	}
 	d->peers_in_msg++;
 	p = wgf_device_add_peer(dev);
 	if (!p)
 		return dev->n_peers >= WGF_DEVICE_PEERS_MAX ? -E2BIG : -ENOMEM;
 	*p = c.peer;
+	dev->seen[dev->n_peers - 1] = c.seen;
 	return 0;
 }
 

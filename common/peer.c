@@ -10,6 +10,7 @@
 struct wgf_peer *wgf_device_add_peer(struct wgf_device *dev)
 {
 	struct wgf_peer *p;
+	struct wgf_peer_seen *seen;
 
 	if (dev->n_peers >= WGF_DEVICE_PEERS_MAX)
 		return NULL;
@@ -18,22 +19,36 @@ struct wgf_peer *wgf_device_add_peer(struct wgf_device *dev)
 
 		if (cap > WGF_DEVICE_PEERS_MAX)
 			cap = WGF_DEVICE_PEERS_MAX;
+		/* Either array may grow alone; only cap_peers says both did. */
 		p = reallocarray(dev->peers, cap, sizeof(*p));
 		if (!p)
 			return NULL;
 		dev->peers = p;
+		seen = reallocarray(dev->seen, cap, sizeof(*seen));
+		if (!seen)
+			return NULL;
+		dev->seen = seen;
 		dev->cap_peers = cap;
 	}
+	memset(&dev->seen[dev->n_peers], 0, sizeof(*dev->seen));
 	p = &dev->peers[dev->n_peers++];
 	memset(p, 0, sizeof(*p));
 	return p;
 }
 
+void wgf_device_drop_seen(struct wgf_device *dev)
+{
+	free(dev->seen);
+	dev->seen = NULL;
+}
+
 void wgf_device_fini(struct wgf_device *dev)
 {
 	free(dev->peers);
+	free(dev->seen);
 	wgf_ip_pool_fini(&dev->ips);
 	dev->peers = NULL;
+	dev->seen = NULL;
 	dev->n_peers = dev->cap_peers = 0;
 }
 

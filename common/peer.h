@@ -6,10 +6,12 @@
 
 /*
  * A desired peer is what the coordinator says a server's interface must hold: a public
- * key, its allowed IPs and a keepalive. An observed peer adds what the data plane
- * shows: the last handshake, the endpoint and the byte counters. One struct serves
- * both; `flags` says which optional parts are present (the wg-tools containers.h
- * idiom). A set of peers is one array of fixed-size records.
+ * key, its allowed IPs and a keepalive; struct wgf_peer is just that, and `flags` says
+ * whether the keepalive is set (the wg-tools containers.h idiom). What the data plane
+ * shows of a peer besides (the last handshake, the endpoint, the byte counters) is only
+ * ever read, so it is kept apart, in a struct wgf_peer_seen beside each peer of a
+ * device read: a desired set, held for as long as the agent runs, carries none of it.
+ * A set of peers is one array of fixed-size records (56 bytes each).
  *
  * A peer's allowed IPs are not in its record: allowed_ips points at n_allowed_ips
  * networks kept in a struct wgf_ip_pool by whatever holds the set (a device, the
@@ -20,7 +22,8 @@
  * count per peer stays bounded (WGF_PEER_ALLOWED_IPS_MAX), as any user input is.
  *
  * A device is an interface's own facts (its public key, listen port) and its peers, in
- * a growable array that the device owns. The private key is never held here.
+ * a growable array that the device owns, with what was seen of each in a second array
+ * of the same length. The private key is never held here.
  */
 
 #include <netinet/in.h>
@@ -45,14 +48,19 @@ struct wgf_peer {
 	struct wgf_cidr *allowed_ips; /* borrowed from the set's pool; NULL when none */
 	unsigned n_allowed_ips;
 	uint16_t persistent_keepalive; /* seconds, 0 = off */
-	unsigned flags;                /* WGF_PEER_HAS_* */
-	int64_t last_handshake_ms;     /* unix ms; 0 = never */
+	unsigned flags;                /* WGF_PEER_HAS_KEEPALIVE; a backend adds its own */
+};
+
+/* What a read of the interface showed of one peer; only the parts in flags are set. */
+struct wgf_peer_seen {
+	int64_t last_handshake_ms; /* unix ms; 0 = never */
+	uint64_t rx_bytes, tx_bytes;
 	union {
 		struct sockaddr sa;
 		struct sockaddr_in in;
 		struct sockaddr_in6 in6;
 	} endpoint;
-	uint64_t rx_bytes, tx_bytes;
+	unsigned flags; /* WGF_PEER_HAS_HANDSHAKE, _ENDPOINT, _TRANSFER */
 };
 
 /*
@@ -92,12 +100,23 @@ struct wgf_device {
 	uint8_t public_key[WGF_KEY_LEN];
 	uint16_t listen_port;
 	struct wgf_peer *peers; /* owned */
+	/* Owned: seen[i] is what the read showed of peers[i]; NULL once dropped. */
+	struct wgf_peer_seen *seen;
 	size_t n_peers, cap_peers;
 	struct wgf_ip_pool ips; /* owned: the peers' allowed IPs */
 };
 
-/* Appends a zeroed peer and returns it, or NULL (-ENOMEM or past WGF_DEVICE_PEERS_MAX). */
+/*
+ * Appends a zeroed peer, with a zeroed seen record at the same index, and returns it,
+ * or NULL (-ENOMEM or past WGF_DEVICE_PEERS_MAX).
+ */
 struct wgf_peer *wgf_device_add_peer(struct wgf_device *dev);
+
+/*
+ * Frees what was seen of the peers (seen becomes NULL), for a read kept on only for the
+ * peers themselves; no peer may be added after.
+ */
+void wgf_device_drop_seen(struct wgf_device *dev);
 
 /* Frees the peers and resets the device to empty (the struct itself is the caller's). */
 void wgf_device_fini(struct wgf_device *dev);

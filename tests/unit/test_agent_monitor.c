@@ -32,23 +32,26 @@ static void device(struct wgf_device *dev, size_t n, const int64_t *hs)
 	/* Filled back to front: the interface's order means nothing. */
 	for (size_t k = n; k-- > 0;) {
 		struct wgf_peer *p = wgf_device_add_peer(dev);
+		struct wgf_peer_seen *seen;
 
 		assert_non_null(p);
 		key_of(p->public_key, (uint32_t)k);
-		p->flags = WGF_PEER_HAS_HANDSHAKE | WGF_PEER_HAS_TRANSFER;
-		p->last_handshake_ms = hs ? hs[k] : 0;
-		p->rx_bytes = p->tx_bytes = 100 * k;
+		seen = &dev->seen[p - dev->peers];
+		seen->flags = WGF_PEER_HAS_HANDSHAKE | WGF_PEER_HAS_TRANSFER;
+		seen->last_handshake_ms = hs ? hs[k] : 0;
+		seen->rx_bytes = seen->tx_bytes = 100 * k;
 	}
 }
 
-static struct wgf_peer *peer_of(struct wgf_device *dev, uint32_t n)
+/* What the read shows of peer n. */
+static struct wgf_peer_seen *seen_of(struct wgf_device *dev, uint32_t n)
 {
 	uint8_t key[WGF_KEY_LEN];
 
 	key_of(key, n);
 	for (size_t i = 0; i < dev->n_peers; i++)
 		if (memcmp(dev->peers[i].public_key, key, WGF_KEY_LEN) == 0)
-			return &dev->peers[i];
+			return &dev->seen[i];
 	fail_msg("no peer %u", n);
 	abort();
 }
@@ -97,7 +100,7 @@ static void test_changes_between_reads(void **state)
 {
 	struct monitor_report r;
 	struct wgf_device dev;
-	struct wgf_peer *p;
+	struct wgf_peer_seen *p;
 	struct monitor m;
 
 	(void)state;
@@ -115,14 +118,16 @@ static void test_changes_between_reads(void **state)
 
 	/* Peer 1 shook hands, peer 2 moved, peer 3 sent traffic, peer 4 left, 5 is new. */
 	device(&dev, 6, NULL);
-	peer_of(&dev, 1)->last_handshake_ms = NOW_WALL;
-	p = peer_of(&dev, 2);
+	seen_of(&dev, 1)->last_handshake_ms = NOW_WALL;
+	p = seen_of(&dev, 2);
 	p->flags |= WGF_PEER_HAS_ENDPOINT;
 	p->endpoint.in.sin_family = AF_INET;
 	p->endpoint.in.sin_port = htons(51820);
 	inet_pton(AF_INET, "192.0.2.7", &p->endpoint.in.sin_addr);
-	peer_of(&dev, 3)->rx_bytes += 148;
-	dev.peers[dev.n_peers - 1 - 4] = dev.peers[dev.n_peers - 1]; /* drop peer 4 */
+	seen_of(&dev, 3)->rx_bytes += 148;
+	/* Drop peer 4. */
+	dev.peers[dev.n_peers - 1 - 4] = dev.peers[dev.n_peers - 1];
+	dev.seen[dev.n_peers - 1 - 4] = dev.seen[dev.n_peers - 1];
 	dev.n_peers--;
 	assert_int_equal(monitor_update(&m, &dev, 11000, NOW_WALL, &r), 0);
 	assert_false(r.full);
@@ -139,7 +144,7 @@ static void test_changes_between_reads(void **state)
 	monitor_report_fini(&r);
 
 	/* The endpoint moves from IPv4 to IPv6, and the port alone changes after. */
-	p = peer_of(&dev, 2);
+	p = seen_of(&dev, 2);
 	memset(&p->endpoint, 0, sizeof(p->endpoint));
 	p->endpoint.in6.sin6_family = AF_INET6;
 	p->endpoint.in6.sin6_port = htons(51820);
@@ -203,7 +208,7 @@ static void test_empty_and_big(void **state)
 	assert_int_equal(monitor_update(&m, &dev, 5000, NOW_WALL, &r), 0);
 	assert_int_equal(r.n_changes, 10000);
 	monitor_report_fini(&r);
-	peer_of(&dev, 7777)->tx_bytes++;
+	seen_of(&dev, 7777)->tx_bytes++;
 	assert_int_equal(monitor_update(&m, &dev, 10000, NOW_WALL, &r), 0);
 	assert_int_equal(r.n_changes, 1);
 	assert_non_null(change_of(&m, &r, 7777));

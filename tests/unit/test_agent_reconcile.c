@@ -68,8 +68,10 @@ static int fake_get(struct backend *b, struct wgf_device *ret)
 		return -ENODEV;
 	copy.flags = f->dev.flags;
 	memcpy(copy.public_key, f->dev.public_key, WGF_KEY_LEN);
-	for (size_t i = 0; i < f->dev.n_peers; i++)
+	for (size_t i = 0; i < f->dev.n_peers; i++) {
 		*wgf_device_add_peer(&copy) = f->dev.peers[i];
+		copy.seen[i] = f->dev.seen[i];
+	}
 	*ret = copy;
 	return 0;
 }
@@ -107,8 +109,10 @@ static int fake_remove(struct backend *b, const struct wgf_peer *peers, size_t n
 	for (size_t i = 0; i < n; i++) {
 		struct wgf_peer *p = fake_find(f, peers[i].public_key);
 
-		if (p)
+		if (p) {
+			f->dev.seen[p - f->dev.peers] = f->dev.seen[f->dev.n_peers - 1];
 			*p = f->dev.peers[--f->dev.n_peers];
+		}
 	}
 	return 0;
 }
@@ -748,6 +752,7 @@ static void test_adopt_keeps_unknown_peers(void **state)
 	struct reconciler *rc;
 	struct wgf_err err = {0};
 	uint8_t released[WGF_KEY_LEN];
+	struct wgf_device dev;
 	struct wgf_peer *p;
 	struct fake f;
 
@@ -755,8 +760,9 @@ static void test_adopt_keeps_unknown_peers(void **state)
 	fake_init(&f);
 	for (uint32_t i = 0; i < 6; i++)
 		peer_of(&f.dev.ips, wgf_device_add_peer(&f.dev), i);
-	fake_must_find(&f, 5)->flags |= WGF_PEER_HAS_HANDSHAKE;
-	fake_must_find(&f, 5)->last_handshake_ms = 1234;
+	p = fake_must_find(&f, 5);
+	f.dev.seen[p - f.dev.peers].flags |= WGF_PEER_HAS_HANDSHAKE;
+	f.dev.seen[p - f.dev.peers].last_handshake_ms = 1234;
 	assert_int_equal(reconciler_new(&f.base, NULL, &rc), 0);
 	reconciler_set_adopt(rc, true);
 	/* Peer 8 wants peer 5's address. */
@@ -779,6 +785,17 @@ static void test_adopt_keeps_unknown_peers(void **state)
 	assert_int_equal(res.n_pending, 0);
 	assert_int_equal(f.n_remove_calls, 0);
 	assert_int_equal(f.dev.n_peers, 7);
+	reconcile_result_fini(&res);
+
+	/* A read without what was seen lists the same unknown peers, with no handshake. */
+	assert_int_equal(fake_get(&f.base, &dev), 0);
+	wgf_device_drop_seen(&dev);
+	assert_int_equal(reconciler_run_read(rc, &dev, NULL, 0, NULL, NULL, &res, &err), 0);
+	assert_int_equal(res.n_unknown, 4);
+	assert_int_equal(res.unknown[3].public_key[2], 5);
+	assert_int_equal(res.unknown[3].last_handshake_ms, 0);
+	assert_int_equal(res.unknown[3].n_allowed_ips, 1);
+	assert_int_equal(res.n_failed, 1);
 	reconcile_result_fini(&res);
 
 	/* Peer 2 was applied by the agent: dropping it from the set removes it. */

@@ -646,6 +646,7 @@ static void test_parse_device(void **state)
 	struct nlattr *peers;
 	uint8_t key[WGF_KEY_LEN];
 	const struct wgf_peer *p;
+	const struct wgf_peer_seen *seen;
 	char text[WGF_CIDR_STRLEN];
 
 	(void)state;
@@ -668,14 +669,16 @@ static void test_parse_device(void **state)
 	p = &dev.peers[0];
 	fill_key(key, 0xa1);
 	assert_memory_equal(p->public_key, key, WGF_KEY_LEN);
-	assert_int_equal(p->flags, WGF_PEER_HAS_KEEPALIVE | WGF_PEER_HAS_HANDSHAKE |
-	                                   WGF_PEER_HAS_ENDPOINT | WGF_PEER_HAS_TRANSFER);
+	assert_int_equal(p->flags, WGF_PEER_HAS_KEEPALIVE);
 	assert_int_equal(p->persistent_keepalive, 25);
-	assert_int_equal(p->last_handshake_ms, 1795604061825LL);
-	assert_int_equal(p->rx_bytes, 860);
-	assert_int_equal(p->tx_bytes, 840);
-	assert_int_equal(p->endpoint.sa.sa_family, AF_INET);
-	assert_int_equal(ntohs(p->endpoint.in.sin_port), 4500);
+	seen = &dev.seen[0];
+	assert_int_equal(seen->flags,
+	                 WGF_PEER_HAS_HANDSHAKE | WGF_PEER_HAS_ENDPOINT | WGF_PEER_HAS_TRANSFER);
+	assert_int_equal(seen->last_handshake_ms, 1795604061825LL);
+	assert_int_equal(seen->rx_bytes, 860);
+	assert_int_equal(seen->tx_bytes, 840);
+	assert_int_equal(seen->endpoint.sa.sa_family, AF_INET);
+	assert_int_equal(ntohs(seen->endpoint.in.sin_port), 4500);
 	assert_int_equal(p->n_allowed_ips, 2);
 	wgf_cidr_format(&p->allowed_ips[1], text);
 	assert_string_equal(text, "10.0.0.1/32");
@@ -723,7 +726,7 @@ static void test_parse_peer_split(void **state)
 	}
 	/* The first part's facts survive the join. */
 	assert_int_equal(dev.peers[1].persistent_keepalive, 25);
-	assert_int_equal(dev.peers[1].rx_bytes, 860);
+	assert_int_equal(dev.seen[1].rx_bytes, 860);
 	assert_false(dev.peers[1].flags & BACKEND_PEER_F_TRUNCATED);
 	assert_int_equal(dev.peers[2].public_key[0], 0xc3);
 	wgf_device_fini(&dev);
@@ -1281,6 +1284,7 @@ static void test_parse_captured_dump(void **state)
 	struct nl_reply reply = {.seq = CAPTURE_SEQ, .portid = CAPTURE_PORTID};
 	char text[WGF_CIDR_STRLEN], addr[INET_ADDRSTRLEN];
 	const struct wgf_peer *p;
+	const struct wgf_peer_seen *seen;
 
 	(void)state;
 	d[0]->len = unhex(capture_dump_0, d[0]->buf, sizeof(d[0]->buf));
@@ -1306,13 +1310,14 @@ static void test_parse_captured_dump(void **state)
 	assert_string_equal(text, "10.0.0.2/32");
 	wgf_cidr_format(&p->allowed_ips[1], text);
 	assert_string_equal(text, "fd00::2/128");
-	assert_true(p->flags & WGF_PEER_HAS_ENDPOINT);
-	assert_int_equal(p->endpoint.sa.sa_family, AF_INET);
-	inet_ntop(AF_INET, &p->endpoint.in.sin_addr, addr, sizeof(addr));
+	seen = &dev.seen[0];
+	assert_true(seen->flags & WGF_PEER_HAS_ENDPOINT);
+	assert_int_equal(seen->endpoint.sa.sa_family, AF_INET);
+	inet_ntop(AF_INET, &seen->endpoint.in.sin_addr, addr, sizeof(addr));
 	assert_string_equal(addr, "192.0.2.2");
-	assert_int_equal(ntohs(p->endpoint.in.sin_port), 51821);
-	assert_true(p->flags & WGF_PEER_HAS_HANDSHAKE);
-	assert_int_equal(p->last_handshake_ms, 0);
+	assert_int_equal(ntohs(seen->endpoint.in.sin_port), 51821);
+	assert_true(seen->flags & WGF_PEER_HAS_HANDSHAKE);
+	assert_int_equal(seen->last_handshake_ms, 0);
 	assert_int_equal(p->persistent_keepalive, 0);
 	assert_false(p->flags & BACKEND_PEER_F_TRUNCATED);
 
