@@ -4,6 +4,7 @@
 #include "monitor.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,66 +75,217 @@ static unsigned what_changed(const struct monitor_fact *old, const struct monito
 	return what;
 }
 
-static int merge(const struct monitor *m, const struct monitor_fact *cur, size_t n_cur, bool full,
-                 struct monitor_report *rep)
+/*
+ * While an update runs, a fact's flags carry two marks above the WGF_PEER_HAS_* bits:
+ * SEEN when the read lists its key (the first pass), KEPT with what changed once the
+ * second pass has written the read's values over it. Both are cleared before it returns.
+ */
+#define FACT_SEEN       (1U << 31)
+#define FACT_KEPT       (1U << 30)
+#define FACT_WHAT_SHIFT 24
+#define FACT_WHAT_MASK  (0xfU << FACT_WHAT_SHIFT)
+
+/* The index of the fact for key, or SIZE_MAX. */
+static size_t find_fact(const struct monitor *m, const uint8_t key[static WGF_KEY_LEN])
 {
-	size_t i = 0, j = 0;
+	size_t lo = 0, hi = m->n_facts;
 
-	/* Worst cases: every peer listed, every old peer gone. */
-	rep->changes = malloc((n_cur ? n_cur : 1) * sizeof(*rep->changes));
-	rep->gone = malloc((m->n_facts ? m->n_facts : 1) * WGF_KEY_LEN);
-	if (!rep->changes || !rep->gone)
-		return -ENOMEM;
-	while (i < m->n_facts || j < n_cur) {
-		int c = i == m->n_facts ? 1 : j == n_cur ? -1 : cmp_fact(&m->facts[i], &cur[j]);
-		unsigned what;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = memcmp(key, m->facts[mid].public_key, WGF_KEY_LEN);
 
-		if (c < 0) {
-			memcpy(rep->gone[rep->n_gone++], m->facts[i++].public_key, WGF_KEY_LEN);
-			continue;
-		}
-		what = c > 0 || !m->has_read ? MONITOR_CHANGED_NEW
-		                             : what_changed(&m->facts[i], &cur[j]);
-		if (what || full)
-			rep->changes[rep->n_changes++] =
-			        (struct monitor_change){.fact = j, .what = what};
 		if (c == 0)
-			i++;
-		j++;
+			return mid;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
 	}
-	return 0;
+	return SIZE_MAX;
 }
 
+struct update_counts {
+	size_t seen;    /* facts the read still lists */
+	size_t fresh;   /* peers of the read without a fact (a key listed twice counts twice) */
+	size_t changed; /* facts the read changes */
+};
+
+/* The first pass: marks the facts the read lists and counts. Writes nothing else. */
+static struct update_counts mark_seen(struct monitor *m, const struct wgf_device *dev)
+{
+	struct update_counts n = {0};
+
+	for (size_t k = 0; k < dev->n_peers; k++) {
+		size_t i = find_fact(m, dev->peers[k].public_key);
+		struct monitor_fact cur;
+
+		if (i == SIZE_MAX) {
+			n.fresh++;
+			continue;
+		}
+		if (m->facts[i].flags & FACT_SEEN)
+			continue; /* a key the read lists twice */
+		m->facts[i].flags |= FACT_SEEN;
+		n.seen++;
+		fact_of(&cur, &dev->peers[k], &dev->seen[k]);
+		n.changed += what_changed(&m->facts[i], &cur) != 0;
+	}
+	return n;
+}
+
+static void clear_marks(struct monitor *m)
+{
+	for (size_t i = 0; i < m->n_facts; i++)
+		m->facts[i].flags &= ~(FACT_SEEN | FACT_KEPT | FACT_WHAT_MASK);
+}
+
+/*
+ * The second pass: the read's values go over the facts it lists, in place; peers
+ * without one go to fresh (room for all of them was counted). Returns how many did.
+ */
+static size_t take_read(struct monitor *m, const struct wgf_device *dev, struct monitor_fact *fresh)
+{
+	size_t n_fresh = 0;
+
+	for (size_t k = 0; k < dev->n_peers; k++) {
+		size_t i = find_fact(m, dev->peers[k].public_key);
+		struct monitor_fact *f, cur;
+		unsigned what;
+
+		if (i == SIZE_MAX) {
+			fact_of(&fresh[n_fresh++], &dev->peers[k], &dev->seen[k]);
+			continue;
+		}
+		f = &m->facts[i];
+		if (!(f->flags & FACT_SEEN))
+			continue; /* taken already: a key listed twice */
+		fact_of(&cur, &dev->peers[k], &dev->seen[k]);
+		what = what_changed(f, &cur);
+		*f = cur;
+		f->flags |= FACT_KEPT | what << FACT_WHAT_SHIFT;
+	}
+	return n_fresh;
+}
+
+/* Sorts the new facts and drops a key listed twice; returns how many are left. */
+static size_t sort_fresh(struct monitor_fact *fresh, size_t n)
+{
+	size_t w = 0;
+
+	if (n > 1)
+		qsort(fresh, n, sizeof(*fresh), cmp_fact);
+	for (size_t i = 0; i < n; i++) {
+		if (w > 0 && cmp_fact(&fresh[w - 1], &fresh[i]) == 0)
+			continue;
+		fresh[w] = fresh[i];
+		fresh[w++].flags |= FACT_KEPT | MONITOR_CHANGED_NEW << FACT_WHAT_SHIFT;
+	}
+	return w;
+}
+
+/* Keys of the facts the read no longer lists go to gone; the rest close up, in order. */
+static size_t drop_gone(struct monitor *m, struct monitor_report *rep)
+{
+	size_t w = 0;
+
+	for (size_t i = 0; i < m->n_facts; i++) {
+		if (m->facts[i].flags & FACT_KEPT)
+			m->facts[w++] = m->facts[i];
+		else
+			memcpy(rep->gone[rep->n_gone++], m->facts[i].public_key, WGF_KEY_LEN);
+	}
+	return w;
+}
+
+/* Merges the sorted new facts into the kept ones from the back; facts has room for both. */
+static void merge_fresh(struct monitor_fact *facts, size_t n_kept, const struct monitor_fact *fresh,
+                        size_t n_fresh)
+{
+	size_t w = n_kept + n_fresh;
+
+	while (n_fresh > 0) {
+		if (n_kept > 0 && cmp_fact(&facts[n_kept - 1], &fresh[n_fresh - 1]) > 0)
+			facts[--w] = facts[--n_kept];
+		else
+			facts[--w] = fresh[--n_fresh];
+	}
+}
+
+/* Lists what changed (everything for a full set) by final index, and clears the marks. */
+static void list_changes(struct monitor *m, struct monitor_report *rep)
+{
+	for (size_t i = 0; i < m->n_facts; i++) {
+		unsigned what = (m->facts[i].flags & FACT_WHAT_MASK) >> FACT_WHAT_SHIFT;
+
+		m->facts[i].flags &= ~(FACT_SEEN | FACT_KEPT | FACT_WHAT_MASK);
+		if (what || rep->full)
+			rep->changes[rep->n_changes++] =
+			        (struct monitor_change){.fact = i, .what = what};
+	}
+}
+
+/*
+ * Updates the facts in place: a read that adds or removes no peer allocates no second
+ * set of facts, only the report. Everything that can fail is allocated before the first
+ * fact is written.
+ */
 int monitor_update(struct monitor *m, const struct wgf_device *dev, uint64_t now_ms,
                    int64_t wall_ms, struct monitor_report *ret)
 {
 	struct monitor_report rep = {0};
-	struct monitor_fact *cur;
-	size_t n = dev->n_peers;
-	int r;
+	struct monitor_fact *fresh = NULL;
+	struct update_counts n = mark_seen(m, dev);
+	size_t n_gone = m->n_facts - n.seen, most = n.seen + n.fresh, room = m->n_facts;
+	size_t n_fresh, n_kept;
 
-	cur = malloc((n ? n : 1) * sizeof(*cur));
-	if (!cur)
-		return -ENOMEM;
-	for (size_t k = 0; k < n; k++) {
-		fact_of(&cur[k], &dev->peers[k], &dev->seen[k]);
-		if (cur[k].last_handshake_ms > 0 &&
-		    wall_ms - cur[k].last_handshake_ms < MONITOR_HANDSHAKE_FRESH_MS)
-			rep.n_recent++;
-	}
-	if (n > 1)
-		qsort(cur, n, sizeof(*cur), cmp_fact);
 	rep.full = !m->has_read || now_ms - m->last_full_ms >= m->full_interval_ms;
-	rep.n_peers = n;
-	r = merge(m, cur, n, rep.full, &rep);
-	if (r < 0) {
-		free(cur);
-		monitor_report_fini(&rep);
-		return r;
+	rep.changes = malloc(((rep.full ? most : n.changed + n.fresh) + 1) * sizeof(*rep.changes));
+	rep.gone = malloc((n_gone + 1) * WGF_KEY_LEN);
+	fresh = malloc((n.fresh + 1) * sizeof(*fresh));
+	if (rep.changes && rep.gone && fresh && n.seen > 0 && most > m->n_facts) {
+		struct monitor_fact *grown = reallocarray(m->facts, most, sizeof(*grown));
+
+		if (grown) {
+			m->facts = grown;
+			room = most;
+		} else {
+			free(fresh);
+			fresh = NULL;
+		}
 	}
-	free(m->facts);
-	m->facts = cur;
-	m->n_facts = n;
+	if (!rep.changes || !rep.gone || !fresh) {
+		clear_marks(m);
+		free(fresh);
+		monitor_report_fini(&rep);
+		return -ENOMEM;
+	}
+
+	n_fresh = sort_fresh(fresh, take_read(m, dev, fresh));
+	n_kept = drop_gone(m, &rep);
+	if (n_kept == 0) {
+		/* Nothing kept (the first read): the new facts are the facts. */
+		free(m->facts);
+		m->facts = fresh;
+		fresh = NULL;
+		room = n.fresh + 1;
+	} else {
+		merge_fresh(m->facts, n_kept, fresh, n_fresh);
+	}
+	free(fresh);
+	m->n_facts = n_kept + n_fresh;
+	if (m->n_facts < room) {
+		/* Peers left: give the room back (in place: the block only shrinks). */
+		struct monitor_fact *less = reallocarray(m->facts, m->n_facts + 1, sizeof(*less));
+
+		if (less)
+			m->facts = less;
+	}
+	list_changes(m, &rep);
+	for (size_t k = 0; k < dev->n_peers; k++)
+		if (dev->seen[k].last_handshake_ms > 0 &&
+		    wall_ms - dev->seen[k].last_handshake_ms < MONITOR_HANDSHAKE_FRESH_MS)
+			rep.n_recent++;
+	rep.n_peers = dev->n_peers;
 	m->has_read = true;
 	if (rep.full)
 		m->last_full_ms = now_ms;

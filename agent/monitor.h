@@ -13,9 +13,11 @@
  * peer is listed, so a consumer that missed a report catches up.
  *
  * monitor_update() is a pure function of the previous facts, the read and the clock
- * (passed in), so it is unit-tested without an interface. It sorts and merges by key:
- * O(n log n). A report points into the monitor's facts and is valid until the next
- * update. Nothing here logs.
+ * (passed in), so it is unit-tested without an interface. It looks each peer of the
+ * read up in the facts (kept sorted by key) and writes over them where they are:
+ * O(n log n), and a read that adds or removes no peer builds no second set of facts.
+ * A report points into the monitor's facts and is valid until the next update.
+ * Nothing here logs.
  */
 
 #include <stdbool.h>

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -220,6 +221,116 @@ static void test_empty_and_big(void **state)
 	monitor_fini(&m);
 }
 
+/* A read that neither adds nor removes a peer changes the facts where they are. */
+static void test_same_peers_update_in_place(void **state)
+{
+	struct monitor_report r;
+	struct wgf_device dev;
+	struct monitor_fact *facts;
+	struct monitor m;
+
+	(void)state;
+	monitor_init(&m, FULL_MS);
+	device(&dev, 3000, NULL);
+	assert_int_equal(monitor_update(&m, &dev, 1000, NOW_WALL, &r), 0);
+	monitor_report_fini(&r);
+	facts = m.facts;
+	seen_of(&dev, 10)->last_handshake_ms = NOW_WALL;
+	seen_of(&dev, 2999)->rx_bytes++;
+	assert_int_equal(monitor_update(&m, &dev, 6000, NOW_WALL, &r), 0);
+	/* No second set of facts was built beside the first. */
+	assert_ptr_equal(m.facts, facts);
+	assert_int_equal(r.n_changes, 2);
+	assert_int_equal(change_of(&m, &r, 10)->what, MONITOR_CHANGED_HANDSHAKE);
+	assert_int_equal(change_of(&m, &r, 2999)->what, MONITOR_CHANGED_TRANSFER);
+	assert_int_equal(m.facts[change_of(&m, &r, 10)->fact].last_handshake_ms, NOW_WALL);
+	monitor_report_fini(&r);
+	wgf_device_fini(&dev);
+	monitor_fini(&m);
+}
+
+/* A device of the peers keys[0..n) names, in that order. */
+static void device_of(struct wgf_device *dev, const uint32_t *keys, size_t n)
+{
+	memset(dev, 0, sizeof(*dev));
+	for (size_t k = 0; k < n; k++) {
+		struct wgf_peer *p = wgf_device_add_peer(dev);
+
+		assert_non_null(p);
+		key_of(p->public_key, keys[k]);
+		dev->seen[p - dev->peers].flags = WGF_PEER_HAS_TRANSFER;
+		dev->seen[p - dev->peers].rx_bytes = keys[k];
+	}
+}
+
+/* Peers come and go between reads, in any order, one listed twice: facts stay a sorted set. */
+static void test_peers_come_and_go(void **state)
+{
+	enum { N = 2000 };
+	static uint32_t first[N], second[N + 2];
+	bool wanted[2 * N] = {false};
+	struct monitor_report r;
+	struct wgf_device dev;
+	struct monitor m;
+	size_t n = 0, n_new = 0;
+
+	(void)state;
+	for (uint32_t i = 0; i < N; i++)
+		first[i] = (i * 7919) % N * 2; /* the even keys, shuffled */
+	/* The second read: every third even key goes, odd keys 1, 5, 9, ... come, one twice. */
+	for (uint32_t i = 0; i < N; i++) {
+		uint32_t k = first[i];
+
+		if (k % 3 != 0)
+			second[n++] = k;
+		else if (k % 4 == 0) {
+			second[n++] = k + 1;
+			n_new++;
+		}
+	}
+	second[n++] = second[0];
+	for (size_t i = 0; i < n; i++)
+		wanted[second[i]] = true;
+
+	monitor_init(&m, FULL_MS);
+	device_of(&dev, first, N);
+	assert_int_equal(monitor_update(&m, &dev, 1000, NOW_WALL, &r), 0);
+	monitor_report_fini(&r);
+	wgf_device_fini(&dev);
+	device_of(&dev, second, n);
+	assert_int_equal(monitor_update(&m, &dev, 2000, NOW_WALL, &r), 0);
+
+	assert_int_equal(m.n_facts, n - 1);
+	for (size_t i = 0; i < m.n_facts; i++) {
+		uint32_t k = (uint32_t)m.facts[i].public_key[0] << 8 | m.facts[i].public_key[1];
+
+		assert_true(wanted[k]);
+		assert_int_equal(m.facts[i].rx_bytes, k);
+		/* Nothing of the update's own marks is left behind. */
+		assert_int_equal(m.facts[i].flags, WGF_PEER_HAS_TRANSFER);
+		if (i > 0)
+			assert_true(memcmp(m.facts[i - 1].public_key, m.facts[i].public_key,
+			                   WGF_KEY_LEN) < 0);
+	}
+	assert_int_equal(r.n_changes, n_new);
+	for (size_t i = 0; i < r.n_changes; i++) {
+		const uint8_t *key = m.facts[r.changes[i].fact].public_key;
+
+		assert_int_equal(r.changes[i].what, MONITOR_CHANGED_NEW);
+		assert_int_equal(key[1] % 2, 1);
+	}
+	assert_int_equal(r.n_gone, N - (n - 1 - n_new));
+	for (size_t i = 0; i < r.n_gone; i++) {
+		uint32_t k = (uint32_t)r.gone[i][0] << 8 | r.gone[i][1];
+
+		assert_false(wanted[k]);
+		assert_int_equal(k % 3, 0);
+	}
+	monitor_report_fini(&r);
+	wgf_device_fini(&dev);
+	monitor_fini(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -227,6 +338,8 @@ int main(void)
 	        cmocka_unit_test(test_changes_between_reads),
 	        cmocka_unit_test(test_periodic_full_set),
 	        cmocka_unit_test(test_empty_and_big),
+	        cmocka_unit_test(test_same_peers_update_in_place),
+	        cmocka_unit_test(test_peers_come_and_go),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
