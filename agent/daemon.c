@@ -61,6 +61,8 @@ struct daemon {
 	struct backend *b;
 	struct reconciler *rc;
 	struct monitor mon;
+	/* Between a read on the thread pool (monitor_see()) and /metrics, which reads the facts. */
+	uv_mutex_t mon_lock;
 	/*
 	 * Reads of the whole interface (the monitor's, and those of the periodic full
 	 * passes) run on the thread pool through a backend of their own, one at a time, so
@@ -987,7 +989,11 @@ static void take_facts(struct daemon *d, const struct wgf_device *dev)
 	}
 	if (dev->flags & WGF_DEVICE_HAS_LISTEN_PORT)
 		d->iface_port = dev->listen_port;
-	r = monitor_update(&d->mon, dev, uv_now(&d->loop), (int64_t)wgf_clock_wall_ms(), &rep);
+	if (dev->see)
+		r = monitor_end(&d->mon, uv_now(&d->loop), &rep);
+	else
+		r = monitor_update(&d->mon, dev, uv_now(&d->loop), (int64_t)wgf_clock_wall_ms(),
+		                   &rep);
 	if (r < 0) {
 		log_errno(LOG_WARNING, r, "Monitor skipped a read");
 		return;
@@ -997,7 +1003,25 @@ static void take_facts(struct daemon *d, const struct wgf_device *dev)
 	monitor_report_fini(&rep);
 }
 
-/* On the thread pool: only the reader backend and read_* are touched. */
+/* On the thread pool, from the reader: one peer of the monitor's read. */
+static void see_peer(void *ctx, const struct wgf_peer *peer, const struct wgf_peer_seen *seen)
+{
+	struct daemon *d = ctx;
+
+	uv_mutex_lock(&d->mon_lock);
+	monitor_see(&d->mon, peer, seen);
+	uv_mutex_unlock(&d->mon_lock);
+}
+
+/* A read that will not reach take_facts(): the monitor forgets it (none runs now). */
+static void drop_read(struct daemon *d)
+{
+	if (d->read_dev.see)
+		monitor_abort(&d->mon);
+	wgf_device_fini(&d->read_dev);
+}
+
+/* On the thread pool: only the reader backend, read_* and (under mon_lock) the monitor. */
 static void read_work(uv_work_t *req)
 {
 	struct daemon *d = req->data;
@@ -1015,23 +1039,17 @@ static void read_done(uv_work_t *req, int status)
 	uv_update_time(&d->loop);
 	d->read_end_ms = uv_now(&d->loop);
 	if (status < 0 || d->stopping) {
-		wgf_device_fini(&d->read_dev);
+		drop_read(d);
 		return;
 	}
 	if (d->read_r < 0) {
 		/* A pass says what is wrong with the interface: one that reads for itself. */
 		log_debug("Cannot read '%s': %s", d->s.interface, wgf_strerror(d->read_r));
-		wgf_device_fini(&d->read_dev);
+		drop_read(d);
 		if (d->read_for_pass)
 			request_pass(d, true);
 	} else {
 		take_facts(d, &d->read_dev);
-		/*
-		 * The pass needs what was seen only to describe unknown peers, which only
-		 * adopt mode keeps: without it, that half of the read goes before the pass.
-		 */
-		if (d->read_for_pass && !d->s.adopt)
-			wgf_device_drop_seen(&d->read_dev);
 		if (d->read_for_pass)
 			d->has_read_dev = true;
 		else
@@ -1061,11 +1079,22 @@ static void start_read(struct daemon *d, bool for_pass)
 	d->read_clean = !d->busy;
 	d->read_stale = false;
 	d->n_read_skip = 0;
+	/*
+	 * A pass needs what was seen only to describe unknown peers, which only adopt mode
+	 * keeps: without it, each peer's facts go to the monitor as the read comes, and a
+	 * read never holds them all.
+	 */
+	if (!d->s.adopt) {
+		d->read_dev.see = see_peer;
+		d->read_dev.see_ctx = d;
+		monitor_begin(&d->mon, (int64_t)wgf_clock_wall_ms());
+	}
 	d->read_work.data = d;
 	r = uv_queue_work(&d->loop, &d->read_work, read_work, read_done);
 	if (r < 0) {
 		log_errno(LOG_WARNING, r, "Cannot start a read of '%s', skipping it",
 		          d->s.interface);
+		drop_read(d);
 		return;
 	}
 	d->reading = true;
@@ -1266,7 +1295,9 @@ static void render_metrics(void *ctx, FILE *f)
 {
 	struct daemon *d = ctx;
 
+	uv_mutex_lock(&d->mon_lock);
 	agent_metrics_write(&d->metrics, d->sess, &d->mon, (int64_t)wgf_clock_wall_ms(), f);
+	uv_mutex_unlock(&d->mon_lock);
 }
 
 /* /metrics, unless [metrics] listen is empty; one that cannot listen is a warning: the
@@ -1352,6 +1383,12 @@ int daemon_run(const struct settings *s, const char *config_path, bool config_gi
 			close(ready_fd);
 		return log_errno(LOG_ERR, -ENOMEM, "Cannot start");
 	}
+	if (uv_mutex_init(&d->mon_lock) < 0) {
+		free(d);
+		if (ready_fd >= 0)
+			close(ready_fd);
+		return log_errno(LOG_ERR, -ENOMEM, "Cannot start");
+	}
 	d->s = *s;
 	d->config_path = config_path;
 	d->config_given = config_given;
@@ -1396,6 +1433,7 @@ out:
 	cache_state_fini(&d->pending);
 	queued_fini(d);
 	monitor_fini(&d->mon);
+	uv_mutex_destroy(&d->mon_lock);
 	wgf_device_fini(&d->read_dev);
 	wgf_device_fini(&d->pass_dev);
 	free(d->read_skip);

@@ -17,6 +17,7 @@ void monitor_init(struct monitor *m, uint64_t full_interval_ms)
 void monitor_fini(struct monitor *m)
 {
 	free(m->facts);
+	free(m->fresh);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -76,12 +77,12 @@ static unsigned what_changed(const struct monitor_fact *old, const struct monito
 }
 
 /*
- * While an update runs, a fact's flags carry two marks above the WGF_PEER_HAS_* bits:
- * SEEN when the read lists its key (the first pass), KEPT with what changed once the
- * second pass has written the read's values over it. Both are cleared before it returns.
+ * While a read is taken, a fact's flags carry marks above the WGF_PEER_HAS_* bits: KEPT
+ * once the read has listed its key and its values are written over it, and what changed
+ * (MONITOR_CHANGED_*). What changed stays with the fact until a report lists it, so a
+ * read that fails or starts over loses none of it.
  */
-#define FACT_SEEN       (1U << 31)
-#define FACT_KEPT       (1U << 30)
+#define FACT_KEPT       (1U << 31)
 #define FACT_WHAT_SHIFT 24
 #define FACT_WHAT_MASK  (0xfU << FACT_WHAT_SHIFT)
 
@@ -104,67 +105,78 @@ static size_t find_fact(const struct monitor *m, const uint8_t key[static WGF_KE
 	return SIZE_MAX;
 }
 
-struct update_counts {
-	size_t seen;    /* facts the read still lists */
-	size_t fresh;   /* peers of the read without a fact (a key listed twice counts twice) */
-	size_t changed; /* facts the read changes */
-};
-
-/* The first pass: marks the facts the read lists and counts. Writes nothing else. */
-static struct update_counts mark_seen(struct monitor *m, const struct wgf_device *dev)
+static void read_reset(struct monitor *m)
 {
-	struct update_counts n = {0};
+	for (size_t i = 0; m->n_kept > 0 && i < m->n_facts; i++)
+		m->facts[i].flags &= ~FACT_KEPT;
+	free(m->fresh);
+	m->fresh = NULL;
+	m->n_fresh = m->cap_fresh = 0;
+	m->n_kept = m->n_changed = m->n_read = m->n_recent = 0;
+	m->read_failed = false;
+}
 
-	for (size_t k = 0; k < dev->n_peers; k++) {
-		size_t i = find_fact(m, dev->peers[k].public_key);
-		struct monitor_fact cur;
+void monitor_begin(struct monitor *m, int64_t wall_ms)
+{
+	read_reset(m);
+	m->read_wall_ms = wall_ms;
+}
 
-		if (i == SIZE_MAX) {
-			n.fresh++;
-			continue;
+void monitor_abort(struct monitor *m)
+{
+	read_reset(m);
+}
+
+/* A peer without a fact: kept apart until the read ends. */
+static void add_fresh(struct monitor *m, const struct monitor_fact *cur)
+{
+	if (m->n_fresh == m->cap_fresh) {
+		size_t cap = m->cap_fresh ? 2 * m->cap_fresh : 64;
+		struct monitor_fact *grown = reallocarray(m->fresh, cap, sizeof(*grown));
+
+		if (!grown) {
+			m->read_failed = true;
+			return;
 		}
-		if (m->facts[i].flags & FACT_SEEN)
-			continue; /* a key the read lists twice */
-		m->facts[i].flags |= FACT_SEEN;
-		n.seen++;
-		fact_of(&cur, &dev->peers[k], &dev->seen[k]);
-		n.changed += what_changed(&m->facts[i], &cur) != 0;
+		m->fresh = grown;
+		m->cap_fresh = cap;
 	}
-	return n;
+	m->fresh[m->n_fresh] = *cur;
+	m->fresh[m->n_fresh++].flags |= FACT_KEPT | MONITOR_CHANGED_NEW << FACT_WHAT_SHIFT;
 }
 
-static void clear_marks(struct monitor *m)
+void monitor_see(struct monitor *m, const struct wgf_peer *peer, const struct wgf_peer_seen *seen)
 {
-	for (size_t i = 0; i < m->n_facts; i++)
-		m->facts[i].flags &= ~(FACT_SEEN | FACT_KEPT | FACT_WHAT_MASK);
-}
+	struct monitor_fact cur;
+	size_t i;
 
-/*
- * The second pass: the read's values go over the facts it lists, in place; peers
- * without one go to fresh (room for all of them was counted). Returns how many did.
- */
-static size_t take_read(struct monitor *m, const struct wgf_device *dev, struct monitor_fact *fresh)
-{
-	size_t n_fresh = 0;
+	if (!peer) {
+		/* The read starts over: what it changed so far stays marked on the facts. */
+		int64_t wall_ms = m->read_wall_ms;
 
-	for (size_t k = 0; k < dev->n_peers; k++) {
-		size_t i = find_fact(m, dev->peers[k].public_key);
-		struct monitor_fact *f, cur;
-		unsigned what;
+		read_reset(m);
+		m->read_wall_ms = wall_ms;
+		return;
+	}
+	fact_of(&cur, peer, seen);
+	m->n_read++;
+	if (cur.last_handshake_ms > 0 &&
+	    m->read_wall_ms - cur.last_handshake_ms < MONITOR_HANDSHAKE_FRESH_MS)
+		m->n_recent++;
+	i = find_fact(m, cur.public_key);
+	if (i == SIZE_MAX) {
+		add_fresh(m, &cur);
+	} else if (!(m->facts[i].flags & FACT_KEPT)) {
+		struct monitor_fact *f = &m->facts[i];
+		unsigned what =
+		        what_changed(f, &cur) | (f->flags & FACT_WHAT_MASK) >> FACT_WHAT_SHIFT;
 
-		if (i == SIZE_MAX) {
-			fact_of(&fresh[n_fresh++], &dev->peers[k], &dev->seen[k]);
-			continue;
-		}
-		f = &m->facts[i];
-		if (!(f->flags & FACT_SEEN))
-			continue; /* taken already: a key listed twice */
-		fact_of(&cur, &dev->peers[k], &dev->seen[k]);
-		what = what_changed(f, &cur);
 		*f = cur;
 		f->flags |= FACT_KEPT | what << FACT_WHAT_SHIFT;
+		m->n_kept++;
+		m->n_changed += what != 0;
 	}
-	return n_fresh;
+	/* else a key the read lists twice: the first stands. */
 }
 
 /* Sorts the new facts and drops a key listed twice; returns how many are left. */
@@ -174,17 +186,14 @@ static size_t sort_fresh(struct monitor_fact *fresh, size_t n)
 
 	if (n > 1)
 		qsort(fresh, n, sizeof(*fresh), cmp_fact);
-	for (size_t i = 0; i < n; i++) {
-		if (w > 0 && cmp_fact(&fresh[w - 1], &fresh[i]) == 0)
-			continue;
-		fresh[w] = fresh[i];
-		fresh[w++].flags |= FACT_KEPT | MONITOR_CHANGED_NEW << FACT_WHAT_SHIFT;
-	}
+	for (size_t i = 0; i < n; i++)
+		if (w == 0 || cmp_fact(&fresh[w - 1], &fresh[i]) != 0)
+			fresh[w++] = fresh[i];
 	return w;
 }
 
 /* Keys of the facts the read no longer lists go to gone; the rest close up, in order. */
-static size_t drop_gone(struct monitor *m, struct monitor_report *rep)
+static void drop_gone(struct monitor *m, struct monitor_report *rep)
 {
 	size_t w = 0;
 
@@ -194,7 +203,7 @@ static size_t drop_gone(struct monitor *m, struct monitor_report *rep)
 		else
 			memcpy(rep->gone[rep->n_gone++], m->facts[i].public_key, WGF_KEY_LEN);
 	}
-	return w;
+	m->n_facts = w;
 }
 
 /* Merges the sorted new facts into the kept ones from the back; facts has room for both. */
@@ -217,80 +226,88 @@ static void list_changes(struct monitor *m, struct monitor_report *rep)
 	for (size_t i = 0; i < m->n_facts; i++) {
 		unsigned what = (m->facts[i].flags & FACT_WHAT_MASK) >> FACT_WHAT_SHIFT;
 
-		m->facts[i].flags &= ~(FACT_SEEN | FACT_KEPT | FACT_WHAT_MASK);
+		m->facts[i].flags &= ~(FACT_KEPT | FACT_WHAT_MASK);
 		if (what || rep->full)
 			rep->changes[rep->n_changes++] =
-			        (struct monitor_change){.fact = i, .what = what};
+			        (struct monitor_change){.fact = (uint32_t)i, .what = what};
 	}
 }
 
-/*
- * Updates the facts in place: a read that adds or removes no peer allocates no second
- * set of facts, only the report. Everything that can fail is allocated before the first
- * fact is written.
- */
-int monitor_update(struct monitor *m, const struct wgf_device *dev, uint64_t now_ms,
-                   int64_t wall_ms, struct monitor_report *ret)
+/* Room in the facts for the new ones too, before any fact moves; -ENOMEM. */
+static int make_room(struct monitor *m)
 {
-	struct monitor_report rep = {0};
-	struct monitor_fact *fresh = NULL;
-	struct update_counts n = mark_seen(m, dev);
-	size_t n_gone = m->n_facts - n.seen, most = n.seen + n.fresh, room = m->n_facts;
-	size_t n_fresh, n_kept;
+	struct monitor_fact *grown;
 
-	rep.full = !m->has_read || now_ms - m->last_full_ms >= m->full_interval_ms;
-	rep.changes = malloc(((rep.full ? most : n.changed + n.fresh) + 1) * sizeof(*rep.changes));
-	rep.gone = malloc((n_gone + 1) * WGF_KEY_LEN);
-	fresh = malloc((n.fresh + 1) * sizeof(*fresh));
-	if (rep.changes && rep.gone && fresh && n.seen > 0 && most > m->n_facts) {
-		struct monitor_fact *grown = reallocarray(m->facts, most, sizeof(*grown));
-
-		if (grown) {
-			m->facts = grown;
-			room = most;
-		} else {
-			free(fresh);
-			fresh = NULL;
-		}
-	}
-	if (!rep.changes || !rep.gone || !fresh) {
-		clear_marks(m);
-		free(fresh);
-		monitor_report_fini(&rep);
+	if (m->n_fresh == 0 || m->n_kept == 0)
+		return 0;
+	grown = reallocarray(m->facts, m->n_facts + m->n_fresh, sizeof(*grown));
+	if (!grown)
 		return -ENOMEM;
-	}
+	m->facts = grown;
+	return 0;
+}
 
-	n_fresh = sort_fresh(fresh, take_read(m, dev, fresh));
-	n_kept = drop_gone(m, &rep);
-	if (n_kept == 0) {
+/* Puts the sorted new facts among the kept ones (room was made), and frees what is spare. */
+static void take_fresh(struct monitor *m, size_t room)
+{
+	size_t n = m->n_facts + m->n_fresh;
+
+	if (m->n_facts == 0) {
 		/* Nothing kept (the first read): the new facts are the facts. */
 		free(m->facts);
-		m->facts = fresh;
-		fresh = NULL;
-		room = n.fresh + 1;
+		m->facts = m->fresh;
+		m->fresh = NULL;
+		room = m->cap_fresh;
 	} else {
-		merge_fresh(m->facts, n_kept, fresh, n_fresh);
+		merge_fresh(m->facts, m->n_facts, m->fresh, m->n_fresh);
 	}
-	free(fresh);
-	m->n_facts = n_kept + n_fresh;
-	if (m->n_facts < room) {
+	m->n_facts = n;
+	if (n < room) {
 		/* Peers left: give the room back (in place: the block only shrinks). */
-		struct monitor_fact *less = reallocarray(m->facts, m->n_facts + 1, sizeof(*less));
+		struct monitor_fact *less = reallocarray(m->facts, n + 1, sizeof(*less));
 
 		if (less)
 			m->facts = less;
 	}
+}
+
+int monitor_end(struct monitor *m, uint64_t now_ms, struct monitor_report *ret)
+{
+	struct monitor_report rep = {0};
+	size_t n_gone = m->n_facts - m->n_kept, room = m->n_facts, n_listed;
+
+	m->n_fresh = sort_fresh(m->fresh, m->n_fresh);
+	rep.full = !m->has_read || now_ms - m->last_full_ms >= m->full_interval_ms;
+	n_listed = rep.full ? m->n_kept + m->n_fresh : m->n_changed + m->n_fresh;
+	rep.changes = malloc((n_listed + 1) * sizeof(*rep.changes));
+	rep.gone = malloc((n_gone + 1) * WGF_KEY_LEN);
+	if (m->read_failed || !rep.changes || !rep.gone || make_room(m) < 0) {
+		monitor_report_fini(&rep);
+		monitor_abort(m);
+		return -ENOMEM;
+	}
+	if (m->n_fresh > 0 && m->n_kept > 0)
+		room = m->n_facts + m->n_fresh;
+	drop_gone(m, &rep);
+	take_fresh(m, room);
 	list_changes(m, &rep);
-	for (size_t k = 0; k < dev->n_peers; k++)
-		if (dev->seen[k].last_handshake_ms > 0 &&
-		    wall_ms - dev->seen[k].last_handshake_ms < MONITOR_HANDSHAKE_FRESH_MS)
-			rep.n_recent++;
-	rep.n_peers = dev->n_peers;
+	rep.n_peers = m->n_read;
+	rep.n_recent = m->n_recent;
 	m->has_read = true;
 	if (rep.full)
 		m->last_full_ms = now_ms;
+	read_reset(m);
 	*ret = rep;
 	return 0;
+}
+
+int monitor_update(struct monitor *m, const struct wgf_device *dev, uint64_t now_ms,
+                   int64_t wall_ms, struct monitor_report *ret)
+{
+	monitor_begin(m, wall_ms);
+	for (size_t k = 0; k < dev->n_peers; k++)
+		monitor_see(m, &dev->peers[k], &dev->seen[k]);
+	return monitor_end(m, now_ms, ret);
 }
 
 void monitor_report_fini(struct monitor_report *r)

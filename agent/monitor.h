@@ -6,18 +6,17 @@
 
 /*
  * Status comes from the data plane (DESIGN.md principle 7). Every few seconds the agent
- * reads the interface and hands the read to monitor_update(), which keeps one compact
+ * reads the interface and hands the read to the monitor, which keeps one compact
  * fact per peer (last handshake, endpoint, byte counters) and says what changed since
  * the previous read: new peers, peers gone, a new handshake, a moved endpoint, traffic.
  * On the first read, and then every full_interval_ms, the report is a full set: every
  * peer is listed, so a consumer that missed a report catches up.
  *
- * monitor_update() is a pure function of the previous facts, the read and the clock
- * (passed in), so it is unit-tested without an interface. It looks each peer of the
- * read up in the facts (kept sorted by key) and writes over them where they are:
- * O(n log n), and a read that adds or removes no peer builds no second set of facts.
- * A report points into the monitor's facts and is valid until the next update.
- * Nothing here logs.
+ * A report is a pure function of the previous facts, the read and the clock (passed
+ * in), so it is unit-tested without an interface. Each peer of the read is looked up in
+ * the facts (kept sorted by key) and written over where it is: O(n log n), and a read
+ * that adds or removes no peer builds no second set of facts. A report points into the
+ * monitor's facts and is valid until the next read begins. Nothing here logs.
  */
 
 #include <stdbool.h>
@@ -44,7 +43,7 @@ struct monitor_fact {
 };
 
 struct monitor_change {
-	size_t fact;   /* index into the monitor's facts */
+	uint32_t fact; /* index into the monitor's facts (at most WGF_DEVICE_PEERS_MAX) */
 	unsigned what; /* MONITOR_CHANGED_*; 0 for an unchanged peer in a full set */
 };
 
@@ -63,16 +62,35 @@ struct monitor {
 	size_t n_facts;
 	bool has_read;
 	uint64_t full_interval_ms, last_full_ms;
+	/* The read being taken, from monitor_begin() to monitor_end(): */
+	struct monitor_fact *fresh; /* owned: peers without a fact yet, in read order */
+	size_t n_fresh, cap_fresh;
+	size_t n_read, n_kept, n_changed, n_recent;
+	int64_t read_wall_ms;
+	bool read_failed; /* out of memory for fresh */
 };
 
 void monitor_init(struct monitor *m, uint64_t full_interval_ms);
 void monitor_fini(struct monitor *m);
 
 /*
- * Takes a fresh read of the interface and fills *ret. now_ms is a monotonic clock (it
- * paces the full sets), wall_ms the unix time in ms (it ages handshakes). -ENOMEM
- * leaves the monitor as it was.
+ * A read, peer by peer, as a reader hands them over (wgf_device.see): monitor_begin(),
+ * then monitor_see() for each peer, then monitor_end(), which fills *ret. A peer's
+ * values are written over its fact as it comes, so a read is never held whole here.
+ * monitor_see() with peer NULL starts the read over. wall_ms is the unix time in ms
+ * (it ages handshakes), now_ms a monotonic clock (it paces the full sets).
+ *
+ * Between monitor_begin() and monitor_end() the facts hold what was seen so far; a
+ * reader on another thread and anything reading the facts need a lock between them.
+ * -ENOMEM from monitor_end(), and monitor_abort() after a failed read, end the read
+ * without a report: what changed stays marked on the facts for the next one.
  */
+void monitor_begin(struct monitor *m, int64_t wall_ms);
+void monitor_see(struct monitor *m, const struct wgf_peer *peer, const struct wgf_peer_seen *seen);
+int monitor_end(struct monitor *m, uint64_t now_ms, struct monitor_report *ret);
+void monitor_abort(struct monitor *m);
+
+/* The same for a read held whole (dev->seen set). */
 int monitor_update(struct monitor *m, const struct wgf_device *dev, uint64_t now_ms,
                    int64_t wall_ms, struct monitor_report *ret);
 

@@ -181,7 +181,7 @@ static int device_key(struct uapi_parser *p, const char *key, const char *value,
 		}
 		memcpy(peer->public_key, pub, WGF_KEY_LEN);
 		p->peer = peer;
-		p->seen = &p->dev->seen[peer - p->dev->peers];
+		p->seen = wgf_device_last_seen(p->dev);
 		return 0;
 	}
 	return 1; /* not a device key */
@@ -546,7 +546,7 @@ static struct uapi_backend *to_uapi(struct backend *b)
 static int uapi_get_device(struct backend *b, struct wgf_device *ret)
 {
 	static const char request[] = "get=1\n\n";
-	struct wgf_device dev = {0};
+	struct wgf_device dev = {.see = ret->see, .see_ctx = ret->see_ctx};
 	struct uapi_parser p;
 	struct conn c;
 	int r;
@@ -568,6 +568,7 @@ static int uapi_get_device(struct backend *b, struct wgf_device *ret)
 		wgf_device_fini(&dev);
 		return r;
 	}
+	wgf_device_seen_done(&dev);
 	*ret = dev;
 	return 0;
 }

@@ -419,7 +419,7 @@ static int peer_attr(const struct nlattr *attr, void *data)
 static int peer_join(struct wgf_device *dev, const struct peer_ctx *c)
 {
 	struct wgf_peer *dst = &dev->peers[dev->n_peers - 1];
-	struct wgf_peer_seen *dst_seen = &dev->seen[dev->n_peers - 1];
+	struct wgf_peer_seen *dst_seen = wgf_device_last_seen(dev);
 	const struct wgf_peer *src = &c->peer;
 	const struct wgf_peer_seen *src_seen = &c->seen;
 
@@ -476,7 +476,7 @@ static int peers_attr(const struct nlattr *attr, void *data)
 	if (!p)
 		return dev->n_peers >= WGF_DEVICE_PEERS_MAX ? -E2BIG : -ENOMEM;
 	*p = c.peer;
-	dev->seen[dev->n_peers - 1] = c.seen;
+	*wgf_device_last_seen(dev) = c.seen;
 	return 0;
 }
 
@@ -617,7 +617,7 @@ int wgnl_get_device(struct wgnl *w, const char *ifname, struct wgf_device *ret)
 	if (!ifname_ok(ifname))
 		return -EINVAL;
 	for (unsigned attempt = 0; attempt < WGNL_DUMP_TRIES; attempt++) {
-		struct wgf_device dev = {0};
+		struct wgf_device dev = {.see = ret->see, .see_ctx = ret->see_ctx};
 		struct wgnl_dump st = {.dev = &dev};
 
 		r = ensure_family(w);
@@ -633,12 +633,14 @@ int wgnl_get_device(struct wgnl *w, const char *ifname, struct wgf_device *ret)
 		if (r == 0 && st.n_msgs == 0)
 			r = -EBADMSG;
 		if (r == 0) {
+			wgf_device_seen_done(&dev);
 			*ret = dev;
 			return 0;
 		}
 		wgf_device_fini(&dev);
 		if (r != -EINTR)
 			return r;
+		wgf_device_seen_restart(&dev);
 		w->stats.dumps_retried++;
 	}
 	return -EAGAIN;

@@ -14,6 +14,13 @@ struct wgf_peer *wgf_device_add_peer(struct wgf_device *dev)
 
 	if (dev->n_peers >= WGF_DEVICE_PEERS_MAX)
 		return NULL;
+	if (dev->see && !dev->seen) {
+		dev->seen = malloc(sizeof(*dev->seen));
+		if (!dev->seen)
+			return NULL;
+	} else if (dev->see && dev->n_peers > 0) {
+		dev->see(dev->see_ctx, &dev->peers[dev->n_peers - 1], dev->seen);
+	}
 	if (dev->n_peers == dev->cap_peers) {
 		size_t cap = dev->cap_peers ? dev->cap_peers * 2 : 16;
 
@@ -24,16 +31,37 @@ struct wgf_peer *wgf_device_add_peer(struct wgf_device *dev)
 		if (!p)
 			return NULL;
 		dev->peers = p;
-		seen = reallocarray(dev->seen, cap, sizeof(*seen));
+		seen = dev->see ? dev->seen : reallocarray(dev->seen, cap, sizeof(*seen));
 		if (!seen)
 			return NULL;
 		dev->seen = seen;
 		dev->cap_peers = cap;
 	}
-	memset(&dev->seen[dev->n_peers], 0, sizeof(*dev->seen));
 	p = &dev->peers[dev->n_peers++];
 	memset(p, 0, sizeof(*p));
+	memset(wgf_device_last_seen(dev), 0, sizeof(*dev->seen));
 	return p;
+}
+
+struct wgf_peer_seen *wgf_device_last_seen(struct wgf_device *dev)
+{
+	return dev->see ? dev->seen : &dev->seen[dev->n_peers - 1];
+}
+
+void wgf_device_seen_done(struct wgf_device *dev)
+{
+	if (!dev->see)
+		return;
+	if (dev->n_peers > 0)
+		dev->see(dev->see_ctx, &dev->peers[dev->n_peers - 1], dev->seen);
+	free(dev->seen);
+	dev->seen = NULL;
+}
+
+void wgf_device_seen_restart(struct wgf_device *dev)
+{
+	if (dev->see)
+		dev->see(dev->see_ctx, NULL, NULL);
 }
 
 void wgf_device_drop_seen(struct wgf_device *dev)

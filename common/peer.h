@@ -23,7 +23,9 @@
  *
  * A device is an interface's own facts (its public key, listen port) and its peers, in
  * a growable array that the device owns, with what was seen of each in a second array
- * of the same length. The private key is never held here.
+ * of the same length. A reader whose caller set `see` keeps only the last peer's seen
+ * record instead, and hands each one over once its peer is complete: what a read sees
+ * of every peer is then never held at once. The private key is never held here.
  */
 
 #include <netinet/in.h>
@@ -94,23 +96,45 @@ void wgf_ip_pool_fini(struct wgf_ip_pool *pool);
 #define WGF_DEVICE_HAS_PUBLIC_KEY  (1U << 0)
 #define WGF_DEVICE_HAS_LISTEN_PORT (1U << 1)
 
+/*
+ * Takes what a read saw of one complete peer; peer == NULL: the read starts over (a
+ * dump the kernel interrupted), and the peers handed over so far come again.
+ */
+typedef void wgf_device_see_fn(void *ctx, const struct wgf_peer *peer,
+                               const struct wgf_peer_seen *seen);
+
 struct wgf_device {
 	char ifname[16];
 	unsigned flags; /* WGF_DEVICE_HAS_* */
 	uint8_t public_key[WGF_KEY_LEN];
 	uint16_t listen_port;
 	struct wgf_peer *peers; /* owned */
-	/* Owned: seen[i] is what the read showed of peers[i]; NULL once dropped. */
+	/*
+	 * Owned: seen[i] is what the read showed of peers[i]; NULL once dropped. With see
+	 * set, one record: the last peer's, until the next is added or the read ends.
+	 */
 	struct wgf_peer_seen *seen;
 	size_t n_peers, cap_peers;
 	struct wgf_ip_pool ips; /* owned: the peers' allowed IPs */
+	wgf_device_see_fn *see; /* set by the caller before a read, or NULL */
+	void *see_ctx;
 };
 
 /*
- * Appends a zeroed peer, with a zeroed seen record at the same index, and returns it,
- * or NULL (-ENOMEM or past WGF_DEVICE_PEERS_MAX).
+ * Appends a zeroed peer, with a zeroed seen record (wgf_device_last_seen()), and returns
+ * it, or NULL (-ENOMEM or past WGF_DEVICE_PEERS_MAX). With see set, the peer before it
+ * goes to see() first.
  */
 struct wgf_peer *wgf_device_add_peer(struct wgf_device *dev);
+
+/* The seen record of the last peer added. */
+struct wgf_peer_seen *wgf_device_last_seen(struct wgf_device *dev);
+
+/* A reader's read is complete: with see set, the last peer goes to see() and seen is freed. */
+void wgf_device_seen_done(struct wgf_device *dev);
+
+/* A reader starts its read over: with see set, see() is told (peer NULL). */
+void wgf_device_seen_restart(struct wgf_device *dev);
 
 /*
  * Frees what was seen of the peers (seen becomes NULL), for a read kept on only for the

@@ -331,6 +331,62 @@ static void test_peers_come_and_go(void **state)
 	monitor_fini(&m);
 }
 
+/* Hands dev's peers to the monitor one by one, as a reader with see set does. */
+static void see_all(struct monitor *m, const struct wgf_device *dev, size_t from, size_t to)
+{
+	for (size_t k = from; k < to; k++)
+		monitor_see(m, &dev->peers[k], &dev->seen[k]);
+}
+
+/*
+ * A read that starts over (a dump the kernel interrupted) or fails keeps what it changed
+ * for the report that follows; the peers it saw twice are one each.
+ */
+static void test_read_started_over_or_failed(void **state)
+{
+	struct monitor_report r;
+	struct wgf_device dev;
+	struct monitor m;
+
+	(void)state;
+	monitor_init(&m, FULL_MS);
+	device(&dev, 100, NULL);
+	assert_int_equal(monitor_update(&m, &dev, 1000, NOW_WALL, &r), 0);
+	monitor_report_fini(&r);
+
+	/* Peer 7 shakes hands; the read sees half the peers and starts over. */
+	seen_of(&dev, 7)->last_handshake_ms = NOW_WALL;
+	monitor_begin(&m, NOW_WALL);
+	see_all(&m, &dev, 0, dev.n_peers);
+	monitor_see(&m, NULL, NULL);
+	see_all(&m, &dev, 0, dev.n_peers);
+	assert_int_equal(monitor_end(&m, 2000, &r), 0);
+	assert_int_equal(r.n_peers, 100);
+	assert_int_equal(r.n_recent, 1);
+	assert_int_equal(r.n_changes, 1);
+	assert_int_equal(change_of(&m, &r, 7)->what, MONITOR_CHANGED_HANDSHAKE);
+	assert_int_equal(r.n_gone, 0);
+	assert_int_equal(m.n_facts, 100);
+	monitor_report_fini(&r);
+
+	/* Peer 8 sends traffic; the read fails halfway: the next read reports it. */
+	seen_of(&dev, 8)->rx_bytes++;
+	monitor_begin(&m, NOW_WALL);
+	see_all(&m, &dev, 0, dev.n_peers / 2);
+	see_all(&m, &dev, dev.n_peers / 2 + 1, dev.n_peers);
+	monitor_abort(&m);
+	monitor_begin(&m, NOW_WALL);
+	see_all(&m, &dev, 0, dev.n_peers);
+	assert_int_equal(monitor_end(&m, 3000, &r), 0);
+	assert_int_equal(r.n_changes, 1);
+	assert_int_equal(change_of(&m, &r, 8)->what, MONITOR_CHANGED_TRANSFER);
+	for (size_t i = 0; i < m.n_facts; i++)
+		assert_int_equal(m.facts[i].flags, WGF_PEER_HAS_HANDSHAKE | WGF_PEER_HAS_TRANSFER);
+	monitor_report_fini(&r);
+	wgf_device_fini(&dev);
+	monitor_fini(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -340,6 +396,7 @@ int main(void)
 	        cmocka_unit_test(test_empty_and_big),
 	        cmocka_unit_test(test_same_peers_update_in_place),
 	        cmocka_unit_test(test_peers_come_and_go),
+	        cmocka_unit_test(test_read_started_over_or_failed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "backend.h"
+#include "seen_sink.h"
 #include "uapi.h"
 
 /*
@@ -560,6 +561,34 @@ static void test_backend_get_and_set(void **state)
 	free(f.received);
 }
 
+/* With see set, a read hands over each peer's facts as it goes and keeps none of them. */
+static void test_backend_get_streams_what_it_sees(void **state)
+{
+	static const char *const replies[] = {capture_get, capture_get};
+	struct wgf_device whole = {0}, dev = {0};
+	struct seen_sink sink = {0};
+	struct backend *b = NULL;
+	struct fake f;
+
+	(void)state;
+	fake_start(&f, replies, 2);
+	fake_run(&f);
+	assert_int_equal(backend_uapi_new("wgt0", f.dir, &b), 0);
+	assert_int_equal(b->ops->get_device(b, &whole), 0);
+	dev.see = seen_sink_take;
+	dev.see_ctx = &sink;
+	assert_int_equal(b->ops->get_device(b, &dev), 0);
+	assert_null(dev.seen);
+	assert_int_equal(dev.n_peers, whole.n_peers);
+	assert_true(whole.n_peers >= 2);
+	assert_true(seen_sink_matches(&sink, &whole));
+	wgf_device_fini(&dev);
+	wgf_device_fini(&whole);
+	backend_free(b);
+	fake_stop(&f);
+	free(f.received);
+}
+
 static struct wgf_peer *many_peers(size_t n)
 {
 	struct wgf_peer *peers = calloc(n, sizeof(*peers));
@@ -698,6 +727,7 @@ int main(void)
 	        cmocka_unit_test(test_peer_limit),
 	        cmocka_unit_test(test_format_peer),
 	        cmocka_unit_test(test_backend_get_and_set),
+	        cmocka_unit_test(test_backend_get_streams_what_it_sees),
 	        cmocka_unit_test(test_backend_batches),
 	        cmocka_unit_test(test_backend_errno_stops),
 	        cmocka_unit_test(test_backend_hangup_mid_request),

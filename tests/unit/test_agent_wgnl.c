@@ -24,6 +24,7 @@
 #include "backend.h"
 #include "nl.h"
 #include "rtnl.h"
+#include "seen_sink.h"
 #include "wgnl.h"
 
 #define FAMILY 0x1d
@@ -1346,6 +1347,42 @@ static void test_parse_captured_dump(void **state)
 	free(d[1]);
 }
 
+/* With see set, the peer cut between the two messages is handed over once, whole. */
+static void test_parse_captured_dump_streams_what_it_sees(void **state)
+{
+	struct dgram *d[2] = {calloc(1, sizeof(struct dgram)), calloc(1, sizeof(struct dgram))};
+	struct wgf_device devs[2];
+	struct seen_sink sink = {0};
+
+	(void)state;
+	memset(devs, 0, sizeof(devs));
+	d[0]->len = unhex(capture_dump_0, d[0]->buf, sizeof(d[0]->buf));
+	d[1]->len = unhex(capture_dump_1, d[1]->buf, sizeof(d[1]->buf));
+	devs[1].see = seen_sink_take;
+	devs[1].see_ctx = &sink;
+	for (int k = 0; k < 2; k++) {
+		struct wgnl_dump st = {.family = CAPTURE_FAMILY, .dev = &devs[k]};
+		struct nl_reply reply = {.seq = CAPTURE_SEQ, .portid = CAPTURE_PORTID};
+
+		assert_int_equal(
+		        nl_reply_feed(&reply, d[0]->buf, d[0]->len, wgnl_parse_device_msg, &st), 1);
+		assert_int_equal(
+		        nl_reply_feed(&reply, d[1]->buf, d[1]->len, wgnl_parse_device_msg, &st), 0);
+	}
+	/* Until the read ends the last peer may go on in a later message. */
+	assert_int_equal(sink.n, 2);
+	wgf_device_seen_done(&devs[1]);
+	assert_null(devs[1].seen);
+	assert_int_equal(devs[1].n_peers, 3);
+	assert_true(seen_sink_matches(&sink, &devs[0]));
+	wgf_device_seen_restart(&devs[1]);
+	assert_int_equal(sink.restarts, 1);
+	wgf_device_fini(&devs[0]);
+	wgf_device_fini(&devs[1]);
+	free(d[0]);
+	free(d[1]);
+}
+
 /* The real messages cut short at every length: refused cleanly, never read past the end. */
 static void test_parse_captured_truncated(void **state)
 {
@@ -1596,6 +1633,7 @@ int main(void)
 	        cmocka_unit_test(test_parse_truncated_attrs),
 	        cmocka_unit_test(test_parse_peer_errors),
 	        cmocka_unit_test(test_parse_captured_dump),
+	        cmocka_unit_test(test_parse_captured_dump_streams_what_it_sees),
 	        cmocka_unit_test(test_parse_captured_truncated),
 	        cmocka_unit_test(test_reply_dump_intr),
 	        cmocka_unit_test(test_reply_errors),
