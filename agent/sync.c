@@ -393,18 +393,13 @@ static int check_overlaps(struct diff *df)
 {
 	const struct ip_entry **stack = NULL;
 	struct ip_entry *e = NULL;
-	size_t n = 0, depth = 0;
+	size_t n = 0, depth = 0, cap = 0;
 	int r;
 
 	r = collect_entries(df, &e, &n);
 	if (r < 0)
 		return r;
 	qsort(e, n, sizeof(*e), cmp_entry);
-	stack = malloc((n ? n : 1) * sizeof(const struct ip_entry *));
-	if (!stack) {
-		r = -ENOMEM;
-		goto out;
-	}
 	for (size_t k = 0; k < n && r == 0; k++) {
 		uint8_t first[16], last[16], top_first[16], top_last[16];
 
@@ -418,19 +413,32 @@ static int check_overlaps(struct diff *df)
 		}
 		if (depth > 0)
 			r = check_pair(df, stack[depth - 1], &e[k]);
+		if (depth == cap) {
+			/* As deep as prefixes nest (a few, unless peers repeat a network). */
+			size_t more = cap ? 2 * cap : 16;
+			const struct ip_entry **grown = reallocarray(stack, more, sizeof(*stack));
+
+			if (!grown) {
+				r = -ENOMEM;
+				break;
+			}
+			stack = grown;
+			cap = more;
+		}
 		stack[depth++] = &e[k];
 	}
-out:
 	free(stack);
 	free(e);
 	return r;
 }
 
-/* The lists are sized for the worst case up front (see merge), so this never grows them. */
+/* In a counting walk (list NULL) only *n moves; the filling walk has the room it counted. */
 static void push_change(struct sync_change *list, size_t *n, const struct wgf_peer *desired,
                         const struct wgf_peer *actual)
 {
-	list[(*n)++] = (struct sync_change){.desired = desired, .actual = actual};
+	if (list)
+		list[*n] = (struct sync_change){.desired = desired, .actual = actual};
+	(*n)++;
 }
 
 static bool needs_update(const struct wgf_peer *desired, const struct wgf_peer *actual)
@@ -439,16 +447,13 @@ static bool needs_update(const struct wgf_peer *desired, const struct wgf_peer *
 	       !wgf_peer_config_equal(desired, actual);
 }
 
-static int merge(struct diff *df)
+/* One walk of both sorted sets: into the plan's lists, or (lists NULL) counting them. */
+static void walk(struct diff *df)
 {
 	struct sync_plan *pl = &df->plan;
 	size_t i = 0, j = 0;
 
-	pl->add = malloc((df->nd ? df->nd : 1) * sizeof(*pl->add));
-	pl->update = malloc((df->nd ? df->nd : 1) * sizeof(*pl->update));
-	pl->remove = malloc((df->na ? df->na : 1) * sizeof(*pl->remove));
-	if (!pl->add || !pl->update || !pl->remove)
-		return -ENOMEM;
+	pl->n_add = pl->n_update = pl->n_remove = pl->n_static = pl->n_unchanged = 0;
 	while (i < df->nd || j < df->na) {
 		int c = i == df->nd ? 1
 		        : j == df->na
@@ -479,6 +484,23 @@ static int merge(struct diff *df)
 			j++;
 		}
 	}
+}
+
+/*
+ * Counts the changes, then lists them in arrays of just that size: a pass that changes
+ * little holds little, however large the interface.
+ */
+static int merge(struct diff *df)
+{
+	struct sync_plan *pl = &df->plan;
+
+	walk(df);
+	pl->add = malloc((pl->n_add ? pl->n_add : 1) * sizeof(*pl->add));
+	pl->update = malloc((pl->n_update ? pl->n_update : 1) * sizeof(*pl->update));
+	pl->remove = malloc((pl->n_remove ? pl->n_remove : 1) * sizeof(*pl->remove));
+	if (!pl->add || !pl->update || !pl->remove)
+		return -ENOMEM;
+	walk(df);
 	return 0;
 }
 
