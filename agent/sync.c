@@ -3,6 +3,7 @@
 /* sync: validate the desired peers, then merge them with the interface's by key. */
 #include "sync.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -26,15 +27,21 @@ struct net_range {
  */
 struct ip_entry {
 	const struct wgf_cidr *cidr;
-	uint32_t idx; /* into diff.d for a desired peer, into diff.a for a static one */
+	uint32_t idx; /* the desired peer's place in key order, or the static actual one's */
 	bool is_static;
 };
 
+/*
+ * Both sets are walked in key order: through a sorted array of pointers, or, for a set
+ * that comes in key order already (the desired set always does), the set itself.
+ */
 struct diff {
-	const struct wgf_peer **d; /* desired, sorted by key, then by position */
+	const struct wgf_peer *desired;
+	const struct wgf_peer **d; /* NULL, or desired sorted by key, then by position */
 	size_t nd;
-	bool *refused;             /* per entry of d */
-	const struct wgf_peer **a; /* actual, sorted by key */
+	bool *refused; /* per desired peer, in key order */
+	const struct wgf_peer *actual;
+	const struct wgf_peer **a; /* NULL, or actual sorted by key */
 	size_t na;
 	uint8_t (*statics)[WGF_KEY_LEN]; /* sorted copy */
 	size_t ns;
@@ -65,16 +72,36 @@ static bool is_static(const struct diff *df, const uint8_t key[static WGF_KEY_LE
 	return df->ns && bsearch(key, df->statics, df->ns, WGF_KEY_LEN, cmp_key);
 }
 
-static const struct wgf_peer **sorted_ptrs(const struct wgf_peer *peers, size_t n)
+/* The i-th desired and the j-th actual peer in key order. */
+static const struct wgf_peer *desired_at(const struct diff *df, size_t i)
 {
-	const struct wgf_peer **p = malloc((n ? n : 1) * sizeof(const struct wgf_peer *));
+	return df->d ? df->d[i] : &df->desired[i];
+}
 
+static const struct wgf_peer *actual_at(const struct diff *df, size_t j)
+{
+	return df->a ? df->a[j] : &df->actual[j];
+}
+
+/* *ret: NULL when peers are in key order already, else pointers to them in that order. */
+static int key_order(const struct wgf_peer *peers, size_t n, const struct wgf_peer ***ret)
+{
+	const struct wgf_peer **p;
+	size_t i = 1;
+
+	while (i < n && memcmp(peers[i - 1].public_key, peers[i].public_key, WGF_KEY_LEN) <= 0)
+		i++;
+	*ret = NULL;
+	if (i >= n)
+		return 0;
+	p = malloc(n * sizeof(const struct wgf_peer *));
 	if (!p)
-		return NULL;
-	for (size_t i = 0; i < n; i++)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
 		p[i] = &peers[i];
-	wgf_sort(p, n, sizeof(const struct wgf_peer *), cmp_peer_ptr);
-	return p;
+	qsort(p, n, sizeof(const struct wgf_peer *), cmp_peer_ptr);
+	*ret = p;
+	return 0;
 }
 
 /* Refuses d[i] (once: a later reason is dropped); other is kept for sync_failure.other. */
@@ -96,7 +123,7 @@ refuse(struct diff *df, size_t i, int code, const struct wgf_peer *other, const 
 		df->cap_failed = cap;
 	}
 	f = &df->plan.failed[df->plan.n_failed++];
-	f->peer = df->d[i];
+	f->peer = desired_at(df, i);
 	f->other = other;
 	f->code = code;
 	va_start(ap, fmt);
@@ -113,12 +140,13 @@ static int check_keys(struct diff *df, const struct wgf_device *actual)
 	int r = 0;
 
 	for (size_t i = 0; i < df->nd && r == 0; i++) {
-		const struct wgf_peer *p = df->d[i];
+		const struct wgf_peer *p = desired_at(df, i);
 		struct wgf_err err = {0};
 
 		if (wgf_key_check(p->public_key, WGF_KEY_PUBLIC, &err) < 0)
 			r = refuse(df, i, -EINVAL, NULL, "invalid public key: %s", err.msg);
-		else if (i > 0 && memcmp(df->d[i - 1]->public_key, p->public_key, WGF_KEY_LEN) == 0)
+		else if (i > 0 &&
+		         memcmp(desired_at(df, i - 1)->public_key, p->public_key, WGF_KEY_LEN) == 0)
 			r = refuse(df, i, -EEXIST, NULL,
 			           "public key given twice; the first entry is used");
 		else if (own && memcmp(own, p->public_key, WGF_KEY_LEN) == 0)
@@ -277,7 +305,7 @@ static int check_routable(struct diff *df)
 	int r = 0;
 
 	for (size_t i = 0; i < df->nd && r == 0 && df->nn; i++) {
-		const struct wgf_peer *p = df->d[i];
+		const struct wgf_peer *p = desired_at(df, i);
 
 		if (df->refused[i])
 			continue;
@@ -293,18 +321,45 @@ static int check_routable(struct diff *df)
 
 static const struct wgf_peer *entry_peer(const struct diff *df, const struct ip_entry *e)
 {
-	return e->is_static ? df->a[e->idx] : df->d[e->idx];
+	return e->is_static ? actual_at(df, e->idx) : desired_at(df, e->idx);
+}
+
+/*
+ * The first address of c as a 128-bit number (an IPv4 address in the top 32 bits): the
+ * sort's half of cidr_bounds, cheap enough to work out at every comparison.
+ */
+static void cidr_first(const struct wgf_cidr *c, uint64_t w[static 2])
+{
+	uint8_t b[16] = {0};
+	unsigned prefix = c->prefix;
+
+	memcpy(b, c->addr.bytes, c->addr.family == AF_INET ? 4 : 16);
+	memcpy(w, b, 16);
+	w[0] = be64toh(w[0]);
+	w[1] = be64toh(w[1]);
+	if (prefix < 64) {
+		w[0] &= prefix ? ~UINT64_C(0) << (64 - prefix) : 0;
+		w[1] = 0;
+	} else if (prefix < 128) {
+		w[1] &= prefix > 64 ? ~UINT64_C(0) << (128 - prefix) : 0;
+	}
 }
 
 static int cmp_entry(const void *x, const void *y)
 {
 	const struct ip_entry *a = x, *b = y;
-	uint8_t a_first[16], b_first[16], last[16];
-	int c;
+	uint64_t fa[2], fb[2];
+	int c = 0;
 
-	cidr_bounds(a->cidr, a_first, last);
-	cidr_bounds(b->cidr, b_first, last);
-	c = cmp_prefix(a->cidr, a_first, b->cidr, b_first);
+	/* cmp_prefix's order: family, first address, the containing prefix first. */
+	if (a->cidr->addr.family != b->cidr->addr.family)
+		return a->cidr->addr.family < b->cidr->addr.family ? -1 : 1;
+	cidr_first(a->cidr, fa);
+	cidr_first(b->cidr, fb);
+	if (fa[0] != fb[0] || fa[1] != fb[1])
+		c = fa[0] != fb[0] ? (fa[0] < fb[0] ? -1 : 1) : (fa[1] < fb[1] ? -1 : 1);
+	else
+		c = (a->cidr->prefix > b->cidr->prefix) - (a->cidr->prefix < b->cidr->prefix);
 
 	if (c)
 		return c;
@@ -349,6 +404,42 @@ static int check_pair(struct diff *df, const struct ip_entry *outer, const struc
 	return r;
 }
 
+static void sift_down(struct ip_entry *e, size_t root, size_t n)
+{
+	for (;;) {
+		size_t child = 2 * root + 1;
+		struct ip_entry t;
+
+		if (child >= n)
+			return;
+		if (child + 1 < n && cmp_entry(&e[child], &e[child + 1]) < 0)
+			child++;
+		if (cmp_entry(&e[root], &e[child]) >= 0)
+			return;
+		t = e[root];
+		e[root] = e[child];
+		e[child] = t;
+		root = child;
+	}
+}
+
+/*
+ * A heapsort, in place: glibc's qsort would take a second array as large as the entries
+ * (16 bytes a network), at the moment a full pass holds the most.
+ */
+static void sort_entries(struct ip_entry *e, size_t n)
+{
+	for (size_t i = n / 2; i-- > 0;)
+		sift_down(e, i, n);
+	for (size_t end = n; end-- > 1;) {
+		struct ip_entry t = e[0];
+
+		e[0] = e[end];
+		e[end] = t;
+		sift_down(e, 0, end);
+	}
+}
+
 static int collect_entries(struct diff *df, struct ip_entry **ret, size_t *ret_n)
 {
 	struct ip_entry *e;
@@ -356,25 +447,25 @@ static int collect_entries(struct diff *df, struct ip_entry **ret, size_t *ret_n
 
 	for (size_t i = 0; i < df->nd; i++)
 		if (!df->refused[i])
-			cap += df->d[i]->n_allowed_ips;
+			cap += desired_at(df, i)->n_allowed_ips;
 	for (size_t j = 0; j < df->na; j++)
-		if (is_static(df, df->a[j]->public_key))
-			cap += df->a[j]->n_allowed_ips;
+		if (is_static(df, actual_at(df, j)->public_key))
+			cap += actual_at(df, j)->n_allowed_ips;
 	e = malloc((cap ? cap : 1) * sizeof(*e));
 	if (!e)
 		return -ENOMEM;
 	for (size_t i = 0; i < df->nd; i++) {
 		if (df->refused[i])
 			continue;
-		for (unsigned k = 0; k < df->d[i]->n_allowed_ips; k++)
-			e[n++] = (struct ip_entry){.cidr = &df->d[i]->allowed_ips[k],
+		for (unsigned k = 0; k < desired_at(df, i)->n_allowed_ips; k++)
+			e[n++] = (struct ip_entry){.cidr = &desired_at(df, i)->allowed_ips[k],
 			                           .idx = (uint32_t)i};
 	}
 	for (size_t j = 0; j < df->na; j++) {
-		if (!is_static(df, df->a[j]->public_key))
+		if (!is_static(df, actual_at(df, j)->public_key))
 			continue;
-		for (unsigned k = 0; k < df->a[j]->n_allowed_ips; k++)
-			e[n++] = (struct ip_entry){.cidr = &df->a[j]->allowed_ips[k],
+		for (unsigned k = 0; k < actual_at(df, j)->n_allowed_ips; k++)
+			e[n++] = (struct ip_entry){.cidr = &actual_at(df, j)->allowed_ips[k],
 			                           .idx = (uint32_t)j,
 			                           .is_static = true};
 	}
@@ -399,7 +490,7 @@ static int check_overlaps(struct diff *df)
 	r = collect_entries(df, &e, &n);
 	if (r < 0)
 		return r;
-	qsort(e, n, sizeof(*e), cmp_entry);
+	sort_entries(e, n);
 	for (size_t k = 0; k < n && r == 0; k++) {
 		uint8_t first[16], last[16], top_first[16], top_last[16];
 
@@ -455,29 +546,30 @@ static void walk(struct diff *df)
 
 	pl->n_add = pl->n_update = pl->n_remove = pl->n_static = pl->n_unchanged = 0;
 	while (i < df->nd || j < df->na) {
-		int c = i == df->nd ? 1
-		        : j == df->na
-		                ? -1
-		                : memcmp(df->d[i]->public_key, df->a[j]->public_key, WGF_KEY_LEN);
+		int c = i == df->nd   ? 1
+		        : j == df->na ? -1
+		                      : memcmp(desired_at(df, i)->public_key,
+		                               actual_at(df, j)->public_key, WGF_KEY_LEN);
 
 		if (c < 0) {
 			if (!df->refused[i])
-				push_change(pl->add, &pl->n_add, df->d[i], NULL);
+				push_change(pl->add, &pl->n_add, desired_at(df, i), NULL);
 			i++;
 		} else if (c > 0) {
-			if (is_static(df, df->a[j]->public_key))
+			if (is_static(df, actual_at(df, j)->public_key))
 				pl->n_static++;
 			else
-				push_change(pl->remove, &pl->n_remove, NULL, df->a[j]);
+				push_change(pl->remove, &pl->n_remove, NULL, actual_at(df, j));
 			j++;
 		} else {
 			/* A refused peer stays as it is, whatever the interface holds. */
-			if (is_static(df, df->a[j]->public_key))
+			if (is_static(df, actual_at(df, j)->public_key))
 				pl->n_static++;
 			else if (df->refused[i])
 				;
-			else if (needs_update(df->d[i], df->a[j]))
-				push_change(pl->update, &pl->n_update, df->d[i], df->a[j]);
+			else if (needs_update(desired_at(df, i), actual_at(df, j)))
+				push_change(pl->update, &pl->n_update, desired_at(df, i),
+				            actual_at(df, j));
 			else
 				pl->n_unchanged++;
 			i++;
@@ -517,10 +609,11 @@ int sync_diff(const struct wgf_peer *desired, size_t n_desired, const struct wgf
 	struct diff df = {.nd = n_desired, .na = actual->n_peers};
 	int r = -ENOMEM;
 
-	df.d = sorted_ptrs(desired, n_desired);
-	df.a = sorted_ptrs(actual->peers, actual->n_peers);
+	df.desired = desired;
+	df.actual = actual->peers;
 	df.refused = calloc(n_desired ? n_desired : 1, sizeof(*df.refused));
-	if (!df.d || !df.a || !df.refused)
+	if (!df.refused || key_order(desired, n_desired, &df.d) < 0 ||
+	    key_order(actual->peers, actual->n_peers, &df.a) < 0)
 		goto fail;
 	if (rules && rules->n_static) {
 		df.statics = malloc(rules->n_static * WGF_KEY_LEN);
