@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert(sizeof(struct monitor_fact) == 80, "a fact is held for every peer");
+
 void monitor_init(struct monitor *m, uint64_t full_interval_ms)
 {
 	memset(m, 0, sizeof(*m));
@@ -32,35 +34,56 @@ static void fact_of(struct monitor_fact *f, const struct wgf_peer *p,
 {
 	memset(f, 0, sizeof(*f));
 	memcpy(f->public_key, p->public_key, WGF_KEY_LEN);
-	f->flags = seen->flags &
-	           (WGF_PEER_HAS_HANDSHAKE | WGF_PEER_HAS_ENDPOINT | WGF_PEER_HAS_TRANSFER);
+	f->flags = (uint16_t)(seen->flags & (WGF_PEER_HAS_HANDSHAKE | WGF_PEER_HAS_TRANSFER));
 	f->last_handshake_ms = seen->last_handshake_ms;
-	if ((seen->flags & WGF_PEER_HAS_ENDPOINT) && seen->endpoint.sa.sa_family == AF_INET)
-		memcpy(&f->endpoint, &seen->endpoint.in, sizeof(seen->endpoint.in));
-	else if ((seen->flags & WGF_PEER_HAS_ENDPOINT) && seen->endpoint.sa.sa_family == AF_INET6)
-		f->endpoint = seen->endpoint.in6;
-	else
-		f->flags &= ~WGF_PEER_HAS_ENDPOINT;
+	if ((seen->flags & WGF_PEER_HAS_ENDPOINT) && seen->endpoint.sa.sa_family == AF_INET) {
+		memcpy(f->endpoint_addr, &seen->endpoint.in.sin_addr, 4);
+		f->endpoint_port = seen->endpoint.in.sin_port;
+		f->flags |= WGF_PEER_HAS_ENDPOINT;
+	} else if ((seen->flags & WGF_PEER_HAS_ENDPOINT) &&
+	           seen->endpoint.sa.sa_family == AF_INET6) {
+		memcpy(f->endpoint_addr, &seen->endpoint.in6.sin6_addr, 16);
+		f->endpoint_port = seen->endpoint.in6.sin6_port;
+		f->endpoint_scope_id = seen->endpoint.in6.sin6_scope_id;
+		f->flags |= WGF_PEER_HAS_ENDPOINT | MONITOR_FACT_IPV6;
+	}
 	f->rx_bytes = seen->rx_bytes;
 	f->tx_bytes = seen->tx_bytes;
 }
 
+bool monitor_fact_endpoint(const struct monitor_fact *f, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (!(f->flags & WGF_PEER_HAS_ENDPOINT))
+		return false;
+	if (f->flags & MONITOR_FACT_IPV6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = f->endpoint_port;
+		in6->sin6_scope_id = f->endpoint_scope_id;
+		memcpy(&in6->sin6_addr, f->endpoint_addr, 16);
+	} else {
+		struct sockaddr_in *in = (struct sockaddr_in *)ss;
+
+		in->sin_family = AF_INET;
+		in->sin_port = f->endpoint_port;
+		memcpy(&in->sin_addr, f->endpoint_addr, 4);
+	}
+	return true;
+}
+
 static bool same_endpoint(const struct monitor_fact *a, const struct monitor_fact *b)
 {
-	if ((a->flags ^ b->flags) & WGF_PEER_HAS_ENDPOINT)
-		return false;
-	if (!(a->flags & WGF_PEER_HAS_ENDPOINT) ||
-	    a->endpoint.sin6_family != b->endpoint.sin6_family)
-		return !(a->flags & WGF_PEER_HAS_ENDPOINT);
-	if (a->endpoint.sin6_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)&a->endpoint,
-		                         *y = (const void *)&b->endpoint;
+	unsigned kind = WGF_PEER_HAS_ENDPOINT | MONITOR_FACT_IPV6;
 
-		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-	}
-	return a->endpoint.sin6_port == b->endpoint.sin6_port &&
-	       a->endpoint.sin6_scope_id == b->endpoint.sin6_scope_id &&
-	       memcmp(&a->endpoint.sin6_addr, &b->endpoint.sin6_addr, 16) == 0;
+	if ((a->flags ^ b->flags) & kind)
+		return false;
+	if (!(a->flags & WGF_PEER_HAS_ENDPOINT))
+		return true;
+	return a->endpoint_port == b->endpoint_port &&
+	       a->endpoint_scope_id == b->endpoint_scope_id &&
+	       memcmp(a->endpoint_addr, b->endpoint_addr, sizeof(a->endpoint_addr)) == 0;
 }
 
 static unsigned what_changed(const struct monitor_fact *old, const struct monitor_fact *cur)
@@ -82,8 +105,8 @@ static unsigned what_changed(const struct monitor_fact *old, const struct monito
  * (MONITOR_CHANGED_*). What changed stays with the fact until a report lists it, so a
  * read that fails or starts over loses none of it.
  */
-#define FACT_KEPT       (1U << 31)
-#define FACT_WHAT_SHIFT 24
+#define FACT_KEPT       (1U << 15)
+#define FACT_WHAT_SHIFT 8
 #define FACT_WHAT_MASK  (0xfU << FACT_WHAT_SHIFT)
 
 /* The index of the fact for key, or SIZE_MAX. */
@@ -108,7 +131,7 @@ static size_t find_fact(const struct monitor *m, const uint8_t key[static WGF_KE
 static void read_reset(struct monitor *m)
 {
 	for (size_t i = 0; m->n_kept > 0 && i < m->n_facts; i++)
-		m->facts[i].flags &= ~FACT_KEPT;
+		m->facts[i].flags &= (uint16_t)~FACT_KEPT;
 	free(m->fresh);
 	m->fresh = NULL;
 	m->n_fresh = m->cap_fresh = 0;
@@ -172,7 +195,7 @@ void monitor_see(struct monitor *m, const struct wgf_peer *peer, const struct wg
 		        what_changed(f, &cur) | (f->flags & FACT_WHAT_MASK) >> FACT_WHAT_SHIFT;
 
 		*f = cur;
-		f->flags |= FACT_KEPT | what << FACT_WHAT_SHIFT;
+		f->flags |= (uint16_t)(FACT_KEPT | what << FACT_WHAT_SHIFT);
 		m->n_kept++;
 		m->n_changed += what != 0;
 	}
@@ -226,7 +249,7 @@ static void list_changes(struct monitor *m, struct monitor_report *rep)
 	for (size_t i = 0; i < m->n_facts; i++) {
 		unsigned what = (m->facts[i].flags & FACT_WHAT_MASK) >> FACT_WHAT_SHIFT;
 
-		m->facts[i].flags &= ~(FACT_KEPT | FACT_WHAT_MASK);
+		m->facts[i].flags &= (uint16_t) ~(FACT_KEPT | FACT_WHAT_MASK);
 		if (what || rep->full)
 			rep->changes[rep->n_changes++] =
 			        (struct monitor_change){.fact = (uint32_t)i, .what = what};

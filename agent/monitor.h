@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "peer.h"
 
@@ -33,14 +34,22 @@
 #define MONITOR_CHANGED_ENDPOINT  (1U << 2)
 #define MONITOR_CHANGED_TRANSFER  (1U << 3)
 
-/* 88 bytes, in an order that leaves no padding: one a peer, for as long as the agent runs. */
+/* In monitor_fact.flags: the endpoint is IPv6 (else IPv4). */
+#define MONITOR_FACT_IPV6 (1U << 4)
+
+/* 80 bytes, in an order that leaves no padding: one a peer, for as long as the agent runs. */
 struct monitor_fact {
 	uint8_t public_key[WGF_KEY_LEN];
 	int64_t last_handshake_ms; /* unix ms; 0 = never */
 	uint64_t rx_bytes, tx_bytes;
-	struct sockaddr_in6 endpoint; /* large enough for either family; sin6_family says */
-	unsigned flags;               /* WGF_PEER_HAS_HANDSHAKE, _ENDPOINT, _TRANSFER */
+	uint8_t endpoint_addr[16];  /* the first 4 bytes for IPv4 */
+	uint32_t endpoint_scope_id; /* the zone of an IPv6 link-local endpoint */
+	uint16_t endpoint_port;     /* network byte order */
+	uint16_t flags; /* WGF_PEER_HAS_HANDSHAKE, _ENDPOINT, _TRANSFER, MONITOR_FACT_IPV6 */
 };
+
+/* The fact's endpoint as a socket address in *ss; false when it has none. */
+bool monitor_fact_endpoint(const struct monitor_fact *f, struct sockaddr_storage *ss);
 
 struct monitor_change {
 	uint32_t fact; /* index into the monitor's facts (at most WGF_DEVICE_PEERS_MAX) */

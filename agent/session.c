@@ -937,15 +937,16 @@ int session_report(struct session *s, const struct session_report *r)
 		for (; sent < r->n_facts && rep->n_facts < REPORT_FACTS_MAX; sent++) {
 			const struct monitor_fact *f = r->facts[sent];
 			struct wgf_peer_facts *o = &rep->facts[rep->n_facts++];
+			struct sockaddr_storage ss;
 
 			memset(o, 0, sizeof(*o));
 			memcpy(o->public_key, f->public_key, WGF_KEY_LEN);
 			o->last_handshake_ms = f->last_handshake_ms;
 			o->rx_bytes = f->rx_bytes;
 			o->tx_bytes = f->tx_bytes;
-			if (f->flags & WGF_PEER_HAS_ENDPOINT)
-				wgf_sockaddr_format((const struct sockaddr *)&f->endpoint,
-				                    o->endpoint, sizeof(o->endpoint));
+			if (monitor_fact_endpoint(f, &ss))
+				wgf_sockaddr_format((const struct sockaddr *)&ss, o->endpoint,
+				                    sizeof(o->endpoint));
 		}
 		rv = queue_report(s, &b);
 		rep->n_errors = rep->n_drift = rep->n_unknown = rep->n_unknown_total = 0;

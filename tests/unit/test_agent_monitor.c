@@ -387,6 +387,48 @@ static void test_read_started_over_or_failed(void **state)
 	monitor_fini(&m);
 }
 
+/* A fact gives back the endpoint it was made from, either family, zone and port kept. */
+static void test_fact_endpoint(void **state)
+{
+	struct sockaddr_storage ss;
+	struct monitor_report r;
+	struct wgf_device dev;
+	struct wgf_peer_seen *p;
+	const struct sockaddr_in6 *in6 = (const void *)&ss;
+	const struct sockaddr_in *in = (const void *)&ss;
+	struct monitor m;
+
+	(void)state;
+	monitor_init(&m, FULL_MS);
+	device(&dev, 3, NULL);
+	p = seen_of(&dev, 1);
+	p->flags |= WGF_PEER_HAS_ENDPOINT;
+	p->endpoint.in.sin_family = AF_INET;
+	p->endpoint.in.sin_port = htons(51820);
+	inet_pton(AF_INET, "192.0.2.7", &p->endpoint.in.sin_addr);
+	p = seen_of(&dev, 2);
+	p->flags |= WGF_PEER_HAS_ENDPOINT;
+	p->endpoint.in6.sin6_family = AF_INET6;
+	p->endpoint.in6.sin6_port = htons(443);
+	p->endpoint.in6.sin6_scope_id = 3;
+	inet_pton(AF_INET6, "fe80::7", &p->endpoint.in6.sin6_addr);
+	assert_int_equal(monitor_update(&m, &dev, 1000, NOW_WALL, &r), 0);
+
+	assert_false(monitor_fact_endpoint(&m.facts[change_of(&m, &r, 0)->fact], &ss));
+	assert_true(monitor_fact_endpoint(&m.facts[change_of(&m, &r, 1)->fact], &ss));
+	assert_int_equal(in->sin_family, AF_INET);
+	assert_int_equal(ntohs(in->sin_port), 51820);
+	assert_memory_equal(&in->sin_addr, &seen_of(&dev, 1)->endpoint.in.sin_addr, 4);
+	assert_true(monitor_fact_endpoint(&m.facts[change_of(&m, &r, 2)->fact], &ss));
+	assert_int_equal(in6->sin6_family, AF_INET6);
+	assert_int_equal(ntohs(in6->sin6_port), 443);
+	assert_int_equal(in6->sin6_scope_id, 3);
+	assert_memory_equal(&in6->sin6_addr, &seen_of(&dev, 2)->endpoint.in6.sin6_addr, 16);
+	monitor_report_fini(&r);
+	wgf_device_fini(&dev);
+	monitor_fini(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -397,6 +439,7 @@ int main(void)
 	        cmocka_unit_test(test_same_peers_update_in_place),
 	        cmocka_unit_test(test_peers_come_and_go),
 	        cmocka_unit_test(test_read_started_over_or_failed),
+	        cmocka_unit_test(test_fact_endpoint),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
