@@ -129,6 +129,8 @@ static int kernel_ensure_device(struct backend *b, const struct backend_device_c
 		goto out;
 	}
 	if (!created) {
+		/* Only the interface's own key is wanted here, none of its peers' facts. */
+		dev.see = wgf_device_see_nothing;
 		r = wgnl_get_device(k->wg, b->ifname, &dev);
 		if (r < 0) {
 			step_error(err, r, b->ifname, "read");

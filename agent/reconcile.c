@@ -888,15 +888,27 @@ static void mark_applied(struct reconciler *rc, struct reconcile_result *res)
 	rc->has_marked = true;
 }
 
+/*
+ * A pass's own read. What was seen of the peers describes unknown peers, which only
+ * adopt mode keeps: without it, none of that is held (dev->seen stays NULL).
+ */
+static int read_device(struct reconciler *rc, struct wgf_device *dev)
+{
+	memset(dev, 0, sizeof(*dev));
+	if (!rc->adopt)
+		dev->see = wgf_device_see_nothing;
+	return rc->b->ops->get_device(rc->b, dev);
+}
+
 /* Re-reads the interface after a failed apply: how many changes are still needed. */
 static int verify(struct reconciler *rc, struct reconcile_result *res)
 {
-	struct wgf_device dev = {0};
+	struct wgf_device dev;
 	struct sync_plan pl;
 	size_t kept, held;
 	int r;
 
-	r = rc->b->ops->get_device(rc->b, &dev);
+	r = read_device(rc, &dev);
 	if (r < 0)
 		return r;
 	r = plan(rc, &dev, &pl, &kept, &held, NULL);
@@ -1282,12 +1294,12 @@ fail:
 int reconciler_run(struct reconciler *rc, bool dry_run, reconcile_change_fn cb, void *userdata,
                    struct reconcile_result *ret, struct wgf_err *err)
 {
-	struct wgf_device dev = {0};
+	struct wgf_device dev;
 	int r;
 
 	if (!rc->has_desired)
 		return wgf_err_set(err, -ENODATA, "no desired state yet");
-	r = rc->b->ops->get_device(rc->b, &dev);
+	r = read_device(rc, &dev);
 	if (r < 0)
 		return wgf_err_set(err, r, "cannot read interface '%s': %s", rc->b->ifname,
 		                   wgf_strerror(r));

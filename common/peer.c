@@ -64,6 +64,14 @@ void wgf_device_seen_restart(struct wgf_device *dev)
 		dev->see(dev->see_ctx, NULL, NULL);
 }
 
+void wgf_device_see_nothing(void *ctx, const struct wgf_peer *peer,
+                            const struct wgf_peer_seen *seen)
+{
+	(void)ctx;
+	(void)peer;
+	(void)seen;
+}
+
 void wgf_device_drop_seen(struct wgf_device *dev)
 {
 	free(dev->seen);

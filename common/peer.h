@@ -136,6 +136,10 @@ void wgf_device_seen_done(struct wgf_device *dev);
 /* A reader starts its read over: with see set, see() is told (peer NULL). */
 void wgf_device_seen_restart(struct wgf_device *dev);
 
+/* A see() for a read whose caller wants the peers and nothing of what was seen. */
+void wgf_device_see_nothing(void *ctx, const struct wgf_peer *peer,
+                            const struct wgf_peer_seen *seen);
+
 /*
  * Frees what was seen of the peers (seen becomes NULL), for a read kept on only for the
  * peers themselves; no peer may be added after.
