@@ -23,13 +23,41 @@ struct net_range {
 
 /*
  * One allowed IP in the overlap sweep, and whose it is. There is one for every desired
- * network, so it is 16 bytes: its bounds are worked out from the network when needed.
+ * network, so it is 8 bytes: the peer's place in key order (desired, or actual for a
+ * static peer), which of its networks, whether it is static and its family, and the
+ * first 32 bits of its first address, which order most pairs without a look at the
+ * network. The network and its bounds are looked up when needed.
  */
 struct ip_entry {
-	const struct wgf_cidr *cidr;
-	uint32_t idx; /* the desired peer's place in key order, or the static actual one's */
-	bool is_static;
+	uint32_t ref;  /* idx << 5 | ipv6 << 4 | net << 1 | is_static */
+	uint32_t head; /* the first address's first 32 bits */
 };
+
+_Static_assert(WGF_PEER_ALLOWED_IPS_MAX <= 8, "a network's index is 3 bits of an entry");
+_Static_assert(WGF_DEVICE_PEERS_MAX < (1U << 27), "a peer's index is 27 bits of an entry");
+
+static void cidr_first(const struct wgf_cidr *c, uint64_t w[static 2]);
+
+static struct ip_entry make_entry(const struct wgf_cidr *c, size_t idx, unsigned net,
+                                  bool is_static)
+{
+	uint64_t first[2];
+
+	cidr_first(c, first);
+	return (struct ip_entry){.ref = (uint32_t)idx << 5 | (c->addr.family == AF_INET6) << 4 |
+	                                net << 1 | is_static,
+	                         .head = (uint32_t)(first[0] >> 32)};
+}
+
+static uint32_t entry_idx(const struct ip_entry *e)
+{
+	return e->ref >> 5;
+}
+
+static bool entry_static(const struct ip_entry *e)
+{
+	return e->ref & 1;
+}
 
 /*
  * Both sets are walked in key order: through a sorted array of pointers, or, for a set
@@ -321,7 +349,12 @@ static int check_routable(struct diff *df)
 
 static const struct wgf_peer *entry_peer(const struct diff *df, const struct ip_entry *e)
 {
-	return e->is_static ? actual_at(df, e->idx) : desired_at(df, e->idx);
+	return entry_static(e) ? actual_at(df, entry_idx(e)) : desired_at(df, entry_idx(e));
+}
+
+static const struct wgf_cidr *entry_cidr(const struct diff *df, const struct ip_entry *e)
+{
+	return &entry_peer(df, e)->allowed_ips[(e->ref >> 1) & 7];
 }
 
 /*
@@ -345,27 +378,31 @@ static void cidr_first(const struct wgf_cidr *c, uint64_t w[static 2])
 	}
 }
 
-static int cmp_entry(const void *x, const void *y)
+static int cmp_entry(const struct diff *df, const struct ip_entry *a, const struct ip_entry *b)
 {
-	const struct ip_entry *a = x, *b = y;
+	const struct wgf_cidr *ca, *cb;
 	uint64_t fa[2], fb[2];
 	int c = 0;
 
 	/* cmp_prefix's order: family, first address, the containing prefix first. */
-	if (a->cidr->addr.family != b->cidr->addr.family)
-		return a->cidr->addr.family < b->cidr->addr.family ? -1 : 1;
-	cidr_first(a->cidr, fa);
-	cidr_first(b->cidr, fb);
+	if ((a->ref ^ b->ref) & (1U << 4))
+		return entry_cidr(df, a)->addr.family < entry_cidr(df, b)->addr.family ? -1 : 1;
+	if (a->head != b->head)
+		return a->head < b->head ? -1 : 1;
+	ca = entry_cidr(df, a);
+	cb = entry_cidr(df, b);
+	cidr_first(ca, fa);
+	cidr_first(cb, fb);
 	if (fa[0] != fb[0] || fa[1] != fb[1])
 		c = fa[0] != fb[0] ? (fa[0] < fb[0] ? -1 : 1) : (fa[1] < fb[1] ? -1 : 1);
 	else
-		c = (a->cidr->prefix > b->cidr->prefix) - (a->cidr->prefix < b->cidr->prefix);
+		c = (ca->prefix > cb->prefix) - (ca->prefix < cb->prefix);
 
 	if (c)
 		return c;
-	if (a->is_static != b->is_static)
-		return a->is_static ? 1 : -1;
-	return (a->idx > b->idx) - (a->idx < b->idx);
+	if (entry_static(a) != entry_static(b))
+		return entry_static(a) ? 1 : -1;
+	return (a->ref > b->ref) - (a->ref < b->ref);
 }
 
 static int refuse_overlap(struct diff *df, const struct ip_entry *mine,
@@ -373,14 +410,14 @@ static int refuse_overlap(struct diff *df, const struct ip_entry *mine,
 {
 	char c1[WGF_CIDR_STRLEN], c2[WGF_CIDR_STRLEN];
 
-	if (mine->is_static)
+	if (entry_static(mine))
 		return 0;
-	wgf_cidr_format(mine->cidr, c1);
-	wgf_cidr_format(theirs->cidr, c2);
+	wgf_cidr_format(entry_cidr(df, mine), c1);
+	wgf_cidr_format(entry_cidr(df, theirs), c2);
 	/* The reason reaches the tenant, and the other peer may be another tenant's. */
-	return refuse(df, mine->idx, -EADDRINUSE, entry_peer(df, theirs),
+	return refuse(df, entry_idx(mine), -EADDRINUSE, entry_peer(df, theirs),
 	              "allowed IP %s overlaps %s of %s", c1, c2,
-	              theirs->is_static ? "a static peer" : "another peer");
+	              entry_static(theirs) ? "a static peer" : "another peer");
 }
 
 /* outer contains inner (or equals it); both come from the sweep's stack. */
@@ -389,14 +426,15 @@ static int check_pair(struct diff *df, const struct ip_entry *outer, const struc
 	char c[WGF_CIDR_STRLEN];
 	int r;
 
-	if (outer->is_static && inner->is_static)
+	if (entry_static(outer) && entry_static(inner))
 		return 0;
-	if (!outer->is_static && !inner->is_static && outer->idx == inner->idx) {
+	if (!entry_static(outer) && !entry_static(inner) && entry_idx(outer) == entry_idx(inner)) {
 		/* Nested prefixes of one peer are allowed (and redundant); a repeat is not. */
-		if (outer->cidr->prefix != inner->cidr->prefix)
+		if (entry_cidr(df, outer)->prefix != entry_cidr(df, inner)->prefix)
 			return 0;
-		wgf_cidr_format(inner->cidr, c);
-		return refuse(df, inner->idx, -EINVAL, NULL, "allowed IP %s is given twice", c);
+		wgf_cidr_format(entry_cidr(df, inner), c);
+		return refuse(df, entry_idx(inner), -EINVAL, NULL, "allowed IP %s is given twice",
+		              c);
 	}
 	r = refuse_overlap(df, outer, inner);
 	if (r == 0)
@@ -404,7 +442,7 @@ static int check_pair(struct diff *df, const struct ip_entry *outer, const struc
 	return r;
 }
 
-static void sift_down(struct ip_entry *e, size_t root, size_t n)
+static void sift_down(const struct diff *df, struct ip_entry *e, size_t root, size_t n)
 {
 	for (;;) {
 		size_t child = 2 * root + 1;
@@ -412,9 +450,9 @@ static void sift_down(struct ip_entry *e, size_t root, size_t n)
 
 		if (child >= n)
 			return;
-		if (child + 1 < n && cmp_entry(&e[child], &e[child + 1]) < 0)
+		if (child + 1 < n && cmp_entry(df, &e[child], &e[child + 1]) < 0)
 			child++;
-		if (cmp_entry(&e[root], &e[child]) >= 0)
+		if (cmp_entry(df, &e[root], &e[child]) >= 0)
 			return;
 		t = e[root];
 		e[root] = e[child];
@@ -424,19 +462,19 @@ static void sift_down(struct ip_entry *e, size_t root, size_t n)
 }
 
 /*
- * A heapsort, in place: glibc's qsort would take a second array as large as the entries
- * (16 bytes a network), at the moment a full pass holds the most.
+ * A heapsort, in place: glibc's qsort would take a second array as large as the entries,
+ * at the moment a full pass holds the most (and it has no comparison with a context).
  */
-static void sort_entries(struct ip_entry *e, size_t n)
+static void sort_entries(const struct diff *df, struct ip_entry *e, size_t n)
 {
 	for (size_t i = n / 2; i-- > 0;)
-		sift_down(e, i, n);
+		sift_down(df, e, i, n);
 	for (size_t end = n; end-- > 1;) {
 		struct ip_entry t = e[0];
 
 		e[0] = e[end];
 		e[end] = t;
-		sift_down(e, 0, end);
+		sift_down(df, e, 0, end);
 	}
 }
 
@@ -458,16 +496,13 @@ static int collect_entries(struct diff *df, struct ip_entry **ret, size_t *ret_n
 		if (df->refused[i])
 			continue;
 		for (unsigned k = 0; k < desired_at(df, i)->n_allowed_ips; k++)
-			e[n++] = (struct ip_entry){.cidr = &desired_at(df, i)->allowed_ips[k],
-			                           .idx = (uint32_t)i};
+			e[n++] = make_entry(&desired_at(df, i)->allowed_ips[k], i, k, false);
 	}
 	for (size_t j = 0; j < df->na; j++) {
 		if (!is_static(df, actual_at(df, j)->public_key))
 			continue;
 		for (unsigned k = 0; k < actual_at(df, j)->n_allowed_ips; k++)
-			e[n++] = (struct ip_entry){.cidr = &actual_at(df, j)->allowed_ips[k],
-			                           .idx = (uint32_t)j,
-			                           .is_static = true};
+			e[n++] = make_entry(&actual_at(df, j)->allowed_ips[k], j, k, true);
 	}
 	*ret = e;
 	*ret_n = n;
@@ -490,14 +525,17 @@ static int check_overlaps(struct diff *df)
 	r = collect_entries(df, &e, &n);
 	if (r < 0)
 		return r;
-	sort_entries(e, n);
+	sort_entries(df, e, n);
 	for (size_t k = 0; k < n && r == 0; k++) {
 		uint8_t first[16], last[16], top_first[16], top_last[16];
+		const struct wgf_cidr *c = entry_cidr(df, &e[k]);
 
-		cidr_bounds(e[k].cidr, first, last);
+		cidr_bounds(c, first, last);
 		while (depth > 0) {
-			cidr_bounds(stack[depth - 1]->cidr, top_first, top_last);
-			if (stack[depth - 1]->cidr->addr.family == e[k].cidr->addr.family &&
+			const struct wgf_cidr *top = entry_cidr(df, stack[depth - 1]);
+
+			cidr_bounds(top, top_first, top_last);
+			if (top->addr.family == c->addr.family &&
 			    memcmp(top_last, first, sizeof(first)) >= 0)
 				break;
 			depth--;

@@ -648,6 +648,10 @@ static void test_overlap_sweep_matches_pairwise(void **state)
 				snprintf(cidr, sizeof(cidr), "%u.%u.%u.%u/%u", addr >> 24,
 				         (addr >> 16) & 0xff, (addr >> 8) & 0xff, addr & 0xff,
 				         prefix);
+				/* A third IPv6, all alike in their first 32 bits. */
+				if (rand_r(&seed) % 3 == 0)
+					snprintf(cidr, sizeof(cidr), "fd00:0:%x::/%u",
+					         (unsigned)rand_r(&seed) % 64U, 36 + prefix);
 				assert_int_equal(
 				        wgf_cidr_parse(&c, cidr, WGF_CIDR_F_HOST_BITS, NULL), 0);
 				wgf_cidr_network(&c, &c);
