@@ -13,9 +13,19 @@
 #include <sodium.h>
 
 #include "fs.h"
+#include "log.h"
 
 /* A key file is one base64 key and a newline; anything much longer is not a key. */
 #define KEY_FILE_MAX 256
+
+void backend_say_limit(const struct backend *b, int error, size_t n_peers)
+{
+	if (error != -EINVAL || !b->ops->max_peers || n_peers <= b->ops->max_peers)
+		return;
+	log_warning("The %s backend's daemon may have refused peers past its limit: wireguard-go "
+	            "holds at most %zu on one interface, and the desired set has %zu",
+	            b->ops->name, b->ops->max_peers, n_peers);
+}
 
 bool backend_ifname_is_valid(const char *ifname)
 {

@@ -55,6 +55,8 @@ struct backend;
 
 struct backend_ops {
 	const char *name;
+	/* The most peers the data plane is known to hold on one interface, 0 for none known. */
+	size_t max_peers;
 	int (*get_device)(struct backend *b, struct wgf_device *ret);
 	int (*set_peers)(struct backend *b, const struct wgf_peer *peers, size_t n);
 	int (*remove_peers)(struct backend *b, const struct wgf_peer *peers, size_t n);
@@ -72,6 +74,13 @@ struct backend {
 /* -EINVAL for an interface name that is empty, too long (IFNAMSIZ) or has '/'. */
 int backend_uapi_new(const char *ifname, const char *socket_dir, struct backend **ret);
 int backend_kernel_new(const char *ifname, struct backend **ret);
+
+/*
+ * After a set failed with error (-EINVAL, the errno wireguard-go answers a peer past its
+ * limit with) for a set of n_peers: a warning that names the backend's peer limit, when
+ * the set passes it. Nothing otherwise.
+ */
+void backend_say_limit(const struct backend *b, int error, size_t n_peers);
 
 /* Checks an interface name the way the kernel does (dev_valid_name). */
 bool backend_ifname_is_valid(const char *ifname);

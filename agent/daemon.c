@@ -226,11 +226,12 @@ static void log_result(struct daemon *d, const struct reconcile_result *res, boo
 	           {"removed", n[2]}, {"unchanged", n[3]}, {"static", n[4]}, {"refused", n[5]},
 	           {"drift", n[6]}, {"pending", n[7]}, {"kept", n[8]}, {"held", n[9]},
 	           {"pass", delta ? "delta" : "full"}, {"ms", msbuf});
-	if (res->apply_error < 0)
+	if (res->apply_error < 0) {
 		log_errno(LOG_ERR, res->apply_error,
 		          "Failed to apply the changes to '%s', retrying in %" PRIu64 " ms",
 		          d->s.interface, d->s.reconcile_interval_ms);
-	else if (res->n_pending)
+		backend_say_limit(d->b, res->apply_error, res->n_desired);
+	} else if (res->n_pending)
 		log_warning("Interface '%s' still differs after applying (%zu changes), retrying "
 		            "in %" PRIu64 " ms",
 		            d->s.interface, res->n_pending, d->s.reconcile_interval_ms);

@@ -137,7 +137,7 @@ static int load_states(const char *file, const char *cache_path, struct cache_st
 	return 0;
 }
 
-static void log_outcome(const struct reconcile_result *res, bool dry_run)
+static void log_outcome(const struct backend *b, const struct reconcile_result *res, bool dry_run)
 {
 	char rev[24], n[6][24];
 
@@ -151,9 +151,10 @@ static void log_outcome(const struct reconcile_result *res, bool dry_run)
 	log_fields(LOG_NOTICE, dry_run ? "Would apply" : "Applied", {"revision", rev},
 	           {"added", n[0]}, {"updated", n[1]}, {"removed", n[2]}, {"unchanged", n[3]},
 	           {"refused", n[4]}, {"drift", n[5]});
-	if (res->apply_error < 0)
+	if (res->apply_error < 0) {
 		log_errno(LOG_ERR, res->apply_error, "Failed to apply the changes");
-	else if (!dry_run && res->n_pending)
+		backend_say_limit(b, res->apply_error, res->n_desired);
+	} else if (!dry_run && res->n_pending)
 		log_error("The interface still differs after applying (%zu changes)",
 		          res->n_pending);
 	if (res->cache.code < 0)
@@ -303,7 +304,7 @@ static int cmd_apply(const struct settings *s, const char *file, bool dry_run)
 		printf("! %s %s\n", key, res.failed[i].reason);
 	}
 	fflush(stdout);
-	log_outcome(&res, dry_run);
+	log_outcome(b, &res, dry_run);
 	if (!dry_run && (res.n_failed || res.apply_error || res.n_pending || res.cache.code))
 		r = -EIO;
 out:

@@ -777,6 +777,8 @@ static void uapi_free(struct backend *b)
 
 static const struct backend_ops uapi_ops = {
         .name = "userspace",
+        /* wireguard-go's MaxPeers; boringtun's is not known here. */
+        .max_peers = 65536,
         .get_device = uapi_get_device,
         .set_peers = uapi_set_peers,
         .remove_peers = uapi_remove_peers,

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "backend.h"
+#include "log.h"
 #include "seen_sink.h"
 #include "uapi.h"
 
@@ -589,6 +590,30 @@ static void test_backend_get_streams_what_it_sees(void **state)
 	free(f.received);
 }
 
+/* Past wireguard-go's 65,536 peers an EINVAL comes with a warning that says so; else none. */
+static void test_backend_says_its_peer_limit(void **state)
+{
+	struct backend *b = NULL;
+	char text[512] = {0};
+	FILE *f = tmpfile();
+
+	(void)state;
+	assert_non_null(f);
+	assert_int_equal(backend_uapi_new("wgt0", "/nonexistent", &b), 0);
+	wgf_log_set_fd(fileno(f));
+	backend_say_limit(b, -EINVAL, 65536);
+	backend_say_limit(b, -EIO, 70000);
+	assert_int_equal(ftell(f), 0);
+	backend_say_limit(b, -EINVAL, 70000);
+	wgf_log_set_fd(STDERR_FILENO);
+	rewind(f);
+	assert_non_null(fgets(text, sizeof(text), f));
+	assert_non_null(strstr(text, "at most 65536 on one interface"));
+	assert_non_null(strstr(text, "has 70000"));
+	fclose(f);
+	backend_free(b);
+}
+
 static struct wgf_peer *many_peers(size_t n)
 {
 	struct wgf_peer *peers = calloc(n, sizeof(*peers));
@@ -728,6 +753,7 @@ int main(void)
 	        cmocka_unit_test(test_format_peer),
 	        cmocka_unit_test(test_backend_get_and_set),
 	        cmocka_unit_test(test_backend_get_streams_what_it_sees),
+	        cmocka_unit_test(test_backend_says_its_peer_limit),
 	        cmocka_unit_test(test_backend_batches),
 	        cmocka_unit_test(test_backend_errno_stops),
 	        cmocka_unit_test(test_backend_hangup_mid_request),
