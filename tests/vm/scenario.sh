@@ -54,6 +54,18 @@ agent_apply() {
 daemon_memory() {
 	wgfleet-agent --config $CONF run --foreground 2>daemon.err &
 	pid=$!
+	# VmHWM every 0.2 s while the daemon runs, printed where it grew: when the peak came.
+	(
+		last=0
+		while [ -e /proc/$pid/status ]; do
+			h=$(awk '/^VmHWM:/ { print $2 }' /proc/$pid/status 2>/dev/null)
+			if [ -n "$h" ] && [ "$h" -gt "$last" ]; then
+				echo "hwm_kib=$h at $(cut -d' ' -f1 /proc/uptime) s"
+				last=$h
+			fi
+			sleep 0.2
+		done
+	) >daemon.hwm 2>&1 &
 	i=0
 	while ! grep -q 'msg=Ready' daemon.err && [ "$i" -lt 1200 ]; do
 		sleep 0.5
@@ -61,11 +73,14 @@ daemon_memory() {
 	done
 	grep -q 'msg=Ready' daemon.err || { kill $pid; cat daemon.err; return 1; }
 	ready_s=$((i / 2))
+	echo "Ready at $(cut -d' ' -f1 /proc/uptime) s"
 	sleep "$1"
 	hwm=$(awk '/^VmHWM:/ { print $2 }' /proc/$pid/status)
 	rss=$(awk '/^VmRSS:/ { print $2 }' /proc/$pid/status)
 	kill $pid
 	wait $pid
+	sleep 0.3
+	tail -n 12 daemon.hwm
 	echo "daemon ready_s=$ready_s hwm_kib=$hwm rss_kib=$rss"
 }
 
