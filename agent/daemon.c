@@ -1379,12 +1379,7 @@ int daemon_run(const struct settings *s, const char *config_path, bool config_gi
 	bool loop_open = false;
 	int r;
 
-	if (!d) {
-		if (ready_fd >= 0)
-			close(ready_fd);
-		return log_errno(LOG_ERR, -ENOMEM, "Cannot start");
-	}
-	if (uv_mutex_init(&d->mon_lock) < 0) {
+	if (!d || uv_mutex_init(&d->mon_lock) < 0) {
 		free(d);
 		if (ready_fd >= 0)
 			close(ready_fd);

@@ -128,10 +128,12 @@ static size_t find_fact(const struct monitor *m, const uint8_t key[static WGF_KE
 	return SIZE_MAX;
 }
 
+/* Forgets the read being taken; the facts keep what it changed (their marks are cleared). */
 static void read_reset(struct monitor *m)
 {
 	for (size_t i = 0; m->n_kept > 0 && i < m->n_facts; i++)
 		m->facts[i].flags &= (uint16_t)~FACT_KEPT;
+	m->n_kept = 0;
 	free(m->fresh);
 	m->fresh = NULL;
 	m->n_fresh = m->cap_fresh = 0;
@@ -314,6 +316,7 @@ int monitor_end(struct monitor *m, uint64_t now_ms, struct monitor_report *ret)
 	drop_gone(m, &rep);
 	take_fresh(m, room);
 	list_changes(m, &rep);
+	m->n_kept = 0; /* list_changes() cleared the marks already */
 	rep.n_peers = m->n_read;
 	rep.n_recent = m->n_recent;
 	m->has_read = true;

@@ -33,6 +33,9 @@ struct ip_entry {
 	uint32_t head; /* the first address's first 32 bits */
 };
 
+#define ENTRY_IPV6 (1U << 4)
+_Static_assert(AF_INET < AF_INET6, "IPv4 sorts first, as in cmp_prefix");
+
 _Static_assert(WGF_PEER_ALLOWED_IPS_MAX <= 8, "a network's index is 3 bits of an entry");
 _Static_assert(WGF_DEVICE_PEERS_MAX < (1U << 27), "a peer's index is 27 bits of an entry");
 
@@ -44,8 +47,9 @@ static struct ip_entry make_entry(const struct wgf_cidr *c, size_t idx, unsigned
 	uint64_t first[2];
 
 	cidr_first(c, first);
-	return (struct ip_entry){.ref = (uint32_t)idx << 5 | (c->addr.family == AF_INET6) << 4 |
-	                                net << 1 | is_static,
+	return (struct ip_entry){.ref = (uint32_t)idx << 5 |
+	                                (c->addr.family == AF_INET6 ? ENTRY_IPV6 : 0) | net << 1 |
+	                                is_static,
 	                         .head = (uint32_t)(first[0] >> 32)};
 }
 
@@ -363,19 +367,14 @@ static const struct wgf_cidr *entry_cidr(const struct diff *df, const struct ip_
  */
 static void cidr_first(const struct wgf_cidr *c, uint64_t w[static 2])
 {
+	struct wgf_cidr net;
 	uint8_t b[16] = {0};
-	unsigned prefix = c->prefix;
 
-	memcpy(b, c->addr.bytes, c->addr.family == AF_INET ? 4 : 16);
+	wgf_cidr_network(c, &net);
+	memcpy(b, net.addr.bytes, wgf_addr_len(&net.addr));
 	memcpy(w, b, 16);
 	w[0] = be64toh(w[0]);
 	w[1] = be64toh(w[1]);
-	if (prefix < 64) {
-		w[0] &= prefix ? ~UINT64_C(0) << (64 - prefix) : 0;
-		w[1] = 0;
-	} else if (prefix < 128) {
-		w[1] &= prefix > 64 ? ~UINT64_C(0) << (128 - prefix) : 0;
-	}
 }
 
 static int cmp_entry(const struct diff *df, const struct ip_entry *a, const struct ip_entry *b)
@@ -385,8 +384,8 @@ static int cmp_entry(const struct diff *df, const struct ip_entry *a, const stru
 	int c = 0;
 
 	/* cmp_prefix's order: family, first address, the containing prefix first. */
-	if ((a->ref ^ b->ref) & (1U << 4))
-		return entry_cidr(df, a)->addr.family < entry_cidr(df, b)->addr.family ? -1 : 1;
+	if ((a->ref ^ b->ref) & ENTRY_IPV6)
+		return a->ref & ENTRY_IPV6 ? 1 : -1; /* AF_INET < AF_INET6 */
 	if (a->head != b->head)
 		return a->head < b->head ? -1 : 1;
 	ca = entry_cidr(df, a);
